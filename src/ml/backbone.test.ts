@@ -1,0 +1,141 @@
+import fs from 'node:fs/promises';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { kaggleFiles, sharedPath, skipWithoutShared, smallBackbone } from '../../test/support/shared.js';
+import { CatdogError } from '../errors.js';
+import { type Backbone, extractFeatures, loadBackbone } from './backbone.js';
+import { rgbPixels } from './test-support.js';
+import { initTensorflow, type Tensorflow } from './tf.js';
+
+const smallBackboneDir = path.dirname(smallBackbone);
+
+describe.skipIf(skipWithoutShared)('loadBackbone', () => {
+  let tf: Tensorflow;
+  let cacheDir: string;
+  let backbone: Backbone;
+  let photos: Uint8Array[];
+
+  beforeAll(async () => {
+    ({ tf } = await initTensorflow());
+    cacheDir = await fs.mkdtemp(path.join(os.tmpdir(), 'catdog-ml-backbone-'));
+    backbone = await loadBackbone(smallBackbone, { cacheDir });
+    photos = await rgbPixels([...kaggleFiles('cat', 2), ...kaggleFiles('dog', 2)]);
+  });
+  afterAll(async () => {
+    backbone?.dispose();
+    await fs.rm(cacheDir, { recursive: true, force: true });
+  });
+
+  it('exposes the pooled features and the ImageNet head of a Keras MobileNet v1', () => {
+    expect(backbone.id).toMatch(/^mobilenet_v1_0\.25_224-[0-9a-f]{12}$/);
+    expect(backbone.inputSize).toBe(224);
+    expect(backbone.featureSize).toBe(256);
+    tf.tidy(() => {
+      const batch = tf.tensor4d(Float32Array.from(photos.flatMap((photo) => [...photo])), [photos.length, 224, 224, 3]);
+      const features = backbone.features(batch);
+      const probabilities = backbone.imagenet!(batch);
+      expect(features.shape).toEqual([4, 256]);
+      expect(probabilities.shape).toEqual([4, 1000]);
+      for (const rowSum of probabilities.sum(1).arraySync() as number[]) expect(rowSum).toBeCloseTo(1, 4);
+
+      const onePass = backbone.featuresAndImagenet(batch);
+      expect(maxAbsDifference(onePass.features.dataSync(), features.dataSync())).toBeLessThan(1e-5);
+      expect(maxAbsDifference(onePass.imagenet!.dataSync(), probabilities.dataSync())).toBeLessThan(1e-6);
+      // Features of different photos differ: the scaling and the layer choice did not collapse them.
+      const rows = features.arraySync() as number[][];
+      expect(maxAbsDifference(Float32Array.from(rows[0]!), Float32Array.from(rows[2]!))).toBeGreaterThan(0.1);
+    });
+  });
+
+  it('gives the same id through a file:// URL and a folder path, and frees every tensor on dispose', async () => {
+    for (const source of [pathToFileURL(smallBackbone).href, smallBackboneDir]) {
+      const before = tf.memory().numTensors;
+      const again = await loadBackbone(source, { cacheDir });
+      expect(again.id).toBe(backbone.id);
+      expect(tf.memory().numTensors).toBeGreaterThan(before);
+      again.dispose();
+      expect(tf.memory().numTensors).toBe(before);
+    }
+  });
+
+  it('extracts the same features as a direct forward pass, in batches, leaving no tensors', async () => {
+    const before = tf.memory().numTensors;
+    const progress: number[] = [];
+    const features = await extractFeatures(backbone, photos, 3, (done) => progress.push(done));
+    expect(tf.memory().numTensors).toBe(before);
+    expect(progress).toEqual([3, 4]);
+    expect(features).toHaveLength(4);
+    const direct = tf.tidy(() =>
+      backbone.features(tf.tensor4d(Float32Array.from(photos[3]!), [1, 224, 224, 3])).dataSync(),
+    );
+    expect(maxAbsDifference(features[3]!, direct)).toBeLessThan(1e-5);
+  });
+
+  it('uses the nested trunk of a Teachable Machine export and reports no ImageNet head', async () => {
+    const trunk = await loadBackbone(sharedPath('models', 'mobilenet_v2_0.35_trunk_tm', 'model.json'), { cacheDir });
+    try {
+      expect(trunk.featureSize).toBe(1280);
+      expect(trunk.imagenet).toBeUndefined();
+      const [features] = await extractFeatures(trunk, photos.slice(0, 1));
+      expect(features).toHaveLength(1280);
+      expect(features!.some((value) => value !== 0)).toBe(true);
+      tf.tidy(() => {
+        const result = trunk.featuresAndImagenet(tf.tensor4d(Float32Array.from(photos[0]!), [1, 224, 224, 3]));
+        expect(result.imagenet).toBeUndefined();
+        expect(maxAbsDifference(result.features.dataSync(), features!)).toBeLessThan(1e-5);
+      });
+    } finally {
+      trunk.dispose();
+    }
+  });
+
+  it('downloads an http backbone once with progress, then loads it offline from the cache', async () => {
+    const server = http.createServer((request, response) => {
+      const file = path.join(smallBackboneDir, path.basename(request.url ?? ''));
+      fs.readFile(file).then(
+        (bytes) => response.end(bytes),
+        () => response.writeHead(404).end(),
+      );
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/mobilenet_v1_0.25_224/model.json`;
+    const progress: [number, number | undefined][] = [];
+    try {
+      const downloaded = await loadBackbone(url, { cacheDir, onDownload: (received, total) => progress.push([received, total]) });
+      expect(downloaded.id).toBe(backbone.id);
+      downloaded.dispose();
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
+    const [received, total] = progress.at(-1)!;
+    expect(received).toBe(total);
+    expect(progress.length).toBeGreaterThan(10);
+    const cached = await fs.readdir(path.join(cacheDir, 'backbones'));
+    expect(cached).toHaveLength(1);
+    expect(cached[0]).toMatch(/^[0-9a-f]{16}$/);
+
+    const offline = await loadBackbone(url, { cacheDir, onDownload: () => expect.fail('downloaded twice') });
+    expect(offline.id).toBe(backbone.id);
+    offline.dispose();
+  });
+
+  it('says what it tried when the source is not a backbone', async () => {
+    for (const source of [path.join(cacheDir, 'missing', 'model.json'), 'http://127.0.0.1:9/model.json', kaggleFiles('cat', 1)[0]!]) {
+      const error = await loadBackbone(source, { cacheDir }).catch((caught: unknown) => caught);
+      expect(error).toBeInstanceOf(CatdogError);
+      expect(error).toMatchObject({ code: 'backbone_unavailable' });
+      expect((error as Error).message).toContain(source);
+    }
+  });
+});
+
+function maxAbsDifference(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  expect(a.length).toBe(b.length);
+  let max = 0;
+  for (let i = 0; i < a.length; i++) max = Math.max(max, Math.abs(a[i]! - b[i]!));
+  return max;
+}

@@ -1,0 +1,339 @@
+import { createHash, randomUUID } from 'node:crypto';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { io, LayersModel, SymbolicTensor, Tensor, Tensor2D, Tensor4D } from '@tensorflow/tfjs';
+import { CatdogError } from '../errors.js';
+import { initTensorflow, type Tensorflow } from './tf.js';
+
+/** A pretrained image network used as a frozen feature extractor (and, when it has one, an ImageNet classifier). */
+export interface Backbone {
+  /** `<model folder name>-<first 12 hex of sha256(model.json + weights)>`: changes whenever the weights do. */
+  id: string;
+  source: string;
+  inputSize: number;
+  featureSize: number;
+  /** RGB float32 0..255, NHWC at `inputSize`; the `x/127.5 − 1` scaling happens inside. */
+  features(rgb: Tensor4D): Tensor2D;
+  /** The 1000 ImageNet class probabilities; absent when the model has no ImageNet head. */
+  imagenet?(rgb: Tensor4D): Tensor2D;
+  /** Features and ImageNet probabilities from one forward pass. */
+  featuresAndImagenet(rgb: Tensor4D): { features: Tensor2D; imagenet?: Tensor2D };
+  /** The whole loaded model, for export and fine-tuning. */
+  layersModel: LayersModel;
+  dispose(): void;
+}
+
+export interface LoadBackboneOptions {
+  /** Downloaded backbones live in `cacheDir/backbones/<sha256(url) prefix>/`. */
+  cacheDir: string;
+  onDownload?: (receivedBytes: number, totalBytes: number | undefined) => void;
+}
+
+const IMAGENET_CLASSES = 1000;
+
+interface ModelJson {
+  modelTopology: object;
+  weightsManifest: { paths: string[]; weights: io.WeightsManifestEntry[] }[];
+  format?: string;
+  generatedBy?: string;
+  convertedBy?: string | null;
+}
+
+/**
+ * Loads a layers-format backbone from an `http(s)://` URL (downloaded once into the cache, offline afterwards),
+ * a `file://` URL or a path to its model.json (or to the folder holding it).
+ */
+export async function loadBackbone(source: string, options: LoadBackboneOptions): Promise<Backbone> {
+  const { tf } = await initTensorflow();
+  let modelJsonPath: string;
+  try {
+    modelJsonPath = /^https?:\/\//i.test(source)
+      ? await downloadOnce(source, options)
+      : await localModelJsonPath(source);
+  } catch (error) {
+    throw unavailable(source, error);
+  }
+  let files: ModelFiles;
+  try {
+    files = await readModelFiles(modelJsonPath);
+  } catch (error) {
+    throw unavailable(source, error, `reading ${modelJsonPath}`);
+  }
+  let model: LayersModel;
+  try {
+    model = await tf.loadLayersModel(memoryHandler(files));
+  } catch (error) {
+    throw unavailable(source, error, `building the TensorFlow.js layers model from ${modelJsonPath}`);
+  }
+  try {
+    return wrapBackbone(tf, model, source, backboneId(source, files));
+  } catch (error) {
+    model.dispose();
+    throw error;
+  }
+}
+
+/**
+ * Runs the backbone over RGB HWC images (each `inputSize² × 3` bytes) in batches and returns one feature
+ * vector per image, leaving no tensor behind.
+ */
+export async function extractFeatures(
+  backbone: Backbone,
+  images: Uint8Array[],
+  batchSize = 32,
+  onProgress?: (done: number, total: number) => void,
+): Promise<Float32Array[]> {
+  const { tf } = await initTensorflow();
+  const { inputSize, featureSize } = backbone;
+  const pixelsPerImage = inputSize * inputSize * 3;
+  const features: Float32Array[] = [];
+  for (let start = 0; start < images.length; start += batchSize) {
+    const batch = images.slice(start, start + batchSize);
+    const input = new Float32Array(batch.length * pixelsPerImage);
+    batch.forEach((image, i) => {
+      if (image.length !== pixelsPerImage) {
+        throw new Error(
+          `image ${start + i} has ${image.length} bytes; the backbone needs ${inputSize}×${inputSize} RGB (${pixelsPerImage})`,
+        );
+      }
+      input.set(image, i * pixelsPerImage);
+    });
+    const output = tf.tidy(() => backbone.features(tf.tensor4d(input, [batch.length, inputSize, inputSize, 3])));
+    try {
+      const values = await output.data<'float32'>();
+      for (let i = 0; i < batch.length; i++) features.push(values.slice(i * featureSize, (i + 1) * featureSize));
+    } finally {
+      output.dispose();
+    }
+    onProgress?.(start + batch.length, images.length);
+  }
+  return features;
+}
+
+function wrapBackbone(tf: Tensorflow, model: LayersModel, source: string, id: string): Backbone {
+  const inputShape = model.inputs[0]?.shape;
+  const inputSize = inputShape?.[1];
+  if (!inputShape || typeof inputSize !== 'number' || inputShape[2] !== inputSize || inputShape[3] !== 3) {
+    throw new CatdogError(
+      'backbone_unavailable',
+      `backbone ${source} must take square RGB images, but its input shape is ${JSON.stringify(inputShape)}`,
+      503,
+    );
+  }
+  const { output: featureOutput, fromNestedTrunk } = findFeatureOutput(model, source);
+  const featureSize = featureOutput.shape[featureOutput.shape.length - 1];
+  if (typeof featureSize !== 'number') {
+    throw new CatdogError('backbone_unavailable', `backbone ${source} has a feature layer of unknown size`, 503);
+  }
+  const featureModel = tf.model({ inputs: model.inputs, outputs: featureOutput });
+  const imagenetOutput = model.outputs[0];
+  // A model wrapping a trunk (Teachable Machine) carries its own unrelated head, whatever its size.
+  const hasImagenetHead =
+    !fromNestedTrunk && imagenetOutput?.shape.length === 2 && imagenetOutput.shape[1] === IMAGENET_CLASSES;
+  const bothModel =
+    hasImagenetHead && imagenetOutput
+      ? tf.model({ inputs: model.inputs, outputs: [featureOutput, imagenetOutput] })
+      : undefined;
+
+  const scaled = (rgb: Tensor4D): Tensor4D => tf.sub(tf.div(rgb, 127.5), 1);
+  const features = (rgb: Tensor4D): Tensor2D => tf.tidy(() => featureModel.predict(scaled(rgb)) as Tensor2D);
+  const backbone: Backbone = {
+    id,
+    source,
+    inputSize,
+    featureSize,
+    features,
+    featuresAndImagenet: (rgb) => {
+      if (!bothModel) return { features: features(rgb) };
+      const [featureTensor, imagenetTensor] = tf.tidy(() => bothModel.predict(scaled(rgb)) as Tensor[]);
+      return { features: featureTensor as Tensor2D, imagenet: imagenetTensor as Tensor2D };
+    },
+    layersModel: model,
+    dispose: () => model.dispose(),
+  };
+  if (hasImagenetHead) backbone.imagenet = (rgb) => tf.tidy(() => model.predict(scaled(rgb)) as Tensor2D);
+  return backbone;
+}
+
+/**
+ * The pooled feature vector: the last GlobalAveragePooling2D output (Keras MobileNets), else the output of a
+ * nested trunk model at layer 0 (Teachable Machine exports, whose own head is discarded).
+ */
+function findFeatureOutput(model: LayersModel, source: string): { output: SymbolicTensor; fromNestedTrunk: boolean } {
+  const pooling = model.layers.filter((layer) => layer.getClassName() === 'GlobalAveragePooling2D').at(-1);
+  if (pooling && !Array.isArray(pooling.output)) return { output: pooling.output, fromNestedTrunk: false };
+  const first = model.layers[0];
+  if (first && 'layers' in first && !Array.isArray(first.output) && first.output.shape.length === 2) {
+    return { output: first.output, fromNestedTrunk: true };
+  }
+  throw new CatdogError(
+    'backbone_unavailable',
+    `backbone ${source} has neither a GlobalAveragePooling2D layer nor a nested trunk model producing feature vectors`,
+    503,
+  );
+}
+
+interface ModelFiles {
+  modelJsonBytes: Buffer;
+  modelJson: ModelJson;
+  shards: Buffer[];
+}
+
+async function readModelFiles(modelJsonPath: string): Promise<ModelFiles> {
+  const modelJsonBytes = await fs.readFile(modelJsonPath);
+  const modelJson = parseModelJson(modelJsonBytes);
+  const folder = path.dirname(modelJsonPath);
+  const shards = await Promise.all(shardPaths(modelJson).map((shard) => fs.readFile(path.join(folder, shard))));
+  return { modelJsonBytes, modelJson, shards };
+}
+
+function memoryHandler({ modelJson, shards }: ModelFiles): io.IOHandler {
+  return {
+    load: async () => ({
+      modelTopology: modelJson.modelTopology,
+      weightSpecs: modelJson.weightsManifest.flatMap((group) => group.weights),
+      // Shards concatenated in manifest order are the weight buffer, as tfjs's own http loader builds it.
+      weightData: shards.map((shard) => toArrayBuffer(shard)),
+      format: modelJson.format,
+      generatedBy: modelJson.generatedBy,
+      convertedBy: modelJson.convertedBy,
+    }),
+  };
+}
+
+function parseModelJson(bytes: Uint8Array): ModelJson {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(Buffer.from(bytes).toString('utf8'));
+  } catch {
+    throw new Error('model.json is not valid JSON');
+  }
+  const candidate = parsed as Partial<ModelJson> | null;
+  if (
+    typeof candidate?.modelTopology !== 'object' ||
+    candidate.modelTopology === null ||
+    !Array.isArray(candidate.weightsManifest)
+  ) {
+    throw new Error('model.json is not a TensorFlow.js layers model (no modelTopology or weightsManifest)');
+  }
+  return candidate as ModelJson;
+}
+
+/** Shard paths from the manifest, refused when they would escape the model's folder. */
+function shardPaths(modelJson: ModelJson): string[] {
+  const paths = modelJson.weightsManifest.flatMap((group) => group.paths);
+  for (const shard of paths) {
+    if (path.isAbsolute(shard) || shard.split(/[\\/]/).includes('..') || /^[a-z]+:/i.test(shard)) {
+      throw new Error(`weight shard path ${JSON.stringify(shard)} is not relative to model.json`);
+    }
+  }
+  return paths;
+}
+
+function backboneId(source: string, { modelJsonBytes, shards }: ModelFiles): string {
+  const hash = createHash('sha256').update(modelJsonBytes);
+  for (const shard of shards) hash.update(shard);
+  const sourcePath = /^https?:\/\//i.test(source) ? new URL(source).pathname : source;
+  const name = path.basename(path.dirname(sourcePath.endsWith('.json') ? sourcePath : path.join(sourcePath, 'model.json')));
+  return `${name.replace(/[^A-Za-z0-9._-]/g, '_') || 'backbone'}-${hash.digest('hex').slice(0, 12)}`;
+}
+
+async function localModelJsonPath(source: string): Promise<string> {
+  const file = source.startsWith('file://') ? fileURLToPath(source) : path.resolve(source);
+  const stat = await fs.stat(file).catch(() => undefined);
+  if (!stat) throw new Error(`${file} does not exist`);
+  return stat.isDirectory() ? path.join(file, 'model.json') : file;
+}
+
+/** Downloads model.json and its shards into the cache unless already there; returns the cached model.json. */
+async function downloadOnce(url: string, { cacheDir, onDownload }: LoadBackboneOptions): Promise<string> {
+  const backbonesDir = path.join(cacheDir, 'backbones');
+  const finalDir = path.join(backbonesDir, createHash('sha256').update(url).digest('hex').slice(0, 16));
+  const cached = path.join(finalDir, 'model.json');
+  if (await exists(cached)) return cached;
+
+  await fs.mkdir(backbonesDir, { recursive: true });
+  const tempDir = path.join(backbonesDir, `.download-${randomUUID()}`);
+  await fs.mkdir(tempDir);
+  try {
+    const modelJsonBytes = await fetchBytes(url);
+    const modelJson = parseModelJson(modelJsonBytes);
+    const shards = shardPaths(modelJson);
+    const totalBytes = expectedWeightBytes(modelJson);
+    let received = modelJsonBytes.length;
+    const total = totalBytes === undefined ? undefined : modelJsonBytes.length + totalBytes;
+    onDownload?.(received, total);
+    for (const shard of shards) {
+      const bytes = await fetchBytes(new URL(shard, url).href, (chunk) => onDownload?.((received += chunk), total));
+      const target = path.join(tempDir, shard);
+      await fs.mkdir(path.dirname(target), { recursive: true });
+      await fs.writeFile(target, bytes);
+    }
+    // model.json last: its presence in the final folder is what marks a complete download.
+    await fs.writeFile(path.join(tempDir, 'model.json'), modelJsonBytes);
+    try {
+      await fs.rename(tempDir, finalDir);
+    } catch (error) {
+      // Another process finished the same download first; its copy is as good as ours.
+      if (!(await exists(cached))) throw error;
+    }
+    return cached;
+  } finally {
+    await fs.rm(tempDir, { recursive: true, force: true });
+  }
+}
+
+async function fetchBytes(url: string, onChunk?: (bytes: number) => void): Promise<Uint8Array> {
+  const response = await fetch(url).catch((error: unknown) => {
+    // undici says only "fetch failed"; the cause (ECONNREFUSED, ENOTFOUND, …) is what a user can act on.
+    const cause = error instanceof Error && error.cause instanceof Error ? error.cause.message : String(error);
+    throw new Error(`GET ${url} failed: ${cause}`);
+  });
+  if (!response.ok || !response.body) throw new Error(`GET ${url} answered HTTP ${response.status}`);
+  const chunks: Uint8Array[] = [];
+  for await (const chunk of response.body) {
+    chunks.push(chunk);
+    onChunk?.(chunk.length);
+  }
+  return Buffer.concat(chunks);
+}
+
+const BYTES_PER_DTYPE: Record<string, number> = { float32: 4, int32: 4, bool: 1, uint8: 1, uint16: 2, float16: 2 };
+
+/** Total weight bytes declared by the manifest, so download progress has a denominator before the shards arrive. */
+function expectedWeightBytes(modelJson: ModelJson): number | undefined {
+  let total = 0;
+  for (const spec of modelJson.weightsManifest.flatMap((group) => group.weights)) {
+    const bytesPerValue = BYTES_PER_DTYPE[spec.quantization?.dtype ?? spec.dtype];
+    if (bytesPerValue === undefined) return undefined;
+    total += spec.shape.reduce((count, dimension) => count * dimension, 1) * bytesPerValue;
+  }
+  return total;
+}
+
+function unavailable(source: string, error: unknown, step?: string): CatdogError {
+  if (error instanceof CatdogError) return error;
+  const reason = error instanceof Error ? error.message : String(error);
+  const kind = /^https?:\/\//i.test(source)
+    ? 'tried to download it'
+    : 'tried to read it as a local path or file:// URL to a TensorFlow.js layers model.json';
+  return new CatdogError(
+    'backbone_unavailable',
+    `Cannot load the backbone ${source}: ${step ? `${step} failed` : kind}: ${reason}. ` +
+      'Set CATDOG_BACKBONE_URL to a reachable TensorFlow.js layers model.json URL or path.',
+    503,
+    { source },
+  );
+}
+
+function toArrayBuffer(bytes: Uint8Array): ArrayBuffer {
+  return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
+}
+
+async function exists(file: string): Promise<boolean> {
+  return fs.access(file).then(
+    () => true,
+    () => false,
+  );
+}
