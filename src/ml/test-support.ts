@@ -1,4 +1,5 @@
 import sharp from 'sharp';
+import type { Tensorflow } from './tf.js';
 
 /** Real photos as the RGB HWC bytes the ml layer takes, squashed to `size` like the product does. */
 export async function rgbPixels(files: string[], size = 224): Promise<Uint8Array[]> {
@@ -8,4 +9,31 @@ export async function rgbPixels(files: string[], size = 224): Promise<Uint8Array
       return new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);
     }),
   );
+}
+
+/**
+ * A small conv + dense model with deterministic weights run on a deterministic batch: every backend must give
+ * the same numbers.
+ */
+export function backendParityOutputs(tf: Tensorflow): number[] {
+  return tf.tidy(() => {
+    const model = tf.sequential({
+      layers: [
+        tf.layers.conv2d({ inputShape: [8, 8, 3], filters: 4, kernelSize: 3, activation: 'relu' }),
+        tf.layers.maxPooling2d({ poolSize: 2 }),
+        tf.layers.flatten(),
+        tf.layers.dense({ units: 3, activation: 'sigmoid' }),
+      ],
+    });
+    model.setWeights(model.weights.map((weight, w) => wave(tf, weight.shape as number[], w + 1)));
+    const output = model.predict(wave(tf, [2, 8, 8, 3], 0.5)) as ReturnType<Tensorflow['tensor']>;
+    const values = Array.from(output.dataSync());
+    model.dispose();
+    return values;
+  });
+}
+
+function wave(tf: Tensorflow, shape: number[], frequency: number) {
+  const size = shape.reduce((count, dimension) => count * dimension, 1);
+  return tf.tensor(Float32Array.from({ length: size }, (_, i) => Math.sin(i * frequency) * 0.5), shape);
 }
