@@ -1,0 +1,272 @@
+import path from 'node:path';
+import { z } from 'zod';
+
+/**
+ * The one configuration of catdog. Every object is strict (a typo is an error, not a silently ignored key) and
+ * every field has a default and a description: `config.schema.json` is generated from this file, so the
+ * descriptions are what users read in their editor.
+ */
+
+const URL_SCHEME = /^[a-z][a-z0-9+.-]*:\/\//i;
+const DATABASE_SCHEMES = ['sqlite:', 'postgres://', 'postgresql://', 'mysql://'] as const;
+const CRON_FIELD_COUNTS = [5, 6];
+
+export function isUrl(value: string): boolean {
+  return URL_SCHEME.test(value);
+}
+
+function isHttpUrl(value: string): boolean {
+  try {
+    const { protocol } = new URL(value);
+    return protocol === 'http:' || protocol === 'https:';
+  } catch {
+    return false;
+  }
+}
+
+const fraction = (max: number) => z.number().min(0).max(max);
+
+const toggle = <Amount extends Record<string, z.ZodDefault<z.ZodNumber>>>(what: string, enabled: boolean, amount: Amount) => {
+  const settings = z.strictObject({ enabled: z.boolean().default(enabled).describe(`Apply ${what} to training images.`), ...amount });
+  // Every field has a default, so {} is valid input; TypeScript cannot see that through the generic shape.
+  return settings.prefault({} as z.input<typeof settings>).describe(`Random ${what} (training split only, seeded by dataset.seed).`);
+};
+
+const splitSchema = z
+  .strictObject({
+    train: z.number().gt(0).max(1).default(0.7).describe('Fraction of images used for training (> 0).'),
+    validation: fraction(1).default(0.2).describe('Fraction of images used for early stopping and model selection.'),
+    test: z.number().gt(0).max(1).default(0.1).describe('Fraction of images held out to compare and promote models (> 0).'),
+  })
+  .prefault({})
+  .superRefine((split, ctx) => {
+    const sum = split.train + split.validation + split.test;
+    if (Math.abs(sum - 1) > 1e-6) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `train + validation + test must sum to 1, got ${Number(sum.toFixed(9))}`,
+        input: split,
+      });
+    }
+  })
+  .describe('How images are split between train, validation and test; a pure function of the image hash, so growing the data set never moves an image.');
+
+const datasetSchema = z
+  .strictObject({
+    imageSize: z
+      .int()
+      .min(16)
+      .max(512)
+      .nullable()
+      .default(null)
+      .describe('Side in pixels images are resized to (16..512); null = the architecture default: 224 for mobilenet, 128 for cnn.'),
+    split: splitSchema,
+    seed: z.int().default(42).describe('Seed of every random choice (augmentation, shuffling, initialisation), for reproducible runs.'),
+    augmentation: z
+      .strictObject({
+        horizontalFlip: toggle('horizontal flips', true, {
+          probability: fraction(1).default(0.5).describe('Probability that an image is mirrored (0..1).'),
+        }),
+        rotation: toggle('rotations', false, {
+          maxDegrees: fraction(180).default(15).describe('Largest rotation in degrees, either way (0..180).'),
+        }),
+        zoom: toggle('zoom', false, {
+          maxFraction: fraction(0.5).default(0.15).describe('Largest zoom in or out as a fraction of the side (0..0.5).'),
+        }),
+        brightness: toggle('brightness changes', false, {
+          maxDelta: fraction(1).default(0.2).describe('Largest brightness change as a fraction of full scale (0..1).'),
+        }),
+        contrast: toggle('contrast changes', false, {
+          maxFraction: fraction(1).default(0.2).describe('Largest contrast change as a fraction (0..1).'),
+        }),
+        grayscale: toggle('grayscale conversion', false, {
+          probability: fraction(1).default(0.1).describe('Probability that an image is turned to grayscale (0..1).'),
+        }),
+      })
+      .prefault({})
+      .describe('Random changes applied to training images only.'),
+  })
+  .prefault({})
+  .describe('How data set versions are built from the image library.');
+
+const trainingSchema = z
+  .strictObject({
+    architecture: z
+      .enum(['mobilenet', 'cnn'])
+      .default('mobilenet')
+      .describe('mobilenet: a head trained on features of a pretrained backbone (accurate, fast); cnn: a small network trained from scratch.'),
+    backbone: z
+      .string()
+      .min(1)
+      .default('https://storage.googleapis.com/tfjs-models/tfjs/mobilenet_v1_0.75_224/model.json')
+      .describe('TensorFlow.js layers model.json of the pretrained backbone: http(s) URL (downloaded once and cached), file:// URL or path. Env: CATDOG_BACKBONE_URL.'),
+    head: z.enum(['logistic', 'mlp']).default('logistic').describe('Classifier on top of the backbone features: logistic regression or a small MLP.'),
+    batchSize: z.int().min(1).max(1024).default(32).describe('Images per training step (1..1024).'),
+    epochs: z.int().min(1).max(1000).default(20).describe('Largest number of passes over the training split (1..1000).'),
+    learningRate: z.number().gt(0).max(1).default(0.001).describe('Adam learning rate (> 0, <= 1).'),
+    earlyStoppingPatience: z
+      .int()
+      .min(0)
+      .max(100)
+      .default(3)
+      .describe('Stop after this many epochs without validation improvement and keep the best epoch (0..100; 0 = never stop early).'),
+    fineTune: z
+      .strictObject({
+        enabled: z.boolean().default(false).describe('After training the head, also train the last backbone blocks.'),
+        blocks: z.int().min(1).max(13).default(2).describe('How many of the last backbone blocks are unfrozen (1..13).'),
+        learningRate: z.number().gt(0).max(1).default(0.00005).describe('Learning rate while fine-tuning; small, to keep the pretrained weights (> 0, <= 1).'),
+        epochs: z.int().min(1).max(1000).default(5).describe('Epochs of fine-tuning (1..1000).'),
+      })
+      .prefault({})
+      .describe('Optional second phase that fine-tunes the backbone (mobilenet only).'),
+    target: z
+      .enum(['local', 'queue', 'vertex'])
+      .default('local')
+      .describe('Where training runs: local (this process), queue (a worker through jobs) or vertex (a Vertex AI / Kubeflow pipeline).'),
+    promotion: z
+      .strictObject({
+        metric: z.enum(['accuracy', 'f1', 'rocAuc']).default('accuracy').describe('Test-split metric that decides whether a new model replaces the serving one.'),
+        minImprovement: z
+          .number()
+          .min(0)
+          .max(1)
+          .default(0)
+          .describe('How much better (absolute, 0..1) the new model must score on the same test split to be promoted.'),
+      })
+      .prefault({})
+      .describe('When a trained model is promoted to serving.'),
+  })
+  .prefault({})
+  .describe('Model training.');
+
+const databaseSchema = z
+  .strictObject({
+    url: z
+      .string()
+      .default('')
+      .refine((url) => url === '' || DATABASE_SCHEMES.some((scheme) => url.startsWith(scheme)), {
+        message: 'must be "" (SQLite file <home>/catdog.db), sqlite:<path>, postgres://…, postgresql://… or mysql://…',
+      })
+      .describe('Database URL: "" = sqlite:<home>/catdog.db; sqlite:<path>, postgres(ql)://user:pass@host/db or mysql://user:pass@host/db. Env: CATDOG_DATABASE_URL.'),
+  })
+  .prefault({})
+  .describe('Where images, data sets, runs, models and predictions are recorded.');
+
+const storageSchema = z
+  .discriminatedUnion('kind', [
+    z
+      .strictObject({
+        kind: z.literal('local').describe('Blobs are files on this machine.'),
+        path: z.string().default('').describe('Folder of the blobs; "" = <home>/blobs. Relative paths resolve against the config file folder.'),
+      })
+      .describe('Local folder.'),
+    z
+      .strictObject({
+        kind: z.literal('s3').describe('Blobs live in an S3-compatible bucket.'),
+        bucket: z.string().min(1).describe('Bucket name (required).'),
+        prefix: z.string().default('').describe('Key prefix inside the bucket, e.g. "catdog/".'),
+        region: z.string().min(1).default('us-east-1').describe('Bucket region.'),
+        endpoint: z.url().optional().describe('Endpoint URL of an S3-compatible service (MinIO, R2…); omit for AWS.'),
+        forcePathStyle: z.boolean().default(false).describe('Address the bucket as <endpoint>/<bucket> (needed by MinIO and most local S3 servers).'),
+      })
+      .describe('S3 or S3-compatible bucket; credentials come from the usual AWS environment or profile.'),
+  ])
+  .prefault({ kind: 'local' })
+  .describe('Where image bytes, manifests, features and models are stored (content-addressed blobs).');
+
+const jobsSchema = z
+  .strictObject({
+    kind: z.enum(['inline', 'bullmq']).default('inline').describe('inline: jobs run in the process that asks for them; bullmq: jobs go to a Redis queue served by `catdog worker`.'),
+    redisUrl: z.string().min(1).default('redis://127.0.0.1:6379').describe('Redis URL for bullmq. Env: CATDOG_REDIS_URL.'),
+    concurrency: z.int().min(1).max(64).default(1).describe('Jobs a worker runs at the same time (1..64); training is CPU bound, keep it low.'),
+    queueName: z.string().min(1).default('catdog').describe('Name of the bullmq queue.'),
+  })
+  .prefault({})
+  .describe('Background jobs (imports, training).');
+
+const pipelineSchema = z
+  .strictObject({
+    root: z.string().default('').describe('Folder of local pipeline runs; "" = <home>/pipeline-runs.'),
+    region: z.string().min(1).default('us-central1').describe('Google Cloud region of Vertex AI pipelines.'),
+    project: z.string().default('').describe('Google Cloud project of Vertex AI pipelines; required only to submit to Vertex.'),
+    image: z.string().min(1).default('ghcr.io/catdog/catdog:latest').describe('Container image every pipeline step runs.'),
+    kubeflowUrl: z
+      .string()
+      .default('')
+      .refine((url) => url === '' || isHttpUrl(url), { message: 'must be "" (not used) or an http(s):// URL' })
+      .describe('Kubeflow Pipelines API URL to submit compiled pipelines to; "" = not used.'),
+  })
+  .prefault({})
+  .describe('Training pipelines compiled to Kubeflow Pipelines v2 (local runner, Kubeflow or Vertex AI).');
+
+const serverSchema = z
+  .strictObject({
+    host: z.string().min(1).default('127.0.0.1').describe('Interface the web server listens on; 0.0.0.0 exposes it to the network. Env: CATDOG_HOST.'),
+    port: z.int().min(1).max(65535).default(8080).describe('TCP port of the web server (1..65535). Env: CATDOG_PORT.'),
+    anonymousViewer: z.boolean().default(false).describe('Let visitors without an account see predictions and models (read only).'),
+  })
+  .prefault({})
+  .describe('Web UI and HTTP API.');
+
+const retrainingSchema = z
+  .strictObject({
+    enabled: z.boolean().default(false).describe('Retrain automatically once enough user-validated images have arrived.'),
+    minNewValidated: z.int().min(1).default(100).describe('Validated images since the last training run needed to retrain (>= 1).'),
+    cron: z
+      .string()
+      .default('')
+      .refine((cron) => cron === '' || CRON_FIELD_COUNTS.includes(cron.trim().split(/\s+/).length), {
+        message: 'must be "" (check after each validation) or a cron expression of 5 or 6 fields, e.g. "0 3 * * *"',
+      })
+      .describe('When to check for retraining, as a cron expression ("0 3 * * *" = 03:00 daily); "" = after each validation.'),
+  })
+  .prefault({})
+  .describe('Automatic retraining from user feedback.');
+
+export const configSchema = z
+  .strictObject({
+    $schema: z.string().optional().describe('JSON schema of this file, for editors; ignored by catdog.'),
+    home: z
+      .string()
+      .min(1)
+      .default('./.catdog')
+      .describe('Folder where everything local lives (database, blobs, caches, pipeline runs). Relative to the config file. Env: CATDOG_HOME.'),
+    images: z
+      .strictObject({
+        maxBytes: z.int().min(1).default(20 * 1024 * 1024).describe('Largest accepted upload in bytes.'),
+        maxPixels: z.int().min(1).default(40_000_000).describe('Largest accepted width × height (protects against decompression bombs).'),
+      })
+      .prefault({})
+      .describe('Limits on accepted photos.'),
+    dataset: datasetSchema,
+    training: trainingSchema,
+    database: databaseSchema,
+    storage: storageSchema,
+    jobs: jobsSchema,
+    pipeline: pipelineSchema,
+    server: serverSchema,
+    retraining: retrainingSchema,
+  })
+  .describe('catdog configuration. Every key is optional; precedence: defaults < this file < CATDOG_* environment variables.');
+
+export type CatdogConfig = z.infer<typeof configSchema>;
+
+const ARCHITECTURE_IMAGE_SIZE: Record<CatdogConfig['training']['architecture'], number> = { mobilenet: 224, cnn: 128 };
+
+export function effectiveImageSize(config: CatdogConfig): number {
+  return config.dataset.imageSize ?? ARCHITECTURE_IMAGE_SIZE[config.training.architecture];
+}
+
+export function databaseUrl(config: CatdogConfig): string {
+  return config.database.url === '' ? `sqlite:${path.resolve(config.home, 'catdog.db')}` : config.database.url;
+}
+
+/** The local blob folder, or undefined when blobs live in S3. */
+export function blobRoot(config: CatdogConfig): string | undefined {
+  if (config.storage.kind !== 'local') return undefined;
+  return config.storage.path === '' ? path.resolve(config.home, 'blobs') : path.resolve(config.storage.path);
+}
+
+export function pipelineRoot(config: CatdogConfig): string {
+  return config.pipeline.root === '' ? path.resolve(config.home, 'pipeline-runs') : path.resolve(config.pipeline.root);
+}
