@@ -1,0 +1,158 @@
+import { sql, type ColumnDataType, type Expression, type Kysely, type Migration } from 'kysely';
+import type { Dialect } from './support.js';
+
+/**
+ * Every migration, in order, as code: the build ships no migration files to find at runtime. Names sort
+ * lexically (Kysely's Migrator applies them in name order); never edit one that has shipped, add the next.
+ */
+export function migrations(dialect: Dialect): Record<string, Migration> {
+  // MySQL's TEXT holds 64 KiB, too little for metrics with curves; the others have no such limit.
+  const jsonText: ColumnDataType | Expression<unknown> = dialect === 'mysql' ? sql`longtext` : 'text';
+  const time = 'varchar(32)';
+
+  // Byte-wise comparison like SQLite and PostgreSQL, and full Unicode in original file names.
+  const createTable = (db: Kysely<unknown>, name: string) => {
+    const builder = db.schema.createTable(name);
+    return dialect === 'mysql' ? builder.modifyEnd(sql`engine=InnoDB default character set utf8mb4 collate utf8mb4_bin`) : builder;
+  };
+
+  return {
+    '0001_initial': {
+      async up(db) {
+        await createTable(db, 'images')
+          .addColumn('hash', 'varchar(64)', (col) => col.primaryKey())
+          .addColumn('label', 'varchar(16)')
+          .addColumn('source', 'text', (col) => col.notNull())
+          .addColumn('original_name', 'text')
+          .addColumn('format', 'varchar(16)', (col) => col.notNull())
+          .addColumn('width', 'integer', (col) => col.notNull())
+          .addColumn('height', 'integer', (col) => col.notNull())
+          .addColumn('byte_size', 'integer', (col) => col.notNull())
+          .addColumn('created_at', time, (col) => col.notNull())
+          .addColumn('updated_at', time, (col) => col.notNull())
+          .execute();
+        await db.schema.createIndex('images_label_idx').on('images').columns(['label', 'hash']).execute();
+        await db.schema.createIndex('images_created_at_idx').on('images').column('created_at').execute();
+
+        await createTable(db, 'dataset_versions')
+          .addColumn('id', 'integer', (col) => col.primaryKey())
+          .addColumn('created_at', time, (col) => col.notNull())
+          .addColumn('params', jsonText, (col) => col.notNull())
+          .addColumn('manifest_key', 'text', (col) => col.notNull())
+          .addColumn('image_count', 'integer', (col) => col.notNull())
+          .addColumn('counts', jsonText, (col) => col.notNull())
+          .execute();
+
+        await createTable(db, 'dataset_items')
+          .addColumn('dataset_id', 'integer', (col) => col.notNull().references('dataset_versions.id'))
+          .addColumn('image_hash', 'varchar(64)', (col) => col.notNull().references('images.hash'))
+          .addColumn('label', 'varchar(16)', (col) => col.notNull())
+          .addColumn('split', 'varchar(16)', (col) => col.notNull())
+          .addPrimaryKeyConstraint('dataset_items_pk', ['dataset_id', 'image_hash'])
+          .execute();
+        await db.schema
+          .createIndex('dataset_items_split_idx')
+          .on('dataset_items')
+          .columns(['dataset_id', 'split', 'label', 'image_hash'])
+          .execute();
+        await db.schema.createIndex('dataset_items_image_idx').on('dataset_items').column('image_hash').execute();
+
+        await createTable(db, 'training_runs')
+          .addColumn('id', 'varchar(32)', (col) => col.primaryKey())
+          .addColumn('dataset_id', 'integer', (col) => col.notNull().references('dataset_versions.id'))
+          .addColumn('status', 'varchar(16)', (col) => col.notNull())
+          .addColumn('params', jsonText, (col) => col.notNull())
+          .addColumn('code_version', 'varchar(64)', (col) => col.notNull())
+          .addColumn('created_at', time, (col) => col.notNull())
+          .addColumn('started_at', time)
+          .addColumn('finished_at', time)
+          .addColumn('duration_ms', 'integer')
+          .addColumn('error', 'text')
+          .addColumn('metrics', jsonText)
+          .addColumn('model_id', 'varchar(32)')
+          .execute();
+        await db.schema.createIndex('training_runs_created_at_idx').on('training_runs').column('created_at').execute();
+        await db.schema.createIndex('training_runs_status_idx').on('training_runs').column('status').execute();
+
+        await createTable(db, 'training_epochs')
+          .addColumn('run_id', 'varchar(32)', (col) => col.notNull().references('training_runs.id'))
+          .addColumn('epoch', 'integer', (col) => col.notNull())
+          .addColumn('loss', 'double precision')
+          .addColumn('accuracy', 'double precision')
+          .addColumn('val_loss', 'double precision')
+          .addColumn('val_accuracy', 'double precision')
+          .addColumn('duration_ms', 'integer', (col) => col.notNull())
+          .addPrimaryKeyConstraint('training_epochs_pk', ['run_id', 'epoch'])
+          .execute();
+
+        await createTable(db, 'models')
+          .addColumn('id', 'varchar(32)', (col) => col.primaryKey())
+          .addColumn('version', 'integer', (col) => col.notNull().unique())
+          .addColumn('name', 'varchar(200)', (col) => col.notNull())
+          .addColumn('architecture', 'varchar(200)', (col) => col.notNull())
+          .addColumn('dataset_id', 'integer', (col) => col.notNull().references('dataset_versions.id'))
+          .addColumn('run_id', 'varchar(32)', (col) => col.references('training_runs.id'))
+          .addColumn('params', jsonText, (col) => col.notNull())
+          .addColumn('metrics', jsonText, (col) => col.notNull())
+          .addColumn('artifact_prefix', 'text', (col) => col.notNull())
+          .addColumn('created_at', time, (col) => col.notNull())
+          .execute();
+
+        await createTable(db, 'model_promotions')
+          .addColumn('id', 'integer', (col) => col.primaryKey())
+          .addColumn('model_id', 'varchar(32)', (col) => col.notNull().references('models.id'))
+          .addColumn('promoted_at', time, (col) => col.notNull())
+          .addColumn('reason', 'text', (col) => col.notNull())
+          .addColumn('actor', 'varchar(200)', (col) => col.notNull())
+          .addColumn('previous_model_id', 'varchar(32)', (col) => col.references('models.id'))
+          .execute();
+
+        // No foreign keys to images or models: a photo is predicted before anyone decides to keep it, and
+        // the zero-shot model that serves before any training has no row in `models`.
+        await createTable(db, 'predictions')
+          .addColumn('id', 'varchar(32)', (col) => col.primaryKey())
+          .addColumn('image_hash', 'varchar(64)', (col) => col.notNull())
+          .addColumn('model_id', 'varchar(64)', (col) => col.notNull())
+          .addColumn('label', 'varchar(16)', (col) => col.notNull())
+          .addColumn('confidence', 'double precision', (col) => col.notNull())
+          .addColumn('probabilities', jsonText, (col) => col.notNull())
+          .addColumn('latency_ms', 'double precision', (col) => col.notNull())
+          .addColumn('created_at', time, (col) => col.notNull())
+          .addColumn('validated_label', 'varchar(16)')
+          .addColumn('validated_at', time)
+          .execute();
+        await db.schema.createIndex('predictions_created_at_idx').on('predictions').columns(['created_at', 'id']).execute();
+        await db.schema.createIndex('predictions_review_idx').on('predictions').columns(['validated_label', 'confidence']).execute();
+        await db.schema.createIndex('predictions_validated_at_idx').on('predictions').column('validated_at').execute();
+        await db.schema.createIndex('predictions_model_idx').on('predictions').column('model_id').execute();
+
+        // `sequence` orders a prediction's history even when two changes share a millisecond.
+        await createTable(db, 'validations')
+          .addColumn('id', 'varchar(32)', (col) => col.primaryKey())
+          .addColumn('prediction_id', 'varchar(32)', (col) => col.notNull().references('predictions.id'))
+          .addColumn('sequence', 'integer', (col) => col.notNull())
+          .addColumn('label', 'varchar(16)', (col) => col.notNull())
+          .addColumn('actor', 'varchar(200)', (col) => col.notNull())
+          .addColumn('created_at', time, (col) => col.notNull())
+          .addColumn('undone_at', time)
+          .addUniqueConstraint('validations_sequence_unique', ['prediction_id', 'sequence'])
+          .execute();
+      },
+      async down(db) {
+        for (const table of [
+          'validations',
+          'predictions',
+          'model_promotions',
+          'models',
+          'training_epochs',
+          'training_runs',
+          'dataset_items',
+          'dataset_versions',
+          'images',
+        ]) {
+          await db.schema.dropTable(table).execute();
+        }
+      },
+    },
+  };
+}

@@ -1,0 +1,115 @@
+/**
+ * The tables as Kysely sees them: snake_case columns exactly as migrated. Times are ISO-8601 strings and JSON
+ * is text so SQLite, PostgreSQL and MySQL store and return identical values; repositories map these rows to
+ * the camelCase types in `types.ts`.
+ */
+export interface Schema {
+  images: ImagesTable;
+  dataset_versions: DatasetVersionsTable;
+  dataset_items: DatasetItemsTable;
+  training_runs: TrainingRunsTable;
+  training_epochs: TrainingEpochsTable;
+  models: ModelsTable;
+  model_promotions: ModelPromotionsTable;
+  predictions: PredictionsTable;
+  validations: ValidationsTable;
+}
+
+export interface ImagesTable {
+  hash: string;
+  label: string | null;
+  source: string;
+  original_name: string | null;
+  format: string;
+  width: number;
+  height: number;
+  byte_size: number;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface DatasetVersionsTable {
+  id: number;
+  created_at: string;
+  params: string;
+  manifest_key: string;
+  image_count: number;
+  counts: string;
+}
+
+export interface DatasetItemsTable {
+  dataset_id: number;
+  image_hash: string;
+  label: string;
+  split: string;
+}
+
+export interface TrainingRunsTable {
+  id: string;
+  dataset_id: number;
+  status: string;
+  params: string;
+  code_version: string;
+  created_at: string;
+  started_at: string | null;
+  finished_at: string | null;
+  duration_ms: number | null;
+  error: string | null;
+  metrics: string | null;
+  model_id: string | null;
+}
+
+export interface TrainingEpochsTable {
+  run_id: string;
+  epoch: number;
+  loss: number | null;
+  accuracy: number | null;
+  val_loss: number | null;
+  val_accuracy: number | null;
+  duration_ms: number;
+}
+
+export interface ModelsTable {
+  id: string;
+  version: number;
+  name: string;
+  architecture: string;
+  dataset_id: number;
+  run_id: string | null;
+  params: string;
+  metrics: string;
+  artifact_prefix: string;
+  created_at: string;
+}
+
+export interface ModelPromotionsTable {
+  id: number;
+  model_id: string;
+  promoted_at: string;
+  reason: string;
+  actor: string;
+  previous_model_id: string | null;
+}
+
+export interface PredictionsTable {
+  id: string;
+  image_hash: string;
+  model_id: string;
+  label: string;
+  confidence: number;
+  probabilities: string;
+  latency_ms: number;
+  created_at: string;
+  validated_label: string | null;
+  validated_at: string | null;
+}
+
+export interface ValidationsTable {
+  id: string;
+  prediction_id: string;
+  sequence: number;
+  label: string;
+  actor: string;
+  created_at: string;
+  undone_at: string | null;
+}

@@ -1,0 +1,164 @@
+/** A label a user or a model can give a photo; `neither` marks photos that are no cat and no dog. */
+export type Label = 'cat' | 'dog' | 'neither';
+/** Only cats and dogs train a model, so an image's label is one of these or null (unlabelled). */
+export type ImageLabel = 'cat' | 'dog';
+export type Split = 'train' | 'validation' | 'test';
+export type RunStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
+export type FinishedRunStatus = Exclude<RunStatus, 'queued' | 'running'>;
+export type ReviewStrategy = 'uncertain' | 'oldest' | 'random';
+export type JsonObject = Record<string, unknown>;
+
+export interface Page<T> {
+  items: T[];
+  /** How many rows match the filters, ignoring limit and offset. */
+  total: number;
+}
+
+export interface ImageRow {
+  hash: string;
+  label: ImageLabel | null;
+  source: string;
+  originalName: string | null;
+  format: string;
+  width: number;
+  height: number;
+  byteSize: number;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export type NewImage = Omit<ImageRow, 'createdAt' | 'updatedAt'>;
+
+export interface DatasetVersionRow {
+  id: number;
+  createdAt: string;
+  params: JsonObject;
+  manifestKey: string;
+  imageCount: number;
+  counts: JsonObject;
+}
+
+export interface DatasetItemRow {
+  hash: string;
+  label: ImageLabel;
+  split: Split;
+}
+
+export interface NewDatasetVersion {
+  params: JsonObject;
+  /** A function when the key contains the version number, which is only known inside the transaction. */
+  manifestKey: string | ((id: number) => string);
+  counts: JsonObject;
+  items: DatasetItemRow[];
+}
+
+export interface RunRow {
+  id: string;
+  datasetId: number;
+  status: RunStatus;
+  params: JsonObject;
+  codeVersion: string;
+  createdAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+  durationMs: number | null;
+  error: string | null;
+  metrics: JsonObject | null;
+  modelId: string | null;
+}
+
+export interface NewRun {
+  datasetId: number;
+  params: JsonObject;
+  codeVersion: string;
+}
+
+export interface RunOutcome {
+  status: FinishedRunStatus;
+  error?: string;
+  metrics?: JsonObject;
+  modelId?: string;
+}
+
+export interface EpochRow {
+  epoch: number;
+  loss: number | null;
+  accuracy: number | null;
+  valLoss: number | null;
+  valAccuracy: number | null;
+  durationMs: number;
+}
+
+export interface ModelRow {
+  id: string;
+  version: number;
+  name: string;
+  architecture: string;
+  datasetId: number;
+  runId: string | null;
+  params: JsonObject;
+  /** Metrics on the dataset version's test split. */
+  metrics: JsonObject;
+  /** Blob key prefix of the artifacts, e.g. `models/mdl_…/`. */
+  artifactPrefix: string;
+  createdAt: string;
+}
+
+export interface NewModel {
+  /** Pass an id from `newId('mdl')` when the artifacts are written before the model is registered. */
+  id?: string;
+  name: string;
+  architecture: string;
+  datasetId: number;
+  runId?: string | null;
+  params: JsonObject;
+  metrics: JsonObject;
+  artifactPrefix: string;
+}
+
+export interface PromotionRow {
+  id: number;
+  modelId: string;
+  promotedAt: string;
+  reason: string;
+  actor: string;
+  previousModelId: string | null;
+}
+
+export interface PredictionRow {
+  id: string;
+  imageHash: string;
+  modelId: string;
+  label: Label;
+  /** max(p, 1 − p): 0.5 is a coin flip, 1 is certain. */
+  confidence: number;
+  probabilities: Record<string, number>;
+  latencyMs: number;
+  createdAt: string;
+  validatedLabel: Label | null;
+  validatedAt: string | null;
+}
+
+export type NewPrediction = Omit<PredictionRow, 'id' | 'createdAt' | 'validatedLabel' | 'validatedAt'>;
+
+export interface PredictionFilter {
+  validated?: boolean;
+  /** The predicted label (not the validated one). */
+  label?: Label;
+  modelId?: string;
+  /** Inclusive lower bound on `createdAt` (any date string `Date` parses). */
+  since?: string;
+  /** Exclusive upper bound on `createdAt`. */
+  until?: string;
+  limit: number;
+  offset: number;
+}
+
+export interface ValidationRow {
+  id: string;
+  predictionId: string;
+  label: Label;
+  actor: string;
+  createdAt: string;
+  undoneAt: string | null;
+}
