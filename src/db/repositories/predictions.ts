@@ -1,0 +1,171 @@
+import { sql, type Kysely, type Selectable } from 'kysely';
+import { CatdogError, NotFoundError } from '../../errors.js';
+import type { PredictionsTable, Schema, ValidationsTable } from '../schema.js';
+import { newId, normalizeTime, nowIso, parseJson, toJson, toNumber, withKeyConflictRetry, type Dialect } from '../support.js';
+import type { Label, NewPrediction, Page, PredictionFilter, PredictionRow, ReviewStrategy, ValidationRow } from '../types.js';
+
+function toPrediction(row: Selectable<PredictionsTable>): PredictionRow {
+  return {
+    id: row.id,
+    imageHash: row.image_hash,
+    modelId: row.model_id,
+    label: row.label as Label,
+    confidence: row.confidence,
+    probabilities: parseJson(row.probabilities) as Record<string, number>,
+    latencyMs: row.latency_ms,
+    createdAt: row.created_at,
+    validatedLabel: row.validated_label as Label | null,
+    validatedAt: row.validated_at,
+  };
+}
+
+function toValidation(row: Selectable<ValidationsTable>): ValidationRow {
+  return {
+    id: row.id,
+    predictionId: row.prediction_id,
+    label: row.label as Label,
+    actor: row.actor,
+    createdAt: row.created_at,
+    undoneAt: row.undone_at,
+  };
+}
+
+export function predictionsRepository(db: Kysely<Schema>, dialect: Dialect) {
+  async function get(id: string): Promise<PredictionRow | undefined> {
+    const row = await db.selectFrom('predictions').selectAll().where('id', '=', id).executeTakeFirst();
+    return row && toPrediction(row);
+  }
+
+  /** Reads the prediction inside `trx`, locking it where the dialect has row locks (SQLite runs one writer). */
+  async function lockPrediction(trx: Kysely<Schema>, id: string): Promise<Selectable<PredictionsTable>> {
+    const row = await trx
+      .selectFrom('predictions')
+      .selectAll()
+      .where('id', '=', id)
+      .$if(dialect !== 'sqlite', (query) => query.forUpdate())
+      .executeTakeFirst();
+    if (!row) throw new NotFoundError('prediction', id);
+    return row;
+  }
+
+  async function setValidated(trx: Kysely<Schema>, row: Selectable<PredictionsTable>, label: string | null, at: string | null) {
+    await trx.updateTable('predictions').set({ validated_label: label, validated_at: at }).where('id', '=', row.id).execute();
+    return toPrediction({ ...row, validated_label: label, validated_at: at });
+  }
+
+  const randomOrder = dialect === 'mysql' ? sql`rand()` : sql`random()`;
+
+  return {
+    get,
+
+    async create(prediction: NewPrediction): Promise<PredictionRow> {
+      const row = {
+        id: newId('prd'),
+        image_hash: prediction.imageHash,
+        model_id: prediction.modelId,
+        label: prediction.label,
+        confidence: prediction.confidence,
+        probabilities: toJson(prediction.probabilities),
+        latency_ms: prediction.latencyMs,
+        created_at: nowIso(),
+        validated_label: null,
+        validated_at: null,
+      };
+      await db.insertInto('predictions').values(row).execute();
+      return toPrediction(row);
+    },
+
+    /** Newest first. */
+    async list({ validated, label, modelId, since, until, limit, offset }: PredictionFilter): Promise<Page<PredictionRow>> {
+      let query = db.selectFrom('predictions');
+      if (validated !== undefined) query = query.where('validated_label', validated ? 'is not' : 'is', null);
+      if (label) query = query.where('label', '=', label);
+      if (modelId) query = query.where('model_id', '=', modelId);
+      if (since) query = query.where('created_at', '>=', normalizeTime(since));
+      if (until) query = query.where('created_at', '<', normalizeTime(until));
+      const [rows, count] = await Promise.all([
+        query.selectAll().orderBy('created_at', 'desc').orderBy('id', 'desc').limit(limit).offset(offset).execute(),
+        query.select((eb) => eb.fn.countAll().as('total')).executeTakeFirstOrThrow(),
+      ]);
+      return { items: rows.map(toPrediction), total: toNumber(count.total) };
+    },
+
+    /** Records a user's label; the history keeps every change. Repeating the current label changes nothing. */
+    async validate(id: string, { label, actor }: { label: Label; actor: string }): Promise<PredictionRow> {
+      return withKeyConflictRetry(db, async (trx) => {
+        const row = await lockPrediction(trx, id);
+        if (row.validated_label === label) return toPrediction(row);
+        const { highest } = await trx
+          .selectFrom('validations')
+          .select((eb) => eb.fn.max('sequence').as('highest'))
+          .where('prediction_id', '=', id)
+          .executeTakeFirstOrThrow();
+        const createdAt = nowIso();
+        await trx
+          .insertInto('validations')
+          .values({
+            id: newId('val'),
+            prediction_id: id,
+            sequence: toNumber(highest) + 1,
+            label,
+            actor,
+            created_at: createdAt,
+            undone_at: null,
+          })
+          .execute();
+        return setValidated(trx, row, label, createdAt);
+      });
+    },
+
+    /** Withdraws the latest change and restores the label before it (none if it was the first). */
+    async undoValidation(id: string): Promise<PredictionRow> {
+      return db.transaction().execute(async (trx) => {
+        const row = await lockPrediction(trx, id);
+        const [latest, previous] = await trx
+          .selectFrom('validations')
+          .selectAll()
+          .where('prediction_id', '=', id)
+          .where('undone_at', 'is', null)
+          .orderBy('sequence', 'desc')
+          .limit(2)
+          .execute();
+        if (!latest) {
+          throw new CatdogError('nothing_to_undo', `Prediction ${id} has no validation to undo.`, 409, { id });
+        }
+        await trx.updateTable('validations').set({ undone_at: nowIso() }).where('id', '=', latest.id).execute();
+        return setValidated(trx, row, previous?.label ?? null, previous?.created_at ?? null);
+      });
+    },
+
+    /** Every change in the order it was made, undone ones included. */
+    async history(id: string): Promise<ValidationRow[]> {
+      const rows = await db.selectFrom('validations').selectAll().where('prediction_id', '=', id).orderBy('sequence').execute();
+      return rows.map(toValidation);
+    },
+
+    /**
+     * Unvalidated predictions to show a reviewer. `uncertain` puts the lowest confidence first: confidence is
+     * max(p, 1 − p), so the lowest is the one closest to a coin flip.
+     */
+    async nextForReview(strategy: ReviewStrategy, limit = 1): Promise<PredictionRow[]> {
+      let query = db.selectFrom('predictions').selectAll().where('validated_label', 'is', null);
+      if (strategy === 'uncertain') query = query.orderBy('confidence').orderBy('created_at').orderBy('id');
+      else if (strategy === 'oldest') query = query.orderBy('created_at').orderBy('id');
+      else query = query.orderBy(randomOrder);
+      const rows = await query.limit(limit).execute();
+      return rows.map(toPrediction);
+    },
+
+    /** How many predictions carry a user's label given at or after `since`. */
+    async countValidatedSince(since: string): Promise<number> {
+      const { total } = await db
+        .selectFrom('predictions')
+        .select((eb) => eb.fn.countAll().as('total'))
+        .where('validated_at', '>=', normalizeTime(since))
+        .executeTakeFirstOrThrow();
+      return toNumber(total);
+    },
+  };
+}
+
+export type PredictionsRepository = ReturnType<typeof predictionsRepository>;

@@ -1,0 +1,148 @@
+import type { Kysely, Selectable } from 'kysely';
+import { CatdogError, NotFoundError } from '../../errors.js';
+import type { Schema, TrainingEpochsTable, TrainingRunsTable } from '../schema.js';
+import { newId, nowIso, parseJson, toJson, toNumber, type Dialect } from '../support.js';
+import type { EpochRow, NewRun, Page, RunOutcome, RunRow, RunStatus } from '../types.js';
+
+function toRun(row: Selectable<TrainingRunsTable>): RunRow {
+  return {
+    id: row.id,
+    datasetId: row.dataset_id,
+    status: row.status as RunStatus,
+    params: parseJson(row.params),
+    codeVersion: row.code_version,
+    createdAt: row.created_at,
+    startedAt: row.started_at,
+    finishedAt: row.finished_at,
+    durationMs: row.duration_ms,
+    error: row.error,
+    metrics: row.metrics === null ? null : parseJson(row.metrics),
+    modelId: row.model_id,
+  };
+}
+
+function toEpoch(row: Selectable<TrainingEpochsTable>): EpochRow {
+  return {
+    epoch: row.epoch,
+    loss: row.loss,
+    accuracy: row.accuracy,
+    valLoss: row.val_loss,
+    valAccuracy: row.val_accuracy,
+    durationMs: row.duration_ms,
+  };
+}
+
+export function runsRepository(db: Kysely<Schema>, dialect: Dialect) {
+  async function get(id: string): Promise<RunRow | undefined> {
+    const row = await db.selectFrom('training_runs').selectAll().where('id', '=', id).executeTakeFirst();
+    return row && toRun(row);
+  }
+
+  /** Moves a run on only from the states `from`, so a run cannot finish twice or restart after a crash. */
+  async function transition(id: string, from: RunStatus[], change: (run: RunRow) => Partial<Selectable<TrainingRunsTable>>) {
+    return db.transaction().execute(async (trx) => {
+      const row = await trx
+        .selectFrom('training_runs')
+        .selectAll()
+        .where('id', '=', id)
+        // SQLite has no row locks and needs none: its one connection runs one transaction at a time.
+        .$if(dialect !== 'sqlite', (query) => query.forUpdate())
+        .executeTakeFirst();
+      if (!row) throw new NotFoundError('training run', id);
+      const run = toRun(row);
+      if (!from.includes(run.status)) {
+        throw new CatdogError('run_state_conflict', `Training run ${id} is ${run.status}; expected ${from.join(' or ')}.`, 409, {
+          id,
+          status: run.status,
+        });
+      }
+      const updates = change(run);
+      await trx.updateTable('training_runs').set(updates).where('id', '=', id).execute();
+      return toRun({ ...row, ...updates });
+    });
+  }
+
+  return {
+    get,
+
+    async create({ datasetId, params, codeVersion }: NewRun): Promise<RunRow> {
+      const row = {
+        id: newId('run'),
+        dataset_id: datasetId,
+        status: 'queued',
+        params: toJson(params),
+        code_version: codeVersion,
+        created_at: nowIso(),
+        started_at: null,
+        finished_at: null,
+        duration_ms: null,
+        error: null,
+        metrics: null,
+        model_id: null,
+      };
+      await db.insertInto('training_runs').values(row).execute();
+      return toRun(row);
+    },
+
+    markRunning(id: string): Promise<RunRow> {
+      return transition(id, ['queued'], () => ({ status: 'running', started_at: nowIso() }));
+    },
+
+    /** Also cancels a run that never started; its duration then counts from its creation. */
+    finish(id: string, { status, error, metrics, modelId }: RunOutcome): Promise<RunRow> {
+      return transition(id, ['queued', 'running'], (run) => {
+        const finishedAt = nowIso();
+        return {
+          status,
+          finished_at: finishedAt,
+          duration_ms: Date.parse(finishedAt) - Date.parse(run.startedAt ?? run.createdAt),
+          error: error ?? null,
+          metrics: metrics === undefined ? null : toJson(metrics),
+          model_id: modelId ?? null,
+        };
+      });
+    },
+
+    async addEpoch(runId: string, epoch: EpochRow): Promise<void> {
+      await db
+        .insertInto('training_epochs')
+        .values({
+          run_id: runId,
+          epoch: epoch.epoch,
+          loss: epoch.loss,
+          accuracy: epoch.accuracy,
+          val_loss: epoch.valLoss,
+          val_accuracy: epoch.valAccuracy,
+          duration_ms: epoch.durationMs,
+        })
+        .execute();
+    },
+
+    /** Newest first. */
+    async list({ limit, offset }: { limit: number; offset: number }): Promise<Page<RunRow>> {
+      const [rows, count] = await Promise.all([
+        db.selectFrom('training_runs').selectAll().orderBy('created_at', 'desc').orderBy('id').limit(limit).offset(offset).execute(),
+        db.selectFrom('training_runs').select((eb) => eb.fn.countAll().as('total')).executeTakeFirstOrThrow(),
+      ]);
+      return { items: rows.map(toRun), total: toNumber(count.total) };
+    },
+
+    async epochs(runId: string): Promise<EpochRow[]> {
+      const rows = await db.selectFrom('training_epochs').selectAll().where('run_id', '=', runId).orderBy('epoch').execute();
+      return rows.map(toEpoch);
+    },
+
+    /** At start-up no run can still be in progress: whatever was queued or running died with the last process. */
+    async failInterrupted(): Promise<number> {
+      const finishedAt = nowIso();
+      const result = await db
+        .updateTable('training_runs')
+        .set({ status: 'failed', error: 'interrupted', finished_at: finishedAt })
+        .where('status', 'in', ['queued', 'running'])
+        .executeTakeFirst();
+      return toNumber(result.numUpdatedRows);
+    },
+  };
+}
+
+export type RunsRepository = ReturnType<typeof runsRepository>;
