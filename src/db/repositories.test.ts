@@ -1,0 +1,488 @@
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import mysql from 'mysql2/promise';
+import pg from 'pg';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { CatdogError } from '../errors.js';
+import { openDatabase, type Database, type DatasetItemRow, type NewImage, type NewPrediction } from './index.js';
+
+const postgresAdminUrl = process.env.CATDOG_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+const mysqlAdminUrl = process.env.CATDOG_TEST_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306/test';
+
+interface Scratch {
+  url: string;
+  drop(): Promise<void>;
+}
+
+const scratchName = () => `catdog_test_${randomBytes(6).toString('hex')}`;
+
+/** Each run gets its own database: other engineers' tests share these servers. */
+const scratchDatabases: Record<'sqlite' | 'postgres' | 'mysql', () => Promise<Scratch>> = {
+  async sqlite() {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'catdog-db-'));
+    // A folder that does not exist yet: openDatabase must create it.
+    return { url: `sqlite:${path.join(dir, 'nested', 'catdog.db')}`, drop: async () => fs.rmSync(dir, { recursive: true, force: true }) };
+  },
+  async postgres() {
+    const name = scratchName();
+    const admin = new pg.Client({ connectionString: postgresAdminUrl });
+    await admin.connect();
+    await admin.query(`create database ${name}`);
+    await admin.end();
+    const url = new URL(postgresAdminUrl);
+    url.pathname = `/${name}`;
+    return {
+      url: url.toString(),
+      async drop() {
+        const client = new pg.Client({ connectionString: postgresAdminUrl });
+        await client.connect();
+        await client.query(`drop database if exists ${name} with (force)`);
+        await client.end();
+      },
+    };
+  },
+  async mysql() {
+    const name = scratchName();
+    const admin = await mysql.createConnection(mysqlAdminUrl);
+    await admin.query(`create database ${name}`);
+    await admin.end();
+    const url = new URL(mysqlAdminUrl);
+    url.pathname = `/${name}`;
+    return {
+      url: url.toString(),
+      async drop() {
+        const connection = await mysql.createConnection(mysqlAdminUrl);
+        await connection.query(`drop database if exists ${name}`);
+        await connection.end();
+      },
+    };
+  },
+};
+
+const hashOf = (n: number) => n.toString(16).padStart(64, '0');
+const pause = (ms = 3) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function image(n: number, overrides: Partial<NewImage> = {}): NewImage {
+  return {
+    hash: hashOf(n),
+    label: 'cat',
+    source: `import:/photos/${n}.jpg`,
+    originalName: `${n}.jpg`,
+    format: 'jpeg',
+    width: 200,
+    height: 150,
+    byteSize: 12_345,
+    ...overrides,
+  };
+}
+
+function prediction(overrides: Partial<NewPrediction> = {}): NewPrediction {
+  return {
+    imageHash: hashOf(1),
+    modelId: 'mdl_a',
+    label: 'dog',
+    confidence: 0.9,
+    probabilities: { cat: 0.1, dog: 0.9 },
+    latencyMs: 12.5,
+    ...overrides,
+  };
+}
+
+async function expectCatdogError(promise: Promise<unknown>, code: string): Promise<CatdogError> {
+  const error = await promise.then(
+    () => undefined,
+    (reason: unknown) => reason,
+  );
+  expect(error).toBeInstanceOf(CatdogError);
+  expect((error as CatdogError).code).toBe(code);
+  return error as CatdogError;
+}
+
+describe('openDatabase', () => {
+  it('rejects an unknown scheme', async () => {
+    const error = await expectCatdogError(openDatabase('oracle://scott:tiger@host/db'), 'invalid_database_url');
+    expect(error.message).toContain('oracle');
+    expect(error.message).not.toContain('tiger');
+  });
+
+  it('rejects an sqlite URL without a file', async () => {
+    await expectCatdogError(openDatabase('sqlite:'), 'invalid_database_url');
+  });
+
+  it('reports an SQLite file that cannot be created as unavailable', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'catdog-db-'));
+    const blocker = path.join(dir, 'not-a-folder');
+    fs.writeFileSync(blocker, '');
+    try {
+      const error = await expectCatdogError(openDatabase(`sqlite:${path.join(blocker, 'catdog.db')}`), 'database_unavailable');
+      expect(error.httpStatus).toBe(503);
+      expect(error.message).toContain(blocker);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it.each([
+    ['postgres://postgres:secret@127.0.0.1:1/catdog', 'PostgreSQL'],
+    ['postgresql://postgres@127.0.0.1:1/catdog', 'PostgreSQL'],
+    ['mysql://root:secret@127.0.0.1:1/catdog', 'MySQL'],
+  ])('reports %s as unavailable, naming the host and what to check', async (url, product) => {
+    const error = await expectCatdogError(openDatabase(url), 'database_unavailable');
+    expect(error.httpStatus).toBe(503);
+    expect(error.message).toContain('127.0.0.1:1/catdog');
+    expect(error.message).toContain(`Check that ${product}`);
+    expect(error.message).not.toContain('secret');
+  });
+
+  it('opens an in-memory SQLite database', async () => {
+    const db = await openDatabase('sqlite::memory:');
+    try {
+      expect(await db.migrate()).toEqual(['0001_initial']);
+      expect((await db.images.insertIfAbsent(image(1))).inserted).toBe(true);
+    } finally {
+      await db.close();
+    }
+  });
+});
+
+describe.each(['sqlite', 'postgres', 'mysql'] as const)('repositories on %s', (dialect) => {
+  let scratch: Scratch;
+  let db: Database;
+  let firstMigration: string[];
+
+  beforeAll(async () => {
+    scratch = await scratchDatabases[dialect]();
+    db = await openDatabase(scratch.url);
+    firstMigration = await db.migrate();
+  });
+
+  afterAll(async () => {
+    await db?.close();
+    await scratch?.drop();
+  });
+
+  beforeEach(async () => {
+    for (const table of [
+      'validations',
+      'predictions',
+      'model_promotions',
+      'models',
+      'training_epochs',
+      'training_runs',
+      'dataset_items',
+      'dataset_versions',
+      'images',
+    ] as const) {
+      await db.kysely.deleteFrom(table).execute();
+    }
+  });
+
+  it('migrates once and then has nothing to apply', async () => {
+    expect(db.dialect).toBe(dialect);
+    expect(firstMigration).toEqual(['0001_initial']);
+    expect(await db.migrate()).toEqual([]);
+  });
+
+  it('answers a health check with the server version', async () => {
+    const check = await db.check();
+    expect(check).toMatchObject({ ok: true, dialect });
+    expect(check.version).toMatch(/^\d+\.\d+/);
+    expect(check.latencyMs).toBeGreaterThanOrEqual(0);
+  });
+
+  describe('images', () => {
+    it('stores the same content once and keeps the first row', async () => {
+      const first = await db.images.insertIfAbsent(image(1, { source: 'upload', originalName: 'chat ☺.jpg' }));
+      const again = await db.images.insertIfAbsent(image(1, { label: 'dog', source: 'import:/elsewhere.jpg' }));
+      expect(first.inserted).toBe(true);
+      expect(again.inserted).toBe(false);
+      expect(again.image).toEqual(first.image);
+      expect(again.image).toMatchObject({ hash: hashOf(1), label: 'cat', source: 'upload', originalName: 'chat ☺.jpg', width: 200 });
+      expect(await db.images.get(hashOf(1))).toEqual(first.image);
+      expect(await db.images.get(hashOf(2))).toBeUndefined();
+    });
+
+    it('relabels, counts, lists and pages', async () => {
+      for (let n = 1; n <= 5; n++) await db.images.insertIfAbsent(image(n, { label: n <= 2 ? 'cat' : n <= 4 ? 'dog' : null }));
+      const relabelled = await db.images.setLabel(hashOf(5), 'dog', 'feedback:prd_0123');
+      expect(relabelled).toMatchObject({ label: 'dog', source: 'feedback:prd_0123' });
+      await db.images.setLabel(hashOf(1), null, 'upload');
+      await expect(db.images.setLabel(hashOf(99), 'cat', 'upload')).rejects.toMatchObject({ code: 'not_found' });
+
+      expect(await db.images.countByLabel()).toEqual({ cat: 1, dog: 3, unlabelled: 1 });
+      expect(await db.images.listLabelled()).toEqual([
+        { hash: hashOf(2), label: 'cat' },
+        { hash: hashOf(3), label: 'dog' },
+        { hash: hashOf(4), label: 'dog' },
+        { hash: hashOf(5), label: 'dog' },
+      ]);
+
+      const dogs = await db.images.list({ label: 'dog', limit: 2, offset: 0 });
+      expect(dogs.total).toBe(3);
+      expect(dogs.items).toHaveLength(2);
+      const rest = await db.images.list({ label: 'dog', limit: 2, offset: 2 });
+      expect(rest.items).toHaveLength(1);
+      expect(new Set([...dogs.items, ...rest.items].map((row) => row.hash))).toEqual(new Set([hashOf(3), hashOf(4), hashOf(5)]));
+      expect((await db.images.list({ label: 'unlabelled', limit: 10, offset: 0 })).items.map((row) => row.hash)).toEqual([hashOf(1)]);
+      expect((await db.images.list({ limit: 10, offset: 0 })).total).toBe(5);
+    });
+  });
+
+  describe('datasets', () => {
+    const itemCount = 2_500;
+    const splitOf = (n: number): DatasetItemRow['split'] => (n % 10 === 0 ? 'test' : n % 10 === 1 ? 'validation' : 'train');
+
+    beforeEach(async () => {
+      // Only the datasets tests need thousands of images; a transaction keeps SQLite from syncing each one.
+      await db.kysely.transaction().execute(async (trx) => {
+        const rows = Array.from({ length: itemCount }, (_, i) => ({
+          hash: hashOf(i),
+          label: i % 2 ? 'dog' : 'cat',
+          source: 'upload',
+          original_name: null,
+          format: 'jpeg',
+          width: 1,
+          height: 1,
+          byte_size: 1,
+          created_at: '2024-01-01T00:00:00.000Z',
+          updated_at: '2024-01-01T00:00:00.000Z',
+        }));
+        for (let start = 0; start < rows.length; start += 500) await trx.insertInto('images').values(rows.slice(start, start + 500)).execute();
+      });
+    });
+
+    const items = (count: number): DatasetItemRow[] =>
+      Array.from({ length: count }, (_, i) => ({ hash: hashOf(i), label: i % 2 ? 'dog' : 'cat', split: splitOf(i) }));
+
+    it('numbers versions 1, 2, 3 and stores thousands of items', async () => {
+      const created = [];
+      for (const count of [itemCount, 10, 3]) {
+        created.push(
+          await db.datasets.create({
+            params: { ratios: { train: 0.8, validation: 0.1, test: 0.1 } },
+            manifestKey: (id) => `datasets/${id}/manifest.json`,
+            counts: { total: count },
+            items: items(count),
+          }),
+        );
+      }
+      expect(created.map((version) => version.id)).toEqual([1, 2, 3]);
+      expect(created[0]).toMatchObject({ manifestKey: 'datasets/1/manifest.json', imageCount: itemCount, counts: { total: itemCount } });
+      expect(await db.datasets.get(1)).toEqual(created[0]);
+      expect(await db.datasets.get(99)).toBeUndefined();
+      expect((await db.datasets.latest())?.id).toBe(3);
+      expect((await db.datasets.list()).map((version) => version.id)).toEqual([3, 2, 1]);
+
+      const all = await db.datasets.items(1);
+      expect(all.total).toBe(itemCount);
+      expect(all.items).toHaveLength(itemCount);
+      expect(all.items.map((item) => item.hash)).toEqual(items(itemCount).map((item) => item.hash).sort());
+
+      const testDogs = await db.datasets.items(1, { split: 'test', label: 'dog' });
+      expect(testDogs.total).toBe(0); // test split holds multiples of 10, all even: cats
+      const testCats = await db.datasets.items(1, { split: 'test', label: 'cat', limit: 100, offset: 200 });
+      expect(testCats.total).toBe(250);
+      expect(testCats.items).toHaveLength(50);
+      expect(testCats.items.every((item) => item.split === 'test' && item.label === 'cat')).toBe(true);
+      expect((await db.datasets.items(1, { offset: 2_490 })).items).toHaveLength(10);
+    });
+
+    it('numbers concurrent versions without gaps or duplicates', async () => {
+      const created = await Promise.all(
+        Array.from({ length: 4 }, (_, i) =>
+          db.datasets.create({ params: {}, manifestKey: `datasets/concurrent-${i}`, counts: {}, items: items(50) }),
+        ),
+      );
+      expect(created.map((version) => version.id).sort()).toEqual([1, 2, 3, 4]);
+      expect((await db.datasets.items(4)).total).toBe(50);
+    });
+
+    it('stores a version with all its items or not at all', async () => {
+      const withUnknownImage = [...items(5), { hash: 'f'.repeat(64), label: 'cat' as const, split: 'train' as const }];
+      await expect(db.datasets.create({ params: {}, manifestKey: 'k', counts: {}, items: withUnknownImage })).rejects.toThrow();
+      expect(await db.datasets.list()).toEqual([]);
+      expect((await db.datasets.create({ params: {}, manifestKey: 'k', counts: {}, items: items(5) })).id).toBe(1);
+    });
+  });
+
+  describe('training runs and models', () => {
+    let datasetId: number;
+
+    beforeEach(async () => {
+      await db.images.insertIfAbsent(image(1));
+      datasetId = (await db.datasets.create({ params: {}, manifestKey: 'm', counts: {}, items: [{ hash: hashOf(1), label: 'cat', split: 'train' }] })).id;
+    });
+
+    it('runs through its lifecycle and keeps its epochs', async () => {
+      const queued = await db.runs.create({ datasetId, params: { epochs: 2 }, codeVersion: 'abc123' });
+      expect(queued).toMatchObject({ status: 'queued', datasetId, params: { epochs: 2 }, startedAt: null, metrics: null });
+      expect(queued.id).toMatch(/^run_[0-9a-f]{16}$/);
+
+      const running = await db.runs.markRunning(queued.id);
+      expect(running.status).toBe('running');
+      expect(running.startedAt).not.toBeNull();
+      await expectCatdogError(db.runs.markRunning(queued.id), 'run_state_conflict');
+
+      await db.runs.addEpoch(queued.id, { epoch: 2, loss: 0.3, accuracy: 0.9, valLoss: null, valAccuracy: null, durationMs: 900 });
+      await db.runs.addEpoch(queued.id, { epoch: 1, loss: 0.6, accuracy: 0.7, valLoss: 0.55, valAccuracy: 0.75, durationMs: 1000 });
+      expect(await db.runs.epochs(queued.id)).toEqual([
+        { epoch: 1, loss: 0.6, accuracy: 0.7, valLoss: 0.55, valAccuracy: 0.75, durationMs: 1000 },
+        { epoch: 2, loss: 0.3, accuracy: 0.9, valLoss: null, valAccuracy: null, durationMs: 900 },
+      ]);
+
+      await pause();
+      const model = await db.models.create({
+        name: 'logistic',
+        architecture: 'mobilenet+logistic',
+        datasetId,
+        runId: queued.id,
+        params: {},
+        metrics: { accuracy: 0.9 },
+        artifactPrefix: 'models/x/',
+      });
+      const finished = await db.runs.finish(queued.id, { status: 'succeeded', metrics: { accuracy: 0.9 }, modelId: model.id });
+      expect(finished).toMatchObject({ status: 'succeeded', metrics: { accuracy: 0.9 }, modelId: model.id, error: null });
+      expect(finished.durationMs).toBeGreaterThan(0);
+      expect(finished.durationMs).toBe(Date.parse(finished.finishedAt ?? '') - Date.parse(finished.startedAt ?? ''));
+      expect(await db.runs.get(queued.id)).toEqual(finished);
+      await expectCatdogError(db.runs.finish(queued.id, { status: 'failed' }), 'run_state_conflict');
+      await expect(db.runs.markRunning('run_missing')).rejects.toMatchObject({ code: 'not_found' });
+      expect(await db.runs.get('run_missing')).toBeUndefined();
+    });
+
+    it('fails runs interrupted by a crash and pages the list', async () => {
+      const queued = await db.runs.create({ datasetId, params: {}, codeVersion: 'v' });
+      const running = await db.runs.create({ datasetId, params: {}, codeVersion: 'v' });
+      const done = await db.runs.create({ datasetId, params: {}, codeVersion: 'v' });
+      await db.runs.markRunning(running.id);
+      await db.runs.finish(done.id, { status: 'cancelled' });
+
+      expect(await db.runs.failInterrupted()).toBe(2);
+      expect(await db.runs.failInterrupted()).toBe(0);
+      for (const id of [queued.id, running.id]) {
+        expect(await db.runs.get(id)).toMatchObject({ status: 'failed', error: 'interrupted' });
+      }
+      expect((await db.runs.get(done.id))?.status).toBe('cancelled');
+
+      const page = await db.runs.list({ limit: 2, offset: 0 });
+      expect(page.total).toBe(3);
+      expect(page.items).toHaveLength(2);
+      expect((await db.runs.list({ limit: 2, offset: 2 })).items).toHaveLength(1);
+    });
+
+    it('versions models and keeps the promotion history', async () => {
+      const newModel = (name: string) =>
+        db.models.create({ name, architecture: 'cnn', datasetId, params: { lr: 0.001 }, metrics: { f1: 0.8 }, artifactPrefix: `models/${name}/` });
+      const first = await newModel('first');
+      const second = await newModel('second');
+      expect([first.version, second.version]).toEqual([1, 2]);
+      expect(first).toMatchObject({ runId: null, params: { lr: 0.001 }, metrics: { f1: 0.8 } });
+      expect(await db.models.getByVersion(2)).toEqual(second);
+      expect(await db.models.get(first.id)).toEqual(first);
+      expect((await db.models.list()).map((model) => model.version)).toEqual([2, 1]);
+
+      expect(await db.models.current()).toBeUndefined();
+      const promotedFirst = await db.models.promote(first.id, { reason: 'first model', actor: 'training' });
+      expect(promotedFirst).toMatchObject({ modelId: first.id, previousModelId: null, reason: 'first model', actor: 'training' });
+      const promotedSecond = await db.models.promote(second.id, { reason: 'better f1', actor: 'training' });
+      expect(promotedSecond.previousModelId).toBe(first.id);
+      expect(await db.models.current()).toEqual(second);
+      const rollback = await db.models.promote(first.id, { reason: 'rollback', actor: 'alice' });
+      expect(rollback.previousModelId).toBe(second.id);
+      expect((await db.models.current())?.id).toBe(first.id);
+      expect((await db.models.promotions()).map((promotion) => promotion.reason)).toEqual(['rollback', 'better f1', 'first model']);
+      await expect(db.models.promote('mdl_missing', { reason: 'x', actor: 'y' })).rejects.toMatchObject({ code: 'not_found' });
+
+      const chosenId = 'mdl_00000000000000aa';
+      expect((await db.models.create({ id: chosenId, name: 'third', architecture: 'cnn', datasetId, params: {}, metrics: {}, artifactPrefix: 'p' })).id).toBe(chosenId);
+    });
+  });
+
+  describe('predictions', () => {
+    it('filters by validation, label, model and time', async () => {
+      const early = await db.predictions.create(prediction({ label: 'cat', confidence: 0.7, probabilities: { cat: 0.7, dog: 0.3 } }));
+      await pause();
+      const boundary = new Date().toISOString();
+      await pause();
+      const middle = await db.predictions.create(prediction({ modelId: 'zero-shot' }));
+      await pause();
+      const late = await db.predictions.create(prediction({ label: 'neither', confidence: 0.55 }));
+      await db.predictions.validate(middle.id, { label: 'cat', actor: 'alice' });
+
+      expect(early).toMatchObject({ id: expect.stringMatching(/^prd_[0-9a-f]{16}$/), probabilities: { cat: 0.7, dog: 0.3 }, latencyMs: 12.5 });
+      expect(await db.predictions.get(early.id)).toEqual(early);
+      const ids = async (filter: Partial<Parameters<Database['predictions']['list']>[0]>) =>
+        (await db.predictions.list({ limit: 10, offset: 0, ...filter })).items.map((row) => row.id).sort();
+      expect(await ids({})).toEqual([early.id, middle.id, late.id].sort());
+      expect(await ids({ validated: true })).toEqual([middle.id]);
+      expect(await ids({ validated: false })).toEqual([early.id, late.id].sort());
+      expect(await ids({ label: 'cat' })).toEqual([early.id]);
+      expect(await ids({ modelId: 'zero-shot' })).toEqual([middle.id]);
+      expect(await ids({ since: boundary })).toEqual([middle.id, late.id].sort());
+      expect(await ids({ until: boundary })).toEqual([early.id]);
+      expect(await ids({ since: boundary, validated: false, label: 'neither' })).toEqual([late.id]);
+      const firstPage = await db.predictions.list({ limit: 1, offset: 0 });
+      expect(firstPage.total).toBe(3);
+      expect(firstPage.items.map((row) => row.id)).toEqual([late.id]);
+      expect((await db.predictions.list({ limit: 10, offset: 1 })).items.map((row) => row.id)).toEqual([middle.id, early.id]);
+    });
+
+    it('keeps the validation history through changes and undo', async () => {
+      const { id } = await db.predictions.create(prediction());
+      const before = new Date(Date.now() - 1000).toISOString();
+      expect(await db.predictions.countValidatedSince(before)).toBe(0);
+
+      const asCat = await db.predictions.validate(id, { label: 'cat', actor: 'alice' });
+      expect(asCat).toMatchObject({ validatedLabel: 'cat', label: 'dog' });
+      expect(asCat.validatedAt).not.toBeNull();
+      expect(await db.predictions.validate(id, { label: 'cat', actor: 'alice' })).toEqual(asCat);
+      const asNeither = await db.predictions.validate(id, { label: 'neither', actor: 'bob' });
+      expect(asNeither.validatedLabel).toBe('neither');
+      expect(await db.predictions.countValidatedSince(before)).toBe(1);
+
+      const undone = await db.predictions.undoValidation(id);
+      expect(undone).toMatchObject({ validatedLabel: 'cat', validatedAt: asCat.validatedAt });
+      expect(await db.predictions.get(id)).toEqual(undone);
+      const history = await db.predictions.history(id);
+      expect(history.map((row) => [row.label, row.actor, row.undoneAt === null])).toEqual([
+        ['cat', 'alice', true],
+        ['neither', 'bob', false],
+      ]);
+      expect(history[0]?.id).toMatch(/^val_[0-9a-f]{16}$/);
+
+      const cleared = await db.predictions.undoValidation(id);
+      expect(cleared).toMatchObject({ validatedLabel: null, validatedAt: null });
+      expect(await db.predictions.countValidatedSince(before)).toBe(0);
+      await expectCatdogError(db.predictions.undoValidation(id), 'nothing_to_undo');
+      await expect(db.predictions.validate('prd_missing', { label: 'cat', actor: 'a' })).rejects.toMatchObject({ code: 'not_found' });
+
+      const again = await db.predictions.validate(id, { label: 'dog', actor: 'carol' });
+      expect(again.validatedLabel).toBe('dog');
+      expect((await db.predictions.history(id)).map((row) => row.label)).toEqual(['cat', 'neither', 'dog']);
+    });
+
+    it('orders unvalidated predictions for review by each strategy', async () => {
+      const created = [];
+      for (const confidence of [0.9, 0.51, 0.75, 0.6, 0.99]) {
+        created.push(await db.predictions.create(prediction({ confidence })));
+        await pause();
+      }
+      const [c90, c51, c75, c60, c99] = created.map((row) => row.id);
+      await db.predictions.validate(c51 ?? '', { label: 'dog', actor: 'alice' });
+
+      const ids = async (strategy: 'uncertain' | 'oldest' | 'random', limit?: number) =>
+        (await db.predictions.nextForReview(strategy, limit)).map((row) => row.id);
+      expect(await ids('uncertain', 10)).toEqual([c60, c75, c90, c99]);
+      expect(await ids('uncertain')).toEqual([c60]);
+      expect(await ids('oldest', 2)).toEqual([c90, c75]);
+      const random = await ids('random', 10);
+      expect(random.slice().sort()).toEqual([c60, c75, c90, c99].sort());
+      expect(await ids('random')).toHaveLength(1);
+      const orders = new Set<string>();
+      for (let i = 0; i < 20; i++) orders.add((await ids('random', 10)).join());
+      expect(orders.size).toBeGreaterThan(1);
+    });
+  });
+});
