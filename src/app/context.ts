@@ -1,0 +1,44 @@
+import path from 'node:path';
+import { blobRoot, databaseUrl, type CatdogConfig, type LoadedConfig } from '../config/index.js';
+import { openDatabase, type Database } from '../db/index.js';
+import { BackboneProvider } from '../registry/classifier.js';
+import { createBlobStore, type BlobStore } from '../storage/index.js';
+import { createLogger, type Logger } from './logger.js';
+import { codeVersion } from './version.js';
+
+/** The composition root: every entry point (CLI, server, worker) gets its adapters from here. */
+export interface AppContext {
+  loaded: LoadedConfig;
+  config: CatdogConfig;
+  logger: Logger;
+  db: Database;
+  blobs: BlobStore;
+  backbones: BackboneProvider;
+  codeVersion: string;
+  cacheDir: string;
+  close(): Promise<void>;
+}
+
+export async function openApp(loaded: LoadedConfig, options: { logger?: Logger; onBackboneDownload?: (received: number, total: number | undefined) => void } = {}): Promise<AppContext> {
+  const { config } = loaded;
+  const logger = options.logger ?? createLogger();
+  const db = await openDatabase(databaseUrl(config));
+  await db.migrate();
+  const interrupted = await db.runs.failInterrupted();
+  if (interrupted > 0) logger.warn({ interrupted }, 'marked training runs interrupted by a previous crash as failed');
+  const blobs = config.storage.kind === 'local'
+    ? createBlobStore({ kind: 'local', path: blobRoot(config)! })
+    : createBlobStore(config.storage);
+  const cacheDir = path.join(path.resolve(config.home), 'cache');
+  return {
+    loaded,
+    config,
+    logger,
+    db,
+    blobs,
+    backbones: new BackboneProvider(cacheDir, options.onBackboneDownload),
+    codeVersion: codeVersion(),
+    cacheDir,
+    close: () => db.close(),
+  };
+}

@@ -1,0 +1,49 @@
+import { openApp, type AppContext } from '../app/context.js';
+import { loadConfig, type CatdogConfig } from '../config/index.js';
+import { createProgress } from './progress.js';
+
+export interface GlobalOptions {
+  config?: string;
+}
+
+/** Opens the app for one command and always closes it, so a command never leaves the database open. */
+export async function withApp<T>(options: GlobalOptions, run: (app: AppContext) => Promise<T>, adjust?: (config: CatdogConfig) => CatdogConfig): Promise<T> {
+  const loaded = loadConfig({ file: options.config });
+  if (adjust) loaded.config = adjust(loaded.config);
+  const progress = createProgress();
+  let downloading = false;
+  const app = await openApp(loaded, {
+    onBackboneDownload: (received, total) => {
+      if (!downloading) {
+        progress.start('downloading backbone', total ?? 0);
+        downloading = true;
+      }
+      progress.update(received);
+      if (total !== undefined && received >= total) progress.stop();
+    },
+  });
+  try {
+    return await run(app);
+  } finally {
+    await app.close();
+  }
+}
+
+export function printJson(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+export function printTable(rows: Record<string, unknown>[]): void {
+  if (rows.length === 0) {
+    process.stdout.write('(none)\n');
+    return;
+  }
+  const columns = Object.keys(rows[0]!);
+  const cell = (value: unknown) => (value === null || value === undefined ? '' : String(value));
+  const widths = columns.map((column) => Math.max(column.length, ...rows.map((row) => cell(row[column]).length)));
+  const line = (values: string[]) => values.map((value, i) => value.padEnd(widths[i]!)).join('  ').trimEnd();
+  process.stdout.write(`${line(columns)}\n${line(widths.map((w) => '-'.repeat(w)))}\n`);
+  for (const row of rows) process.stdout.write(`${line(columns.map((column) => cell(row[column])))}\n`);
+}
+
+export const percent = (value: number): string => `${(value * 100).toFixed(1)}%`;

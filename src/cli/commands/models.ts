@@ -1,0 +1,66 @@
+import type { Command } from 'commander';
+import { findModel } from '../../registry/resolve.js';
+import { CatdogError } from '../../errors.js';
+import { percent, printJson, printTable, withApp, type GlobalOptions } from '../app-runner.js';
+
+export function registerModelsCommands(program: Command, globals: () => GlobalOptions): void {
+  const models = program.command('models').description('the model registry: list, inspect, promote (rollback = promote an older one)');
+
+  models
+    .command('list')
+    .option('--json', 'print JSON')
+    .action(async (options: { json?: boolean }) => {
+      await withApp(globals(), async (app) => {
+        const [all, current] = await Promise.all([app.db.models.list(), app.db.models.current()]);
+        if (options.json) return printJson(all.map((model) => ({ ...model, serving: model.id === current?.id })));
+        printTable(
+          all.map((model) => {
+            const metrics = model.metrics as { accuracy?: number; f1?: number; rocAuc?: number };
+            return {
+              serving: model.id === current?.id ? '*' : '',
+              version: model.version,
+              id: model.id,
+              architecture: model.architecture,
+              dataset: model.datasetId,
+              accuracy: metrics.accuracy === undefined ? '' : percent(metrics.accuracy),
+              f1: metrics.f1?.toFixed(3) ?? '',
+              rocAuc: metrics.rocAuc?.toFixed(3) ?? '',
+              created: model.createdAt,
+            };
+          }),
+        );
+      });
+    });
+
+  models
+    .command('show')
+    .argument('<id>', 'model id, version number or "current"')
+    .action(async (id: string) => {
+      await withApp(globals(), async (app) => {
+        const model = await findModel(app, id);
+        if (!model) throw new CatdogError('no_model', 'no model is promoted yet: train one with catdog train --data DIR', 404);
+        const current = await app.db.models.current();
+        printJson({ ...model, serving: model.id === current?.id });
+      });
+    });
+
+  models
+    .command('promote')
+    .argument('<id>', 'model id or version number to serve from now on (a running server switches within seconds)')
+    .option('--reason <text>', 'why, kept in the promotion history', 'manual promotion')
+    .action(async (id: string, options: { reason: string }) => {
+      await withApp(globals(), async (app) => {
+        const model = await findModel(app, id);
+        if (!model) throw new CatdogError('no_model', 'name a model id or version to promote', 400);
+        await app.db.models.promote(model.id, { reason: options.reason, actor: 'cli' });
+        process.stdout.write(`promoted ${model.id} (v${model.version})\n`);
+      });
+    });
+
+  models
+    .command('history')
+    .description('promotion history, newest first')
+    .action(async () => {
+      await withApp(globals(), async (app) => printTable((await app.db.models.promotions()) as unknown as Record<string, unknown>[]));
+    });
+}

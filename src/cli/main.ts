@@ -1,0 +1,42 @@
+#!/usr/bin/env node
+import { Command, CommanderError } from 'commander';
+import { CatdogError } from '../errors.js';
+import { codeVersion } from '../app/version.js';
+import type { GlobalOptions } from './app-runner.js';
+import { registerDatasetCommands } from './commands/dataset.js';
+import { registerEvaluateCommand } from './commands/evaluate.js';
+import { registerModelsCommands } from './commands/models.js';
+import { registerPredictCommand } from './commands/predict.js';
+import { registerServeCommand } from './commands/serve.js';
+import { registerSystemCommands } from './commands/system.js';
+import { registerTrainCommand } from './commands/train.js';
+
+const program = new Command('catdog')
+  .description('cat-or-dog photo classifier with the whole MLOps loop')
+  .version(codeVersion())
+  .option('-c, --config <file>', 'config.json to use (default: $CATDOG_CONFIG, else ./config.json if present)')
+  .showHelpAfterError('(run with --help for usage)')
+  .exitOverride();
+
+const globals = (): GlobalOptions => program.opts<GlobalOptions>();
+registerSystemCommands(program, globals);
+registerDatasetCommands(program, globals);
+registerTrainCommand(program, globals);
+registerEvaluateCommand(program, globals);
+registerPredictCommand(program, globals);
+registerModelsCommands(program, globals);
+registerServeCommand(program, globals);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (error) {
+  if (error instanceof CommanderError) {
+    process.exitCode = error.exitCode;
+  } else if (error instanceof CatdogError) {
+    process.stderr.write(`catdog: ${error.message}\n`);
+    process.exitCode = 1;
+  } else {
+    process.stderr.write(`catdog: unexpected error: ${(error as Error).stack ?? String(error)}\n`);
+    process.exitCode = 2;
+  }
+}

@@ -1,0 +1,107 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createTestApp, type TestApp } from '../../test/support/app.js';
+import { kaggleFiles, skipWithoutShared } from '../../test/support/shared.js';
+import { importFolder } from './import-folder.js';
+import { buildDatasetVersion, loadManifest, type DatasetParams } from './versions.js';
+
+let app: TestApp;
+let folder: string;
+
+const params = (): DatasetParams => ({
+  imageSize: 224,
+  split: { train: 0.7, validation: 0.2, test: 0.1 },
+  seed: 42,
+  augmentation: app.config.dataset.augmentation,
+});
+
+const ingestDeps = () => ({ db: app.db, blobs: app.blobs, limits: app.config.images });
+
+function copy(source: string, ...target: string[]): string {
+  const destination = path.join(folder, ...target);
+  fs.mkdirSync(path.dirname(destination), { recursive: true });
+  fs.copyFileSync(source, destination);
+  return destination;
+}
+
+describe.skipIf(Boolean(skipWithoutShared))('dataset import and versions', () => {
+  beforeEach(async () => {
+    app = await createTestApp();
+    folder = fs.mkdtempSync(path.join(os.tmpdir(), 'catdog-import-'));
+  });
+  afterEach(async () => {
+    await app.dispose();
+    fs.rmSync(folder, { recursive: true, force: true });
+  });
+
+  it('imports every layout, dedupes by content and lists every skipped file with its reason', async () => {
+    const [cat0, cat1, cat2] = kaggleFiles('cat', 3);
+    const [dog0, dog1] = kaggleFiles('dog', 2);
+    copy(cat0!, 'PetImages', 'Cat', '0.jpg');
+    copy(cat1!, 'cats', 'one.jpeg');
+    copy(cat2!, 'cat', 'cat.2.jpg');
+    copy(dog0!, 'PetImages', 'Dog', '0.jpg');
+    copy(dog1!, 'flat', 'dog.1.jpg');
+    copy(cat0!, 'more', 'CAT', 'same-photo-again.jpg');
+    fs.writeFileSync(path.join(folder, 'cat', 'notes.jpg'), 'this is text, not a photo');
+    fs.writeFileSync(path.join(folder, 'PetImages', 'Dog', 'broken.jpg'), fs.readFileSync(dog0!).subarray(0, 3000));
+    fs.writeFileSync(path.join(folder, 'unlabelled.jpg'), fs.readFileSync(dog1!));
+
+    const report = await importFolder(ingestDeps(), folder);
+
+    expect(report).toMatchObject({ scanned: 9, imported: 5, duplicates: 1, byLabel: { cat: 3, dog: 2 } });
+    expect(report.skipped.map(({ path: file, code }) => [file, code])).toEqual([
+      [path.join('PetImages', 'Dog', 'broken.jpg'), 'image_corrupt'],
+      [path.join('cat', 'notes.jpg'), 'image_unsupported_format'],
+      ['unlabelled.jpg', 'no_label'],
+    ]);
+    expect(report.skipped.every((skipped) => skipped.reason.length > 10)).toBe(true);
+    expect(await app.db.images.countByLabel()).toMatchObject({ cat: 3, dog: 2 });
+    // Nothing of a rejected file is stored: only the five accepted photos have blobs.
+    expect(await app.blobs.list('images/')).toHaveLength(5);
+
+    const again = await importFolder(ingestDeps(), folder);
+    expect(again).toMatchObject({ imported: 0, duplicates: 6 });
+
+    const conflicting = fs.mkdtempSync(path.join(os.tmpdir(), 'catdog-conflict-'));
+    fs.mkdirSync(path.join(conflicting, 'dog'));
+    fs.copyFileSync(cat2!, path.join(conflicting, 'dog', 'mislabelled.jpg'));
+    const conflict = await importFolder(ingestDeps(), conflicting);
+    fs.rmSync(conflicting, { recursive: true, force: true });
+    expect(conflict.skipped).toEqual([expect.objectContaining({ code: 'label_conflict', reason: expect.stringMatching(/already stored as cat/) })]);
+    expect(await app.db.images.countByLabel()).toMatchObject({ cat: 3, dog: 2 });
+  });
+
+  it('numbers immutable versions, reuses an identical one, and never moves images between splits as data grows', async () => {
+    for (const file of kaggleFiles('cat', 15)) copy(file, 'cat', path.basename(file));
+    for (const file of kaggleFiles('dog', 15)) copy(file, 'dog', path.basename(file));
+    await importFolder(ingestDeps(), folder);
+    const first = await buildDatasetVersion(app, params());
+    expect(first).toMatchObject({ created: true, version: { id: 1, imageCount: 30 } });
+    expect((await buildDatasetVersion(app, params())).created).toBe(false);
+
+    for (const file of kaggleFiles('cat', 15, 15)) copy(file, 'cat', path.basename(file));
+    for (const file of kaggleFiles('dog', 15, 15)) copy(file, 'dog', path.basename(file));
+    await importFolder(ingestDeps(), folder);
+    const second = await buildDatasetVersion(app, params());
+    expect(second.version.id).toBe(2);
+    expect(second.version.imageCount).toBe(60);
+
+    const v1 = await loadManifest(app, 1);
+    const v2 = await loadManifest(app, 2);
+    const splitInV2 = new Map(v2.manifest.items.map((item) => [item.hash, item.split]));
+    for (const item of v1.manifest.items) expect(splitInV2.get(item.hash)).toBe(item.split);
+    // Version 1 is immutable: its manifest still lists exactly its 30 images.
+    expect(v1.manifest.items).toHaveLength(30);
+    const counts = v2.version.counts as Record<string, Record<string, number>>;
+    expect(counts.train!.cat! + counts.validation!.cat! + counts.test!.cat!).toBe(30);
+  });
+
+  it('refuses a dataset without both classes, naming what is missing', async () => {
+    for (const file of kaggleFiles('cat', 5)) copy(file, 'cat', path.basename(file));
+    await importFolder(ingestDeps(), folder);
+    await expect(buildDatasetVersion(app, params())).rejects.toMatchObject({ code: 'dataset_too_small', message: expect.stringMatching(/0 dogs/) });
+  });
+});

@@ -1,0 +1,90 @@
+import { createHash } from 'node:crypto';
+import type { Database, DatasetVersionRow } from '../db/index.js';
+import { CatdogError, NotFoundError } from '../errors.js';
+import type { AugmentationConfig } from '../images/index.js';
+import type { BlobStore } from '../storage/index.js';
+import type { Label } from './labels.js';
+import { splitOf, type Split, type SplitRatios } from './split.js';
+
+// A type alias, not an interface: it is stored as a JSON object column.
+export type DatasetParams = {
+  imageSize: number;
+  split: SplitRatios;
+  seed: number;
+  augmentation: AugmentationConfig;
+};
+
+export interface ManifestEntry {
+  hash: string;
+  label: Label;
+  split: Split;
+}
+
+export interface DatasetManifest {
+  format: 'catdog-dataset/1';
+  params: DatasetParams;
+  items: ManifestEntry[];
+}
+
+export type SplitCounts = Record<Split, Record<Label, number>>;
+
+export interface DatasetDependencies {
+  db: Pick<Database, 'images' | 'datasets'>;
+  blobs: BlobStore;
+}
+
+export function countBySplit(items: readonly ManifestEntry[]): SplitCounts {
+  const counts: SplitCounts = { train: { cat: 0, dog: 0 }, validation: { cat: 0, dog: 0 }, test: { cat: 0, dog: 0 } };
+  for (const item of items) counts[item.split][item.label] += 1;
+  return counts;
+}
+
+function assertTrainable(counts: SplitCounts): void {
+  const problems: string[] = [];
+  if (counts.train.cat === 0 || counts.train.dog === 0) {
+    problems.push(`the training split needs cats and dogs (has ${counts.train.cat} cats, ${counts.train.dog} dogs)`);
+  }
+  if (counts.test.cat + counts.test.dog === 0) problems.push('the test split is empty');
+  if (problems.length > 0) {
+    throw new CatdogError(
+      'dataset_too_small',
+      `cannot build a dataset version: ${problems.join('; ')}. Import more labelled photos (catdog dataset import DIR).`,
+      409,
+      { counts },
+    );
+  }
+}
+
+/**
+ * Snapshots every labelled image into an immutable, numbered version. A version is identified by its manifest:
+ * building again with the same images and parameters returns the existing version instead of a copy.
+ */
+export async function buildDatasetVersion(
+  deps: DatasetDependencies,
+  params: DatasetParams,
+): Promise<{ version: DatasetVersionRow; created: boolean }> {
+  const labelled = await deps.db.images.listLabelled();
+  const items: ManifestEntry[] = labelled
+    .filter((row): row is { hash: string; label: Label } => row.label === 'cat' || row.label === 'dog')
+    .map((row) => ({ hash: row.hash, label: row.label, split: splitOf(row.hash, params.split, params.seed) }));
+  const counts = countBySplit(items);
+  assertTrainable(counts);
+
+  const manifest: DatasetManifest = { format: 'catdog-dataset/1', params, items };
+  const manifestBytes = new TextEncoder().encode(JSON.stringify(manifest));
+  const manifestKey = `datasets/${createHash('sha256').update(manifestBytes).digest('hex')}.json`;
+
+  const latest = await deps.db.datasets.latest();
+  if (latest?.manifestKey === manifestKey) return { version: latest, created: false };
+
+  await deps.blobs.put(manifestKey, manifestBytes);
+  const version = await deps.db.datasets.create({ params, manifestKey, counts, items });
+  return { version, created: true };
+}
+
+export async function loadManifest(deps: DatasetDependencies, datasetId: number): Promise<{ version: DatasetVersionRow; manifest: DatasetManifest }> {
+  const version = await deps.db.datasets.get(datasetId);
+  if (!version) throw new NotFoundError('dataset version', datasetId);
+  const manifest = JSON.parse(new TextDecoder().decode(await deps.blobs.get(version.manifestKey))) as DatasetManifest;
+  return { version, manifest };
+}

@@ -1,0 +1,65 @@
+import type { Database } from '../db/index.js';
+import type { Logger } from '../app/logger.js';
+import { loadClassifier, zeroShotClassifier, type BackboneProvider, type Classifier } from '../registry/classifier.js';
+import type { BlobStore } from '../storage/index.js';
+
+export interface ModelServerDependencies {
+  db: Pick<Database, 'models'>;
+  blobs: BlobStore;
+  backbones: BackboneProvider;
+  logger: Logger;
+  /** Backbone for zero-shot answers before any model is promoted. */
+  defaultBackbone: string;
+}
+
+/**
+ * Holds the promoted model in memory and swaps it when the promotion changes. Promotions can come from another
+ * process (the CLI, a worker), so the database is the source of truth: it is polled, and `refresh()` checks at once.
+ * The swap is atomic from a caller's view: a request keeps the classifier it started with.
+ */
+export class ModelServer {
+  private active: Classifier | undefined;
+  private loading: Promise<Classifier> | undefined;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly deps: ModelServerDependencies) {}
+
+  /** The classifier to use now (loads the promoted model, or zero-shot, on first use). */
+  async classifier(): Promise<Classifier> {
+    if (this.active) return this.active;
+    return this.refresh();
+  }
+
+  async refresh(): Promise<Classifier> {
+    this.loading ??= this.loadCurrent().finally(() => {
+      this.loading = undefined;
+    });
+    return this.loading;
+  }
+
+  private async loadCurrent(): Promise<Classifier> {
+    const current = await this.deps.db.models.current();
+    const wanted = current?.id ?? 'zero-shot';
+    if (this.active?.modelId === wanted) return this.active;
+    const next = current
+      ? await loadClassifier(this.deps, current)
+      : await zeroShotClassifier(await this.deps.backbones.get(this.deps.defaultBackbone));
+    const previous = this.active;
+    this.active = next;
+    this.deps.logger.info({ modelId: next.modelId, version: next.version, previous: previous?.modelId }, 'serving model loaded');
+    // In-flight requests may still hold the previous classifier; give them time before freeing its tensors.
+    if (previous) setTimeout(() => previous.dispose(), 30_000).unref();
+    return next;
+  }
+
+  startWatching(intervalMs = 2_000): void {
+    this.timer = setInterval(() => {
+      this.refresh().catch((error: unknown) => this.deps.logger.error({ err: error }, 'reloading the promoted model failed; still serving the previous one'));
+    }, intervalMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+  }
+}

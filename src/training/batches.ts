@@ -1,0 +1,67 @@
+import { seededRandom } from '../images/index.js';
+import type { Batches, Tf } from '../ml/index.js';
+
+/** Fisher–Yates with a seeded generator: every epoch sees a different order, every run the same orders. */
+function shuffledIndices(count: number, seed: number): number[] {
+  const order = Array.from({ length: count }, (_, i) => i);
+  const random = seededRandom(seed);
+  for (let i = count - 1; i > 0; i -= 1) {
+    const j = Math.floor(random() * (i + 1));
+    [order[i], order[j]] = [order[j]!, order[i]!];
+  }
+  return order;
+}
+
+/** Batches of cached backbone feature vectors (the transfer-learning head trains on these). */
+export function featureBatches(tf: Tf, features: readonly Float32Array[], labels: readonly number[], batchSize: number, seed: number, shuffle = true): Batches {
+  const featureSize = features[0]?.length ?? 0;
+  return {
+    count: features.length,
+    size: batchSize,
+    async *batches(epoch: number) {
+      const order = shuffle ? shuffledIndices(features.length, seed + epoch) : features.map((_, i) => i);
+      for (let start = 0; start < order.length; start += batchSize) {
+        const slice = order.slice(start, start + batchSize);
+        const x = new Float32Array(slice.length * featureSize);
+        slice.forEach((index, row) => x.set(features[index]!, row * featureSize));
+        yield {
+          x: tf.tensor2d(x, [slice.length, featureSize]),
+          y: tf.tensor2d(slice.map((index) => labels[index]!), [slice.length, 1]),
+        };
+      }
+    },
+  };
+}
+
+/** Batches of RGB pixels for the CNN, augmented per sample and per epoch when `augment` is given. */
+export function pixelBatches(
+  tf: Tf,
+  images: readonly Uint8Array[],
+  labels: readonly number[],
+  imageSize: number,
+  batchSize: number,
+  seed: number,
+  augment?: (pixels: Uint8Array, random: () => number) => Uint8Array,
+): Batches {
+  const pixelsPerImage = imageSize * imageSize * 3;
+  return {
+    count: images.length,
+    size: batchSize,
+    async *batches(epoch: number) {
+      const order = augment ? shuffledIndices(images.length, seed + epoch) : images.map((_, i) => i);
+      const random = seededRandom(seed * 7919 + epoch);
+      for (let start = 0; start < order.length; start += batchSize) {
+        const slice = order.slice(start, start + batchSize);
+        const x = new Float32Array(slice.length * pixelsPerImage);
+        slice.forEach((index, row) => {
+          const pixels = augment ? augment(images[index]!, random) : images[index]!;
+          x.set(pixels, row * pixelsPerImage);
+        });
+        yield {
+          x: tf.tensor4d(x, [slice.length, imageSize, imageSize, 3]),
+          y: tf.tensor2d(slice.map((index) => labels[index]!), [slice.length, 1]),
+        };
+      }
+    },
+  };
+}

@@ -1,0 +1,71 @@
+import type { Backbone } from '../ml/index.js';
+import { extractFeatures } from '../ml/index.js';
+import { decodeToRgb } from '../images/index.js';
+import { imageBlobKey } from '../datasets/ingest.js';
+import type { BlobStore } from '../storage/index.js';
+
+/** A deterministic pixel transform whose features are cached under its own key (e.g. a seeded augmentation). */
+export interface FeatureVariant {
+  key: string;
+  transform(pixels: Uint8Array, imageHash: string): Uint8Array;
+}
+
+export interface FeatureProgress {
+  done: number;
+  total: number;
+  cached: number;
+}
+
+const featureKey = (backboneId: string, variant: string, hash: string): string => `features/${backboneId}/${variant}/${hash}.f32`;
+
+function toFloat32(bytes: Uint8Array): Float32Array {
+  // Blob stores may hand back views at any offset; Float32Array needs 4-byte alignment, so copy.
+  return new Float32Array(bytes.slice().buffer);
+}
+
+/**
+ * Backbone features per (backbone, variant, image hash), computed once and kept in the blob store: the frozen
+ * backbone is >95% of the work, so every later training run on the same images only trains the head.
+ */
+export async function featuresFor(
+  deps: { blobs: BlobStore },
+  backbone: Backbone,
+  hashes: readonly string[],
+  options: { variant?: FeatureVariant; batchSize?: number; onProgress?: (progress: FeatureProgress) => void } = {},
+): Promise<Float32Array[]> {
+  const variantKey = options.variant?.key ?? 'plain';
+  const result: Float32Array[] = new Array(hashes.length);
+  const missing: number[] = [];
+  await Promise.all(
+    hashes.map(async (hash, index) => {
+      const cached = await deps.blobs.getOrUndefined(featureKey(backbone.id, variantKey, hash));
+      if (cached && cached.byteLength === backbone.featureSize * 4) result[index] = toFloat32(cached);
+      else missing.push(index);
+    }),
+  );
+  missing.sort((a, b) => a - b);
+  const cachedCount = hashes.length - missing.length;
+  options.onProgress?.({ done: cachedCount, total: hashes.length, cached: cachedCount });
+
+  const chunkSize = options.batchSize ?? 32;
+  for (let start = 0; start < missing.length; start += chunkSize) {
+    const chunk = missing.slice(start, start + chunkSize);
+    const pixels = await Promise.all(
+      chunk.map(async (index) => {
+        const hash = hashes[index]!;
+        const rgb = await decodeToRgb(await deps.blobs.get(imageBlobKey(hash)), backbone.inputSize);
+        return options.variant ? options.variant.transform(rgb.data, hash) : rgb.data;
+      }),
+    );
+    const features = await extractFeatures(backbone, pixels, chunkSize);
+    await Promise.all(
+      chunk.map(async (index, position) => {
+        const vector = features[position]!;
+        result[index] = vector;
+        await deps.blobs.put(featureKey(backbone.id, variantKey, hashes[index]!), new Uint8Array(vector.buffer, vector.byteOffset, vector.byteLength));
+      }),
+    );
+    options.onProgress?.({ done: cachedCount + Math.min(start + chunkSize, missing.length), total: hashes.length, cached: cachedCount });
+  }
+  return result;
+}

@@ -1,0 +1,53 @@
+import type { CatdogConfig } from '../config/index.js';
+import { effectiveImageSize } from '../config/index.js';
+import type { DatasetParams } from '../datasets/versions.js';
+import type { TrainingParams } from './run-training.js';
+
+export interface TrainingOverrides {
+  architecture?: 'mobilenet' | 'cnn';
+  epochs?: number;
+  imageSize?: number;
+  learningRate?: number;
+  batchSize?: number;
+}
+
+/** Applies command-line overrides on top of the validated config, so both CLI and API train the same way. */
+export function withOverrides(config: CatdogConfig, overrides: TrainingOverrides): CatdogConfig {
+  return {
+    ...config,
+    dataset: { ...config.dataset, imageSize: overrides.imageSize ?? config.dataset.imageSize },
+    training: {
+      ...config.training,
+      architecture: overrides.architecture ?? config.training.architecture,
+      epochs: overrides.epochs ?? config.training.epochs,
+      learningRate: overrides.learningRate ?? config.training.learningRate,
+      batchSize: overrides.batchSize ?? config.training.batchSize,
+    },
+  };
+}
+
+export function datasetParams(config: CatdogConfig): DatasetParams {
+  return {
+    imageSize: effectiveImageSize(config),
+    split: config.dataset.split,
+    seed: config.dataset.seed,
+    augmentation: config.dataset.augmentation,
+  };
+}
+
+export function trainingParams(config: CatdogConfig, dataset: DatasetParams): TrainingParams {
+  const { training } = config;
+  return {
+    architecture: training.architecture,
+    imageSize: dataset.imageSize,
+    batchSize: training.batchSize,
+    epochs: training.epochs,
+    learningRate: training.learningRate,
+    earlyStoppingPatience: training.earlyStoppingPatience,
+    head: training.head,
+    backbone: training.backbone,
+    seed: dataset.seed,
+    augmentation: dataset.augmentation,
+    promotion: training.promotion,
+  };
+}

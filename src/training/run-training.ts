@@ -1,0 +1,272 @@
+import { createHash, randomBytes } from 'node:crypto';
+import type { Database, ModelRow } from '../db/index.js';
+import { imageBlobKey } from '../datasets/ingest.js';
+import { loadManifest, type DatasetManifest, type ManifestEntry } from '../datasets/versions.js';
+import { augment, decodeToRgb, seededRandom, type AugmentationConfig } from '../images/index.js';
+import {
+  buildCnn,
+  buildHead,
+  initTensorflow,
+  serializeModel,
+  trainBinaryClassifier,
+  type BinaryMetrics,
+  type EpochStats,
+} from '../ml/index.js';
+import { writeModelFiles, type Architecture, type ModelCard } from '../registry/artifacts.js';
+import type { BackboneProvider, Classifier } from '../registry/classifier.js';
+import { evaluateOnSplit } from '../registry/evaluate.js';
+import { promoteIfBetter, type PromotionDecision, type PromotionMetric } from '../registry/promotion.js';
+import type { BlobStore } from '../storage/index.js';
+import { featureBatches, pixelBatches } from './batches.js';
+import { featuresFor, type FeatureVariant } from './features.js';
+
+// A type alias, not an interface: it is stored as a JSON object column.
+export type TrainingParams = {
+  architecture: Architecture;
+  imageSize: number;
+  batchSize: number;
+  epochs: number;
+  learningRate: number;
+  earlyStoppingPatience: number;
+  head: 'logistic' | 'mlp';
+  backbone: string;
+  seed: number;
+  augmentation: AugmentationConfig;
+  promotion: { metric: PromotionMetric; minImprovement: number };
+};
+
+export type TrainingStage = 'features' | 'decoding' | 'training' | 'evaluating' | 'saving' | 'promoting';
+
+export type TrainingEvent =
+  | { type: 'started'; runId: string; datasetId: number; params: TrainingParams }
+  | { type: 'stage'; runId: string; stage: TrainingStage; done?: number; total?: number }
+  | { type: 'epoch'; runId: string; stats: EpochStats; totalEpochs: number; etaMs: number }
+  | { type: 'finished'; runId: string; modelId: string; metrics: BinaryMetrics; promotion: PromotionDecision }
+  | { type: 'failed'; runId: string; error: string };
+
+export interface TrainingOutcome {
+  runId: string;
+  model: ModelRow;
+  metrics: BinaryMetrics;
+  promotion: PromotionDecision;
+  epochs: EpochStats[];
+  bestEpoch: number;
+  durationMs: number;
+}
+
+export interface TrainingDependencies {
+  db: Pick<Database, 'runs' | 'models' | 'datasets'>;
+  blobs: BlobStore;
+  backbones: BackboneProvider;
+  codeVersion: string;
+}
+
+const labelValue = (item: ManifestEntry): number => (item.label === 'dog' ? 1 : 0);
+
+const anyAugmentation = (config: AugmentationConfig): boolean => Object.values(config).some((setting) => setting.enabled);
+
+/** Per-image seed, so an image's augmented variant is the same whichever batch or run computes it. */
+const imageSeed = (hash: string, seed: number): number => (Number.parseInt(hash.slice(0, 8), 16) ^ seed) >>> 0;
+
+function augmentationVariant(config: AugmentationConfig, imageSize: number, seed: number): FeatureVariant {
+  const key = `aug-${createHash('sha256').update(JSON.stringify({ config, seed })).digest('hex').slice(0, 12)}`;
+  return { key, transform: (pixels, hash) => augment(pixels, imageSize, config, seededRandom(imageSeed(hash, seed))) };
+}
+
+interface Trainable {
+  network: import('../ml/index.js').LayersModel;
+  classifier: Classifier;
+  train: import('../ml/index.js').Batches;
+  validation: import('../ml/index.js').Batches;
+  card: Pick<ModelCard, 'imageSize' | 'backbone' | 'head'>;
+}
+
+async function prepareTransfer(deps: TrainingDependencies, manifest: DatasetManifest, params: TrainingParams, emit: (event: TrainingEvent) => void, runId: string): Promise<Trainable> {
+  const { tf } = await initTensorflow();
+  const backbone = await deps.backbones.get(params.backbone);
+  const trainItems = manifest.items.filter((item) => item.split === 'train');
+  const validationItems = manifest.items.filter((item) => item.split === 'validation');
+  const variant = anyAugmentation(params.augmentation) ? augmentationVariant(params.augmentation, backbone.inputSize, params.seed) : undefined;
+  const total = trainItems.length * (variant ? 2 : 1) + validationItems.length;
+  let offset = 0;
+  const progress = ({ done }: { done: number }) => emit({ type: 'stage', runId, stage: 'features', done: offset + done, total });
+  const collect = async (items: ManifestEntry[], featureVariant?: FeatureVariant) => {
+    const features = await featuresFor(deps, backbone, items.map((item) => item.hash), { variant: featureVariant, onProgress: progress });
+    offset += items.length;
+    return features;
+  };
+  const trainFeatures = await collect(trainItems);
+  const trainLabels = trainItems.map(labelValue);
+  if (variant) {
+    trainFeatures.push(...(await collect(trainItems, variant)));
+    trainLabels.push(...trainItems.map(labelValue));
+  }
+  const validationFeatures = await collect(validationItems);
+
+  const network = buildHead(params.head, backbone.featureSize);
+  const validation = validationItems.length > 0
+    ? featureBatches(tf, validationFeatures, validationItems.map(labelValue), 256, params.seed, false)
+    : featureBatches(tf, trainFeatures, trainLabels, 256, params.seed, false);
+  return {
+    network,
+    train: featureBatches(tf, trainFeatures, trainLabels, params.batchSize, params.seed),
+    validation,
+    card: { imageSize: backbone.inputSize, backbone: { id: backbone.id, source: params.backbone }, head: params.head },
+    classifier: {
+      modelId: runId,
+      version: null,
+      card: null,
+      inputSize: backbone.inputSize,
+      backbone,
+      network,
+      predictPixels: () => Promise.reject(new Error('evaluation of a run in progress uses stored images only')),
+      dispose: () => network.dispose(),
+    },
+  };
+}
+
+async function decodeAll(deps: TrainingDependencies, items: ManifestEntry[], size: number, onDone: (done: number) => void): Promise<Uint8Array[]> {
+  const pixels: Uint8Array[] = new Array(items.length);
+  let next = 0;
+  let done = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const index = next++;
+      pixels[index] = (await decodeToRgb(await deps.blobs.get(imageBlobKey(items[index]!.hash)), size)).data;
+      done += 1;
+      if (done % 50 === 0 || done === items.length) onDone(done);
+    }
+  };
+  await Promise.all([worker(), worker(), worker(), worker()]);
+  return pixels;
+}
+
+async function prepareCnn(deps: TrainingDependencies, manifest: DatasetManifest, params: TrainingParams, emit: (event: TrainingEvent) => void, runId: string): Promise<Trainable> {
+  const { tf } = await initTensorflow();
+  const size = params.imageSize;
+  const trainItems = manifest.items.filter((item) => item.split === 'train');
+  const validationItems = manifest.items.filter((item) => item.split === 'validation');
+  const total = trainItems.length + validationItems.length;
+  const trainPixels = await decodeAll(deps, trainItems, size, (done) => emit({ type: 'stage', runId, stage: 'decoding', done, total }));
+  const validationPixels = await decodeAll(deps, validationItems, size, (done) => emit({ type: 'stage', runId, stage: 'decoding', done: trainItems.length + done, total }));
+  const augmentation = anyAugmentation(params.augmentation)
+    ? (pixels: Uint8Array, random: () => number) => augment(pixels, size, params.augmentation, random)
+    : undefined;
+  const network = buildCnn(size);
+  const trainLabels = trainItems.map(labelValue);
+  return {
+    network,
+    train: pixelBatches(tf, trainPixels, trainLabels, size, params.batchSize, params.seed, augmentation),
+    validation: validationItems.length > 0
+      ? pixelBatches(tf, validationPixels, validationItems.map(labelValue), size, params.batchSize, params.seed)
+      : pixelBatches(tf, trainPixels, trainLabels, size, params.batchSize, params.seed),
+    card: { imageSize: size },
+    classifier: {
+      modelId: runId,
+      version: null,
+      card: null,
+      inputSize: size,
+      backbone: null,
+      network,
+      async predictPixels(images) {
+        const flat = new Float32Array(images.length * size * size * 3);
+        images.forEach((image, i) => flat.set(image, i * size * size * 3));
+        const x = tf.tensor4d(flat, [images.length, size, size, 3]);
+        const y = network.predict(x, { batchSize: 32 }) as import('@tensorflow/tfjs').Tensor;
+        const values = await y.data();
+        x.dispose();
+        y.dispose();
+        return Array.from(values, (pDog) => ({ pDog }));
+      },
+      dispose: () => network.dispose(),
+    },
+  };
+}
+
+/**
+ * One training run on an existing dataset version: train (early stopping keeps the best epoch), evaluate on the
+ * version's test split, store the files, register the model (row last), and promote it if it beats the serving
+ * model on that same split. Every step is recorded on the run, and a failure marks the run failed.
+ */
+export async function trainOnDataset(
+  deps: TrainingDependencies,
+  request: { datasetId: number; params: TrainingParams; onEvent?: (event: TrainingEvent) => void; signal?: AbortSignal; actor?: string },
+): Promise<TrainingOutcome> {
+  const started = Date.now();
+  const { manifest } = await loadManifest({ db: deps.db as Pick<Database, 'datasets' | 'images'>, blobs: deps.blobs }, request.datasetId);
+  const { params } = request;
+  const run = await deps.db.runs.create({ datasetId: request.datasetId, params, codeVersion: deps.codeVersion });
+  const emit = (event: TrainingEvent) => request.onEvent?.(event);
+  await deps.db.runs.markRunning(run.id);
+  emit({ type: 'started', runId: run.id, datasetId: request.datasetId, params });
+
+  let trainable: Trainable | undefined;
+  try {
+    trainable = params.architecture === 'mobilenet'
+      ? await prepareTransfer(deps, manifest, params, emit, run.id)
+      : await prepareCnn(deps, manifest, params, emit, run.id);
+
+    emit({ type: 'stage', runId: run.id, stage: 'training' });
+    const history = await trainBinaryClassifier({
+      model: trainable.network,
+      train: trainable.train,
+      validation: trainable.validation,
+      epochs: params.epochs,
+      learningRate: params.learningRate,
+      earlyStoppingPatience: params.earlyStoppingPatience,
+      signal: request.signal,
+      onEpoch: async (stats) => {
+        await deps.db.runs.addEpoch(run.id, stats);
+        const averageMs = (Date.now() - started) / (stats.epoch + 1);
+        emit({ type: 'epoch', runId: run.id, stats, totalEpochs: params.epochs, etaMs: averageMs * (params.epochs - stats.epoch - 1) });
+      },
+    });
+
+    emit({ type: 'stage', runId: run.id, stage: 'evaluating' });
+    const metrics = await evaluateOnSplit(deps, trainable.classifier, manifest, 'test');
+
+    emit({ type: 'stage', runId: run.id, stage: 'saving' });
+    const modelId = `mdl_${randomBytes(8).toString('hex')}`;
+    const files = await serializeModel(trainable.network);
+    const card: ModelCard = {
+      format: 'catdog-model/1',
+      modelId,
+      architecture: params.architecture,
+      labels: ['cat', 'dog'],
+      output: 'sigmoid-p-dog',
+      ...trainable.card,
+      datasetId: request.datasetId,
+      runId: run.id,
+      params: params as unknown as Record<string, unknown>,
+      metrics: metrics as unknown as Record<string, unknown>,
+      codeVersion: deps.codeVersion,
+      createdAt: new Date().toISOString(),
+    };
+    const artifactPrefix = await writeModelFiles(deps.blobs, { ...files, card });
+    const model = await deps.db.models.create({
+      id: modelId,
+      name: `${params.architecture} on dataset v${request.datasetId}`,
+      architecture: params.architecture,
+      datasetId: request.datasetId,
+      runId: run.id,
+      params,
+      metrics,
+      artifactPrefix,
+    });
+
+    emit({ type: 'stage', runId: run.id, stage: 'promoting' });
+    const promotion = await promoteIfBetter(deps, model, metrics, manifest, params.promotion, request.actor);
+    const durationMs = Date.now() - started;
+    await deps.db.runs.finish(run.id, { status: 'succeeded', metrics: { ...metrics, bestEpoch: history.bestEpoch, promoted: promotion.promoted }, modelId });
+    emit({ type: 'finished', runId: run.id, modelId, metrics, promotion });
+    return { runId: run.id, model, metrics, promotion, epochs: history.epochs, bestEpoch: history.bestEpoch, durationMs };
+  } catch (error) {
+    const message = (error as Error).message;
+    const status = request.signal?.aborted ? 'cancelled' : 'failed';
+    await deps.db.runs.finish(run.id, { status, error: message });
+    emit({ type: 'failed', runId: run.id, error: message });
+    throw error;
+  } finally {
+    trainable?.network.dispose();
+  }
+}
