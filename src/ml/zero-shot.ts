@@ -1,0 +1,47 @@
+/** ImageNet-1k class indices: 281–285 are the domestic cats (tabby … Egyptian cat), 151–268 the dog breeds. */
+interface ClassRange {
+  first: number;
+  last: number;
+}
+
+const DOMESTIC_CATS: ClassRange = { first: 281, last: 285 };
+const DOGS: ClassRange = { first: 151, last: 268 };
+const IMAGENET_CLASSES = 1000;
+/** Below this much cat + dog probability the ratio is noise, so the answer is "no idea". */
+const NEGLIGIBLE_MASS = 1e-9;
+
+/**
+ * P(dog) from an ImageNet classifier alone: dog mass against cat mass, each divided by its number of classes.
+ * The raw ratio dog / (cat + dog) leans to dog because 118 dog classes soak up the uncertain mass that 5 cat
+ * classes cannot: with MobileNet v1 0.25 on 60 + 60 Kaggle photos it called 53% of the cats dogs (0.75: 23%);
+ * per-class averages bring that to 20% (0.75: 7%) while keeping 98–100% of the dogs.
+ */
+export function zeroShotPDog(imagenetProbabilities: Float32Array | number[]): number {
+  const { cat, dog } = catAndDogMass(imagenetProbabilities);
+  if (cat + dog < NEGLIGIBLE_MASS) return 0.5;
+  const catPerClass = cat / classCount(DOMESTIC_CATS);
+  const dogPerClass = dog / classCount(DOGS);
+  return dogPerClass / (catPerClass + dogPerClass);
+}
+
+/** How much of the ImageNet probability is on cats or dogs at all: low means the photo is likely neither. */
+export function imagenetAnimalMass(imagenetProbabilities: Float32Array | number[]): number {
+  const { cat, dog } = catAndDogMass(imagenetProbabilities);
+  return cat + dog;
+}
+
+function classCount({ first, last }: ClassRange): number {
+  return last - first + 1;
+}
+
+function catAndDogMass(probabilities: Float32Array | number[]): { cat: number; dog: number } {
+  if (probabilities.length !== IMAGENET_CLASSES) {
+    throw new Error(`expected ${IMAGENET_CLASSES} ImageNet probabilities, got ${probabilities.length}`);
+  }
+  const sum = ({ first, last }: ClassRange): number => {
+    let total = 0;
+    for (let i = first; i <= last; i++) total += probabilities[i]!;
+    return total;
+  };
+  return { cat: sum(DOMESTIC_CATS), dog: sum(DOGS) };
+}
