@@ -1,0 +1,181 @@
+import sharp, { type Metadata, type OutputInfo, type SharpOptions } from 'sharp';
+import { acceptedFormatsText, ImageError } from './errors.js';
+import { describeUnsupportedContent, sniffImageFormat, type ImageFormat } from './format.js';
+
+export interface ImageLimits {
+  maxBytes: number;
+  maxPixels: number;
+}
+
+export interface ImageInfo {
+  format: ImageFormat;
+  /** Displayed width, i.e. after EXIF orientation. */
+  width: number;
+  /** Displayed height, i.e. after EXIF orientation. */
+  height: number;
+}
+
+/** Pixels in row-major height × width × channel order, channels R, G, B. */
+export interface RgbImage {
+  data: Uint8Array;
+  width: number;
+  height: number;
+  channels: 3;
+}
+
+/**
+ * `failOn: 'error'` rejects truncated and undecodable data but tolerates libjpeg warnings such as
+ * "extraneous bytes before marker", which many camera and phone JPEGs carry and which decode fine.
+ */
+const decodeOptions = (maxPixels?: number): SharpOptions => ({
+  failOn: 'error',
+  ...(maxPixels === undefined ? {} : { limitInputPixels: maxPixels }),
+});
+
+const white = { r: 255, g: 255, b: 255 };
+
+function formatOrThrow(bytes: Uint8Array): ImageFormat {
+  if (bytes.length === 0) {
+    throw new ImageError('image_empty', `The file is empty; send a ${acceptedFormatsText} photo.`);
+  }
+  const format = sniffImageFormat(bytes);
+  if (format === undefined) {
+    const looksLike = describeUnsupportedContent(bytes);
+    throw new ImageError(
+      'image_unsupported_format',
+      `The file looks like ${looksLike}, not a supported photo; send a ${acceptedFormatsText} image.`,
+      { looksLike },
+    );
+  }
+  return format;
+}
+
+function tooManyPixels(width: number, height: number, maxPixels: number): ImageError {
+  return new ImageError(
+    'image_too_many_pixels',
+    `The image declares ${width}×${height} = ${width * height} pixels, more than the ${maxPixels} accepted; ` +
+      'resize it and send it again.',
+    { width, height, maxPixels },
+  );
+}
+
+/** Turns a sharp failure on sniffed-good bytes into the error the user can act on. */
+function decodeFailure(format: ImageFormat, cause: unknown): ImageError {
+  const reason = cause instanceof Error ? cause.message : String(cause);
+  if (/pixel limit/i.test(reason)) {
+    return new ImageError(
+      'image_too_many_pixels',
+      `The ${format} image has more pixels than can be decoded safely; resize it and send it again.`,
+      { format, reason },
+    );
+  }
+  return new ImageError(
+    'image_corrupt',
+    `The ${format} file is damaged or incomplete and cannot be decoded (${reason}); ` +
+      `send the complete original ${acceptedFormatsText} file.`,
+    { format, reason },
+  );
+}
+
+/**
+ * Validates an upload before anything keeps it: size, format by content, declared pixel count (read from the
+ * header, so a decompression bomb is refused before it is expanded), then one full decode so that every
+ * accepted file is known to be trainable.
+ */
+export async function inspectImage(bytes: Uint8Array, limits: ImageLimits): Promise<ImageInfo> {
+  if (bytes.length > limits.maxBytes) {
+    throw new ImageError(
+      'image_too_large',
+      `The file is ${bytes.length} bytes, more than the ${limits.maxBytes} accepted; send a smaller ` +
+        `${acceptedFormatsText} photo.`,
+      { bytes: bytes.length, maxBytes: limits.maxBytes },
+    );
+  }
+  const format = formatOrThrow(bytes);
+  let header: Metadata;
+  try {
+    header = await sharp(bytes, { limitInputPixels: false }).metadata();
+  } catch (cause) {
+    throw decodeFailure(format, cause);
+  }
+  if (header.width * header.height > limits.maxPixels) {
+    throw tooManyPixels(header.width, header.height, limits.maxPixels);
+  }
+  try {
+    // stats() streams the decoded pixels through a reduction, so the full decode never holds the whole image.
+    await sharp(bytes, decodeOptions(limits.maxPixels)).stats();
+  } catch (cause) {
+    throw decodeFailure(format, cause);
+  }
+  return { format, width: header.autoOrient.width, height: header.autoOrient.height };
+}
+
+/**
+ * The one decode used by training and serving alike: displayed orientation, transparency on white, sRGB,
+ * first frame of an animation, squashed (not cropped) to `size × size`.
+ */
+export async function decodeToRgb(bytes: Uint8Array, size: number): Promise<RgbImage> {
+  const format = formatOrThrow(bytes);
+  let decoded: { data: Buffer; info: OutputInfo };
+  try {
+    decoded = await sharp(bytes, decodeOptions())
+      .rotate()
+      .flatten({ background: white })
+      .resize(size, size, { fit: 'fill' })
+      .toColourspace('srgb')
+      .raw({ depth: 'uchar' })
+      .toBuffer({ resolveWithObject: true });
+  } catch (cause) {
+    throw decodeFailure(format, cause);
+  }
+  const { data, info } = decoded;
+  if (info.channels !== 3 || data.length !== size * size * 3) {
+    throw new Error(`sharp produced ${info.width}×${info.height}×${info.channels} for a ${size}×${size} RGB decode`);
+  }
+  // A plain view, not a Buffer: Buffer#slice shares memory where Uint8Array#slice copies, a trap for callers.
+  return { data: new Uint8Array(data.buffer, data.byteOffset, data.length), width: size, height: size, channels: 3 };
+}
+
+/** Decodes many images with at most `concurrency` in flight; results keep the input order. */
+export async function decodeBatchToRgb(list: Uint8Array[], size: number, concurrency = 2): Promise<RgbImage[]> {
+  if (!Number.isInteger(concurrency) || concurrency < 1) {
+    throw new RangeError(`concurrency must be a positive integer, got ${concurrency}`);
+  }
+  const results = new Array<RgbImage>(list.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < list.length) {
+      const index = next++;
+      results[index] = await decodeToRgb(list[index]!, size);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, list.length) }, worker));
+  return results;
+}
+
+/** A small preview for the UI: displayed orientation, never enlarged, no metadata (EXIF may hold GPS). */
+export async function thumbnailJpeg(bytes: Uint8Array, size = 256): Promise<Uint8Array> {
+  const format = formatOrThrow(bytes);
+  try {
+    const jpeg = await sharp(bytes, decodeOptions())
+      .rotate()
+      .flatten({ background: white })
+      .resize(size, size, { fit: 'inside', withoutEnlargement: true })
+      .jpeg({ quality: 80 })
+      .toBuffer();
+    return new Uint8Array(jpeg.buffer, jpeg.byteOffset, jpeg.length);
+  } catch (cause) {
+    throw decodeFailure(format, cause);
+  }
+}
+
+/** Encodes decoded (for example augmented) pixels so the UI can show what the model was trained on. */
+export async function encodeJpeg(rgb: RgbImage, quality = 90): Promise<Uint8Array> {
+  if (rgb.data.length !== rgb.width * rgb.height * 3) {
+    throw new RangeError(`expected ${rgb.width}×${rgb.height}×3 = ${rgb.width * rgb.height * 3} bytes, got ${rgb.data.length}`);
+  }
+  const jpeg = await sharp(rgb.data, { raw: { width: rgb.width, height: rgb.height, channels: 3 } })
+    .jpeg({ quality })
+    .toBuffer();
+  return new Uint8Array(jpeg.buffer, jpeg.byteOffset, jpeg.length);
+}
