@@ -37,6 +37,7 @@ export const buildDatasetComponent: ComponentDefinition = {
 export const trainComponent: ComponentDefinition = {
   name: 'train',
   description: 'Trains a cat/dog classifier on the training split with early stopping on the validation split.',
+  cacheable: true,
   inputs: {
     dataset: { type: 'artifact', artifactType: 'Dataset' },
     architecture: { type: 'string', description: "'mobilenet' (head on a pretrained backbone) or 'cnn' (from scratch)." },
@@ -53,6 +54,7 @@ export const trainComponent: ComponentDefinition = {
 export const evaluateComponent: ComponentDefinition = {
   name: 'evaluate',
   description: "Measures the model on the dataset's test split.",
+  cacheable: true,
   inputs: {
     model: { type: 'artifact', artifactType: 'Model' },
     dataset: { type: 'artifact', artifactType: 'Dataset' },

@@ -31,6 +31,11 @@ export interface ComponentOutput {
 export interface ComponentDefinition {
   name: string;
   description: string;
+  /**
+   * The outputs depend only on the inputs, so a runner may reuse earlier outputs for the same inputs. Left false
+   * for steps that read or change state outside their inputs (the image library, the serving model).
+   */
+  cacheable?: boolean;
   inputs: Record<string, ComponentInput>;
   outputs: Record<string, ComponentOutput>;
 }

@@ -1,0 +1,164 @@
+import { stringify } from 'yaml';
+import { CatdogError } from '../../errors.js';
+import { inputFlag, outputFlag } from '../component-args.js';
+import {
+  type ArtifactType,
+  type ComponentDefinition,
+  type ComponentInput,
+  type ComponentOutput,
+  isParameterType,
+  type ParameterType,
+  type PipelineDefinition,
+  type TaskDefinition,
+  upstreamTasks,
+  validatePipeline,
+} from '../dag.js';
+import type { ComponentSpec, ExecutorSpec, KfpParameterType, PipelineSpec, PipelineTaskSpec } from './pipeline-spec.js';
+
+export interface KfpCompileOptions {
+  /** The catdog container image every step runs. */
+  image: string;
+  /** Default artifact root (gs://…, s3://…, minio://…); the KFP deployment's default when absent. */
+  pipelineRoot?: string;
+}
+
+const KFP_PARAMETER_TYPE: Record<ParameterType, KfpParameterType> = {
+  string: 'STRING',
+  integer: 'NUMBER_INTEGER',
+  number: 'NUMBER_DOUBLE',
+  boolean: 'BOOLEAN',
+};
+
+/** KFP's built-in artifact types (kfp.dsl.Dataset, Model, Metrics, Artifact). */
+const kfpArtifactType = (type: ArtifactType = 'Artifact') => ({ schemaTitle: `system.${type}`, schemaVersion: '0.0.1' });
+
+/** The KFP SDK's naming, so compiled catdog pipelines read like any other in the KFP UI. */
+const componentKey = (component: ComponentDefinition) => `comp-${component.name}`;
+const executorLabel = (component: ComponentDefinition) => `exec-${component.name}`;
+
+const inputPlaceholder = (name: string, input: ComponentInput) =>
+  isParameterType(input.type) ? `{{$.inputs.parameters['${name}']}}` : `{{$.inputs.artifacts['${name}'].path}}`;
+const outputPlaceholder = (name: string, output: ComponentOutput) =>
+  isParameterType(output.type) ? `{{$.outputs.parameters['${name}'].output_file}}` : `{{$.outputs.artifacts['${name}'].path}}`;
+
+/** `undefined` instead of an empty map: the KFP SDK leaves empty sections out. */
+const nonEmpty = <T>(record: Record<string, T>) => (Object.keys(record).length > 0 ? record : undefined);
+
+function definitions<T extends ComponentInput | ComponentOutput, P, A>(
+  slots: Record<string, T>,
+  parameter: (slot: T & { type: ParameterType }) => P,
+  artifact: (slot: T) => A,
+) {
+  const parameters: Record<string, P> = {};
+  const artifacts: Record<string, A> = {};
+  for (const [name, slot] of Object.entries(slots)) {
+    if (isParameterType(slot.type)) parameters[name] = parameter(slot as T & { type: ParameterType });
+    else artifacts[name] = artifact(slot);
+  }
+  const section = { parameters: nonEmpty(parameters), artifacts: nonEmpty(artifacts) };
+  return section.parameters === undefined && section.artifacts === undefined ? undefined : section;
+}
+
+function componentSpec(component: ComponentDefinition): ComponentSpec {
+  return {
+    executorLabel: executorLabel(component),
+    inputDefinitions: definitions(
+      component.inputs,
+      (input) => ({
+        parameterType: KFP_PARAMETER_TYPE[input.type],
+        defaultValue: input.default,
+        isOptional: input.optional || input.default !== undefined || undefined,
+        description: input.description,
+      }),
+      (input) => ({ artifactType: kfpArtifactType(input.artifactType), isOptional: input.optional || undefined, description: input.description }),
+    ),
+    outputDefinitions: definitions(
+      component.outputs,
+      (output) => ({ parameterType: KFP_PARAMETER_TYPE[output.type], description: output.description }),
+      (output) => ({ artifactType: kfpArtifactType(output.artifactType), description: output.description }),
+    ),
+  };
+}
+
+function executorSpec(component: ComponentDefinition, image: string): ExecutorSpec {
+  const inputArgs = Object.entries(component.inputs).flatMap(([name, input]) => [inputFlag(name), inputPlaceholder(name, input)]);
+  const outputArgs = Object.entries(component.outputs).flatMap(([name, output]) => [outputFlag(name), outputPlaceholder(name, output)]);
+  return { container: { image, command: ['catdog', 'component', 'run', component.name], args: [...inputArgs, ...outputArgs] } };
+}
+
+function taskSpec(task: TaskDefinition): PipelineTaskSpec {
+  const parameters: NonNullable<PipelineTaskSpec['inputs']>['parameters'] = {};
+  const artifacts: NonNullable<PipelineTaskSpec['inputs']>['artifacts'] = {};
+  for (const [name, binding] of Object.entries(task.inputs)) {
+    if ('parameter' in binding) parameters[name] = { componentInputParameter: binding.parameter };
+    else if ('constant' in binding) parameters[name] = { runtimeValue: { constant: binding.constant } };
+    else if (isParameterType(task.component.inputs[name]?.type ?? 'artifact')) {
+      parameters[name] = { taskOutputParameter: { producerTask: binding.fromTask, outputParameterKey: binding.output } };
+    } else {
+      artifacts[name] = { taskOutputArtifact: { producerTask: binding.fromTask, outputArtifactKey: binding.output } };
+    }
+  }
+  const dependentTasks = upstreamTasks(task).sort();
+  const inputs = { parameters: nonEmpty(parameters), artifacts: nonEmpty(artifacts) };
+  return {
+    taskInfo: { name: task.name },
+    componentRef: { name: componentKey(task.component) },
+    cachingOptions: { enableCache: task.component.cacheable === true },
+    dependentTasks: dependentTasks.length > 0 ? dependentTasks : undefined,
+    inputs: inputs.parameters === undefined && inputs.artifacts === undefined ? undefined : inputs,
+  };
+}
+
+/** Every container argument is a placeholder the orchestrator must resolve, so an unbound input needs a default. */
+function unresolvableInputs(def: PipelineDefinition): string[] {
+  return def.tasks.flatMap((task) =>
+    Object.entries(task.component.inputs)
+      .filter(([name, input]) => task.inputs[name] === undefined && input.default === undefined)
+      .map(([name]) => `task '${task.name}': optional input '${name}' is unbound and has no default, which Kubeflow cannot resolve`),
+  );
+}
+
+/** Drops `undefined` members so the spec equals its own YAML/JSON round trip. */
+function withoutUndefined<T>(value: T): T {
+  return JSON.parse(JSON.stringify(value)) as T;
+}
+
+/** The pipeline as a KFP v2 PipelineSpec, runnable on Kubeflow Pipelines and Vertex AI Pipelines. */
+export function compileToKfp(def: PipelineDefinition, options: KfpCompileOptions): PipelineSpec {
+  validatePipeline(def);
+  const unresolvable = unresolvableInputs(def);
+  if (unresolvable.length > 0) {
+    throw new CatdogError('unsupported_pipeline', `pipeline '${def.name}' cannot be compiled for Kubeflow:\n- ${unresolvable.join('\n- ')}`, 400, {
+      problems: unresolvable,
+    });
+  }
+  const components = new Map(def.tasks.map(({ component }) => [component.name, component]));
+  return withoutUndefined({
+    pipelineInfo: { name: def.name, description: def.description },
+    schemaVersion: '2.1.0',
+    defaultPipelineRoot: options.pipelineRoot,
+    components: Object.fromEntries([...components.values()].map((component) => [componentKey(component), componentSpec(component)])),
+    deploymentSpec: {
+      executors: Object.fromEntries([...components.values()].map((component) => [executorLabel(component), executorSpec(component, options.image)])),
+    },
+    root: {
+      inputDefinitions: {
+        parameters: nonEmpty(
+          Object.fromEntries(
+            Object.entries(def.parameters).map(([name, parameter]) => [
+              name,
+              { parameterType: KFP_PARAMETER_TYPE[parameter.type], defaultValue: parameter.default, description: parameter.description },
+            ]),
+          ),
+        ),
+      },
+      dag: { tasks: Object.fromEntries(def.tasks.map((task) => [task.name, taskSpec(task)])) },
+    },
+  });
+}
+
+/** YAML as the KFP SDK writes it: a comment header, keys sorted at every level, no anchors, no folded lines. */
+export function toYaml(spec: PipelineSpec): string {
+  const body = stringify(spec, { sortMapEntries: true, aliasDuplicateObjects: false, lineWidth: 0 });
+  return `# PIPELINE DEFINITION\n# Name: ${spec.pipelineInfo.name}\n${body}`;
+}
