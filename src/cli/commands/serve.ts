@@ -1,0 +1,28 @@
+import type { Command } from 'commander';
+import { openApp } from '../../app/context.js';
+import { loadConfig } from '../../config/index.js';
+import { startServer } from '../../server/index.js';
+import type { GlobalOptions } from '../app-runner.js';
+import { positiveInt } from './train.js';
+
+export function registerServeCommand(program: Command, globals: () => GlobalOptions): void {
+  program
+    .command('serve')
+    .description('web UI and REST API (/api/v1, docs at /api/docs); hot-reloads the promoted model')
+    .option('--port <n>', 'TCP port (default: server.port, 8080)', positiveInt)
+    .option('--host <host>', 'interface to listen on (default: server.host, 127.0.0.1; 0.0.0.0 exposes it)')
+    .action(async (options: { port?: number; host?: string }) => {
+      const loaded = loadConfig({ file: globals().config });
+      // Unlike one-shot commands, the app stays open: startServer closes it on SIGTERM / SIGINT.
+      const app = await openApp(loaded);
+      try {
+        const running = await startServer(app, { port: options.port ?? app.config.server.port, host: options.host ?? app.config.server.host });
+        const model = running.servingModel;
+        const modelText = model ? `${model.id}${model.version === null ? '' : ` (v${model.version})`}` : 'none (see the log)';
+        process.stdout.write(`catdog listening on ${running.url} — serving model ${modelText}\n`);
+      } catch (error) {
+        await app.close();
+        throw error;
+      }
+    });
+}

@@ -1,0 +1,70 @@
+import { OpenAPIHono } from '@hono/zod-openapi';
+import { bodyLimit } from 'hono/body-limit';
+import type { AppContext } from '../app/context.js';
+import type { ModelServer } from '../serving/model-server.js';
+import type { RunManager } from '../training/run-manager.js';
+import { webRoutes } from '../web/routes.js';
+import type { ServerDeps } from './context.js';
+import { errorHandler, errorJson, notFoundHandler, validationHook } from './errors.js';
+import { createServerMetrics, PROMETHEUS_CONTENT_TYPE } from './metrics.js';
+import { datasetRoutes } from './routes/datasets.js';
+import { imageRoutes } from './routes/images.js';
+import { modelRoutes } from './routes/models.js';
+import { predictionRoutes } from './routes/predictions.js';
+import { systemRoutes } from './routes/system.js';
+import { trainingRoutes } from './routes/training.js';
+import { securityHeaders } from './security.js';
+
+export const API_PREFIX = '/api/v1';
+/** Room for the multipart framing around a photo of exactly `images.maxBytes`. */
+const MULTIPART_OVERHEAD_BYTES = 16 * 1024;
+
+export interface ServerOptions {
+  models: ModelServer;
+  runs: RunManager;
+  /** Aborted at shutdown: event streams end so the server can close. */
+  closing?: AbortSignal;
+}
+
+/** The HTTP face of catdog: the JSON API under /api/v1 (documented at /api/openapi.json) and the web UI. */
+export function createServer(app: AppContext, options: ServerOptions): OpenAPIHono {
+  const metrics = createServerMetrics();
+  const deps: ServerDeps = { app, models: options.models, runs: options.runs, metrics, closing: options.closing ?? new AbortController().signal };
+
+  metrics.registry.gauge('catdog_serving_model_version', 'Registry version of the model answering predictions (0 = zero-shot).', async () => {
+    const classifier = await options.models.classifier().catch(() => undefined);
+    return classifier ? [{ labels: { model_id: classifier.modelId }, value: classifier.version ?? 0 }] : [];
+  });
+  metrics.registry.gauge('catdog_training_queue_depth', 'Training runs waiting behind the active one.', () => [{ labels: {}, value: options.runs.queueDepth }]);
+  metrics.registry.gauge('catdog_training_active', '1 while a training run is in progress in this process.', () => [
+    { labels: {}, value: options.runs.activeRunId ? 1 : 0 },
+  ]);
+
+  const server = new OpenAPIHono({ defaultHook: validationHook });
+  server.use('*', securityHeaders, metrics.middleware);
+  server.use(
+    `${API_PREFIX}/*`,
+    bodyLimit({
+      maxSize: app.config.images.maxBytes + MULTIPART_OVERHEAD_BYTES,
+      onError: (c) => errorJson(c, 413, 'payload_too_large', `the request is larger than the ${app.config.images.maxBytes} bytes accepted (images.maxBytes)`),
+    }),
+  );
+
+  for (const routes of [predictionRoutes, imageRoutes, datasetRoutes, trainingRoutes, modelRoutes, systemRoutes]) {
+    server.route(API_PREFIX, routes(deps));
+  }
+  server.get('/metrics', async (c) => c.text(await metrics.registry.render(), 200, { 'Content-Type': PROMETHEUS_CONTENT_TYPE }));
+  server.doc31('/api/openapi.json', {
+    openapi: '3.1.0',
+    info: {
+      title: 'catdog API',
+      version: app.codeVersion,
+      description: 'Classify photos as cat or dog, review predictions, build dataset versions, train, register and promote models.',
+    },
+  });
+  server.route('/', webRoutes(deps));
+
+  server.onError(errorHandler(app.logger));
+  server.notFound(notFoundHandler);
+  return server;
+}

@@ -1,0 +1,19 @@
+import { OpenAPIHono } from '@hono/zod-openapi';
+import type { AppContext } from '../app/context.js';
+import type { ModelServer } from '../serving/model-server.js';
+import type { RunManager } from '../training/run-manager.js';
+import { validationHook } from './errors.js';
+import type { ServerMetrics } from './metrics.js';
+
+/** What every route group needs: the app's adapters plus the long-lived server objects. */
+export interface ServerDeps {
+  app: AppContext;
+  models: ModelServer;
+  runs: RunManager;
+  metrics: ServerMetrics;
+  /** Aborted when the server shuts down, so long-lived responses (event streams) end and let it close. */
+  closing: AbortSignal;
+}
+
+/** A route group whose zod validation failures answer 400 `invalid_request` naming the field. */
+export const routeGroup = (): OpenAPIHono => new OpenAPIHono({ defaultHook: validationHook });

@@ -1,0 +1,68 @@
+import type { z } from '@hono/zod-openapi';
+import type { AppContext } from '../app/context.js';
+import { configSchema, type CatdogConfig } from '../config/index.js';
+import { imageBlobKey } from '../datasets/ingest.js';
+import type { DatasetParams } from '../datasets/versions.js';
+import { CatdogError } from '../errors.js';
+import { augment, decodeToRgb, encodeJpeg, seededRandom, type AugmentationConfig } from '../images/index.js';
+import { datasetParams } from '../training/params.js';
+import { describeZodError } from './errors.js';
+import type { AugmentationRequestSchema, BuildDatasetSchema } from './schemas.js';
+
+type AugmentationRequest = z.infer<typeof AugmentationRequestSchema>;
+
+export function mergeAugmentation(base: AugmentationConfig, changes: AugmentationRequest = {}): AugmentationConfig {
+  return {
+    horizontalFlip: { ...base.horizontalFlip, ...changes.horizontalFlip },
+    rotation: { ...base.rotation, ...changes.rotation },
+    zoom: { ...base.zoom, ...changes.zoom },
+    brightness: { ...base.brightness, ...changes.brightness },
+    contrast: { ...base.contrast, ...changes.contrast },
+    grayscale: { ...base.grayscale, ...changes.grayscale },
+  };
+}
+
+/**
+ * The configured dataset settings with a request's changes on top, checked by the config schema itself so the
+ * API accepts exactly what config.json accepts (ranges, split summing to 1).
+ */
+export function datasetParamsFrom(config: CatdogConfig, request: z.infer<typeof BuildDatasetSchema> = {}): DatasetParams {
+  const requested = {
+    imageSize: request.imageSize === undefined ? config.dataset.imageSize : request.imageSize,
+    split: request.split ?? config.dataset.split,
+    seed: request.seed ?? config.dataset.seed,
+    augmentation: mergeAugmentation(config.dataset.augmentation, request.augmentation),
+  };
+  const parsed = configSchema.shape.dataset.safeParse(requested);
+  if (!parsed.success) throw new CatdogError('invalid_request', describeZodError(parsed.error), 400);
+  return datasetParams({ ...config, dataset: parsed.data });
+}
+
+export interface AugmentedSample {
+  hash: string;
+  label: string;
+  /** A `data:image/jpeg;base64,…` URL, ready for an <img>. */
+  dataUrl: string;
+}
+
+/**
+ * What training will see: a few training images through the augmentation, at the training size. Images are taken
+ * evenly across the list, and the draws are seeded, so the same settings always show the same samples.
+ */
+export async function augmentedSamples(
+  app: Pick<AppContext, 'blobs'>,
+  items: readonly { hash: string; label: string }[],
+  params: Pick<DatasetParams, 'imageSize' | 'augmentation' | 'seed'>,
+  count: number,
+): Promise<AugmentedSample[]> {
+  const step = Math.max(1, Math.floor(items.length / count));
+  const chosen = Array.from({ length: Math.min(count, items.length) }, (_, i) => items[i * step]!);
+  return Promise.all(
+    chosen.map(async (item, i) => {
+      const rgb = await decodeToRgb(await app.blobs.get(imageBlobKey(item.hash)), params.imageSize);
+      const pixels = augment(rgb.data, params.imageSize, params.augmentation, seededRandom(params.seed + i));
+      const jpeg = await encodeJpeg({ ...rgb, data: pixels }, 80);
+      return { hash: item.hash, label: item.label, dataUrl: `data:image/jpeg;base64,${Buffer.from(jpeg).toString('base64')}` };
+    }),
+  );
+}

@@ -1,0 +1,95 @@
+import type { AddressInfo } from 'node:net';
+import { serve, type ServerType } from '@hono/node-server';
+import type { AppContext } from '../app/context.js';
+import { ModelServer } from '../serving/model-server.js';
+import { RunManager } from '../training/run-manager.js';
+import { createServer } from './app.js';
+
+export interface RunningServer {
+  url: string;
+  port: number;
+  /** The model answering predictions at start-up (`zero-shot` before any promotion). */
+  servingModel: { id: string; version: number | null } | undefined;
+  /** Stops accepting, ends event streams, lets in-flight requests finish, cancels training, closes the database. */
+  close(): Promise<void>;
+}
+
+export interface StartOptions {
+  port: number;
+  host: string;
+  /** Close on SIGTERM / SIGINT (the CLI); tests that start several servers in one process turn it off. */
+  handleSignals?: boolean;
+}
+
+function listen(server: ServerType): Promise<AddressInfo> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.once('listening', () => resolve(server.address() as AddressInfo));
+  });
+}
+
+function closeHttp(server: ServerType): Promise<void> {
+  return new Promise((resolve, reject) => server.close((error) => (error ? reject(error) : resolve())));
+}
+
+export async function startServer(app: AppContext, options: StartOptions): Promise<RunningServer> {
+  const models = new ModelServer({
+    db: app.db,
+    blobs: app.blobs,
+    backbones: app.backbones,
+    logger: app.logger,
+    defaultBackbone: app.config.training.backbone,
+  });
+  const runs = new RunManager(app, {
+    onEvent: (event) => {
+      // A run that promotes its model switches serving at once rather than at the next poll.
+      if (event.type === 'finished' && event.promotion.promoted) {
+        models.refresh().catch((error: unknown) => app.logger.error({ err: error }, 'loading the newly promoted model failed'));
+      }
+    },
+  });
+  // Loaded before the first request, so it is fast and the start-up line can name the model.
+  const serving = await models.refresh().then(
+    (classifier) => ({ id: classifier.modelId, version: classifier.version }),
+    (error: unknown) => {
+      app.logger.error({ err: error }, 'no model could be loaded; predictions will fail until one can');
+      return undefined;
+    },
+  );
+  const closing = new AbortController();
+  const hono = createServer(app, { models, runs, closing: closing.signal });
+  const server = serve({ fetch: hono.fetch, port: options.port, hostname: options.host });
+  const address = await listen(server);
+  models.startWatching();
+
+  const url = `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
+  let closed: Promise<void> | undefined;
+  const close = () => {
+    closed ??= (async () => {
+      const stopped = closeHttp(server);
+      closing.abort();
+      models.stop();
+      await runs.stop();
+      await stopped;
+      await app.close();
+    })();
+    return closed;
+  };
+
+  if (options.handleSignals ?? true) {
+    const onSignal = (signal: NodeJS.Signals) => {
+      app.logger.info({ signal }, 'shutting down: finishing in-flight requests');
+      close().then(
+        () => process.exit(0),
+        (error: unknown) => {
+          app.logger.error({ err: error }, 'shutdown failed');
+          process.exit(1);
+        },
+      );
+    };
+    process.once('SIGTERM', onSignal);
+    process.once('SIGINT', onSignal);
+  }
+
+  return { url, port: address.port, servingModel: serving, close };
+}

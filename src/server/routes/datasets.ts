@@ -1,0 +1,83 @@
+import { createRoute, z } from '@hono/zod-openapi';
+import { buildDatasetVersion, type DatasetParams } from '../../datasets/versions.js';
+import { NotFoundError } from '../../errors.js';
+import { routeGroup, type ServerDeps } from '../context.js';
+import { augmentedSamples, datasetParamsFrom } from '../dataset-tools.js';
+import { presentDataset } from '../present.js';
+import { BuildDatasetSchema, DatasetSchema, errorResponse, jsonContent } from '../schemas.js';
+
+const IdParam = z.object({ id: z.coerce.number().int().positive().openapi({ param: { name: 'id', in: 'path' }, example: 1 }) });
+
+const listDatasets = createRoute({
+  method: 'get',
+  path: '/datasets',
+  tags: ['datasets'],
+  summary: 'Dataset versions, newest first',
+  responses: { 200: jsonContent(z.object({ items: z.array(DatasetSchema) }), 'Every version') },
+});
+
+const buildDataset = createRoute({
+  method: 'post',
+  path: '/datasets',
+  tags: ['datasets'],
+  summary: 'Snapshot the labelled photos into a new version (or return the identical latest one)',
+  request: { body: { required: false, content: { 'application/json': { schema: BuildDatasetSchema } } } },
+  responses: {
+    200: jsonContent(DatasetSchema.extend({ created: z.literal(false) }), 'The latest version already holds exactly this'),
+    201: jsonContent(DatasetSchema.extend({ created: z.literal(true) }), 'A new version'),
+    400: errorResponse('Invalid settings'),
+    409: errorResponse('Too few labelled photos (dataset_too_small)'),
+  },
+});
+
+const getDataset = createRoute({
+  method: 'get',
+  path: '/datasets/{id}',
+  tags: ['datasets'],
+  summary: 'One version with its counts per split and label',
+  request: { params: IdParam },
+  responses: { 200: jsonContent(DatasetSchema, 'The version'), 404: errorResponse('No such version') },
+});
+
+const previewDataset = createRoute({
+  method: 'get',
+  path: '/datasets/{id}/preview',
+  tags: ['datasets'],
+  summary: "Training images of a version through its augmentation, as training sees them",
+  request: { params: IdParam, query: z.object({ n: z.coerce.number().int().min(1).max(24).default(6) }) },
+  responses: {
+    200: jsonContent(
+      z.object({ samples: z.array(z.object({ hash: z.string(), label: z.string(), dataUrl: z.string() })) }),
+      'JPEG samples as data URLs',
+    ),
+    404: errorResponse('No such version'),
+  },
+});
+
+export function datasetRoutes({ app }: ServerDeps) {
+  const routes = routeGroup();
+
+  const findVersion = async (id: number) => {
+    const version = await app.db.datasets.get(id);
+    if (!version) throw new NotFoundError('dataset version', id);
+    return version;
+  };
+
+  routes.openapi(listDatasets, async (c) => c.json({ items: (await app.db.datasets.list()).map(presentDataset) }, 200));
+
+  routes.openapi(buildDataset, async (c) => {
+    const { version, created } = await buildDatasetVersion(app, datasetParamsFrom(app.config, c.req.valid('json')));
+    return created ? c.json({ ...presentDataset(version), created }, 201) : c.json({ ...presentDataset(version), created }, 200);
+  });
+
+  routes.openapi(getDataset, async (c) => c.json(presentDataset(await findVersion(c.req.valid('param').id)), 200));
+
+  routes.openapi(previewDataset, async (c) => {
+    const version = await findVersion(c.req.valid('param').id);
+    const { items } = await app.db.datasets.items(version.id, { split: 'train' });
+    const samples = await augmentedSamples(app, items, version.params as unknown as DatasetParams, c.req.valid('query').n);
+    return c.json({ samples }, 200);
+  });
+
+  return routes;
+}

@@ -1,0 +1,124 @@
+import { createRoute, z } from '@hono/zod-openapi';
+import type { ModelRow } from '../../db/index.js';
+import { loadManifest } from '../../datasets/versions.js';
+import { CatdogError } from '../../errors.js';
+import { rocAuc, rocCurve } from '../../ml/index.js';
+import { loadClassifier } from '../../registry/classifier.js';
+import { predictStored } from '../../registry/evaluate.js';
+import { findModel } from '../../registry/resolve.js';
+import { routeGroup, type ServerDeps } from '../context.js';
+import { presentModel } from '../present.js';
+import { errorResponse, jsonContent, ModelSchema, PromotionSchema, RocCurveSchema } from '../schemas.js';
+
+const IdParam = z.object({
+  id: z.string().min(1).openapi({ param: { name: 'id', in: 'path' }, description: 'Model id, version number, or "current"', example: 'current' }),
+});
+
+const listModels = createRoute({
+  method: 'get',
+  path: '/models',
+  tags: ['models'],
+  summary: 'The registry, newest version first, with the promotion history',
+  responses: {
+    200: jsonContent(
+      z.object({
+        items: z.array(ModelSchema),
+        servingModelId: z.string().openapi({ description: '"zero-shot" until a model is promoted' }),
+        promotions: z.array(PromotionSchema),
+      }),
+      'Every model',
+    ),
+  },
+});
+
+const getModel = createRoute({
+  method: 'get',
+  path: '/models/{id}',
+  tags: ['models'],
+  summary: 'One model with its test metrics',
+  request: { params: IdParam },
+  responses: { 200: jsonContent(ModelSchema, 'The model'), 404: errorResponse('No such model') },
+});
+
+const modelRoc = createRoute({
+  method: 'get',
+  path: '/models/{id}/roc',
+  tags: ['models'],
+  summary: "ROC curve on the test split of the model's dataset version (computed on first request, then cached)",
+  request: { params: IdParam },
+  responses: { 200: jsonContent(RocCurveSchema, 'The curve'), 404: errorResponse('No such model') },
+});
+
+const promote = createRoute({
+  method: 'post',
+  path: '/models/{id}/promote',
+  tags: ['models'],
+  summary: 'Serve this model from now on (rollback = promote an older one); no restart needed',
+  request: {
+    params: IdParam,
+    body: { required: false, content: { 'application/json': { schema: z.object({ reason: z.string().max(500).optional() }) } } },
+  },
+  responses: { 200: jsonContent(ModelSchema, 'The model, now serving'), 404: errorResponse('No such model') },
+});
+
+/** Makes `model` the serving one and swaps it in this process at once (other processes follow within seconds). */
+export async function promoteAndServe({ app, models }: Pick<ServerDeps, 'app' | 'models'>, model: ModelRow, reason: string): Promise<string> {
+  await app.db.models.promote(model.id, { reason, actor: 'api' });
+  return (await models.refresh()).modelId;
+}
+
+export function modelRoutes({ app, models }: ServerDeps) {
+  const routes = routeGroup();
+  // Models are immutable, so is their curve on their own test split.
+  const rocCache = new Map<string, Promise<z.infer<typeof RocCurveSchema>>>();
+
+  const requireModel = async (reference: string): Promise<ModelRow> => {
+    const model = await findModel(app, reference);
+    if (!model) throw new CatdogError('not_found', 'no model is promoted yet: the zero-shot model is serving', 404);
+    return model;
+  };
+  const servingModelId = async () => (await models.classifier()).modelId;
+
+  const computeRoc = async (model: ModelRow): Promise<z.infer<typeof RocCurveSchema>> => {
+    const { manifest } = await loadManifest(app, model.datasetId);
+    const test = manifest.items.filter((item) => item.split === 'test');
+    const classifier = await loadClassifier(app, model);
+    try {
+      const pDog = await predictStored(app, classifier, test.map((item) => item.hash));
+      const labels = test.map((item) => (item.label === 'dog' ? 1 : 0));
+      return { modelId: model.id, datasetId: model.datasetId, split: 'test', rocAuc: rocAuc(labels, pDog), points: rocCurve(labels, pDog) };
+    } finally {
+      classifier.dispose();
+    }
+  };
+
+  routes.openapi(listModels, async (c) => {
+    const [all, serving, promotions] = await Promise.all([app.db.models.list(), servingModelId(), app.db.models.promotions()]);
+    return c.json({ items: all.map((model) => presentModel(model, serving)), servingModelId: serving, promotions }, 200);
+  });
+
+  routes.openapi(getModel, async (c) => {
+    const model = await requireModel(c.req.valid('param').id);
+    return c.json(presentModel(model, await servingModelId()), 200);
+  });
+
+  routes.openapi(modelRoc, async (c) => {
+    const model = await requireModel(c.req.valid('param').id);
+    let curve = rocCache.get(model.id);
+    if (!curve) {
+      curve = computeRoc(model);
+      curve.catch(() => rocCache.delete(model.id));
+      rocCache.set(model.id, curve);
+    }
+    return c.json(await curve, 200);
+  });
+
+  routes.openapi(promote, async (c) => {
+    const model = await requireModel(c.req.valid('param').id);
+    const { reason } = c.req.valid('json');
+    const serving = await promoteAndServe({ app, models }, model, reason ?? 'promoted through the API');
+    return c.json(presentModel(model, serving), 200);
+  });
+
+  return routes;
+}

@@ -1,0 +1,183 @@
+import { createRoute, z } from '@hono/zod-openapi';
+import { undoValidation, validatePrediction } from '../../serving/feedback.js';
+import { predictUploads } from '../../serving/predict.js';
+import { NotFoundError } from '../../errors.js';
+import { routeGroup, type ServerDeps } from '../context.js';
+import { modelVersions, presentPrediction, presentPredictionResult } from '../present.js';
+import { errorResponse, FeedbackLabelSchema, jsonContent, LabelSchema, pagingQuery, PredictionSchema, UploadedFiles } from '../schemas.js';
+import { readUploads, withFileBlame } from '../uploads.js';
+
+const IdParam = z.object({ id: z.string().min(1).openapi({ param: { name: 'id', in: 'path' }, example: 'prd_0123456789abcdef' }) });
+
+const imageErrors = {
+  400: errorResponse('No file, or an empty one'),
+  413: errorResponse('Too large (payload_too_large, image_too_large, image_too_many_pixels)'),
+  415: errorResponse('Not a JPEG, PNG, WebP, GIF or AVIF photo (image_unsupported_format)'),
+  422: errorResponse('A photo that cannot be decoded (image_corrupt)'),
+};
+
+const predict = createRoute({
+  method: 'post',
+  path: '/predictions',
+  tags: ['predictions'],
+  summary: 'Classify one or many photos with the serving model',
+  request: {
+    body: { required: true, content: { 'multipart/form-data': { schema: z.object({ file: UploadedFiles }) } } },
+  },
+  responses: {
+    200: jsonContent(z.object({ predictions: z.array(PredictionSchema) }), 'One prediction per photo, in upload order'),
+    ...imageErrors,
+  },
+});
+
+const listPredictions = createRoute({
+  method: 'get',
+  path: '/predictions',
+  tags: ['predictions'],
+  summary: 'Predictions, newest first',
+  request: {
+    query: z.object({
+      validated: z.enum(['true', 'false']).optional().openapi({ description: 'Only those a user validated (true) or not (false).' }),
+      label: LabelSchema.optional().openapi({ description: 'The predicted label.' }),
+      modelId: z.string().optional(),
+      since: z.iso.datetime({ offset: true }).optional().openapi({ description: 'Inclusive lower bound on creation time (ISO 8601).' }),
+      until: z.iso.datetime({ offset: true }).optional().openapi({ description: 'Exclusive upper bound on creation time (ISO 8601).' }),
+      ...pagingQuery,
+    }),
+  },
+  responses: {
+    200: jsonContent(z.object({ items: z.array(PredictionSchema), total: z.number().int() }), 'A page of predictions'),
+    400: errorResponse('Invalid query'),
+  },
+});
+
+const getPrediction = createRoute({
+  method: 'get',
+  path: '/predictions/{id}',
+  tags: ['predictions'],
+  summary: 'One prediction with its validation',
+  request: { params: IdParam },
+  responses: { 200: jsonContent(PredictionSchema, 'The prediction'), 404: errorResponse('No such prediction') },
+});
+
+const validate = createRoute({
+  method: 'post',
+  path: '/predictions/{id}/validation',
+  tags: ['predictions'],
+  summary: "Confirm or correct a prediction: the photo takes the user's label (neither = out of the data set)",
+  request: {
+    params: IdParam,
+    body: { required: true, content: { 'application/json': { schema: z.object({ label: FeedbackLabelSchema }) } } },
+  },
+  responses: {
+    200: jsonContent(PredictionSchema, 'The prediction with its validation'),
+    400: errorResponse('Invalid label'),
+    404: errorResponse('No such prediction'),
+  },
+});
+
+const undo = createRoute({
+  method: 'delete',
+  path: '/predictions/{id}/validation',
+  tags: ['predictions'],
+  summary: 'Undo the latest validation (the label before it comes back)',
+  request: { params: IdParam },
+  responses: {
+    200: jsonContent(PredictionSchema, 'The prediction as it was before'),
+    404: errorResponse('No such prediction'),
+    409: errorResponse('Nothing to undo (nothing_to_undo)'),
+  },
+});
+
+const reviewNext = createRoute({
+  method: 'get',
+  path: '/review/next',
+  tags: ['review'],
+  summary: 'The next prediction waiting for a human verdict',
+  request: {
+    query: z.object({
+      strategy: z.enum(['uncertain', 'oldest', 'random']).default('uncertain').openapi({ description: 'uncertain: closest to a coin flip first.' }),
+      exclude: z
+        .string()
+        .optional()
+        .transform((ids) => (ids ? ids.split(',').filter(Boolean) : []))
+        .pipe(z.array(z.string()).max(100))
+        .openapi({ description: 'Comma-separated prediction ids skipped in this session (at most 100).' }),
+    }),
+  },
+  responses: {
+    200: jsonContent(PredictionSchema, 'The next prediction'),
+    204: { description: 'Nothing left to review' },
+    400: errorResponse('Invalid query'),
+  },
+});
+
+const reviewProgress = createRoute({
+  method: 'get',
+  path: '/review/progress',
+  tags: ['review'],
+  summary: 'How many predictions are validated and how many wait',
+  responses: { 200: jsonContent(z.object({ validated: z.number().int(), pending: z.number().int() }), 'Counts') },
+});
+
+export function predictionRoutes({ app, models, metrics }: ServerDeps) {
+  const routes = routeGroup();
+  const { db } = app;
+  const findPrediction = async (id: string) => {
+    const row = await db.predictions.get(id);
+    if (!row) throw new NotFoundError('prediction', id);
+    return row;
+  };
+
+  routes.openapi(predict, async (c) => {
+    const uploads = await readUploads(c.req.valid('form').file);
+    const results = await withFileBlame(uploads, app.config.images, () =>
+      predictUploads({ db, blobs: app.blobs, limits: app.config.images, models }, uploads, 'api'),
+    );
+    for (const result of results) metrics.predictions.inc({ label: result.label });
+    return c.json({ predictions: results.map(presentPredictionResult) }, 200);
+  });
+
+  routes.openapi(listPredictions, async (c) => {
+    const { validated, ...filter } = c.req.valid('query');
+    const [page, versionOf] = await Promise.all([
+      db.predictions.list({ ...filter, validated: validated === undefined ? undefined : validated === 'true' }),
+      modelVersions(db),
+    ]);
+    return c.json({ items: page.items.map((row) => presentPrediction(row, versionOf(row.modelId))), total: page.total }, 200);
+  });
+
+  routes.openapi(getPrediction, async (c) => {
+    const row = await findPrediction(c.req.valid('param').id);
+    return c.json(presentPrediction(row, (await modelVersions(db))(row.modelId)), 200);
+  });
+
+  routes.openapi(validate, async (c) => {
+    const row = await validatePrediction(app, c.req.valid('param').id, c.req.valid('json').label, 'api');
+    return c.json(presentPrediction(row, (await modelVersions(db))(row.modelId)), 200);
+  });
+
+  routes.openapi(undo, async (c) => {
+    const row = await undoValidation(app, c.req.valid('param').id);
+    return c.json(presentPrediction(row, (await modelVersions(db))(row.modelId)), 200);
+  });
+
+  routes.openapi(reviewNext, async (c) => {
+    const { strategy, exclude } = c.req.valid('query');
+    const skipped = new Set(exclude);
+    const candidates = await db.predictions.nextForReview(strategy, skipped.size + 1);
+    const next = candidates.find((row) => !skipped.has(row.id));
+    if (!next) return c.body(null, 204);
+    return c.json(presentPrediction(next, (await modelVersions(db))(next.modelId)), 200);
+  });
+
+  routes.openapi(reviewProgress, async (c) => {
+    const [validated, pending] = await Promise.all([
+      db.predictions.list({ validated: true, limit: 1, offset: 0 }),
+      db.predictions.list({ validated: false, limit: 1, offset: 0 }),
+    ]);
+    return c.json({ validated: validated.total, pending: pending.total }, 200);
+  });
+
+  return routes;
+}

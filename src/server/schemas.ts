@@ -1,0 +1,191 @@
+import { z } from '@hono/zod-openapi';
+
+export const ErrorSchema = z
+  .object({
+    error: z.object({
+      code: z.string().openapi({ example: 'image_unsupported_format' }),
+      message: z.string(),
+      file: z.string().optional().openapi({ description: 'The uploaded file the error is about.' }),
+    }),
+  })
+  .openapi('Error');
+
+export const errorResponse = (description: string) => ({ content: { 'application/json': { schema: ErrorSchema } }, description });
+export const jsonContent = <T extends z.ZodType>(schema: T, description: string) => ({ content: { 'application/json': { schema } }, description });
+
+export const LabelSchema = z.enum(['cat', 'dog']);
+export const FeedbackLabelSchema = z.enum(['cat', 'dog', 'neither']);
+export const ImageHashSchema = z.string().regex(/^[0-9a-f]{64}$/, 'must be a sha256 hex digest').openapi({ example: 'ab'.repeat(32) });
+
+const UploadedFile = z.instanceof(File).openapi({ type: 'string', format: 'binary' });
+/** One file or many under the same field name, as `curl -F file=@a.jpg -F file=@b.jpg` sends them. */
+export const UploadedFiles = z
+  .union([UploadedFile, z.array(UploadedFile).min(1)], { error: 'attach at least one photo as a multipart field named "file"' })
+  .transform((files) => (Array.isArray(files) ? files : [files]))
+  .openapi({ type: 'array', items: { type: 'string', format: 'binary' } });
+
+export const pagingQuery = {
+  limit: z.coerce.number().int().min(1).max(200).default(50).openapi({ description: 'Page size (1..200).' }),
+  offset: z.coerce.number().int().min(0).default(0),
+};
+
+const probability = z.number().min(0).max(1);
+/** JSON has no NaN: a metric undefined for a one-class split arrives as null. */
+const metricValue = z.number().nullable();
+
+export const PredictionSchema = z
+  .object({
+    id: z.string(),
+    label: LabelSchema,
+    confidence: probability,
+    probabilities: z.object({ cat: probability, dog: probability }),
+    modelId: z.string(),
+    modelVersion: z.number().int().nullable(),
+    imageHash: z.string(),
+    imageUrl: z.string(),
+    latencyMs: z.number(),
+    fileName: z.string().optional(),
+    createdAt: z.string().optional(),
+    validatedLabel: FeedbackLabelSchema.nullable().optional(),
+    validatedAt: z.string().nullable().optional(),
+  })
+  .openapi('Prediction');
+
+export const ImageSchema = z
+  .object({
+    hash: z.string(),
+    label: LabelSchema.nullable(),
+    source: z.string(),
+    originalName: z.string().nullable(),
+    format: z.string(),
+    width: z.number().int(),
+    height: z.number().int(),
+    byteSize: z.number().int(),
+    createdAt: z.string(),
+    url: z.string(),
+    thumbnailUrl: z.string(),
+  })
+  .openapi('Image');
+
+const labelCounts = z.object({ cat: z.number().int(), dog: z.number().int() });
+export const SplitCountsSchema = z.object({ train: labelCounts, validation: labelCounts, test: labelCounts }).openapi('SplitCounts');
+
+export const DatasetSchema = z
+  .object({
+    id: z.number().int(),
+    createdAt: z.string(),
+    imageCount: z.number().int(),
+    params: z.record(z.string(), z.unknown()),
+    counts: SplitCountsSchema,
+  })
+  .openapi('DatasetVersion');
+
+const amount = (max: number) => z.number().min(0).max(max);
+const toggle = <Shape extends z.ZodRawShape>(shape: Shape) => z.object({ enabled: z.boolean().optional(), ...shape }).partial();
+export const AugmentationRequestSchema = z
+  .object({
+    horizontalFlip: toggle({ probability: amount(1) }),
+    rotation: toggle({ maxDegrees: amount(180) }),
+    zoom: toggle({ maxFraction: amount(0.5) }),
+    brightness: toggle({ maxDelta: amount(1) }),
+    contrast: toggle({ maxFraction: amount(1) }),
+    grayscale: toggle({ probability: amount(1) }),
+  })
+  .partial()
+  .openapi('AugmentationSettings', { description: 'Only what differs from the configured augmentation.' });
+
+export const BuildDatasetSchema = z
+  .object({
+    imageSize: z.number().int().min(16).max(512).nullable().optional(),
+    split: z.object({ train: z.number().gt(0).max(1), validation: z.number().min(0).max(1), test: z.number().gt(0).max(1) }).optional(),
+    seed: z.number().int().optional(),
+    augmentation: AugmentationRequestSchema.optional(),
+  })
+  .openapi('BuildDataset');
+
+export const EpochSchema = z
+  .object({
+    epoch: z.number().int(),
+    loss: z.number().nullable(),
+    accuracy: z.number().nullable(),
+    valLoss: z.number().nullable(),
+    valAccuracy: z.number().nullable(),
+    durationMs: z.number(),
+  })
+  .openapi('Epoch');
+
+export const RunSchema = z
+  .object({
+    id: z.string(),
+    datasetId: z.number().int(),
+    status: z.enum(['queued', 'running', 'succeeded', 'failed', 'cancelled']),
+    params: z.record(z.string(), z.unknown()),
+    codeVersion: z.string(),
+    createdAt: z.string(),
+    startedAt: z.string().nullable(),
+    finishedAt: z.string().nullable(),
+    durationMs: z.number().nullable(),
+    error: z.string().nullable(),
+    metrics: z.record(z.string(), z.unknown()).nullable(),
+    modelId: z.string().nullable(),
+  })
+  .openapi('TrainingRun');
+
+export const StartRunSchema = z
+  .object({
+    datasetId: z.number().int().positive().optional(),
+    architecture: z.enum(['mobilenet', 'cnn']).optional(),
+    epochs: z.number().int().min(1).max(1000).optional(),
+    learningRate: z.number().gt(0).max(1).optional(),
+    batchSize: z.number().int().min(1).max(1024).optional(),
+  })
+  .openapi('StartTrainingRun');
+
+export const MetricsSchema = z
+  .object({
+    accuracy: metricValue,
+    precision: metricValue,
+    recall: metricValue,
+    f1: metricValue,
+    rocAuc: metricValue,
+    count: z.number().int(),
+    confusionMatrix: z.object({ labels: z.array(z.string()), matrix: z.array(z.array(z.number().int())) }),
+  })
+  .partial()
+  .openapi('ModelMetrics');
+
+export const ModelSchema = z
+  .object({
+    id: z.string(),
+    version: z.number().int(),
+    name: z.string(),
+    architecture: z.string(),
+    datasetId: z.number().int(),
+    runId: z.string().nullable(),
+    params: z.record(z.string(), z.unknown()),
+    metrics: MetricsSchema,
+    createdAt: z.string(),
+    serving: z.boolean(),
+  })
+  .openapi('Model');
+
+export const PromotionSchema = z
+  .object({
+    id: z.number().int(),
+    modelId: z.string(),
+    promotedAt: z.string(),
+    reason: z.string(),
+    actor: z.string(),
+    previousModelId: z.string().nullable(),
+  })
+  .openapi('Promotion');
+
+export const RocCurveSchema = z
+  .object({
+    modelId: z.string(),
+    datasetId: z.number().int(),
+    split: z.literal('test'),
+    rocAuc: metricValue,
+    points: z.array(z.object({ falsePositiveRate: z.number(), truePositiveRate: z.number(), threshold: z.number() })),
+  })
+  .openapi('RocCurve');

@@ -1,0 +1,151 @@
+import type { AugmentationConfig } from '../../images/index.js';
+import type { DatasetVersionRow, ImageListFilter } from '../../db/index.js';
+import type { SplitCounts } from '../../datasets/versions.js';
+import type { ServerDeps } from '../../server/context.js';
+import { augmentedSamples, datasetParamsFrom } from '../../server/dataset-tools.js';
+import { thumbnailUrl } from '../../server/present.js';
+import { html, type SafeHtml } from '../html.js';
+import { page } from '../layout.js';
+
+type AugmentationName = keyof AugmentationConfig;
+
+/** The build form's augmentation controls: one checkbox and one amount per augmentation. */
+export const AUGMENTATION_FIELDS: readonly { name: AugmentationName; label: string; amount: string; max: number; step: number }[] = [
+  { name: 'horizontalFlip', label: 'Horizontal flip (probability)', amount: 'probability', max: 1, step: 0.05 },
+  { name: 'rotation', label: 'Rotation (max degrees)', amount: 'maxDegrees', max: 180, step: 1 },
+  { name: 'zoom', label: 'Zoom (max fraction)', amount: 'maxFraction', max: 0.5, step: 0.01 },
+  { name: 'brightness', label: 'Brightness (max change)', amount: 'maxDelta', max: 1, step: 0.01 },
+  { name: 'contrast', label: 'Contrast (max change)', amount: 'maxFraction', max: 1, step: 0.01 },
+  { name: 'grayscale', label: 'Grayscale (probability)', amount: 'probability', max: 1, step: 0.05 },
+];
+
+const PREVIEW_SAMPLES = 6;
+const THUMBNAILS_PER_PAGE = 24;
+
+const optionalNumber = (text: string | undefined): number | undefined => (text === undefined || text.trim() === '' ? undefined : Number(text));
+
+/** The build form's fields as the API's BuildDataset request; datasetParamsFrom validates the result. */
+export function buildRequestFromForm(form: Record<string, string | undefined>) {
+  const augmentation = Object.fromEntries(
+    AUGMENTATION_FIELDS.map(({ name, amount }) => [name, { enabled: form[`${name}.enabled`] === 'on', [amount]: optionalNumber(form[`${name}.${amount}`]) }]),
+  );
+  const train = optionalNumber(form.train);
+  const validation = optionalNumber(form.validation);
+  const test = optionalNumber(form.test);
+  return {
+    imageSize: optionalNumber(form.imageSize) ?? null,
+    split: train === undefined || validation === undefined || test === undefined ? undefined : { train, validation, test },
+    seed: optionalNumber(form.seed),
+    augmentation,
+  };
+}
+
+function splitTable(counts: SplitCounts): SafeHtml {
+  const splits = ['train', 'validation', 'test'] as const;
+  return html`<table class="counts">
+<thead><tr><th>split</th><th>cat</th><th>dog</th><th>total</th></tr></thead>
+<tbody>${splits.map((split) => html`<tr><th>${split}</th><td>${counts[split].cat}</td><td>${counts[split].dog}</td><td>${counts[split].cat + counts[split].dog}</td></tr>`)}</tbody>
+</table>`;
+}
+
+export function versionsSection(versions: DatasetVersionRow[], notice?: { kind: 'ok' | 'error'; text: string }): SafeHtml {
+  return html`<section id="versions" class="card">
+<h2>Versions</h2>
+${notice ? html`<p class="notice ${notice.kind}" role="status">${notice.text}</p>` : ''}
+${versions.length === 0
+    ? html`<p class="muted">No version yet: label some photos, then build one below.</p>`
+    : html`<table><thead><tr><th>version</th><th>created</th><th>images</th><th>image size</th><th>train cat/dog</th><th>test cat/dog</th></tr></thead>
+<tbody>${versions.map((version) => {
+        const counts = version.counts as unknown as SplitCounts;
+        return html`<tr><td>v${version.id}</td><td>${version.createdAt.slice(0, 19).replace('T', ' ')}</td><td>${version.imageCount}</td><td>${String(version.params.imageSize)}</td><td>${counts.train.cat}/${counts.train.dog}</td><td>${counts.test.cat}/${counts.test.dog}</td></tr>`;
+      })}</tbody></table>`}
+</section>`;
+}
+
+export async function thumbnailsFragment({ app }: ServerDeps, filter: { label?: ImageListFilter['label']; offset: number }): Promise<SafeHtml> {
+  const pageOfImages = await app.db.images.list({ label: filter.label, limit: THUMBNAILS_PER_PAGE, offset: filter.offset });
+  const next = filter.offset + THUMBNAILS_PER_PAGE;
+  const query = (offset: number) => `/dataset/thumbnails?label=${filter.label ?? ''}&offset=${offset}`;
+  return html`<div id="thumbnails">
+<p class="muted">${pageOfImages.total} photos${filter.label ? html` labelled ${filter.label}` : ''}</p>
+<ul class="thumbnails">${pageOfImages.items.map(
+    (image) => html`<li><img src="${thumbnailUrl(image.hash)}" alt="${image.label ?? 'unlabelled'} photo" loading="lazy"><span class="tag ${image.label ?? 'none'}">${image.label ?? 'unlabelled'}</span></li>`,
+  )}</ul>
+<p class="pager">
+${filter.offset > 0 ? html`<button type="button" hx-get="${query(Math.max(0, filter.offset - THUMBNAILS_PER_PAGE))}" hx-target="#thumbnails" hx-swap="outerHTML">previous</button>` : ''}
+${next < pageOfImages.total ? html`<button type="button" hx-get="${query(next)}" hx-target="#thumbnails" hx-swap="outerHTML">next</button>` : ''}
+</p>
+</div>`;
+}
+
+export async function previewFragment(deps: ServerDeps, form: Record<string, string | undefined>): Promise<SafeHtml> {
+  let params;
+  try {
+    params = datasetParamsFrom(deps.app.config, buildRequestFromForm(form));
+  } catch (error) {
+    return html`<p class="notice error">${(error as Error).message}</p>`;
+  }
+  const labelled = await deps.app.db.images.listLabelled();
+  if (labelled.length === 0) return html`<p class="muted">No labelled photos yet.</p>`;
+  const samples = await augmentedSamples(deps.app, labelled, params, PREVIEW_SAMPLES);
+  return html`<ul class="preview">${samples.map((sample) => html`<li><img src="${sample.dataUrl}" alt="augmented ${sample.label}"></li>`)}</ul>`;
+}
+
+function buildForm(deps: ServerDeps): SafeHtml {
+  const { dataset } = deps.app.config;
+  return html`<form id="build-form" class="card" hx-post="/dataset/versions" hx-target="#versions" hx-swap="outerHTML">
+<h2>Build a version</h2>
+<div class="fields">
+  <label>Image size <input name="imageSize" type="number" min="16" max="512" placeholder="architecture default" value="${dataset.imageSize ?? ''}"></label>
+  <label>Train <input name="train" type="number" min="0.01" max="1" step="0.01" value="${dataset.split.train}"></label>
+  <label>Validation <input name="validation" type="number" min="0" max="1" step="0.01" value="${dataset.split.validation}"></label>
+  <label>Test <input name="test" type="number" min="0.01" max="1" step="0.01" value="${dataset.split.test}"></label>
+  <label>Seed <input name="seed" type="number" step="1" value="${dataset.seed}"></label>
+</div>
+<fieldset class="augmentations" hx-get="/dataset/preview" hx-include="#build-form" hx-trigger="change, load" hx-target="#preview">
+  <legend>Augmentation (training split only)</legend>
+  ${AUGMENTATION_FIELDS.map(({ name, label, amount, max, step }) => {
+    const setting = dataset.augmentation[name] as { enabled: boolean } & Record<string, number | boolean>;
+    return html`<div class="augmentation">
+      <label><input type="checkbox" name="${name}.enabled"${setting.enabled ? html` checked` : ''}> ${label}</label>
+      <input type="number" name="${name}.${amount}" min="0" max="${max}" step="${step}" value="${String(setting[amount])}" aria-label="${label}">
+    </div>`;
+  })}
+</fieldset>
+<h3>Preview of augmented training samples</h3>
+<div id="preview" aria-live="polite"><p class="muted">loading…</p></div>
+<button type="submit">Build version</button>
+</form>`;
+}
+
+export async function datasetPage(deps: ServerDeps) {
+  const { db } = deps.app;
+  const [library, versions] = await Promise.all([db.images.countByLabel(), db.datasets.list()]);
+  const latest = versions[0];
+  return page({
+    title: 'Dataset',
+    path: '/dataset',
+    body: html`
+<section class="card">
+  <h2>Labelled photos</h2>
+  <ul class="stats" id="library-counts">
+    <li><span class="stat" id="count-cat">${library.cat}</span> cats</li>
+    <li><span class="stat" id="count-dog">${library.dog}</span> dogs</li>
+    <li><span class="stat" id="count-unlabelled">${library.unlabelled}</span> unlabelled</li>
+  </ul>
+  ${latest ? html`<h3>Latest version v${latest.id}</h3>${splitTable(latest.counts as unknown as SplitCounts)}` : ''}
+</section>
+${versionsSection(versions)}
+${buildForm(deps)}
+<section class="card">
+  <h2>Photos</h2>
+  <form class="filter" hx-get="/dataset/thumbnails" hx-target="#thumbnails" hx-swap="outerHTML" hx-trigger="change">
+    <label>Label
+      <select name="label"><option value="">all</option><option value="cat">cat</option><option value="dog">dog</option><option value="unlabelled">unlabelled</option></select>
+    </label>
+    <input type="hidden" name="offset" value="0">
+  </form>
+  ${await thumbnailsFragment(deps, { offset: 0 })}
+</section>`,
+  });
+}

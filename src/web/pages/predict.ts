@@ -1,0 +1,42 @@
+import type { ServerDeps } from '../../server/context.js';
+import { html } from '../html.js';
+import { page } from '../layout.js';
+import { servingLabel } from './shared.js';
+
+export async function predictPage(deps: ServerDeps) {
+  return page({
+    title: 'Cat or dog?',
+    path: '/',
+    scripts: ['predict.js'],
+    body: html`
+<section class="card">
+  <div id="dropzone" class="dropzone" tabindex="0" role="button" aria-describedby="drop-help">
+    <p><strong>Drop photos here</strong></p>
+    <p id="drop-help" class="muted">or <label class="file-label">choose photos<input id="file-input" type="file" accept="image/*" multiple></label> — JPEG, PNG, WebP, GIF or AVIF</p>
+  </div>
+  <p class="muted">Serving: <strong id="serving-model">${await servingLabel(deps)}</strong></p>
+</section>
+<ul id="results" class="results" aria-live="polite"></ul>
+<template id="result-template">
+  <li class="result card">
+    <img class="thumb" alt="">
+    <div class="result-body">
+      <p class="file-name"></p>
+      <progress class="upload-progress" max="100" value="0"></progress>
+      <p class="verdict"></p>
+      <div class="confidence"><div class="confidence-fill"></div></div>
+      <p class="model muted"></p>
+      <p class="error"></p>
+      <div class="actions" hidden>
+        <button type="button" class="confirm">Confirm</button>
+        <span class="muted">Correct:</span>
+        <button type="button" data-label="cat">Cat</button>
+        <button type="button" data-label="dog">Dog</button>
+        <button type="button" data-label="neither">Neither</button>
+      </div>
+      <p class="feedback muted"></p>
+    </div>
+  </li>
+</template>`,
+  });
+}

@@ -1,0 +1,80 @@
+import type { RunRow } from '../../db/index.js';
+import type { ServerDeps } from '../../server/context.js';
+import { html, type SafeHtml } from '../html.js';
+import { page, percent } from '../layout.js';
+
+const HISTORY_SIZE = 30;
+
+const metric = (run: RunRow, name: string): number | undefined => {
+  const value = run.metrics?.[name];
+  return typeof value === 'number' ? value : undefined;
+};
+
+function historyTable(runs: RunRow[]): SafeHtml {
+  if (runs.length === 0) return html`<p class="muted">No training run yet.</p>`;
+  return html`<table id="run-history">
+<thead><tr><th>compare</th><th>run</th><th>status</th><th>dataset</th><th>architecture</th><th>epochs</th><th>test accuracy</th><th>model</th><th>created</th></tr></thead>
+<tbody>${runs.map(
+    (run) => html`<tr data-run-id="${run.id}">
+<td><input type="checkbox" name="compare" value="${run.id}" aria-label="compare ${run.id}"></td>
+<td><code>${run.id}</code></td>
+<td><span class="status ${run.status}">${run.status}</span>${run.error ? html` <span class="muted">${run.error}</span>` : ''}</td>
+<td>v${run.datasetId}</td>
+<td>${String(run.params.architecture ?? '')}</td>
+<td>${String(run.params.epochs ?? '')}</td>
+<td>${percent(metric(run, 'accuracy'))}</td>
+<td>${run.modelId ? html`<a href="/models?model=${run.modelId}">${run.modelId}</a>` : ''}</td>
+<td>${run.createdAt.slice(0, 19).replace('T', ' ')}</td>
+</tr>`,
+  )}</tbody></table>`;
+}
+
+export async function trainingPage({ app, runs }: ServerDeps) {
+  const [history, versions] = await Promise.all([app.db.runs.list({ limit: HISTORY_SIZE, offset: 0 }), app.db.datasets.list()]);
+  const inProgress = history.items.find((run) => run.status === 'running' || run.status === 'queued');
+  const { training } = app.config;
+  return page({
+    title: 'Training',
+    path: '/training',
+    charts: true,
+    scripts: ['training.js'],
+    body: html`
+<form id="train-form" class="card">
+  <h2>Start a run</h2>
+  <div class="fields">
+    <label>Dataset
+      <select name="datasetId">
+        <option value="">current labels (build or reuse a version)</option>
+        ${versions.map((version) => html`<option value="${version.id}">v${version.id} · ${version.imageCount} photos</option>`)}
+      </select>
+    </label>
+    <label>Architecture
+      <select name="architecture">
+        <option value="mobilenet"${training.architecture === 'mobilenet' ? html` selected` : ''}>mobilenet (transfer learning)</option>
+        <option value="cnn"${training.architecture === 'cnn' ? html` selected` : ''}>cnn (from scratch)</option>
+      </select>
+    </label>
+    <label>Epochs <input name="epochs" type="number" min="1" max="1000" value="${training.epochs}"></label>
+    <label>Learning rate <input name="learningRate" type="number" min="0.000001" max="1" step="any" value="${training.learningRate}"></label>
+    <label>Batch size <input name="batchSize" type="number" min="1" max="1024" value="${training.batchSize}"></label>
+  </div>
+  <button type="submit">Start training</button>
+  <p id="train-error" class="notice error" hidden></p>
+</form>
+<section class="card" id="live" data-follow-run="${inProgress?.id ?? ''}">
+  <h2>Live</h2>
+  <p id="run-status" class="muted" aria-live="polite">${inProgress ? `following ${inProgress.id}` : 'no run in progress'}${runs.queueDepth > 0 ? ` (${runs.queueDepth} queued)` : ''}</p>
+  <div class="charts">
+    <div class="chart"><canvas id="loss-chart" aria-label="loss per epoch"></canvas></div>
+    <div class="chart"><canvas id="accuracy-chart" aria-label="accuracy per epoch"></canvas></div>
+  </div>
+</section>
+<section class="card">
+  <h2>History</h2>
+  ${historyTable(history.items)}
+  <button type="button" id="compare-button">Compare the two selected runs</button>
+  <p id="compare-status" class="muted"></p>
+  <div class="charts"><div class="chart wide"><canvas id="compare-chart" aria-label="validation accuracy and loss of two runs"></canvas></div></div>
+</section>`,
+  });
+}

@@ -1,0 +1,73 @@
+import { Hono, type Context } from 'hono';
+import { CatdogError } from '../errors.js';
+import { buildDatasetVersion } from '../datasets/versions.js';
+import { findModel } from '../registry/resolve.js';
+import type { ServerDeps } from '../server/context.js';
+import { datasetParamsFrom } from '../server/dataset-tools.js';
+import { promoteAndServe } from '../server/routes/models.js';
+import type { SafeHtml } from './html.js';
+import { buildRequestFromForm, datasetPage, previewFragment, thumbnailsFragment, versionsSection } from './pages/dataset.js';
+import { modelsPage, modelsSection, registryView } from './pages/models.js';
+import { predictPage } from './pages/predict.js';
+import { reviewPage } from './pages/review.js';
+import { trainingPage } from './pages/training.js';
+import { loadStaticFiles } from './static-files.js';
+
+const IMAGE_LABEL_FILTERS = new Set(['cat', 'dog', 'unlabelled']);
+
+const render = (c: Context, markup: SafeHtml) => c.html(markup.text);
+
+/** Single-valued form fields; the build form has no repeated names. */
+async function formFields(c: Context): Promise<Record<string, string | undefined>> {
+  const body = await c.req.parseBody();
+  return Object.fromEntries(Object.entries(body).map(([key, value]) => [key, typeof value === 'string' ? value : undefined]));
+}
+
+/** Pages (full HTML), the fragments htmx swaps into them, and the static files they load. */
+export function webRoutes(deps: ServerDeps): Hono {
+  const web = new Hono();
+  const staticFiles = loadStaticFiles();
+
+  web.get('/static/*', (c) => {
+    const file = staticFiles.get(c.req.path.slice('/static/'.length));
+    if (!file) throw new CatdogError('not_found', `no static file ${c.req.path}`, 404);
+    return c.body(file.body as Uint8Array<ArrayBuffer>, 200, { 'Content-Type': file.contentType, 'Cache-Control': 'public, max-age=300' });
+  });
+  web.get('/api/docs', (c) => c.redirect('/static/api-docs.html'));
+
+  web.get('/', async (c) => render(c, await predictPage(deps)));
+  web.get('/review', async (c) => render(c, await reviewPage(deps)));
+  web.get('/dataset', async (c) => render(c, await datasetPage(deps)));
+  web.get('/training', async (c) => render(c, await trainingPage(deps)));
+  web.get('/models', async (c) => render(c, await modelsPage(deps, c.req.query('model'))));
+
+  web.get('/dataset/thumbnails', async (c) => {
+    const label = c.req.query('label');
+    const offset = Math.max(0, Number.parseInt(c.req.query('offset') ?? '0', 10) || 0);
+    const filter = label && IMAGE_LABEL_FILTERS.has(label) ? (label as 'cat' | 'dog' | 'unlabelled') : undefined;
+    return render(c, await thumbnailsFragment(deps, { label: filter, offset }));
+  });
+  web.get('/dataset/preview', async (c) => render(c, await previewFragment(deps, c.req.query())));
+  web.post('/dataset/versions', async (c) => {
+    const { app } = deps;
+    let notice: { kind: 'ok' | 'error'; text: string };
+    try {
+      const { version, created } = await buildDatasetVersion(app, datasetParamsFrom(app.config, buildRequestFromForm(await formFields(c))));
+      notice = { kind: 'ok', text: created ? `Built version v${version.id} with ${version.imageCount} photos.` : `Nothing changed since v${version.id}: reusing it.` };
+    } catch (error) {
+      if (!(error instanceof CatdogError)) throw error;
+      // htmx swaps only 2xx answers: the form's problem is shown in the section it targets.
+      notice = { kind: 'error', text: error.message };
+    }
+    return render(c, versionsSection(await app.db.datasets.list(), notice));
+  });
+
+  web.post('/models/:id/promote', async (c) => {
+    const model = await findModel(deps.app, c.req.param('id'));
+    if (!model) throw new CatdogError('not_found', `no model ${c.req.param('id')}`, 404);
+    await promoteAndServe(deps, model, 'promoted from the web UI');
+    return render(c, modelsSection(await registryView(deps), `v${model.version} now serves.`));
+  });
+
+  return web;
+}

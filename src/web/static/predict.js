@@ -1,0 +1,101 @@
+// Predict page: upload photos one request each (so each has its own progress bar), show the verdict, and send
+// the user's confirmation or correction to the validation API. Text goes in with textContent only.
+(() => {
+  const dropzone = document.getElementById('dropzone');
+  const input = document.getElementById('file-input');
+  const results = document.getElementById('results');
+  const template = document.getElementById('result-template');
+  const servingModel = document.getElementById('serving-model');
+
+  const percent = (value) => `${(value * 100).toFixed(1)}%`;
+
+  function upload(file, onProgress) {
+    return new Promise((resolve, reject) => {
+      const request = new XMLHttpRequest();
+      request.open('POST', '/api/v1/predictions');
+      request.responseType = 'json';
+      request.upload.addEventListener('progress', (event) => {
+        if (event.lengthComputable) onProgress(event.loaded / event.total);
+      });
+      request.addEventListener('load', () => {
+        const body = request.response;
+        if (request.status === 200 && body && body.predictions) resolve(body.predictions[0]);
+        else reject(new Error(body && body.error ? body.error.message : `upload failed (HTTP ${request.status})`));
+      });
+      request.addEventListener('error', () => reject(new Error('network error while uploading')));
+      const form = new FormData();
+      form.append('file', file);
+      request.send(form);
+    });
+  }
+
+  async function sendValidation(prediction, label, item) {
+    const feedback = item.querySelector('.feedback');
+    feedback.textContent = 'saving…';
+    const response = await fetch(`/api/v1/predictions/${encodeURIComponent(prediction.id)}/validation`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ label }),
+    });
+    const body = await response.json();
+    feedback.textContent = response.ok ? `saved: ${body.validatedLabel}` : body.error.message;
+    item.dataset.validated = response.ok ? body.validatedLabel : '';
+  }
+
+  function showPrediction(item, prediction) {
+    item.querySelector('.upload-progress').hidden = true;
+    item.querySelector('.verdict').textContent = `${percent(prediction.confidence)} ${prediction.label}`;
+    const fill = item.querySelector('.confidence-fill');
+    fill.style.width = percent(prediction.confidence);
+    fill.classList.add(prediction.label);
+    const version = prediction.modelVersion === null ? '' : ` (v${prediction.modelVersion})`;
+    item.querySelector('.model').textContent = `model ${prediction.modelId}${version}`;
+    if (servingModel) servingModel.textContent = `${prediction.modelId}${version}`;
+    item.dataset.predictionId = prediction.id;
+    item.dataset.modelId = prediction.modelId;
+    const actions = item.querySelector('.actions');
+    actions.hidden = false;
+    actions.querySelector('.confirm').addEventListener('click', () => sendValidation(prediction, prediction.label, item));
+    for (const button of actions.querySelectorAll('button[data-label]')) {
+      button.addEventListener('click', () => sendValidation(prediction, button.dataset.label, item));
+    }
+  }
+
+  async function classify(file) {
+    const item = template.content.firstElementChild.cloneNode(true);
+    const thumb = item.querySelector('.thumb');
+    thumb.src = URL.createObjectURL(file);
+    thumb.alt = file.name;
+    item.querySelector('.file-name').textContent = file.name;
+    results.prepend(item);
+    const progress = item.querySelector('.upload-progress');
+    try {
+      showPrediction(item, await upload(file, (fraction) => (progress.value = Math.round(fraction * 100))));
+    } catch (error) {
+      progress.hidden = true;
+      item.querySelector('.error').textContent = error.message;
+    }
+  }
+
+  async function classifyAll(files) {
+    for (const file of files) await classify(file);
+  }
+
+  input.addEventListener('change', () => {
+    classifyAll([...input.files]);
+    input.value = '';
+  });
+  dropzone.addEventListener('dragover', (event) => {
+    event.preventDefault();
+    dropzone.classList.add('over');
+  });
+  dropzone.addEventListener('dragleave', () => dropzone.classList.remove('over'));
+  dropzone.addEventListener('drop', (event) => {
+    event.preventDefault();
+    dropzone.classList.remove('over');
+    classifyAll([...event.dataTransfer.files]);
+  });
+  dropzone.addEventListener('keydown', (event) => {
+    if (event.key === 'Enter' || event.key === ' ') input.click();
+  });
+})();
