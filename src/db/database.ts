@@ -42,6 +42,7 @@ const sqliteBusyTimeoutMs = 5_000;
 
 interface Target {
   dialect: Dialect;
+  product: string;
   kyselyDialect: KyselyDialect;
   /** Where the data lives, for messages: never contains the password. */
   location: string;
@@ -62,22 +63,25 @@ function redact(url: string): string {
 }
 
 function parseServerUrl(url: string): URL {
+  let parsed: URL;
   try {
-    return new URL(url);
+    parsed = new URL(url);
   } catch {
     throw invalidUrl(url, 'is not a valid URL');
   }
+  if (!parsed.hostname) throw invalidUrl(url, 'names no host');
+  return parsed;
 }
 
 function serverLocation(parsed: URL, defaultPort: number): string {
   return `${parsed.hostname}:${parsed.port || defaultPort}${parsed.pathname}`;
 }
 
-function unavailable(target: Pick<Target, 'dialect' | 'location' | 'whatToCheck'>, cause: unknown): CatdogError {
+function unavailable(target: Pick<Target, 'dialect' | 'product' | 'location' | 'whatToCheck'>, cause: unknown): CatdogError {
   const reason = cause instanceof Error ? cause.message || (cause as { code?: string }).code || cause.name : String(cause);
   return new CatdogError(
     'database_unavailable',
-    `Cannot reach the ${target.dialect} database at ${target.location} (${reason}). ${target.whatToCheck}`,
+    `Cannot reach the ${target.product} database at ${target.location} (${reason}). ${target.whatToCheck}`,
     503,
     { dialect: target.dialect, location: target.location, reason },
   );
@@ -98,9 +102,9 @@ function sqliteTarget(url: string): Target {
     database.pragma(`busy_timeout = ${sqliteBusyTimeoutMs}`);
     database.pragma('foreign_keys = ON');
   } catch (error) {
-    throw unavailable({ dialect: 'sqlite', location, whatToCheck }, error);
+    throw unavailable({ dialect: 'sqlite', product: 'SQLite', location, whatToCheck }, error);
   }
-  return { dialect: 'sqlite', kyselyDialect: new SqliteDialect({ database }), location, whatToCheck };
+  return { dialect: 'sqlite', product: 'SQLite', kyselyDialect: new SqliteDialect({ database }), location, whatToCheck };
 }
 
 function postgresTarget(url: string): Target {
@@ -110,6 +114,7 @@ function postgresTarget(url: string): Target {
   pool.on('error', () => {});
   return {
     dialect: 'postgres',
+    product: 'PostgreSQL',
     kyselyDialect: new PostgresDialect({ pool }),
     location: serverLocation(parsed, 5432),
     whatToCheck:
@@ -122,6 +127,7 @@ function mysqlTarget(url: string): Target {
   const pool = createMysqlPool({ uri: url, connectTimeout: connectTimeoutMs });
   return {
     dialect: 'mysql',
+    product: 'MySQL/MariaDB',
     kyselyDialect: new MysqlDialect({ pool }),
     location: serverLocation(parsed, 3306),
     whatToCheck:

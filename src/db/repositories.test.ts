@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { sql } from 'kysely';
 import mysql from 'mysql2/promise';
 import pg from 'pg';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -107,8 +108,8 @@ describe('openDatabase', () => {
     expect(error.message).not.toContain('tiger');
   });
 
-  it('rejects an sqlite URL without a file', async () => {
-    await expectCatdogError(openDatabase('sqlite:'), 'invalid_database_url');
+  it.each(['sqlite:', 'postgres://', 'mysql://:3306/db'])('rejects %s, which names no place', async (url) => {
+    await expectCatdogError(openDatabase(url), 'invalid_database_url');
   });
 
   it('reports an SQLite file that cannot be created as unavailable', async () => {
@@ -134,6 +135,20 @@ describe('openDatabase', () => {
     expect(error.message).toContain('127.0.0.1:1/catdog');
     expect(error.message).toContain(`Check that ${product}`);
     expect(error.message).not.toContain('secret');
+  });
+
+  it('opens an SQLite file in WAL mode with foreign keys and a busy timeout', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'catdog-db-'));
+    const db = await openDatabase(`sqlite:${path.join(dir, 'catdog.db')}`);
+    try {
+      const pragma = async (name: string) => Object.values((await sql.raw(`pragma ${name}`).execute(db.kysely)).rows[0] as object)[0];
+      expect(await pragma('journal_mode')).toBe('wal');
+      expect(await pragma('foreign_keys')).toBe(1);
+      expect(await pragma('busy_timeout')).toBeGreaterThan(0);
+    } finally {
+      await db.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('opens an in-memory SQLite database', async () => {
