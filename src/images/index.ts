@@ -1,0 +1,15 @@
+export { augment, type AugmentationConfig } from './augment.js';
+export {
+  decodeBatchToRgb,
+  decodeToRgb,
+  encodeJpeg,
+  inspectImage,
+  thumbnailJpeg,
+  type ImageInfo,
+  type ImageLimits,
+  type RgbImage,
+} from './decode.js';
+export { ImageError, type ImageErrorCode } from './errors.js';
+export { sniffImageFormat, type ImageFormat } from './format.js';
+export { sha256Hex } from './hash.js';
+export { seededRandom } from './random.js';
