@@ -4,6 +4,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { io, LayersModel, SymbolicTensor, Tensor, Tensor2D, Tensor4D } from '@tensorflow/tfjs';
 import { CatdogError } from '../errors.js';
+import { weightBytes } from './model-io.js';
 import { initTensorflow, type Tensorflow } from './tf.js';
 
 /** A pretrained image network used as a frozen feature extractor (and, when it has one, an ImageNet classifier). */
@@ -260,7 +261,8 @@ async function downloadOnce(url: string, { cacheDir, onDownload }: LoadBackboneO
     const modelJsonBytes = await fetchBytes(url);
     const modelJson = parseModelJson(modelJsonBytes);
     const shards = shardPaths(modelJson);
-    const totalBytes = expectedWeightBytes(modelJson);
+    // The manifest's shapes give the download's size before any shard arrives.
+    const totalBytes = weightBytes(modelJson.weightsManifest.flatMap((group) => group.weights));
     let received = modelJsonBytes.length;
     const total = totalBytes === undefined ? undefined : modelJsonBytes.length + totalBytes;
     onDownload?.(received, total);
@@ -297,19 +299,6 @@ async function fetchBytes(url: string, onChunk?: (bytes: number) => void): Promi
     onChunk?.(chunk.length);
   }
   return Buffer.concat(chunks);
-}
-
-const BYTES_PER_DTYPE: Record<string, number> = { float32: 4, int32: 4, bool: 1, uint8: 1, uint16: 2, float16: 2 };
-
-/** Total weight bytes declared by the manifest, so download progress has a denominator before the shards arrive. */
-function expectedWeightBytes(modelJson: ModelJson): number | undefined {
-  let total = 0;
-  for (const spec of modelJson.weightsManifest.flatMap((group) => group.weights)) {
-    const bytesPerValue = BYTES_PER_DTYPE[spec.quantization?.dtype ?? spec.dtype];
-    if (bytesPerValue === undefined) return undefined;
-    total += spec.shape.reduce((count, dimension) => count * dimension, 1) * bytesPerValue;
-  }
-  return total;
 }
 
 function unavailable(source: string, error: unknown, step?: string): CatdogError {
