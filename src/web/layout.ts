@@ -29,6 +29,7 @@ export function page({ title, path, body, scripts = [], charts = false }: PageOp
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="htmx-config" content="${HTMX_CONFIG}">
 <title>${title} · catdog</title>
+<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">
 <link rel="stylesheet" href="/static/app.css">
 <script src="/static/vendor/htmx.min.js" defer></script>
 ${charts ? html`<script src="/static/vendor/chart.umd.min.js" defer></script>` : ''}
@@ -36,7 +37,7 @@ ${scripts.map((script) => html`<script src="/static/${script}" defer></script>`)
 </head>
 <body>
 <header class="top">
-  <a class="brand" href="/">🐱 catdog 🐶</a>
+  <a class="brand" href="/">catdog</a>
   <nav>${NAVIGATION.map((item) => html`<a href="${item.href}"${item.href === path ? html` aria-current="page"` : ''}>${item.label}</a>`)}</nav>
 </header>
 <main>

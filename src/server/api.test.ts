@@ -1,0 +1,365 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { kaggleFullRes, skipWithoutShared } from '../../test/support/shared.js';
+import { catPhotos, dogPhotos, photoForm, readEvents, startTestServer, type TestServer } from './test-support.js';
+
+interface PredictionJson {
+  id: string;
+  label: 'cat' | 'dog';
+  confidence: number;
+  probabilities: { cat: number; dog: number };
+  modelId: string;
+  modelVersion: number | null;
+  imageHash: string;
+  imageUrl: string;
+  latencyMs: number;
+  fileName?: string;
+  validatedLabel?: string | null;
+}
+
+interface ErrorJson {
+  error: { code: string; message: string; file?: string };
+}
+
+describe.skipIf(skipWithoutShared)('REST API', () => {
+  let t: TestServer;
+  const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'catdog-api-files-'));
+
+  const predict = async (files: string[]) => {
+    const response = await fetch(t.url('/api/v1/predictions'), { method: 'POST', body: photoForm(files) });
+    return { response, body: (await response.json()) as { predictions: PredictionJson[] } & ErrorJson };
+  };
+  const json = async <T>(pathAndQuery: string, init?: RequestInit): Promise<{ status: number; body: T; response: Response }> => {
+    const response = await fetch(t.url(pathAndQuery), init);
+    return { status: response.status, body: (response.status === 204 ? undefined : await response.json()) as T, response };
+  };
+  const post = (body: unknown): RequestInit => ({ method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
+  const imageLabel = async (hash: string) => {
+    const { body } = await json<{ items: { hash: string; label: string | null }[] }>('/api/v1/images?limit=200');
+    return body.items.find((image) => image.hash === hash)?.label;
+  };
+
+  beforeAll(async () => {
+    t = await startTestServer();
+  });
+  afterAll(async () => {
+    await t?.close();
+    fs.rmSync(scratch, { recursive: true, force: true });
+  });
+
+  it('classifies one photo sent like curl -F file=@photo.jpg, and serves the stored image and its thumbnail', async () => {
+    const [cat] = catPhotos(1);
+    const { response, body } = await predict([cat!]);
+    expect(response.status).toBe(200);
+    expect(body.predictions).toHaveLength(1);
+    const prediction = body.predictions[0]!;
+    expect(prediction).toMatchObject({ modelId: 'zero-shot', modelVersion: null, fileName: 'cat.0.jpg' });
+    expect(prediction.label === 'cat' || prediction.label === 'dog').toBe(true);
+    expect(prediction.probabilities.cat + prediction.probabilities.dog).toBeCloseTo(1, 6);
+    expect(prediction.confidence).toBeCloseTo(Math.max(prediction.probabilities.cat, prediction.probabilities.dog), 6);
+    expect(prediction.imageHash).toMatch(/^[0-9a-f]{64}$/);
+
+    const image = await fetch(t.url(prediction.imageUrl));
+    expect(image.status).toBe(200);
+    expect(image.headers.get('content-type')).toBe('image/jpeg');
+    expect(Buffer.from(await image.arrayBuffer()).equals(fs.readFileSync(cat!))).toBe(true);
+    const thumbnail = await fetch(t.url(`${prediction.imageUrl}?size=thumb`));
+    expect(thumbnail.headers.get('content-type')).toBe('image/jpeg');
+    expect((await thumbnail.arrayBuffer()).byteLength).toBeGreaterThan(500);
+
+    const fetched = await json<PredictionJson>(`/api/v1/predictions/${prediction.id}`);
+    expect(fetched.body).toMatchObject({ id: prediction.id, imageHash: prediction.imageHash, validatedLabel: null });
+  });
+
+  it('classifies many photos in one request, in upload order, including a full-resolution one', async () => {
+    const files = [catPhotos(1, 1)[0]!, dogPhotos(1, 1)[0]!, path.join(kaggleFullRes, 'dog', 'dog.2.jpg')];
+    const { response, body } = await predict(files);
+    expect(response.status).toBe(200);
+    expect(body.predictions.map((p) => p.fileName)).toEqual(['cat.1.jpg', 'dog.1.jpg', 'dog.2.jpg']);
+    expect(new Set(body.predictions.map((p) => p.id)).size).toBe(3);
+  });
+
+  it('refuses files that are not photos with 4xx JSON naming the image error and the file', async () => {
+    const text = path.join(scratch, 'notes.txt');
+    fs.writeFileSync(text, 'these are not the pixels you are looking for');
+    const truncated = path.join(scratch, 'broken.jpg');
+    fs.writeFileSync(truncated, fs.readFileSync(catPhotos(1, 2)[0]!).subarray(0, 600));
+
+    const unsupported = await predict([text]);
+    expect(unsupported.response.status).toBe(415);
+    expect(unsupported.body.error).toMatchObject({ code: 'image_unsupported_format', file: 'notes.txt' });
+    expect(unsupported.body.error.message).toContain('notes.txt');
+
+    const corrupt = await predict([catPhotos(1, 3)[0]!, truncated]);
+    expect(corrupt.response.status).toBe(422);
+    expect(corrupt.body.error).toMatchObject({ code: 'image_corrupt', file: 'broken.jpg' });
+
+    const empty = await fetch(t.url('/api/v1/predictions'), { method: 'POST', body: new FormData() });
+    expect(empty.status).toBe(400);
+    const emptyBody = (await empty.json()) as ErrorJson;
+    expect(emptyBody.error.code).toBe('invalid_request');
+    expect(emptyBody.error.message).toContain('file');
+  });
+
+  it('records a validation, lets the user change it and undo it, and the image label follows every step', async () => {
+    const { body } = await predict(catPhotos(1, 4));
+    const prediction = body.predictions[0]!;
+    const validationUrl = `/api/v1/predictions/${prediction.id}/validation`;
+
+    const confirmed = await json<PredictionJson>(validationUrl, post({ label: 'cat' }));
+    expect(confirmed.status).toBe(200);
+    expect(confirmed.body.validatedLabel).toBe('cat');
+    expect(await imageLabel(prediction.imageHash)).toBe('cat');
+
+    await json(validationUrl, post({ label: 'dog' }));
+    expect(await imageLabel(prediction.imageHash)).toBe('dog');
+    await json(validationUrl, post({ label: 'neither' }));
+    expect(await imageLabel(prediction.imageHash)).toBeNull();
+
+    const undone = await json<PredictionJson>(validationUrl, { method: 'DELETE' });
+    expect(undone.body.validatedLabel).toBe('dog');
+    expect(await imageLabel(prediction.imageHash)).toBe('dog');
+    await json(validationUrl, { method: 'DELETE' });
+    await json(validationUrl, { method: 'DELETE' });
+    expect(await imageLabel(prediction.imageHash)).toBeNull();
+    const nothing = await json<ErrorJson>(validationUrl, { method: 'DELETE' });
+    expect(nothing.status).toBe(409);
+    expect(nothing.body.error.code).toBe('nothing_to_undo');
+
+    const invalid = await json<ErrorJson>(validationUrl, post({ label: 'hamster' }));
+    expect(invalid.status).toBe(400);
+    expect(invalid.body.error).toMatchObject({ code: 'invalid_request' });
+    expect(invalid.body.error.message).toContain('label');
+
+    const validatedOnly = await json<{ items: PredictionJson[]; total: number }>('/api/v1/predictions?validated=true');
+    expect(validatedOnly.body.items.some((p) => p.id === prediction.id)).toBe(false);
+  });
+
+  it('serves the review queue least certain first, honours skips, and counts progress', async () => {
+    await predict([...catPhotos(2, 5), ...dogPhotos(2, 5)]);
+    const pending = await json<{ items: PredictionJson[]; total: number }>('/api/v1/predictions?validated=false&limit=200');
+    const byConfidence = [...pending.body.items].sort((a, b) => a.confidence - b.confidence);
+
+    const first = await json<PredictionJson>('/api/v1/review/next');
+    expect(first.body.id).toBe(byConfidence[0]!.id);
+    const afterSkip = await json<PredictionJson>(`/api/v1/review/next?strategy=uncertain&exclude=${first.body.id}`);
+    expect(afterSkip.body.id).toBe(byConfidence[1]!.id);
+
+    const oldest = await json<PredictionJson>('/api/v1/review/next?strategy=oldest');
+    expect(oldest.body.id).toBe(pending.body.items.at(-1)!.id);
+
+    const before = await json<{ validated: number; pending: number }>('/api/v1/review/progress');
+    await json(`/api/v1/predictions/${first.body.id}/validation`, post({ label: 'cat' }));
+    const after = await json<{ validated: number; pending: number }>('/api/v1/review/progress');
+    expect(after.body).toEqual({ validated: before.body.validated + 1, pending: before.body.pending - 1 });
+
+    const everyId = pending.body.items.map((p) => p.id).join(',');
+    const none = await fetch(t.url(`/api/v1/review/next?exclude=${everyId}`));
+    expect(none.status).toBe(204);
+  });
+
+  it('stores a labelled upload once by content', async () => {
+    const [dog] = dogPhotos(1, 10);
+    const first = await json<{ items: { hash: string; label: string; inserted: boolean }[] }>('/api/v1/images', {
+      method: 'POST',
+      body: photoForm([dog!], { label: 'dog' }),
+    });
+    expect(first.status).toBe(201);
+    expect(first.body.items[0]).toMatchObject({ label: 'dog', inserted: true });
+    const again = await json<{ items: { hash: string; inserted: boolean }[] }>('/api/v1/images', { method: 'POST', body: photoForm([dog!], { label: 'dog' }) });
+    expect(again.status).toBe(200);
+    expect(again.body.items[0]).toMatchObject({ hash: first.body.items[0]!.hash, inserted: false });
+    const dogs = await json<{ items: { hash: string }[]; total: number }>('/api/v1/images?label=dog&limit=200');
+    expect(dogs.body.items.filter((image) => image.hash === first.body.items[0]!.hash)).toHaveLength(1);
+
+    const missingLabel = await json<ErrorJson>('/api/v1/images', { method: 'POST', body: photoForm([dog!]) });
+    expect(missingLabel.status).toBe(400);
+    expect(missingLabel.body.error.message).toContain('label');
+  });
+
+  it('builds a dataset version from the labelled photos, reuses it when nothing changed, and previews augmentation', async () => {
+    const upload = await fetch(t.url('/api/v1/images'), { method: 'POST', body: photoForm(catPhotos(12, 20), { label: 'cat' }) });
+    expect(upload.status).toBe(201);
+    await fetch(t.url('/api/v1/images'), { method: 'POST', body: photoForm(dogPhotos(12, 20), { label: 'dog' }) });
+
+    const badSplit = await json<ErrorJson>('/api/v1/datasets', post({ split: { train: 0.5, validation: 0.2, test: 0.2 } }));
+    expect(badSplit.status).toBe(400);
+    expect(badSplit.body.error.code).toBe('invalid_request');
+    expect(badSplit.body.error.message).toContain('split');
+
+    const settings = { split: { train: 0.6, validation: 0.2, test: 0.2 }, augmentation: { rotation: { enabled: true, maxDegrees: 20 } } };
+    const built = await json<{ id: number; created: boolean; imageCount: number; counts: Record<string, { cat: number; dog: number }>; params: Record<string, unknown> }>(
+      '/api/v1/datasets',
+      post(settings),
+    );
+    expect(built.status).toBe(201);
+    expect(built.body.created).toBe(true);
+    const counted = Object.values(built.body.counts).reduce((sum, split) => sum + split.cat + split.dog, 0);
+    expect(counted).toBe(built.body.imageCount);
+    expect(built.body.params).toMatchObject({ split: settings.split, augmentation: { rotation: { enabled: true, maxDegrees: 20 } } });
+
+    const reused = await json<{ id: number; created: boolean }>('/api/v1/datasets', post(settings));
+    expect(reused.status).toBe(200);
+    expect(reused.body).toMatchObject({ id: built.body.id, created: false });
+
+    const fetched = await json<{ id: number; counts: unknown }>(`/api/v1/datasets/${built.body.id}`);
+    expect(fetched.body.counts).toEqual(built.body.counts);
+    const listed = await json<{ items: { id: number }[] }>('/api/v1/datasets');
+    expect(listed.body.items.map((version) => version.id)).toContain(built.body.id);
+
+    const preview = await json<{ samples: { dataUrl: string; label: string }[] }>(`/api/v1/datasets/${built.body.id}/preview?n=3`);
+    expect(preview.body.samples).toHaveLength(3);
+    for (const sample of preview.body.samples) {
+      const jpeg = Buffer.from(sample.dataUrl.replace('data:image/jpeg;base64,', ''), 'base64');
+      expect(jpeg.subarray(0, 3).equals(Buffer.from([0xff, 0xd8, 0xff]))).toBe(true);
+    }
+    const missing = await json<ErrorJson>('/api/v1/datasets/999');
+    expect(missing.status).toBe(404);
+    expect(missing.body.error.code).toBe('not_found');
+  });
+
+  it('trains in the background, streams epochs over SSE, registers and serves the new model', async () => {
+    const started = await json<{ id: string; status: string }>('/api/v1/training-runs', post({ epochs: 2 }));
+    expect(started.status).toBe(202);
+    expect(started.body.status).toBe('queued');
+
+    const stream = await fetch(t.url(`/api/v1/training-runs/${started.body.id}/events`));
+    expect(stream.headers.get('content-type')).toContain('text/event-stream');
+    const events = await readEvents(stream, (event) => event.event === 'finished' || event.event === 'failed');
+    const epochs = events.filter((event) => event.event === 'epoch');
+    expect(events.at(-1)!.event, JSON.stringify(events.at(-1))).toBe('finished');
+    expect(epochs.length).toBeGreaterThanOrEqual(1);
+    expect(epochs[0]!.data).toMatchObject({ runId: started.body.id, epoch: 0, totalEpochs: 2 });
+    for (const key of ['loss', 'accuracy', 'valLoss', 'valAccuracy', 'etaMs']) expect(typeof epochs[0]!.data[key]).toBe('number');
+    expect(events.some((event) => event.event === 'stage')).toBe(true);
+
+    // A late subscriber gets the whole history replayed, ending with the outcome.
+    const replay = await readEvents(await fetch(t.url(`/api/v1/training-runs/${started.body.id}/events`)), () => false);
+    expect(replay.filter((event) => event.event === 'epoch')).toHaveLength(epochs.length);
+    expect(replay.at(-1)!.event).toBe('finished');
+
+    const run = await json<{ status: string; epochs: unknown[]; modelId: string }>(`/api/v1/training-runs/${started.body.id}`);
+    expect(run.body.status).toBe('succeeded');
+    expect(run.body.epochs).toHaveLength(epochs.length);
+    const modelId = events.at(-1)!.data.modelId as string;
+    expect(run.body.modelId).toBe(modelId);
+
+    const models = await json<{ items: { id: string; serving: boolean; metrics: { accuracy: number } }[]; servingModelId: string }>('/api/v1/models');
+    expect(models.body.servingModelId).toBe(modelId);
+    expect(models.body.items.find((model) => model.id === modelId)).toMatchObject({ serving: true });
+
+    const roc = await json<{ points: unknown[]; rocAuc: number | null }>(`/api/v1/models/${modelId}/roc`);
+    expect(roc.status).toBe(200);
+    expect(roc.body.points.length).toBeGreaterThanOrEqual(2);
+
+    const { body } = await predict(dogPhotos(1, 40));
+    expect(body.predictions[0]).toMatchObject({ modelId, modelVersion: 1 });
+  }, 180_000);
+
+  it('publishes an OpenAPI 3.1 document listing every route', async () => {
+    const response = await fetch(t.url('/api/openapi.json'));
+    expect(response.headers.get('content-type')).toContain('application/json');
+    const document = (await response.json()) as { openapi: string; paths: Record<string, Record<string, unknown>> };
+    expect(document.openapi).toBe('3.1.0');
+    const operations = Object.entries(document.paths).flatMap(([route, methods]) => Object.keys(methods).map((method) => `${method.toUpperCase()} ${route}`));
+    expect(operations.sort()).toEqual(
+      [
+        'POST /api/v1/predictions',
+        'GET /api/v1/predictions',
+        'GET /api/v1/predictions/{id}',
+        'POST /api/v1/predictions/{id}/validation',
+        'DELETE /api/v1/predictions/{id}/validation',
+        'GET /api/v1/review/next',
+        'GET /api/v1/review/progress',
+        'GET /api/v1/images/{hash}',
+        'GET /api/v1/images',
+        'POST /api/v1/images',
+        'GET /api/v1/datasets',
+        'POST /api/v1/datasets',
+        'GET /api/v1/datasets/{id}',
+        'GET /api/v1/datasets/{id}/preview',
+        'POST /api/v1/training-runs',
+        'GET /api/v1/training-runs',
+        'GET /api/v1/training-runs/{id}',
+        'GET /api/v1/training-runs/{id}/events',
+        'GET /api/v1/models',
+        'GET /api/v1/models/{id}',
+        'GET /api/v1/models/{id}/roc',
+        'POST /api/v1/models/{id}/promote',
+        'GET /api/v1/health',
+        'GET /api/v1/metrics',
+      ].sort(),
+    );
+    const docs = await fetch(t.url('/api/docs'));
+    expect(docs.status).toBe(200);
+    expect(await docs.text()).toContain('/static/api-docs.js');
+  });
+
+  it('answers errors as JSON { error: { code, message } } with the right status and no stack', async () => {
+    const unknown = await json<ErrorJson>('/api/v1/nothing-here');
+    expect(unknown.status).toBe(404);
+    expect(unknown.body).toEqual({ error: { code: 'not_found', message: expect.any(String) } });
+    const missing = await json<ErrorJson>('/api/v1/predictions/prd_missing');
+    expect(missing.status).toBe(404);
+    expect(missing.body.error.code).toBe('not_found');
+    const tooMany = await json<ErrorJson>('/api/v1/predictions?limit=500');
+    expect(tooMany.status).toBe(400);
+    expect(tooMany.body.error.code).toBe('invalid_request');
+    expect(tooMany.body.error.message).toContain('limit');
+    const malformed = await json<ErrorJson>('/api/v1/datasets', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: '{ not json' });
+    expect(malformed.status).toBe(400);
+    expect(malformed.body.error.code).toBe('invalid_request');
+    expect(JSON.stringify(malformed.body)).not.toMatch(/at .*\.(ts|js):\d+/);
+  });
+
+  it('exposes Prometheus metrics', async () => {
+    await fetch(t.url('/api/v1/health'));
+    const response = await fetch(t.url('/api/v1/metrics'));
+    expect(response.headers.get('content-type')).toContain('text/plain; version=0.0.4');
+    const text = await response.text();
+    expect(text).toContain('# TYPE http_requests_total counter');
+    expect(text).toMatch(/http_requests_total\{method="POST",route="\/api\/v1\/predictions",status="200"\} \d+/);
+    expect(text).toMatch(/http_requests_total\{method="GET",route="\/api\/v1\/predictions\/:id",status="404"\} 1/);
+    expect(text).toMatch(/http_request_duration_seconds_bucket\{method="GET",route="\/api\/v1\/health",le="\+Inf"\} \d+/);
+    expect(text).toMatch(/catdog_predictions_total\{label="(cat|dog)"\} \d+/);
+    expect(text).toMatch(/catdog_serving_model_version\{model_id="mdl_[0-9a-f]+"\} 1/);
+    expect(text).toContain('catdog_training_queue_depth 0');
+    expect(await (await fetch(t.url('/metrics'))).text()).toContain('http_requests_total');
+  });
+
+  it('sets the security headers on pages, API answers, errors and static files', async () => {
+    for (const route of ['/', '/review', '/dataset', '/training', '/models', '/api/v1/health', '/api/v1/missing', '/static/app.css', '/static/vendor/htmx.min.js']) {
+      const response = await fetch(t.url(route));
+      expect(response.headers.get('content-security-policy'), route).toContain("script-src 'self'");
+      expect(response.headers.get('content-security-policy'), route).toContain("frame-ancestors 'none'");
+      expect(response.headers.get('x-content-type-options'), route).toBe('nosniff');
+      expect(response.headers.get('referrer-policy'), route).toBe('no-referrer');
+      if (!route.includes('missing')) expect(response.status, route).toBe(200);
+      if (!route.startsWith('/api') && !route.startsWith('/static')) {
+        const page = await response.text();
+        expect(page, `${route} has an inline script`).not.toMatch(/<script(?![^>]*\ssrc=)[^>]*>/);
+        expect(page, `${route} has an inline style`).not.toMatch(/\sstyle=|<style/);
+      }
+    }
+  });
+
+  it('refuses uploads larger than images.maxBytes with 413 payload_too_large', async () => {
+    const big = path.join(scratch, 'big.jpg');
+    fs.writeFileSync(big, Buffer.alloc(t.app.config.images.maxBytes + 100_000, 1));
+    const { response, body } = await predict([big]);
+    expect(response.status).toBe(413);
+    expect(body.error.code).toBe('payload_too_large');
+  });
+
+  it('reports health, and 503 once the database is gone', async () => {
+    const healthy = await json<{ status: string; database: { ok: boolean }; servingModelId: string }>('/api/v1/health');
+    expect(healthy.status).toBe(200);
+    expect(healthy.body).toMatchObject({ status: 'ok', database: { ok: true } });
+    await t.app.db.close();
+    const down = await json<{ status: string; database: { ok: boolean } }>('/api/v1/health');
+    expect(down.status).toBe(503);
+    expect(down.body).toMatchObject({ status: 'unavailable', database: { ok: false } });
+  });
+});

@@ -1,0 +1,79 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { openApp, type AppContext } from '../app/context.js';
+import { createLogger } from '../app/logger.js';
+import { loadConfig } from '../config/index.js';
+import { kaggleFiles, smallBackbone } from '../../test/support/shared.js';
+import { startServer, type RunningServer } from './index.js';
+
+export interface TestServer {
+  app: AppContext;
+  server: RunningServer;
+  home: string;
+  url: (pathAndQuery: string) => string;
+  close(): Promise<void>;
+}
+
+/** A real server on 127.0.0.1 (random port) over a fresh CATDOG_HOME, training on the small shared backbone. */
+export async function startTestServer(env: Record<string, string> = {}): Promise<TestServer> {
+  const home = fs.mkdtempSync(path.join(os.tmpdir(), 'catdog-server-'));
+  const loaded = loadConfig({
+    env: { CATDOG_HOME: home, CATDOG_BACKBONE_URL: smallBackbone, CATDOG_TRAINING__EPOCHS: '3', ...env },
+    cwd: home,
+  });
+  const app = await openApp(loaded, { logger: createLogger('warn') });
+  const server = await startServer(app, { port: 0, host: '127.0.0.1', handleSignals: false });
+  return {
+    app,
+    server,
+    home,
+    url: (pathAndQuery) => `${server.url}${pathAndQuery}`,
+    async close() {
+      await server.close();
+      fs.rmSync(home, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Multipart form with real files under the field `file` (like `curl -F file=@…`), plus extra text fields. */
+export function photoForm(files: readonly string[], fields: Record<string, string> = {}): FormData {
+  const form = new FormData();
+  for (const file of files) form.append('file', new Blob([fs.readFileSync(file)]), path.basename(file));
+  for (const [name, value] of Object.entries(fields)) form.append(name, value);
+  return form;
+}
+
+export const catPhotos = (count: number, from = 0) => kaggleFiles('cat', count, from);
+export const dogPhotos = (count: number, from = 0) => kaggleFiles('dog', count, from);
+
+/** Reads a server-sent event stream until `until` says stop (or the stream ends). */
+export async function readEvents(
+  response: Response,
+  until: (event: { event: string; data: Record<string, unknown> }) => boolean,
+): Promise<{ event: string; data: Record<string, unknown> }[]> {
+  const events: { event: string; data: Record<string, unknown> }[] = [];
+  const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = '';
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) return events;
+      buffer += value;
+      let boundary: number;
+      while ((boundary = buffer.indexOf('\n\n')) >= 0) {
+        const block = buffer.slice(0, boundary);
+        buffer = buffer.slice(boundary + 2);
+        const lines = block.split('\n');
+        const name = lines.find((line) => line.startsWith('event:'))?.slice(6).trim();
+        const data = lines.filter((line) => line.startsWith('data:')).map((line) => line.slice(5).trim()).join('\n');
+        if (!name) continue;
+        const event = { event: name, data: JSON.parse(data) as Record<string, unknown> };
+        events.push(event);
+        if (until(event)) return events;
+      }
+    }
+  } finally {
+    await reader.cancel().catch(() => undefined);
+  }
+}
