@@ -124,16 +124,21 @@ function resampleAffine(source: Uint8Array, target: Uint8ClampedArray, size: num
       const fx = sourceX - x0;
       const fy = sourceY - y0;
       const topLeft = y0 * rowBytes + x0 * 3;
-      const right = x0 < last ? 3 : 0;
+      const topRight = x0 < last ? topLeft + 3 : topLeft;
       const down = y0 < last ? rowBytes : 0;
+      const bottomLeft = topLeft + down;
+      const bottomRight = topRight + down;
+      // Weights of the four neighbours, shared by the three channels.
+      const wTopLeft = (1 - fx) * (1 - fy);
+      const wTopRight = fx * (1 - fy);
+      const wBottomLeft = (1 - fx) * fy;
+      const wBottomRight = fx * fy;
       for (let channel = 0; channel < 3; channel++) {
-        const a = source[topLeft + channel]!;
-        const b = source[topLeft + right + channel]!;
-        const c = source[topLeft + down + channel]!;
-        const d = source[topLeft + down + right + channel]!;
-        const top = a + (b - a) * fx;
-        const bottom = c + (d - c) * fx;
-        target[to++] = top + (bottom - top) * fy;
+        target[to++] =
+          source[topLeft + channel]! * wTopLeft +
+          source[topRight + channel]! * wTopRight +
+          source[bottomLeft + channel]! * wBottomLeft +
+          source[bottomRight + channel]! * wBottomRight;
       }
     }
   }
