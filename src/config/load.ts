@@ -33,6 +33,7 @@ export const RESERVED_ENV: ReadonlySet<string> = new Set([
   'CATDOG_TF_DOWNLOAD_TIMEOUT_MS',
   'CATDOG_TENSORFLOW_WHEEL_SPEC',
   'CATDOG_BACKEND',
+  'CATDOG_PY_VENV',
 ]);
 
 /** Short names for the settings people set most; every key also has the general CATDOG_SECTION__KEY form. */
