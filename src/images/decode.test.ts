@@ -176,6 +176,8 @@ describe.skipIf(skipWithoutShared)('real photos in every accepted format', () =>
     }
     expect(await decodeBatchToRgb([], 64)).toEqual([]);
     await expect(decodeBatchToRgb(files, 64, 0)).rejects.toThrow(RangeError);
+    await expect(decodeToRgb(files[0]!, 0)).rejects.toThrow(RangeError);
+    await expect(thumbnailJpeg(files[0]!, 12.5)).rejects.toThrow(RangeError);
     await expectImageError(decodeBatchToRgb([files[0]!, new Uint8Array()], 64), 'image_empty', 400);
   });
 

@@ -34,6 +34,11 @@ const decodeOptions = (maxPixels?: number): SharpOptions => ({
 
 const white = { r: 255, g: 255, b: 255 };
 
+/** A bad size is the caller's bug; checked here so sharp's complaint about it is not reported as a corrupt photo. */
+function assertPixelSize(size: number): void {
+  if (!Number.isInteger(size) || size < 1) throw new RangeError(`size must be a positive integer, got ${size}`);
+}
+
 function formatOrThrow(bytes: Uint8Array): ImageFormat {
   if (bytes.length === 0) {
     throw new ImageError('image_empty', `The file is empty; send a ${acceptedFormatsText} photo.`);
@@ -115,6 +120,7 @@ export async function inspectImage(bytes: Uint8Array, limits: ImageLimits): Prom
  * first frame of an animation, squashed (not cropped) to `size × size`.
  */
 export async function decodeToRgb(bytes: Uint8Array, size: number): Promise<RgbImage> {
+  assertPixelSize(size);
   const format = formatOrThrow(bytes);
   let decoded: { data: Buffer; info: OutputInfo };
   try {
@@ -155,6 +161,7 @@ export async function decodeBatchToRgb(list: Uint8Array[], size: number, concurr
 
 /** A small preview for the UI: displayed orientation, never enlarged, no metadata (EXIF may hold GPS). */
 export async function thumbnailJpeg(bytes: Uint8Array, size = 256): Promise<Uint8Array> {
+  assertPixelSize(size);
   const format = formatOrThrow(bytes);
   try {
     const jpeg = await sharp(bytes, decodeOptions())
