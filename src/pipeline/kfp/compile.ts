@@ -44,6 +44,12 @@ const outputPlaceholder = (name: string, output: ComponentOutput) =>
 /** `undefined` instead of an empty map: the KFP SDK leaves empty sections out. */
 const nonEmpty = <T>(record: Record<string, T>) => (Object.keys(record).length > 0 ? record : undefined);
 
+function parametersAndArtifacts<P, A>(parameters: Record<string, P>, artifacts: Record<string, A>) {
+  const section = { parameters: nonEmpty(parameters), artifacts: nonEmpty(artifacts) };
+  return section.parameters === undefined && section.artifacts === undefined ? undefined : section;
+}
+
+/** A component's inputs or outputs as KFP's separate parameter and artifact definitions. */
 function definitions<T extends ComponentInput | ComponentOutput, P, A>(
   slots: Record<string, T>,
   parameter: (slot: T & { type: ParameterType }) => P,
@@ -55,8 +61,7 @@ function definitions<T extends ComponentInput | ComponentOutput, P, A>(
     if (isParameterType(slot.type)) parameters[name] = parameter(slot as T & { type: ParameterType });
     else artifacts[name] = artifact(slot);
   }
-  const section = { parameters: nonEmpty(parameters), artifacts: nonEmpty(artifacts) };
-  return section.parameters === undefined && section.artifacts === undefined ? undefined : section;
+  return parametersAndArtifacts(parameters, artifacts);
 }
 
 function componentSpec(component: ComponentDefinition): ComponentSpec {
@@ -99,13 +104,12 @@ function taskSpec(task: TaskDefinition): PipelineTaskSpec {
     }
   }
   const dependentTasks = upstreamTasks(task).sort();
-  const inputs = { parameters: nonEmpty(parameters), artifacts: nonEmpty(artifacts) };
   return {
     taskInfo: { name: task.name },
     componentRef: { name: componentKey(task.component) },
     cachingOptions: { enableCache: task.component.cacheable === true },
     dependentTasks: dependentTasks.length > 0 ? dependentTasks : undefined,
-    inputs: inputs.parameters === undefined && inputs.artifacts === undefined ? undefined : inputs,
+    inputs: parametersAndArtifacts(parameters, artifacts),
   };
 }
 
@@ -142,16 +146,15 @@ export function compileToKfp(def: PipelineDefinition, options: KfpCompileOptions
       executors: Object.fromEntries([...components.values()].map((component) => [executorLabel(component), executorSpec(component, options.image)])),
     },
     root: {
-      inputDefinitions: {
-        parameters: nonEmpty(
-          Object.fromEntries(
-            Object.entries(def.parameters).map(([name, parameter]) => [
-              name,
-              { parameterType: KFP_PARAMETER_TYPE[parameter.type], defaultValue: parameter.default, description: parameter.description },
-            ]),
-          ),
+      inputDefinitions: parametersAndArtifacts(
+        Object.fromEntries(
+          Object.entries(def.parameters).map(([name, parameter]) => [
+            name,
+            { parameterType: KFP_PARAMETER_TYPE[parameter.type], defaultValue: parameter.default, description: parameter.description },
+          ]),
         ),
-      },
+        {},
+      ),
       dag: { tasks: Object.fromEntries(def.tasks.map((task) => [task.name, taskSpec(task)])) },
     },
   });

@@ -72,6 +72,7 @@ describe.skipIf(skipWithoutShared)('KFP PipelineSpec schema', () => {
     const text = readFixture('nvidia_gpu_scheduling_check.yaml');
     expect(rejection(() => parsePipelineYaml(`${text}\n---\nplatforms: {}\n`)).message).toContain('3 documents');
     expect(rejection(() => parsePipelineYaml('root: [unclosed')).message).toContain('not valid YAML');
+    expect(rejection(() => parsePipelineYaml('# nothing but a comment\n')).message).toContain('found 0 documents');
   });
 });
 

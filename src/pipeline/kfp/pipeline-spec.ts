@@ -326,7 +326,6 @@ export function parsePipelineSpec(value: unknown): PipelineSpec {
 /** A compiled pipeline file: the PipelineSpec, optionally followed by a `---` and a PlatformSpec. */
 export function parsePipelineYaml(text: string, source = 'the pipeline file'): PipelineDocuments {
   const documents = parseAllDocuments(text);
-  if (!Array.isArray(documents)) throw new CatdogError('invalid_pipeline_spec', `${source} is empty`);
   const broken = documents.flatMap((document) => document.errors);
   if (broken.length > 0) {
     throw new CatdogError('invalid_pipeline_spec', `${source} is not valid YAML: ${broken.map((error) => error.message).join('; ')}`);
