@@ -1,15 +1,21 @@
-import type { Command } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
 import { openApp } from '../../app/context.js';
 import { loadConfig } from '../../config/index.js';
 import { startServer } from '../../server/index.js';
 import type { GlobalOptions } from '../app-runner.js';
-import { positiveInt } from './train.js';
+
+/** 0 asks the system for a free port (the start-up line tells which). */
+const port = (value: string): number => {
+  const parsed = Number(value);
+  if (!Number.isInteger(parsed) || parsed < 0 || parsed > 65535) throw new InvalidArgumentError(`expected a port 0..65535, got "${value}"`);
+  return parsed;
+};
 
 export function registerServeCommand(program: Command, globals: () => GlobalOptions): void {
   program
     .command('serve')
     .description('web UI and REST API (/api/v1, docs at /api/docs); hot-reloads the promoted model')
-    .option('--port <n>', 'TCP port (default: server.port, 8080)', positiveInt)
+    .option('--port <n>', 'TCP port (default: server.port, 8080; 0 = any free port)', port)
     .option('--host <host>', 'interface to listen on (default: server.host, 127.0.0.1; 0.0.0.0 exposes it)')
     .action(async (options: { port?: number; host?: string }) => {
       const loaded = loadConfig({ file: globals().config });

@@ -124,13 +124,26 @@ export function trainingRoutes({ app, runs, closing }: ServerDeps) {
       wake?.();
     });
     if (!subscription) return false;
+    /** Resolves on the next event, after `ms` of silence, or when `stop` aborts; leaves no timer or listener behind. */
+    const nextEventOrSilence = (ms: number) =>
+      new Promise<void>((resolve) => {
+        const finish = () => {
+          clearTimeout(timer);
+          stop.removeEventListener('abort', finish);
+          wake = undefined;
+          resolve();
+        };
+        const timer = setTimeout(finish, ms);
+        stop.addEventListener('abort', finish);
+        wake = finish;
+      });
     try {
       for (const event of subscription.replay) await writeEvent(stream, event.type, eventData(event));
       let ended = subscription.ended;
       while (!ended && !stop.aborted) {
         if (pending.length === 0) {
-          const arrived = new Promise<void>((resolve) => (wake = resolve));
-          await Promise.race([arrived, pause(KEEPALIVE_MS, stop)]);
+          await nextEventOrSilence(KEEPALIVE_MS);
+          if (stop.aborted) break;
           if (pending.length === 0) {
             // A comment line: keeps proxies from closing a quiet connection during a long stage.
             await stream.write(': keepalive\n\n');

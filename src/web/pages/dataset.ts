@@ -102,7 +102,7 @@ function buildForm(deps: ServerDeps): SafeHtml {
   <label>Test <input name="test" type="number" min="0.01" max="1" step="0.01" value="${dataset.split.test}"></label>
   <label>Seed <input name="seed" type="number" step="1" value="${dataset.seed}"></label>
 </div>
-<fieldset class="augmentations" hx-get="/dataset/preview" hx-include="#build-form" hx-trigger="change, load" hx-target="#preview">
+<fieldset class="augmentations" hx-get="/dataset/preview" hx-include="#build-form" hx-trigger="change, load" hx-target="#preview" hx-swap="innerHTML">
   <legend>Augmentation (training split only)</legend>
   ${AUGMENTATION_FIELDS.map(({ name, label, amount, max, step }) => {
     const setting = dataset.augmentation[name] as { enabled: boolean } & Record<string, number | boolean>;
