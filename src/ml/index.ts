@@ -1,0 +1,15 @@
+export { initTensorflow, tensorflow, type LoadedTensorflow, type MlBackend, type Tensorflow } from './tf.js';
+export { extractFeatures, loadBackbone, type Backbone, type LoadBackboneOptions } from './backbone.js';
+export { imagenetAnimalMass, zeroShotPDog } from './zero-shot.js';
+export { buildCnn, buildHead, type HeadKind } from './models.js';
+export {
+  predictPDog,
+  trainBinaryClassifier,
+  type Batch,
+  type Batches,
+  type EpochStats,
+  type TrainOptions,
+  type TrainResult,
+} from './train.js';
+export { binaryMetrics, rocAuc, rocCurve, type BinaryMetrics, type ConfusionMatrix, type RocPoint } from './metrics.js';
+export { deserializeModel, serializeModel, weightBytes, type SerializedModel } from './model-io.js';

@@ -1,0 +1,127 @@
+import os from 'node:os';
+import type { Tensor } from '@tensorflow/tfjs';
+import { describe, expect, it } from 'vitest';
+import { kaggleFiles, skipWithoutShared, smallBackbone } from '../../test/support/shared.js';
+import { extractFeatures, loadBackbone } from './backbone.js';
+import { buildHead } from './models.js';
+import { rgbPixels } from './test-support.js';
+import { type Batches, predictPDog, trainBinaryClassifier } from './train.js';
+import { initTensorflow, type Tensorflow } from './tf.js';
+
+/** In-memory feature batches, reshuffled every epoch with a fixed rule so runs repeat. */
+function featureBatches(tf: Tensorflow, features: Float32Array[], labels: number[], size: number): Batches {
+  const width = features[0]!.length;
+  return {
+    count: features.length,
+    size,
+    async *batches(epoch) {
+      const order = features.map((_, i) => i).sort((a, b) => ((a * 7919 + epoch * 104729) % 1009) - ((b * 7919 + epoch * 104729) % 1009));
+      for (let start = 0; start < order.length; start += size) {
+        const rows = order.slice(start, start + size);
+        const x = new Float32Array(rows.length * width);
+        rows.forEach((row, i) => x.set(features[row]!, i * width));
+        yield { x: tf.tensor2d(x, [rows.length, width]), y: tf.tensor1d(rows.map((row) => labels[row]!)) };
+      }
+    },
+  };
+}
+
+/** Two-feature points whose label is the sign of the first feature, or its opposite when `flipped`. */
+function signDataset(count: number, flipped: boolean): { features: Float32Array[]; labels: number[] } {
+  const features = Array.from({ length: count }, (_, i) => Float32Array.of(Math.sin(i * 1.7) * 2, Math.cos(i * 0.9)));
+  return { features, labels: features.map((f) => Number((f[0]! > 0) !== flipped)) };
+}
+
+describe('trainBinaryClassifier', () => {
+  it('stops early when validation loss stops improving and restores the best epoch, leaking nothing', async () => {
+    const { tf } = await initTensorflow();
+    const before = tf.memory().numTensors;
+    const train = signDataset(64, false);
+    // Validation labels contradict training ones: every epoch of learning makes validation worse.
+    const validation = signDataset(32, true);
+    const model = buildHead('logistic', 2);
+    const probe = tf.tensor2d(validation.features.flatMap((f) => [...f]), [32, 2]);
+    const predictionsByEpoch: Float32Array[] = [];
+    const result = await trainBinaryClassifier({
+      model,
+      train: featureBatches(tf, train.features, train.labels, 16),
+      validation: featureBatches(tf, validation.features, validation.labels, 16),
+      epochs: 30,
+      learningRate: 0.1,
+      earlyStoppingPatience: 2,
+      onEpoch: async () => {
+        predictionsByEpoch.push(await predictPDog(model, probe));
+      },
+    });
+    expect(result.stoppedEarly).toBe(true);
+    const valLosses = result.epochs.map((e) => e.valLoss);
+    expect(result.bestEpoch).toBe(valLosses.indexOf(Math.min(...valLosses)) + 1);
+    expect(result.epochs).toHaveLength(result.bestEpoch + 2);
+    expect(result.epochs.at(-1)!.accuracy).toBeGreaterThan(0.9);
+    expect(result.epochs.at(-1)!.valAccuracy).toBeLessThan(0.1);
+    for (const stats of result.epochs) {
+      expect(stats.imagesPerSecond).toBeGreaterThan(0);
+      expect(stats.durationMs).toBeGreaterThan(0);
+    }
+    const restored = await predictPDog(model, probe);
+    expect(Array.from(restored)).toEqual(Array.from(predictionsByEpoch[result.bestEpoch - 1]!));
+    expect(Array.from(restored)).not.toEqual(Array.from(predictionsByEpoch.at(-1)!));
+    probe.dispose();
+    model.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it('rejects with the abort reason between batches, leaking nothing', async () => {
+    const { tf } = await initTensorflow();
+    const before = tf.memory().numTensors;
+    const data = signDataset(64, false);
+    const model = buildHead('mlp', 2);
+    const controller = new AbortController();
+    const training = trainBinaryClassifier({
+      model,
+      train: featureBatches(tf, data.features, data.labels, 8),
+      validation: featureBatches(tf, data.features, data.labels, 8),
+      epochs: 50,
+      learningRate: 0.01,
+      earlyStoppingPatience: 50,
+      onEpoch: (stats) => {
+        if (stats.epoch === 2) controller.abort(new Error('user cancelled'));
+      },
+      signal: controller.signal,
+    });
+    await expect(training).rejects.toThrow('user cancelled');
+    model.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it.skipIf(skipWithoutShared)('teaches a logistic head on real MobileNet features to tell held-out cats from dogs', async () => {
+    const { tf } = await initTensorflow();
+    const before = tf.memory().numTensors;
+    const backbone = await loadBackbone(smallBackbone, { cacheDir: os.tmpdir() });
+    const featuresOf = async (label: 'cat' | 'dog', count: number, from: number) =>
+      extractFeatures(backbone, await rgbPixels(kaggleFiles(label, count, from)));
+    const [trainCats, trainDogs, valCats, valDogs] = [
+      await featuresOf('cat', 40, 100),
+      await featuresOf('dog', 40, 100),
+      await featuresOf('cat', 20, 300),
+      await featuresOf('dog', 20, 300),
+    ];
+    backbone.dispose();
+    const head = buildHead('logistic', 256);
+    const result = await trainBinaryClassifier({
+      model: head,
+      train: featureBatches(tf, [...trainCats, ...trainDogs], [...trainCats.map(() => 0), ...trainDogs.map(() => 1)], 16),
+      validation: featureBatches(tf, [...valCats, ...valDogs], [...valCats.map(() => 0), ...valDogs.map(() => 1)], 16),
+      epochs: 8,
+      learningRate: 0.01,
+      earlyStoppingPatience: 3,
+    });
+    const best = result.epochs[result.bestEpoch - 1]!;
+    console.log(`logistic head, 0.25 backbone: best epoch ${result.bestEpoch}, valAccuracy ${best.valAccuracy}, valLoss ${best.valLoss.toFixed(3)}`);
+    expect(best.valAccuracy).toBeGreaterThanOrEqual(0.8);
+    // The first epoch starts from random weights: learning must have lowered the validation loss.
+    expect(best.valLoss).toBeLessThan(result.epochs[0]!.valLoss);
+    head.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+  });
+});
