@@ -1,0 +1,434 @@
+import { Job, Queue, QueueEvents, UnrecoverableError, Worker, type JobType } from 'bullmq';
+import { CatdogError, NotFoundError } from '../errors.js';
+import {
+  assertValidEnqueueOptions,
+  CANCELLED_REASON,
+  clampFraction,
+  DEFAULT_ATTEMPTS,
+  DEFAULT_BACKOFF_MS,
+  DEFAULT_CLOSE_TIMEOUT_MS,
+  DEFAULT_KEEP_FINISHED,
+  DEFAULT_LIST_LIMIT,
+  emptyCounts,
+  FINISHED_STATES,
+  noHandlerMessage,
+  waitTimeoutError,
+  type EnqueueOptions,
+  type JobHandler,
+  type JobInfo,
+  type JobQueue,
+  type JobState,
+  type WorkerOptions,
+} from './job-queue.js';
+import { MinimalRedisClient } from './redis-client.js';
+
+export interface BullMqJobQueueOptions {
+  redisUrl: string;
+  queueName: string;
+  /** Redis key prefix; default 'catdog'. */
+  prefix?: string;
+  /** A worker that stops renewing its lock for this long (killed, frozen) loses its job to another; default 30 s. */
+  lockDurationMs?: number;
+  /** How often workers look for jobs whose lock expired; default 30 s. */
+  stalledIntervalMs?: number;
+  /** How long to wait for Redis before answering `queue_unavailable`; default 5 s. */
+  connectTimeoutMs?: number;
+  keepFinished?: number;
+  closeTimeoutMs?: number;
+  /** How often a worker checks whether one of its active jobs was cancelled; default 250 ms. */
+  cancelPollMs?: number;
+}
+
+interface Connection {
+  queue: Queue;
+  events: QueueEvents;
+  /** For the adapter's own keys: cancellation requests and cancelled-job records. */
+  redis: MinimalRedisClient;
+  clients: MinimalRedisClient[];
+}
+
+interface JobProgressRecord {
+  fraction: number;
+  message?: string;
+}
+
+const BULL_TYPES_OF: Record<Exclude<JobState, 'cancelled'>, JobType[]> = {
+  waiting: ['waiting', 'delayed', 'prioritized', 'waiting-children'],
+  active: ['active'],
+  completed: ['completed'],
+  failed: ['failed'],
+};
+
+/** Keeps the newest `ARGV[4]` cancelled jobs: a record per id in a hash, their order in a sorted set. */
+const RECORD_CANCELLED_SCRIPT = `
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+local excess = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[4])
+if excess > 0 then
+  local oldest = redis.call('ZRANGE', KEYS[2], 0, excess - 1)
+  redis.call('ZREMRANGEBYRANK', KEYS[2], 0, excess - 1)
+  redis.call('HDEL', KEYS[1], unpack(oldest))
+end
+return 1`;
+
+const CANCEL_REQUEST_TTL_MS = 24 * 60 * 60 * 1000;
+
+/** A URL fit for an error message: the password never leaves the process. */
+function redactedUrl(redisUrl: string): string {
+  try {
+    const url = new URL(redisUrl);
+    if (url.password !== '') url.password = '***';
+    return url.toString();
+  } catch {
+    return '(unparseable Redis URL)';
+  }
+}
+
+/**
+ * Jobs in Redis through BullMQ, so the API server enqueues and any number of worker processes run them.
+ * BullMQ cannot cancel a job another process runs, so cancellation is a Redis key that workers poll;
+ * cancelled jobs are removed from BullMQ and kept as records of their own, since BullMQ has no such state.
+ */
+export class BullMqJobQueue implements JobQueue {
+  readonly kind = 'bullmq';
+  private connection: Promise<Connection> | undefined;
+  private worker: Worker | undefined;
+  private workerClient: MinimalRedisClient | undefined;
+  private cancelPoll: NodeJS.Timeout | undefined;
+  private readonly activeHere = new Set<string>();
+  private readonly listeners = new Set<(job: JobInfo) => void>();
+  private readonly waiters = new Map<string, Set<() => void>>();
+  private readonly prefix: string;
+
+  constructor(private readonly options: BullMqJobQueueOptions) {
+    this.prefix = options.prefix ?? 'catdog';
+  }
+
+  private key(name: string): string {
+    return `${this.prefix}:${this.options.queueName}:catdog:${name}`;
+  }
+
+  private connected(): Promise<Connection> {
+    this.connection ??= this.connect().catch((error: unknown) => {
+      this.connection = undefined;
+      throw error;
+    });
+    return this.connection;
+  }
+
+  private async connect(): Promise<Connection> {
+    await this.assertRedisReachable();
+    const { queueName } = this.options;
+    const queueClient = new MinimalRedisClient(this.options.redisUrl);
+    const eventsClient = new MinimalRedisClient(this.options.redisUrl);
+    const redis = new MinimalRedisClient(this.options.redisUrl);
+    const keep = { count: this.options.keepFinished ?? DEFAULT_KEEP_FINISHED };
+    const queue = new Queue(queueName, {
+      connection: queueClient,
+      prefix: this.prefix,
+      defaultJobOptions: { removeOnComplete: keep, removeOnFail: keep },
+    });
+    const events = new QueueEvents(queueName, { connection: eventsClient, prefix: this.prefix });
+    // Failures reach callers through the awaited calls; an 'error' event nobody listens to would crash the process.
+    queue.on('error', () => {});
+    events.on('error', () => {});
+    events.on('progress', ({ jobId, data }) => this.jobChanged(jobId, data as JobProgressRecord));
+    for (const finished of ['completed', 'failed', 'removed'] as const) {
+      events.on(finished, ({ jobId }: { jobId: string }) => this.jobChanged(jobId));
+    }
+    await Promise.all([queue.waitUntilReady(), events.waitUntilReady()]);
+    return { queue, events, redis, clients: [queueClient, eventsClient, redis] };
+  }
+
+  private async assertRedisReachable(): Promise<void> {
+    const timeoutMs = this.options.connectTimeoutMs ?? 5000;
+    const probe = new MinimalRedisClient(this.options.redisUrl, { reconnect: false, connectTimeoutMs: timeoutMs });
+    probe.on('error', () => {});
+    try {
+      await probe.connect();
+      await probe.call('ping');
+    } catch (error) {
+      throw new CatdogError(
+        'queue_unavailable',
+        `the job queue's Redis at ${redactedUrl(this.options.redisUrl)} is unreachable (${(error as Error).message}); start Redis or fix redisUrl`,
+        503,
+      );
+    } finally {
+      probe.disconnect();
+    }
+  }
+
+  /** `progress` comes from the event: by the time the job is read, the handler may have reported more. */
+  private jobChanged(jobId: string, progress?: JobProgressRecord): void {
+    for (const wake of this.waiters.get(jobId) ?? []) wake();
+    if (this.listeners.size === 0) return;
+    void this.get(jobId)
+      .then((info) => {
+        if (info === undefined) return;
+        if (progress !== undefined) {
+          info.progress = progress.fraction;
+          if (progress.message === undefined) delete info.progressMessage;
+          else info.progressMessage = progress.message;
+        } else if (!FINISHED_STATES.includes(info.state)) return;
+        for (const listener of this.listeners) listener(info);
+      })
+      .catch(() => {});
+  }
+
+  async enqueue<T>(name: string, data: T, options: EnqueueOptions = {}): Promise<JobInfo<T>> {
+    assertValidEnqueueOptions(options);
+    const { queue } = await this.connected();
+    if (options.jobId !== undefined) {
+      const cancelled = await this.cancelledRecord(options.jobId);
+      if (cancelled !== undefined) return cancelled as JobInfo<T>;
+    }
+    const added = await queue.add(name, data, {
+      ...(options.jobId !== undefined && { jobId: options.jobId }),
+      attempts: options.attempts ?? DEFAULT_ATTEMPTS,
+      backoff: { type: 'exponential', delay: options.backoffMs ?? DEFAULT_BACKOFF_MS },
+    });
+    // BullMQ answers a duplicate id with the new arguments, not the stored job: read the stored one.
+    if (options.jobId === undefined) return toJobInfo(added, 'waiting') as JobInfo<T>;
+    return (await this.get(options.jobId)) as JobInfo<T>;
+  }
+
+  async get(id: string): Promise<JobInfo | undefined> {
+    const { queue } = await this.connected();
+    const job = await queue.getJob(id);
+    if (job !== undefined) return toJobInfo(job, await job.getState());
+    return this.cancelledRecord(id);
+  }
+
+  private async cancelledRecord(id: string): Promise<JobInfo | undefined> {
+    const { redis } = await this.connected();
+    const record = (await redis.call('hget', this.key('cancelled'), id)) as string | null;
+    return record === null ? undefined : (JSON.parse(record) as JobInfo);
+  }
+
+  async list(options: { states?: JobState[]; limit?: number } = {}): Promise<JobInfo[]> {
+    const { queue, redis } = await this.connected();
+    const limit = options.limit ?? DEFAULT_LIST_LIMIT;
+    const states = options.states ?? [...(Object.keys(BULL_TYPES_OF) as JobState[]), 'cancelled'];
+    const found: JobInfo[] = [];
+    for (const state of states) {
+      if (state === 'cancelled') {
+        const ids = (await redis.call('zrevrange', this.key('cancelled-order'), 0, limit - 1)) as string[];
+        if (ids.length === 0) continue;
+        const records = (await redis.call('hmget', this.key('cancelled'), ...ids)) as (string | null)[];
+        for (const record of records) if (record !== null) found.push(JSON.parse(record) as JobInfo);
+      } else {
+        for (const type of BULL_TYPES_OF[state]) {
+          const jobs = await queue.getJobs(type, 0, limit - 1, false);
+          found.push(...jobs.map((job) => toJobInfo(job as Job, type)));
+        }
+      }
+    }
+    return found
+      .filter((job) => states.includes(job.state))
+      .sort((a, b) => b.createdAt.localeCompare(a.createdAt))
+      .slice(0, limit);
+  }
+
+  async cancel(id: string): Promise<boolean> {
+    const { queue, redis } = await this.connected();
+    const job = await queue.getJob(id);
+    if (job === undefined) return false;
+    const state = toJobState(await job.getState(), job.failedReason);
+    if (FINISHED_STATES.includes(state)) return false;
+    // Set first: a waiting job a worker takes right now is still cancelled when it starts.
+    await redis.call('set', this.key(`cancel-requested:${id}`), '1', 'PX', CANCEL_REQUEST_TTL_MS);
+    if (state === 'active') return true;
+    // Recorded before removal so that whoever hears 'removed' finds the job cancelled, not gone.
+    await this.recordCancelled(job);
+    try {
+      await job.remove();
+    } catch {
+      // It became active meanwhile: its worker sees the request; the record is written again when it stops.
+      await redis.call('hdel', this.key('cancelled'), id);
+      await redis.call('zrem', this.key('cancelled-order'), id);
+    }
+    return true;
+  }
+
+  private async recordCancelled(job: Job): Promise<void> {
+    const { redis } = await this.connected();
+    const info: JobInfo = {
+      ...toJobInfo(job, 'failed'),
+      state: 'cancelled',
+      error: CANCELLED_REASON,
+      finishedAt: new Date(job.finishedOn ?? Date.now()).toISOString(),
+    };
+    const keep = this.options.keepFinished ?? DEFAULT_KEEP_FINISHED;
+    await redis.call('eval', RECORD_CANCELLED_SCRIPT, 2, this.key('cancelled'), this.key('cancelled-order'), info.id, JSON.stringify(info), Date.now(), keep);
+  }
+
+  async waitFor(id: string, timeoutMs = 60_000): Promise<JobInfo> {
+    await this.connected();
+    return new Promise<JobInfo>((resolve, reject) => {
+      let settled = false;
+      const wake = (): void => {
+        this.get(id).then(
+          (info) => {
+            if (settled) return;
+            if (info === undefined) finish(() => reject(new NotFoundError('job', id)));
+            else if (FINISHED_STATES.includes(info.state)) finish(() => resolve(info));
+          },
+          (error: unknown) => finish(() => reject(error)),
+        );
+      };
+      const timer = setTimeout(() => finish(() => reject(waitTimeoutError(id, timeoutMs))), timeoutMs);
+      const finish = (settle: () => void): void => {
+        settled = true;
+        clearTimeout(timer);
+        this.waiters.get(id)?.delete(wake);
+        settle();
+      };
+      const waiting = this.waiters.get(id) ?? new Set();
+      waiting.add(wake);
+      this.waiters.set(id, waiting);
+      // Checked after subscribing, so a job finishing in between is not missed.
+      wake();
+    });
+  }
+
+  async startWorker(handlers: Record<string, JobHandler>, options: WorkerOptions = {}): Promise<void> {
+    if (this.worker !== undefined) {
+      throw new CatdogError('worker_already_started', 'this queue already has a worker; one queue runs one worker');
+    }
+    const { redis } = await this.connected();
+    const workerId = options.workerId ?? `worker-${process.pid}`;
+    this.workerClient = new MinimalRedisClient(this.options.redisUrl);
+    const worker = new Worker(
+      this.options.queueName,
+      // Three parameters: BullMQ hands out the abort signal only to processors that declare it.
+      async (job: Job, _token: string | undefined, signal: AbortSignal | undefined) =>
+        this.process(job, handlers, workerId, signal ?? new AbortController().signal),
+      {
+        connection: this.workerClient,
+        prefix: this.prefix,
+        name: workerId,
+        concurrency: options.concurrency ?? 1,
+        lockDuration: this.options.lockDurationMs ?? 30_000,
+        stalledInterval: this.options.stalledIntervalMs ?? 30_000,
+        removeOnComplete: { count: this.options.keepFinished ?? DEFAULT_KEEP_FINISHED },
+        removeOnFail: { count: this.options.keepFinished ?? DEFAULT_KEEP_FINISHED },
+      },
+    );
+    worker.on('error', () => {});
+    worker.on('failed', (job, error) => {
+      if (job !== undefined && error.message === CANCELLED_REASON) {
+        void this.recordCancelled(job)
+          .then(() => job.remove())
+          .catch(() => {});
+      }
+    });
+    this.worker = worker;
+    await worker.waitUntilReady();
+    this.cancelPoll = setInterval(() => {
+      void this.abortCancelledJobs(redis, worker).catch(() => {});
+    }, this.options.cancelPollMs ?? 250);
+  }
+
+  private async abortCancelledJobs(redis: MinimalRedisClient, worker: Worker): Promise<void> {
+    const ids = [...this.activeHere];
+    if (ids.length === 0) return;
+    const requested = (await redis.call('mget', ...ids.map((id) => this.key(`cancel-requested:${id}`)))) as (string | null)[];
+    ids.forEach((id, index) => {
+      if (requested[index] !== null) worker.cancelJob(id, CANCELLED_REASON);
+    });
+  }
+
+  private async process(job: Job, handlers: Record<string, JobHandler>, workerId: string, signal: AbortSignal): Promise<unknown> {
+    const id = job.id ?? '';
+    const handler = handlers[job.name];
+    if (handler === undefined) throw new UnrecoverableError(noHandlerMessage(job.name, handlers));
+    const { redis } = await this.connected();
+    if ((await redis.call('exists', this.key(`cancel-requested:${id}`))) === 1) {
+      throw new UnrecoverableError(CANCELLED_REASON);
+    }
+    this.activeHere.add(id);
+    try {
+      return await handler(job.data, {
+        id,
+        attempt: job.attemptsMade + 1,
+        signal,
+        workerId,
+        reportProgress: async (fraction, message) => {
+          const progress: JobProgressRecord = { fraction: clampFraction(fraction), ...(message !== undefined && { message }) };
+          await job.updateProgress(progress);
+        },
+      });
+    } catch (error) {
+      if (signal.aborted && signal.reason === CANCELLED_REASON) throw new UnrecoverableError(CANCELLED_REASON);
+      throw error;
+    } finally {
+      this.activeHere.delete(id);
+    }
+  }
+
+  async counts(): Promise<Record<JobState, number>> {
+    const { queue, redis } = await this.connected();
+    const bull = await queue.getJobCounts('waiting', 'delayed', 'prioritized', 'waiting-children', 'active', 'completed', 'failed');
+    const counts = emptyCounts();
+    for (const state of Object.keys(BULL_TYPES_OF) as (keyof typeof BULL_TYPES_OF)[]) {
+      for (const type of BULL_TYPES_OF[state]) counts[state] += bull[type] ?? 0;
+    }
+    counts.cancelled = (await redis.call('zcard', this.key('cancelled-order'))) as number;
+    return counts;
+  }
+
+  onProgress(listener: (job: JobInfo) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.cancelPoll);
+    const worker = this.worker;
+    if (worker !== undefined) {
+      let timer: NodeJS.Timeout | undefined;
+      const timedOut = new Promise<'timeout'>((resolve) => {
+        timer = setTimeout(() => resolve('timeout'), this.options.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS);
+      });
+      if ((await Promise.race([worker.close(), timedOut])) === 'timeout') {
+        // Jobs still running keep their place in Redis: once their lock lapses another worker takes them.
+        worker.cancelAllJobs('the worker is shutting down');
+        await worker.close(true);
+      }
+      clearTimeout(timer);
+      await this.workerClient?.quit();
+    }
+    const connection = await this.connection?.catch(() => undefined);
+    if (connection !== undefined) {
+      await connection.events.close();
+      await connection.queue.close();
+      await Promise.all(connection.clients.map((client) => client.quit()));
+    }
+  }
+}
+
+function toJobState(bullState: string, failedReason: string | undefined): JobState {
+  if (bullState === 'active' || bullState === 'completed') return bullState;
+  if (bullState === 'failed') return failedReason === CANCELLED_REASON ? 'cancelled' : 'failed';
+  return 'waiting';
+}
+
+function toJobInfo(job: Job, bullState: string): JobInfo {
+  const state = toJobState(bullState, job.failedReason);
+  const progress = job.progress as JobProgressRecord | number | undefined;
+  const info: JobInfo = {
+    id: job.id ?? '',
+    name: job.name,
+    data: job.data,
+    state,
+    progress: typeof progress === 'number' ? progress : (progress?.fraction ?? 0),
+    attempts: state === 'active' ? job.attemptsMade + 1 : job.attemptsMade,
+    createdAt: new Date(job.timestamp).toISOString(),
+  };
+  if (typeof progress === 'object' && progress.message !== undefined) info.progressMessage = progress.message;
+  if (state === 'completed') info.result = job.returnvalue;
+  if (job.failedReason) info.error = job.failedReason;
+  if (job.finishedOn !== undefined && FINISHED_STATES.includes(state)) info.finishedAt = new Date(job.finishedOn).toISOString();
+  if (job.processedBy !== undefined) info.workerId = job.processedBy;
+  return info;
+}

@@ -1,0 +1,293 @@
+import { spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import ts from 'typescript';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { CatdogError } from '../errors.js';
+import { BullMqJobQueue, createJobQueue, InlineJobQueue, type JobContext, type JobInfo, type JobQueue } from './index.js';
+import { MinimalRedisClient } from './redis-client.js';
+
+const REDIS_URL = 'redis://127.0.0.1:6379';
+const TEST_PREFIX = 'catdog-test';
+
+/** Deletes every key of one test queue: Redis is shared with other test runs. */
+async function deleteQueueKeys(queueName: string): Promise<void> {
+  const redis = new MinimalRedisClient(REDIS_URL);
+  const keys = (await redis.call('keys', `${TEST_PREFIX}:${queueName}:*`)) as string[];
+  if (keys.length > 0) await redis.call('del', ...keys);
+  await redis.quit();
+}
+
+const openQueues: { queue: JobQueue; cleanUp(): Promise<void> }[] = [];
+
+afterEach(async () => {
+  for (const { queue, cleanUp } of openQueues.splice(0)) {
+    await queue.close();
+    await cleanUp();
+  }
+});
+
+function openBullMq(): BullMqJobQueue {
+  const queueName = `test-${randomUUID()}`;
+  const queue = new BullMqJobQueue({
+    redisUrl: REDIS_URL,
+    queueName,
+    prefix: TEST_PREFIX,
+    lockDurationMs: 2000,
+    stalledIntervalMs: 1000,
+    cancelPollMs: 50,
+    closeTimeoutMs: 2000,
+  });
+  openQueues.push({ queue, cleanUp: () => deleteQueueKeys(queueName) });
+  return queue;
+}
+
+const adapters: { kind: JobQueue['kind']; open(): JobQueue }[] = [
+  {
+    kind: 'inline',
+    open() {
+      const queue = new InlineJobQueue({ closeTimeoutMs: 2000 });
+      openQueues.push({ queue, cleanUp: async () => {} });
+      return queue;
+    },
+  },
+  { kind: 'bullmq', open: openBullMq },
+];
+
+function deferred(): { promise: Promise<void>; resolve(): void } {
+  let resolve = () => {};
+  const promise = new Promise<void>((done) => {
+    resolve = done;
+  });
+  return { promise, resolve };
+}
+
+describe.each(adapters)('$kind JobQueue', ({ kind, open }) => {
+  it('runs an enqueued job on the worker and records its result', async () => {
+    const queue = open();
+    expect(queue.kind).toBe(kind);
+    const enqueued = await queue.enqueue('double', { value: 21 });
+    expect(enqueued).toMatchObject({ name: 'double', data: { value: 21 }, state: 'waiting', attempts: 0 });
+    await queue.startWorker({ double: async (data: { value: number }) => ({ doubled: data.value * 2 }) }, { workerId: 'w1' });
+
+    const finished = await queue.waitFor(enqueued.id, 8000);
+    expect(finished).toMatchObject({ id: enqueued.id, state: 'completed', result: { doubled: 42 }, attempts: 1, workerId: 'w1' });
+    expect(Date.parse(finished.finishedAt ?? '')).toBeGreaterThanOrEqual(Date.parse(finished.createdAt));
+    expect(await queue.get(enqueued.id)).toEqual(finished);
+    expect(await queue.get('no-such-job')).toBeUndefined();
+  });
+
+  it('reports progress to listeners, and the end of the job too', async () => {
+    const queue = open();
+    const seen: JobInfo[] = [];
+    const unsubscribe = queue.onProgress((job) => seen.push(job));
+    await queue.startWorker({
+      train: async (_data: unknown, ctx: JobContext) => {
+        await ctx.reportProgress(0.25, 'epoch 1 of 4');
+        await ctx.reportProgress(1.7, 'done');
+        return 'trained';
+      },
+    });
+    const job = await queue.enqueue('train', {});
+    await queue.waitFor(job.id, 8000);
+    await vi.waitFor(() => expect(seen.some((info) => info.state === 'completed')).toBe(true), { timeout: 3000 });
+    expect(seen.map((info) => info.progress)).toContain(0.25);
+    expect(seen.find((info) => info.progress === 0.25)?.progressMessage).toBe('epoch 1 of 4');
+    // Out-of-range fractions are clamped rather than shown as 170 %.
+    expect((await queue.get(job.id))?.progress).toBe(1);
+    unsubscribe();
+    const countBefore = seen.length;
+    await queue.waitFor((await queue.enqueue('train', {})).id, 8000);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(seen.length).toBe(countBefore);
+  });
+
+  it('retries a failed attempt after a backoff and succeeds on attempt 2', async () => {
+    const queue = open();
+    const attempts: number[] = [];
+    await queue.startWorker({
+      flaky: async (_data: unknown, ctx: JobContext) => {
+        attempts.push(ctx.attempt);
+        if (ctx.attempt === 1) throw new Error('transient');
+        return 'ok';
+      },
+    });
+    const started = Date.now();
+    const job = await queue.enqueue('flaky', {}, { attempts: 3, backoffMs: 300 });
+    const finished = await queue.waitFor(job.id, 8000);
+    expect(finished).toMatchObject({ state: 'completed', result: 'ok', attempts: 2 });
+    expect(attempts).toEqual([1, 2]);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(290);
+  });
+
+  it('fails a job with the error text once its attempts are used up', async () => {
+    const queue = open();
+    let runs = 0;
+    await queue.startWorker({
+      broken: async () => {
+        runs += 1;
+        throw new Error(`disk full (run ${runs})`);
+      },
+    });
+    const job = await queue.enqueue('broken', {}, { attempts: 2, backoffMs: 20 });
+    const finished = await queue.waitFor(job.id, 8000);
+    expect(finished).toMatchObject({ state: 'failed', error: 'disk full (run 2)', attempts: 2 });
+    expect(runs).toBe(2);
+  });
+
+  it('fails a job nobody handles without retrying it', async () => {
+    const queue = open();
+    await queue.startWorker({ known: async () => 'ok' });
+    const job = await queue.enqueue('unknown', {}, { attempts: 3, backoffMs: 20 });
+    const finished = await queue.waitFor(job.id, 8000);
+    expect(finished).toMatchObject({ state: 'failed', attempts: 1 });
+    expect(finished.error).toContain('no handler for job "unknown"');
+  });
+
+  it('treats the same jobId as the same job', async () => {
+    const queue = open();
+    const first = await queue.enqueue('import', { folder: 'a' }, { jobId: 'import-a' });
+    const second = await queue.enqueue('import', { folder: 'b' }, { jobId: 'import-a' });
+    expect(second.id).toBe('import-a');
+    expect(second.data).toEqual({ folder: 'a' });
+    expect(first.id).toBe(second.id);
+    expect((await queue.counts()).waiting).toBe(1);
+    await expect(queue.enqueue('import', {}, { jobId: '42' })).rejects.toMatchObject({ code: 'invalid_job_id' });
+  });
+
+  it('cancels a waiting job at once', async () => {
+    const queue = open();
+    const job = await queue.enqueue('never-run', {}, { jobId: 'to-cancel' });
+    expect(await queue.cancel('to-cancel')).toBe(true);
+    expect(await queue.waitFor('to-cancel', 3000)).toMatchObject({ id: 'to-cancel', state: 'cancelled', attempts: 0 });
+    expect(await queue.get(job.id)).toMatchObject({ state: 'cancelled' });
+    expect(await queue.cancel('to-cancel')).toBe(false);
+    expect(await queue.cancel('never-existed')).toBe(false);
+    // The id stays taken: enqueueing it again answers the cancelled job.
+    expect(await queue.enqueue('never-run', {}, { jobId: 'to-cancel' })).toMatchObject({ state: 'cancelled' });
+    expect(await queue.counts()).toMatchObject({ waiting: 0, cancelled: 1 });
+
+    let ran = false;
+    await queue.startWorker({ 'never-run': async () => { ran = true; } });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(ran).toBe(false);
+  });
+
+  it('cancels an active job through its abort signal, without a retry', async () => {
+    const queue = open();
+    const started = deferred();
+    let runs = 0;
+    await queue.startWorker({
+      long: async (_data: unknown, ctx: JobContext) => {
+        runs += 1;
+        started.resolve();
+        await new Promise<void>((_, reject) => {
+          ctx.signal.addEventListener('abort', () => reject(new Error('stopped')));
+        });
+      },
+    });
+    const job = await queue.enqueue('long', {}, { attempts: 3, backoffMs: 20 });
+    await started.promise;
+    expect((await queue.get(job.id))?.state).toBe('active');
+    expect(await queue.cancel(job.id)).toBe(true);
+    const finished = await queue.waitFor(job.id, 5000);
+    expect(finished).toMatchObject({ state: 'cancelled', attempts: 1 });
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(runs).toBe(1);
+    expect((await queue.counts()).cancelled).toBe(1);
+  });
+
+  it('lists jobs newest first by state and counts them', async () => {
+    const queue = open();
+    const ids: string[] = [];
+    for (const n of [1, 2, 3]) {
+      ids.push((await queue.enqueue('count', { n })).id);
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    expect(await queue.counts()).toEqual({ waiting: 3, active: 0, completed: 0, failed: 0, cancelled: 0 });
+    expect((await queue.list({ states: ['waiting'] })).map((job) => job.id)).toEqual([...ids].reverse());
+    expect((await queue.list({ limit: 2 })).map((job) => job.id)).toEqual([ids[2], ids[1]]);
+    expect(await queue.list({ states: ['completed'] })).toEqual([]);
+
+    await queue.startWorker({ count: async (data: { n: number }) => data.n });
+    for (const id of ids) await queue.waitFor(id, 8000);
+    expect(await queue.counts()).toEqual({ waiting: 0, active: 0, completed: 3, failed: 0, cancelled: 0 });
+    expect((await queue.list({ states: ['completed'] })).map((job) => job.result)).toEqual([3, 2, 1]);
+  });
+
+  it('runs no more jobs at once than the concurrency allows', async () => {
+    const queue = open();
+    let running = 0;
+    let mostAtOnce = 0;
+    await queue.startWorker(
+      {
+        slow: async () => {
+          running += 1;
+          mostAtOnce = Math.max(mostAtOnce, running);
+          await new Promise((resolve) => setTimeout(resolve, 150));
+          running -= 1;
+        },
+      },
+      { concurrency: 2 },
+    );
+    const jobs = await Promise.all([1, 2, 3, 4, 5].map((n) => queue.enqueue('slow', { n })));
+    await Promise.all(jobs.map((job) => queue.waitFor(job.id, 8000)));
+    expect(mostAtOnce).toBe(2);
+  });
+
+  it('times out waiting for a job that does not finish', async () => {
+    const queue = open();
+    const job = await queue.enqueue('nobody-runs-this', {});
+    const error = await queue.waitFor(job.id, 100).catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(CatdogError);
+    expect((error as CatdogError).code).toBe('job_wait_timeout');
+    await expect(queue.waitFor('missing-job', 100)).rejects.toMatchObject({ code: 'not_found' });
+  });
+});
+
+describe('BullMqJobQueue only', () => {
+  it('answers queue_unavailable naming the URL when Redis cannot be reached', async () => {
+    const queue = createJobQueue({ kind: 'bullmq', redisUrl: 'redis://:secret@127.0.0.1:1', queueName: 'unreachable' });
+    const error = await queue.enqueue('x', {}).catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(CatdogError);
+    expect(error).toMatchObject({ code: 'queue_unavailable', httpStatus: 503 });
+    expect((error as Error).message).toContain('redis://:***@127.0.0.1:1');
+    expect((error as Error).message).not.toContain('secret');
+    await queue.close();
+  });
+
+  it('gives the job of a worker killed mid-job to another worker', async () => {
+    const queue = openBullMq();
+    const queueName = (queue as unknown as { options: { queueName: string } }).options.queueName;
+    const scratch = await mkdtemp(path.join(tmpdir(), 'catdog-stalled-'));
+    const clientSource = await readFile(fileURLToPath(new URL('./redis-client.ts', import.meta.url)), 'utf8');
+    const clientModule = path.join(scratch, 'redis-client.mjs');
+    await writeFile(
+      clientModule,
+      ts.transpileModule(clientSource, { compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 } }).outputText,
+    );
+    const child = spawn(
+      process.execPath,
+      [fileURLToPath(new URL('./stalling-worker.mjs', import.meta.url)), pathToFileURL(clientModule).href, REDIS_URL, queueName, TEST_PREFIX],
+      { stdio: ['ignore', 'pipe', 'inherit'], cwd: fileURLToPath(new URL('../..', import.meta.url)) },
+    );
+    try {
+      const job = await queue.enqueue('train', { epochs: 1 }, { attempts: 1 });
+      const [line] = (await new Promise<[string]>((resolve) => createInterface({ input: child.stdout }).once('line', (text) => resolve([text]))));
+      expect(line).toBe(`started ${job.id}`);
+      expect((await queue.get(job.id))?.state).toBe('active');
+      child.kill('SIGKILL');
+
+      await queue.startWorker({ train: async () => 'trained by the survivor' }, { workerId: 'survivor' });
+      const finished = await queue.waitFor(job.id, 9000);
+      expect(finished).toMatchObject({ state: 'completed', result: 'trained by the survivor', workerId: 'survivor' });
+    } finally {
+      child.kill('SIGKILL');
+      await rm(scratch, { recursive: true, force: true });
+    }
+  }, 15_000);
+});
