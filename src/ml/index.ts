@@ -1,4 +1,13 @@
-export { initTensorflow, tensorflow, type LoadedTensorflow, type MlBackend, type Tensorflow } from './tf.js';
+export {
+  initTensorflow,
+  tensorflow,
+  type LoadedTensorflow,
+  type MlBackend,
+  type Tensorflow,
+  type Tensorflow as Tf,
+} from './tf.js';
+// The tfjs types callers pass in and get back, so no module outside ml/ needs the tfjs packages.
+export type { LayersModel, Tensor, Tensor1D, Tensor2D, Tensor4D } from '@tensorflow/tfjs';
 export { extractFeatures, loadBackbone, type Backbone, type LoadBackboneOptions } from './backbone.js';
 export { imagenetAnimalMass, zeroShotPDog } from './zero-shot.js';
 export { buildCnn, buildHead, type HeadKind } from './models.js';
