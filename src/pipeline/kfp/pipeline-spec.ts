@@ -28,7 +28,7 @@ function exactlyOne<T extends z.ZodRawShape>(what: string, shape: T, kinds: read
   });
 }
 
-export const parameterTypeSchema = z.enum([
+const parameterTypeSchema = z.enum([
   'PARAMETER_TYPE_ENUM_UNSPECIFIED',
   'NUMBER_DOUBLE',
   'NUMBER_INTEGER',
@@ -302,7 +302,6 @@ export type PipelineSpec = z.infer<typeof pipelineSpecSchema>;
 export type PlatformSpec = z.infer<typeof platformSpecSchema>;
 export type ComponentSpec = z.infer<typeof componentSchema>;
 export type PipelineTaskSpec = z.infer<typeof taskSchema>;
-export type ContainerSpec = z.infer<typeof containerSchema>;
 export type ExecutorSpec = z.infer<typeof executorSchema>;
 
 export interface PipelineDocuments {
