@@ -231,7 +231,7 @@ describe.skipIf(skipWithoutShared)('REST API', () => {
     const epochs = events.filter((event) => event.event === 'epoch');
     expect(events.at(-1)!.event, JSON.stringify(events.at(-1))).toBe('finished');
     expect(epochs.length).toBeGreaterThanOrEqual(1);
-    expect(epochs[0]!.data).toMatchObject({ runId: started.body.id, epoch: 0, totalEpochs: 2 });
+    expect(epochs[0]!.data).toMatchObject({ runId: started.body.id, epoch: 1, totalEpochs: 2 });
     for (const key of ['loss', 'accuracy', 'valLoss', 'valAccuracy', 'etaMs']) expect(typeof epochs[0]!.data[key]).toBe('number');
     expect(events.some((event) => event.event === 'stage')).toBe(true);
 

@@ -33,7 +33,7 @@
   }
 
   function addEpoch(epoch) {
-    const label = String(epoch.epoch + 1);
+    const label = String(epoch.epoch);
     lossChart.data.labels.push(label);
     accuracyChart.data.labels.push(label);
     lossChart.data.datasets[0].data.push(epoch.loss);
@@ -63,7 +63,7 @@
       const epoch = JSON.parse(event.data);
       addEpoch(epoch);
       const total = epoch.totalEpochs ? `/${epoch.totalEpochs}` : '';
-      status.textContent = `run ${runId}: epoch ${epoch.epoch + 1}${total}, validation accuracy ${(epoch.valAccuracy * 100).toFixed(1)}%${seconds(epoch.etaMs)}`;
+      status.textContent = `run ${runId}: epoch ${epoch.epoch}${total}, validation accuracy ${(epoch.valAccuracy * 100).toFixed(1)}%${seconds(epoch.etaMs)}`;
     });
     source.addEventListener('finished', (event) => {
       const finished = JSON.parse(event.data);
