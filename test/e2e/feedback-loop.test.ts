@@ -5,6 +5,7 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openDatabase } from '../../src/db/index.js';
 import { kaggleFiles, skipWithoutShared, smallBackbone } from '../support/shared.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -167,6 +168,17 @@ describe.skipIf(skipReason)('the feedback loop in a browser', () => {
     await page.setInputFiles('#file-input', [kaggleFiles('cat', 1, 301)[0]!]);
     await expect.poll(() => page.locator('.result .model').first().textContent(), { timeout: 30_000 }).toContain(newModelId!);
 
+    // A promotion made by another process (here: this test, on the same database) is served within seconds.
+    const database = await openDatabase(`sqlite:${path.join(home, 'catdog.db')}`);
+    try {
+      await database.models.promote(firstModelId, { reason: 'rollback from another process', actor: 'e2e' });
+    } finally {
+      await database.close();
+    }
+    await expect
+      .poll(async () => ((await (await fetch(`${server.url}/api/v1/models`)).json()) as { servingModelId: string }).servingModelId, { timeout: 10_000 })
+      .toBe(firstModelId);
+
     await page.goto(`${server.url}/api/docs`);
     await expect.poll(() => page.locator('.operation').count()).toBeGreaterThan(20);
     await shoot('api-docs');
@@ -174,4 +186,10 @@ describe.skipIf(skipReason)('the feedback loop in a browser', () => {
     // CSP violations (an inline script or style) show up here too.
     expect(consoleErrors).toEqual([]);
   }, 300_000);
+
+  it('shuts down cleanly on SIGTERM', async () => {
+    const exited = new Promise<number | null>((resolve) => server.child.once('exit', resolve));
+    server.child.kill('SIGTERM');
+    expect(await exited).toBe(0);
+  });
 });
