@@ -56,8 +56,9 @@ export interface TrainResult {
 
 /**
  * Trains a binary classifier with early stopping on validation loss and leaves the best epoch's weights in
- * the model (the model the caller saves). Uses `model.trainOnBatch`: on native TensorFlow it was as fast as a
- * hand-written `optimizer.minimize` loop and it applies the layers' regularizers itself.
+ * the model (the model the caller saves). Uses `model.trainOnBatch`: for the CNN at 128 px, batch 32, on native
+ * TensorFlow it ran as fast as a hand-written `optimizer.minimize` loop (5.9 vs 6.1 img/s, interleaved runs on a
+ * busy 2-core machine; `model.fit` per batch 5.1), and it applies the layers' regularizers itself.
  */
 export async function trainBinaryClassifier(options: TrainOptions): Promise<TrainResult> {
   const { model, train, validation, epochs, learningRate, earlyStoppingPatience, onEpoch, signal } = options;
