@@ -53,8 +53,8 @@ describe.skipIf(Boolean(skipWithoutShared))('dataset import and versions', () =>
 
     expect(report).toMatchObject({ scanned: 9, imported: 5, duplicates: 1, byLabel: { cat: 3, dog: 2 } });
     expect(report.skipped.map(({ path: file, code }) => [file, code])).toEqual([
-      [path.join('PetImages', 'Dog', 'broken.jpg'), 'image_corrupt'],
       [path.join('cat', 'notes.jpg'), 'image_unsupported_format'],
+      [path.join('PetImages', 'Dog', 'broken.jpg'), 'image_corrupt'],
       ['unlabelled.jpg', 'no_label'],
     ]);
     expect(report.skipped.every((skipped) => skipped.reason.length > 10)).toBe(true);

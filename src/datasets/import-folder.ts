@@ -28,12 +28,21 @@ export interface ImportProgress {
 // Files that are never photos: listing them as skipped would bury the real problems.
 const IGNORED_NAMES = new Set(['.ds_store', 'thumbs.db', 'desktop.ini']);
 
-async function listFiles(root: string): Promise<string[]> {
+/** Every file below root, following symbolic links (data sets are often linked in rather than copied). */
+export async function listFiles(root: string): Promise<string[]> {
   const entries = await fs.readdir(root, { recursive: true, withFileTypes: true });
-  return entries
-    .filter((entry) => entry.isFile() && !IGNORED_NAMES.has(entry.name.toLowerCase()))
-    .map((entry) => path.join(entry.parentPath, entry.name))
-    .sort();
+  const files = await Promise.all(
+    entries
+      .filter((entry) => !IGNORED_NAMES.has(entry.name.toLowerCase()))
+      .map(async (entry) => {
+        const file = path.join(entry.parentPath, entry.name);
+        if (entry.isFile()) return file;
+        if (!entry.isSymbolicLink()) return undefined;
+        const target = await fs.stat(file).catch(() => undefined);
+        return target?.isFile() ? file : undefined;
+      }),
+  );
+  return files.filter((file) => file !== undefined).sort();
 }
 
 /**

@@ -82,7 +82,10 @@ export async function zeroShotClassifier(backbone: Backbone): Promise<Classifier
   };
 }
 
-export async function loadClassifier(deps: { blobs: BlobStore; backbones: BackboneProvider }, model: ModelRow): Promise<Classifier> {
+export async function loadClassifier(
+  deps: { blobs: BlobStore; backbones: BackboneProvider },
+  model: Pick<ModelRow, 'id' | 'artifactPrefix'> & { version: number | null },
+): Promise<Classifier> {
   const files = await readModelFiles(deps.blobs, model.artifactPrefix);
   const network = await deserializeModel({ modelJson: files.modelJson, weights: files.weights });
   const { card } = files;

@@ -1,5 +1,5 @@
-import { createHash, randomBytes } from 'node:crypto';
-import type { Database, ModelRow } from '../db/index.js';
+import { createHash } from 'node:crypto';
+import { newId, type Database, type ModelRow } from '../db/index.js';
 import { imageBlobKey } from '../datasets/ingest.js';
 import { loadManifest, type DatasetManifest, type ManifestEntry } from '../datasets/versions.js';
 import { augment, decodeToRgb, seededRandom, type AugmentationConfig } from '../images/index.js';
@@ -13,7 +13,7 @@ import {
   type EpochStats,
 } from '../ml/index.js';
 import { writeModelFiles, type Architecture, type ModelCard } from '../registry/artifacts.js';
-import type { BackboneProvider, Classifier } from '../registry/classifier.js';
+import { loadClassifier, type BackboneProvider, type Classifier } from '../registry/classifier.js';
 import { evaluateOnSplit } from '../registry/evaluate.js';
 import { promoteIfBetter, type PromotionDecision, type PromotionMetric } from '../registry/promotion.js';
 import type { BlobStore } from '../storage/index.js';
@@ -183,19 +183,54 @@ async function prepareCnn(deps: TrainingDependencies, manifest: DatasetManifest,
   };
 }
 
+export interface CandidateOutcome {
+  runId: string;
+  datasetId: number;
+  modelId: string;
+  artifactPrefix: string;
+  params: TrainingParams;
+  /** Validation-split figures of the best epoch: what a sweep compares candidates on. */
+  validation: { accuracy: number; loss: number; bestEpoch: number };
+  epochs: EpochStats[];
+  durationMs: number;
+}
+
+export interface TrainingRequest {
+  datasetId: number;
+  params: TrainingParams;
+  /** A run recorded as queued earlier (the API answers with its id before training starts). */
+  runId?: string;
+  onEvent?: (event: TrainingEvent) => void;
+  signal?: AbortSignal;
+  actor?: string;
+}
+
+const modelCard = (candidate: Omit<CandidateOutcome, 'epochs' | 'durationMs'>, trainable: Trainable, codeVersion: string, metrics: Record<string, unknown>): ModelCard => ({
+  format: 'catdog-model/1',
+  modelId: candidate.modelId,
+  architecture: candidate.params.architecture,
+  labels: ['cat', 'dog'],
+  output: 'sigmoid-p-dog',
+  ...trainable.card,
+  datasetId: candidate.datasetId,
+  runId: candidate.runId,
+  params: { ...candidate.params },
+  metrics,
+  codeVersion,
+  createdAt: new Date().toISOString(),
+});
+
 /**
- * One training run on an existing dataset version: train (early stopping keeps the best epoch), evaluate on the
- * version's test split, store the files, register the model (row last), and promote it if it beats the serving
- * model on that same split. Every step is recorded on the run, and a failure marks the run failed.
+ * Trains one model on a dataset version and records the run. With `finalize`, the model is then evaluated on
+ * the version's test split, registered (row last) and promoted if it beats the serving model on that same split;
+ * without it (a sweep candidate) its files are stored and only validation figures are reported, so the test split
+ * is looked at once, for the winner only.
  */
-export async function trainOnDataset(
-  deps: TrainingDependencies,
-  request: { datasetId: number; params: TrainingParams; onEvent?: (event: TrainingEvent) => void; signal?: AbortSignal; actor?: string },
-): Promise<TrainingOutcome> {
+async function trainRun(deps: TrainingDependencies, request: TrainingRequest, finalize: boolean): Promise<{ candidate: CandidateOutcome; final?: Omit<TrainingOutcome, 'epochs' | 'bestEpoch' | 'durationMs' | 'runId'> }> {
   const started = Date.now();
   const { manifest } = await loadManifest({ db: deps.db as Pick<Database, 'datasets' | 'images'>, blobs: deps.blobs }, request.datasetId);
   const { params } = request;
-  const run = await deps.db.runs.create({ datasetId: request.datasetId, params, codeVersion: deps.codeVersion });
+  const run = request.runId ? { id: request.runId } : await deps.db.runs.create({ datasetId: request.datasetId, params, codeVersion: deps.codeVersion });
   const emit = (event: TrainingEvent) => request.onEvent?.(event);
   await deps.db.runs.markRunning(run.id);
   emit({ type: 'started', runId: run.id, datasetId: request.datasetId, params });
@@ -207,6 +242,7 @@ export async function trainOnDataset(
       : await prepareCnn(deps, manifest, params, emit, run.id);
 
     emit({ type: 'stage', runId: run.id, stage: 'training' });
+    const trainingStarted = Date.now();
     const history = await trainBinaryClassifier({
       model: trainable.network,
       train: trainable.train,
@@ -217,49 +253,51 @@ export async function trainOnDataset(
       signal: request.signal,
       onEpoch: async (stats) => {
         await deps.db.runs.addEpoch(run.id, stats);
-        const averageMs = (Date.now() - started) / (stats.epoch + 1);
-        emit({ type: 'epoch', runId: run.id, stats, totalEpochs: params.epochs, etaMs: averageMs * (params.epochs - stats.epoch - 1) });
+        // stats.epoch is 1-based.
+        const averageMs = (Date.now() - trainingStarted) / stats.epoch;
+        emit({ type: 'epoch', runId: run.id, stats, totalEpochs: params.epochs, etaMs: averageMs * (params.epochs - stats.epoch) });
       },
     });
+    const best = history.epochs.find((stats) => stats.epoch === history.bestEpoch) ?? history.epochs[history.epochs.length - 1]!;
+    const candidate: Omit<CandidateOutcome, 'epochs' | 'durationMs'> = {
+      runId: run.id,
+      datasetId: request.datasetId,
+      modelId: newId('mdl'),
+      artifactPrefix: '',
+      params,
+      validation: { accuracy: best.valAccuracy, loss: best.valLoss, bestEpoch: history.bestEpoch },
+    };
 
-    emit({ type: 'stage', runId: run.id, stage: 'evaluating' });
-    const metrics = await evaluateOnSplit(deps, trainable.classifier, manifest, 'test');
+    let metrics: BinaryMetrics | undefined;
+    if (finalize) {
+      emit({ type: 'stage', runId: run.id, stage: 'evaluating' });
+      metrics = await evaluateOnSplit(deps, trainable.classifier, manifest, 'test');
+    }
 
     emit({ type: 'stage', runId: run.id, stage: 'saving' });
-    const modelId = `mdl_${randomBytes(8).toString('hex')}`;
-    const files = await serializeModel(trainable.network);
-    const card: ModelCard = {
-      format: 'catdog-model/1',
-      modelId,
-      architecture: params.architecture,
-      labels: ['cat', 'dog'],
-      output: 'sigmoid-p-dog',
-      ...trainable.card,
-      datasetId: request.datasetId,
-      runId: run.id,
-      params: params as unknown as Record<string, unknown>,
-      metrics: metrics as unknown as Record<string, unknown>,
-      codeVersion: deps.codeVersion,
-      createdAt: new Date().toISOString(),
-    };
-    const artifactPrefix = await writeModelFiles(deps.blobs, { ...files, card });
+    const cardMetrics = metrics ? { ...metrics } : { validation: candidate.validation };
+    candidate.artifactPrefix = await writeModelFiles(deps.blobs, { ...(await serializeModel(trainable.network)), card: modelCard(candidate, trainable, deps.codeVersion, cardMetrics) });
+    const outcome = { ...candidate, epochs: history.epochs, durationMs: Date.now() - started };
+    if (!metrics) {
+      await deps.db.runs.finish(run.id, { status: 'succeeded', metrics: { validation: candidate.validation, candidate: { modelId: candidate.modelId, artifactPrefix: candidate.artifactPrefix } } });
+      return { candidate: outcome };
+    }
+
     const model = await deps.db.models.create({
-      id: modelId,
+      id: candidate.modelId,
       name: `${params.architecture} on dataset v${request.datasetId}`,
       architecture: params.architecture,
       datasetId: request.datasetId,
       runId: run.id,
-      params,
-      metrics,
-      artifactPrefix,
+      params: { ...params },
+      metrics: { ...metrics },
+      artifactPrefix: candidate.artifactPrefix,
     });
-
     emit({ type: 'stage', runId: run.id, stage: 'promoting' });
     const promotion = await promoteIfBetter(deps, model, metrics, manifest, params.promotion, request.actor);
-    const durationMs = Date.now() - started;
-    await deps.db.runs.finish(run.id, { status: 'succeeded', metrics: { ...metrics, bestEpoch: history.bestEpoch, promoted: promotion.promoted }, modelId });
-    emit({ type: 'finished', runId: run.id, modelId, metrics, promotion });
-    return { runId: run.id, model, metrics, promotion, epochs: history.epochs, bestEpoch: history.bestEpoch, durationMs };
+    await deps.db.runs.finish(run.id, { status: 'succeeded', metrics: { ...metrics, bestEpoch: history.bestEpoch, promoted: promotion.promoted }, modelId: model.id });
+    emit({ type: 'finished', runId: run.id, modelId: model.id, metrics, promotion });
+    return { candidate: outcome, final: { model, metrics, promotion } };
   } catch (error) {
     const message = (error as Error).message;
     const status = request.signal?.aborted ? 'cancelled' : 'failed';
@@ -269,4 +307,42 @@ export async function trainOnDataset(
   } finally {
     trainable?.network.dispose();
   }
+}
+
+/** Train, evaluate on the test split, register, promote if better: what `catdog train` and the API run. */
+export async function trainOnDataset(deps: TrainingDependencies, request: TrainingRequest): Promise<TrainingOutcome> {
+  const { candidate, final } = await trainRun(deps, request, true);
+  return { runId: candidate.runId, ...final!, epochs: candidate.epochs, bestEpoch: candidate.validation.bestEpoch, durationMs: candidate.durationMs };
+}
+
+/** Train and store a sweep candidate, without touching the test split or the registry. */
+export async function trainCandidate(deps: TrainingDependencies, request: TrainingRequest): Promise<CandidateOutcome> {
+  return (await trainRun(deps, request, false)).candidate;
+}
+
+/**
+ * The sweep's winner: evaluated on the test split (the first time any candidate sees it), registered, and
+ * promoted if it beats the serving model on that split.
+ */
+export async function finalizeCandidate(deps: TrainingDependencies, candidate: Pick<CandidateOutcome, 'runId' | 'datasetId' | 'modelId' | 'artifactPrefix' | 'params'>, actor = 'sweep'): Promise<{ model: ModelRow; metrics: BinaryMetrics; promotion: PromotionDecision }> {
+  const { manifest } = await loadManifest({ db: deps.db as Pick<Database, 'datasets' | 'images'>, blobs: deps.blobs }, candidate.datasetId);
+  const classifier = await loadClassifier(deps, { id: candidate.modelId, version: null, artifactPrefix: candidate.artifactPrefix });
+  let metrics: BinaryMetrics;
+  try {
+    metrics = await evaluateOnSplit(deps, classifier, manifest, 'test');
+  } finally {
+    classifier.dispose();
+  }
+  const model = await deps.db.models.create({
+    id: candidate.modelId,
+    name: `${candidate.params.architecture} on dataset v${candidate.datasetId} (sweep winner)`,
+    architecture: candidate.params.architecture,
+    datasetId: candidate.datasetId,
+    runId: candidate.runId,
+    params: { ...candidate.params },
+    metrics: { ...metrics },
+    artifactPrefix: candidate.artifactPrefix,
+  });
+  const promotion = await promoteIfBetter(deps, model, metrics, manifest, candidate.params.promotion, actor);
+  return { model, metrics, promotion };
 }

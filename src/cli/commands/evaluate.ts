@@ -1,6 +1,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Command } from 'commander';
+import { listFiles } from '../../datasets/import-folder.js';
 import { labelFromPath } from '../../datasets/labels.js';
 import { CatdogError } from '../../errors.js';
 import { decodeToRgb, inspectImage } from '../../images/index.js';
@@ -21,12 +22,10 @@ export function registerEvaluateCommand(program: Command, globals: () => GlobalO
     .action(async (options: { data: string; model: string; json?: boolean }) => {
       await withApp(globals(), async (app) => {
         const root = path.resolve(options.data);
-        const entries = await fs.readdir(root, { recursive: true, withFileTypes: true }).catch(() => {
+        const all = await listFiles(root).catch(() => {
           throw new CatdogError('evaluate_folder_missing', `${root} is not a readable folder`);
         });
-        const files = entries
-          .filter((entry) => entry.isFile())
-          .map((entry) => path.join(entry.parentPath, entry.name))
+        const files = all
           .map((file) => ({ file, label: labelFromPath(path.relative(root, file)) }))
           .filter((item): item is { file: string; label: 'cat' | 'dog' } => item.label !== undefined)
           .sort((a, b) => a.file.localeCompare(b.file));

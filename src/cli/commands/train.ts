@@ -38,9 +38,9 @@ export function trainingEventPrinter(): (event: TrainingEvent) => void {
         if (event.done !== undefined) progress.update(event.done);
         break;
       case 'epoch': {
-        if (stage === 'training' && event.stats.epoch === 0) progress.start('training', event.totalEpochs);
+        if (stage === 'training' && event.stats.epoch === 1) progress.start('training', event.totalEpochs);
         const s = event.stats;
-        progress.update(s.epoch + 1, {
+        progress.update(s.epoch, {
           loss: s.loss.toFixed(4),
           acc: percent(s.accuracy),
           val_loss: s.valLoss.toFixed(4),
@@ -97,7 +97,7 @@ export function registerTrainCommand(program: Command, globals: () => GlobalOpti
           }
           process.stdout.write(
             `model ${outcome.model.id} (v${outcome.model.version}) — test accuracy ${percent(m.accuracy)}, F1 ${m.f1.toFixed(3)}, ROC AUC ${m.rocAuc.toFixed(3)} on ${m.count} images; ` +
-              `best epoch ${outcome.bestEpoch + 1}; ${formatDuration(outcome.durationMs)}\n` +
+              `best epoch ${outcome.bestEpoch}; ${formatDuration(outcome.durationMs)}\n` +
               `${outcome.promotion.promoted ? 'promoted' : 'not promoted'}: ${outcome.promotion.reason}\n`,
           );
         },
