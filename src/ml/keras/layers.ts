@@ -248,7 +248,10 @@ export function tfjsLayerConfig(className: string, kerasConfig: JsonObject): Jso
     if (value === undefined || kerasObjectModule(option)) continue;
     checkActivation(className, name, option, value);
     // Keras 2 saved BatchNormalization's axis as a one-element list; tfjs takes the integer.
-    config[option] = option === 'axis' && Array.isArray(value) && value.length === 1 ? (value[0] ?? null) : value;
+    if (option === 'axis' && Array.isArray(value) && value.length === 1) config[option] = value[0] ?? null;
+    // Keras 3.5 could save Dropout's noise_shape as a bare number, which only matters when training.
+    else if (option === 'noise_shape' && !Array.isArray(value)) config[option] = null;
+    else config[option] = value;
   }
   return config;
 }
