@@ -22,3 +22,12 @@ export {
 } from './train.js';
 export { binaryMetrics, rocAuc, rocCurve, type BinaryMetrics, type ConfusionMatrix, type RocPoint } from './metrics.js';
 export { deserializeModel, serializeModel, weightBytes, type SerializedModel } from './model-io.js';
+export {
+  applyTemperature,
+  expectedCalibrationError,
+  fitTemperature,
+  reliability,
+  RELIABILITY_BINS,
+  type Reliability,
+  type ReliabilityBin,
+} from './calibration.js';
