@@ -2,6 +2,7 @@ import type { Database } from '../db/index.js';
 import type { Logger } from '../app/logger.js';
 import { loadClassifier, zeroShotClassifier, type BackboneProvider, type Classifier } from '../registry/classifier.js';
 import type { BlobStore } from '../storage/index.js';
+import { batchPredictions } from './batcher.js';
 
 export interface ModelServerDependencies {
   db: Pick<Database, 'models'>;
@@ -41,9 +42,11 @@ export class ModelServer {
     const current = await this.deps.db.models.current();
     const wanted = current?.id ?? 'zero-shot';
     if (this.active?.modelId === wanted) return this.active;
-    const next = current
-      ? await loadClassifier(this.deps, current)
-      : await zeroShotClassifier(await this.deps.backbones.get(this.deps.defaultBackbone));
+    const next = batchPredictions(
+      current
+        ? await loadClassifier(this.deps, current)
+        : await zeroShotClassifier(await this.deps.backbones.get(this.deps.defaultBackbone)),
+    );
     const previous = this.active;
     this.active = next;
     this.deps.logger.info({ modelId: next.modelId, version: next.version, previous: previous?.modelId }, 'serving model loaded');

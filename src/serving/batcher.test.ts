@@ -1,0 +1,74 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { decodeToRgb } from '../images/index.js';
+import { loadBackbone, type Backbone } from '../ml/index.js';
+import { zeroShotClassifier, type Classifier, type Prediction } from '../registry/classifier.js';
+import { kaggleFiles, skipWithoutShared, smallBackbone } from '../../test/support/shared.js';
+import { batchPredictions } from './batcher.js';
+
+describe.skipIf(skipWithoutShared)('batchPredictions', () => {
+  let cacheDir: string;
+  let backbone: Backbone;
+  let model: Classifier;
+  let modelCalls: number[];
+  let photos: Uint8Array[];
+
+  beforeAll(async () => {
+    cacheDir = fs.mkdtempSync(path.join(os.tmpdir(), 'catdog-batcher-'));
+    backbone = await loadBackbone(smallBackbone, { cacheDir });
+    const real = await zeroShotClassifier(backbone);
+    modelCalls = [];
+    // Counts the calls that reach the real model, and their sizes.
+    model = { ...real, predictPixels: (images) => (modelCalls.push(images.length), real.predictPixels(images)) };
+    const files = [...kaggleFiles('cat', 3), ...kaggleFiles('dog', 3)];
+    photos = await Promise.all(files.map(async (file) => (await decodeToRgb(fs.readFileSync(file), 224)).data));
+  });
+
+  afterAll(() => {
+    backbone?.dispose();
+    fs.rmSync(cacheDir, { recursive: true, force: true });
+  });
+
+  it('merges concurrent calls into fewer model calls with the answers of separate calls', async () => {
+    const separate: Prediction[] = [];
+    for (const photo of photos) separate.push(...(await model.predictPixels([photo])));
+    modelCalls.length = 0;
+
+    const batched = batchPredictions(model);
+    const requests = [[photos[0]!], [photos[1]!, photos[2]!], [photos[3]!], [photos[4]!, photos[5]!]];
+    const answers = await Promise.all(requests.map((images) => batched.predictPixels(images)));
+
+    expect(modelCalls).toEqual([6]);
+    expect(answers.map((answer) => answer.length)).toEqual([1, 2, 1, 2]);
+    answers.flat().forEach((answer, i) => {
+      expect(answer.pDog).toBeCloseTo(separate[i]!.pDog, 5);
+      expect(answer.animalMass).toBeCloseTo(separate[i]!.animalMass!, 5);
+    });
+    expect(answers.flat().map((answer) => answer.pDog >= 0.5)).toEqual([false, false, false, true, true, true]);
+  });
+
+  it('caps a merged call at maxBatch images and still runs a larger request on its own', async () => {
+    modelCalls.length = 0;
+    const batched = batchPredictions(model, 2);
+    const answers = await Promise.all([
+      batched.predictPixels([photos[0]!]),
+      batched.predictPixels([photos[1]!]),
+      batched.predictPixels(photos.slice(2, 5)),
+      batched.predictPixels([photos[5]!]),
+    ]);
+    expect(modelCalls).toEqual([2, 3, 1]);
+    expect(answers.map((answer) => answer.length)).toEqual([1, 1, 3, 1]);
+  });
+
+  it('rejects every request of a failed call and keeps serving afterwards', async () => {
+    const batched = batchPredictions(model);
+    // One pixel too many does not fit the batch tensor: the model call throws.
+    const wrongSize = new Uint8Array(224 * 224 * 3 + 1);
+    const failed = await Promise.allSettled([batched.predictPixels([photos[0]!]), batched.predictPixels([wrongSize])]);
+    expect(failed.map((result) => result.status)).toEqual(['rejected', 'rejected']);
+    const [after] = await batched.predictPixels([photos[3]!]);
+    expect(after!.pDog).toBeGreaterThan(0.5);
+  });
+});
