@@ -118,7 +118,7 @@ async function expectSameFileAsKeras(ours: Uint8Array, kerasRun: KerasRun & { re
   expect(ourTree).toEqual(kerasTree);
 }
 
-describe.skipIf(skipReason)('exportKeras, loaded by Python Keras 3.15', () => {
+describe.skipIf(skipReason)(`exportKeras, loaded by Python Keras 3.15${skipReason && ` (skipped: ${skipReason})`}`, () => {
   it('exports the trained catdog CNN: same probabilities on real photos, same file as Keras writes', async () => {
     const size = 128;
     const convBlock = (filters: number) => [
@@ -154,6 +154,37 @@ describe.skipIf(skipReason)('exportKeras, loaded by Python Keras 3.15', () => {
     const keras = await exportKeras(cnn);
     const kerasRun = await kerasPredictions(keras, pixels, size, 'cnn');
     expectClose(kerasRun.predictions, tfjsPredictions(cnn, pixels, size));
+    await expectSameFileAsKeras(keras, kerasRun);
+  });
+
+  it('exports a functional model that calls a nested functional model, with unit input scaling', async () => {
+    const size = 16;
+    type Symbolic = ReturnType<typeof tf.input>;
+    const chain = (input: Symbolic, ...layers: { apply(input: Symbolic): unknown }[]) =>
+      layers.reduce((tensor, layer) => layer.apply(tensor) as Symbolic, input);
+    const blockInput = tf.input({ shape: [size, size, 4] });
+    const blockOutput = chain(
+      blockInput,
+      tf.layers.zeroPadding2d({ padding: [[0, 1], [0, 1]] }),
+      tf.layers.depthwiseConv2d({ kernelSize: 3, padding: 'same' }),
+      tf.layers.reLU({ maxValue: 6 }),
+    );
+    const block = tf.model({ name: 'block', inputs: blockInput, outputs: blockOutput });
+    const input = tf.input({ shape: [size, size, 3] });
+    const output = chain(
+      input,
+      tf.layers.conv2d({ filters: 4, kernelSize: 1 }),
+      block,
+      tf.layers.globalAveragePooling2d({}),
+      tf.layers.dense({ units: 1 }),
+      tf.layers.activation({ activation: 'sigmoid' }),
+    );
+    const model = tf.model({ name: 'nested_functional', inputs: input, outputs: output });
+
+    const pixels = tf.tidy(() => tf.randomUniform([8, size, size, 3], 0, 255, 'float32', 3).dataSync() as Float32Array);
+    const keras = await exportKeras(model, { preprocessing: 'unit' });
+    const kerasRun = await kerasPredictions(keras, pixels, size, 'nested');
+    expectClose(kerasRun.predictions, tfjsPredictions(model, pixels.map((value) => value / 255), size));
     await expectSameFileAsKeras(keras, kerasRun);
   });
 

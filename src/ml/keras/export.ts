@@ -94,14 +94,15 @@ function kerasSequential(live: LayersModel, tfjsConfig: JsonObject, variables: V
 }
 
 function kerasFunctional(live: LayersModel, tfjsConfig: JsonObject, variables: Variables): JsonObject {
-  const layers = arrayAt(tfjsConfig.layers, 'model layers').map((entry) => {
-    const layer = objectAt(entry, 'model layer');
+  const entries = arrayAt(tfjsConfig.layers, 'model layers').map((entry) => objectAt(entry, 'model layer'));
+  const containers = new Set(entries.filter((layer) => isContainerClass(String(layer.class_name))).map((layer) => layer.name));
+  const layers = entries.map((layer) => {
     const name = stringAt(layer.name, 'layer name');
     const keras = kerasEntry(live.getLayer(name), layer, variables);
     keras.name = name;
     const kwargs: JsonObject = callTakesMask(stringAt(layer.class_name, 'layer class_name')) ? { mask: null } : {};
     keras.inbound_nodes = arrayAt(layer.inbound_nodes, `inbound nodes of ${name}`).map((node) =>
-      kerasNode(arrayAt(node, `inbound node of ${name}`), live, kwargs),
+      kerasNode(arrayAt(node, `inbound node of ${name}`), live, kwargs, containers),
     );
     return keras;
   });
@@ -144,12 +145,16 @@ function kerasInputLayer(name: string, batchShape: Shape): JsonObject {
   };
 }
 
-/** tfjs writes a node as `[[layer, nodeIndex, tensorIndex, kwargs], …]`; Keras 3 as call arguments. */
-function kerasNode(tfjsNode: Json[], live: LayersModel, kwargs: JsonObject): JsonObject {
+/**
+ * tfjs writes a node as `[[layer, nodeIndex, tensorIndex, kwargs], …]`; Keras 3 as call arguments. A model used
+ * as a layer has a node 0 of its own in tfjs (as in Keras 2), so its calls start at 1; Keras 3 counts calls only.
+ */
+function kerasNode(tfjsNode: Json[], live: LayersModel, kwargs: JsonObject, containers: Set<Json | undefined>): JsonObject {
   const tensors = tfjsNode.map((inbound) => {
     const [layerName, nodeIndex, tensorIndex] = arrayAt(inbound, 'inbound tensor');
     const name = stringAt(layerName, 'inbound layer name');
-    return kerasTensor(name, outputShapeOf(live.getLayer(name), Number(tensorIndex)), Number(nodeIndex), Number(tensorIndex));
+    const kerasNodeIndex = Number(nodeIndex) - (containers.has(name) ? 1 : 0);
+    return kerasTensor(name, outputShapeOf(live.getLayer(name), Number(tensorIndex)), kerasNodeIndex, Number(tensorIndex));
   });
   return { args: tensors.length === 1 ? tensors : [tensors], kwargs: structuredClone(kwargs) };
 }

@@ -147,7 +147,9 @@ async function catdogError(promise: Promise<unknown>): Promise<CatdogError> {
   return error as CatdogError;
 }
 
-describe.skipIf(skipWithoutPython || skipWithoutShared)('importKerasModel on files saved by Python Keras', () => {
+const skipReason = skipWithoutPython || skipWithoutShared;
+
+describe.skipIf(skipReason)(`importKerasModel on files saved by Python Keras${skipReason && ` (skipped: ${skipReason})`}`, () => {
   it('imports the three real .keras fixtures and predicts what Keras predicts', async () => {
     const jobs = FIXTURES.map(({ file, shape }, index) => {
       const pixelsPath = path.join(workDir, `fixture-${index}.f32`);
@@ -196,7 +198,7 @@ describe.skipIf(skipWithoutPython || skipWithoutShared)('importKerasModel on fil
   });
 });
 
-describe.skipIf(skipWithoutShared)('importTfjsModel and file sniffing', () => {
+describe.skipIf(skipWithoutShared)(`importTfjsModel and file sniffing${skipWithoutShared && ` (skipped: ${skipWithoutShared})`}`, () => {
   it('imports the sharded MobileNet model.json and predicts like tf.loadLayersModel', async () => {
     const directory = path.dirname(smallBackbone);
     const modelJson = new Uint8Array(fs.readFileSync(smallBackbone));
