@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { Job, Queue, QueueEvents, UnrecoverableError, Worker, type JobType } from 'bullmq';
 import { CatdogError, NotFoundError } from '../errors.js';
 import {
@@ -16,11 +17,12 @@ import {
   type EnqueueOptions,
   type JobHandler,
   type JobInfo,
+  type JobLock,
   type JobQueue,
   type JobState,
   type WorkerOptions,
 } from './job-queue.js';
-import { MinimalRedisClient } from './redis-client.js';
+import { Redis, type RedisOptions } from 'ioredis';
 
 export interface BullMqJobQueueOptions {
   redisUrl: string;
@@ -42,9 +44,9 @@ export interface BullMqJobQueueOptions {
 interface Connection {
   queue: Queue;
   events: QueueEvents;
-  /** For the adapter's own keys: cancellation requests and cancelled-job records. */
-  redis: MinimalRedisClient;
-  clients: MinimalRedisClient[];
+  /** For the adapter's own keys: cancellation requests, cancelled-job records and locks. */
+  redis: Redis;
+  clients: Redis[];
 }
 
 interface JobProgressRecord {
@@ -71,6 +73,10 @@ if excess > 0 then
 end
 return 1`;
 
+/** Deletes or renews a lock only while it still holds this holder's token: a lapsed lock may be someone else's now. */
+const RELEASE_LOCK_SCRIPT = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`;
+const RENEW_LOCK_SCRIPT = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0`;
+
 const CANCEL_REQUEST_TTL_MS = 24 * 60 * 60 * 1000;
 
 /** A URL fit for an error message: the password never leaves the process. */
@@ -93,9 +99,11 @@ export class BullMqJobQueue implements JobQueue {
   readonly kind = 'bullmq';
   private connection: Promise<Connection> | undefined;
   private worker: Worker | undefined;
-  private workerClient: MinimalRedisClient | undefined;
+  private workerClient: Redis | undefined;
   private cancelPoll: NodeJS.Timeout | undefined;
   private readonly activeHere = new Set<string>();
+  private readonly lockRenewals = new Set<NodeJS.Timeout>();
+  private closing: Promise<void> | undefined;
   private readonly listeners = new Set<(job: JobInfo) => void>();
   private readonly waiters = new Map<string, Set<() => void>>();
   private readonly prefix: string;
@@ -119,9 +127,9 @@ export class BullMqJobQueue implements JobQueue {
   private async connect(): Promise<Connection> {
     await this.assertRedisReachable();
     const { queueName } = this.options;
-    const queueClient = new MinimalRedisClient(this.options.redisUrl);
-    const eventsClient = new MinimalRedisClient(this.options.redisUrl);
-    const redis = new MinimalRedisClient(this.options.redisUrl);
+    const queueClient = this.newClient();
+    const eventsClient = this.newClient();
+    const redis = this.newClient();
     const keep = { count: this.options.keepFinished ?? DEFAULT_KEEP_FINISHED };
     const queue = new Queue(queueName, {
       connection: queueClient,
@@ -140,13 +148,24 @@ export class BullMqJobQueue implements JobQueue {
     return { queue, events, redis, clients: [queueClient, eventsClient, redis] };
   }
 
+  /** BullMQ requires `maxRetriesPerRequest: null`: its blocking commands must wait out a Redis restart, not fail. */
+  private newClient(options: RedisOptions = {}): Redis {
+    const client = new Redis(this.options.redisUrl, { maxRetriesPerRequest: null, ...options });
+    // Failures reach callers through the awaited calls; an 'error' event nobody listens to would crash the process.
+    client.on('error', () => {});
+    return client;
+  }
+
   private async assertRedisReachable(): Promise<void> {
-    const timeoutMs = this.options.connectTimeoutMs ?? 5000;
-    const probe = new MinimalRedisClient(this.options.redisUrl, { reconnect: false, connectTimeoutMs: timeoutMs });
-    probe.on('error', () => {});
+    const probe = this.newClient({
+      lazyConnect: true,
+      connectTimeout: this.options.connectTimeoutMs ?? 5000,
+      retryStrategy: () => null,
+      maxRetriesPerRequest: 0,
+    });
     try {
       await probe.connect();
-      await probe.call('ping');
+      await probe.ping();
     } catch (error) {
       throw new CatdogError(
         'queue_unavailable',
@@ -201,7 +220,7 @@ export class BullMqJobQueue implements JobQueue {
 
   private async cancelledRecord(id: string): Promise<JobInfo | undefined> {
     const { redis } = await this.connected();
-    const record = (await redis.call('hget', this.key('cancelled'), id)) as string | null;
+    const record = await redis.hget(this.key('cancelled'), id);
     return record === null ? undefined : (JSON.parse(record) as JobInfo);
   }
 
@@ -212,9 +231,9 @@ export class BullMqJobQueue implements JobQueue {
     const found: JobInfo[] = [];
     for (const state of states) {
       if (state === 'cancelled') {
-        const ids = (await redis.call('zrevrange', this.key('cancelled-order'), 0, limit - 1)) as string[];
+        const ids = await redis.zrevrange(this.key('cancelled-order'), 0, limit - 1);
         if (ids.length === 0) continue;
-        const records = (await redis.call('hmget', this.key('cancelled'), ...ids)) as (string | null)[];
+        const records = await redis.hmget(this.key('cancelled'), ...ids);
         for (const record of records) if (record !== null) found.push(JSON.parse(record) as JobInfo);
       } else {
         for (const type of BULL_TYPES_OF[state]) {
@@ -236,7 +255,7 @@ export class BullMqJobQueue implements JobQueue {
     const state = toJobState(await job.getState(), job.failedReason);
     if (FINISHED_STATES.includes(state)) return false;
     // Set first: a waiting job a worker takes right now is still cancelled when it starts.
-    await redis.call('set', this.key(`cancel-requested:${id}`), '1', 'PX', CANCEL_REQUEST_TTL_MS);
+    await redis.set(this.key(`cancel-requested:${id}`), '1', 'PX', CANCEL_REQUEST_TTL_MS);
     if (state === 'active') return true;
     // Recorded before removal so that whoever hears 'removed' finds the job cancelled, not gone.
     await this.recordCancelled(job);
@@ -244,8 +263,8 @@ export class BullMqJobQueue implements JobQueue {
       await job.remove();
     } catch {
       // It became active meanwhile: its worker sees the request; the record is written again when it stops.
-      await redis.call('hdel', this.key('cancelled'), id);
-      await redis.call('zrem', this.key('cancelled-order'), id);
+      await redis.hdel(this.key('cancelled'), id);
+      await redis.zrem(this.key('cancelled-order'), id);
     }
     return true;
   }
@@ -259,7 +278,7 @@ export class BullMqJobQueue implements JobQueue {
       finishedAt: new Date(job.finishedOn ?? Date.now()).toISOString(),
     };
     const keep = this.options.keepFinished ?? DEFAULT_KEEP_FINISHED;
-    await redis.call('eval', RECORD_CANCELLED_SCRIPT, 2, this.key('cancelled'), this.key('cancelled-order'), info.id, JSON.stringify(info), Date.now(), keep);
+    await redis.eval(RECORD_CANCELLED_SCRIPT, 2, this.key('cancelled'), this.key('cancelled-order'), info.id, JSON.stringify(info), Date.now(), keep);
   }
 
   async waitFor(id: string, timeoutMs = 60_000): Promise<JobInfo> {
@@ -297,7 +316,7 @@ export class BullMqJobQueue implements JobQueue {
     }
     const { redis } = await this.connected();
     const workerId = options.workerId ?? `worker-${process.pid}`;
-    this.workerClient = new MinimalRedisClient(this.options.redisUrl);
+    this.workerClient = this.newClient();
     const worker = new Worker(
       this.options.queueName,
       // Three parameters: BullMQ hands out the abort signal only to processors that declare it.
@@ -329,10 +348,10 @@ export class BullMqJobQueue implements JobQueue {
     }, this.options.cancelPollMs ?? 250);
   }
 
-  private async abortCancelledJobs(redis: MinimalRedisClient, worker: Worker): Promise<void> {
+  private async abortCancelledJobs(redis: Redis, worker: Worker): Promise<void> {
     const ids = [...this.activeHere];
     if (ids.length === 0) return;
-    const requested = (await redis.call('mget', ...ids.map((id) => this.key(`cancel-requested:${id}`)))) as (string | null)[];
+    const requested = await redis.mget(...ids.map((id) => this.key(`cancel-requested:${id}`)));
     ids.forEach((id, index) => {
       if (requested[index] !== null) worker.cancelJob(id, CANCELLED_REASON);
     });
@@ -343,7 +362,7 @@ export class BullMqJobQueue implements JobQueue {
     const handler = handlers[job.name];
     if (handler === undefined) throw new UnrecoverableError(noHandlerMessage(job.name, handlers));
     const { redis } = await this.connected();
-    if ((await redis.call('exists', this.key(`cancel-requested:${id}`))) === 1) {
+    if ((await redis.exists(this.key(`cancel-requested:${id}`))) === 1) {
       throw new UnrecoverableError(CANCELLED_REASON);
     }
     this.activeHere.add(id);
@@ -373,7 +392,7 @@ export class BullMqJobQueue implements JobQueue {
     for (const state of Object.keys(BULL_TYPES_OF) as (keyof typeof BULL_TYPES_OF)[]) {
       for (const type of BULL_TYPES_OF[state]) counts[state] += bull[type] ?? 0;
     }
-    counts.cancelled = (await redis.call('zcard', this.key('cancelled-order'))) as number;
+    counts.cancelled = await redis.zcard(this.key('cancelled-order'));
     return counts;
   }
 
@@ -382,8 +401,38 @@ export class BullMqJobQueue implements JobQueue {
     return () => this.listeners.delete(listener);
   }
 
-  async close(): Promise<void> {
+  async tryLock(name: string, ttlMs: number): Promise<JobLock | undefined> {
+    const { redis } = await this.connected();
+    const key = this.key(`lock:${name}`);
+    const token = randomUUID();
+    if ((await redis.set(key, token, 'PX', ttlMs, 'NX')) !== 'OK') return undefined;
+    const renewal = setInterval(() => {
+      void redis.eval(RENEW_LOCK_SCRIPT, 1, key, token, ttlMs).catch(() => {});
+    }, Math.max(1, Math.floor(ttlMs / 3)));
+    renewal.unref();
+    this.lockRenewals.add(renewal);
+    return {
+      release: async () => {
+        clearInterval(renewal);
+        this.lockRenewals.delete(renewal);
+        await redis.eval(RELEASE_LOCK_SCRIPT, 1, key, token);
+      },
+    };
+  }
+
+  async isLocked(name: string): Promise<boolean> {
+    const { redis } = await this.connected();
+    return (await redis.exists(this.key(`lock:${name}`))) === 1;
+  }
+
+  close(): Promise<void> {
+    this.closing ??= this.shutDown();
+    return this.closing;
+  }
+
+  private async shutDown(): Promise<void> {
     clearInterval(this.cancelPoll);
+    for (const renewal of this.lockRenewals) clearInterval(renewal);
     const worker = this.worker;
     if (worker !== undefined) {
       let timer: NodeJS.Timeout | undefined;

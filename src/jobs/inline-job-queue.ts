@@ -18,6 +18,7 @@ import {
   type EnqueueOptions,
   type JobHandler,
   type JobInfo,
+  type JobLock,
   type JobQueue,
   type JobState,
   type WorkerOptions,
@@ -50,6 +51,7 @@ export class InlineJobQueue implements JobQueue {
   private concurrency = 1;
   private workerId = '';
   private closed = false;
+  private readonly locks = new Set<string>();
   private readonly keepFinished: number;
   private readonly closeTimeoutMs: number;
 
@@ -145,6 +147,23 @@ export class InlineJobQueue implements JobQueue {
   onProgress(listener: (job: JobInfo) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
+  }
+
+  /** Nothing outlives this process, so the lock needs no expiry. */
+  async tryLock(name: string, _ttlMs: number): Promise<JobLock | undefined> {
+    if (this.locks.has(name)) return undefined;
+    this.locks.add(name);
+    let held = true;
+    return {
+      release: async () => {
+        if (held) this.locks.delete(name);
+        held = false;
+      },
+    };
+  }
+
+  async isLocked(name: string): Promise<boolean> {
+    return this.locks.has(name);
   }
 
   async close(): Promise<void> {

@@ -1,24 +1,20 @@
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { createInterface } from 'node:readline';
-import { fileURLToPath, pathToFileURL } from 'node:url';
-import ts from 'typescript';
+import { fileURLToPath } from 'node:url';
+import { Redis } from 'ioredis';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { CatdogError } from '../errors.js';
 import { BullMqJobQueue, createJobQueue, InlineJobQueue, type JobContext, type JobInfo, type JobQueue } from './index.js';
-import { MinimalRedisClient } from './redis-client.js';
 
 const REDIS_URL = 'redis://127.0.0.1:6379';
 const TEST_PREFIX = 'catdog-test';
 
 /** Deletes every key of one test queue: Redis is shared with other test runs. */
 async function deleteQueueKeys(queueName: string): Promise<void> {
-  const redis = new MinimalRedisClient(REDIS_URL);
-  const keys = (await redis.call('keys', `${TEST_PREFIX}:${queueName}:*`)) as string[];
-  if (keys.length > 0) await redis.call('del', ...keys);
+  const redis = new Redis(REDIS_URL);
+  const keys = await redis.keys(`${TEST_PREFIX}:${queueName}:*`);
+  if (keys.length > 0) await redis.del(...keys);
   await redis.quit();
 }
 
@@ -239,6 +235,26 @@ describe.each(adapters)('$kind JobQueue', ({ kind, open }) => {
     expect(mostAtOnce).toBe(2);
   });
 
+  it('lets one holder at a time take a named lock, and another once it is released', async () => {
+    const queue = open();
+    expect(await queue.isLocked('retrain')).toBe(false);
+    const first = await queue.tryLock('retrain', 5000);
+    expect(first).toBeDefined();
+    expect(await queue.tryLock('retrain', 5000)).toBeUndefined();
+    expect(await queue.isLocked('retrain')).toBe(true);
+    const other = await queue.tryLock('another-name', 5000);
+    expect(other).toBeDefined();
+    await first!.release();
+    expect(await queue.isLocked('retrain')).toBe(false);
+    const second = await queue.tryLock('retrain', 5000);
+    expect(second).toBeDefined();
+    // A second release of a lock someone else now holds must not free it.
+    await first!.release();
+    expect(await queue.isLocked('retrain')).toBe(true);
+    await second!.release();
+    await other!.release();
+  });
+
   it('times out waiting for a job that does not finish', async () => {
     const queue = open();
     const job = await queue.enqueue('nobody-runs-this', {});
@@ -260,19 +276,27 @@ describe('BullMqJobQueue only', () => {
     await queue.close();
   });
 
+  it('keeps a held lock alive past its ttl, and lets it lapse when its holder stops renewing', async () => {
+    const holder = openBullMq();
+    expect(await holder.tryLock('retrain', 300)).toBeDefined();
+    await new Promise((resolve) => setTimeout(resolve, 700));
+    expect(await holder.isLocked('retrain')).toBe(true);
+    // Closing the holder's connection stops renewals, as a killed process would.
+    const queueName = (holder as unknown as { options: { queueName: string } }).options.queueName;
+    await holder.close();
+    const other = new BullMqJobQueue({ redisUrl: REDIS_URL, queueName, prefix: TEST_PREFIX });
+    openQueues.push({ queue: other, cleanUp: async () => {} });
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(await other.isLocked('retrain')).toBe(false);
+    expect(await other.tryLock('retrain', 300)).toBeDefined();
+  });
+
   it('gives the job of a worker killed mid-job to another worker', async () => {
     const queue = openBullMq();
     const queueName = (queue as unknown as { options: { queueName: string } }).options.queueName;
-    const scratch = await mkdtemp(path.join(tmpdir(), 'catdog-stalled-'));
-    const clientSource = await readFile(fileURLToPath(new URL('./redis-client.ts', import.meta.url)), 'utf8');
-    const clientModule = path.join(scratch, 'redis-client.mjs');
-    await writeFile(
-      clientModule,
-      ts.transpileModule(clientSource, { compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 } }).outputText,
-    );
     const child = spawn(
       process.execPath,
-      [fileURLToPath(new URL('./stalling-worker.mjs', import.meta.url)), pathToFileURL(clientModule).href, REDIS_URL, queueName, TEST_PREFIX],
+      [fileURLToPath(new URL('./stalling-worker.mjs', import.meta.url)), REDIS_URL, queueName, TEST_PREFIX],
       { stdio: ['ignore', 'pipe', 'inherit'], cwd: fileURLToPath(new URL('../..', import.meta.url)) },
     );
     try {
@@ -287,7 +311,6 @@ describe('BullMqJobQueue only', () => {
       expect(finished).toMatchObject({ state: 'completed', result: 'trained by the survivor', workerId: 'survivor' });
     } finally {
       child.kill('SIGKILL');
-      await rm(scratch, { recursive: true, force: true });
     }
   }, 15_000);
 });

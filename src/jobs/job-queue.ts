@@ -35,6 +35,10 @@ export interface JobContext {
 // Handlers receive the data their enqueuer chose; each handler narrows it itself.
 export type JobHandler = (data: any, ctx: JobContext) => Promise<unknown>;
 
+export interface JobLock {
+  release(): Promise<void>;
+}
+
 export interface EnqueueOptions {
   /** Idempotency: enqueueing an id that exists returns that job instead of adding a second one. */
   jobId?: string;
@@ -64,6 +68,13 @@ export interface JobQueue {
   counts(): Promise<Record<JobState, number>>;
   /** Called on every progress report and when a job finishes, so a progress view never stalls. */
   onProgress(listener: (job: JobInfo) => void): () => void;
+  /**
+   * A named lock shared by every process on this queue (inline: this process only), so that work which must never
+   * overlap (two retrainings) does not. Renewed while held; lapses `ttlMs` after a holder dies without releasing it.
+   * Undefined when someone else holds it.
+   */
+  tryLock(name: string, ttlMs: number): Promise<JobLock | undefined>;
+  isLocked(name: string): Promise<boolean>;
   /** Stops taking jobs and lets active ones finish for a bounded time; unfinished work stays queued. */
   close(): Promise<void>;
 }
