@@ -18,7 +18,8 @@ export interface ComponentArgs {
   outputPaths: Record<string, string>;
 }
 
-function coerce(raw: string, type: ParameterType): ParameterValue | undefined {
+/** A parameter's text (a flag, a placeholder's substitution, `--param k=v`) as its declared type; undefined when it is not one. */
+export function parseParameterValue(raw: string, type: ParameterType): ParameterValue | undefined {
   switch (type) {
     case 'string':
       return raw;
@@ -80,7 +81,7 @@ export function parseComponentArgs(component: ComponentDefinition, argv: string[
       if (raw === '') problems.push(`${flag} needs the path of the ${input.artifactType ?? 'Artifact'} artifact`);
       else inputs[name] = raw;
     } else {
-      const value = coerce(raw, input.type);
+      const value = parseParameterValue(raw, input.type);
       if (value === undefined) problems.push(`${flag} must be ${input.type === 'integer' ? 'an' : 'a'} ${input.type}, got '${raw}'`);
       else inputs[name] = value;
     }
