@@ -46,3 +46,72 @@ export function machine() {
 }
 
 export const ratio = (ours, theirs) => (theirs === 0 ? Infinity : ours / theirs);
+
+/** The venv's python with the peers' extra packages (OpenCV, Pillow, Flask, PyTorch, matplotlib). */
+export function peersPython() {
+  const out = execFileSync('bash', [path.join(repoRoot, 'bench', 'setup-peers.sh')], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  return out.trim().split('\n').at(-1);
+}
+
+/** 1, 5 and 15 minute load averages: the figures are only comparable with the load they were taken under. */
+export function loadAverage() {
+  return fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).map(Number);
+}
+
+/**
+ * Runs a command that prints one JSON object as its last stdout line, under `/usr/bin/time` for its peak RSS.
+ * Returns the JSON with `peakRssMiB` added.
+ */
+export function runMeasured(command, args, options = {}) {
+  const marker = 'BENCH_PEAK_RSS_KB=';
+  const result = spawnSync('/usr/bin/time', ['-f', `${marker}%M`, command, ...args], {
+    encoding: 'utf8',
+    maxBuffer: 64 * 1024 * 1024,
+    env: { ...process.env, TF_CPP_MIN_LOG_LEVEL: '2', ...options.env },
+    cwd: options.cwd ?? repoRoot,
+  });
+  if (result.status !== 0) {
+    throw new Error(`${command} ${args.join(' ')} failed (${result.status}):\n${result.stderr.slice(-3000)}`);
+  }
+  const rssLine = result.stderr.split('\n').find((line) => line.startsWith(marker));
+  const lines = result.stdout.trim().split('\n');
+  return { ...JSON.parse(lines[lines.length - 1]), peakRssMiB: rssLine ? Number(rssLine.slice(marker.length)) / 1024 : null };
+}
+
+/**
+ * Runs every contender `rounds` times, interleaved (A B A B …) so each sees the same background load, and keeps
+ * the median of each contender's `value`. `contenders` maps a name to a function returning `{ value, … }`.
+ */
+export function interleaved(contenders, rounds) {
+  const runs = Object.fromEntries(Object.keys(contenders).map((name) => [name, []]));
+  for (let round = 0; round < rounds; round++) {
+    for (const [name, run] of Object.entries(contenders)) runs[name].push(run());
+  }
+  return Object.fromEntries(
+    Object.entries(runs).map(([name, list]) => {
+      const sorted = [...list].sort((a, b) => a.value - b.value);
+      const median = sorted[Math.floor((sorted.length - 1) / 2)];
+      return [name, { ...median, values: list.map((run) => run.value), peakRssMiB: Math.max(...list.map((run) => run.peakRssMiB ?? 0)) }];
+    }),
+  );
+}
+
+/** The one JSON line every figure script prints. */
+export function report(figure, fields) {
+  console.log(JSON.stringify({ figure, machine: machine(), ...fields }));
+}
+
+/** `--name value` command-line options with defaults. */
+export function options(defaults) {
+  const parsed = { ...defaults };
+  const argv = process.argv.slice(2);
+  for (let i = 0; i < argv.length; i += 2) {
+    const key = argv[i]?.replace(/^--/, '');
+    if (!key || !(key in defaults)) throw new Error(`unknown option ${argv[i]}; known: ${Object.keys(defaults).join(', ')}`);
+    parsed[key] = typeof defaults[key] === 'number' ? Number(argv[i + 1]) : argv[i + 1];
+  }
+  return parsed;
+}
