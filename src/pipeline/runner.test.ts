@@ -1,0 +1,125 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestApp, type TestApp } from '../../test/support/app.js';
+import { kaggleFiles, skipWithoutShared } from '../../test/support/shared.js';
+import { InlineJobQueue } from '../jobs/inline-job-queue.js';
+import { catdogPipeline } from './catdog-pipeline.js';
+import { pipelineJobHandlers } from './jobs.js';
+import { getPipelineRun, listPipelineRuns, runPipeline, runsFolder, type PipelineEvent, type PipelineRunRecord } from './runner.js';
+
+/** A labelled folder of `count` real Kaggle cats and dogs, linked rather than copied. */
+function linkedPhotos(count: number): string {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'catdog-photos-'));
+  for (const label of ['cat', 'dog'] as const) {
+    fs.mkdirSync(path.join(root, label));
+    for (const file of kaggleFiles(label, count)) fs.symlinkSync(file, path.join(root, label, path.basename(file)));
+  }
+  return root;
+}
+
+const readJson = (file: string): Record<string, unknown> => JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
+const step = (run: PipelineRunRecord, task: string) => run.steps.find((candidate) => candidate.task === task)!;
+
+describe.skipIf(skipWithoutShared)('runPipeline', () => {
+  let app: TestApp;
+  let photos: string;
+  const small = { epochs: 3, batchSize: 8 };
+
+  beforeAll(async () => {
+    app = await createTestApp();
+    photos = linkedPhotos(12);
+  });
+  afterAll(async () => {
+    await app?.dispose();
+    fs.rmSync(photos, { recursive: true, force: true });
+  });
+
+  it('runs every step locally, registers and promotes the model, and records it all in run.json', async () => {
+    const events: PipelineEvent['type'][] = [];
+    const run = await runPipeline(app, catdogPipeline(app.config), { source: photos, ...small }, { target: 'local', onEvent: (event) => events.push(event.type) });
+
+    expect(run.steps.map((s) => [s.task, s.status, s.error])).toEqual([
+      ['ingest', 'succeeded', undefined],
+      ['build-dataset', 'succeeded', undefined],
+      ['train', 'succeeded', undefined],
+      ['evaluate', 'succeeded', undefined],
+      ['promote', 'succeeded', undefined],
+    ]);
+    expect(run.status).toBe('succeeded');
+    expect(events[0]).toBe('started');
+    expect(events.at(-1)).toBe('finished');
+    expect(events.filter((type) => type === 'step-log').length).toBeGreaterThan(3);
+
+    const ingest = step(run, 'ingest');
+    expect(ingest.outputs).toEqual({ count: 24 });
+    expect((readJson(ingest.artifacts!.imported!).images as unknown[]).length).toBe(24);
+
+    const dataset = readJson(step(run, 'build-dataset').artifacts!.dataset!);
+    const version = await app.db.datasets.get(dataset.datasetId as number);
+    expect(version?.manifestKey).toBe(dataset.manifestKey);
+    expect(version?.imageCount).toBe(24);
+
+    const train = step(run, 'train');
+    expect(train.inputs).toMatchObject({ epochs: 3, batchSize: 8, architecture: 'mobilenet' });
+    expect(train.logs.filter((line) => line.startsWith('epoch ')).length).toBeGreaterThanOrEqual(1);
+    const model = readJson(train.artifacts!.model!);
+    const trainMetrics = readJson(train.artifacts!.metrics!);
+    expect(trainMetrics.epochsRun).toBeGreaterThanOrEqual(1);
+
+    const testMetrics = readJson(step(run, 'evaluate').artifacts!.metrics!);
+    expect(testMetrics.accuracy).toBeGreaterThanOrEqual(0);
+    expect(testMetrics.accuracy).toBeLessThanOrEqual(1);
+    expect((testMetrics.catsAsCat as number) + (testMetrics.catsAsDog as number) + (testMetrics.dogsAsCat as number) + (testMetrics.dogsAsDog as number)).toBe(testMetrics.count);
+
+    // Nothing served before, so the first model is promoted; the registry holds the evaluate step's figures.
+    expect(step(run, 'promote').outputs).toEqual({ promoted: 'true' });
+    expect(fs.readFileSync(path.join(runsFolder(app.config), run.id, 'steps', 'promote', 'parameters', 'promoted'), 'utf8')).toBe('true');
+    const current = await app.db.models.current();
+    expect(current?.id).toBe(model.modelId);
+    expect(current?.metrics).toMatchObject({ accuracy: testMetrics.accuracy, count: testMetrics.count });
+
+    expect(await getPipelineRun(app.config, run.id)).toEqual(run);
+    expect((await listPipelineRuns(app.config)).map((listed) => listed.id)).toContain(run.id);
+  });
+
+  it('fails the run at a step that fails, with its error, and skips what depends on it', async () => {
+    const missing = path.join(photos, 'no-such-folder');
+    const run = await runPipeline(app, catdogPipeline(app.config), { source: missing, ...small }, { target: 'local' });
+
+    expect(run.status).toBe('failed');
+    expect(step(run, 'ingest')).toMatchObject({ status: 'failed' });
+    expect(step(run, 'ingest').error).toContain(`${missing} is not a folder`);
+    expect(run.error).toContain("step 'ingest' failed");
+    expect(run.steps.slice(1).map((s) => [s.task, s.status, s.startedAt])).toEqual([
+      ['build-dataset', 'skipped', undefined],
+      ['train', 'skipped', undefined],
+      ['evaluate', 'skipped', undefined],
+      ['promote', 'skipped', undefined],
+    ]);
+    expect(step(run, 'build-dataset').error).toBe("skipped: step 'ingest' failed");
+    expect((await getPipelineRun(app.config, run.id)).status).toBe('failed');
+  });
+
+  it('runs each step as a pipeline-step job on the queue', async () => {
+    const queue = new InlineJobQueue();
+    await queue.startWorker(pipelineJobHandlers(app));
+    const modelsBefore = (await app.db.models.list()).length;
+    try {
+      // No new source: the library the first run imported is trained on again.
+      const run = await runPipeline(app, catdogPipeline(app.config), small, { target: 'queue', queue });
+      expect(run.steps.map((s) => s.status)).toEqual(['succeeded', 'succeeded', 'succeeded', 'succeeded', 'succeeded']);
+      expect(step(run, 'ingest').outputs).toEqual({ count: 0 });
+      expect(step(run, 'train').logs.some((line) => line.startsWith('epoch '))).toBe(true);
+
+      const jobs = await queue.list();
+      expect(jobs.map((job) => [job.name, job.state]).sort()).toEqual(Array(5).fill(['pipeline-step', 'completed']));
+      expect(jobs.map((job) => job.id).sort()).toEqual(run.steps.map((s) => s.jobId).sort());
+      expect((await app.db.models.list()).length).toBe(modelsBefore + 1);
+      expect(['true', 'false']).toContain(step(run, 'promote').outputs?.promoted);
+    } finally {
+      await queue.close();
+    }
+  });
+});
