@@ -56,8 +56,20 @@ export class ModelServer {
   }
 
   startWatching(intervalMs = 2_000): void {
+    // The same failure (e.g. an unreachable backbone URL) repeats every poll: log it when it starts and when it ends.
+    let lastFailure: string | undefined;
     this.timer = setInterval(() => {
-      this.refresh().catch((error: unknown) => this.deps.logger.error({ err: error }, 'reloading the promoted model failed; still serving the previous one'));
+      this.refresh().then(
+        () => {
+          if (lastFailure) this.deps.logger.info('loading the serving model works again');
+          lastFailure = undefined;
+        },
+        (error: unknown) => {
+          const message = error instanceof Error ? error.message : String(error);
+          if (message !== lastFailure) this.deps.logger.error({ err: error }, 'loading the serving model failed; still serving the previous one, if any');
+          lastFailure = message;
+        },
+      );
     }, intervalMs);
     this.timer.unref();
   }
