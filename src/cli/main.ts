@@ -9,6 +9,7 @@ import { registerModelsCommands } from './commands/models.js';
 import { registerPredictCommand } from './commands/predict.js';
 import { registerServeCommand } from './commands/serve.js';
 import { registerSystemCommands } from './commands/system.js';
+import { registerTokenCommands } from './commands/token.js';
 import { registerTrainCommand } from './commands/train.js';
 
 const program = new Command('catdog')
@@ -26,6 +27,7 @@ registerEvaluateCommand(program, globals);
 registerPredictCommand(program, globals);
 registerModelsCommands(program, globals);
 registerServeCommand(program, globals);
+registerTokenCommands(program, globals);
 
 try {
   await program.parseAsync(process.argv);

@@ -101,6 +101,10 @@ const trainingSchema = z
       .default('https://storage.googleapis.com/tfjs-models/tfjs/mobilenet_v1_0.75_224/model.json')
       .describe('TensorFlow.js layers model.json of the pretrained backbone: http(s) URL (downloaded once and cached), file:// URL or path. Env: CATDOG_BACKBONE_URL.'),
     head: z.enum(['logistic', 'mlp']).default('logistic').describe('Classifier on top of the backbone features: logistic regression or a small MLP.'),
+    tta: z
+      .boolean()
+      .default(false)
+      .describe('Test-time augmentation: every answer averages P(dog) over the photo and its mirror image (twice the backbone work per photo).'),
     batchSize: z.int().min(1).max(1024).default(32).describe('Images per training step (1..1024).'),
     epochs: z.int().min(1).max(1000).default(20).describe('Largest number of passes over the training split (1..1000).'),
     learningRate: z.number().gt(0).max(1).default(0.001).describe('Adam learning rate (> 0, <= 1).'),
@@ -180,6 +184,12 @@ const jobsSchema = z
     redisUrl: z.string().min(1).default('redis://127.0.0.1:6379').describe('Redis URL for bullmq. Env: CATDOG_REDIS_URL.'),
     concurrency: z.int().min(1).max(64).default(1).describe('Jobs a worker runs at the same time (1..64); training is CPU bound, keep it low.'),
     queueName: z.string().min(1).default('catdog').describe('Name of the bullmq queue.'),
+    lockDurationMs: z
+      .int()
+      .min(1000)
+      .default(30_000)
+      .describe('bullmq: a worker that stops renewing its job lock this long (killed, frozen) loses the job to another worker (>= 1000 ms).'),
+    stalledIntervalMs: z.int().min(500).default(30_000).describe('bullmq: how often workers look for jobs whose lock lapsed (>= 500 ms).'),
   })
   .prefault({})
   .describe('Background jobs (imports, training).');
@@ -203,10 +213,38 @@ const serverSchema = z
   .strictObject({
     host: z.string().min(1).default('127.0.0.1').describe('Interface the web server listens on; 0.0.0.0 exposes it to the network. Env: CATDOG_HOST.'),
     port: z.int().min(1).max(65535).default(8080).describe('TCP port of the web server (1..65535). Env: CATDOG_PORT.'),
-    anonymousViewer: z.boolean().default(false).describe('Let visitors without an account see predictions and models (read only).'),
+    anonymousViewer: z.boolean().default(false).describe('Let requests without a token act as viewer for reads (GET/HEAD only; never for writes).'),
+    sessionHours: z.number().gt(0).max(24 * 90).default(12).describe('How long a web sign-in lasts, in hours.'),
+    rateLimit: z
+      .strictObject({
+        requestsPerMinute: z.int().min(0).default(1200).describe('Sustained API requests per minute per token (or per IP without one); 0 turns the limit off.'),
+        burst: z.int().min(1).default(200).describe('Requests a client may make at once before the per-minute rate applies (a page of thumbnails).'),
+      })
+      .prefault({})
+      .describe('Per-client token bucket on /api/v1; over it the API answers 429 rate_limited with Retry-After.'),
   })
   .prefault({})
   .describe('Web UI and HTTP API.');
+
+const servingSchema = z
+  .strictObject({
+    neither: z
+      .strictObject({
+        enabled: z.boolean().default(true).describe('Answer "neither" for photos that show neither a cat nor a dog.'),
+        // MobileNet v1 0.75 puts ≥ 0.012 on cats + dogs for 400 of 400 held-out Kaggle photos, < 0.01 for 16 of 19 scikit-image samples that are neither.
+        threshold: fraction(1)
+          .default(0.01)
+          .describe('Below this share of its probability on cat and dog classes, the backbone\'s ImageNet head calls a photo "neither" (0..1; `catdog models neither-threshold` suggests one from validated predictions).'),
+        farFromClasses: z
+          .boolean()
+          .default(true)
+          .describe('Also answer "neither" when the photo\'s features are farther from both class centroids than any training photo (models trained with this version or later).'),
+      })
+      .prefault({})
+      .describe('Out-of-scope photos.'),
+  })
+  .prefault({})
+  .describe('How predictions are answered.');
 
 const retrainingSchema = z
   .strictObject({
@@ -245,6 +283,7 @@ export const configSchema = z
     jobs: jobsSchema,
     pipeline: pipelineSchema,
     server: serverSchema,
+    serving: servingSchema,
     retraining: retrainingSchema,
   })
   .describe('catdog configuration. Every key is optional; precedence: defaults < this file < CATDOG_* environment variables.');

@@ -1,4 +1,6 @@
+import type { ClassCentroids } from '../ml/centroids.js';
 import type { BlobStore } from '../storage/index.js';
+import type { ModelCalibration } from './calibration.js';
 
 export type Architecture = 'mobilenet' | 'cnn';
 
@@ -15,12 +17,23 @@ export interface ModelCard {
   /** For transfer models the files hold the head only; the backbone is loaded from here and checked by id. */
   backbone?: { id: string; source: string };
   head?: 'logistic' | 'mlp';
+  /** Test-time augmentation: P(dog) is the mean over the photo and its mirror image. */
+  tta?: boolean;
+  calibration?: ModelCalibration;
+  /** Where the training photos sit in feature space, to tell a photo of neither a cat nor a dog. */
+  neither?: NeitherReference;
   datasetId: number;
   runId: string | null;
   params: Record<string, unknown>;
   metrics: Record<string, unknown>;
   codeVersion: string;
   createdAt: string;
+}
+
+export interface NeitherReference {
+  centroids: ClassCentroids;
+  /** A photo farther than this (cosine distance) from both centroids is "neither". */
+  farDistance: number;
 }
 
 export interface ModelFiles {
@@ -40,6 +53,11 @@ export async function writeModelFiles(blobs: BlobStore, files: ModelFiles): Prom
   await blobs.put(`${prefix}weights.bin`, files.weights);
   await blobs.put(`${prefix}catdog.json`, encode(files.card));
   return prefix;
+}
+
+/** Rewrites the card of stored model files (a finalized sweep candidate gains its test-split figures). */
+export async function writeModelCard(blobs: BlobStore, prefix: string, card: ModelCard): Promise<void> {
+  await blobs.put(`${prefix}catdog.json`, encode(card));
 }
 
 export async function readModelFiles(blobs: BlobStore, prefix: string): Promise<ModelFiles> {

@@ -1,6 +1,8 @@
 import type { ModelRow } from '../db/index.js';
 import { CatdogError } from '../errors.js';
+import { nearestCentroidDistance } from '../ml/centroids.js';
 import {
+  applyTemperature,
   deserializeModel,
   imagenetAnimalMass,
   initTensorflow,
@@ -9,6 +11,7 @@ import {
   zeroShotPDog,
   type Backbone,
   type LayersModel,
+  type Tensor2D,
 } from '../ml/index.js';
 import type { BlobStore } from '../storage/index.js';
 import { readModelFiles, type ModelCard } from './artifacts.js';
@@ -19,6 +22,22 @@ export interface Prediction {
   pDog: number;
   /** Share of the ImageNet head's mass on cat and dog classes, when the model has such a head. */
   animalMass?: number;
+  /** Cosine distance of the photo's features to the nearer class centroid of the training photos. */
+  centroidDistance?: number;
+}
+
+/**
+ * The model's answer from the raw P(dog) of each view (the photo, and its mirror image with test-time
+ * augmentation): their mean, then temperature scaling, so the confidence means what it says.
+ */
+export function combineViews(card: Pick<ModelCard, 'calibration'> | null, views: readonly ArrayLike<number>[]): number[] {
+  const first = views[0];
+  if (!first) return [];
+  const temperature = card?.calibration?.temperature ?? 1;
+  return Array.from({ length: first.length }, (_, i) => {
+    const mean = views.reduce((sum, view) => sum + view[i]!, 0) / views.length;
+    return applyTemperature(mean, temperature);
+  });
 }
 
 /** A model ready to answer: the promoted one, any registered one, or the zero-shot fallback. */
@@ -56,6 +75,12 @@ async function pixelsTensor(images: readonly Uint8Array[], size: number) {
   const flat = new Float32Array(images.length * size * size * 3);
   images.forEach((image, i) => flat.set(image, i * size * size * 3));
   return tf.tensor4d(flat, [images.length, size, size, 3]);
+}
+
+async function featureRows(features: Tensor2D): Promise<Float32Array[]> {
+  const values = (await features.data()) as Float32Array;
+  const width = features.shape[1];
+  return Array.from({ length: features.shape[0] }, (_, i) => values.subarray(i * width, (i + 1) * width));
 }
 
 export async function zeroShotClassifier(backbone: Backbone): Promise<Classifier> {
@@ -101,26 +126,42 @@ export async function loadClassifier(
       );
     }
   }
+  return classifierFor({ modelId: model.id, version: model.version, card, backbone, network });
+}
+
+/** A classifier over a network in memory: a loaded model, or one just trained and not yet stored. */
+export function classifierFor(parts: { modelId: string; version: number | null; card: ModelCard; backbone: Backbone | null; network: LayersModel }): Classifier {
+  const { card, backbone, network } = parts;
   const inputSize = card.imageSize;
   return {
-    modelId: model.id,
-    version: model.version,
-    card,
+    ...parts,
     inputSize,
-    backbone,
-    network,
     async predictPixels(images) {
+      const { tf } = await initTensorflow();
       const batch = await pixelsTensor(images, inputSize);
+      const mirrored = card.tta ? tf.reverse(batch, 2) : undefined;
       try {
-        if (!backbone) return Array.from(await predictPDog(network, batch, 32), (pDog) => ({ pDog }));
+        if (!backbone) {
+          const views = [await predictPDog(network, batch, 32)];
+          if (mirrored) views.push(await predictPDog(network, mirrored, 32));
+          return combineViews(card, views).map((pDog) => ({ pDog }));
+        }
         const { features, imagenet } = backbone.featuresAndImagenet(batch);
-        const pDog = await predictPDog(network, features, 256);
+        const views = [await predictPDog(network, features, 256)];
+        if (mirrored) {
+          const mirroredFeatures = backbone.features(mirrored);
+          views.push(await predictPDog(network, mirroredFeatures, 256));
+          mirroredFeatures.dispose();
+        }
+        const reference = card.neither;
+        const distances = reference ? await featureRows(features).then((rows) => rows.map((row) => nearestCentroidDistance(row, reference.centroids))) : undefined;
         features.dispose();
         const mass = imagenet ? ((await imagenet.array()) as number[][]).map(imagenetAnimalMass) : undefined;
         imagenet?.dispose();
-        return Array.from(pDog, (p, i) => ({ pDog: p, animalMass: mass?.[i] }));
+        return combineViews(card, views).map((pDog, i) => ({ pDog, animalMass: mass?.[i], centroidDistance: distances?.[i] }));
       } finally {
         batch.dispose();
+        mirrored?.dispose();
       }
     },
     dispose() {

@@ -4,22 +4,32 @@ import type { Split } from '../datasets/split.js';
 import { decodeToRgb } from '../images/index.js';
 import { binaryMetrics, initTensorflow, predictPDog, type BinaryMetrics } from '../ml/index.js';
 import type { BlobStore } from '../storage/index.js';
-import { featuresFor } from '../training/features.js';
-import type { Classifier } from './classifier.js';
+import { featuresFor, mirroredVariant } from '../training/features.js';
+import { combineViews, type Classifier } from './classifier.js';
 
 const DECODE_CHUNK = 64;
 
-/** P(dog) for stored images: transfer models reuse cached backbone features, others decode the pixels. */
+/**
+ * P(dog) for stored images, as the classifier would answer (test-time augmentation and temperature included):
+ * transfer models reuse cached backbone features, others decode the pixels.
+ */
 export async function predictStored(deps: { blobs: BlobStore }, classifier: Classifier, hashes: readonly string[]): Promise<number[]> {
-  if (classifier.backbone && classifier.network) {
+  const { backbone, network, card } = classifier;
+  if (backbone && network) {
     const { tf } = await initTensorflow();
-    const features = await featuresFor(deps, classifier.backbone, hashes);
-    const flat = new Float32Array(features.length * classifier.backbone.featureSize);
-    features.forEach((vector, i) => flat.set(vector, i * classifier.backbone!.featureSize));
-    const x = tf.tensor2d(flat, [features.length, classifier.backbone.featureSize]);
-    const pDog = await predictPDog(classifier.network, x, 256);
-    x.dispose();
-    return Array.from(pDog);
+    const headOn = async (features: Float32Array[]) => {
+      const flat = new Float32Array(features.length * backbone.featureSize);
+      features.forEach((vector, i) => flat.set(vector, i * backbone.featureSize));
+      const x = tf.tensor2d(flat, [features.length, backbone.featureSize]);
+      try {
+        return await predictPDog(network, x, 256);
+      } finally {
+        x.dispose();
+      }
+    };
+    const views = [await headOn(await featuresFor(deps, backbone, hashes))];
+    if (card?.tta) views.push(await headOn(await featuresFor(deps, backbone, hashes, { variant: mirroredVariant })));
+    return combineViews(card, views);
   }
   const result: number[] = [];
   for (let start = 0; start < hashes.length; start += DECODE_CHUNK) {
@@ -32,13 +42,24 @@ export async function predictStored(deps: { blobs: BlobStore }, classifier: Clas
   return result;
 }
 
+/** Labels (1 = dog) and the classifier's P(dog) for every image of one split. */
+export async function scoreSplit(
+  deps: { blobs: BlobStore },
+  classifier: Classifier,
+  manifest: DatasetManifest,
+  split: Split,
+): Promise<{ labels: number[]; pDog: number[] }> {
+  const items = manifest.items.filter((item) => item.split === split);
+  const pDog = await predictStored(deps, classifier, items.map((item) => item.hash));
+  return { labels: items.map((item) => (item.label === 'dog' ? 1 : 0)), pDog };
+}
+
 export async function evaluateOnSplit(
   deps: { blobs: BlobStore },
   classifier: Classifier,
   manifest: DatasetManifest,
   split: Split = 'test',
 ): Promise<BinaryMetrics> {
-  const items = manifest.items.filter((item) => item.split === split);
-  const pDog = await predictStored(deps, classifier, items.map((item) => item.hash));
-  return binaryMetrics(items.map((item) => (item.label === 'dog' ? 1 : 0)), pDog);
+  const { labels, pDog } = await scoreSplit(deps, classifier, manifest, split);
+  return binaryMetrics(labels, pDog);
 }

@@ -1,5 +1,6 @@
 import type { z } from '@hono/zod-openapi';
 import type { Database, DatasetVersionRow, ImageRow, ModelRow, PredictionRow } from '../db/index.js';
+import { storedNeitherReason } from '../serving/neither.js';
 import type { PredictionResult } from '../serving/predict.js';
 import type { DatasetSchema, ImageSchema, ModelSchema, PredictionSchema } from './schemas.js';
 
@@ -16,7 +17,8 @@ export function presentPrediction(row: PredictionRow, modelVersion: number | nul
   const dog = row.probabilities.dog ?? (row.label === 'dog' ? row.confidence : 1 - row.confidence);
   return {
     id: row.id,
-    label: row.label === 'dog' ? 'dog' : 'cat',
+    label: row.label,
+    reason: storedNeitherReason(row),
     confidence: row.confidence,
     probabilities: { cat: 1 - dog, dog },
     modelId: row.modelId,

@@ -36,7 +36,8 @@ const metricValue = z.number().nullable();
 export const PredictionSchema = z
   .object({
     id: z.string(),
-    label: LabelSchema,
+    label: FeedbackLabelSchema.openapi({ description: '"neither" when the photo shows neither a cat nor a dog (see reason)' }),
+    reason: z.enum(['imagenet_mass', 'far_from_classes']).optional().openapi({ description: 'Why the photo is "neither"' }),
     confidence: probability,
     probabilities: z.object({ cat: probability, dog: probability }),
     modelId: z.string(),

@@ -3,10 +3,13 @@ import { ingestImage, type ImageLimits } from '../datasets/ingest.js';
 import { decodeToRgb } from '../images/index.js';
 import type { BlobStore } from '../storage/index.js';
 import type { ModelServer } from './model-server.js';
+import { neitherEvidence, neitherReason, storedNeitherReason, type NeitherReason, type NeitherSettings } from './neither.js';
 
 export interface PredictionResult {
   id: string;
-  label: 'cat' | 'dog';
+  label: 'cat' | 'dog' | 'neither';
+  /** Why the photo is neither a cat nor a dog (only with that label). */
+  reason?: NeitherReason;
   confidence: number;
   probabilities: { cat: number; dog: number };
   modelId: string;
@@ -21,13 +24,16 @@ export interface PredictDependencies {
   blobs: BlobStore;
   limits: ImageLimits;
   models: Pick<ModelServer, 'classifier'>;
+  /** `serving.neither` of the config; without it every photo is called a cat or a dog. */
+  neither?: NeitherSettings;
 }
 
 export function toPredictionResult(row: PredictionRow, modelVersion: number | null = null, fileName?: string): PredictionResult {
   const dog = row.probabilities.dog ?? 0;
   return {
     id: row.id,
-    label: row.label as 'cat' | 'dog',
+    label: row.label as 'cat' | 'dog' | 'neither',
+    reason: storedNeitherReason(row),
     confidence: row.confidence,
     probabilities: { cat: 1 - dog, dog },
     modelId: row.modelId,
@@ -58,13 +64,14 @@ export async function predictUploads(
   return Promise.all(
     answers.map(async (answer, i) => {
       const dog = answer.pDog;
-      const label = dog >= 0.5 ? 'dog' : 'cat';
+      const reason = deps.neither ? neitherReason(answer, classifier.card, deps.neither) : undefined;
       const row = await deps.db.predictions.create({
         imageHash: stored[i]!.image.hash,
         modelId: classifier.modelId,
-        label,
+        label: reason ? 'neither' : dog >= 0.5 ? 'dog' : 'cat',
+        // Cat against dog, also for "neither": what the model would answer if the photo were one of them.
         confidence: Math.max(dog, 1 - dog),
-        probabilities: { cat: 1 - dog, dog },
+        probabilities: { cat: 1 - dog, dog, ...neitherEvidence(answer, reason) },
         latencyMs,
       });
       return toPredictionResult(row, classifier.version, uploads[i]!.fileName);

@@ -10,6 +10,22 @@ export interface FeatureVariant {
   transform(pixels: Uint8Array, imageHash: string): Uint8Array;
 }
 
+/** The photo mirrored left to right: test-time augmentation averages P(dog) over it and the original. */
+export const mirroredVariant: FeatureVariant = {
+  key: 'mirrored',
+  transform(pixels) {
+    const size = Math.round(Math.sqrt(pixels.length / 3));
+    const mirrored = new Uint8Array(pixels.length);
+    for (let row = 0; row < size; row++) {
+      for (let x = 0; x < size; x++) {
+        const from = (row * size + x) * 3;
+        mirrored.set(pixels.subarray(from, from + 3), (row * size + size - 1 - x) * 3);
+      }
+    }
+    return mirrored;
+  },
+};
+
 export interface FeatureProgress {
   done: number;
   total: number;

@@ -45,6 +45,7 @@ export function trainingParams(config: CatdogConfig, dataset: DatasetParams): Tr
     learningRate: training.learningRate,
     earlyStoppingPatience: training.earlyStoppingPatience,
     head: training.head,
+    tta: training.tta,
     backbone: training.backbone,
     seed: dataset.seed,
     augmentation: dataset.augmentation,

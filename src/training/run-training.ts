@@ -9,12 +9,16 @@ import {
   initTensorflow,
   serializeModel,
   trainBinaryClassifier,
+  binaryMetrics,
+  type Backbone,
   type BinaryMetrics,
   type EpochStats,
 } from '../ml/index.js';
-import { writeModelFiles, type Architecture, type ModelCard } from '../registry/artifacts.js';
-import { loadClassifier, type BackboneProvider, type Classifier } from '../registry/classifier.js';
-import { evaluateOnSplit } from '../registry/evaluate.js';
+import { classCentroids, nearestCentroidDistance, quantile } from '../ml/centroids.js';
+import { readModelFiles, writeModelCard, writeModelFiles, type Architecture, type ModelCard, type NeitherReference } from '../registry/artifacts.js';
+import { fitCalibration, withTestReliability, writeReliabilityPng } from '../registry/calibration.js';
+import { classifierFor, loadClassifier, type BackboneProvider } from '../registry/classifier.js';
+import { scoreSplit } from '../registry/evaluate.js';
 import { promoteIfBetter, type PromotionDecision, type PromotionMetric } from '../registry/promotion.js';
 import type { BlobStore } from '../storage/index.js';
 import { featureBatches, pixelBatches } from './batches.js';
@@ -29,13 +33,15 @@ export type TrainingParams = {
   learningRate: number;
   earlyStoppingPatience: number;
   head: 'logistic' | 'mlp';
+  /** Average P(dog) over each photo and its mirror image (absent in runs recorded before it existed). */
+  tta?: boolean;
   backbone: string;
   seed: number;
   augmentation: AugmentationConfig;
   promotion: { metric: PromotionMetric; minImprovement: number };
 };
 
-export type TrainingStage = 'features' | 'decoding' | 'training' | 'evaluating' | 'saving' | 'promoting';
+export type TrainingStage = 'features' | 'decoding' | 'training' | 'calibrating' | 'evaluating' | 'saving' | 'promoting';
 
 export type TrainingEvent =
   | { type: 'started'; runId: string; datasetId: number; params: TrainingParams }
@@ -75,10 +81,23 @@ function augmentationVariant(config: AugmentationConfig, imageSize: number, seed
 
 interface Trainable {
   network: import('../ml/index.js').LayersModel;
-  classifier: Classifier;
+  backbone: Backbone | null;
   train: import('../ml/index.js').Batches;
   validation: import('../ml/index.js').Batches;
-  card: Pick<ModelCard, 'imageSize' | 'backbone' | 'head'>;
+  card: Pick<ModelCard, 'imageSize' | 'backbone' | 'head' | 'neither'>;
+}
+
+/**
+ * Real cats and dogs of the validation split lie at most this far from a class centroid in all but 0.1% of
+ * cases; the margin leaves room for photos from other sources, so only clearly foreign features count.
+ */
+const FAR_DISTANCE_QUANTILE = 0.999;
+const FAR_DISTANCE_MARGIN = 1.5;
+
+function neitherReference(trainFeatures: Float32Array[], trainLabels: number[], heldOutFeatures: Float32Array[]): NeitherReference {
+  const centroids = classCentroids(trainFeatures, trainLabels);
+  const distances = heldOutFeatures.map((vector) => nearestCentroidDistance(vector, centroids));
+  return { centroids, farDistance: quantile(distances, FAR_DISTANCE_QUANTILE) * FAR_DISTANCE_MARGIN };
 }
 
 async function prepareTransfer(deps: TrainingDependencies, manifest: DatasetManifest, params: TrainingParams, emit: (event: TrainingEvent) => void, runId: string): Promise<Trainable> {
@@ -97,11 +116,12 @@ async function prepareTransfer(deps: TrainingDependencies, manifest: DatasetMani
   };
   const trainFeatures = await collect(trainItems);
   const trainLabels = trainItems.map(labelValue);
+  const validationFeatures = await collect(validationItems);
+  const neither = neitherReference(trainFeatures, trainLabels, validationFeatures.length > 0 ? validationFeatures : trainFeatures);
   if (variant) {
     trainFeatures.push(...(await collect(trainItems, variant)));
     trainLabels.push(...trainItems.map(labelValue));
   }
-  const validationFeatures = await collect(validationItems);
 
   const network = buildHead(params.head, backbone.featureSize);
   const validation = validationItems.length > 0
@@ -111,17 +131,8 @@ async function prepareTransfer(deps: TrainingDependencies, manifest: DatasetMani
     network,
     train: featureBatches(tf, trainFeatures, trainLabels, params.batchSize, params.seed),
     validation,
-    card: { imageSize: backbone.inputSize, backbone: { id: backbone.id, source: params.backbone }, head: params.head },
-    classifier: {
-      modelId: runId,
-      version: null,
-      card: null,
-      inputSize: backbone.inputSize,
-      backbone,
-      network,
-      predictPixels: () => Promise.reject(new Error('evaluation of a run in progress uses stored images only')),
-      dispose: () => network.dispose(),
-    },
+    backbone,
+    card: { imageSize: backbone.inputSize, backbone: { id: backbone.id, source: params.backbone }, head: params.head, neither },
   };
 }
 
@@ -160,26 +171,8 @@ async function prepareCnn(deps: TrainingDependencies, manifest: DatasetManifest,
     validation: validationItems.length > 0
       ? pixelBatches(tf, validationPixels, validationItems.map(labelValue), size, params.batchSize, params.seed)
       : pixelBatches(tf, trainPixels, trainLabels, size, params.batchSize, params.seed),
+    backbone: null,
     card: { imageSize: size },
-    classifier: {
-      modelId: runId,
-      version: null,
-      card: null,
-      inputSize: size,
-      backbone: null,
-      network,
-      async predictPixels(images) {
-        const flat = new Float32Array(images.length * size * size * 3);
-        images.forEach((image, i) => flat.set(image, i * size * size * 3));
-        const x = tf.tensor4d(flat, [images.length, size, size, 3]);
-        const y = network.predict(x, { batchSize: 32 }) as import('@tensorflow/tfjs').Tensor;
-        const values = await y.data();
-        x.dispose();
-        y.dispose();
-        return Array.from(values, (pDog) => ({ pDog }));
-      },
-      dispose: () => network.dispose(),
-    },
   };
 }
 
@@ -212,6 +205,7 @@ const modelCard = (candidate: Omit<CandidateOutcome, 'epochs' | 'durationMs'>, t
   labels: ['cat', 'dog'],
   output: 'sigmoid-p-dog',
   ...trainable.card,
+  tta: candidate.params.tta ?? false,
   datasetId: candidate.datasetId,
   runId: candidate.runId,
   params: { ...candidate.params },
@@ -268,15 +262,24 @@ async function trainRun(deps: TrainingDependencies, request: TrainingRequest, fi
       validation: { accuracy: best.valAccuracy, loss: best.valLoss, bestEpoch: history.bestEpoch },
     };
 
+    // The card without metrics is all scoring needs; temperature first (validation split), then the test split.
+    const card = modelCard(candidate, trainable, deps.codeVersion, {});
+    const scoring = () => classifierFor({ modelId: candidate.modelId, version: null, card, backbone: trainable!.backbone, network: trainable!.network });
+    emit({ type: 'stage', runId: run.id, stage: 'calibrating' });
+    card.calibration = fitCalibration(await scoreSplit(deps, scoring(), manifest, manifest.items.some((item) => item.split === 'validation') ? 'validation' : 'train'));
+
     let metrics: BinaryMetrics | undefined;
     if (finalize) {
       emit({ type: 'stage', runId: run.id, stage: 'evaluating' });
-      metrics = await evaluateOnSplit(deps, trainable.classifier, manifest, 'test');
+      const test = await scoreSplit(deps, scoring(), manifest, 'test');
+      metrics = binaryMetrics(test.labels, test.pDog);
+      card.calibration = withTestReliability(card.calibration, test);
     }
 
     emit({ type: 'stage', runId: run.id, stage: 'saving' });
-    const cardMetrics = metrics ? { ...metrics } : { validation: candidate.validation };
-    candidate.artifactPrefix = await writeModelFiles(deps.blobs, { ...(await serializeModel(trainable.network)), card: modelCard(candidate, trainable, deps.codeVersion, cardMetrics) });
+    card.metrics = metrics ? { ...metrics } : { validation: candidate.validation };
+    candidate.artifactPrefix = await writeModelFiles(deps.blobs, { ...(await serializeModel(trainable.network)), card });
+    await writeReliabilityPng(deps.blobs, candidate.artifactPrefix, card.calibration);
     const outcome = { ...candidate, epochs: history.epochs, durationMs: Date.now() - started };
     if (!metrics) {
       await deps.db.runs.finish(run.id, { status: 'succeeded', metrics: { validation: candidate.validation, candidate: { modelId: candidate.modelId, artifactPrefix: candidate.artifactPrefix } } });
@@ -329,7 +332,14 @@ export async function finalizeCandidate(deps: TrainingDependencies, candidate: P
   const classifier = await loadClassifier(deps, { id: candidate.modelId, version: null, artifactPrefix: candidate.artifactPrefix });
   let metrics: BinaryMetrics;
   try {
-    metrics = await evaluateOnSplit(deps, classifier, manifest, 'test');
+    const test = await scoreSplit(deps, classifier, manifest, 'test');
+    metrics = binaryMetrics(test.labels, test.pDog);
+    const { card } = await readModelFiles(deps.blobs, candidate.artifactPrefix);
+    if (card.calibration) {
+      card.calibration = withTestReliability(card.calibration, test);
+      await writeModelCard(deps.blobs, candidate.artifactPrefix, { ...card, metrics: { ...metrics } });
+      await writeReliabilityPng(deps.blobs, candidate.artifactPrefix, card.calibration);
+    }
   } finally {
     classifier.dispose();
   }

@@ -27,7 +27,7 @@ export function registerPredictCommand(program: Command, globals: () => GlobalOp
         const classifier = await openClassifier(app, options.model);
         try {
           const results = await predictUploads(
-            { db: app.db, blobs: app.blobs, limits: app.config.images, models: { classifier: async () => classifier } },
+            { db: app.db, blobs: app.blobs, limits: app.config.images, models: { classifier: async () => classifier }, neither: app.config.serving.neither },
             uploads,
             'cli',
           );

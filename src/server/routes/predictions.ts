@@ -19,6 +19,7 @@ const imageErrors = {
 const predict = createRoute({
   method: 'post',
   path: '/predictions',
+  'x-catdog-role': 'viewer',
   tags: ['predictions'],
   summary: 'Classify one or many photos with the serving model',
   request: {
@@ -33,12 +34,13 @@ const predict = createRoute({
 const listPredictions = createRoute({
   method: 'get',
   path: '/predictions',
+  'x-catdog-role': 'viewer',
   tags: ['predictions'],
   summary: 'Predictions, newest first',
   request: {
     query: z.object({
       validated: z.enum(['true', 'false']).optional().openapi({ description: 'Only those a user validated (true) or not (false).' }),
-      label: LabelSchema.optional().openapi({ description: 'The predicted label.' }),
+      label: FeedbackLabelSchema.optional().openapi({ description: 'The predicted label.' }),
       modelId: z.string().optional(),
       since: z.iso.datetime({ offset: true }).optional().openapi({ description: 'Inclusive lower bound on creation time (ISO 8601).' }),
       until: z.iso.datetime({ offset: true }).optional().openapi({ description: 'Exclusive upper bound on creation time (ISO 8601).' }),
@@ -54,6 +56,7 @@ const listPredictions = createRoute({
 const getPrediction = createRoute({
   method: 'get',
   path: '/predictions/{id}',
+  'x-catdog-role': 'viewer',
   tags: ['predictions'],
   summary: 'One prediction with its validation',
   request: { params: IdParam },
@@ -63,6 +66,7 @@ const getPrediction = createRoute({
 const validate = createRoute({
   method: 'post',
   path: '/predictions/{id}/validation',
+  'x-catdog-role': 'curator',
   tags: ['predictions'],
   summary: "Confirm or correct a prediction: the photo takes the user's label (neither = out of the data set)",
   request: {
@@ -79,6 +83,7 @@ const validate = createRoute({
 const undo = createRoute({
   method: 'delete',
   path: '/predictions/{id}/validation',
+  'x-catdog-role': 'curator',
   tags: ['predictions'],
   summary: 'Undo the latest validation (the label before it comes back)',
   request: { params: IdParam },
@@ -92,6 +97,7 @@ const undo = createRoute({
 const reviewNext = createRoute({
   method: 'get',
   path: '/review/next',
+  'x-catdog-role': 'viewer',
   tags: ['review'],
   summary: 'The next prediction waiting for a human verdict',
   request: {
@@ -115,12 +121,13 @@ const reviewNext = createRoute({
 const reviewProgress = createRoute({
   method: 'get',
   path: '/review/progress',
+  'x-catdog-role': 'viewer',
   tags: ['review'],
   summary: 'How many predictions are validated and how many wait',
   responses: { 200: jsonContent(z.object({ validated: z.number().int(), pending: z.number().int() }), 'Counts') },
 });
 
-export function predictionRoutes({ app, models, metrics }: ServerDeps) {
+export function predictionRoutes({ app, models, metrics, retraining }: ServerDeps) {
   const routes = routeGroup();
   const { db } = app;
   const findPrediction = async (id: string) => {
@@ -132,7 +139,7 @@ export function predictionRoutes({ app, models, metrics }: ServerDeps) {
   routes.openapi(predict, async (c) => {
     const uploads = await readUploads(c.req.valid('form').file);
     const results = await withFileBlame(uploads, app.config.images, () =>
-      predictUploads({ db, blobs: app.blobs, limits: app.config.images, models }, uploads, 'api'),
+      predictUploads({ db, blobs: app.blobs, limits: app.config.images, models, neither: app.config.serving.neither }, uploads, 'api'),
     );
     for (const result of results) metrics.predictions.inc({ label: result.label });
     return c.json({ predictions: results.map(presentPredictionResult) }, 200);
@@ -154,6 +161,7 @@ export function predictionRoutes({ app, models, metrics }: ServerDeps) {
 
   routes.openapi(validate, async (c) => {
     const row = await validatePrediction(app, c.req.valid('param').id, c.req.valid('json').label, 'api');
+    retraining?.afterValidation();
     return c.json(presentPrediction(row, (await modelVersions(db))(row.modelId)), 200);
   });
 
