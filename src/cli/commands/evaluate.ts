@@ -44,8 +44,12 @@ export function registerEvaluateCommand(program: Command, globals: () => GlobalO
               chunk.map(async ({ file, label }) => {
                 try {
                   const bytes = await fs.readFile(file);
-                  await inspectImage(bytes, app.config.images);
-                  return { label, pixels: (await decodeToRgb(bytes, classifier.inputSize)).data };
+                  // Decode once; only a file that fails is inspected, to report the precise reason.
+                  const pixels = await decodeToRgb(bytes, classifier.inputSize).catch(async (error: unknown) => {
+                    await inspectImage(bytes, app.config.images);
+                    throw error;
+                  });
+                  return { label, pixels: pixels.data };
                 } catch (error) {
                   if (!(error instanceof CatdogError)) throw error;
                   process.stderr.write(`skipped ${path.relative(root, file)}: ${error.message}\n`);
