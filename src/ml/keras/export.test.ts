@@ -8,9 +8,10 @@ import { runPython, skipWithoutPython } from '../../../test/support/python.js';
 import { kaggleFiles, skipWithoutShared, smallBackbone } from '../../../test/support/shared.js';
 import { exportKeras } from './export.js';
 import { readHdf5, isDataset, isGroup, type Group } from './hdf5.js';
-import { type LayersModel, tf } from './tfjs.js';
+import { type LayersModel, initTensorflow } from './tfjs.js';
 
 const skipReason = skipWithoutPython || skipWithoutShared;
+const { tf } = await initTensorflow();
 const TOLERANCE = 1e-4;
 
 /**

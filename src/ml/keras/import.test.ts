@@ -6,8 +6,9 @@ import { runPython, skipWithoutPython } from '../../../test/support/python.js';
 import { sharedPath, skipWithoutShared, smallBackbone } from '../../../test/support/shared.js';
 import { CatdogError } from '../../errors.js';
 import { importKerasModel, importTfjsModel } from './import.js';
-import { type LayersModel, type ModelArtifacts, tf } from './tfjs.js';
+import { type LayersModel, type ModelArtifacts, initTensorflow } from './tfjs.js';
 
+const { tf } = await initTensorflow();
 const TOLERANCE = 1e-4;
 const BATCH = 4;
 

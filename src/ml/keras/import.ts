@@ -4,7 +4,7 @@ import { CatdogError } from '../../errors.js';
 import { type Group, isDataset, isGroup, readHdf5 } from './hdf5.js';
 import { type Json, type JsonObject, arrayAt, invalidModel, isJsonObject, objectAt, parseJson, stringAt } from './json.js';
 import { SUPPORTED_LAYERS, isContainerClass, tfjsDtype, tfjsLayerConfig, unsupportedLayers } from './layers.js';
-import { type Layer, type LayersModel, type ModelTopology, type WeightsManifestEntry, tf } from './tfjs.js';
+import { type Layer, type LayersModel, type ModelTopology, type WeightsManifestEntry, initTensorflow, tensorflow } from './tfjs.js';
 import { weightGroups } from './weight-layout.js';
 
 /** A TensorFlow.js layers model: its model.json and either all weight bytes in manifest order or each shard by file name. */
@@ -136,6 +136,7 @@ export async function importTfjsModel(files: TfjsModelFiles): Promise<LayersMode
     }
   }
   const weightData = files.weights instanceof Uint8Array ? files.weights : concatenate(shards);
+  const { tf } = await initTensorflow();
   return tf.loadLayersModel(
     tf.io.fromMemory({
       modelTopology: topology as unknown as ModelTopology,
@@ -170,6 +171,7 @@ async function tfjsModelFromKeras(kerasModel: JsonObject): Promise<LayersModel> 
   const unsupported = unsupportedClasses(kerasModel);
   if (unsupported.length > 0) throw unsupportedLayers(unsupported);
   const modelTopology = tfjsEntry(kerasModel);
+  const { tf } = await initTensorflow();
   try {
     return await tf.models.modelFromJSON({ modelTopology } as unknown as Parameters<typeof tf.models.modelFromJSON>[0]);
   } catch (error) {
@@ -284,7 +286,7 @@ function tfjsEndpoints(endpoints: Json | undefined): Json {
 }
 
 function isContainer(layer: Layer): layer is LayersModel {
-  return layer instanceof tf.LayersModel;
+  return layer instanceof tensorflow().LayersModel;
 }
 
 function layerAt(model: LayersModel, names: string[]): Layer {
@@ -328,6 +330,7 @@ function assignWeights(layer: Layer, arrays: WeightArray[], where: string): void
     );
   }
   if (arrays.length === 0) return;
+  const tf = tensorflow();
   const tensors = arrays.map((array) => tf.tensor(array.data, array.shape));
   layer.setWeights(tensors);
   tf.dispose(tensors);

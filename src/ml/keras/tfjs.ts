@@ -1,10 +1,8 @@
-import { createRequire } from 'node:module';
 import type * as TensorflowModule from '@tensorflow/tfjs';
 
-// The tfjs packages are CommonJS: `require` shares one engine with every other module that loads tfjs-node.
-const require = createRequire(import.meta.url);
-
-export const tf = require('@tensorflow/tfjs-node') as typeof TensorflowModule;
+// The one TensorFlow of the process (native, or the WebAssembly fallback): a second copy would keep its own
+// engine, so models built by one could not be run or exported by the other.
+export { initTensorflow, tensorflow } from '../tf.js';
 export type LayersModel = TensorflowModule.LayersModel;
 export type Layer = TensorflowModule.layers.Layer;
 export type WeightsManifestEntry = TensorflowModule.io.WeightsManifestEntry;
