@@ -4,6 +4,7 @@ import { importFolder, type ImportReport } from '../../datasets/import-folder.js
 import { buildDatasetVersion, countBySplit, loadManifest } from '../../datasets/versions.js';
 import { NotFoundError } from '../../errors.js';
 import { datasetParams } from '../../training/params.js';
+import { suspiciousLabels } from '../../training/suspicious.js';
 import { printJson, printTable, withApp, type GlobalOptions } from '../app-runner.js';
 import { createProgress } from '../progress.js';
 
@@ -99,6 +100,22 @@ export function registerDatasetCommands(program: Command, globals: () => GlobalO
         if (!Number.isInteger(versionId)) throw new NotFoundError('dataset version', id);
         const { version, manifest } = await loadManifest(app, versionId);
         printJson({ ...version, counts: countBySplit(manifest.items) });
+      });
+    });
+
+  dataset
+    .command('suspicious')
+    .option('--dataset <n>', 'dataset version (default: the one the promoted model was trained on)', (value) => Number.parseInt(value, 10))
+    .option('--limit <n>', 'how many images', (value) => Number.parseInt(value, 10), 20)
+    .option('--json', 'print JSON')
+    .description('training images whose label the promoted model disagrees with most (highest loss first), to check by hand')
+    .action(async (options: { dataset?: number; limit: number; json?: boolean }) => {
+      await withApp(globals(), async (app) => {
+        const datasetId = options.dataset ?? (await app.db.models.current())?.datasetId;
+        if (datasetId === undefined) throw new NotFoundError('promoted model', 'current');
+        const suspicious = await suspiciousLabels(app, datasetId, options.limit);
+        if (options.json) return printJson(suspicious);
+        printTable(suspicious.map(({ hash, label, pDog, loss }) => ({ hash, label, 'p(dog)': pDog.toFixed(4), loss: loss.toFixed(3) })));
       });
     });
 }

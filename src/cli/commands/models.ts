@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { findModel } from '../../registry/resolve.js';
 import { CatdogError } from '../../errors.js';
+import { suggestNeitherThreshold } from '../../serving/neither.js';
 import { percent, printJson, printTable, withApp, type GlobalOptions } from '../app-runner.js';
 
 export function registerModelsCommands(program: Command, globals: () => GlobalOptions): void {
@@ -62,5 +63,22 @@ export function registerModelsCommands(program: Command, globals: () => GlobalOp
     .description('promotion history, newest first')
     .action(async () => {
       await withApp(globals(), async (app) => printTable((await app.db.models.promotions()) as unknown as Record<string, unknown>[]));
+    });
+
+  models
+    .command('neither-threshold')
+    .option('--max-animal-loss <fraction>', 'largest share of validated cats and dogs that may be called "neither"', Number.parseFloat, 0.005)
+    .option('--json', 'print JSON')
+    .description('suggest serving.neither.threshold from validated predictions (photos validated "neither" are the negatives)')
+    .action(async (options: { maxAnimalLoss: number; json?: boolean }) => {
+      await withApp(globals(), async (app) => {
+        const suggestion = await suggestNeitherThreshold(app.db, options.maxAnimalLoss);
+        if (options.json) return printJson(suggestion);
+        process.stdout.write(
+          `serving.neither.threshold = ${suggestion.threshold.toPrecision(3)} (now ${app.config.serving.neither.threshold}): ` +
+            `catches ${percent(suggestion.neitherRecall)} of ${suggestion.neither} validated "neither" photos, ` +
+            `calls ${percent(suggestion.animalLoss)} of ${suggestion.animals} validated cats and dogs "neither"\n`,
+        );
+      });
     });
 }

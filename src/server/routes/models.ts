@@ -3,6 +3,7 @@ import type { ModelRow } from '../../db/index.js';
 import { loadManifest } from '../../datasets/versions.js';
 import { CatdogError } from '../../errors.js';
 import { rocAuc, rocCurve } from '../../ml/index.js';
+import { readModelFiles } from '../../registry/artifacts.js';
 import { loadClassifier } from '../../registry/classifier.js';
 import { predictStored } from '../../registry/evaluate.js';
 import { findModel } from '../../registry/resolve.js';
@@ -17,6 +18,7 @@ const IdParam = z.object({
 const listModels = createRoute({
   method: 'get',
   path: '/models',
+  'x-catdog-role': 'viewer',
   tags: ['models'],
   summary: 'The registry, newest version first, with the promotion history',
   responses: {
@@ -34,6 +36,7 @@ const listModels = createRoute({
 const getModel = createRoute({
   method: 'get',
   path: '/models/{id}',
+  'x-catdog-role': 'viewer',
   tags: ['models'],
   summary: 'One model with its test metrics',
   request: { params: IdParam },
@@ -43,15 +46,36 @@ const getModel = createRoute({
 const modelRoc = createRoute({
   method: 'get',
   path: '/models/{id}/roc',
+  'x-catdog-role': 'viewer',
   tags: ['models'],
   summary: "ROC curve on the test split of the model's dataset version (computed on first request, then cached)",
   request: { params: IdParam },
   responses: { 200: jsonContent(RocCurveSchema, 'The curve'), 404: errorResponse('No such model') },
 });
 
+const ReliabilitySchema = z
+  .object({
+    modelId: z.string(),
+    temperature: z.number().openapi({ description: 'Logits are divided by it before every answer (fitted on the validation split)' }),
+    eceValidation: z.number(),
+    eceTest: z.number().nullable().openapi({ description: 'Expected calibration error on the test split, 15 equal-width confidence bins' }),
+    bins: z.array(z.object({ lower: z.number(), upper: z.number(), confidence: z.number(), accuracy: z.number(), count: z.number().int() })),
+  })
+  .openapi('Reliability');
+
+const modelReliability = createRoute({
+  method: 'get',
+  path: '/models/{id}/reliability',
+  tags: ['models'],
+  summary: 'Reliability diagram of the test split (confidence against accuracy per bin) and the temperature in use',
+  request: { params: IdParam },
+  responses: { 200: jsonContent(ReliabilitySchema, 'The diagram'), 404: errorResponse('No such model, or one trained before calibration') },
+});
+
 const promote = createRoute({
   method: 'post',
   path: '/models/{id}/promote',
+  'x-catdog-role': 'admin',
   tags: ['models'],
   summary: 'Serve this model from now on (rollback = promote an older one); no restart needed',
   request: {
@@ -111,6 +135,14 @@ export function modelRoutes({ app, models }: ServerDeps) {
       rocCache.set(model.id, curve);
     }
     return c.json(await curve, 200);
+  });
+
+  routes.openapi(modelReliability, async (c) => {
+    const model = await requireModel(c.req.valid('param').id);
+    const { calibration } = (await readModelFiles(app.blobs, model.artifactPrefix)).card;
+    if (!calibration) throw new CatdogError('not_found', `model ${model.id} was trained before calibration was recorded`, 404);
+    const { temperature, eceValidation, eceTest, reliability } = calibration;
+    return c.json({ modelId: model.id, temperature, eceValidation, eceTest: eceTest ?? null, bins: reliability ?? [] }, 200);
   });
 
   routes.openapi(promote, async (c) => {
