@@ -5,7 +5,11 @@
 
 /** Keeps log(p / (1 − p)) finite for the 0 and 1 a float32 sigmoid saturates to. */
 const PROBABILITY_FLOOR = 1e-7;
-const TEMPERATURE_RANGE = { min: 0.05, max: 20 };
+/**
+ * A validation split without a single error has no finite optimum (the loss keeps falling as T → 0): the floor
+ * keeps such a model from being made absurdly sharp.
+ */
+const TEMPERATURE_RANGE = { min: 0.25, max: 20 };
 const SEARCH_STEPS = 80;
 
 export const RELIABILITY_BINS = 15;

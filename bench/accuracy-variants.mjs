@@ -1,0 +1,121 @@
+#!/usr/bin/env node
+// Accuracy variants: train on the first N kaggle-dev photos per class (default 1000) with the shared MobileNet v1
+// 0.75, then score every kaggle-dev photo numbered >= 4000 (held out). Variants: logistic / MLP head, each with
+// and without test-time augmentation (mirror). Also: ECE after temperature scaling, and how many held-out cats
+// and dogs the "neither" rule wrongly rejects. Runs the TypeScript sources in-process.
+// Usage: node bench/accuracy-variants.mjs [perClass=1000] [neitherPhotos=400]
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { register } from 'node:module';
+import { pathToFileURL } from 'node:url';
+import { machine, repoRoot, requireShared, sharedDir } from './lib.mjs';
+
+requireShared();
+register(pathToFileURL(path.join(repoRoot, 'src', 'ml', 'typescript-hooks.mjs')).href);
+const src = (file) => import(pathToFileURL(path.join(repoRoot, 'src', file)).href);
+const { loadConfig } = await src('config/index.ts');
+const { openApp } = await src('app/context.ts');
+const { createLogger } = await src('app/logger.ts');
+const { importFolder } = await src('datasets/import-folder.ts');
+const { ingestImage } = await src('datasets/ingest.ts');
+const { buildDatasetVersion } = await src('datasets/versions.ts');
+const { trainOnDataset } = await src('training/run-training.ts');
+const { datasetParams, trainingParams } = await src('training/params.ts');
+const { loadClassifier } = await src('registry/classifier.ts');
+const { predictStored } = await src('registry/evaluate.ts');
+const { readModelFiles } = await src('registry/artifacts.ts');
+const { binaryMetrics, expectedCalibrationError } = await src('ml/index.ts');
+const { decodeToRgb } = await src('images/index.ts');
+const { neitherReason } = await src('serving/neither.ts');
+
+const perClass = Number(process.argv[2] ?? 1000);
+const heldOutFrom = Number(process.env.BENCH_HELD_OUT_FROM ?? 4000);
+const neitherPhotos = Number(process.argv[3] ?? 400);
+const work = fs.mkdtempSync(path.join(os.tmpdir(), 'catdog-bench-variants-'));
+const trainDir = path.join(work, 'train');
+const heldOut = [];
+for (const label of ['cat', 'dog']) {
+  const source = path.join(sharedDir, 'data', 'kaggle-dev', label);
+  const numbered = fs.readdirSync(source).map((name) => ({ name, n: Number(name.split('.')[1]) })).sort((a, b) => a.n - b.n);
+  fs.mkdirSync(path.join(trainDir, label), { recursive: true });
+  for (const { name } of numbered.slice(0, perClass)) fs.symlinkSync(path.join(source, name), path.join(trainDir, label, name));
+  for (const { name, n } of numbered) if (n >= heldOutFrom) heldOut.push({ file: path.join(source, name), label: label === 'dog' ? 1 : 0 });
+}
+
+const loaded = loadConfig({ env: { CATDOG_HOME: path.join(work, 'home'), CATDOG_BACKBONE_URL: path.join(sharedDir, 'models', 'mobilenet_v1_0.75_224', 'model.json') }, cwd: work });
+const app = await openApp(loaded, { logger: createLogger('warn') });
+const load = () => os.loadavg()[0].toFixed(1);
+const loadSamples = [load()];
+try {
+  let started = Date.now();
+  await importFolder({ db: app.db, blobs: app.blobs, limits: app.config.images }, trainDir);
+  // Held-out photos go into the blob store unlabelled, so no dataset version ever contains them.
+  const heldOutHashes = [];
+  for (const { file } of heldOut) heldOutHashes.push((await ingestImage({ db: app.db, blobs: app.blobs, limits: app.config.images }, { bytes: fs.readFileSync(file), label: null, source: 'bench' })).image.hash);
+  const importSeconds = (Date.now() - started) / 1000;
+  const params = datasetParams(app.config);
+  const { version } = await buildDatasetVersion(app, params);
+  const labels = heldOut.map((item) => item.label);
+
+  const variants = [
+    { name: 'frozen + logistic', head: 'logistic', tta: false },
+    { name: 'frozen + logistic + TTA', head: 'logistic', tta: true },
+    { name: 'frozen + MLP', head: 'mlp', tta: false },
+    { name: 'frozen + MLP + TTA', head: 'mlp', tta: true },
+  ];
+  const rows = [];
+  let first;
+  for (const variant of variants) {
+    started = Date.now();
+    const config = { ...app.config, training: { ...app.config.training, head: variant.head, tta: variant.tta } };
+    const outcome = await trainOnDataset(app, { datasetId: version.id, params: trainingParams(config, params) });
+    const trainSeconds = (Date.now() - started) / 1000;
+    started = Date.now();
+    const classifier = await loadClassifier(app, outcome.model);
+    const pDog = await predictStored(app, classifier, heldOutHashes);
+    const scoreSeconds = (Date.now() - started) / 1000;
+    const metrics = binaryMetrics(labels, pDog);
+    const { card } = await readModelFiles(app.blobs, outcome.model.artifactPrefix);
+    rows.push({
+      variant: variant.name,
+      heldOutAccuracy: metrics.accuracy,
+      heldOutEce: expectedCalibrationError(labels, pDog),
+      testSplitEce: card.calibration.eceTest,
+      temperature: card.calibration.temperature,
+      trainSeconds,
+      heldOutScoreSeconds: scoreSeconds,
+    });
+    loadSamples.push(load());
+    console.error(JSON.stringify(rows.at(-1)));
+    if (!first) first = { classifier, card };
+    else classifier.dispose();
+  }
+
+  // "neither" on real cats and dogs: the full serving path (pixels → backbone → ImageNet head + centroids).
+  started = Date.now();
+  const sample = [...heldOut.filter((item) => item.label === 0).slice(0, neitherPhotos / 2), ...heldOut.filter((item) => item.label === 1).slice(0, neitherPhotos / 2)];
+  const reasons = {};
+  for (let i = 0; i < sample.length; i += 32) {
+    const pixels = await Promise.all(sample.slice(i, i + 32).map(async ({ file }) => (await decodeToRgb(fs.readFileSync(file), 224)).data));
+    for (const prediction of await first.classifier.predictPixels(pixels)) {
+      const reason = neitherReason(prediction, first.card, app.config.serving.neither);
+      if (reason) reasons[reason] = (reasons[reason] ?? 0) + 1;
+    }
+  }
+  first.classifier.dispose();
+  const rejected = Object.values(reasons).reduce((sum, count) => sum + count, 0);
+  console.log(JSON.stringify({
+    figure: 'accuracy-variants',
+    machine: machine(),
+    loadAverage1m: loadSamples,
+    trainPhotos: perClass * 2,
+    heldOutPhotos: heldOut.length,
+    importSeconds,
+    rows,
+    neither: { photos: sample.length, rejected, rate: rejected / sample.length, reasons, threshold: app.config.serving.neither.threshold, seconds: (Date.now() - started) / 1000 },
+  }));
+} finally {
+  await app.close();
+  fs.rmSync(work, { recursive: true, force: true });
+}
