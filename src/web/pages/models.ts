@@ -101,6 +101,7 @@ function modelDetails(model: ModelRow): SafeHtml {
 <div class="charts">
   <div class="chart"><h3>Confusion matrix</h3>${confusionMatrix(metrics)}</div>
   <div class="chart"><h3>ROC curve</h3><canvas id="roc-chart" data-model-id="${model.id}" aria-label="ROC curve"></canvas><p id="roc-status" class="muted"></p></div>
+  <div class="chart"><h3>Reliability</h3><canvas id="reliability-chart" data-model-id="${model.id}" aria-label="reliability diagram"></canvas><p id="reliability-status" class="muted"></p></div>
 </div>
 </section>`;
 }
