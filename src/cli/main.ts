@@ -3,9 +3,11 @@ import { Command, CommanderError } from 'commander';
 import { CatdogError } from '../errors.js';
 import { codeVersion } from '../app/version.js';
 import type { GlobalOptions } from './app-runner.js';
+import { registerComponentCommands } from './commands/component.js';
 import { registerDatasetCommands } from './commands/dataset.js';
 import { registerEvaluateCommand } from './commands/evaluate.js';
 import { registerModelsCommands } from './commands/models.js';
+import { registerPipelineCommands } from './commands/pipeline.js';
 import { registerPredictCommand } from './commands/predict.js';
 import { registerServeCommand } from './commands/serve.js';
 import { registerSystemCommands } from './commands/system.js';
@@ -27,6 +29,8 @@ registerEvaluateCommand(program, globals);
 registerPredictCommand(program, globals);
 registerModelsCommands(program, globals);
 registerServeCommand(program, globals);
+registerPipelineCommands(program, globals);
+registerComponentCommands(program, globals);
 registerTokenCommands(program, globals);
 
 try {

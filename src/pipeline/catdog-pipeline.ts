@@ -47,7 +47,7 @@ export const trainComponent: ComponentDefinition = {
   },
   outputs: {
     model: { type: 'artifact', artifactType: 'Model' },
-    metrics: { type: 'artifact', artifactType: 'Metrics', description: 'Per-epoch training and validation metrics.' },
+    metrics: { type: 'artifact', artifactType: 'Metrics', description: 'Validation accuracy and loss of the best epoch, and the epochs run.' },
   },
 };
 

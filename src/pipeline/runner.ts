@@ -122,9 +122,7 @@ function stepInputs(task: TaskDefinition, parameters: Record<string, ParameterVa
 }
 
 /** Runs the step as a job and waits for it; the worker's log lines stream in as progress messages, the full log comes with the result. */
-async function runOnQueue(queue: JobQueue, job: PipelineStepJob, step: StepRecord, log: (line: string) => void): Promise<StepResult> {
-  const jobId = `${job.runId}-${job.task}`;
-  step.jobId = jobId;
+async function runOnQueue(queue: JobQueue, jobId: string, job: PipelineStepJob, step: StepRecord, log: (line: string) => void): Promise<StepResult> {
   const stopListening = queue.onProgress((info) => {
     if (info.id === jobId && info.state === 'active' && info.progressMessage !== undefined) log(info.progressMessage);
   });
@@ -151,7 +149,7 @@ export async function runPipeline(
 ): Promise<PipelineRunRecord> {
   const order = topologicalOrder(def);
   const resolved = resolveParameters(def, parameters);
-  const { queue } = options;
+  const queue = options.target === 'queue' ? options.queue : undefined;
   if (options.target === 'queue' && queue === undefined) throw new CatdogError('queue_missing', 'the queue target needs a job queue');
   const emit = (event: PipelineEvent) => options.onEvent?.(event);
 
@@ -181,11 +179,12 @@ export async function runPipeline(
     const log = (line: string) => emit({ type: 'step-log', runId: run.id, task: task.name, line });
     try {
       step.inputs = stepInputs(task, resolved, steps);
+      if (queue !== undefined) step.jobId = `${run.id}-${task.name}`;
       await save();
       emit({ type: 'step-started', runId: run.id, step });
       const outputDir = path.join(path.dirname(file), 'steps', task.name);
-      const result = queue !== undefined && options.target === 'queue'
-        ? await runOnQueue(queue, { runId: run.id, task: task.name, inputs: step.inputs, outputDir }, step, log)
+      const result = queue !== undefined && step.jobId !== undefined
+        ? await runOnQueue(queue, step.jobId, { runId: run.id, task: task.name, inputs: step.inputs, outputDir }, step, log)
         : await executeStep(app, task.component, step.inputs, outputDir, (line) => {
             step.logs.push(line);
             log(line);

@@ -1,0 +1,130 @@
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { kaggleFiles, skipWithoutShared, smallBackbone } from '../../test/support/shared.js';
+import { configSchema } from '../config/schema.js';
+import { catdogPipeline } from './catdog-pipeline.js';
+import { compileToKfp } from './kfp/compile.js';
+import { checkPipelineSpecReferences, parsePipelineYaml } from './kfp/pipeline-spec.js';
+
+/** The built CLI exactly as a pipeline container runs it (`npm run build` first; `npm test` does). */
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const cli = path.join(repoRoot, 'dist', 'cli', 'main.js');
+const goldenFile = path.join(repoRoot, 'src', 'pipeline', 'kfp', '__golden__', 'catdog-pipeline.yaml');
+const exec = promisify(execFile);
+
+async function catdog(home: string, args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await exec(process.execPath, [cli, ...args], {
+      cwd: home,
+      env: { ...process.env, CATDOG_HOME: home, CATDOG_BACKBONE_URL: smallBackbone, CATDOG_LOG_LEVEL: 'warn', ...env },
+    });
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const failed = error as { code?: number; stdout?: string; stderr?: string };
+    return { code: failed.code ?? -1, stdout: failed.stdout ?? '', stderr: failed.stderr ?? '' };
+  }
+}
+
+describe.skipIf(skipWithoutShared)('catdog component / pipeline commands (built CLI)', () => {
+  let home: string;
+
+  beforeAll(() => {
+    expect(fs.existsSync(cli), `${cli} is missing: run npm run build`).toBe(true);
+    home = fs.mkdtempSync(path.join(os.tmpdir(), 'catdog-cli-'));
+  });
+  afterAll(() => fs.rmSync(home, { recursive: true, force: true }));
+
+  it('component run ingest writes the artifact and parameter files KFP reads back', async () => {
+    const photos = path.join(home, 'photos');
+    for (const label of ['cat', 'dog'] as const) {
+      fs.mkdirSync(path.join(photos, label), { recursive: true });
+      for (const file of kaggleFiles(label, 3)) fs.symlinkSync(file, path.join(photos, label, path.basename(file)));
+    }
+    // The paths the KFP launcher substitutes: an artifact path and a parameter's output_file, in folders that do not exist yet.
+    const imported = path.join(home, 'kfp', 'outputs', 'artifacts', 'imported');
+    const count = path.join(home, 'kfp', 'outputs', 'parameters', 'count', 'data');
+    const result = await catdog(home, ['component', 'run', 'ingest', '--input-source', photos, '--output-imported', imported, '--output-count', count]);
+
+    expect(result.stderr).toContain('6 new (3 cats, 3 dogs)');
+    expect(result.code).toBe(0);
+    expect(fs.readFileSync(count, 'utf8')).toBe('6');
+    const artifact = JSON.parse(fs.readFileSync(imported, 'utf8')) as { source: string; images: { hash: string; label: string }[] };
+    expect(artifact.source).toBe(photos);
+    expect(artifact.images.map((image) => image.label).sort()).toEqual(['cat', 'cat', 'cat', 'dog', 'dog', 'dog']);
+    expect(artifact.images.every((image) => /^[0-9a-f]{64}$/.test(image.hash))).toBe(true);
+
+    const again = await catdog(home, ['component', 'run', 'ingest', '--input-source', photos, '--output-imported', imported, '--output-count', count]);
+    expect(again.code).toBe(0);
+    expect(fs.readFileSync(count, 'utf8')).toBe('0');
+  });
+
+  it('component run refuses wrong flags with every problem and exit code 1', async () => {
+    const result = await catdog(home, ['component', 'run', 'train', '--input-epochs', 'many', '--output-model', '/tmp/x']);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain("--input-epochs must be an integer, got 'many'");
+    expect(result.stderr).toContain('--input-dataset is required');
+    expect(result.stderr).toContain('--output-metrics is required');
+    const unknown = await catdog(home, ['component', 'run', 'deploy']);
+    expect(unknown.stderr).toContain("no component 'deploy' (components: ingest, build-dataset, train, evaluate, promote)");
+  });
+
+  it('pipeline compile writes the golden KFP spec, which passes the schema and reference checks', async () => {
+    const output = path.join(home, 'compiled', 'pipeline.yaml');
+    const result = await catdog(home, ['pipeline', 'compile', '--target', 'kfp', '-o', output]);
+    expect(result.code).toBe(0);
+    const yaml = fs.readFileSync(output, 'utf8');
+    expect(yaml).toBe(fs.readFileSync(goldenFile, 'utf8'));
+    const { pipelineSpec, platformSpec } = parsePipelineYaml(yaml);
+    expect(checkPipelineSpecReferences(pipelineSpec, platformSpec)).toEqual([]);
+
+    const custom = await catdog(home, ['pipeline', 'compile'], { CATDOG_PIPELINE__IMAGE: 'registry.example/catdog:1.2.3', CATDOG_TRAINING__EPOCHS: '7' });
+    const spec = parsePipelineYaml(custom.stdout).pipelineSpec;
+    expect(Object.values(spec.deploymentSpec.executors).map((executor) => executor.container?.image)).toEqual(Array(5).fill('registry.example/catdog:1.2.3'));
+    expect(spec.root.inputDefinitions?.parameters?.epochs?.defaultValue).toBe(7);
+  });
+
+  it('pipeline submit --target kubeflow posts the compiled spec with typed parameters and prints the run id', async () => {
+    const received: { url?: string; body?: any } = {};
+    const server = http.createServer((request, response) => {
+      let text = '';
+      request.on('data', (chunk: Buffer) => (text += chunk.toString()));
+      request.on('end', () => {
+        Object.assign(received, { url: request.url, body: JSON.parse(text) });
+        response.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ run_id: 'kfp-run-42', state: 'PENDING' }));
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/pipeline`;
+      const result = await catdog(home, ['pipeline', 'submit', '--target', 'kubeflow', '--param', 'epochs=5', '--param', 'learningRate=0.01', '--source', '/data/photos', '--display-name', 'nightly'], {
+        CATDOG_PIPELINE__KUBEFLOWURL: url,
+      });
+      expect(result.stderr).toBe('');
+      expect(result.stdout).toContain('run kfp-run-42 (nightly)');
+      expect(received.url).toBe('/pipeline/apis/v2beta1/runs');
+      expect(received.body.display_name).toBe('nightly');
+      expect(received.body.pipeline_spec).toEqual(compileToKfp(catdogPipeline(), { image: configSchema.parse({}).pipeline.image }));
+      expect(received.body.runtime_config.parameters).toEqual({ epochs: 5, learningRate: 0.01, source: '/data/photos' });
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+
+  it('pipeline submit says which setting is missing before contacting anything', async () => {
+    const kubeflow = await catdog(home, ['pipeline', 'submit', '--target', 'kubeflow']);
+    expect(kubeflow.code).toBe(1);
+    expect(kubeflow.stderr).toContain('set pipeline.kubeflowUrl');
+    const vertex = await catdog(home, ['pipeline', 'submit', '--target', 'vertex', '--pipeline-root', 'gs://bucket/runs']);
+    expect(vertex.code).toBe(1);
+    expect(vertex.stderr).toContain('set pipeline.project');
+    const noRoot = await catdog(home, ['pipeline', 'submit', '--target', 'vertex'], { CATDOG_PIPELINE__PROJECT: 'my-project' });
+    expect(noRoot.stderr).toContain('Vertex AI needs --pipeline-root gs://');
+  });
+});
