@@ -37,7 +37,7 @@ describe('configSchema', () => {
       storage: { kind: 'local', path: '' },
       jobs: { kind: 'inline', redisUrl: 'redis://127.0.0.1:6379', concurrency: 1, queueName: 'catdog' },
       pipeline: { root: '', region: 'us-central1', project: '', image: 'ghcr.io/catdog/catdog:latest', kubeflowUrl: '' },
-      server: { host: '127.0.0.1', port: 8080, anonymousViewer: false },
+      server: { host: '127.0.0.1', port: 8080, anonymousViewer: false, sessionHours: 12, rateLimit: { requestsPerMinute: 1200, burst: 200 } },
       retraining: { enabled: false, minNewValidated: 100, cron: '' },
     });
   });

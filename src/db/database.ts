@@ -11,6 +11,7 @@ import { imagesRepository, type ImagesRepository } from './repositories/images.j
 import { modelsRepository, type ModelsRepository } from './repositories/models.js';
 import { predictionsRepository, type PredictionsRepository } from './repositories/predictions.js';
 import { runsRepository, type RunsRepository } from './repositories/runs.js';
+import { tokensRepository, type TokensRepository } from './repositories/tokens.js';
 import type { Schema } from './schema.js';
 import type { Dialect } from './support.js';
 
@@ -34,6 +35,7 @@ export interface Database {
   runs: RunsRepository;
   models: ModelsRepository;
   predictions: PredictionsRepository;
+  tokens: TokensRepository;
 }
 
 const connectTimeoutMs = 10_000;
@@ -204,5 +206,6 @@ export async function openDatabase(url: string): Promise<Database> {
     runs: runsRepository(kysely, dialect),
     models: modelsRepository(kysely),
     predictions: predictionsRepository(kysely, dialect),
+    tokens: tokensRepository(kysely),
   };
 }

@@ -7,3 +7,5 @@ export type { RunsRepository } from './repositories/runs.js';
 export type { ModelsRepository } from './repositories/models.js';
 export type { PredictionsRepository } from './repositories/predictions.js';
 export type * from './types.js';
+export type { NewToken, TokenRow, TokensRepository } from './repositories/tokens.js';
+export { isDatabaseUnavailable } from './connection-errors.js';

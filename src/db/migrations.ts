@@ -154,5 +154,29 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
         }
       },
     },
+    '0002_access_tokens': {
+      async up(db) {
+        await createTable(db, 'access_tokens')
+          .addColumn('id', 'varchar(32)', (col) => col.primaryKey())
+          .addColumn('name', 'varchar(200)', (col) => col.notNull())
+          .addColumn('role', 'varchar(16)', (col) => col.notNull())
+          .addColumn('secret_hash', 'varchar(64)', (col) => col.notNull().unique())
+          .addColumn('created_at', time, (col) => col.notNull())
+          .addColumn('last_used_at', time)
+          .addColumn('revoked_at', time)
+          .execute();
+        await createTable(db, 'sessions')
+          .addColumn('id_hash', 'varchar(64)', (col) => col.primaryKey())
+          .addColumn('token_id', 'varchar(32)', (col) => col.notNull().references('access_tokens.id'))
+          .addColumn('created_at', time, (col) => col.notNull())
+          .addColumn('expires_at', time, (col) => col.notNull())
+          .execute();
+        await db.schema.createIndex('sessions_token_idx').on('sessions').column('token_id').execute();
+      },
+      async down(db) {
+        await db.schema.dropTable('sessions').execute();
+        await db.schema.dropTable('access_tokens').execute();
+      },
+    },
   };
 }

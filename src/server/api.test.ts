@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { kaggleFullRes, skipWithoutShared } from '../../test/support/shared.js';
-import { catPhotos, dogPhotos, photoForm, readEvents, startTestServer, type TestServer } from './test-support.js';
+import { catPhotos, dogPhotos, photoForm, readEvents, startTestServer, withBearer, type TestServer } from './test-support.js';
 
 interface PredictionJson {
   id: string;
@@ -26,6 +26,8 @@ interface ErrorJson {
 describe.skipIf(skipWithoutShared)('REST API', () => {
   let t: TestServer;
   const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'catdog-api-files-'));
+  // Every call here acts as an admin; test/security covers who may do what.
+  const fetch = (url: string, init?: RequestInit) => globalThis.fetch(url, withBearer(t.tokens.admin, init));
 
   const predict = async (files: string[]) => {
     const response = await fetch(t.url('/api/v1/predictions'), { method: 'POST', body: photoForm(files) });
@@ -290,6 +292,9 @@ describe.skipIf(skipWithoutShared)('REST API', () => {
         'POST /api/v1/models/{id}/promote',
         'GET /api/v1/health',
         'GET /api/v1/metrics',
+        'GET /api/v1/tokens',
+        'POST /api/v1/tokens',
+        'DELETE /api/v1/tokens/{id}',
       ].sort(),
     );
     const docs = await fetch(t.url('/api/docs'));
@@ -335,7 +340,7 @@ describe.skipIf(skipWithoutShared)('REST API', () => {
       expect(response.headers.get('content-security-policy'), route).toContain("script-src 'self'");
       expect(response.headers.get('content-security-policy'), route).toContain("frame-ancestors 'none'");
       expect(response.headers.get('x-content-type-options'), route).toBe('nosniff');
-      expect(response.headers.get('referrer-policy'), route).toBe('no-referrer');
+      expect(response.headers.get('referrer-policy'), route).toBe('same-origin');
       if (!route.includes('missing')) expect(response.status, route).toBe(200);
       if (!route.startsWith('/api') && !route.startsWith('/static')) {
         const page = await response.text();

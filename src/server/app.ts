@@ -13,7 +13,10 @@ import { modelRoutes } from './routes/models.js';
 import { predictionRoutes } from './routes/predictions.js';
 import { systemRoutes } from './routes/system.js';
 import { trainingRoutes } from './routes/training.js';
-import { securityHeaders } from './security.js';
+import { rateLimiter, securityHeaders } from './security.js';
+import { accessResolver, authorize, identify, registerSessionRoutes } from './auth-middleware.js';
+import { tokenRoutes } from './routes/tokens.js';
+import { signInPage } from '../web/pages/signin.js';
 
 export const API_PREFIX = '/api/v1';
 /** Room for the multipart framing around a photo of exactly `images.maxBytes`. */
@@ -42,6 +45,12 @@ export function createServer(app: AppContext, options: ServerOptions): OpenAPIHo
 
   const server = new OpenAPIHono({ defaultHook: validationHook });
   server.use('*', securityHeaders, metrics.middleware);
+  const access = { db: app.db, anonymousViewer: app.config.server.anonymousViewer };
+  const accessFor = accessResolver(server);
+  // Identify first so the limiter keys on the token, then refuse: floods of refused requests are limited too.
+  server.use('*', identify(accessFor, access));
+  server.use(`${API_PREFIX}/*`, rateLimiter(app.config.server.rateLimit));
+  server.use('*', authorize(accessFor, access));
   server.use(
     `${API_PREFIX}/*`,
     bodyLimit({
@@ -50,18 +59,21 @@ export function createServer(app: AppContext, options: ServerOptions): OpenAPIHo
     }),
   );
 
-  for (const routes of [predictionRoutes, imageRoutes, datasetRoutes, trainingRoutes, modelRoutes, systemRoutes]) {
+  for (const routes of [predictionRoutes, imageRoutes, datasetRoutes, trainingRoutes, modelRoutes, systemRoutes, tokenRoutes]) {
     server.route(API_PREFIX, routes(deps));
   }
   server.get('/metrics', async (c) => c.text(await metrics.registry.render(), 200, { 'Content-Type': PROMETHEUS_CONTENT_TYPE }));
+  server.openAPIRegistry.registerComponent('securitySchemes', 'bearerAuth', { type: 'http', scheme: 'bearer', description: 'catdog token create --role R' });
   server.doc31('/api/openapi.json', {
     openapi: '3.1.0',
+    security: [{ bearerAuth: [] }],
     info: {
       title: 'catdog API',
       version: app.codeVersion,
       description: 'Classify photos as cat or dog, review predictions, build dataset versions, train, register and promote models.',
     },
   });
+  registerSessionRoutes(server, { ...access, sessionHours: app.config.server.sessionHours, renderSignIn: signInPage });
   server.route('/', webRoutes(deps));
 
   server.onError(errorHandler(app.logger));

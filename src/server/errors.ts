@@ -3,6 +3,7 @@ import { HTTPException } from 'hono/http-exception';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { ZodError } from 'zod';
 import type { Logger } from '../app/logger.js';
+import { isDatabaseUnavailable } from '../db/index.js';
 import { CatdogError } from '../errors.js';
 
 export interface ErrorBody {
@@ -40,6 +41,10 @@ export function errorHandler(logger: Logger) {
     if (error instanceof HTTPException) {
       const code = HTTP_EXCEPTION_CODES[error.status] ?? (error.status >= 500 ? 'internal' : 'http_error');
       return errorJson(c, error.status, code, error.message || code.replaceAll('_', ' '));
+    }
+    if (isDatabaseUnavailable(error)) {
+      logger.warn({ err: error, method: c.req.method, path: c.req.path }, 'the database did not answer');
+      return errorJson(c, 503, 'database_unavailable', 'the database is not answering right now; retry in a few seconds');
     }
     logger.error({ err: error, method: c.req.method, path: c.req.path }, 'unhandled error while serving a request');
     return errorJson(c, 500, 'internal', 'internal error: the server logged the details');

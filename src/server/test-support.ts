@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { openApp, type AppContext } from '../app/context.js';
 import { createLogger } from '../app/logger.js';
+import { createToken, ROLES, type Role } from '../auth/index.js';
 import { loadConfig } from '../config/index.js';
 import { kaggleFiles, smallBackbone } from '../../test/support/shared.js';
 import { startServer, type RunningServer } from './index.js';
@@ -12,7 +13,18 @@ export interface TestServer {
   server: RunningServer;
   home: string;
   url: (pathAndQuery: string) => string;
+  /** A live token secret per role. */
+  tokens: Record<Role, string>;
+  /** fetch on this server with a role's bearer token (admin unless told). */
+  fetchAs(pathAndQuery: string, init?: RequestInit, role?: Role): Promise<Response>;
   close(): Promise<void>;
+}
+
+/** `init` with `Authorization: Bearer <secret>` added to whatever headers it has. */
+export function withBearer(secret: string, init: RequestInit = {}): RequestInit {
+  const headers = new Headers(init.headers);
+  headers.set('Authorization', `Bearer ${secret}`);
+  return { ...init, headers };
 }
 
 /** A real server on 127.0.0.1 (random port) over a fresh CATDOG_HOME, training on the small shared backbone. */
@@ -24,11 +36,17 @@ export async function startTestServer(env: Record<string, string> = {}): Promise
   });
   const app = await openApp(loaded, { logger: createLogger('warn') });
   const server = await startServer(app, { port: 0, host: '127.0.0.1', handleSignals: false });
+  const tokens = Object.fromEntries(
+    await Promise.all(ROLES.map(async (role) => [role, (await createToken(app.db, role, `test ${role}`)).secret] as const)),
+  ) as Record<Role, string>;
+  const url = (pathAndQuery: string) => `${server.url}${pathAndQuery}`;
   return {
     app,
     server,
     home,
-    url: (pathAndQuery) => `${server.url}${pathAndQuery}`,
+    url,
+    tokens,
+    fetchAs: (pathAndQuery, init, role = 'admin') => fetch(url(pathAndQuery), withBearer(tokens[role], init)),
     async close() {
       await server.close();
       fs.rmSync(home, { recursive: true, force: true });

@@ -39,6 +39,7 @@ ${scripts.map((script) => html`<script src="/static/${script}" defer></script>`)
 <header class="top">
   <a class="brand" href="/">catdog</a>
   <nav>${NAVIGATION.map((item) => html`<a href="${item.href}"${item.href === path ? html` aria-current="page"` : ''}>${item.label}</a>`)}</nav>
+  ${path === '/signin' ? '' : html`<form class="signout" method="post" action="/signout"><button type="submit" class="secondary">Sign out</button></form>`}
 </header>
 <main>
 <h1>${title}</h1>

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createToken } from '../../src/auth/index.js';
 import { openDatabase } from '../../src/db/index.js';
 import { kaggleFiles, skipWithoutShared, smallBackbone } from '../support/shared.js';
 
@@ -66,9 +67,9 @@ function form(files: string[], label: string): FormData {
   return body;
 }
 
-async function waitForRun(url: string, runId: string): Promise<{ status: string; modelId: string | null }> {
+async function waitForRun(url: string, runId: string, auth: Record<string, string>): Promise<{ status: string; modelId: string | null }> {
   for (;;) {
-    const run = (await (await fetch(`${url}/api/v1/training-runs/${runId}`)).json()) as { status: string; modelId: string | null };
+    const run = (await (await fetch(`${url}/api/v1/training-runs/${runId}`, { headers: auth })).json()) as { status: string; modelId: string | null };
     if (run.status !== 'queued' && run.status !== 'running') return run;
     await new Promise((resolve) => setTimeout(resolve, 500));
   }
@@ -80,6 +81,8 @@ describe.skipIf(skipReason)('the feedback loop in a browser', () => {
   let browser: Browser;
   let page: Page;
   let firstModelId: string;
+  let adminToken: string;
+  const auth = () => ({ Authorization: `Bearer ${adminToken}` });
   const consoleErrors: string[] = [];
 
   const shoot = (name: string) => page.screenshot({ path: path.join(screenshots, `${name}.png`), fullPage: true });
@@ -88,16 +91,23 @@ describe.skipIf(skipReason)('the feedback loop in a browser', () => {
     fs.mkdirSync(screenshots, { recursive: true });
     home = fs.mkdtempSync(path.join(os.tmpdir(), 'catdog-e2e-'));
     server = await startCli(home);
+    // The first way in, as docs/security.md tells a new installation: a token made offline on the database.
+    const database = await openDatabase(`sqlite:${path.join(home, 'catdog.db')}`);
+    try {
+      adminToken = (await createToken(database, 'admin', 'e2e')).secret;
+    } finally {
+      await database.close();
+    }
     for (const label of ['cat', 'dog'] as const) {
-      const response = await fetch(`${server.url}/api/v1/images`, { method: 'POST', body: form(kaggleFiles(label, 20, 100), label) });
+      const response = await fetch(`${server.url}/api/v1/images`, { method: 'POST', headers: auth(), body: form(kaggleFiles(label, 20, 100), label) });
       expect(response.status).toBe(201);
     }
     const started = (await (await fetch(`${server.url}/api/v1/training-runs`, {
       method: 'POST',
-      headers: { 'Content-Type': 'application/json' },
+      headers: { 'Content-Type': 'application/json', ...auth() },
       body: JSON.stringify({ epochs: 2 }),
     })).json()) as { id: string };
-    const run = await waitForRun(server.url, started.id);
+    const run = await waitForRun(server.url, started.id, auth());
     expect(run.status).toBe('succeeded');
     firstModelId = run.modelId!;
     browser = await chromium.launch({ executablePath: chromiumPath, args: CHROMIUM_ARGS });
@@ -123,6 +133,10 @@ describe.skipIf(skipReason)('the feedback loop in a browser', () => {
     const [dog] = kaggleFiles('dog', 1, 300);
 
     await page.goto(server.url);
+    expect(page.url()).toContain('/signin');
+    await page.fill('input[name="token"]', adminToken);
+    await page.click('form.signin button[type="submit"]');
+    await page.waitForURL(`${server.url}/`);
     await page.setInputFiles('#file-input', [cat!, dog!]);
     const catResult = page.locator('.result', { hasText: path.basename(cat!) });
     await expect.poll(() => catResult.locator('.verdict').textContent(), { timeout: 30_000 }).toMatch(/^\d+\.\d% (cat|dog)$/);
@@ -176,7 +190,7 @@ describe.skipIf(skipReason)('the feedback loop in a browser', () => {
       await database.close();
     }
     await expect
-      .poll(async () => ((await (await fetch(`${server.url}/api/v1/models`)).json()) as { servingModelId: string }).servingModelId, { timeout: 10_000 })
+      .poll(async () => ((await (await fetch(`${server.url}/api/v1/models`, { headers: auth() })).json()) as { servingModelId: string }).servingModelId, { timeout: 10_000 })
       .toBe(firstModelId);
 
     await page.goto(`${server.url}/api/docs`);

@@ -11,6 +11,7 @@ const IdParam = z.object({ id: z.coerce.number().int().positive().openapi({ para
 const listDatasets = createRoute({
   method: 'get',
   path: '/datasets',
+  'x-catdog-role': 'viewer',
   tags: ['datasets'],
   summary: 'Dataset versions, newest first',
   responses: { 200: jsonContent(z.object({ items: z.array(DatasetSchema) }), 'Every version') },
@@ -19,6 +20,7 @@ const listDatasets = createRoute({
 const buildDataset = createRoute({
   method: 'post',
   path: '/datasets',
+  'x-catdog-role': 'curator',
   tags: ['datasets'],
   summary: 'Snapshot the labelled photos into a new version (or return the identical latest one)',
   request: { body: { required: false, content: { 'application/json': { schema: BuildDatasetSchema } } } },
@@ -33,6 +35,7 @@ const buildDataset = createRoute({
 const getDataset = createRoute({
   method: 'get',
   path: '/datasets/{id}',
+  'x-catdog-role': 'viewer',
   tags: ['datasets'],
   summary: 'One version with its counts per split and label',
   request: { params: IdParam },
@@ -42,6 +45,7 @@ const getDataset = createRoute({
 const previewDataset = createRoute({
   method: 'get',
   path: '/datasets/{id}/preview',
+  'x-catdog-role': 'viewer',
   tags: ['datasets'],
   summary: "Training images of a version through its augmentation, as training sees them",
   request: { params: IdParam, query: z.object({ n: z.coerce.number().int().min(1).max(24).default(6) }) },

@@ -14,6 +14,7 @@ const IMMUTABLE = 'public, max-age=31536000, immutable';
 const getImage = createRoute({
   method: 'get',
   path: '/images/{hash}',
+  'x-catdog-role': 'viewer',
   tags: ['images'],
   summary: 'The photo (or a JPEG thumbnail with ?size=thumb)',
   request: {
@@ -29,6 +30,7 @@ const getImage = createRoute({
 const listImages = createRoute({
   method: 'get',
   path: '/images',
+  'x-catdog-role': 'viewer',
   tags: ['images'],
   summary: 'Stored photos, newest first, with the count per label',
   request: { query: z.object({ label: z.enum(['cat', 'dog', 'unlabelled']).optional(), ...pagingQuery }) },
@@ -48,6 +50,7 @@ const listImages = createRoute({
 const uploadLabelled = createRoute({
   method: 'post',
   path: '/images',
+  'x-catdog-role': 'curator',
   tags: ['images'],
   summary: 'Add labelled photos to the data set (stored once by content)',
   request: {

@@ -19,6 +19,7 @@ const listModels = createRoute({
   method: 'get',
   path: '/models',
   'x-catdog-role': 'viewer',
+  'x-catdog-role': 'viewer',
   tags: ['models'],
   summary: 'The registry, newest version first, with the promotion history',
   responses: {
@@ -37,6 +38,7 @@ const getModel = createRoute({
   method: 'get',
   path: '/models/{id}',
   'x-catdog-role': 'viewer',
+  'x-catdog-role': 'viewer',
   tags: ['models'],
   summary: 'One model with its test metrics',
   request: { params: IdParam },
@@ -46,6 +48,7 @@ const getModel = createRoute({
 const modelRoc = createRoute({
   method: 'get',
   path: '/models/{id}/roc',
+  'x-catdog-role': 'viewer',
   'x-catdog-role': 'viewer',
   tags: ['models'],
   summary: "ROC curve on the test split of the model's dataset version (computed on first request, then cached)",
@@ -75,6 +78,7 @@ const modelReliability = createRoute({
 const promote = createRoute({
   method: 'post',
   path: '/models/{id}/promote',
+  'x-catdog-role': 'admin',
   'x-catdog-role': 'admin',
   tags: ['models'],
   summary: 'Serve this model from now on (rollback = promote an older one); no restart needed',

@@ -16,6 +16,7 @@ const HealthSchema = z
 const health = createRoute({
   method: 'get',
   path: '/health',
+  'x-catdog-role': 'public',
   tags: ['system'],
   summary: 'Liveness and readiness: the database answers, and which model serves',
   responses: { 200: jsonContent(HealthSchema, 'Healthy'), 503: jsonContent(HealthSchema, 'The database does not answer') },
@@ -24,6 +25,7 @@ const health = createRoute({
 export const metricsRoute = createRoute({
   method: 'get',
   path: '/metrics',
+  'x-catdog-role': 'viewer',
   tags: ['system'],
   summary: 'Prometheus metrics (text exposition format)',
   responses: { 200: { description: 'Metrics', content: { 'text/plain': { schema: z.string() } } } },

@@ -15,6 +15,7 @@ const DATABASE_POLL_MS = 1_000;
 const startRun = createRoute({
   method: 'post',
   path: '/training-runs',
+  'x-catdog-role': 'admin',
   tags: ['training'],
   summary: 'Queue a training run (without datasetId a dataset version is built or reused first)',
   request: { body: { required: false, content: { 'application/json': { schema: StartRunSchema } } } },
@@ -29,6 +30,7 @@ const startRun = createRoute({
 const listRuns = createRoute({
   method: 'get',
   path: '/training-runs',
+  'x-catdog-role': 'viewer',
   tags: ['training'],
   summary: 'Training runs, newest first',
   request: { query: z.object(pagingQuery) },
@@ -40,6 +42,7 @@ const listRuns = createRoute({
 const getRun = createRoute({
   method: 'get',
   path: '/training-runs/{id}',
+  'x-catdog-role': 'viewer',
   tags: ['training'],
   summary: 'One run: status, parameters, per-epoch curves, test metrics and the model it produced',
   request: { params: IdParam },
@@ -49,6 +52,7 @@ const getRun = createRoute({
 const runEvents = createRoute({
   method: 'get',
   path: '/training-runs/{id}/events',
+  'x-catdog-role': 'viewer',
   tags: ['training'],
   summary: 'Server-sent events: what already happened, then live (started, stage, epoch, finished, failed)',
   request: { params: IdParam },
