@@ -77,8 +77,17 @@ export function runMeasured(command, args, options = {}) {
     throw new Error(`${command} ${args.join(' ')} failed (${result.status}):\n${result.stderr.slice(-3000)}`);
   }
   const rssLine = result.stderr.split('\n').find((line) => line.startsWith(marker));
-  const lines = result.stdout.trim().split('\n');
-  return { ...JSON.parse(lines[lines.length - 1]), peakRssMiB: rssLine ? Number(rssLine.slice(marker.length)) / 1024 : null };
+  return { ...lastJson(result.stdout), peakRssMiB: rssLine ? Number(rssLine.slice(marker.length)) / 1024 : null };
+}
+
+/** The whole output when it is one (pretty-printed) JSON document, else its last line. */
+function lastJson(stdout) {
+  const text = stdout.trim();
+  try {
+    return JSON.parse(text);
+  } catch {
+    return JSON.parse(text.split('\n').at(-1));
+  }
 }
 
 /**
@@ -114,4 +123,13 @@ export function options(defaults) {
     parsed[key] = typeof defaults[key] === 'number' ? Number(argv[i + 1]) : argv[i + 1];
   }
   return parsed;
+}
+
+/** `interleaved` for asynchronous contenders; returns every run of each contender, in order. */
+export async function interleavedAsync(contenders, rounds) {
+  const runs = Object.fromEntries(Object.keys(contenders).map((name) => [name, []]));
+  for (let round = 0; round < rounds; round++) {
+    for (const [name, run] of Object.entries(contenders)) runs[name].push(await run());
+  }
+  return runs;
 }

@@ -1,6 +1,8 @@
-"""Peer for bench/train-cnn.mjs: the same CNN in Keras 3 on TensorFlow, model.fit on the same in-memory data.
+"""Peer for bench/train-cnn.mjs: the same networks in Keras 3 on TensorFlow, model.fit on in-memory random data.
 
-Prints one JSON line: {"imagesPerSecond": …, "epochs": [seconds…]}. The network mirrors src/ml/models.ts buildCnn.
+Usage: keras_cnn_train.py IMAGE_SIZE COUNT BATCH EPOCHS [cnn|head]. `cnn` mirrors src/ml/models.ts buildCnn; `head`
+is the logistic head (buildHead('logistic', 768)) on 768-d features. Prints one JSON line:
+{"imagesPerSecond": …, "value": …, "epochs": [seconds…]}.
 """
 import json
 import sys
@@ -11,11 +13,18 @@ import keras
 from keras import layers
 
 image_size, count, batch_size, epochs = (int(v) for v in sys.argv[1:5])
+kind = sys.argv[5] if len(sys.argv) > 5 else "cnn"
+FEATURES = 768
 rng = np.random.default_rng(0)
-x = rng.integers(0, 256, size=(count, image_size, image_size, 3)).astype("float32")
+shape = (count, image_size, image_size, 3) if kind == "cnn" else (count, FEATURES)
+x = rng.integers(0, 256, size=shape).astype("float32")
 y = rng.integers(0, 2, size=(count, 1)).astype("float32")
 
-model = keras.Sequential([
+head = keras.Sequential([
+    keras.Input((FEATURES,)),
+    layers.Dense(1, activation="sigmoid", kernel_regularizer=keras.regularizers.L2(1e-4)),
+])
+cnn = lambda: keras.Sequential([
     keras.Input((image_size, image_size, 3)),
     layers.Rescaling(1 / 255),
     layers.Conv2D(32, 3, activation="relu"), layers.BatchNormalization(), layers.MaxPooling2D(),
@@ -26,6 +35,7 @@ model = keras.Sequential([
     layers.Dense(64, activation="relu"), layers.Dropout(0.5),
     layers.Dense(1, activation="sigmoid"),
 ])
+model = cnn() if kind == "cnn" else head
 model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="binary_crossentropy", metrics=["accuracy"])
 
 
@@ -40,4 +50,5 @@ class EpochTimer(keras.callbacks.Callback):
 durations = []
 model.fit(x, y, batch_size=batch_size, epochs=epochs + 1, verbose=0, shuffle=True, callbacks=[EpochTimer()])
 measured = durations[1:]  # the first epoch includes graph tracing
-print(json.dumps({"imagesPerSecond": count * len(measured) / sum(measured), "epochs": measured}))
+images_per_second = count * len(measured) / sum(measured)
+print(json.dumps({"imagesPerSecond": images_per_second, "value": images_per_second, "epochs": measured}))

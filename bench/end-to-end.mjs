@@ -1,0 +1,63 @@
+#!/usr/bin/env node
+// Figure 4: end to end, photos on disk to a trained and evaluated model. `catdog train --data` (import, decode,
+// MobileNet v1 0.75 features, logistic head, test-split evaluation, registry and promotion) vs a minimal Keras
+// script doing the same job (bench/peers/keras_end_to_end.py) on the same photos and the same split.
+// Photos: the first `perClass` per class of kaggle-dev, as symlinks in a temp folder (never copies).
+// Usage: node bench/end-to-end.mjs [--perClass 1000] [--rounds 1]
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { interleaved, loadAverage, options, peerPython, repoRoot, report, requireShared, runMeasured, sharedDir } from './lib.mjs';
+
+const opts = options({ perClass: 1000, rounds: 1 });
+requireShared();
+const python = peerPython();
+const work = fs.mkdtempSync(path.join(os.tmpdir(), 'catdog-bench-e2e-'));
+const dataDir = path.join(work, 'photos');
+for (const label of ['cat', 'dog']) {
+  const source = path.join(sharedDir, 'data', 'kaggle-dev', label);
+  const numbered = fs.readdirSync(source).map((name) => ({ name, n: Number(name.split('.')[1]) })).sort((a, b) => a.n - b.n);
+  fs.mkdirSync(path.join(dataDir, label), { recursive: true });
+  for (const { name } of numbered.slice(0, opts.perClass)) fs.symlinkSync(path.join(source, name), path.join(dataDir, label, name));
+}
+
+let round = 0;
+const timed = (run) => () => {
+  const started = Date.now();
+  const result = run();
+  return { ...result, value: (Date.now() - started) / 1000 };
+};
+const loadBefore = loadAverage();
+let medians;
+try {
+  medians = interleaved({
+    'catdog train': timed(() => {
+      // A fresh home each time: nothing imported or cached by an earlier round.
+      const home = path.join(work, `home-${round++}`);
+      const result = runMeasured(process.execPath, [path.join(repoRoot, 'dist', 'cli', 'main.js'), 'train', '--data', dataDir, '--json'], {
+        env: { CATDOG_HOME: home, CATDOG_BACKBONE_URL: path.join(sharedDir, 'models', 'mobilenet_v1_0.75_224', 'model.json') },
+      });
+      return { testAccuracy: result.metrics.accuracy, peakRssMiB: result.peakRssMiB };
+    }),
+    'Keras script': timed(() => {
+      const result = runMeasured(python, [path.join(repoRoot, 'bench', 'peers', 'keras_end_to_end.py'), dataDir]);
+      return { testAccuracy: result.testAccuracy, peakRssMiB: result.peakRssMiB };
+    }),
+  }, opts.rounds);
+} finally {
+  fs.rmSync(work, { recursive: true, force: true });
+}
+report('end-to-end', {
+  unit: 'seconds (wall, lower is better)',
+  what: `${opts.perClass * 2} kaggle-dev photos from disk to an evaluated model (same photos, same hash split), median of ${opts.rounds} interleaved round(s)`,
+  loadBefore,
+  loadAfter: loadAverage(),
+  rows: Object.entries(medians).map(([impl, result]) => ({
+    group: `${opts.perClass * 2} photos`,
+    impl,
+    value: result.value,
+    values: result.values,
+    testAccuracy: result.testAccuracy,
+    peakRssMiB: result.peakRssMiB,
+  })),
+});

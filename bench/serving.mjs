@@ -1,0 +1,153 @@
+#!/usr/bin/env node
+// Figure 5: HTTP serving, predictions/s and p50/p99 latency at 1, 8 and 32 concurrent clients: `catdog serve`
+// (embedded defaults: zero-shot MobileNet v1 0.75 before any training; each answer also stores the photo and a
+// prediction row) vs a minimal Flask + Keras server (bench/peers/flask_server.py: decode, forward pass, answer).
+// Each server is pinned to core 0 (`taskset -c 0`) and the load generator (autocannon, in this process) to
+// core 1. Loopback only, bounded duration per level. Peak RSS: the server's VmHWM.
+// Usage: node bench/serving.mjs [--seconds 10] [--rounds 1]
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import autocannon from 'autocannon';
+import { interleavedAsync, loadAverage, options, peersPython, repoRoot, report, requireShared, sharedDir } from './lib.mjs';
+
+const LEVELS = [1, 8, 32];
+const opts = options({ seconds: 10, rounds: 1 });
+requireShared();
+const python = peersPython();
+execFileSync('taskset', ['-pc', '1', String(process.pid)], { stdio: 'ignore' });
+
+const photo = fs.readFileSync(path.join(sharedDir, 'data', 'kaggle-fullres-sample', 'cat', 'cat.1.jpg'));
+const boundary = 'catdogbenchboundary';
+const body = Buffer.concat([
+  Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="cat.1.jpg"\r\nContent-Type: image/jpeg\r\n\r\n`),
+  photo,
+  Buffer.from(`\r\n--${boundary}--\r\n`),
+]);
+
+async function freePort() {
+  const server = net.createServer().listen(0, '127.0.0.1');
+  await new Promise((resolve) => server.once('listening', resolve));
+  const { port } = server.address();
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+async function waitFor(url, child, seconds = 240) {
+  const deadline = Date.now() + seconds * 1000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`server exited with ${child.exitCode} before answering ${url}`);
+    const ok = await fetch(url).then((response) => response.ok, () => false);
+    if (ok) return;
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+  throw new Error(`${url} did not answer within ${seconds} s`);
+}
+
+const peakRssMiB = (pid) => {
+  const line = fs.readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith('VmHWM:'));
+  return line ? Number(line.split(/\s+/)[1]) / 1024 : null;
+};
+
+/** A viewer token in `home`, when this catdog has API tokens (predictions need the viewer role). */
+function catdogToken(home, env) {
+  const cli = path.join(repoRoot, 'dist', 'cli', 'main.js');
+  const created = spawnSync(process.execPath, [cli, 'token', 'create', '--role', 'viewer', '--name', 'bench', '--json'], { env, encoding: 'utf8' });
+  return created.status === 0 ? JSON.parse(created.stdout).secret : undefined;
+}
+
+const servers = {
+  'catdog serve': async (port, home) => {
+    const env = {
+      ...process.env,
+      CATDOG_HOME: home,
+      CATDOG_BACKBONE_URL: path.join(sharedDir, 'models', 'mobilenet_v1_0.75_224', 'model.json'),
+      // The per-client rate limit would measure itself, not the server.
+      CATDOG_SERVER__RATE_LIMIT__REQUESTS_PER_MINUTE: '0',
+      TF_CPP_MIN_LOG_LEVEL: '2',
+    };
+    const token = catdogToken(home, env);
+    return {
+      child: spawn('taskset', ['-c', '0', process.execPath, path.join(repoRoot, 'dist', 'cli', 'main.js'), 'serve', '--port', String(port)], {
+        env,
+        stdio: ['ignore', 'ignore', 'inherit'],
+      }),
+      health: `http://127.0.0.1:${port}/api/v1/health`,
+      predict: `http://127.0.0.1:${port}/api/v1/predictions`,
+      headers: token ? { authorization: `Bearer ${token}` } : {},
+    };
+  },
+  'Flask + Keras': async (port) => ({
+    child: spawn('taskset', ['-c', '0', python, path.join(repoRoot, 'bench', 'peers', 'flask_server.py'), String(port)], {
+      cwd: path.join(repoRoot, 'bench', 'peers'),
+      env: { ...process.env, TF_CPP_MIN_LOG_LEVEL: '2' },
+      stdio: ['ignore', 'ignore', 'inherit'],
+    }),
+    health: `http://127.0.0.1:${port}/health`,
+    predict: `http://127.0.0.1:${port}/predict`,
+    headers: {},
+  }),
+};
+
+function load({ predict: url, headers }, connections, seconds) {
+  return autocannon({
+    url,
+    method: 'POST',
+    headers: { ...headers, 'content-type': `multipart/form-data; boundary=${boundary}` },
+    body,
+    connections,
+    duration: seconds,
+    timeout: 60,
+  });
+}
+
+async function measure(name) {
+  const home = fs.mkdtempSync(path.join(os.tmpdir(), 'catdog-bench-serve-'));
+  const port = await freePort();
+  const server = await servers[name](port, home);
+  try {
+    await waitFor(server.health, server.child);
+    // Warm-up: the first predictions load the model and build TensorFlow's kernels.
+    const warm = await load(server, 2, 3);
+    if (warm.non2xx > 0 || warm.errors > 0) {
+      const probe = await fetch(server.predict, { method: 'POST', headers: { ...server.headers, 'content-type': `multipart/form-data; boundary=${boundary}` }, body });
+      throw new Error(`${name} answered ${probe.status}: ${(await probe.text()).slice(0, 300)}`);
+    }
+    const levels = [];
+    for (const connections of LEVELS) {
+      const result = await load(server, connections, opts.seconds);
+      levels.push({
+        connections,
+        value: result.requests.total / opts.seconds,
+        p50Ms: result.latency.p50,
+        p99Ms: result.latency.p99,
+        errors: result.errors + result.non2xx + result.timeouts,
+      });
+    }
+    return { levels, peakRssMiB: peakRssMiB(server.child.pid) };
+  } finally {
+    server.child.kill('SIGTERM');
+    await new Promise((resolve) => (server.child.exitCode !== null ? resolve() : server.child.once('exit', resolve)));
+    fs.rmSync(home, { recursive: true, force: true });
+  }
+}
+
+const loadBefore = loadAverage();
+const results = await interleavedAsync(Object.fromEntries(Object.keys(servers).map((name) => [name, () => measure(name)])), opts.rounds);
+const rows = [];
+for (const [impl, runs] of Object.entries(results)) {
+  for (const [i, connections] of LEVELS.entries()) {
+    const atLevel = runs.map((run) => run.levels[i]).sort((a, b) => a.value - b.value);
+    const median = atLevel[Math.floor((atLevel.length - 1) / 2)];
+    rows.push({ group: `${connections} client${connections > 1 ? 's' : ''}`, impl, ...median, values: atLevel.map((l) => l.value), peakRssMiB: Math.max(...runs.map((run) => run.peakRssMiB ?? 0)) });
+  }
+}
+report('serving', {
+  unit: 'predictions/s',
+  what: `POST one ${Math.round(photo.length / 1024)} KiB JPEG per request, ${opts.seconds} s per level, server on core 0, load generator on core 1, median of ${opts.rounds} interleaved round(s)`,
+  loadBefore,
+  loadAfter: loadAverage(),
+  rows,
+});
