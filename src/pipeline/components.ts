@@ -97,6 +97,7 @@ function binaryMetricsFrom(artifact: Record<string, number | null>, file: string
   };
 }
 
+// parseComponentArgs has checked every input against its declared type.
 const stringInput = (inputs: Values, name: string): string => inputs[name] as string;
 const numberInput = (inputs: Values, name: string): number => inputs[name] as number;
 
