@@ -10,9 +10,11 @@ import { registerModelsCommands } from './commands/models.js';
 import { registerPipelineCommands } from './commands/pipeline.js';
 import { registerPredictCommand } from './commands/predict.js';
 import { registerServeCommand } from './commands/serve.js';
+import { registerSweepCommand } from './commands/sweep.js';
 import { registerSystemCommands } from './commands/system.js';
 import { registerTokenCommands } from './commands/token.js';
 import { registerTrainCommand } from './commands/train.js';
+import { registerWorkerCommand } from './commands/worker.js';
 
 const program = new Command('catdog')
   .description('cat-or-dog photo classifier with the whole MLOps loop')
@@ -29,6 +31,8 @@ registerEvaluateCommand(program, globals);
 registerPredictCommand(program, globals);
 registerModelsCommands(program, globals);
 registerServeCommand(program, globals);
+registerWorkerCommand(program, globals);
+registerSweepCommand(program, globals);
 registerPipelineCommands(program, globals);
 registerComponentCommands(program, globals);
 registerTokenCommands(program, globals);

@@ -190,6 +190,12 @@ const jobsSchema = z
       .default(30_000)
       .describe('bullmq: a worker that stops renewing its job lock this long (killed, frozen) loses the job to another worker (>= 1000 ms).'),
     stalledIntervalMs: z.int().min(500).default(30_000).describe('bullmq: how often workers look for jobs whose lock lapsed (>= 500 ms).'),
+    lockDurationMs: z
+      .int()
+      .min(1000)
+      .default(30_000)
+      .describe('bullmq: a worker that stops renewing its job lock this long (killed, frozen) loses the job to another worker (>= 1000 ms).'),
+    stalledIntervalMs: z.int().min(500).default(30_000).describe('bullmq: how often workers look for jobs whose lock lapsed (>= 500 ms).'),
   })
   .prefault({})
   .describe('Background jobs (imports, training).');

@@ -296,6 +296,8 @@ export class BullMqJobQueue implements JobQueue {
         );
       };
       const timer = setTimeout(() => finish(() => reject(waitTimeoutError(id, timeoutMs))), timeoutMs);
+      // The Redis connections keep the process alive while it waits; a long timeout must not keep it alive after close.
+      timer.unref();
       const finish = (settle: () => void): void => {
         settled = true;
         clearTimeout(timer);

@@ -1,7 +1,9 @@
 import { OpenAPIHono } from '@hono/zod-openapi';
 import { bodyLimit } from 'hono/body-limit';
 import type { AppContext } from '../app/context.js';
+import { createAppJobQueue, type JobQueue } from '../jobs/index.js';
 import type { ModelServer } from '../serving/model-server.js';
+import type { RetrainingTrigger } from '../training/retraining.js';
 import type { RunManager } from '../training/run-manager.js';
 import { webRoutes } from '../web/routes.js';
 import type { ServerDeps } from './context.js';
@@ -9,6 +11,7 @@ import { errorHandler, errorJson, notFoundHandler, validationHook } from './erro
 import { createServerMetrics, PROMETHEUS_CONTENT_TYPE } from './metrics.js';
 import { datasetRoutes } from './routes/datasets.js';
 import { imageRoutes } from './routes/images.js';
+import { jobRoutes } from './routes/jobs.js';
 import { modelRoutes } from './routes/models.js';
 import { predictionRoutes } from './routes/predictions.js';
 import { systemRoutes } from './routes/system.js';
@@ -25,6 +28,9 @@ const MULTIPART_OVERHEAD_BYTES = 16 * 1024;
 export interface ServerOptions {
   models: ModelServer;
   runs: RunManager;
+  /** Default: the queue the config names, never closed (startServer passes its own and closes it). */
+  jobs?: JobQueue;
+  retraining?: RetrainingTrigger;
   /** Aborted at shutdown: event streams end so the server can close. */
   closing?: AbortSignal;
 }
@@ -32,7 +38,15 @@ export interface ServerOptions {
 /** The HTTP face of catdog: the JSON API under /api/v1 (documented at /api/openapi.json) and the web UI. */
 export function createServer(app: AppContext, options: ServerOptions): OpenAPIHono {
   const metrics = createServerMetrics();
-  const deps: ServerDeps = { app, models: options.models, runs: options.runs, metrics, closing: options.closing ?? new AbortController().signal };
+  const deps: ServerDeps = {
+    app,
+    models: options.models,
+    runs: options.runs,
+    jobs: options.jobs ?? createAppJobQueue(app),
+    ...(options.retraining && { retraining: options.retraining }),
+    metrics,
+    closing: options.closing ?? new AbortController().signal,
+  };
 
   metrics.registry.gauge('catdog_serving_model_version', 'Registry version of the model answering predictions (0 = zero-shot).', async () => {
     const classifier = await options.models.classifier().catch(() => undefined);
@@ -59,7 +73,7 @@ export function createServer(app: AppContext, options: ServerOptions): OpenAPIHo
     }),
   );
 
-  for (const routes of [predictionRoutes, imageRoutes, datasetRoutes, trainingRoutes, modelRoutes, systemRoutes, tokenRoutes]) {
+  for (const routes of [predictionRoutes, imageRoutes, datasetRoutes, trainingRoutes, modelRoutes, systemRoutes, tokenRoutes, jobRoutes]) {
     server.route(API_PREFIX, routes(deps));
   }
   server.get('/metrics', async (c) => c.text(await metrics.registry.render(), 200, { 'Content-Type': PROMETHEUS_CONTENT_TYPE }));

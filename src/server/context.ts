@@ -1,6 +1,8 @@
 import { OpenAPIHono } from '@hono/zod-openapi';
 import type { AppContext } from '../app/context.js';
+import type { JobQueue } from '../jobs/index.js';
 import type { ModelServer } from '../serving/model-server.js';
+import type { RetrainingTrigger } from '../training/retraining.js';
 import type { RunManager } from '../training/run-manager.js';
 import { validationHook } from './errors.js';
 import type { ServerMetrics } from './metrics.js';
@@ -10,6 +12,10 @@ export interface ServerDeps {
   app: AppContext;
   models: ModelServer;
   runs: RunManager;
+  /** Background jobs (`jobs.kind`): listed and cancelled through /jobs. */
+  jobs: JobQueue;
+  /** Present when `retraining.enabled`: told about each validation. */
+  retraining?: RetrainingTrigger;
   metrics: ServerMetrics;
   /** Aborted when the server shuts down, so long-lived responses (event streams) end and let it close. */
   closing: AbortSignal;

@@ -2,6 +2,9 @@ import type { AddressInfo } from 'node:net';
 import { serve, type ServerType } from '@hono/node-server';
 import type { AppContext } from '../app/context.js';
 import { ModelServer } from '../serving/model-server.js';
+import { jobHandlers } from '../jobs/handlers.js';
+import { createAppJobQueue } from '../jobs/index.js';
+import { RetrainingTrigger } from '../training/retraining.js';
 import { RunManager } from '../training/run-manager.js';
 import { createServer } from './app.js';
 
@@ -56,8 +59,13 @@ export async function startServer(app: AppContext, options: StartOptions): Promi
       return undefined;
     },
   );
+  const jobs = createAppJobQueue(app);
+  // Inline jobs (retraining, sweeps started here) run in this process; bullmq ones on `catdog worker`s.
+  if (jobs.kind === 'inline') await jobs.startWorker(jobHandlers(app, jobs), { workerId: `server-${process.pid}` });
+  const retraining = app.config.retraining.enabled ? new RetrainingTrigger(app, jobs) : undefined;
+  retraining?.start();
   const closing = new AbortController();
-  const hono = createServer(app, { models, runs, closing: closing.signal });
+  const hono = createServer(app, { models, runs, jobs, ...(retraining && { retraining }), closing: closing.signal });
   const server = serve({ fetch: hono.fetch, port: options.port, hostname: options.host });
   const address = await listen(server);
   models.startWatching();
@@ -69,7 +77,9 @@ export async function startServer(app: AppContext, options: StartOptions): Promi
       const stopped = closeHttp(server);
       closing.abort();
       models.stop();
+      retraining?.stop();
       await runs.stop();
+      await jobs.close();
       await stopped;
       await app.close();
     })();

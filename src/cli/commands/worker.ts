@@ -1,0 +1,76 @@
+import { hostname } from 'node:os';
+import type { Command } from 'commander';
+import { openApp } from '../../app/context.js';
+import type { Logger } from '../../app/logger.js';
+import { loadConfig } from '../../config/index.js';
+import { CatdogError } from '../../errors.js';
+import { jobHandlers } from '../../jobs/handlers.js';
+import { createAppJobQueue, type JobHandler } from '../../jobs/index.js';
+import type { GlobalOptions } from '../app-runner.js';
+import { positiveInt } from './train.js';
+
+/** One log line when a job starts and one when it ends, with how long it took. */
+function logged(handlers: Record<string, JobHandler>, logger: Logger): Record<string, JobHandler> {
+  return Object.fromEntries(
+    Object.entries(handlers).map(([name, handler]): [string, JobHandler] => [
+      name,
+      async (data, ctx) => {
+        const started = Date.now();
+        const job = { jobId: ctx.id, name, attempt: ctx.attempt, workerId: ctx.workerId };
+        logger.info(job, 'job started');
+        try {
+          const result = await handler(data, ctx);
+          logger.info({ ...job, durationMs: Date.now() - started }, 'job completed');
+          return result;
+        } catch (error) {
+          logger.warn({ ...job, durationMs: Date.now() - started, error: (error as Error).message, cancelled: ctx.signal.aborted }, 'job failed');
+          throw error;
+        }
+      },
+    ]),
+  );
+}
+
+export function registerWorkerCommand(program: Command, globals: () => GlobalOptions): void {
+  program
+    .command('worker')
+    .description('runs queued jobs (imports, datasets, training, sweep candidates, retraining, pipeline steps) from the bullmq queue')
+    .option('--concurrency <n>', 'jobs run at the same time (default: jobs.concurrency, 1)', positiveInt)
+    .action(async (options: { concurrency?: number }) => {
+      const loaded = loadConfig({ file: globals().config });
+      if (loaded.config.jobs.kind !== 'bullmq') {
+        throw new CatdogError('worker_needs_queue', 'catdog worker serves a Redis queue: set jobs.kind to "bullmq" (and jobs.redisUrl); inline jobs run in the process that asks for them');
+      }
+      const app = await openApp(loaded);
+      const queue = createAppJobQueue(app);
+      const workerId = `${hostname()}-${process.pid}`;
+      const concurrency = options.concurrency ?? app.config.jobs.concurrency;
+      try {
+        await queue.startWorker(logged(jobHandlers(app, queue), app.logger), { concurrency, workerId });
+      } catch (error) {
+        await queue.close();
+        await app.close();
+        throw error;
+      }
+      app.logger.info({ workerId, queue: app.config.jobs.queueName, concurrency }, 'worker ready');
+
+      let stopping: Promise<void> | undefined;
+      const stop = (signal: NodeJS.Signals) => {
+        stopping ??= (async () => {
+          // Active jobs get jobs' close timeout to finish; any still running stay in Redis for another worker.
+          app.logger.info({ signal, workerId }, 'worker stopping: finishing active jobs');
+          await queue.close();
+          await app.close();
+          app.logger.info({ workerId }, 'worker stopped');
+        })().then(
+          () => process.exit(0),
+          (error: unknown) => {
+            app.logger.error({ err: error }, 'worker shutdown failed');
+            process.exit(1);
+          },
+        );
+      };
+      process.once('SIGTERM', stop);
+      process.once('SIGINT', stop);
+    });
+}
