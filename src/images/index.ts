@@ -13,3 +13,4 @@ export { ImageError, type ImageErrorCode } from './errors.js';
 export { sniffImageFormat, type ImageFormat } from './format.js';
 export { sha256Hex } from './hash.js';
 export { seededRandom } from './random.js';
+export { withoutMetadata } from './metadata.js';

@@ -1,7 +1,7 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import { imageBlobKey, ingestImage } from '../../datasets/ingest.js';
 import { NotFoundError } from '../../errors.js';
-import { ImageError, thumbnailJpeg } from '../../images/index.js';
+import { ImageError, thumbnailJpeg, withoutMetadata } from '../../images/index.js';
 import { routeGroup, type ServerDeps } from '../context.js';
 import { presentImage } from '../present.js';
 import { errorResponse, ImageHashSchema, ImageSchema, jsonContent, LabelSchema, pagingQuery, UploadedFiles } from '../schemas.js';
@@ -75,7 +75,7 @@ export function imageRoutes({ app }: ServerDeps) {
     if (!image) throw new NotFoundError('image', hash);
     const bytes = await app.blobs.get(imageBlobKey(hash));
     const thumbnail = c.req.valid('query').size === 'thumb';
-    const body = thumbnail ? await thumbnailJpeg(bytes, THUMBNAIL_SIZE) : bytes;
+    const body = thumbnail ? await thumbnailJpeg(bytes, THUMBNAIL_SIZE) : await withoutMetadata(bytes);
     return c.body(body as Uint8Array<ArrayBuffer>, 200, {
       'Content-Type': thumbnail ? 'image/jpeg' : `image/${image.format}`,
       'Cache-Control': IMMUTABLE,
