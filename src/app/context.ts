@@ -2,6 +2,7 @@ import path from 'node:path';
 import { blobRoot, databaseUrl, type CatdogConfig, type LoadedConfig } from '../config/index.js';
 import { openDatabase, type Database } from '../db/index.js';
 import { BackboneProvider } from '../registry/classifier.js';
+import { ownerIsGone } from '../training/run-owner.js';
 import { createBlobStore, type BlobStore } from '../storage/index.js';
 import { createLogger, type Logger } from './logger.js';
 import { codeVersion } from './version.js';
@@ -24,7 +25,7 @@ export async function openApp(loaded: LoadedConfig, options: { logger?: Logger; 
   const logger = options.logger ?? createLogger();
   const db = await openDatabase(databaseUrl(config));
   await db.migrate();
-  const interrupted = await db.runs.failInterrupted();
+  const interrupted = await db.runs.failInterrupted(ownerIsGone);
   if (interrupted > 0) logger.warn({ interrupted }, 'marked training runs interrupted by a previous crash as failed');
   const blobs = config.storage.kind === 'local'
     ? createBlobStore({ kind: 'local', path: blobRoot(config)! })

@@ -178,5 +178,15 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.dropTable('access_tokens').execute();
       },
     },
+    '0003_run_owner': {
+      // Several processes (server, CLI, workers) share one database: start-up recovery may only fail runs whose
+      // owning process is gone, never runs another live process is training.
+      async up(db) {
+        await db.schema.alterTable('training_runs').addColumn('owner', 'varchar(200)').execute();
+      },
+      async down(db) {
+        await db.schema.alterTable('training_runs').dropColumn('owner').execute();
+      },
+    },
   };
 }

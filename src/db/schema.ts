@@ -57,6 +57,8 @@ export interface TrainingRunsTable {
   error: string | null;
   metrics: string | null;
   model_id: string | null;
+  /** `host:pid` of the process holding the run (null before 0003 or when unknown). */
+  owner: string | null;
 }
 
 export interface TrainingEpochsTable {

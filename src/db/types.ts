@@ -65,12 +65,15 @@ export interface RunRow {
   error: string | null;
   metrics: JsonObject | null;
   modelId: string | null;
+  owner: string | null;
 }
 
 export interface NewRun {
   datasetId: number;
   params: JsonObject;
   codeVersion: string;
+  /** `host:pid` of the process that will hold the run. */
+  owner?: string;
 }
 
 export interface RunOutcome {

@@ -4,6 +4,7 @@ import { buildDatasetVersion, type DatasetParams } from '../datasets/versions.js
 import { NotFoundError } from '../errors.js';
 import { datasetParams, trainingParams, withOverrides, type TrainingOverrides } from './params.js';
 import { trainOnDataset, type TrainingEvent, type TrainingParams } from './run-training.js';
+import { thisProcessOwner } from './run-owner.js';
 
 export interface RunRequest extends Omit<TrainingOverrides, 'imageSize'> {
   /** Without one, a dataset version is built from the labelled images (or the identical latest one reused). */
@@ -60,7 +61,7 @@ export class RunManager {
     const config = withOverrides(this.deps.config, request);
     // The version fixes image size, seed and augmentation: training follows what the data set was built with.
     const params = trainingParams(config, dataset.params as unknown as DatasetParams);
-    const run = await this.deps.db.runs.create({ datasetId, params: params as unknown as JsonObject, codeVersion: this.deps.codeVersion });
+    const run = await this.deps.db.runs.create({ datasetId, params: params as unknown as JsonObject, codeVersion: this.deps.codeVersion, owner: thisProcessOwner() });
     this.stateOf(run.id);
     this.queue.push({ runId: run.id, datasetId, params });
     this.startNext();

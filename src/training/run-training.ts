@@ -22,6 +22,7 @@ import { scoreSplit } from '../registry/evaluate.js';
 import { promoteIfBetter, type PromotionDecision, type PromotionMetric } from '../registry/promotion.js';
 import type { BlobStore } from '../storage/index.js';
 import { featureBatches, pixelBatches } from './batches.js';
+import { thisProcessOwner } from './run-owner.js';
 import { featuresFor, type FeatureVariant } from './features.js';
 
 // A type alias, not an interface: it is stored as a JSON object column.
@@ -224,9 +225,9 @@ async function trainRun(deps: TrainingDependencies, request: TrainingRequest, fi
   const started = Date.now();
   const { manifest } = await loadManifest({ db: deps.db as Pick<Database, 'datasets' | 'images'>, blobs: deps.blobs }, request.datasetId);
   const { params } = request;
-  const run = request.runId ? { id: request.runId } : await deps.db.runs.create({ datasetId: request.datasetId, params, codeVersion: deps.codeVersion });
+  const run = request.runId ? { id: request.runId } : await deps.db.runs.create({ datasetId: request.datasetId, params, codeVersion: deps.codeVersion, owner: thisProcessOwner() });
   const emit = (event: TrainingEvent) => request.onEvent?.(event);
-  await deps.db.runs.markRunning(run.id);
+  await deps.db.runs.markRunning(run.id, thisProcessOwner());
   emit({ type: 'started', runId: run.id, datasetId: request.datasetId, params });
 
   let trainable: Trainable | undefined;

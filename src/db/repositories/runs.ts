@@ -18,6 +18,7 @@ function toRun(row: Selectable<TrainingRunsTable>): RunRow {
     error: row.error,
     metrics: row.metrics === null ? null : parseJson(row.metrics),
     modelId: row.model_id,
+    owner: row.owner,
   };
 }
 
@@ -65,7 +66,7 @@ export function runsRepository(db: Kysely<Schema>, dialect: Dialect) {
   return {
     get,
 
-    async create({ datasetId, params, codeVersion }: NewRun): Promise<RunRow> {
+    async create({ datasetId, params, codeVersion, owner }: NewRun): Promise<RunRow> {
       const row = {
         id: newId('run'),
         dataset_id: datasetId,
@@ -79,13 +80,14 @@ export function runsRepository(db: Kysely<Schema>, dialect: Dialect) {
         error: null,
         metrics: null,
         model_id: null,
+        owner: owner ?? null,
       };
       await db.insertInto('training_runs').values(row).execute();
       return toRun(row);
     },
 
-    markRunning(id: string): Promise<RunRow> {
-      return transition(id, ['queued'], () => ({ status: 'running', started_at: nowIso() }));
+    markRunning(id: string, owner?: string): Promise<RunRow> {
+      return transition(id, ['queued'], (run) => ({ status: 'running', started_at: nowIso(), owner: owner ?? run.owner }));
     },
 
     /** Also cancels a run that never started; its duration then counts from its creation. */
@@ -132,13 +134,19 @@ export function runsRepository(db: Kysely<Schema>, dialect: Dialect) {
       return rows.map(toEpoch);
     },
 
-    /** At start-up no run can still be in progress: whatever was queued or running died with the last process. */
-    async failInterrupted(): Promise<number> {
-      const finishedAt = nowIso();
+    /**
+     * Marks unfinished runs failed ("interrupted") when `isAbandoned(owner)` says their process is gone; without a
+     * predicate every unfinished run is taken as abandoned. Returns how many were marked.
+     */
+    async failInterrupted(isAbandoned: (owner: string | null) => boolean = () => true): Promise<number> {
+      const unfinished = await db.selectFrom('training_runs').select(['id', 'owner']).where('status', 'in', ['queued', 'running']).execute();
+      const abandoned = unfinished.filter((run) => isAbandoned(run.owner)).map((run) => run.id);
+      if (abandoned.length === 0) return 0;
       const result = await db
         .updateTable('training_runs')
-        .set({ status: 'failed', error: 'interrupted', finished_at: finishedAt })
+        .set({ status: 'failed', error: 'interrupted', finished_at: nowIso() })
         .where('status', 'in', ['queued', 'running'])
+        .where('id', 'in', abandoned)
         .executeTakeFirst();
       return toNumber(result.numUpdatedRows);
     },
