@@ -7,7 +7,7 @@ export default defineConfig({
     // Native TensorFlow and real databases: forks isolate crashes; two cores, so two workers.
     pool: 'forks',
     maxWorkers: 2,
-    testTimeout: 60_000,
-    hookTimeout: 120_000,
+    testTimeout: 180_000,
+    hookTimeout: 300_000,
   },
 });
