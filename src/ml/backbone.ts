@@ -22,6 +22,8 @@ export interface Backbone {
   featuresAndImagenet(rgb: Tensor4D): { features: Tensor2D; imagenet?: Tensor2D };
   /** The whole loaded model, for export and fine-tuning. */
   layersModel: LayersModel;
+  /** The trunk alone (input already scaled x/127.5 − 1 → features), to compose a model that runs without catdog. */
+  featureModel: LayersModel;
   dispose(): void;
 }
 
@@ -151,6 +153,7 @@ function wrapBackbone(tf: Tensorflow, model: LayersModel, source: string, id: st
       return { features: featureTensor as Tensor2D, imagenet: imagenetTensor as Tensor2D };
     },
     layersModel: model,
+    featureModel,
     dispose: () => model.dispose(),
   };
   if (hasImagenetHead) backbone.imagenet = (rgb) => tf.tidy(() => model.predict(scaled(rgb)) as Tensor2D);

@@ -8,7 +8,8 @@ export type Architecture = 'mobilenet' | 'cnn';
 export interface ModelCard {
   format: 'catdog-model/1';
   modelId: string;
-  architecture: Architecture;
+  /** `imported`: a pixel-fed network brought in from Keras or TF.js (catdog models import). */
+  architecture: Architecture | 'imported';
   labels: ['cat', 'dog'];
   /** The network's single sigmoid output is P(dog). */
   output: 'sigmoid-p-dog';

@@ -1,4 +1,8 @@
-import type { Command } from 'commander';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { Option, type Command } from 'commander';
+import { EXPORT_FORMATS, exportModel, type ExportFormat } from '../../registry/export.js';
+import { importModel, readModelUpload } from '../../registry/import.js';
 import { findModel } from '../../registry/resolve.js';
 import { CatdogError } from '../../errors.js';
 import { suggestNeitherThreshold } from '../../serving/neither.js';
@@ -55,6 +59,38 @@ export function registerModelsCommands(program: Command, globals: () => GlobalOp
         if (!model) throw new CatdogError('no_model', 'name a model id or version to promote', 400);
         await app.db.models.promote(model.id, { reason: options.reason, actor: 'cli' });
         process.stdout.write(`promoted ${model.id} (v${model.version})\n`);
+      });
+    });
+
+  models
+    .command('export')
+    .description('write a model that runs without catdog (raw RGB 0-255 pixels in, P(dog) out): Keras 3 .keras or a TF.js folder')
+    .argument('<id>', 'model id, version number or "current"')
+    .addOption(new Option('--format <format>', 'keras: one .keras file; tfjs: a folder with model.json, weights.bin, catdog.json').choices(EXPORT_FORMATS).default('keras'))
+    .requiredOption('-o, --output <path>', 'the .keras file, or the folder for tfjs')
+    .action(async (id: string, options: { format: ExportFormat; output: string }) => {
+      await withApp(globals(), async (app) => {
+        const exported = await exportModel(app, id, options.format);
+        if (exported.format === 'keras') {
+          await fs.writeFile(options.output, exported.bytes);
+        } else {
+          await fs.mkdir(options.output, { recursive: true });
+          for (const [name, bytes] of Object.entries(exported.files)) await fs.writeFile(path.join(options.output, name), bytes);
+        }
+        process.stdout.write(`wrote ${exported.fileName} to ${options.output}\n`);
+      });
+    });
+
+  models
+    .command('import')
+    .description('register a model trained elsewhere, evaluated on the latest dataset version and promoted only if better')
+    .argument('<file>', '.keras, .h5, a TF.js model.json (weights beside it) or its folder, or a zip of that folder')
+    .option('--name <name>', 'name shown in the registry (default: "imported <file>")')
+    .action(async (file: string, options: { name?: string }) => {
+      await withApp(globals(), async (app) => {
+        const { model, metrics, promotion } = await importModel(app, await readModelUpload(file), { name: options.name, actor: 'cli' });
+        process.stdout.write(`registered ${model.id} (v${model.version}): test accuracy ${percent(metrics.accuracy)}\n`);
+        process.stdout.write(`${promotion.promoted ? 'promoted' : 'not promoted'}: ${promotion.reason}\n`);
       });
     });
 

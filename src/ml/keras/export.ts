@@ -113,8 +113,8 @@ function kerasFunctional(live: LayersModel, tfjsConfig: JsonObject, variables: V
       name: live.name,
       trainable: live.trainable,
       layers,
-      input_layers: kerasEndpoints(tfjsConfig.input_layers),
-      output_layers: kerasEndpoints(tfjsConfig.output_layers),
+      input_layers: kerasEndpoints(tfjsConfig.input_layers, containers),
+      output_layers: kerasEndpoints(tfjsConfig.output_layers, containers),
     },
     registered_name: 'Functional',
     build_config: { input_shape: null },
@@ -166,9 +166,15 @@ function kerasTensor(layerName: string, shape: Shape, nodeIndex = 0, tensorIndex
   };
 }
 
-/** Keras 3 writes a single endpoint as `[name, 0, 0]` and several as a list of those. */
-function kerasEndpoints(tfjsEndpoints: Json | undefined): Json {
-  const endpoints = arrayAt(tfjsEndpoints, 'model endpoints').map((endpoint) => arrayAt(endpoint, 'endpoint').slice(0, 3));
+/**
+ * Keras 3 writes a single endpoint as `[name, 0, 0]` and several as a list of those; an endpoint on a nested
+ * model names its call as in `kerasNode`.
+ */
+function kerasEndpoints(tfjsEndpoints: Json | undefined, containers: Set<Json | undefined>): Json {
+  const endpoints = arrayAt(tfjsEndpoints, 'model endpoints').map((endpoint) => {
+    const [name = null, nodeIndex, tensorIndex = 0] = arrayAt(endpoint, 'endpoint');
+    return [name, Number(nodeIndex) - (containers.has(name) ? 1 : 0), tensorIndex];
+  });
   return endpoints.length === 1 ? (endpoints[0] ?? null) : endpoints;
 }
 

@@ -244,6 +244,8 @@ function tfjsFunctional(config: JsonObject): JsonObject {
   const entries = arrayAt(config.layers, 'model layers').map((entry) => objectAt(entry, 'model layer'));
   const nameOf = (layer: JsonObject) => layer.name ?? objectAt(layer.config, 'layer config').name ?? null;
   const containers = new Set(entries.filter((layer) => isContainerClass(String(layer.class_name))).map(nameOf));
+  // Keras 3 writes each node as an object of call arguments, Keras 2 as a list of inbound tensors.
+  const keras3 = entries.some((layer) => Array.isArray(layer.inbound_nodes) && layer.inbound_nodes.some((node) => isJsonObject(node)));
   const layers = entries.map((layer) => {
     const name = nameOf(layer);
     const nodes = arrayAt(layer.inbound_nodes, `inbound nodes of ${String(name)}`).map((node) => tfjsNode(node, containers));
@@ -254,8 +256,8 @@ function tfjsFunctional(config: JsonObject): JsonObject {
     config: {
       name: config.name ?? 'model',
       layers,
-      input_layers: tfjsEndpoints(config.input_layers),
-      output_layers: tfjsEndpoints(config.output_layers),
+      input_layers: tfjsEndpoints(config.input_layers, containers, keras3),
+      output_layers: tfjsEndpoints(config.output_layers, containers, keras3),
     },
   };
 }
@@ -279,10 +281,18 @@ function tfjsNode(node: Json, containers: Set<Json>): Json {
   return tensors;
 }
 
-/** Keras 3 writes a single endpoint as `[name, 0, 0]`; tfjs always wants a list of them. */
-function tfjsEndpoints(endpoints: Json | undefined): Json {
+/**
+ * Keras 3 writes a single endpoint as `[name, 0, 0]`; tfjs always wants a list of them. A Keras 3 endpoint on a
+ * nested model counts calls only, as in `tfjsNode`; Keras 2 endpoints are already tfjs's.
+ */
+function tfjsEndpoints(endpoints: Json | undefined, containers: Set<Json>, keras3: boolean): Json {
   const list = arrayAt(endpoints, 'model endpoints');
-  return typeof list[0] === 'string' ? [list] : list;
+  const endpointList = typeof list[0] === 'string' ? [list] : list;
+  if (!keras3) return endpointList;
+  return endpointList.map((endpoint) => {
+    const [name = null, nodeIndex = 0, tensorIndex = 0] = arrayAt(endpoint, 'endpoint');
+    return [name, Number(nodeIndex) + (containers.has(name) ? 1 : 0), tensorIndex];
+  });
 }
 
 function isContainer(layer: Layer): layer is LayersModel {
