@@ -1,4 +1,5 @@
 import { createRoute, z } from '@hono/zod-openapi';
+import { zipSync } from 'fflate';
 import type { ModelRow } from '../../db/index.js';
 import { loadManifest } from '../../datasets/versions.js';
 import { CatdogError } from '../../errors.js';
@@ -6,6 +7,8 @@ import { rocAuc, rocCurve } from '../../ml/index.js';
 import { readModelFiles } from '../../registry/artifacts.js';
 import { loadClassifier } from '../../registry/classifier.js';
 import { predictStored } from '../../registry/evaluate.js';
+import { EXPORT_FORMATS, exportModel } from '../../registry/export.js';
+import { importModel } from '../../registry/import.js';
 import { findModel } from '../../registry/resolve.js';
 import { routeGroup, type ServerDeps } from '../context.js';
 import { presentModel } from '../present.js';
@@ -18,7 +21,6 @@ const IdParam = z.object({
 const listModels = createRoute({
   method: 'get',
   path: '/models',
-  'x-catdog-role': 'viewer',
   'x-catdog-role': 'viewer',
   tags: ['models'],
   summary: 'The registry, newest version first, with the promotion history',
@@ -38,7 +40,6 @@ const getModel = createRoute({
   method: 'get',
   path: '/models/{id}',
   'x-catdog-role': 'viewer',
-  'x-catdog-role': 'viewer',
   tags: ['models'],
   summary: 'One model with its test metrics',
   request: { params: IdParam },
@@ -48,7 +49,6 @@ const getModel = createRoute({
 const modelRoc = createRoute({
   method: 'get',
   path: '/models/{id}/roc',
-  'x-catdog-role': 'viewer',
   'x-catdog-role': 'viewer',
   tags: ['models'],
   summary: "ROC curve on the test split of the model's dataset version (computed on first request, then cached)",
@@ -79,7 +79,6 @@ const promote = createRoute({
   method: 'post',
   path: '/models/{id}/promote',
   'x-catdog-role': 'admin',
-  'x-catdog-role': 'admin',
   tags: ['models'],
   summary: 'Serve this model from now on (rollback = promote an older one); no restart needed',
   request: {
@@ -87,6 +86,62 @@ const promote = createRoute({
     body: { required: false, content: { 'application/json': { schema: z.object({ reason: z.string().max(500).optional() }) } } },
   },
   responses: { 200: jsonContent(ModelSchema, 'The model, now serving'), 404: errorResponse('No such model') },
+});
+
+const exportDownload = createRoute({
+  method: 'get',
+  path: '/models/{id}/export',
+  'x-catdog-role': 'viewer',
+  tags: ['models'],
+  summary: 'Download the model to run without catdog: raw RGB 0–255 pixels in (photo squashed to S×S), P(dog) out',
+  description:
+    '`keras`: a Keras 3 `.keras` file (`keras.saving.load_model`). `tfjs`: a zip of a TensorFlow.js layers model ' +
+    '(`model.json`, `weights.bin`) with `catdog.json` saying how to feed it. The zero-shot model cannot be exported.',
+  request: {
+    params: IdParam,
+    query: z.object({ format: z.enum(EXPORT_FORMATS).default('keras').openapi({ description: 'keras or tfjs' }) }),
+  },
+  responses: {
+    200: {
+      content: {
+        'application/octet-stream': { schema: z.string().openapi({ format: 'binary' }) },
+        'application/zip': { schema: z.string().openapi({ format: 'binary' }) },
+      },
+      description: 'The file, as an attachment',
+    },
+    404: errorResponse('No such model'),
+    409: errorResponse('The zero-shot model is serving and cannot be exported'),
+  },
+});
+
+const ModelFileUpload = z
+  .union([z.instanceof(File), z.array(z.instanceof(File)).min(1)], { error: 'attach the model as a multipart field named "file"' })
+  .transform((files) => (Array.isArray(files) ? files : [files]))
+  .openapi({ type: 'array', items: { type: 'string', format: 'binary' } });
+
+const importUpload = createRoute({
+  method: 'post',
+  path: '/models/import',
+  'x-catdog-role': 'admin',
+  tags: ['models'],
+  summary: 'Register a model trained elsewhere; it is evaluated on the latest dataset version and promoted only if better',
+  description:
+    'One `file`: a Keras `.keras`, a legacy `.h5`, or a zip of a TF.js model folder; or several `file`s: `model.json` ' +
+    'and its weight shards. The model must take raw RGB 0–255 pixels [null, S, S, 3] (its own scaling inside, as ' +
+    "catdog's exports have) and output one sigmoid unit, P(dog).",
+  request: {
+    body: {
+      required: true,
+      content: { 'multipart/form-data': { schema: z.object({ file: ModelFileUpload, name: z.string().min(1).max(200).optional() }) } },
+    },
+  },
+  responses: {
+    201: jsonContent(z.object({ model: ModelSchema, promotion: z.object({ promoted: z.boolean(), reason: z.string() }) }), 'The registered model'),
+    400: errorResponse('No file'),
+    409: errorResponse('No dataset version to evaluate it on'),
+    413: errorResponse('Too large'),
+    422: errorResponse('Not a model catdog can run, or not one image in and P(dog) out'),
+  },
 });
 
 /** Makes `model` the serving one and swaps it in this process at once (other processes follow within seconds). */
@@ -154,6 +209,24 @@ export function modelRoutes({ app, models }: ServerDeps) {
     const { reason } = c.req.valid('json');
     const serving = await promoteAndServe({ app, models }, model, reason ?? 'promoted through the API');
     return c.json(presentModel(model, serving), 200);
+  });
+
+  routes.openapi(exportDownload, async (c) => {
+    const exported = await exportModel(app, c.req.valid('param').id, c.req.valid('query').format);
+    const [body, fileName, type] = exported.format === 'keras'
+      ? [exported.bytes, exported.fileName, 'application/octet-stream']
+      : [zipSync(exported.files), `${exported.fileName}.zip`, 'application/zip'];
+    return c.body(body as Uint8Array<ArrayBuffer>, 200, { 'Content-Type': type, 'Content-Disposition': `attachment; filename="${fileName}"` });
+  });
+
+  routes.openapi(importUpload, async (c) => {
+    const { file, name } = c.req.valid('form');
+    const uploads = await Promise.all(file.map(async (part) => ({ fileName: part.name || 'upload', bytes: new Uint8Array(await part.arrayBuffer()) })));
+    const [single] = uploads;
+    const upload = single && uploads.length === 1 ? single : { files: Object.fromEntries(uploads.map((part) => [part.fileName, part.bytes])) };
+    const { model, promotion } = await importModel(app, upload, { name, actor: 'api' });
+    const serving = promotion.promoted ? (await models.refresh()).modelId : await servingModelId();
+    return c.json({ model: presentModel(model, serving), promotion: { promoted: promotion.promoted, reason: promotion.reason } }, 201);
   });
 
   return routes;

@@ -35,6 +35,12 @@ ${row.map((value) => {
 </div>`;
 }
 
+/** The model as a file that runs without catdog (raw RGB pixels in, P(dog) out). */
+function exportLinks(model: ModelRow): SafeHtml {
+  const href = (format: string) => `/api/v1/models/${encodeURIComponent(model.id)}/export?format=${format}`;
+  return html`<a href="${href('keras')}" download>Download .keras</a> · <a href="${href('tfjs')}" download>Download TF.js</a>`;
+}
+
 export interface RegistryView {
   models: ModelRow[];
   promotions: PromotionRow[];
@@ -66,7 +72,7 @@ ${rollbackTarget
 ${models.length === 0
     ? html`<p class="muted">No trained model yet: the zero-shot ImageNet model answers predictions.</p>`
     : html`<table>
-<thead><tr><th>version</th><th>model</th><th>architecture</th><th>dataset</th><th>accuracy</th><th>F1</th><th>ROC AUC</th><th>created</th><th>serving</th></tr></thead>
+<thead><tr><th>version</th><th>model</th><th>architecture</th><th>dataset</th><th>accuracy</th><th>F1</th><th>ROC AUC</th><th>created</th><th>download</th><th>serving</th></tr></thead>
 <tbody>${models.map((model) => {
         const metrics = model.metrics as StoredMetrics;
         const serving = model.id === servingId;
@@ -79,6 +85,7 @@ ${models.length === 0
 <td>${metrics.f1?.toFixed(3) ?? '–'}</td>
 <td>${metrics.rocAuc?.toFixed(3) ?? '–'}</td>
 <td>${model.createdAt.slice(0, 19).replace('T', ' ')}</td>
+<td>${exportLinks(model)}</td>
 <td>${serving
           ? html`<span class="status succeeded">serving</span>`
           : html`<button type="button" class="promote" hx-post="/models/${model.id}/promote" hx-target="#models" hx-swap="outerHTML">Promote</button>`}</td>
