@@ -1,0 +1,35 @@
+"""Grouped bar chart of one figure's JSON result (bench/run-all.mjs writes them): plot.py RESULT.json OUT.png"""
+import json
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+result = json.load(open(sys.argv[1]))
+rows = result["rows"]
+groups = list(dict.fromkeys(row["group"] for row in rows))
+impls = list(dict.fromkeys(row["impl"] for row in rows))
+width = 0.8 / len(impls)
+
+figure, axes = plt.subplots(figsize=(1.6 + 1.3 * len(groups) * max(1, len(impls) / 2), 3.6), dpi=110)
+for i, impl in enumerate(impls):
+    xs, values = [], []
+    for g, group in enumerate(groups):
+        row = next((r for r in rows if r["group"] == group and r["impl"] == impl), None)
+        if row is not None and row["value"] is not None:
+            xs.append(g + (i - (len(impls) - 1) / 2) * width)
+            values.append(row["value"])
+    bars = axes.bar(xs, values, width * 0.95, label=impl)
+    axes.bar_label(bars, fmt="%.3g", fontsize=7, padding=1)
+axes.set_xticks(range(len(groups)), groups)
+axes.set_ylabel(result["unit"])
+axes.set_title(result.get("title", result["figure"]), fontsize=10)
+axes.legend(fontsize=7, frameon=False)
+axes.spines[["top", "right"]].set_visible(False)
+load = result.get("loadBefore")
+if load:
+    figure.text(0.99, 0.01, f"load avg before {load[0]:.1f}, after {result['loadAfter'][0]:.1f} (2 cores)", ha="right", fontsize=6, color="gray")
+figure.tight_layout()
+figure.savefig(sys.argv[2])

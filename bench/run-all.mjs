@@ -1,0 +1,108 @@
+#!/usr/bin/env node
+// Runs every figure of the benchmark suite against the Python stack, one after another, and writes
+// docs/bench/<figure>.json + .png and the figure's section of docs/benchmarks.md (between its markers; the rest of
+// the file, such as the foundation figures, is left as it is). `npm run bench` builds first.
+// Usage: node bench/run-all.mjs [--only preprocess,features,train,end-to-end,serving] [--quick]
+import fs from 'node:fs';
+import path from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { peersPython, repoRoot, runMeasured } from './lib.mjs';
+
+/** Default sizes fit the whole suite in about 15 minutes on an idle 2-core machine; --quick checks the plumbing. */
+const FIGURES = [
+  { id: 'preprocess', title: '1. Preprocessing: full-size JPEG to normalised 224 + 128 px tensors', script: 'preprocess.mjs', args: [], quick: ['--images', '20', '--passes', '1', '--rounds', '1'] },
+  { id: 'features', title: '2. Feature extraction: MobileNet v1 0.75, 768-d', script: 'features.mjs', args: [], quick: ['--images', '32', '--rounds', '1'] },
+  { id: 'train', title: '3. Training throughput: CNN 128 px and logistic head, batch 32', script: 'train-cnn.mjs', args: ['--cnnImages', '96', '--epochs', '1'], quick: ['--cnnImages', '64', '--headImages', '640', '--epochs', '1', '--rounds', '1'] },
+  { id: 'end-to-end', title: '4. End to end: 2,000 photos on disk to an evaluated model', script: 'end-to-end.mjs', args: [], quick: ['--perClass', '40'] },
+  { id: 'serving', title: '5. Serving: HTTP predictions on one core', script: 'serving.mjs', args: [], quick: ['--seconds', '3'] },
+];
+
+const argv = process.argv.slice(2);
+const quick = argv.includes('--quick');
+const onlyIndex = argv.indexOf('--only');
+const only = onlyIndex >= 0 ? new Set(argv[onlyIndex + 1].split(',')) : undefined;
+const benchDocs = path.join(repoRoot, 'docs', 'bench');
+const markdownFile = path.join(repoRoot, 'docs', 'benchmarks.md');
+fs.mkdirSync(benchDocs, { recursive: true });
+const python = peersPython();
+
+
+function writeFigure(id, result) {
+  const jsonFile = path.join(benchDocs, `${id}.json`);
+  fs.writeFileSync(jsonFile, `${JSON.stringify(result, null, 2)}\n`);
+  execFileSync(python, [path.join(repoRoot, 'bench', 'plot.py'), jsonFile, path.join(benchDocs, `${id}.png`)], { stdio: 'inherit' });
+  replaceSection(id, section(id, result));
+}
+
+/** Figure 6: the peak RSS every contender reached in the figures above, gathered from their JSON results. */
+function writeMemoryFigure() {
+  const rows = [];
+  for (const { id, title } of FIGURES) {
+    const file = path.join(benchDocs, `${id}.json`);
+    if (!fs.existsSync(file)) continue;
+    const result = JSON.parse(fs.readFileSync(file, 'utf8'));
+    const byImpl = new Map();
+    for (const row of result.rows) byImpl.set(row.impl, Math.max(byImpl.get(row.impl) ?? 0, row.peakRssMiB ?? 0));
+    for (const [impl, value] of byImpl) rows.push({ group: title.replace(/^\d+\. /, '').split(':')[0], impl: shortImpl(impl), value });
+  }
+  if (rows.length === 0) return;
+  writeFigure('memory', {
+    figure: 'memory',
+    title: '6. Memory: peak RSS of each contender',
+    unit: 'peak RSS, MiB (lower is better)',
+    what: 'the largest VmHWM / `/usr/bin/time` maximum resident set of one process of each contender across the measurements of figures 1–5 (for multiprocessing peers: the largest single process, not the sum)',
+    rows,
+  });
+}
+
+const shortImpl = (impl) => (impl.startsWith('catdog') ? 'catdog' : impl);
+
+const number = (value) => (value === null || value === undefined ? '–' : value >= 100 ? value.toFixed(0) : value >= 10 ? value.toFixed(1) : value.toFixed(2));
+
+function section(id, result) {
+  const extra = ['p50Ms', 'p99Ms', 'testAccuracy'].filter((key) => result.rows.some((row) => row[key] !== undefined));
+  const lines = [
+    `## ${result.title}`,
+    '',
+    `${result.what}. ${result.machine ? `Machine: ${result.machine}.` : ''}`,
+    result.loadBefore
+      ? `Load average (1/5/15 min) before ${result.loadBefore.join(' / ')}, after ${result.loadAfter.join(' / ')}${Math.max(result.loadBefore[0], result.loadAfter[0]) > 2.5 ? ': **taken under load** (other work shared the 2 cores), so absolute figures are low; the interleaved ratios are the comparable part' : ''}.`
+      : '',
+    result.date ? `Measured ${result.date.slice(0, 16).replace('T', ' ')} UTC${result.quick ? ' with --quick sizes (plumbing check, not a result)' : ''}, ${result.wallSeconds.toFixed(0)} s.` : '',
+    '',
+    `| | contender | ${result.unit} | catdog ÷ this | ${extra.join(' | ')}${extra.length ? ' | ' : ''}peak RSS MiB |`,
+    `|---|---|---:|---:|${extra.map(() => '---:|').join('')}---:|`,
+  ];
+  for (const row of result.rows) {
+    const catdog = result.rows.find((other) => other.group === row.group && other.impl.startsWith('catdog'));
+    const ratio = catdog && row.value ? catdog.value / row.value : undefined;
+    const runs = row.values && row.values.length > 1 ? ` (runs: ${row.values.map(number).join(', ')})` : '';
+    lines.push(`| ${row.group} | ${row.impl} | ${number(row.value)}${runs} | ${ratio === undefined ? '–' : `${ratio.toFixed(2)}×`} | ${extra.map((key) => `${number(row[key])} | `).join('')}${number(row.peakRssMiB)} |`);
+  }
+  lines.push('', `![${result.title}](bench/${id}.png)`);
+  return lines.filter((line, i, all) => !(line === '' && all[i - 1] === '')).join('\n');
+}
+
+function replaceSection(id, body) {
+  const start = `<!-- bench:${id} -->`;
+  const end = `<!-- /bench:${id} -->`;
+  const block = `${start}\n${body}\n${end}`;
+  let markdown = fs.existsSync(markdownFile) ? fs.readFileSync(markdownFile, 'utf8') : '# Benchmarks\n';
+  const from = markdown.indexOf(start);
+  const to = markdown.indexOf(end);
+  markdown = from >= 0 && to > from ? markdown.slice(0, from) + block + markdown.slice(to + end.length) : `${markdown.trimEnd()}\n\n${block}\n`;
+  fs.writeFileSync(markdownFile, markdown);
+}
+
+for (const figure of FIGURES.filter((f) => !only || only.has(f.id))) {
+  process.stderr.write(`bench: ${figure.id}…\n`);
+  const started = Date.now();
+  const result = { ...runMeasured(process.execPath, [path.join(repoRoot, 'bench', figure.script), ...(quick ? figure.quick : figure.args)]), title: figure.title };
+  delete result.peakRssMiB; // the orchestrator's own; each row carries its contender's
+  result.wallSeconds = (Date.now() - started) / 1000;
+  result.date = new Date().toISOString();
+  result.quick = quick;
+  writeFigure(figure.id, result);
+  process.stderr.write(`bench: ${figure.id} done in ${result.wallSeconds.toFixed(0)} s\n`);
+}
+writeMemoryFigure();
