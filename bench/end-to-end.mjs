@@ -43,13 +43,13 @@ try {
       const result = runMeasured(python, [path.join(repoRoot, 'bench', 'peers', 'keras_end_to_end.py'), dataDir]);
       return { testAccuracy: result.testAccuracy, peakRssMiB: result.peakRssMiB };
     }),
-  }, opts.rounds);
+  }, opts.rounds, { lowerIsBetter: true });
 } finally {
   fs.rmSync(work, { recursive: true, force: true });
 }
 report('end-to-end', {
   unit: 'seconds (wall, lower is better)',
-  what: `${opts.perClass * 2} kaggle-dev photos from disk to an evaluated model (same photos, same hash split), median of ${opts.rounds} interleaved round(s)`,
+  what: `${opts.perClass * 2} kaggle-dev photos from disk to an evaluated model (same photos, same hash split), best of ${opts.rounds} interleaved round(s)`,
   loadBefore,
   loadAfter: loadAverage(),
   rows: Object.entries(medians).map(([impl, result]) => ({

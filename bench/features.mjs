@@ -45,7 +45,7 @@ async function main() {
   }
   report('features', {
     unit: 'images/s',
-    what: `MobileNet v1 0.75 forward pass to 768-d features, ${opts.images} images per measurement, median of ${opts.rounds} interleaved rounds; same ImageNet weights on both sides`,
+    what: `MobileNet v1 0.75 forward pass to 768-d features, ${opts.images} images per measurement, best of ${opts.rounds} interleaved rounds; same ImageNet weights on both sides`,
     loadBefore,
     loadAfter: loadAverage(),
     rows,

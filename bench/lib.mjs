@@ -92,18 +92,18 @@ function lastJson(stdout) {
 
 /**
  * Runs every contender `rounds` times, interleaved (A B A B …) so each sees the same background load, and keeps
- * the median of each contender's `value`. `contenders` maps a name to a function returning `{ value, … }`.
+ * each contender's best run (highest `value`, or lowest with `lowerIsBetter`): on a shared machine the best run is
+ * the one least disturbed by other work. `contenders` maps a name to a function returning `{ value, … }`.
  */
-export function interleaved(contenders, rounds) {
+export function interleaved(contenders, rounds, { lowerIsBetter = false } = {}) {
   const runs = Object.fromEntries(Object.keys(contenders).map((name) => [name, []]));
   for (let round = 0; round < rounds; round++) {
     for (const [name, run] of Object.entries(contenders)) runs[name].push(run());
   }
   return Object.fromEntries(
     Object.entries(runs).map(([name, list]) => {
-      const sorted = [...list].sort((a, b) => a.value - b.value);
-      const median = sorted[Math.floor((sorted.length - 1) / 2)];
-      return [name, { ...median, values: list.map((run) => run.value), peakRssMiB: Math.max(...list.map((run) => run.peakRssMiB ?? 0)) }];
+      const best = [...list].sort((a, b) => (lowerIsBetter ? a.value - b.value : b.value - a.value))[0];
+      return [name, { ...best, values: list.map((run) => run.value), peakRssMiB: Math.max(...list.map((run) => run.peakRssMiB ?? 0)) }];
     }),
   );
 }

@@ -77,7 +77,7 @@ async function main() {
   }
   report('preprocess', {
     unit: 'images/s',
-    what: `decode + EXIF + resize to ${SIZES.join(' and ')} + normalise, ${opts.images} full-size JPEGs × ${opts.passes} passes, median of ${opts.rounds} interleaved rounds`,
+    what: `decode + EXIF + resize to ${SIZES.join(' and ')} + normalise, ${opts.images} full-size JPEGs × ${opts.passes} passes, best of ${opts.rounds} interleaved rounds`,
     loadBefore,
     loadAfter: loadAverage(),
     rows,

@@ -15,6 +15,7 @@ const FIGURES = [
   { id: 'train', title: '3. Training throughput: CNN 128 px and logistic head, batch 32', script: 'train-cnn.mjs', args: ['--cnnImages', '96', '--epochs', '1'], quick: ['--cnnImages', '64', '--headImages', '640', '--epochs', '1', '--rounds', '1'] },
   { id: 'end-to-end', title: '4. End to end: 2,000 photos on disk to an evaluated model', script: 'end-to-end.mjs', args: [], quick: ['--perClass', '40'] },
   { id: 'serving', title: '5. Serving: HTTP predictions on one core', script: 'serving.mjs', args: [], quick: ['--seconds', '3'] },
+  { id: 'batching', title: '7. Speed work: micro-batching of concurrent predictions', script: 'batching.mjs', args: [], quick: ['--concurrency', '4', '--rounds', '1'] },
 ];
 
 const argv = process.argv.slice(2);
@@ -42,7 +43,9 @@ function writeMemoryFigure() {
     if (!fs.existsSync(file)) continue;
     const result = JSON.parse(fs.readFileSync(file, 'utf8'));
     const byImpl = new Map();
-    for (const row of result.rows) byImpl.set(row.impl, Math.max(byImpl.get(row.impl) ?? 0, row.peakRssMiB ?? 0));
+    for (const row of result.rows) {
+      if (row.peakRssMiB) byImpl.set(row.impl, Math.max(byImpl.get(row.impl) ?? 0, row.peakRssMiB));
+    }
     for (const [impl, value] of byImpl) rows.push({ group: title.replace(/^\d+\. /, '').split(':')[0], impl: shortImpl(impl), value });
   }
   if (rows.length === 0) return;
@@ -60,7 +63,8 @@ const shortImpl = (impl) => (impl.startsWith('catdog') ? 'catdog' : impl);
 const number = (value) => (value === null || value === undefined ? '–' : value >= 100 ? value.toFixed(0) : value >= 10 ? value.toFixed(1) : value.toFixed(2));
 
 function section(id, result) {
-  const extra = ['p50Ms', 'p99Ms', 'testAccuracy'].filter((key) => result.rows.some((row) => row[key] !== undefined));
+  const extra = ['p50Ms', 'p99Ms', 'testAccuracy', 'peakRssMiB'].filter((key) => result.rows.some((row) => row[key] !== undefined));
+  const heading = { p50Ms: 'p50 ms', p99Ms: 'p99 ms', testAccuracy: 'test accuracy', peakRssMiB: 'peak RSS MiB' };
   const lines = [
     `## ${result.title}`,
     '',
@@ -70,14 +74,14 @@ function section(id, result) {
       : '',
     result.date ? `Measured ${result.date.slice(0, 16).replace('T', ' ')} UTC${result.quick ? ' with --quick sizes (plumbing check, not a result)' : ''}, ${result.wallSeconds.toFixed(0)} s.` : '',
     '',
-    `| | contender | ${result.unit} | catdog ÷ this | ${extra.join(' | ')}${extra.length ? ' | ' : ''}peak RSS MiB |`,
-    `|---|---|---:|---:|${extra.map(() => '---:|').join('')}---:|`,
+    `| | contender | ${result.unit} | catdog ÷ this |${extra.map((key) => ` ${heading[key]} |`).join('')}`,
+    `|---|---|---:|---:|${extra.map(() => '---:|').join('')}`,
   ];
   for (const row of result.rows) {
     const catdog = result.rows.find((other) => other.group === row.group && other.impl.startsWith('catdog'));
     const ratio = catdog && row.value ? catdog.value / row.value : undefined;
     const runs = row.values && row.values.length > 1 ? ` (runs: ${row.values.map(number).join(', ')})` : '';
-    lines.push(`| ${row.group} | ${row.impl} | ${number(row.value)}${runs} | ${ratio === undefined ? '–' : `${ratio.toFixed(2)}×`} | ${extra.map((key) => `${number(row[key])} | `).join('')}${number(row.peakRssMiB)} |`);
+    lines.push(`| ${row.group} | ${row.impl} | ${number(row.value)}${runs} | ${ratio === undefined ? '–' : `${ratio.toFixed(2)}×`} | ${extra.map((key) => ` ${number(row[key])} |`).join('')}`);
   }
   lines.push('', `![${result.title}](bench/${id}.png)`);
   return lines.filter((line, i, all) => !(line === '' && all[i - 1] === '')).join('\n');

@@ -61,7 +61,7 @@ async function main() {
   }
   report('train', {
     unit: 'images/s',
-    what: `training steps on in-memory random data, batch ${BATCH}, Adam 1e-3; CNN on ${opts.cnnImages} images, head on ${opts.headImages} feature vectors; ${opts.epochs} timed epochs after a warm-up epoch, median of ${opts.rounds} interleaved rounds`,
+    what: `training steps on in-memory random data, batch ${BATCH}, Adam 1e-3; CNN on ${opts.cnnImages} images, head on ${opts.headImages} feature vectors; ${opts.epochs} timed epochs after a warm-up epoch, best of ${opts.rounds} interleaved rounds`,
     loadBefore,
     loadAfter: loadAverage(),
     rows,
