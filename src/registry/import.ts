@@ -132,7 +132,12 @@ async function readNetwork(upload: ModelUpload): Promise<{ fileName: string; for
   if (ZIP_MAGIC.every((byte, index) => bytes[index] === byte)) {
     // Names only: a .keras file is a zip too, told apart by holding no model.json.
     const names: string[] = [];
-    unzipSync(bytes, { filter: (file) => (names.push(file.name), false) });
+    unzipSync(bytes, {
+      filter: (file) => {
+        names.push(file.name);
+        return false;
+      },
+    });
     const modelJson = names.find((name) => path.posix.basename(name) === 'model.json');
     if (modelJson) {
       const folder = path.posix.dirname(modelJson);
