@@ -22,20 +22,23 @@ export interface AccessRule {
   /** OpenAPI-style template: `{param}` matches one segment, a trailing `*` anything below. */
   path: string;
   access: Access;
+  /** For the docs; API operations have their OpenAPI summary instead. */
+  what?: string;
 }
 
 /** Routes outside the OpenAPI document: the web UI, its assets, Prometheus, the API document itself. */
 export const NON_API_RULES: readonly AccessRule[] = [
-  { method: 'GET', path: '/static/*', access: 'public' },
-  { method: 'GET', path: '/signin', access: 'public' },
-  { method: 'POST', path: '/signin', access: 'public' },
-  { method: 'POST', path: '/signout', access: 'public' },
-  { method: 'GET', path: '/api/openapi.json', access: 'public' },
-  { method: 'GET', path: '/api/docs', access: 'public' },
-  { method: 'GET', path: '/metrics', access: 'viewer' },
-  { method: 'POST', path: '/dataset/versions', access: 'curator' },
-  { method: 'POST', path: '/models/{id}/promote', access: 'admin' },
+  { method: 'GET', path: '/static/*', access: 'public', what: 'stylesheets, scripts, icons of the UI' },
+  { method: 'GET', path: '/signin', access: 'public', what: 'sign-in page' },
+  { method: 'POST', path: '/signin', access: 'public', what: 'sign in with a token (opens a session)' },
+  { method: 'POST', path: '/signout', access: 'public', what: 'sign out (ends the session)' },
+  { method: 'GET', path: '/api/openapi.json', access: 'public', what: 'the OpenAPI document' },
+  { method: 'GET', path: '/api/docs', access: 'public', what: 'API reference page' },
+  { method: 'GET', path: '/metrics', access: 'viewer', what: 'Prometheus metrics' },
+  { method: 'POST', path: '/dataset/versions', access: 'curator', what: 'build a dataset version from the Dataset page' },
+  { method: 'POST', path: '/models/{id}/promote', access: 'admin', what: 'promote from the Models page' },
 ];
+/** Every other web page (`/`, `/review`, `/dataset`, …) and fragment is a read: viewer (the fallback below). */
 
 /** Anything not declared: reading needs an account, changing needs the highest role (a forgotten route fails closed). */
 const fallbackAccess = (method: string): Access => (SAFE_METHODS.has(method) ? 'viewer' : 'admin');
