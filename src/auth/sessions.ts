@@ -8,6 +8,8 @@ const SESSION_ID_BYTES = 32;
 /** Opens a web session for a signed-in token; the cookie value is returned, only its sha256 is stored. */
 export async function openSession(db: Pick<Database, 'tokens'>, principal: Principal, ttlHours: number): Promise<{ cookieValue: string; expiresAt: Date }> {
   if (!principal.tokenId) throw new TypeError('only a token can open a session');
+  // Sign-ins are rare, so they also sweep sessions that expired unused (no timer to run).
+  await db.tokens.deleteExpiredSessions();
   const cookieValue = randomBytes(SESSION_ID_BYTES).toString('base64url');
   const expiresAt = new Date(Date.now() + ttlHours * 3_600_000);
   await db.tokens.createSession({ idHash: sha256Hex(cookieValue), tokenId: principal.tokenId, expiresAt: expiresAt.toISOString() });

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { createToken, parseRole, revokeToken, ROLES } from '../../auth/index.js';
+import { createToken, parseRole, revokeToken, ROLE_ABILITIES, ROLES } from '../../auth/index.js';
 import { printJson, printTable, withApp, type GlobalOptions } from '../app-runner.js';
 
 /** Works on the database directly, offline: the first admin token of a new installation comes from here. */
@@ -9,7 +9,7 @@ export function registerTokenCommands(program: Command, globals: () => GlobalOpt
   token
     .command('create')
     .description('create a token and print its secret (shown once: only its sha256 is stored)')
-    .requiredOption('--role <role>', `one of ${ROLES.join(', ')}`)
+    .requiredOption('--role <role>', ROLES.map((role) => `${role}: ${ROLE_ABILITIES[role]}`).join('; '))
     .option('--name <name>', 'who or what uses it, shown in token list')
     .option('--json', 'print JSON')
     .action(async (options: { role: string; name?: string; json?: boolean }) => {

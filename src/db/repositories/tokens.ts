@@ -77,11 +77,6 @@ export function tokensRepository(schemaDb: Kysely<Schema>) {
       return rows.map(toToken);
     },
 
-    async get(id: string): Promise<TokenRow | undefined> {
-      const row = await db.selectFrom('access_tokens').selectAll().where('id', '=', id).executeTakeFirst();
-      return row && toToken(row);
-    },
-
     /** The live (not revoked) token whose secret hashes to `secretHash`. */
     async findActiveBySecretHash(secretHash: string): Promise<TokenRow | undefined> {
       const row = await db
