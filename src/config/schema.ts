@@ -190,12 +190,6 @@ const jobsSchema = z
       .default(30_000)
       .describe('bullmq: a worker that stops renewing its job lock this long (killed, frozen) loses the job to another worker (>= 1000 ms).'),
     stalledIntervalMs: z.int().min(500).default(30_000).describe('bullmq: how often workers look for jobs whose lock lapsed (>= 500 ms).'),
-    lockDurationMs: z
-      .int()
-      .min(1000)
-      .default(30_000)
-      .describe('bullmq: a worker that stops renewing its job lock this long (killed, frozen) loses the job to another worker (>= 1000 ms).'),
-    stalledIntervalMs: z.int().min(500).default(30_000).describe('bullmq: how often workers look for jobs whose lock lapsed (>= 500 ms).'),
   })
   .prefault({})
   .describe('Background jobs (imports, training).');
@@ -220,6 +214,12 @@ const serverSchema = z
     host: z.string().min(1).default('127.0.0.1').describe('Interface the web server listens on; 0.0.0.0 exposes it to the network. Env: CATDOG_HOST.'),
     port: z.int().min(1).max(65535).default(8080).describe('TCP port of the web server (1..65535). Env: CATDOG_PORT.'),
     anonymousViewer: z.boolean().default(false).describe('Let requests without a token act as viewer for reads (GET/HEAD only; never for writes).'),
+    localViewer: z
+      .boolean()
+      .default(true)
+      .describe(
+        'While the server is bound to a loopback address (the default 127.0.0.1), let token-less requests from this machine act as viewer (predict and read), unless a browser says they come from another site. Curator and admin actions always need a token.',
+      ),
     sessionHours: z.number().gt(0).max(24 * 90).default(12).describe('How long a web sign-in lasts, in hours.'),
     rateLimit: z
       .strictObject({

@@ -17,7 +17,7 @@ import { predictionRoutes } from './routes/predictions.js';
 import { systemRoutes } from './routes/system.js';
 import { trainingRoutes } from './routes/training.js';
 import { rateLimiter, securityHeaders } from './security.js';
-import { accessResolver, authorize, identify, registerSessionRoutes } from './auth-middleware.js';
+import { accessResolver, authorize, identify, isLoopbackHost, registerSessionRoutes } from './auth-middleware.js';
 import { tokenRoutes } from './routes/tokens.js';
 import { signInPage } from '../web/pages/signin.js';
 
@@ -59,7 +59,11 @@ export function createServer(app: AppContext, options: ServerOptions): OpenAPIHo
 
   const server = new OpenAPIHono({ defaultHook: validationHook });
   server.use('*', securityHeaders, metrics.middleware);
-  const access = { db: app.db, anonymousViewer: app.config.server.anonymousViewer };
+  const access = {
+    db: app.db,
+    anonymousViewer: app.config.server.anonymousViewer,
+    localViewer: app.config.server.localViewer && isLoopbackHost(app.config.server.host),
+  };
   const accessFor = accessResolver(server);
   // Identify first so the limiter keys on the token, then refuse: floods of refused requests are limited too.
   server.use('*', identify(accessFor, access));

@@ -134,6 +134,35 @@ const wantsPage = (c: Context): boolean =>
 export interface AccessOptions {
   db: Parameters<typeof authenticateSecret>[0];
   anonymousViewer: boolean;
+  /** Token-less requests from this machine act as viewer (only meaningful while bound to loopback). */
+  localViewer: boolean;
+}
+
+const LOOPBACK_HOSTS = new Set(['127.0.0.1', 'localhost', '::1']);
+export const isLoopbackHost = (host: string): boolean => LOOPBACK_HOSTS.has(host) || host.startsWith('127.');
+
+function remoteAddress(c: Context): string | undefined {
+  return (c.env as { incoming?: { socket?: { remoteAddress?: string } } } | undefined)?.incoming?.socket?.remoteAddress;
+}
+
+/**
+ * A local, token-less caller (curl on the same machine) — but not a web page from another site that the user's
+ * browser is visiting: browsers mark those requests with Sec-Fetch-Site or an Origin of another host.
+ */
+function isLocalCaller(c: Context): boolean {
+  const address = remoteAddress(c);
+  if (!address || !(isLoopbackHost(address) || address.startsWith('::ffff:127.'))) return false;
+  const fetchSite = c.req.header('sec-fetch-site');
+  if (fetchSite && fetchSite !== 'same-origin' && fetchSite !== 'none') return false;
+  const origin = c.req.header('origin');
+  if (origin && origin !== 'null') {
+    try {
+      return new URL(origin).host === c.req.header('host');
+    } catch {
+      return false;
+    }
+  }
+  return origin !== 'null';
 }
 
 /**
@@ -172,7 +201,7 @@ export function identify(accessFor: AccessResolver, { db }: AccessOptions): Midd
 }
 
 /** Refuses what the caller's role does not cover: 401 without a usable credential, 403 naming the role needed. */
-export function authorize(accessFor: AccessResolver, { anonymousViewer }: AccessOptions): MiddlewareHandler {
+export function authorize(accessFor: AccessResolver, { anonymousViewer, localViewer }: AccessOptions): MiddlewareHandler {
   return async (c, next) => {
     const { method, path } = c.req;
     const needed = accessFor(method, path);
@@ -180,7 +209,8 @@ export function authorize(accessFor: AccessResolver, { anonymousViewer }: Access
     if (needed !== 'public') {
       const problem = c.get('credentialProblem');
       if (problem) throw problem;
-      if (!principal && anonymousViewer && needed === 'viewer' && SAFE_METHODS.has(method)) {
+      const anonymousAllowed = (anonymousViewer && SAFE_METHODS.has(method)) || (localViewer && isLocalCaller(c));
+      if (!principal && needed === 'viewer' && anonymousAllowed) {
         principal = { tokenId: null, name: 'anonymous', role: 'viewer', via: 'anonymous' };
         c.set('principal', principal);
       }

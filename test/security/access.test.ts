@@ -4,7 +4,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROLES, type Role } from '../../src/auth/index.js';
 import { startTestServer, withBearer, type TestServer } from '../../src/server/test-support.js';
-import { skipWithoutShared } from '../support/shared.js';
+import { kaggleFiles, skipWithoutShared } from '../support/shared.js';
 import { builtCli, cliEnv, fillPath, operationsOf, runNode, skipWithoutBuild, type ErrorJson, type OpenApiDocument } from './support.js';
 
 const NO_LIMIT = { CATDOG_SERVER__RATE_LIMIT__REQUESTS_PER_MINUTE: '0' };
@@ -148,6 +148,36 @@ describe.skipIf(skipWithoutShared)('anonymous viewer (server.anonymousViewer)', 
     const predict = await fetch(t.url('/api/v1/predictions'), { method: 'POST', body: new FormData() });
     expect(predict.status).toBe(401);
     expect((await fetch(t.url('/api/v1/tokens'))).status).toBe(401);
+  });
+});
+
+describe.skipIf(skipWithoutShared)('local viewer on the embedded defaults (server.localViewer)', () => {
+  let t: TestServer;
+  beforeAll(async () => {
+    t = await startTestServer({ ...NO_LIMIT, CATDOG_SERVER__LOCAL_VIEWER: 'true' });
+  });
+  afterAll(async () => {
+    await t?.close();
+  });
+
+  it('lets a token-less client on this machine predict and read, but not curate, nor a page of another site', async () => {
+    const photo = () => {
+      const form = new FormData();
+      form.append('file', new Blob([fs.readFileSync(kaggleFiles('cat', 1)[0]!)]), 'cat.jpg');
+      return form;
+    };
+    const predicted = await fetch(t.url('/api/v1/predictions'), { method: 'POST', body: photo() });
+    expect(predicted.status).toBe(200);
+    expect((await fetch(t.url('/api/v1/models'))).status).toBe(200);
+    const { predictions } = (await predicted.json()) as { predictions: { id: string }[] };
+    const validate = await fetch(t.url(`/api/v1/predictions/${predictions[0]!.id}/validation`), {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ label: 'cat' }),
+    });
+    expect(validate.status).toBe(401);
+    const crossSite = await fetch(t.url('/api/v1/predictions'), { method: 'POST', body: photo(), headers: { origin: 'https://evil.example' } });
+    expect(crossSite.status).toBe(401);
   });
 });
 

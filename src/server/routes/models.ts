@@ -69,6 +69,7 @@ const ReliabilitySchema = z
 const modelReliability = createRoute({
   method: 'get',
   path: '/models/{id}/reliability',
+  'x-catdog-role': 'viewer',
   tags: ['models'],
   summary: 'Reliability diagram of the test split (confidence against accuracy per bin) and the temperature in use',
   request: { params: IdParam },
