@@ -43,6 +43,8 @@ function startCli(home: string): Promise<{ child: ChildProcess; url: string }> {
         CATDOG_LOG_LEVEL: 'warn',
         // Only the first model is promoted by training, so promoting the second is the user's act in the browser.
         CATDOG_TRAINING__PROMOTION__MIN_IMPROVEMENT: '1',
+        // The browser runs on this machine: without this it would be a token-less local viewer and never sign in.
+        CATDOG_SERVER__LOCAL_VIEWER: 'false',
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     },
