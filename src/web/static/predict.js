@@ -44,7 +44,11 @@
 
   function showPrediction(item, prediction) {
     item.querySelector('.upload-progress').hidden = true;
-    item.querySelector('.verdict').textContent = `${percent(prediction.confidence)} ${prediction.label}`;
+    // "neither" has no confidence of its own: say why the model thinks it is no cat and no dog.
+    item.querySelector('.verdict').textContent =
+      prediction.label === 'neither'
+        ? `neither cat nor dog (${prediction.reason === 'far_from_classes' ? 'unlike the cats and dogs it learnt' : 'no animal seen'})`
+        : `${percent(prediction.confidence)} ${prediction.label}`;
     const fill = item.querySelector('.confidence-fill');
     fill.style.width = percent(prediction.confidence);
     fill.classList.add(prediction.label);
