@@ -78,6 +78,7 @@ const RELEASE_LOCK_SCRIPT = `if redis.call('GET', KEYS[1]) == ARGV[1] then retur
 const RENEW_LOCK_SCRIPT = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0`;
 
 const CANCEL_REQUEST_TTL_MS = 24 * 60 * 60 * 1000;
+const WAIT_POLL_MS = 5000;
 
 /** A URL fit for an error message: the password never leaves the process. */
 function redactedUrl(redisUrl: string): string {
@@ -214,8 +215,14 @@ export class BullMqJobQueue implements JobQueue {
   async get(id: string): Promise<JobInfo | undefined> {
     const { queue } = await this.connected();
     const job = await queue.getJob(id);
-    if (job !== undefined) return toJobInfo(job, await job.getState());
-    return this.cancelledRecord(id);
+    if (job === undefined) return this.cancelledRecord(id);
+    const state = await job.getState();
+    // The job may have finished between the two reads: its hash, read while it was active, has no result yet.
+    if ((state === 'completed' || state === 'failed') && job.finishedOn === undefined) {
+      const finished = await queue.getJob(id);
+      return finished === undefined ? this.cancelledRecord(id) : toJobInfo(finished, state);
+    }
+    return toJobInfo(job, state);
   }
 
   private async cancelledRecord(id: string): Promise<JobInfo | undefined> {
@@ -296,11 +303,15 @@ export class BullMqJobQueue implements JobQueue {
         );
       };
       const timer = setTimeout(() => finish(() => reject(waitTimeoutError(id, timeoutMs))), timeoutMs);
+      // Events are the fast path; a look now and then means a missed one (a dropped connection) delays, never hangs.
+      const poll = setInterval(wake, WAIT_POLL_MS);
       // The Redis connections keep the process alive while it waits; a long timeout must not keep it alive after close.
       timer.unref();
+      poll.unref();
       const finish = (settle: () => void): void => {
         settled = true;
         clearTimeout(timer);
+        clearInterval(poll);
         this.waiters.get(id)?.delete(wake);
         settle();
       };
@@ -371,7 +382,7 @@ export class BullMqJobQueue implements JobQueue {
     try {
       return await handler(job.data, {
         id,
-        attempt: job.attemptsMade + 1,
+        attempt: Math.max(startedAttempts(job), job.attemptsMade + 1),
         signal,
         workerId,
         reportProgress: async (fraction, message) => {
@@ -464,6 +475,11 @@ function toJobState(bullState: string, failedReason: string | undefined): JobSta
   return 'waiting';
 }
 
+/** A run a dead worker started counts: BullMQ restarts a stalled job without adding to `attemptsMade`. */
+function startedAttempts(job: Job): number {
+  return Math.max(job.attemptsStarted ?? 0, job.attemptsMade);
+}
+
 function toJobInfo(job: Job, bullState: string): JobInfo {
   const state = toJobState(bullState, job.failedReason);
   const progress = job.progress as JobProgressRecord | number | undefined;
@@ -473,7 +489,7 @@ function toJobInfo(job: Job, bullState: string): JobInfo {
     data: job.data,
     state,
     progress: typeof progress === 'number' ? progress : (progress?.fraction ?? 0),
-    attempts: state === 'active' ? job.attemptsMade + 1 : job.attemptsMade,
+    attempts: Math.max(startedAttempts(job), state === 'active' ? job.attemptsMade + 1 : job.attemptsMade),
     createdAt: new Date(job.timestamp).toISOString(),
   };
   if (typeof progress === 'object' && progress.message !== undefined) info.progressMessage = progress.message;
