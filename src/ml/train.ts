@@ -43,7 +43,7 @@ export interface TrainOptions {
   validation: Batches;
   epochs: number;
   learningRate: number;
-  /** Stop after this many epochs without a lower validation loss. */
+  /** Stop after this many epochs without a lower validation loss; 0 never stops early. */
   earlyStoppingPatience: number;
   onEpoch?: (stats: EpochStats) => void | Promise<void>;
   /** Aborting stops between batches and rejects with the signal's reason. */
@@ -98,7 +98,7 @@ export async function trainBinaryClassifier(options: TrainOptions): Promise<Trai
         best = { epoch, valLoss: stats.valLoss, weights: tf.tidy(() => model.getWeights().map((w) => w.clone())) };
       }
       await onEpoch?.(stats);
-      if (epoch - best.epoch >= earlyStoppingPatience && epoch < epochs) {
+      if (earlyStoppingPatience > 0 && epoch - best.epoch >= earlyStoppingPatience && epoch < epochs) {
         model.setWeights(best.weights);
         return { epochs: history, bestEpoch: best.epoch, stoppedEarly: true };
       }
@@ -151,6 +151,13 @@ export async function predictPDog(model: LayersModel, x: Tensor, batchSize = 32)
   }
 }
 
+/**
+ * Native TensorFlow runs a batch synchronously and tfjs resolves its promises as microtasks, so a whole epoch can
+ * pass without a timer firing. A turn of the event loop between batches lets timers run: a queue worker's job-lock
+ * renewal above all, which would otherwise lapse and hand a live job to another worker.
+ */
+const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
 interface Averages {
   loss: number;
   accuracy: number;
@@ -178,6 +185,7 @@ async function trainEpoch(
       tf.dispose([x, y, labels]);
     }
     signal?.throwIfAborted();
+    await yieldToEventLoop();
   }
   return averages(lossSum, correct, count);
 }
@@ -210,6 +218,7 @@ async function evaluate(
       tf.dispose([x, y]);
     }
     signal?.throwIfAborted();
+    await yieldToEventLoop();
   }
   return averages(lossSum, correct, count);
 }
