@@ -1,11 +1,15 @@
 import type { AppContext } from '../app/context.js';
 import { importFolder } from '../datasets/import-folder.js';
 import { buildDatasetVersion, type DatasetParams } from '../datasets/versions.js';
+import type { ModelRow, RunRow } from '../db/index.js';
+import { loadManifest } from '../datasets/versions.js';
 import { NotFoundError } from '../errors.js';
+import { promoteIfBetter } from '../registry/promotion.js';
 import { pipelineJobHandlers } from '../pipeline/jobs.js';
 import { datasetParams, trainingParams, withOverrides } from '../training/params.js';
 import { retrain } from '../training/retraining.js';
-import { finalizeCandidate, trainCandidate, trainOnDataset, type TrainingEvent } from '../training/run-training.js';
+import { finalizeCandidate, trainCandidate, trainOnDataset, type TrainingEvent, type TrainingParams } from '../training/run-training.js';
+import { modelIdForJob, openAttemptRun, settleEarlierAttempts } from './attempts.js';
 import type { JobContext, JobHandler, JobQueue } from './job-queue.js';
 import {
   JOB,
@@ -14,6 +18,7 @@ import {
   type FinalizeCandidateJobData,
   type FinalizeCandidateResult,
   type ImportJobData,
+  type RetrainJobData,
   type TrainCandidateJobData,
   type TrainJobData,
 } from './product-jobs.js';
@@ -66,6 +71,34 @@ async function paramsFor(app: AppContext, data: TrainJobData) {
   return trainingParams(withOverrides(app.config, overrides), dataset.params as unknown as DatasetParams);
 }
 
+/** What a `train` job answers. */
+function trainResult(run: Pick<RunRow, 'id' | 'durationMs'>, model: ModelRow, promotion: { promoted: boolean; reason: string }, bestEpoch: number) {
+  return {
+    runId: run.id,
+    modelId: model.id,
+    modelVersion: model.version,
+    metrics: model.metrics,
+    promotion: { promoted: promotion.promoted, reason: promotion.reason },
+    bestEpoch,
+    durationMs: run.durationMs ?? 0,
+  };
+}
+
+/** The candidate an earlier attempt of the same job stored, as its run recorded it. */
+async function recordedCandidate(app: AppContext, run: RunRow): Promise<CandidateSummary> {
+  const metrics = run.metrics as unknown as Pick<CandidateSummary, 'validation'> & { candidate: Pick<CandidateSummary, 'modelId' | 'artifactPrefix'> };
+  return {
+    runId: run.id,
+    datasetId: run.datasetId,
+    params: run.params as unknown as TrainingParams,
+    modelId: metrics.candidate.modelId,
+    artifactPrefix: metrics.candidate.artifactPrefix,
+    validation: metrics.validation,
+    durationMs: run.durationMs ?? 0,
+    epochsRun: (await app.db.runs.epochs(run.id)).length,
+  };
+}
+
 /** Every job the product runs, for `catdog worker` and for in-process (inline) queues. */
 export function jobHandlers(app: AppContext, queue: JobQueue): Record<string, JobHandler> {
   const handlers: Record<string, JobHandler> = {
@@ -89,34 +122,57 @@ export function jobHandlers(app: AppContext, queue: JobQueue): Record<string, Jo
     },
 
     [JOB.train]: async (data: TrainJobData, ctx) => {
+      const modelId = modelIdForJob(ctx.id);
+      const earlier = await settleEarlierAttempts(app, ctx.id, ctx.attempt);
+      // An earlier attempt that registered the model (and perhaps died before recording its run's end) did the work.
+      const registered = await app.db.models.get(modelId);
+      if (registered !== undefined) {
+        const promoted = (await app.db.models.current())?.id === registered.id;
+        const reason = `registered by an earlier attempt of job ${ctx.id}${promoted ? ' and serving' : ''}`;
+        return trainResult(earlier ?? { id: registered.runId ?? '', durationMs: null }, registered, { promoted, reason }, Number(earlier?.metrics?.bestEpoch ?? 0));
+      }
       const params = await paramsFor(app, data);
-      const outcome = await trainOnDataset(app, { datasetId: data.datasetId, params, signal: ctx.signal, onEvent: trainingProgress(ctx), actor: `job:${ctx.id}` });
-      return {
-        runId: outcome.runId,
-        modelId: outcome.model.id,
-        modelVersion: outcome.model.version,
-        metrics: outcome.metrics,
-        promotion: { promoted: outcome.promotion.promoted, reason: outcome.promotion.reason },
-        bestEpoch: outcome.bestEpoch,
-        durationMs: outcome.durationMs,
-      };
+      const run = await openAttemptRun(app, ctx.id, data.datasetId, params);
+      const outcome = await trainOnDataset(app, { datasetId: data.datasetId, params, runId: run.id, modelId, signal: ctx.signal, onEvent: trainingProgress(ctx), actor: `job:${ctx.id}` });
+      return trainResult({ id: outcome.runId, durationMs: outcome.durationMs }, outcome.model, outcome.promotion, outcome.bestEpoch);
     },
 
     [JOB.trainCandidate]: async (data: TrainCandidateJobData, ctx): Promise<CandidateSummary> => {
-      const { epochs, ...candidate } = await trainCandidate(app, { datasetId: data.datasetId, params: data.params, signal: ctx.signal, onEvent: trainingProgress(ctx) });
+      const earlier = await settleEarlierAttempts(app, ctx.id, ctx.attempt);
+      if (earlier !== undefined) return recordedCandidate(app, earlier);
+      const run = await openAttemptRun(app, ctx.id, data.datasetId, data.params);
+      const { epochs, ...candidate } = await trainCandidate(app, {
+        datasetId: data.datasetId,
+        params: data.params,
+        runId: run.id,
+        modelId: modelIdForJob(ctx.id),
+        signal: ctx.signal,
+        onEvent: trainingProgress(ctx),
+      });
       await ctx.reportProgress(1, `validation accuracy ${candidate.validation.accuracy.toFixed(3)}`);
       return { ...candidate, epochsRun: epochs.length };
     },
 
     [JOB.finalizeCandidate]: async (data: FinalizeCandidateJobData, ctx): Promise<FinalizeCandidateResult> => {
       ctx.signal.throwIfAborted();
+      const registered = await app.db.models.get(data.candidate.modelId);
+      if (registered !== undefined) {
+        // An earlier attempt registered the winner and may have died before deciding its promotion: decide it again.
+        const { manifest } = await loadManifest(app, data.candidate.datasetId);
+        const metrics = registered.metrics as unknown as Parameters<typeof promoteIfBetter>[2];
+        const promotion = (await app.db.models.current())?.id === registered.id
+          ? { promoted: true, reason: `promoted by an earlier attempt of job ${ctx.id}` }
+          : await promoteIfBetter(app, registered, metrics, manifest, data.candidate.params.promotion, 'sweep');
+        return { modelId: registered.id, modelVersion: registered.version, metrics: { ...registered.metrics }, promotion: { promoted: promotion.promoted, reason: promotion.reason } };
+      }
       await ctx.reportProgress(0.1, 'evaluating on the test split');
       const { model, metrics, promotion } = await finalizeCandidate(app, data.candidate);
       await ctx.reportProgress(1, promotion.promoted ? 'promoted' : 'not promoted');
       return { modelId: model.id, modelVersion: model.version, metrics: { ...metrics }, promotion: { promoted: promotion.promoted, reason: promotion.reason } };
     },
 
-    [JOB.retrain]: async (_data: unknown, ctx) => retrain(app, queue, { signal: ctx.signal, onEvent: trainingProgress(ctx) }),
+    [JOB.retrain]: async (data: RetrainJobData, ctx) =>
+      retrain(app, queue, { afterDatasetId: data.afterDatasetId, modelId: modelIdForJob(ctx.id), signal: ctx.signal, onEvent: trainingProgress(ctx) }),
   };
   return { ...pipelineJobHandlers(app), ...handlers };
 }

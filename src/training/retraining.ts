@@ -120,16 +120,34 @@ export type RetrainOutcome =
 export async function retrain(
   app: RetrainingApp,
   queue: JobQueue,
-  options: { signal?: AbortSignal; onEvent?: (event: TrainingEvent) => void } = {},
+  options: {
+    /** The version it was asked to retrain after (a retried job finds the version its first attempt built). */
+    afterDatasetId?: number | null;
+    /** Fixed by a job, so a retry finds the model an earlier attempt registered instead of training another. */
+    modelId?: string;
+    signal?: AbortSignal;
+    onEvent?: (event: TrainingEvent) => void;
+  } = {},
 ): Promise<RetrainOutcome> {
+  const { afterDatasetId, modelId, ...training } = options;
   const lock = await queue.tryLock(RETRAIN_LOCK, RETRAIN_LOCK_TTL_MS);
   if (lock === undefined) throw new CatdogError('retraining_in_progress', 'another retraining holds the retraining lock; this one retries later', 409);
   try {
     const { version, created } = await buildDatasetVersion(app, datasetParams(app.config));
-    if (!created) return { retrained: false, reason: `the labelled photos are those of dataset v${version.id} already`, datasetId: version.id };
-    options.signal?.throwIfAborted();
+    const isNew = afterDatasetId === undefined ? created : version.id !== afterDatasetId;
+    if (!isNew) return { retrained: false, reason: `the labelled photos are those of dataset v${version.id} already`, datasetId: version.id };
+    const registered = modelId === undefined ? undefined : await app.db.models.get(modelId);
+    if (registered !== undefined) {
+      const promoted = (await app.db.models.current())?.id === registered.id;
+      return {
+        retrained: true,
+        datasetId: version.id,
+        training: { runId: registered.runId ?? '', modelId: registered.id, metrics: registered.metrics as unknown as TrainingOutcome['metrics'], promotion: { promoted, reason: 'registered by an earlier attempt', candidate: Number(registered.metrics[app.config.training.promotion.metric]) } },
+      };
+    }
+    training.signal?.throwIfAborted();
     const params = trainingParams(app.config, version.params as unknown as DatasetParams);
-    const outcome = await trainOnDataset(app, { datasetId: version.id, params, actor: 'retraining', ...options });
+    const outcome = await trainOnDataset(app, { datasetId: version.id, params, actor: 'retraining', ...(modelId !== undefined && { modelId }), ...training });
     return {
       retrained: true,
       datasetId: version.id,

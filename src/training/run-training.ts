@@ -194,6 +194,8 @@ export interface TrainingRequest {
   params: TrainingParams;
   /** A run recorded as queued earlier (the API answers with its id before training starts). */
   runId?: string;
+  /** The id the model gets; a queue job fixes it so that a retried attempt replaces its files instead of adding a model. */
+  modelId?: string;
   onEvent?: (event: TrainingEvent) => void;
   signal?: AbortSignal;
   actor?: string;
@@ -257,7 +259,7 @@ async function trainRun(deps: TrainingDependencies, request: TrainingRequest, fi
     const candidate: Omit<CandidateOutcome, 'epochs' | 'durationMs'> = {
       runId: run.id,
       datasetId: request.datasetId,
-      modelId: newId('mdl'),
+      modelId: request.modelId ?? newId('mdl'),
       artifactPrefix: '',
       params,
       validation: { accuracy: best.valAccuracy, loss: best.valLoss, bestEpoch: history.bestEpoch },

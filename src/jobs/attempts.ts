@@ -1,0 +1,59 @@
+import { createHash } from 'node:crypto';
+import type { AppContext } from '../app/context.js';
+import type { RunRow } from '../db/index.js';
+import { CatdogError } from '../errors.js';
+import type { TrainingParams } from '../training/run-training.js';
+import { thisProcessOwner } from '../training/run-owner.js';
+
+/**
+ * Training jobs are retried when their worker dies (BullMQ hands the job to another worker) or fails. The runs each
+ * attempt opened are listed under the job's id, so a retry can close what an earlier attempt left running and reuse
+ * what one finished, instead of training or registering twice.
+ */
+interface AttemptLedger {
+  jobId: string;
+  runIds: string[];
+}
+
+type LedgerApp = Pick<AppContext, 'db' | 'blobs' | 'codeVersion'>;
+
+const ledgerKey = (jobId: string): string => `jobs/${jobId}/runs.json`;
+
+/** The model a training job registers or stores: one id per job, so every attempt writes the same model. */
+export const modelIdForJob = (jobId: string): string => `mdl_${createHash('sha256').update(`job:${jobId}`).digest('hex').slice(0, 16)}`;
+
+async function readLedger(app: LedgerApp, jobId: string): Promise<AttemptLedger> {
+  const bytes = await app.blobs.getOrUndefined(ledgerKey(jobId));
+  return bytes === undefined ? { jobId, runIds: [] } : (JSON.parse(new TextDecoder().decode(bytes)) as AttemptLedger);
+}
+
+/**
+ * Settles the runs of earlier attempts of `jobId`: answers the one that succeeded, if any; marks the ones still
+ * queued or running failed (their process died, or lost the job to this one and must not finish it).
+ */
+export async function settleEarlierAttempts(app: LedgerApp, jobId: string, attempt: number): Promise<RunRow | undefined> {
+  const ledger = await readLedger(app, jobId);
+  for (const runId of ledger.runIds) {
+    let run = await app.db.runs.get(runId);
+    if (run?.status === 'queued' || run?.status === 'running') {
+      try {
+        run = await app.db.runs.finish(runId, { status: 'failed', error: `interrupted: job ${jobId} was retried (attempt ${attempt})` });
+      } catch (error) {
+        // It finished meanwhile: read how.
+        if (!(error instanceof CatdogError && error.code === 'run_state_conflict')) throw error;
+        run = await app.db.runs.get(runId);
+      }
+    }
+    if (run?.status === 'succeeded') return run;
+  }
+  return undefined;
+}
+
+/** Opens this attempt's run and lists it under the job before any training starts. */
+export async function openAttemptRun(app: LedgerApp, jobId: string, datasetId: number, params: TrainingParams): Promise<RunRow> {
+  const run = await app.db.runs.create({ datasetId, params: { ...params }, codeVersion: app.codeVersion, owner: thisProcessOwner() });
+  const ledger = await readLedger(app, jobId);
+  ledger.runIds.push(run.id);
+  await app.blobs.put(ledgerKey(jobId), new TextEncoder().encode(JSON.stringify(ledger)));
+  return run;
+}
