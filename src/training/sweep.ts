@@ -23,8 +23,8 @@ const gridSchema = z
 export type SweepGrid = z.infer<typeof gridSchema>;
 type SweptKey = keyof SweepGrid;
 
-/** How long a sweep waits for one of its jobs: training a candidate on a large data set takes hours, not days. */
-const JOB_WAIT_MS = 24 * 60 * 60 * 1000;
+/** How long a sweep waits for its jobs by default: training candidates on a large data set takes hours, not days. */
+export const DEFAULT_SWEEP_TIMEOUT_MS = 12 * 60 * 60 * 1000;
 const MAX_CANDIDATES = 256;
 
 export interface SweepCandidate {
@@ -174,6 +174,29 @@ function recordCandidate(candidate: SweepCandidate, job: JobInfo): void {
 }
 
 /**
+ * A sweep job's end, or a `sweep_timeout` at the sweep's deadline that says what to do. A job gone from the queue
+ * (removed by hand, or pruned) answers as failed, so the sweep goes on with the other candidates.
+ */
+async function waitForSweepJob(queue: JobQueue, record: SweepRecord, jobId: string, what: string, deadline: number): Promise<JobInfo> {
+  try {
+    return await queue.waitFor(jobId, Math.max(0, deadline - Date.now()));
+  } catch (error) {
+    if (error instanceof NotFoundError) {
+      return { id: jobId, name: '', data: null, state: 'failed', progress: 0, attempts: 0, error: 'the job is gone from the queue', createdAt: record.createdAt };
+    }
+    if (error instanceof CatdogError && error.code === 'job_wait_timeout') {
+      throw new CatdogError(
+        'sweep_timeout',
+        `sweep ${record.id}: ${what} (job ${jobId}) did not finish in time; check that \`catdog worker\` processes serve this queue (GET /api/v1/jobs/${jobId}), then wait again with \`catdog sweep --resume ${record.id}\``,
+        504,
+        { sweepId: record.id, jobId },
+      );
+    }
+    throw error;
+  }
+}
+
+/**
  * Waits for every candidate, picks the best on validation, and finalizes the winner only: its test split is
  * evaluated once and it is promoted only if it beats the serving model there. Safe to call again on the same
  * sweep (after a crash, or from another shell): every job id is fixed, so nothing runs twice.
@@ -182,17 +205,19 @@ export async function completeSweep(
   deps: SweepDependencies,
   queue: JobQueue,
   sweep: SweepRecord,
-  onCandidate?: (candidate: SweepCandidate) => void,
+  options: { onCandidate?: (candidate: SweepCandidate) => void; timeoutMs?: number } = {},
 ): Promise<SweepRecord> {
   const record: SweepRecord = structuredClone(sweep);
   if (record.status === 'finished' || record.status === 'failed') return record;
+  const deadline = Date.now() + (options.timeoutMs ?? DEFAULT_SWEEP_TIMEOUT_MS);
+  const waitFor = (jobId: string, what: string) => waitForSweepJob(queue, record, jobId, what, deadline);
   const winnerAlreadyChosen = record.status === 'finalizing';
   if (!winnerAlreadyChosen) {
     await enqueueCandidates(queue, record, await baseParams(deps, record.datasetId));
     await Promise.all(
       record.candidates.map(async (candidate) => {
-        recordCandidate(candidate, await queue.waitFor(candidate.jobId, JOB_WAIT_MS));
-        onCandidate?.(candidate);
+        recordCandidate(candidate, await waitFor(candidate.jobId, `candidate #${candidate.index}`));
+        options.onCandidate?.(candidate);
       }),
     );
     const winner = pickWinner(record.candidates);
@@ -210,13 +235,15 @@ export async function completeSweep(
   }
 
   const winningJob = await queue.get(record.candidates[record.winner!.index]!.jobId);
-  const summary = winningJob?.result as CandidateSummary | undefined;
-  if (summary === undefined) throw new CatdogError('sweep_failed', `sweep ${record.id}: the winning candidate's job is gone from the queue; its model files are under models/${record.winner!.modelId}/`);
+  const summary = winningJob?.result as CandidateSummary | null | undefined;
+  if (summary?.artifactPrefix === undefined) {
+    throw new CatdogError('sweep_failed', `sweep ${record.id}: the winning candidate's job or its result is gone from the queue; its model files are under models/${record.winner!.modelId}/`, 500, { sweepId: record.id });
+  }
   const data: FinalizeCandidateJobData = {
     candidate: { runId: summary.runId, datasetId: summary.datasetId, modelId: summary.modelId, artifactPrefix: summary.artifactPrefix, params: summary.params },
   };
   await queue.enqueue(JOB.finalizeCandidate, data, { jobId: record.finalJobId! });
-  const final = await queue.waitFor(record.finalJobId!, JOB_WAIT_MS);
+  const final = await waitFor(record.finalJobId!, 'finalizing the winner');
   record.finishedAt = new Date().toISOString();
   if (final.state !== 'completed') {
     record.status = 'failed';

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { CatdogError } from '../../errors.js';
 import { jobHandlers } from '../../jobs/handlers.js';
 import { createAppJobQueue } from '../../jobs/index.js';
-import { completeSweep, loadSweep, parseSweepGrid, startSweep, type SweepCandidate, type SweepRecord } from '../../training/sweep.js';
+import { completeSweep, DEFAULT_SWEEP_TIMEOUT_MS, loadSweep, parseSweepGrid, startSweep, type SweepCandidate, type SweepRecord } from '../../training/sweep.js';
 import { percent, printJson, printTable, withApp, type GlobalOptions } from '../app-runner.js';
 import { positiveInt } from './train.js';
 
@@ -43,7 +43,8 @@ export function registerSweepCommand(program: Command, globals: () => GlobalOpti
     .option('--wait', 'wait for the candidates, finalize the winner and print the table (always so with inline jobs)')
     .option('--resume <sweepId>', 'wait for an earlier sweep, finalize its winner and print the table')
     .option('--json', 'print the sweep record as JSON')
-    .action(async (options: { grid?: string; dataset?: number; wait?: boolean; resume?: string; json?: boolean }) => {
+    .option('--timeout <minutes>', `give up waiting after this long, with an error saying how to resume (default ${DEFAULT_SWEEP_TIMEOUT_MS / 60_000})`, positiveInt)
+    .action(async (options: { grid?: string; dataset?: number; wait?: boolean; resume?: string; json?: boolean; timeout?: number }) => {
       if ((options.grid === undefined) === (options.resume === undefined)) {
         throw new CatdogError('missing_argument', 'sweep needs --grid JSON (a new sweep) or --resume ID (an earlier one)');
       }
@@ -57,9 +58,11 @@ export function registerSweepCommand(program: Command, globals: () => GlobalOpti
           if (grid !== undefined) process.stderr.write(`sweep ${record.id}: ${record.candidates.length} candidates on dataset v${record.datasetId}\n`);
           const wait = options.wait === true || options.resume !== undefined || queue.kind === 'inline';
           const shown = wait
-            ? await completeSweep(app, queue, record, (candidate) =>
-                process.stderr.write(`candidate #${candidate.index} ${candidate.state}${candidate.workerId ? ` on ${candidate.workerId}` : ''}\n`),
-              )
+            ? await completeSweep(app, queue, record, {
+                onCandidate: (candidate) =>
+                  process.stderr.write(`candidate #${candidate.index} ${candidate.state}${candidate.workerId ? ` on ${candidate.workerId}` : ''}${candidate.error ? `: ${candidate.error}` : ''}\n`),
+                ...(options.timeout !== undefined && { timeoutMs: options.timeout * 60_000 }),
+              })
             : record;
           if (options.json) printJson(shown);
           else printSweep(shown);

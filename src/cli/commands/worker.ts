@@ -6,6 +6,7 @@ import { loadConfig } from '../../config/index.js';
 import { CatdogError } from '../../errors.js';
 import { jobHandlers } from '../../jobs/handlers.js';
 import { createAppJobQueue, type JobHandler } from '../../jobs/index.js';
+import { initTensorflow } from '../../ml/index.js';
 import type { GlobalOptions } from '../app-runner.js';
 import { positiveInt } from './train.js';
 
@@ -46,6 +47,9 @@ export function registerWorkerCommand(program: Command, globals: () => GlobalOpt
       const workerId = `${hostname()}-${process.pid}`;
       const concurrency = options.concurrency ?? app.config.jobs.concurrency;
       try {
+        // Loading native TensorFlow blocks the event loop for seconds: done before taking a job, not while its lock
+        // needs renewing.
+        await initTensorflow();
         await queue.startWorker(logged(jobHandlers(app, queue), app.logger), { concurrency, workerId });
       } catch (error) {
         await queue.close();
