@@ -6,14 +6,14 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
 import { openApp, type AppContext } from '../../src/app/context.js';
 import { createLogger } from '../../src/app/logger.js';
 import { loadConfig } from '../../src/config/index.js';
 import { importFolder } from '../../src/datasets/import-folder.js';
 import { buildDatasetVersion } from '../../src/datasets/versions.js';
-import { createAppJobQueue, type JobInfo, type JobQueue } from '../../src/jobs/index.js';
-import { JOB, type TrainJobData } from '../../src/jobs/product-jobs.js';
+import { modelIdForJob } from '../../src/jobs/attempts.js';
+import type { JobInfo } from '../../src/jobs/index.js';
 import { startServer, type RunningServer } from '../../src/server/index.js';
 import { datasetParams } from '../../src/training/params.js';
 import type { SweepRecord } from '../../src/training/sweep.js';
@@ -43,6 +43,7 @@ function buildIfStale(): void {
 interface WorkerProcess {
   child: ChildProcess;
   id: string;
+  /** Its stdout and stderr lines (JSON log lines), printed when an assertion fails. */
   log: string[];
 }
 
@@ -50,32 +51,57 @@ function startWorker(configFile: string): Promise<WorkerProcess> {
   const child = spawn(process.execPath, [cli, '--config', configFile, 'worker'], {
     cwd: repoRoot,
     env: { ...process.env, CATDOG_LOG_LEVEL: 'info' },
-    stdio: ['ignore', 'ignore', 'pipe'],
+    stdio: ['ignore', 'pipe', 'pipe'],
   });
   const worker: WorkerProcess = { child, id: `${hostname()}-${child.pid}`, log: [] };
   return new Promise((resolve, reject) => {
-    child.once('exit', (code) => reject(new Error(`worker exited with ${code} before it was ready:\n${worker.log.join('\n')}`)));
-    createInterface({ input: child.stderr! }).on('line', (line) => {
-      worker.log.push(line);
-      if (line.includes('"worker ready"')) resolve(worker);
-    });
+    child.once('exit', (code, signal) => reject(new Error(`worker exited (${code ?? signal}) before it was ready:\n${worker.log.join('\n')}`)));
+    for (const stream of [child.stdout!, child.stderr!]) {
+      createInterface({ input: stream }).on('line', (line) => {
+        worker.log.push(line);
+        if (line.includes('"worker ready"')) resolve(worker);
+      });
+    }
   });
 }
 
-function runCli(configFile: string, args: string[], timeoutMs: number): Promise<{ code: number | null; stdout: string; stderr: string }> {
+interface CliRun {
+  stdout: string;
+  stderr: string;
+  exited: Promise<number | null>;
+}
+
+function startCli(configFile: string, args: string[], timeoutMs: number): CliRun {
   const child = spawn(process.execPath, [cli, '--config', configFile, ...args], { cwd: repoRoot, env: { ...process.env, CATDOG_LOG_LEVEL: 'warn' }, timeout: timeoutMs, killSignal: 'SIGKILL' });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  return new Promise((resolve) => child.once('exit', (code) => resolve({ code, stdout, stderr })));
+  const run: CliRun = { stdout: '', stderr: '', exited: new Promise((resolve) => child.once('exit', resolve)) };
+  child.stdout.on('data', (chunk: Buffer) => (run.stdout += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (run.stderr += chunk.toString()));
+  return run;
+}
+
+interface LogLine {
+  msg: string;
+  jobId?: string;
+  attempt?: number;
+}
+
+const logLines = (worker: WorkerProcess): LogLine[] =>
+  worker.log.filter((line) => line.startsWith('{')).map((line) => JSON.parse(line) as LogLine);
+
+async function until<T>(what: string, look: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const found = await look();
+    if (found !== undefined) return found;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
 }
 
 describe.skipIf(skipWithoutShared)('scale-out: two worker processes on one Redis queue, one database and blob store', () => {
   let home: string;
   let configFile: string;
   let app: AppContext;
-  let queue: JobQueue;
   let server: RunningServer;
   let datasetId: number;
   const workers: WorkerProcess[] = [];
@@ -99,10 +125,13 @@ describe.skipIf(skipWithoutShared)('scale-out: two worker processes on one Redis
       configFile,
       JSON.stringify({
         home,
-        training: { backbone: smallBackbone, epochs: 6, earlyStoppingPatience: 0 },
-        // A short stalled check moves a killed worker's job to the survivor within seconds; the lock stays longer
-        // than TensorFlow's start-up blocks a worker's event loop, or live jobs would be taken for dead ones.
-        jobs: { kind: 'bullmq', redisUrl: REDIS_URL, queueName, lockDurationMs: 15_000, stalledIntervalMs: 2000 },
+        // The CNN candidates train on 64 px photos (the transfer ones decode at the backbone's 224 px): seconds per
+        // epoch. Small batches keep each synchronous TensorFlow step short, so lock renewals run on time.
+        dataset: { imageSize: 64 },
+        training: { backbone: smallBackbone, epochs: 6, earlyStoppingPatience: 0, batchSize: 8 },
+        // Shorter than the 30 s default so a killed worker's job moves within seconds; still several training steps
+        // long, so a live worker never loses its job (every job below must start exactly once, bar the killed one).
+        jobs: { kind: 'bullmq', redisUrl: REDIS_URL, queueName, lockDurationMs: 12_000, stalledIntervalMs: 1000 },
         server: { anonymousViewer: true },
       }),
     );
@@ -110,15 +139,14 @@ describe.skipIf(skipWithoutShared)('scale-out: two worker processes on one Redis
     const report = await importFolder({ db: app.db, blobs: app.blobs, limits: app.config.images }, photos);
     expect(report.imported).toBe(40);
     datasetId = (await buildDatasetVersion(app, datasetParams(app.config))).version.id;
-    queue = createAppJobQueue(app);
     server = await startServer(app, { port: 0, host: '127.0.0.1', handleSignals: false });
     workers.push(...(await Promise.all([startWorker(configFile), startWorker(configFile)])));
-  }, 240_000);
+  }, 120_000);
 
   afterAll(async () => {
     for (const worker of workers) worker.child.kill('SIGKILL');
-    await queue?.close();
     await server?.close();
+    await app?.close();
     const redis = new Redis(REDIS_URL);
     const keys = await redis.keys(`catdog:${queueName}:*`);
     if (keys.length > 0) await redis.del(...keys);
@@ -126,56 +154,69 @@ describe.skipIf(skipWithoutShared)('scale-out: two worker processes on one Redis
     if (home) fs.rmSync(home, { recursive: true, force: true });
   });
 
-  it('runs a sweep of 4 candidates on both workers, finalizes the best on validation and promotes it', async () => {
-    const sweep = await runCli(configFile, ['sweep', '--grid', '{"learningRate":[0.001,0.01],"head":["logistic","mlp"]}', '--dataset', String(datasetId), '--wait', '--json'], 100_000);
-    expect(sweep.code, `${sweep.stderr}\n${workers.map((worker) => worker.log.join('\n')).join('\n')}`).toBe(0);
+  it('trains 4 sweep candidates on both workers; a worker killed mid-candidate loses it to the other; the best is promoted, nothing lost or doubled', async () => {
+    // Two transfer candidates (seconds each) and two CNN candidates trained from pixels: long enough to be killed mid-way.
+    const grid = { architecture: ['mobilenet', 'cnn'], learningRate: [0.001, 0.01] };
+    const sweep = startCli(configFile, ['sweep', '--grid', JSON.stringify(grid), '--dataset', String(datasetId), '--wait', '--json', '--timeout', '2'], 110_000);
+    onTestFailed(() => {
+      console.error(`catdog sweep:\n${sweep.stderr}\n${sweep.stdout}`);
+      for (const worker of workers) console.error(`worker ${worker.id}:\n${worker.log.join('\n')}`);
+    });
+
+    // Mid-training: a CNN candidate that has reported an epoch and has more to go.
+    const target = await until(
+      'a CNN candidate between epochs',
+      async () => {
+        const { items } = await api<{ items: JobInfo<{ params: { architecture: string } }>[] }>('/jobs?state=active');
+        return items.find((job) => job.data.params.architecture === 'cnn' && /^epoch [1-4] of 6$/.test(job.progressMessage ?? '') && job.workerId !== undefined);
+      },
+      90_000,
+    );
+    const victim = workers.find((worker) => worker.id === target.workerId)!;
+    const survivor = workers.find((worker) => worker !== victim)!;
+    victim.child.kill('SIGKILL');
+
+    expect(await sweep.exited, 'catdog sweep exit code').toBe(0);
     const record = JSON.parse(sweep.stdout) as SweepRecord;
     expect(record.status).toBe('finished');
-    expect(record.candidates).toHaveLength(4);
-    expect(record.candidates.every((candidate) => candidate.state === 'completed')).toBe(true);
-    // Both processes trained candidates.
-    expect(new Set(record.candidates.map((candidate) => candidate.workerId))).toEqual(new Set(workers.map((worker) => worker.id)));
+    // No candidate missing.
+    expect(record.candidates.map((candidate) => candidate.state)).toEqual(['completed', 'completed', 'completed', 'completed']);
 
+    // The killed candidate was started again and finished by the survivor; its first run is marked interrupted.
+    const killed = await api<JobInfo>(`/jobs/${target.id}`);
+    expect(killed).toMatchObject({ state: 'completed', workerId: survivor.id, attempts: 2 });
+    const runIds = (JSON.parse(new TextDecoder().decode(await app.blobs.get(`jobs/${target.id}/runs.json`))) as { runIds: string[] }).runIds;
+    expect(runIds).toHaveLength(2);
+    expect(await app.db.runs.get(runIds[0]!)).toMatchObject({ status: 'failed', error: expect.stringMatching(/^interrupted/) });
+    expect(await app.db.runs.get(runIds[1]!)).toMatchObject({ status: 'succeeded' });
+
+    // Both workers did work; every job started once, bar the killed attempt, and completed once.
+    const started = workers.map((worker) => logLines(worker).filter((line) => line.msg === 'job started'));
+    expect(started.every((lines) => lines.length > 0)).toBe(true);
+    expect(logLines(victim).some((line) => line.msg === 'job started' && line.jobId === target.id && line.attempt === 1)).toBe(true);
+    expect(logLines(survivor).some((line) => line.msg === 'job started' && line.jobId === target.id && line.attempt === 2)).toBe(true);
+    const jobIds = [...record.candidates.map((candidate) => candidate.jobId), record.finalJobId!];
+    expect(started.flat().map((line) => line.jobId).sort()).toEqual([...jobIds, target.id].sort());
+    const completed = workers.flatMap((worker) => logLines(worker).filter((line) => line.msg === 'job completed'));
+    expect(completed.map((line) => line.jobId).sort()).toEqual([...jobIds].sort());
+
+    // The winner is the best on validation (ties to the lower loss), the only model registered, and serving.
     const best = Math.max(...record.candidates.map((candidate) => candidate.validation!.accuracy));
     const winner = record.candidates[record.winner!.index]!;
     expect(winner.validation!.accuracy).toBe(best);
     const tiedLosses = record.candidates.filter((candidate) => candidate.validation!.accuracy === best).map((candidate) => candidate.validation!.loss);
     expect(winner.validation!.loss).toBe(Math.min(...tiedLosses));
-
-    // Only the winner is registered; nothing served before, so it is promoted.
-    const models = await app.db.models.list();
-    expect(models.map((model) => model.id)).toEqual([winner.modelId]);
+    expect((await app.db.models.list()).map((model) => model.id)).toEqual([winner.modelId]);
     expect(record.promotion?.promoted).toBe(true);
     expect((await app.db.models.current())?.id).toBe(winner.modelId);
     expect(JSON.parse(new TextDecoder().decode(await app.blobs.get(`sweeps/${record.id}.json`)))).toMatchObject({ status: 'finished', winner: record.winner });
 
-    const completed = await api<{ items: JobInfo[] }>('/jobs?state=completed');
-    expect(completed.items.map((job) => job.id).sort()).toEqual([...record.candidates.map((candidate) => candidate.jobId), record.finalJobId].sort());
-    const logged = workers.flatMap((worker) => worker.log).filter((line) => line.includes('"job completed"'));
-    expect(logged.length).toBe(5);
-  }, 120_000);
+    // One set of model files per candidate: the retried one overwrote its killed attempt's, it did not add a model.
+    expect(record.candidates.map((candidate) => candidate.modelId)).toEqual(record.candidates.map((candidate) => modelIdForJob(candidate.jobId)));
+    const modelFolders = new Set((await app.blobs.list('models/')).map((key) => key.split('/')[1]));
+    expect([...modelFolders].sort()).toEqual(record.candidates.map((candidate) => candidate.modelId!).sort());
 
-  it('moves the job of a worker killed mid-training to the other worker, which finishes it', async () => {
-    const data: TrainJobData = { datasetId, architecture: 'cnn', epochs: 8 };
-    const job = await queue.enqueue(JOB.train, data, { jobId: `train-kill-${randomUUID()}`, attempts: 2 });
-    let running: JobInfo | undefined;
-    const deadline = Date.now() + 60_000;
-    // Mid-training: the worker has reported an epoch.
-    while (Date.now() < deadline) {
-      running = await api<JobInfo>(`/jobs/${job.id}`);
-      if (running.state === 'active' && running.progress > 0.4 && running.workerId !== undefined) break;
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-    expect(running).toMatchObject({ state: 'active' });
-    const victim = workers.find((worker) => worker.id === running!.workerId)!;
-    const survivor = workers.find((worker) => worker !== victim)!;
-    victim.child.kill('SIGKILL');
-
-    const finished = await queue.waitFor(job.id, 90_000);
-    expect(finished).toMatchObject({ state: 'completed', workerId: survivor.id });
-    const result = finished.result as { modelId: string; runId: string };
-    expect(await app.db.models.get(result.modelId)).toMatchObject({ architecture: 'cnn', datasetId });
-    expect(await app.db.runs.get(result.runId)).toMatchObject({ status: 'succeeded' });
-    expect(survivor.log.some((line) => line.includes('"job started"') && line.includes(job.id))).toBe(true);
+    const { items } = await api<{ items: JobInfo[] }>('/jobs?state=completed');
+    expect(items.map((job) => job.id).sort()).toEqual([...jobIds].sort());
   }, 120_000);
 });
