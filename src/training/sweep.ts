@@ -83,7 +83,7 @@ export function parseSweepGrid(text: string): SweepGrid {
   return grid;
 }
 
-/** Every combination of the grid's values, in the grid's key order (the last key varies fastest). */
+/** Every combination of the grid's values, in its keys' order (the last key varies fastest; parseSweepGrid orders keys as the schema does). */
 export function expandGrid(grid: SweepGrid): Partial<TrainingParams>[] {
   let combinations: Partial<TrainingParams>[] = [{}];
   for (const key of Object.keys(grid) as SweptKey[]) {
