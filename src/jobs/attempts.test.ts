@@ -1,0 +1,73 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestApp, type TestApp } from '../../test/support/app.js';
+import { kaggleFiles, skipWithoutShared } from '../../test/support/shared.js';
+import { importFolder } from '../datasets/import-folder.js';
+import { buildDatasetVersion, type DatasetParams } from '../datasets/versions.js';
+import { datasetParams, trainingParams } from '../training/params.js';
+import { modelIdForJob, openAttemptRun } from './attempts.js';
+import { jobHandlers } from './handlers.js';
+import { InlineJobQueue, type JobContext } from './index.js';
+import { JOB, type CandidateSummary, type TrainCandidateJobData } from './product-jobs.js';
+
+describe.skipIf(skipWithoutShared)('training jobs under retries', () => {
+  let app: TestApp;
+  let queue: InlineJobQueue;
+  let data: TrainCandidateJobData;
+
+  const attempt = (id: string, number: number): JobContext => ({
+    id,
+    attempt: number,
+    signal: new AbortController().signal,
+    workerId: 'test',
+    reportProgress: async () => {},
+  });
+
+  beforeAll(async () => {
+    app = await createTestApp({ CATDOG_TRAINING__EPOCHS: '2' });
+    queue = new InlineJobQueue();
+    const folder = path.join(app.home, 'photos');
+    for (const label of ['cat', 'dog'] as const) {
+      fs.mkdirSync(path.join(folder, label), { recursive: true });
+      for (const file of kaggleFiles(label, 8)) fs.symlinkSync(file, path.join(folder, label, path.basename(file)));
+    }
+    await importFolder({ db: app.db, blobs: app.blobs, limits: app.config.images }, folder);
+    const { version } = await buildDatasetVersion(app, datasetParams(app.config));
+    data = { datasetId: version.id, params: trainingParams(app.config, version.params as unknown as DatasetParams) };
+  });
+  afterAll(async () => {
+    await queue?.close();
+    await app?.dispose();
+  });
+
+  it('a retried train-candidate marks the dead attempt interrupted, trains once more under the same model id, and a further retry reuses it', async () => {
+    const trainCandidate = jobHandlers(app, queue)[JOB.trainCandidate]!;
+    const jobId = 'train-candidate-retried';
+    // What a worker killed mid-training leaves: its run still "running" (its process is on another machine).
+    const dead = await openAttemptRun(app, jobId, data.datasetId, data.params);
+    await app.db.runs.markRunning(dead.id, 'elsewhere:1');
+
+    const retried = (await trainCandidate(data, attempt(jobId, 2))) as CandidateSummary;
+    expect(await app.db.runs.get(dead.id)).toMatchObject({ status: 'failed', error: `interrupted: job ${jobId} was retried (attempt 2)` });
+    expect(retried.modelId).toBe(modelIdForJob(jobId));
+    expect(await app.db.runs.get(retried.runId)).toMatchObject({ status: 'succeeded' });
+
+    // The job's completion was lost (say the worker died right after): the next attempt answers the same candidate.
+    const again = (await trainCandidate(data, attempt(jobId, 3))) as CandidateSummary;
+    expect(again).toEqual({ ...retried, durationMs: again.durationMs });
+    expect((await app.db.runs.list({ limit: 10, offset: 0 })).total).toBe(2);
+    expect(new Set((await app.blobs.list('models/')).map((key) => key.split('/')[1]))).toEqual(new Set([retried.modelId]));
+    expect(await app.db.models.list()).toEqual([]);
+  });
+
+  it('a retried train job that an earlier attempt registered answers that model instead of registering another', async () => {
+    const train = jobHandlers(app, queue)[JOB.train]!;
+    const jobId = 'train-retried';
+    const first = (await train({ datasetId: data.datasetId }, attempt(jobId, 1))) as { modelId: string; runId: string; promotion: { promoted: boolean } };
+    expect(first).toMatchObject({ modelId: modelIdForJob(jobId), promotion: { promoted: true } });
+    const second = (await train({ datasetId: data.datasetId }, attempt(jobId, 2))) as typeof first;
+    expect(second).toMatchObject({ modelId: first.modelId, runId: first.runId, promotion: { promoted: true } });
+    expect((await app.db.models.list()).map((model) => model.id)).toEqual([first.modelId]);
+  });
+});
