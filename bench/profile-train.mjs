@@ -12,7 +12,7 @@ const { buildCnn, initTensorflow } = await import(path.join(repoRoot, 'dist', 'm
 const { tf } = await initTensorflow();
 const { useNativeReluGradient } = await import(path.join(repoRoot, 'dist', 'ml', 'train.js'));
 if (nativeReluGrad) useNativeReluGradient(tf);
-const model = buildCnn(imageSize);
+const model = buildCnn(imageSize, 1);
 model.compile({ optimizer: tf.train.adam(1e-3), loss: 'binaryCrossentropy', metrics: ['accuracy'] });
 const x = tf.randomUniform([batch, imageSize, imageSize, 3], 0, 256);
 const y = tf.randomUniform([batch, 1], 0, 2, 'int32').toFloat();

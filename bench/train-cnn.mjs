@@ -26,7 +26,7 @@ async function measureCatdog({ model: kind, images, epochs }) {
       }
     },
   });
-  const model = kind === 'cnn' ? buildCnn(IMAGE_SIZE) : buildHead('logistic', FEATURES);
+  const model = kind === 'cnn' ? buildCnn(IMAGE_SIZE, 1) : buildHead('logistic', FEATURES, 1);
   const result = await trainBinaryClassifier({
     model,
     train: batches(images),

@@ -26,7 +26,7 @@ async function roundTripDifference(model: LayersModel, input: Tensor): Promise<n
 describe('serializeModel / deserializeModel', () => {
   it('round-trips the CNN with its Rescaling and trained BatchNorm statistics', async () => {
     const { tf } = await initTensorflow();
-    const cnn = buildCnn(32);
+    const cnn = buildCnn(32, 7);
     const input = tf.randomUniform([4, 32, 32, 3], 0, 255, 'float32', 7);
     // Non-default moving statistics and weights, so a round trip that dropped them would show.
     const perturbed = tf.tidy(() =>
@@ -47,7 +47,7 @@ describe('serializeModel / deserializeModel', () => {
     const { tf } = await initTensorflow();
     const features = tf.randomNormal([5, 16], 0, 1, 'float32', 3);
     for (const kind of ['logistic', 'mlp'] as const) {
-      const head = buildHead(kind, 16);
+      const head = buildHead(kind, 16, 7);
       expect(await roundTripDifference(head, features)).toBeLessThan(1e-6);
       head.dispose();
     }
@@ -56,7 +56,7 @@ describe('serializeModel / deserializeModel', () => {
 
   it('reports files that are not a model as invalid_model', async () => {
     const { tf } = await initTensorflow();
-    const head = buildHead('logistic', 4);
+    const head = buildHead('logistic', 4, 7);
     const files = await serializeModel(head);
     head.dispose();
     const before = tf.memory().numTensors;

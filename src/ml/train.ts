@@ -164,58 +164,53 @@ interface Averages {
   count: number;
 }
 
-async function trainEpoch(
-  tf: Tensorflow,
-  model: LayersModel,
-  batches: AsyncIterable<Batch>,
-  signal: AbortSignal | undefined,
-): Promise<Averages> {
-  let lossSum = 0;
-  let correct = 0;
-  let count = 0;
-  for await (const { x, y } of batches) {
+async function trainEpoch(tf: Tensorflow, model: LayersModel, batches: AsyncIterable<Batch>, signal: AbortSignal | undefined): Promise<Averages> {
+  return accumulate(batches, signal, async ({ x, y }) => {
     const labels = y.rank === 1 ? tf.expandDims(y, 1) : y;
     try {
-      const [loss, accuracy] = (await model.trainOnBatch(x, labels)) as number[];
+      const [meanLoss, accuracy] = (await model.trainOnBatch(x, labels)) as number[];
       const size = x.shape[0] ?? 0;
-      lossSum += loss! * size;
-      correct += accuracy! * size;
-      count += size;
+      return { loss: meanLoss! * size, correct: accuracy! * size };
     } finally {
-      tf.dispose([x, y, labels]);
+      if (labels !== y) labels.dispose();
     }
-    signal?.throwIfAborted();
-    await yieldToEventLoop();
-  }
-  return averages(lossSum, correct, count);
+  });
 }
 
 /** Binary cross-entropy (without regularization) and accuracy over every validation batch. */
-async function evaluate(
-  tf: Tensorflow,
-  model: LayersModel,
+async function evaluate(tf: Tensorflow, model: LayersModel, batches: AsyncIterable<Batch>, signal: AbortSignal | undefined): Promise<Averages> {
+  return accumulate(batches, signal, async ({ x, y }) => {
+    const sums = tf.tidy(() => {
+      const pDog = model.predict(x) as Tensor;
+      const labels = tf.reshape(y, pDog.shape);
+      return tf.stack([tf.sum(tf.metrics.binaryCrossentropy(labels, pDog)), tf.sum(tf.metrics.binaryAccuracy(labels, pDog))]);
+    });
+    const [loss, correct] = await sums.data().finally(() => sums.dispose());
+    return { loss: loss!, correct: correct! };
+  });
+}
+
+/**
+ * Runs `step` on every batch (disposing it after), adds up its summed loss and correct answers, and checks for an
+ * abort and yields to the event loop between batches.
+ */
+async function accumulate(
   batches: AsyncIterable<Batch>,
   signal: AbortSignal | undefined,
+  step: (batch: Batch) => Promise<{ loss: number; correct: number }>,
 ): Promise<Averages> {
   let lossSum = 0;
   let correct = 0;
   let count = 0;
-  for await (const { x, y } of batches) {
+  for await (const batch of batches) {
     try {
-      const sums = tf.tidy(() => {
-        const pDog = model.predict(x) as Tensor;
-        const labels = tf.reshape(y, pDog.shape);
-        return tf.stack([
-          tf.sum(tf.metrics.binaryCrossentropy(labels, pDog)),
-          tf.sum(tf.metrics.binaryAccuracy(labels, pDog)),
-        ]);
-      });
-      const [loss, accuracy] = await sums.data().finally(() => sums.dispose());
-      lossSum += loss!;
-      correct += accuracy!;
-      count += x.shape[0] ?? 0;
+      const sums = await step(batch);
+      lossSum += sums.loss;
+      correct += sums.correct;
+      count += batch.x.shape[0] ?? 0;
     } finally {
-      tf.dispose([x, y]);
+      batch.x.dispose();
+      batch.y.dispose();
     }
     signal?.throwIfAborted();
     await yieldToEventLoop();

@@ -124,7 +124,7 @@ async function prepareTransfer(deps: TrainingDependencies, manifest: DatasetMani
     trainLabels.push(...trainItems.map(labelValue));
   }
 
-  const network = buildHead(params.head, backbone.featureSize);
+  const network = buildHead(params.head, backbone.featureSize, params.seed);
   const validation = validationItems.length > 0
     ? featureBatches(tf, validationFeatures, validationItems.map(labelValue), 256, params.seed, false)
     : featureBatches(tf, trainFeatures, trainLabels, 256, params.seed, false);
@@ -164,7 +164,7 @@ async function prepareCnn(deps: TrainingDependencies, manifest: DatasetManifest,
   const augmentation = anyAugmentation(params.augmentation)
     ? (pixels: Uint8Array, random: () => number) => augment(pixels, size, params.augmentation, random)
     : undefined;
-  const network = buildCnn(size);
+  const network = buildCnn(size, params.seed);
   const trainLabels = trainItems.map(labelValue);
   return {
     network,
