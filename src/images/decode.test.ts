@@ -310,12 +310,11 @@ describe('inputs that are not usable photos', () => {
     await expectImageError(decodeToRgb(makeBytes(), 8), 'image_unsupported_format', 415);
   });
 
-  it('a header declaring 60000×60000 → image_too_many_pixels from the header alone, at once', async () => {
+  it('a header declaring 60000×60000 → image_too_many_pixels from the header alone', async () => {
+    // The file holds no pixel data at all: a decode attempt would end in a truncation error, not this one.
     const bomb = pngHeaderOnly(60_000, 60_000);
     expect(bomb.length).toBeLessThan(100);
-    const started = performance.now();
     const error = await expectImageError(inspectImage(bomb, roomyLimits), 'image_too_many_pixels', 413);
-    expect(performance.now() - started).toBeLessThan(500);
     expect(error.details).toMatchObject({ width: 60_000, height: 60_000 });
     expect(error.message).toContain('60000×60000');
     await expectImageError(decodeToRgb(bomb, 8), 'image_too_many_pixels', 413);
