@@ -337,6 +337,12 @@ describe.skipIf(skipWithoutShared)('REST API', () => {
     expect(text).toMatch(/catdog_predictions_total\{label="(cat|dog)"\} \d+/);
     expect(text).toMatch(/catdog_serving_model_version\{model_id="mdl_[0-9a-f]+"\} 1/);
     expect(text).toContain('catdog_training_queue_depth 0');
+    // Earlier tests predicted: model calls were counted with their sizes, and the process gauges are live.
+    expect(text).toContain('# TYPE catdog_model_batch_size histogram');
+    expect(text).toMatch(/catdog_model_batch_size_count [1-9]\d*\n/);
+    expect(text).toMatch(/catdog_model_batch_size_bucket\{le="32"\} [1-9]\d*\n/);
+    expect(text).toMatch(/catdog_tf_tensors [1-9]\d*\n/);
+    expect(text).toMatch(/process_resident_memory_bytes [1-9]\d*\n/);
     expect(await (await fetch(t.url('/metrics'))).text()).toContain('http_requests_total');
   });
 

@@ -2,6 +2,7 @@ import { OpenAPIHono } from '@hono/zod-openapi';
 import { bodyLimit } from 'hono/body-limit';
 import type { AppContext } from '../app/context.js';
 import { createAppJobQueue, type JobQueue } from '../jobs/index.js';
+import { initTensorflow } from '../ml/index.js';
 import type { ModelServer } from '../serving/model-server.js';
 import type { RetrainingTrigger } from '../training/retraining.js';
 import type { RunManager } from '../training/run-manager.js';
@@ -24,6 +25,8 @@ import { signInPage } from '../web/pages/signin.js';
 export const API_PREFIX = '/api/v1';
 /** Room for the multipart framing around a photo of exactly `images.maxBytes`. */
 const MULTIPART_OVERHEAD_BYTES = 16 * 1024;
+/** Up to the batcher's default cap of 32 photos per call. */
+const MODEL_BATCH_BUCKETS = [1, 2, 4, 8, 16, 32];
 
 export interface ServerOptions {
   models: ModelServer;
@@ -55,6 +58,22 @@ export function createServer(app: AppContext, options: ServerOptions): OpenAPIHo
   metrics.registry.gauge('catdog_training_queue_depth', 'Training runs waiting behind the active one.', () => [{ labels: {}, value: options.runs.queueDepth }]);
   metrics.registry.gauge('catdog_training_active', '1 while a training run is in progress in this process.', () => [
     { labels: {}, value: options.runs.activeRunId ? 1 : 0 },
+  ]);
+  const batchSizes = metrics.registry.histogram(
+    'catdog_model_batch_size',
+    'Photos per model call; concurrent predictions are merged into one call, so _sum / _count is the mean batch.',
+    MODEL_BATCH_BUCKETS,
+  );
+  options.models.observeModelCalls((images) => batchSizes.observe({}, images));
+  // Both flat under steady load once warm: growth means a leak (a tensor not disposed, a cache without bound).
+  metrics.registry.gauge('catdog_tf_tensors', 'TensorFlow tensors alive in this process.', () =>
+    initTensorflow().then(
+      ({ tf }) => [{ labels: {}, value: tf.memory().numTensors }],
+      () => [],
+    ),
+  );
+  metrics.registry.gauge('process_resident_memory_bytes', 'Resident set size of this process in bytes.', () => [
+    { labels: {}, value: process.memoryUsage.rss() },
   ]);
 
   const server = new OpenAPIHono({ defaultHook: validationHook });

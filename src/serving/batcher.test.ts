@@ -36,11 +36,13 @@ describe.skipIf(skipWithoutShared)('batchPredictions', () => {
     for (const photo of photos) separate.push(...(await model.predictPixels([photo])));
     modelCalls.length = 0;
 
-    const batched = batchPredictions(model);
+    const observed: number[] = [];
+    const batched = batchPredictions(model, { onModelCall: (images) => observed.push(images) });
     const requests = [[photos[0]!], [photos[1]!, photos[2]!], [photos[3]!], [photos[4]!, photos[5]!]];
     const answers = await Promise.all(requests.map((images) => batched.predictPixels(images)));
 
     expect(modelCalls).toEqual([6]);
+    expect(observed, 'onModelCall sees the merged calls, not the requests').toEqual([6]);
     expect(answers.map((answer) => answer.length)).toEqual([1, 2, 1, 2]);
     answers.flat().forEach((answer, i) => {
       expect(answer.pDog).toBeCloseTo(separate[i]!.pDog, 5);
@@ -51,7 +53,7 @@ describe.skipIf(skipWithoutShared)('batchPredictions', () => {
 
   it('caps a merged call at maxBatch images and still runs a larger request on its own', async () => {
     modelCalls.length = 0;
-    const batched = batchPredictions(model, 2);
+    const batched = batchPredictions(model, { maxBatch: 2 });
     const answers = await Promise.all([
       batched.predictPixels([photos[0]!]),
       batched.predictPixels([photos[1]!]),

@@ -22,8 +22,14 @@ export class ModelServer {
   private active: Classifier | undefined;
   private loading: Promise<Classifier> | undefined;
   private timer: NodeJS.Timeout | undefined;
+  private readonly modelCallObservers: ((images: number) => void)[] = [];
 
   constructor(private readonly deps: ModelServerDependencies) {}
+
+  /** Tells `observer` the size of every model call from now on, whichever model serves: micro-batching at work. */
+  observeModelCalls(observer: (images: number) => void): void {
+    this.modelCallObservers.push(observer);
+  }
 
   /** The classifier to use now (loads the promoted model, or zero-shot, on first use). */
   async classifier(): Promise<Classifier> {
@@ -46,6 +52,7 @@ export class ModelServer {
       current
         ? await loadClassifier(this.deps, current)
         : await zeroShotClassifier(await this.deps.backbones.get(this.deps.defaultBackbone)),
+      { onModelCall: (images) => this.modelCallObservers.forEach((observe) => observe(images)) },
     );
     const previous = this.active;
     this.active = next;
