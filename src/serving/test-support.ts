@@ -2,15 +2,15 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import type { AppContext } from '../app/context.js';
 import { importFolder } from '../datasets/import-folder.js';
 import { buildDatasetVersion } from '../datasets/versions.js';
 import { trainOnDataset, type TrainingOutcome } from '../training/run-training.js';
 import { datasetParams, trainingParams } from '../training/params.js';
-import type { TestApp } from '../../test/support/app.js';
 import { kaggleFiles } from '../../test/support/shared.js';
 
 /** Imports the first `perClass` Kaggle photos of each class (symlinked, never copied) and trains on them. */
-export async function trainSmallModel(app: TestApp, perClass: number): Promise<TrainingOutcome> {
+export async function trainSmallModel(app: AppContext, perClass: number): Promise<TrainingOutcome> {
   const folder = fs.mkdtempSync(path.join(os.tmpdir(), 'catdog-photos-'));
   try {
     for (const label of ['cat', 'dog'] as const) {
