@@ -24,7 +24,8 @@ import { isParameterType, type ComponentDefinition, type ParameterValue } from '
 
 export type StepLog = (line: string) => void;
 type Values = Record<string, ParameterValue>;
-type Implementation = (app: AppContext, inputs: Values, outputPaths: Record<string, string>, log: StepLog) => Promise<Values>;
+/** `signal` aborts a step that can stop midway (ingest between files, train between batches); it then throws the abort reason. */
+type Implementation = (app: AppContext, inputs: Values, outputPaths: Record<string, string>, log: StepLog, signal?: AbortSignal) => Promise<Values>;
 
 const importedArtifactSchema = z.object({
   source: z.string(),
@@ -110,7 +111,7 @@ function sourceFolder(source: string): string {
   return path.resolve(source);
 }
 
-const ingest: Implementation = async (app, inputs, outputPaths, log) => {
+const ingest: Implementation = async (app, inputs, outputPaths, log, signal) => {
   const source = stringInput(inputs, 'source');
   if (source === '') {
     log('no source: the dataset is built from the images already imported');
@@ -118,7 +119,9 @@ const ingest: Implementation = async (app, inputs, outputPaths, log) => {
     return { count: 0 };
   }
   const before = new Set((await app.db.images.listLabelled()).map((image) => image.hash));
-  const report = await importFolder({ db: app.db, blobs: app.blobs, limits: app.config.images }, sourceFolder(source));
+  const report = await importFolder({ db: app.db, blobs: app.blobs, limits: app.config.images }, sourceFolder(source), {
+    onProgress: () => signal?.throwIfAborted(),
+  });
   const images = (await app.db.images.listLabelled())
     .filter((image) => !before.has(image.hash) && (image.label === 'cat' || image.label === 'dog'))
     .map(({ hash, label }) => ({ hash, label: label as 'cat' | 'dog' }));
@@ -152,7 +155,7 @@ function architectureOf(value: string): 'mobilenet' | 'cnn' {
   throw new CatdogError('invalid_architecture', `architecture must be mobilenet or cnn, got '${value}'`);
 }
 
-const train: Implementation = async (app, inputs, outputPaths, log) => {
+const train: Implementation = async (app, inputs, outputPaths, log, signal) => {
   const dataset = await readArtifact(stringInput(inputs, 'dataset'), datasetArtifactSchema, 'dataset');
   const version = await app.db.datasets.get(dataset.datasetId);
   if (!version) throw new CatdogError('not_found', `dataset version ${dataset.datasetId} of the dataset artifact does not exist in this database`, 404);
@@ -168,6 +171,8 @@ const train: Implementation = async (app, inputs, outputPaths, log) => {
     datasetId: version.id,
     params,
     actor: 'pipeline',
+    // An aborted training records its run as cancelled and stores no model files.
+    signal,
     onEvent: (event) => {
       if (event.type === 'started') log(`training run ${event.runId} (${params.architecture}) on dataset v${event.datasetId}`);
       else if (event.type === 'epoch') {
@@ -247,13 +252,15 @@ export function componentNamed(name: string): ComponentDefinition {
 
 /**
  * Runs one component from its command line, as a KFP container does (`catdog component run NAME --input-… --output-…`),
- * and writes its parameter outputs to their files. Returns the parameter outputs.
+ * and writes its parameter outputs to their files. Returns the parameter outputs. An aborted `signal` keeps any step
+ * from starting; the short steps that cannot stop midway (build-dataset, evaluate, promote) then run to their end.
  */
-export async function runComponent(app: AppContext, component: ComponentDefinition, argv: string[], log: StepLog): Promise<Values> {
+export async function runComponent(app: AppContext, component: ComponentDefinition, argv: string[], log: StepLog, signal?: AbortSignal): Promise<Values> {
   const args: ComponentArgs = parseComponentArgs(component, argv);
   const implementation = implementations.get(component.name);
   if (implementation === undefined) throw new CatdogError('unknown_component', `component '${component.name}' has no implementation`, 404);
-  const outputs = await implementation(app, args.inputs, args.outputPaths, log);
+  signal?.throwIfAborted();
+  const outputs = await implementation(app, args.inputs, args.outputPaths, log, signal);
   await writeComponentOutputs(component, args.outputPaths, outputs);
   return outputs;
 }
@@ -282,10 +289,13 @@ export interface StepResult {
   artifacts: Record<string, string>;
 }
 
-/** One step as catdog runs it (local runner, queue worker): the same command line as a KFP container, outputs under outputDir. */
-export async function executeStep(app: AppContext, component: ComponentDefinition, inputs: Values, outputDir: string, log: StepLog): Promise<StepResult> {
+/**
+ * One step as catdog runs it (local runner, queue worker): the same command line as a KFP container, outputs under
+ * outputDir. `signal` is the queue job's: cancelling the job aborts the step.
+ */
+export async function executeStep(app: AppContext, component: ComponentDefinition, inputs: Values, outputDir: string, log: StepLog, signal?: AbortSignal): Promise<StepResult> {
   const outputPaths = stepOutputPaths(component, outputDir);
-  const outputs = await runComponent(app, component, componentArgv(component, inputs, outputPaths), log);
+  const outputs = await runComponent(app, component, componentArgv(component, inputs, outputPaths), log, signal);
   const artifacts = Object.fromEntries(Object.entries(outputPaths).filter(([name]) => !isParameterType(component.outputs[name]!.type)));
   return { outputs, artifacts };
 }

@@ -29,7 +29,10 @@ function assertStepJob(data: unknown): asserts data is PipelineStepJob {
   }
 }
 
-/** Handlers a worker registers so pipeline steps can run on it. Log lines go out as progress messages while the step runs. */
+/**
+ * Handlers a worker registers so pipeline steps can run on it. Log lines go out as progress messages while the step
+ * runs; cancelling the job aborts the step through the job's signal (training stops between batches).
+ */
 export function pipelineJobHandlers(app: AppContext): Record<string, JobHandler> {
   const tasks = new Map(catdogPipeline(app.config).tasks.map((task) => [task.name, task]));
   return {
@@ -45,7 +48,7 @@ export function pipelineJobHandlers(app: AppContext): Record<string, JobHandler>
         // Progress messages only stream the log; a lost one must not fail the step, whose result carries them all.
         ctx.reportProgress(0, line).catch(() => {});
       };
-      const result = await executeStep(app, task.component, data.inputs, data.outputDir, log);
+      const result = await executeStep(app, task.component, data.inputs, data.outputDir, log, ctx.signal);
       return { ...result, logs };
     },
   };

@@ -1,10 +1,14 @@
+import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Redis } from 'ioredis';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createTestApp, type TestApp } from '../../test/support/app.js';
 import { kaggleFiles, skipWithoutShared } from '../../test/support/shared.js';
+import { BullMqJobQueue } from '../jobs/bullmq-job-queue.js';
 import { InlineJobQueue } from '../jobs/inline-job-queue.js';
+import type { JobQueue } from '../jobs/job-queue.js';
 import { catdogPipeline } from './catdog-pipeline.js';
 import { pipelineJobHandlers } from './jobs.js';
 import { getPipelineRun, listPipelineRuns, runPipeline, runsFolder, type PipelineEvent, type PipelineRunRecord } from './runner.js';
@@ -121,5 +125,120 @@ describe.skipIf(skipWithoutShared)('runPipeline', () => {
     } finally {
       await queue.close();
     }
+  });
+});
+
+const REDIS_URL = 'redis://127.0.0.1:6379';
+const REDIS_PREFIX = 'catdog-test';
+
+/** The runner's queue and the one a worker serves: the same queue, seen through two connections on BullMQ. */
+interface QueuePair {
+  runner: JobQueue;
+  worker: JobQueue;
+  close(): Promise<void>;
+}
+
+const queueAdapters: { kind: JobQueue['kind']; open(app: TestApp): Promise<QueuePair> }[] = [
+  {
+    kind: 'inline',
+    async open(app) {
+      const queue = new InlineJobQueue({ closeTimeoutMs: 5000 });
+      await queue.startWorker(pipelineJobHandlers(app));
+      return { runner: queue, worker: queue, close: () => queue.close() };
+    },
+  },
+  {
+    kind: 'bullmq',
+    async open(app) {
+      // Separate instances share nothing in memory: the cancel reaches the worker through Redis, as it would in another process.
+      const queueName = `pipeline-cancel-${randomUUID()}`;
+      const options = { redisUrl: REDIS_URL, queueName, prefix: REDIS_PREFIX, closeTimeoutMs: 5000 };
+      const runner = new BullMqJobQueue(options);
+      const worker = new BullMqJobQueue(options);
+      await worker.startWorker(pipelineJobHandlers(app));
+      return {
+        runner,
+        worker,
+        async close() {
+          await Promise.all([runner.close(), worker.close()]);
+          const redis = new Redis(REDIS_URL);
+          const keys = await redis.keys(`${REDIS_PREFIX}:${queueName}:*`);
+          if (keys.length > 0) await redis.del(...keys);
+          await redis.quit();
+        },
+      };
+    },
+  },
+];
+
+describe.skipIf(skipWithoutShared)('cancelling a pipeline-step job', () => {
+  let app: TestApp;
+  let photos: string;
+  let pair: QueuePair | undefined;
+  // Far more epochs than could ever finish, and no early stopping: only the cancel can end this training.
+  const endless = { epochs: 1_000_000, batchSize: 8 };
+
+  beforeAll(async () => {
+    app = await createTestApp({ CATDOG_TRAINING__EARLY_STOPPING_PATIENCE: '0' });
+    photos = linkedPhotos(12);
+  });
+  afterEach(async () => {
+    await pair?.close();
+    pair = undefined;
+  });
+  afterAll(async () => {
+    await app?.dispose();
+    fs.rmSync(photos, { recursive: true, force: true });
+  });
+
+  it.each(queueAdapters)('on the $kind queue stops the training, records the step and run cancelled and leaves no model', async ({ open }) => {
+    pair = await open(app);
+    const { runner } = pair;
+    const modelsBefore = (await app.db.models.list()).length;
+    let trainJobId: string | undefined;
+    let cancelling: Promise<boolean> | undefined;
+
+    const run = await runPipeline(app, catdogPipeline(app.config), { source: photos, ...endless }, {
+      target: 'queue',
+      queue: runner,
+      onEvent: (event) => {
+        if (event.type === 'step-started' && event.step.task === 'train') trainJobId = event.step.jobId;
+        // Cancelled once the first epoch is done, so the training loop itself is running when the cancel arrives.
+        if (event.type === 'step-log' && event.task === 'train' && event.line.startsWith('epoch ') && cancelling === undefined) {
+          cancelling = runner.cancel(trainJobId!);
+        }
+      },
+    });
+
+    expect(await cancelling).toBe(true);
+    expect(run.steps.map((s) => [s.task, s.status])).toEqual([
+      ['ingest', 'succeeded'],
+      ['build-dataset', 'succeeded'],
+      ['train', 'cancelled'],
+      ['evaluate', 'skipped'],
+      ['promote', 'skipped'],
+    ]);
+    expect(run.status).toBe('cancelled');
+    expect(run.error).toBe(`step 'train' cancelled: job ${trainJobId} was cancelled`);
+    expect(step(run, 'evaluate').error).toBe("skipped: step 'train' was cancelled");
+    expect(run.steps.slice(3).map((s) => s.startedAt)).toEqual([undefined, undefined]);
+    expect(await getPipelineRun(app.config, run.id)).toEqual(run);
+    expect((await runner.get(trainJobId!))?.state).toBe('cancelled');
+
+    // The training itself stopped (its run says so and gains no epochs), far from its last epoch.
+    const trainingRunId = /^training run (\S+) /.exec(step(run, 'train').logs.find((line) => line.startsWith('training run ')) ?? '')?.[1];
+    expect(trainingRunId).toBeDefined();
+    expect((await app.db.runs.get(trainingRunId!))?.status).toBe('cancelled');
+    const epochsRun = (await app.db.runs.epochs(trainingRunId!)).length;
+    expect(epochsRun).toBeGreaterThanOrEqual(1);
+    expect(epochsRun).toBeLessThan(endless.epochs);
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+    expect((await app.db.runs.epochs(trainingRunId!)).length).toBe(epochsRun);
+
+    // Nothing half-written: no step artifacts, no model files, no registered model.
+    expect(fs.existsSync(path.join(runsFolder(app.config), run.id, 'steps', 'train', 'artifacts'))).toBe(false);
+    expect(step(run, 'train').artifacts).toBeUndefined();
+    expect(await app.blobs.list('models/')).toEqual([]);
+    expect((await app.db.models.list()).length).toBe(modelsBefore);
   });
 });

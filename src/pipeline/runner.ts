@@ -17,8 +17,9 @@ import { PIPELINE_STEP_JOB, type PipelineStepJob, type PipelineStepJobResult } f
  */
 
 export type RunTarget = 'local' | 'queue';
-export type RunStatus = 'running' | 'succeeded' | 'failed';
-export type StepStatus = 'pending' | 'running' | 'succeeded' | 'failed' | 'skipped';
+/** A run with a failed step is failed; otherwise one with a cancelled step (its queue job was cancelled) is cancelled. */
+export type RunStatus = 'running' | 'succeeded' | 'failed' | 'cancelled';
+export type StepStatus = 'pending' | 'running' | 'succeeded' | 'failed' | 'cancelled' | 'skipped';
 
 export interface StepRecord {
   task: string;
@@ -121,10 +122,24 @@ function stepInputs(task: TaskDefinition, parameters: Record<string, ParameterVa
   return inputs;
 }
 
-/** Runs the step as a job and waits for it; the worker's log lines stream in as progress messages, the full log comes with the result. */
+/** The step's queue job was cancelled (`POST /api/v1/jobs/{id}/cancel`, the Jobs page): the step stopped, and so does the run. */
+class StepCancelledError extends CatdogError {
+  constructor(jobId: string) {
+    super('step_cancelled', `job ${jobId} was cancelled`, 409, { jobId });
+  }
+}
+
+/**
+ * Runs the step as a job and waits for it; the worker's log lines stream in as progress messages, the full log comes
+ * with the result. A job that ends without one (failed, cancelled) leaves the streamed lines in the step's log.
+ */
 async function runOnQueue(queue: JobQueue, jobId: string, job: PipelineStepJob, step: StepRecord, log: (line: string) => void): Promise<StepResult> {
+  const streamed: string[] = [];
   const stopListening = queue.onProgress((info) => {
-    if (info.id === jobId && info.state === 'active' && info.progressMessage !== undefined) log(info.progressMessage);
+    if (info.id === jobId && info.state === 'active' && info.progressMessage !== undefined) {
+      streamed.push(info.progressMessage);
+      log(info.progressMessage);
+    }
   });
   let finished: JobInfo;
   try {
@@ -134,7 +149,10 @@ async function runOnQueue(queue: JobQueue, jobId: string, job: PipelineStepJob, 
   } finally {
     stopListening();
   }
-  if (finished.state !== 'completed') throw new Error(finished.error ?? `job ${jobId} ended ${finished.state}`);
+  if (finished.state !== 'completed') {
+    step.logs.push(...streamed);
+    throw finished.state === 'cancelled' ? new StepCancelledError(jobId) : new Error(finished.error ?? `job ${jobId} ended ${finished.state}`);
+  }
   const { logs, ...result } = finished.result as PipelineStepJobResult;
   step.logs.push(...logs);
   return result;
@@ -193,7 +211,7 @@ export async function runPipeline(
       step.artifacts = result.artifacts;
       step.status = 'succeeded';
     } catch (error) {
-      step.status = 'failed';
+      step.status = error instanceof StepCancelledError ? 'cancelled' : 'failed';
       step.error = (error as Error).message;
     }
     step.finishedAt = new Date().toISOString();
@@ -210,10 +228,10 @@ export async function runPipeline(
       const step = steps.get(task.name)!;
       if (step.status !== 'pending') continue;
       const upstream = step.dependsOn.map((name) => steps.get(name)!);
-      const blocker = upstream.find((other) => other.status === 'failed' || other.status === 'skipped');
+      const blocker = upstream.find((other) => other.status === 'failed' || other.status === 'cancelled' || other.status === 'skipped');
       if (blocker !== undefined) {
         step.status = 'skipped';
-        step.error = `skipped: step '${blocker.task}' ${blocker.status === 'failed' ? 'failed' : 'was skipped'}`;
+        step.error = `skipped: step '${blocker.task}' ${blocker.status === 'failed' ? 'failed' : `was ${blocker.status}`}`;
         await save();
         emit({ type: 'step-finished', runId: run.id, step });
       } else if (upstream.every((other) => other.status === 'succeeded') && running.size < parallelism) {
@@ -224,9 +242,9 @@ export async function runPipeline(
     await Promise.race(running.values());
   }
 
-  const failed = run.steps.find((step) => step.status === 'failed');
-  run.status = failed === undefined ? 'succeeded' : 'failed';
-  if (failed !== undefined) run.error = `step '${failed.task}' failed: ${failed.error}`;
+  const stopped = run.steps.find((step) => step.status === 'failed') ?? run.steps.find((step) => step.status === 'cancelled');
+  run.status = stopped === undefined ? 'succeeded' : stopped.status === 'failed' ? 'failed' : 'cancelled';
+  if (stopped !== undefined) run.error = `step '${stopped.task}' ${stopped.status}: ${stopped.error}`;
   run.finishedAt = new Date().toISOString();
   run.durationMs = Date.parse(run.finishedAt) - Date.parse(run.createdAt);
   await save();

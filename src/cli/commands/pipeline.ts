@@ -134,7 +134,7 @@ export function registerPipelineCommands(program: Command, globals: () => Global
           if (options.json) printJson(record);
           else if (record.status === 'succeeded') process.stdout.write(`pipeline run ${record.id} succeeded in ${formatDuration(record.durationMs ?? 0)}\n`);
           if (record.status !== 'succeeded') {
-            throw new CatdogError('pipeline_failed', `pipeline run ${record.id} failed: ${record.error} (details: catdog pipeline show ${record.id})`);
+            throw new CatdogError(`pipeline_${record.status}`, `pipeline run ${record.id} ${record.status}: ${record.error} (details: catdog pipeline show ${record.id})`);
           }
         } finally {
           await queue?.close();
