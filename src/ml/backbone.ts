@@ -4,17 +4,48 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { io, LayersModel, SymbolicTensor, Tensor, Tensor2D, Tensor4D } from '@tensorflow/tfjs';
 import { CatdogError } from '../errors.js';
+import { foldBatchNormalization } from './fold-batch-norm.js';
 import { weightBytes } from './model-io.js';
-import { initTensorflow, type Tensorflow } from './tf.js';
+import { initTensorflow, tensorflow, type Tensorflow } from './tf.js';
+
+/**
+ * Pixels in, a fixed-size array of floats per image out, computed by frozen pretrained layers: what the training
+ * feature cache keeps per image (a backbone's pooled features, its activations where fine-tuning splits it, an
+ * ensemble's concatenated features).
+ */
+export interface FeatureExtractor {
+  /** Names the cached values, so it changes whenever they would. */
+  id: string;
+  inputSize: number;
+  /** One image's output: `[n]` for a feature vector, `[height, width, channels]` for activations. */
+  featureShape: number[];
+  /** Floats per image: the product of `featureShape`. */
+  featureSize: number;
+  /** RGB float32 0..255, NHWC at `inputSize` → `[batch, ...featureShape]`; the `x/127.5 − 1` scaling happens inside. */
+  features(rgb: Tensor4D): Tensor;
+  /** Set when the output is these extractors' feature vectors concatenated: the cache keeps each part's own. */
+  parts?: FeatureExtractor[];
+}
+
+/**
+ * What a transfer model's network is fed, computed from pixels: a backbone's pooled features, or its activations
+ * below the blocks a fine-tuned network holds.
+ */
+export interface NetworkInput extends FeatureExtractor {
+  /**
+   * One forward pass: the network's input, the pooled pretrained features (where the "neither" centroids live)
+   * and the ImageNet probabilities when the backbone has that head.
+   */
+  forward(rgb: Tensor4D): { input: Tensor; features: Tensor2D; imagenet?: Tensor2D };
+  /** Scaled pixels (x/127.5 − 1) → the network's input, as one layers model: what exports put before the network. */
+  model: LayersModel;
+}
 
 /** A pretrained image network used as a frozen feature extractor (and, when it has one, an ImageNet classifier). */
-export interface Backbone {
+export interface Backbone extends FeatureExtractor {
   /** `<model folder name>-<first 12 hex of sha256(model.json + weights)>`: changes whenever the weights do. */
   id: string;
   source: string;
-  inputSize: number;
-  featureSize: number;
-  /** RGB float32 0..255, NHWC at `inputSize`; the `x/127.5 − 1` scaling happens inside. */
   features(rgb: Tensor4D): Tensor2D;
   /** The 1000 ImageNet class probabilities; absent when the model has no ImageNet head. */
   imagenet?(rgb: Tensor4D): Tensor2D;
@@ -69,20 +100,82 @@ export async function loadBackbone(source: string, options: LoadBackboneOptions)
   } catch (error) {
     throw unavailable(source, error, `building the TensorFlow.js layers model from ${modelJsonPath}`);
   }
+  let inference: LayersModel | undefined;
   try {
-    return wrapBackbone(tf, model, source, backboneId(source, files));
+    inference = await foldBatchNormalization(model);
+    return wrapBackbone(tf, { model, inference }, source, backboneId(source, files));
   } catch (error) {
+    if (inference !== model) inference?.dispose();
     model.dispose();
     throw error;
   }
 }
 
 /**
- * Runs the backbone over RGB HWC images (each `inputSize² × 3` bytes) in batches and returns one feature
- * vector per image, leaving no tensor behind.
+ * Several backbones as one (an ensemble): their pooled features side by side in the given order, the ImageNet
+ * head of the first that has one. They see the same pixels, so they must take the same input size. The parts
+ * stay owned by whoever loaded them.
+ */
+export function combineBackbones(parts: readonly Backbone[]): Backbone {
+  const tf = tensorflow();
+  const [first] = parts;
+  if (!first) throw new Error('an ensemble needs at least one backbone');
+  const odd = parts.find((part) => part.inputSize !== first.inputSize);
+  if (odd) {
+    throw new CatdogError(
+      'backbone_mismatch',
+      `ensemble backbones must take the same image size, but ${first.source} takes ${first.inputSize} px and ${odd.source} ${odd.inputSize} px`,
+      400,
+    );
+  }
+  const withImagenet = parts.find((part) => part.imagenet);
+  const scaledPixels = tf.input({ shape: [first.inputSize, first.inputSize, 3], name: 'scaled_pixels' });
+  const trunks = parts.map((part, index) =>
+    tf.model({ name: `backbone_${index + 1}`, inputs: part.featureModel.inputs, outputs: part.featureModel.outputs }).apply(scaledPixels) as SymbolicTensor,
+  );
+  const featureModel = tf.model({ name: 'ensemble', inputs: scaledPixels, outputs: tf.layers.concatenate({ name: 'ensemble_features' }).apply(trunks) as SymbolicTensor });
+  const featureSize = parts.reduce((sum, part) => sum + part.featureSize, 0);
+  const features = (rgb: Tensor4D): Tensor2D => tf.tidy(() => tf.concat(parts.map((part) => part.features(rgb)), 1));
+  return {
+    id: parts.map((part) => part.id).join('+'),
+    source: parts.map((part) => part.source).join(' + '),
+    inputSize: first.inputSize,
+    featureShape: [featureSize],
+    featureSize,
+    parts: [...parts],
+    features,
+    ...(withImagenet ? { imagenet: (rgb: Tensor4D) => withImagenet.imagenet!(rgb) } : {}),
+    featuresAndImagenet(rgb) {
+      if (!withImagenet) return { features: features(rgb) };
+      const { features: own, imagenet } = withImagenet.featuresAndImagenet(rgb);
+      const joined = tf.tidy(() => tf.concat(parts.map((part) => (part === withImagenet ? own : part.features(rgb))), 1));
+      own.dispose();
+      return { features: joined, ...(imagenet ? { imagenet } : {}) };
+    },
+    layersModel: featureModel,
+    featureModel,
+    dispose: () => {},
+  };
+}
+
+/** The backbone's pooled features as a network's input (a head on the frozen backbone). */
+export function pooledFeatures(backbone: Backbone): NetworkInput {
+  return {
+    ...backbone,
+    forward(rgb) {
+      const { features, imagenet } = backbone.featuresAndImagenet(rgb);
+      return { input: features, features, imagenet };
+    },
+    model: backbone.featureModel,
+  };
+}
+
+/**
+ * Runs an extractor over RGB HWC images (each `inputSize² × 3` bytes) in batches and returns one flat float
+ * array per image, leaving no tensor behind.
  */
 export async function extractFeatures(
-  backbone: Backbone,
+  backbone: FeatureExtractor,
   images: Uint8Array[],
   batchSize = 32,
   onProgress?: (done: number, total: number) => void,
@@ -114,7 +207,11 @@ export async function extractFeatures(
   return features;
 }
 
-function wrapBackbone(tf: Tensorflow, model: LayersModel, source: string, id: string): Backbone {
+/**
+ * `model` as loaded (exported and fine-tuned as it is) and `inference`, the same function with BatchNorm folded
+ * into the convolutions, which every forward pass uses.
+ */
+function wrapBackbone(tf: Tensorflow, { model, inference }: { model: LayersModel; inference: LayersModel }, source: string, id: string): Backbone {
   const inputShape = model.inputs[0]?.shape;
   const inputSize = inputShape?.[1];
   if (!inputShape || typeof inputSize !== 'number' || inputShape[2] !== inputSize || inputShape[3] !== 3) {
@@ -130,21 +227,21 @@ function wrapBackbone(tf: Tensorflow, model: LayersModel, source: string, id: st
     throw new CatdogError('backbone_unavailable', `backbone ${source} has a feature layer of unknown size`, 503);
   }
   const featureModel = tf.model({ inputs: model.inputs, outputs: featureOutput });
+  const inferenceFeatures = findFeatureOutput(inference, source).output;
+  const featurePass = tf.model({ inputs: inference.inputs, outputs: inferenceFeatures });
   const imagenetOutput = model.outputs[0];
   // A model wrapping a trunk (Teachable Machine) carries its own unrelated head, whatever its size.
   const hasImagenetHead =
     !fromNestedTrunk && imagenetOutput?.shape.length === 2 && imagenetOutput.shape[1] === IMAGENET_CLASSES;
-  const bothModel =
-    hasImagenetHead && imagenetOutput
-      ? tf.model({ inputs: model.inputs, outputs: [featureOutput, imagenetOutput] })
-      : undefined;
+  const bothModel = hasImagenetHead ? tf.model({ inputs: inference.inputs, outputs: [inferenceFeatures, inference.outputs[0]!] }) : undefined;
 
   const scaled = (rgb: Tensor4D): Tensor4D => tf.sub(tf.div(rgb, 127.5), 1);
-  const features = (rgb: Tensor4D): Tensor2D => tf.tidy(() => featureModel.predict(scaled(rgb)) as Tensor2D);
+  const features = (rgb: Tensor4D): Tensor2D => tf.tidy(() => featurePass.predict(scaled(rgb)) as Tensor2D);
   const backbone: Backbone = {
     id,
     source,
     inputSize,
+    featureShape: [featureSize],
     featureSize,
     features,
     featuresAndImagenet: (rgb) => {
@@ -154,9 +251,12 @@ function wrapBackbone(tf: Tensorflow, model: LayersModel, source: string, id: st
     },
     layersModel: model,
     featureModel,
-    dispose: () => model.dispose(),
+    dispose: () => {
+      if (inference !== model) inference.dispose();
+      model.dispose();
+    },
   };
-  if (hasImagenetHead) backbone.imagenet = (rgb) => tf.tidy(() => model.predict(scaled(rgb)) as Tensor2D);
+  if (hasImagenetHead) backbone.imagenet = (rgb) => tf.tidy(() => inference.predict(scaled(rgb)) as Tensor2D);
   return backbone;
 }
 
