@@ -282,6 +282,7 @@ describe.skipIf(skipWithoutShared)('REST API', () => {
         'POST /api/v1/datasets',
         'GET /api/v1/datasets/{id}',
         'GET /api/v1/datasets/{id}/preview',
+        'GET /api/v1/datasets/{id}/suspicious',
         'POST /api/v1/training-runs',
         'GET /api/v1/training-runs',
         'GET /api/v1/training-runs/{id}',

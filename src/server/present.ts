@@ -2,7 +2,8 @@ import type { z } from '@hono/zod-openapi';
 import type { Database, DatasetVersionRow, ImageRow, ModelRow, PredictionRow } from '../db/index.js';
 import { storedNeitherReason } from '../serving/neither.js';
 import type { PredictionResult } from '../serving/predict.js';
-import type { DatasetSchema, ImageSchema, ModelSchema, PredictionSchema } from './schemas.js';
+import type { SuspiciousImage } from '../training/suspicious.js';
+import type { DatasetSchema, ImageSchema, ModelSchema, PredictionSchema, SuspiciousImageSchema } from './schemas.js';
 
 /** The JSON shapes of the API, built in one place so every route answers the same way. */
 
@@ -51,6 +52,10 @@ export function presentDataset(row: DatasetVersionRow): z.infer<typeof DatasetSc
     params: row.params,
     counts: row.counts as z.infer<typeof DatasetSchema>['counts'],
   };
+}
+
+export function presentSuspiciousImage(image: SuspiciousImage): z.infer<typeof SuspiciousImageSchema> {
+  return { ...image, pLabel: image.label === 'dog' ? image.pDog : 1 - image.pDog, imageUrl: imageUrl(image.hash), thumbnailUrl: thumbnailUrl(image.hash) };
 }
 
 export function presentModel(row: ModelRow, servingModelId: string | undefined): z.infer<typeof ModelSchema> {

@@ -81,6 +81,18 @@ export const DatasetSchema = z
   })
   .openapi('DatasetVersion');
 
+export const SuspiciousImageSchema = z
+  .object({
+    hash: z.string(),
+    label: LabelSchema.openapi({ description: 'The label the dataset version holds' }),
+    pDog: probability,
+    pLabel: probability.openapi({ description: "The promoted model's probability of that label" }),
+    loss: z.number().openapi({ description: 'Binary cross-entropy of the label under the model: the higher, the more it disagrees' }),
+    imageUrl: z.string(),
+    thumbnailUrl: z.string(),
+  })
+  .openapi('SuspiciousImage');
+
 const amount = (max: number) => z.number().min(0).max(max);
 const toggle = <Shape extends z.ZodRawShape>(shape: Shape) => z.object({ enabled: z.boolean().optional(), ...shape }).partial();
 export const AugmentationRequestSchema = z

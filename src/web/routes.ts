@@ -6,7 +6,7 @@ import type { ServerDeps } from '../server/context.js';
 import { datasetParamsFrom } from '../server/dataset-tools.js';
 import { promoteAndServe } from '../server/routes/models.js';
 import type { SafeHtml } from './html.js';
-import { buildRequestFromForm, datasetPage, previewFragment, thumbnailsFragment, versionsSection } from './pages/dataset.js';
+import { buildRequestFromForm, datasetPage, previewFragment, suspiciousFragment, thumbnailsFragment, versionsSection } from './pages/dataset.js';
 import { modelsPage, modelsSection, registryView } from './pages/models.js';
 import { predictPage } from './pages/predict.js';
 import { reviewPage } from './pages/review.js';
@@ -48,6 +48,7 @@ export function webRoutes(deps: ServerDeps): Hono {
     return render(c, await thumbnailsFragment(deps, { label: filter, offset }));
   });
   web.get('/dataset/preview', async (c) => render(c, await previewFragment(deps, c.req.query())));
+  web.get('/dataset/suspicious', async (c) => render(c, await suspiciousFragment(deps)));
   web.post('/dataset/versions', async (c) => {
     const { app } = deps;
     let notice: { kind: 'ok' | 'error'; text: string };

@@ -1,10 +1,11 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import { buildDatasetVersion, type DatasetParams } from '../../datasets/versions.js';
 import { NotFoundError } from '../../errors.js';
+import { suspiciousLabels } from '../../training/suspicious.js';
 import { routeGroup, type ServerDeps } from '../context.js';
 import { augmentedSamples, datasetParamsFrom } from '../dataset-tools.js';
-import { presentDataset } from '../present.js';
-import { BuildDatasetSchema, DatasetSchema, errorResponse, jsonContent } from '../schemas.js';
+import { presentDataset, presentSuspiciousImage } from '../present.js';
+import { BuildDatasetSchema, DatasetSchema, errorResponse, jsonContent, SuspiciousImageSchema } from '../schemas.js';
 
 const IdParam = z.object({ id: z.coerce.number().int().positive().openapi({ param: { name: 'id', in: 'path' }, example: 1 }) });
 
@@ -58,6 +59,24 @@ const previewDataset = createRoute({
   },
 });
 
+const suspiciousImages = createRoute({
+  method: 'get',
+  path: '/datasets/{id}/suspicious',
+  'x-catdog-role': 'viewer',
+  tags: ['datasets'],
+  summary: 'Training images of a version whose label the promoted model disagrees with most (highest loss first)',
+  request: {
+    params: IdParam,
+    query: z.object({ limit: z.coerce.number().int().min(1).max(200).default(20).openapi({ description: 'How many images (1..200).' }) }),
+  },
+  responses: {
+    200: jsonContent(z.object({ items: z.array(SuspiciousImageSchema) }), 'The images, most suspicious first'),
+    400: errorResponse('Invalid limit'),
+    404: errorResponse('No such version'),
+    409: errorResponse('No model is promoted yet (no_promoted_model)'),
+  },
+});
+
 export function datasetRoutes({ app }: ServerDeps) {
   const routes = routeGroup();
 
@@ -81,6 +100,12 @@ export function datasetRoutes({ app }: ServerDeps) {
     const { items } = await app.db.datasets.items(version.id, { split: 'train' });
     const samples = await augmentedSamples(app, items, version.params as unknown as DatasetParams, c.req.valid('query').n);
     return c.json({ samples }, 200);
+  });
+
+  routes.openapi(suspiciousImages, async (c) => {
+    const version = await findVersion(c.req.valid('param').id);
+    const items = await suspiciousLabels(app, version.id, c.req.valid('query').limit);
+    return c.json({ items: items.map(presentSuspiciousImage) }, 200);
   });
 
   return routes;

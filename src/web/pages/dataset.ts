@@ -1,11 +1,13 @@
 import type { AugmentationConfig } from '../../images/index.js';
 import type { DatasetVersionRow, ImageListFilter } from '../../db/index.js';
 import type { SplitCounts } from '../../datasets/versions.js';
+import { CatdogError } from '../../errors.js';
 import type { ServerDeps } from '../../server/context.js';
 import { augmentedSamples, datasetParamsFrom } from '../../server/dataset-tools.js';
-import { thumbnailUrl } from '../../server/present.js';
+import { presentSuspiciousImage, thumbnailUrl } from '../../server/present.js';
+import { suspiciousLabels, type SuspiciousImage } from '../../training/suspicious.js';
 import { html, type SafeHtml } from '../html.js';
-import { page } from '../layout.js';
+import { page, percent } from '../layout.js';
 
 type AugmentationName = keyof AugmentationConfig;
 
@@ -21,6 +23,7 @@ export const AUGMENTATION_FIELDS: readonly { name: AugmentationName; label: stri
 
 const PREVIEW_SAMPLES = 6;
 const THUMBNAILS_PER_PAGE = 24;
+const SUSPICIOUS_SHOWN = 12;
 
 const optionalNumber = (text: string | undefined): number | undefined => (text === undefined || text.trim() === '' ? undefined : Number(text));
 
@@ -91,6 +94,24 @@ export async function previewFragment(deps: ServerDeps, form: Record<string, str
   return html`<ul class="preview">${samples.map((sample) => html`<li><img src="${sample.dataUrl}" alt="augmented ${sample.label}"></li>`)}</ul>`;
 }
 
+/** The promoted model's judgement of the training photos it learnt from: the ones it disagrees with most. */
+export async function suspiciousFragment({ app }: ServerDeps): Promise<SafeHtml> {
+  const model = await app.db.models.current();
+  if (!model) return html`<p class="muted">No model is promoted yet: once one is trained, the training photos it disagrees with most are listed here.</p>`;
+  let images: SuspiciousImage[];
+  try {
+    images = await suspiciousLabels(app, model.datasetId, SUSPICIOUS_SHOWN);
+  } catch (error) {
+    // htmx swaps only 2xx answers: the reason goes where the list would have been.
+    if (!(error instanceof CatdogError)) throw error;
+    return html`<p class="notice error">${error.message}</p>`;
+  }
+  return html`<p class="muted">Training photos of dataset v${model.datasetId} whose label model v${model.version} finds least likely: look at these first for wrong labels and photos of neither.</p>
+<ul class="thumbnails" id="suspicious-list">${images.map(presentSuspiciousImage).map(
+    (image) => html`<li data-hash="${image.hash}"><a href="${image.imageUrl}"><img src="${image.thumbnailUrl}" alt="photo labelled ${image.label}" loading="lazy"></a><span class="tag ${image.label}">${image.label}</span><span class="p-label" title="the model's probability of the stored label">P(${image.label}) ${percent(image.pLabel)}</span></li>`,
+  )}</ul>`;
+}
+
 function buildForm(deps: ServerDeps): SafeHtml {
   const { dataset } = deps.app.config;
   return html`<form id="build-form" class="card" hx-post="/dataset/versions" hx-target="#versions" hx-swap="outerHTML">
@@ -136,6 +157,10 @@ export async function datasetPage(deps: ServerDeps) {
   ${latest ? html`<h3>Latest version v${latest.id}</h3>${splitTable(latest.counts as unknown as SplitCounts)}` : ''}
 </section>
 ${versionsSection(versions)}
+<section class="card" id="suspicious">
+  <h2>Suspicious labels</h2>
+  <div hx-get="/dataset/suspicious" hx-trigger="load" hx-swap="outerHTML"><p class="muted">asking the promoted model…</p></div>
+</section>
 ${buildForm(deps)}
 <section class="card">
   <h2>Photos</h2>
