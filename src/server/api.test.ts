@@ -348,7 +348,7 @@ describe.skipIf(skipWithoutShared)('REST API', () => {
   });
 
   it('sets the security headers on pages, API answers, errors and static files', async () => {
-    for (const route of ['/', '/review', '/dataset', '/training', '/models', '/api/v1/health', '/api/v1/missing', '/static/app.css', '/static/vendor/htmx.min.js']) {
+    for (const route of ['/', '/review', '/dataset', '/training', '/models', '/jobs', '/api/v1/health', '/api/v1/missing', '/static/app.css', '/static/vendor/htmx.min.js']) {
       const response = await fetch(t.url(route));
       expect(response.headers.get('content-security-policy'), route).toContain("script-src 'self'");
       expect(response.headers.get('content-security-policy'), route).toContain("frame-ancestors 'none'");

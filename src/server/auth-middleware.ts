@@ -4,6 +4,7 @@ import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
 import { allows, authenticateSecret, closeSession, openSession, SESSION_COOKIE, sessionPrincipal, type Access, type Principal } from '../auth/index.js';
 import { isRole } from '../auth/roles.js';
 import { CatdogError } from '../errors.js';
+import { CANCEL_JOB_ROLE } from './routes/jobs.js';
 
 declare module 'hono' {
   interface ContextVariableMap {
@@ -37,6 +38,7 @@ export const NON_API_RULES: readonly AccessRule[] = [
   { method: 'GET', path: '/metrics', access: 'viewer', what: 'Prometheus metrics' },
   { method: 'POST', path: '/dataset/versions', access: 'curator', what: 'build a dataset version from the Dataset page' },
   { method: 'POST', path: '/models/{id}/promote', access: 'admin', what: 'promote from the Models page' },
+  { method: 'POST', path: '/jobs/{id}/cancel', access: CANCEL_JOB_ROLE, what: 'cancel a waiting or active job from the Jobs page' },
 ];
 /** Every other web page (`/`, `/review`, `/dataset`, …) and fragment is a read: viewer (the fallback below). */
 

@@ -6,6 +6,7 @@ const NAVIGATION = [
   { href: '/dataset', label: 'Dataset' },
   { href: '/training', label: 'Training' },
   { href: '/models', label: 'Models' },
+  { href: '/jobs', label: 'Jobs' },
   { href: '/api/docs', label: 'API' },
 ] as const;
 

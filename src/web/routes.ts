@@ -1,12 +1,15 @@
 import { Hono, type Context } from 'hono';
+import { allows } from '../auth/index.js';
 import { CatdogError } from '../errors.js';
 import { buildDatasetVersion } from '../datasets/versions.js';
 import { findModel } from '../registry/resolve.js';
 import type { ServerDeps } from '../server/context.js';
 import { datasetParamsFrom } from '../server/dataset-tools.js';
+import { CANCEL_JOB_ROLE, cancelQueuedJob } from '../server/routes/jobs.js';
 import { promoteAndServe } from '../server/routes/models.js';
 import type { SafeHtml } from './html.js';
 import { buildRequestFromForm, datasetPage, previewFragment, suspiciousFragment, thumbnailsFragment, versionsSection } from './pages/dataset.js';
+import { jobsPage, jobsSection, stateFilter, type JobsView } from './pages/jobs.js';
 import { modelsPage, modelsSection, registryView } from './pages/models.js';
 import { predictPage } from './pages/predict.js';
 import { reviewPage } from './pages/review.js';
@@ -22,6 +25,8 @@ async function formFields(c: Context): Promise<Record<string, string | undefined
   const body = await c.req.parseBody();
   return Object.fromEntries(Object.entries(body).map(([key, value]) => [key, typeof value === 'string' ? value : undefined]));
 }
+
+const jobsView = (c: Context): JobsView => ({ state: stateFilter(c.req.query('state')), canCancel: allows(c.get('principal')?.role, CANCEL_JOB_ROLE) });
 
 /** Pages (full HTML), the fragments htmx swaps into them, and the static files they load. */
 export function webRoutes(deps: ServerDeps): Hono {
@@ -40,6 +45,7 @@ export function webRoutes(deps: ServerDeps): Hono {
   web.get('/dataset', async (c) => render(c, await datasetPage(deps)));
   web.get('/training', async (c) => render(c, await trainingPage(deps)));
   web.get('/models', async (c) => render(c, await modelsPage(deps, c.req.query('model'))));
+  web.get('/jobs', async (c) => render(c, await jobsPage(deps, jobsView(c))));
 
   web.get('/dataset/thumbnails', async (c) => {
     const label = c.req.query('label');
@@ -68,6 +74,20 @@ export function webRoutes(deps: ServerDeps): Hono {
     if (!model) throw new CatdogError('not_found', `no model ${c.req.param('id')}`, 404);
     await promoteAndServe(deps, model, 'promoted from the web UI');
     return render(c, modelsSection(await registryView(deps), `v${model.version} now serves.`));
+  });
+
+  web.get('/jobs/table', async (c) => render(c, await jobsSection(deps, jobsView(c))));
+  web.post('/jobs/:id/cancel', async (c) => {
+    let notice: JobsView['notice'];
+    try {
+      const job = await cancelQueuedJob(deps.jobs, c.req.param('id'));
+      notice = { kind: 'ok', text: job.state === 'cancelled' ? `Cancelled ${job.id}.` : `Asked the worker running ${job.id} to stop.` };
+    } catch (error) {
+      if (!(error instanceof CatdogError)) throw error;
+      // htmx swaps only 2xx answers: the refusal (already finished, unknown job) is shown in the table it targets.
+      notice = { kind: 'error', text: error.message };
+    }
+    return render(c, await jobsSection(deps, { ...jobsView(c), notice }));
   });
 
   return web;

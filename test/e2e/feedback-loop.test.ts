@@ -180,6 +180,9 @@ describe.skipIf(skipReason)('the feedback loop in a browser', () => {
     await expect.poll(() => page.locator('#roc-status').textContent(), { timeout: 30_000 }).toContain('thresholds');
     await shoot('models');
 
+    await page.goto(`${server.url}/jobs`);
+    await shoot('jobs');
+
     await page.goto(server.url);
     await page.setInputFiles('#file-input', [kaggleFiles('cat', 1, 301)[0]!]);
     await expect.poll(() => page.locator('.result .model').first().textContent(), { timeout: 30_000 }).toContain(newModelId!);

@@ -1,6 +1,7 @@
 import { createRoute, z } from '@hono/zod-openapi';
-import { NotFoundError } from '../../errors.js';
-import { JOB_STATES, type JobState } from '../../jobs/index.js';
+import type { Role } from '../../auth/index.js';
+import { CatdogError, NotFoundError } from '../../errors.js';
+import { JOB_STATES, type JobInfo, type JobQueue, type JobState } from '../../jobs/index.js';
 import { routeGroup, type ServerDeps } from '../context.js';
 import { errorResponse, jsonContent } from '../schemas.js';
 
@@ -59,10 +60,13 @@ const getJob = createRoute({
   responses: { 200: jsonContent(JobSchema, 'The job'), 404: errorResponse('No such job'), 503: errorResponse('The queue is unreachable') },
 });
 
-const cancelJob = createRoute({
+/** Who may cancel a job, through the API or the Jobs page (which shows its Cancel buttons to them only). */
+export const CANCEL_JOB_ROLE: Role = 'admin';
+
+const cancelJobRoute = createRoute({
   method: 'post',
   path: '/jobs/{id}/cancel',
-  'x-catdog-role': 'admin',
+  'x-catdog-role': CANCEL_JOB_ROLE,
   tags: ['jobs'],
   summary: 'Cancel a job: a waiting one at once, a running one through its abort signal',
   request: { params: IdParam },
@@ -73,6 +77,16 @@ const cancelJob = createRoute({
     503: errorResponse('The queue is unreachable'),
   },
 });
+
+/** Cancels a waiting or active job; 404 for an unknown id, 409 `job_finished` for one that has already ended. */
+export async function cancelQueuedJob(jobs: JobQueue, id: string): Promise<JobInfo> {
+  const job = await jobs.get(id);
+  if (!job) throw new NotFoundError('job', id);
+  if (!(await jobs.cancel(id))) {
+    throw new CatdogError('job_finished', `job ${id} is already ${job.state}; only waiting or active jobs can be cancelled`, 409, { id, state: job.state });
+  }
+  return (await jobs.get(id)) ?? job;
+}
 
 export function jobRoutes({ jobs }: ServerDeps) {
   const routes = routeGroup();
@@ -90,15 +104,7 @@ export function jobRoutes({ jobs }: ServerDeps) {
     return c.json(job, 200);
   });
 
-  routes.openapi(cancelJob, async (c) => {
-    const { id } = c.req.valid('param');
-    const job = await jobs.get(id);
-    if (!job) throw new NotFoundError('job', id);
-    if (!(await jobs.cancel(id))) {
-      return c.json({ error: { code: 'job_finished', message: `job ${id} is already ${job.state}; only waiting or active jobs can be cancelled` } }, 409);
-    }
-    return c.json({ cancelled: true as const, job: (await jobs.get(id)) ?? job }, 202);
-  });
+  routes.openapi(cancelJobRoute, async (c) => c.json({ cancelled: true as const, job: await cancelQueuedJob(jobs, c.req.valid('param').id) }, 202));
 
   return routes;
 }
