@@ -231,7 +231,7 @@ describe('ConfigError messages', () => {
   it('rejects an env var naming no key, with the allowed keys', () => {
     const message = configProblem(() => loadConfig({ cwd: dir, env: { CATDOG_TRAINING__EPOCH: '5' } }));
     expect(message).toContain('environment variable CATDOG_TRAINING__EPOCH names no configuration key: training has no key "EPOCH"');
-    expect(message).toContain('allowed keys of training: architecture, backbone, head');
+    expect(message).toContain('allowed keys of training: architecture, backbone, ensemble, head');
     expect(configProblem(() => loadConfig({ cwd: dir, env: { CATDOG_VERBOSE: '1' } }))).toContain('the top level has no key "VERBOSE"');
     expect(configProblem(() => loadConfig({ cwd: dir, env: { CATDOG_SERVER: 'x' } }))).toContain(
       'CATDOG_SERVER names the section server, not a key; set one of CATDOG_SERVER__HOST, CATDOG_SERVER__PORT, CATDOG_SERVER__ANONYMOUS_VIEWER',

@@ -221,6 +221,7 @@ function resolvePaths(config: Omit<CatdogConfig, '$schema'>, baseOf: (key: strin
     training: {
       ...config.training,
       backbone: isUrl(config.training.backbone) ? config.training.backbone : resolve('training.backbone', config.training.backbone),
+      ensemble: config.training.ensemble.map((source) => (isUrl(source) ? source : resolve('training.ensemble', source))),
     },
     database: {
       url: sqlitePath !== undefined && sqlitePath !== ':memory:' ? `sqlite:${resolve('database.url', sqlitePath)}` : config.database.url,

@@ -24,6 +24,7 @@ describe('configSchema', () => {
       training: {
         architecture: 'mobilenet',
         backbone: 'https://storage.googleapis.com/tfjs-models/tfjs/mobilenet_v1_0.75_224/model.json',
+        ensemble: [],
         head: 'logistic',
         tta: false,
         batchSize: 32,
@@ -60,6 +61,9 @@ describe('configSchema', () => {
     ['image size below 16', { dataset: { imageSize: 8 } }],
     ['cron with 3 fields', { retraining: { cron: '0 3 *' } }],
     ['kubeflow URL that is not http', { pipeline: { kubeflowUrl: 'ftp://kfp' } }],
+    ['fine-tuning a cnn', { training: { architecture: 'cnn', fineTune: { enabled: true } } }],
+    ['an ensemble for a cnn', { training: { architecture: 'cnn', ensemble: ['v2/model.json'] } }],
+    ['fine-tuning an ensemble', { training: { ensemble: ['v2/model.json'], fineTune: { enabled: true } } }],
   ])('rejects %s', (_, input) => {
     expect(configSchema.safeParse(input).success).toBe(false);
   });

@@ -100,6 +100,14 @@ const trainingSchema = z
       .min(1)
       .default('https://storage.googleapis.com/tfjs-models/tfjs/mobilenet_v1_0.75_224/model.json')
       .describe('TensorFlow.js layers model.json of the pretrained backbone: http(s) URL (downloaded once and cached), file:// URL or path. Env: CATDOG_BACKBONE_URL.'),
+    ensemble: z
+      .array(z.string().min(1))
+      .max(3)
+      .default([])
+      .describe(
+        'Further backbones (model.json URL or path, like training.backbone) whose features are put beside training.backbone\'s: one head on all of them, ' +
+          'e.g. MobileNetV2 0.35 next to MobileNet v1 0.75. Every photo then runs through every backbone (slower training and answers); [] = training.backbone alone. mobilenet only.',
+      ),
     head: z.enum(['logistic', 'mlp']).default('logistic').describe('Classifier on top of the backbone features: logistic regression or a small MLP.'),
     tta: z
       .boolean()
@@ -116,13 +124,16 @@ const trainingSchema = z
       .describe('Stop after this many epochs without validation improvement and keep the best epoch (0..100; 0 = never stop early).'),
     fineTune: z
       .strictObject({
-        enabled: z.boolean().default(false).describe('After training the head, also train the last backbone blocks.'),
-        blocks: z.int().min(1).max(13).default(2).describe('How many of the last backbone blocks are unfrozen (1..13).'),
+        enabled: z
+          .boolean()
+          .default(false)
+          .describe('After training the head, also train the last backbone blocks with it (mobilenet with one backbone only; the saved model holds the fine-tuned blocks).'),
+        blocks: z.int().min(1).max(13).default(2).describe('How many of the last depthwise-separable backbone blocks are unfrozen (1..13); their BatchNormalization statistics stay frozen.'),
         learningRate: z.number().gt(0).max(1).default(0.00005).describe('Learning rate while fine-tuning; small, to keep the pretrained weights (> 0, <= 1).'),
-        epochs: z.int().min(1).max(1000).default(5).describe('Epochs of fine-tuning (1..1000).'),
+        epochs: z.int().min(1).max(1000).default(5).describe('Largest number of fine-tuning epochs (1..1000); early stopping on validation loss as for the head.'),
       })
       .prefault({})
-      .describe('Optional second phase that fine-tunes the backbone (mobilenet only).'),
+      .describe('Optional second phase that fine-tunes the backbone\'s top blocks on cached activations of the frozen blocks below them (mobilenet only).'),
     target: z
       .enum(['local', 'queue', 'vertex'])
       .default('local')
@@ -140,8 +151,33 @@ const trainingSchema = z
       .prefault({})
       .describe('When a trained model is promoted to serving.'),
   })
+  .superRefine((training, ctx) => {
+    for (const problem of trainingConflicts(training)) ctx.addIssue({ code: 'custom', message: problem.message, path: problem.path, input: training });
+  })
   .prefault({})
   .describe('Model training.');
+
+/**
+ * Training settings that are valid alone but not together. Checked when the config loads and again on the
+ * parameters a run gets, since command-line and API overrides (e.g. --architecture cnn) come later.
+ */
+export function trainingConflicts(training: {
+  architecture: 'mobilenet' | 'cnn';
+  ensemble: readonly string[];
+  fineTune: { enabled: boolean };
+}): { path: string[]; message: string }[] {
+  const problems: { path: string[]; message: string }[] = [];
+  if (training.architecture === 'cnn' && training.fineTune.enabled) {
+    problems.push({ path: ['fineTune', 'enabled'], message: 'fine-tuning needs training.architecture mobilenet (the cnn has no pretrained backbone); set training.fineTune.enabled to false to train a cnn' });
+  }
+  if (training.architecture === 'cnn' && training.ensemble.length > 0) {
+    problems.push({ path: ['ensemble'], message: 'a backbone ensemble needs training.architecture mobilenet (the cnn has no backbone); set training.ensemble to [] to train a cnn' });
+  }
+  if (training.fineTune.enabled && training.ensemble.length > 0) {
+    problems.push({ path: ['fineTune', 'enabled'], message: 'fine-tuning works on one backbone, but training.ensemble adds more; set training.ensemble to [] or training.fineTune.enabled to false' });
+  }
+  return problems;
+}
 
 const databaseSchema = z
   .strictObject({

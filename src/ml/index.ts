@@ -8,7 +8,17 @@ export {
 } from './tf.js';
 // The tfjs types callers pass in and get back, so no module outside ml/ needs the tfjs packages.
 export type { LayersModel, Tensor, Tensor1D, Tensor2D, Tensor4D } from '@tensorflow/tfjs';
-export { extractFeatures, loadBackbone, type Backbone, type LoadBackboneOptions } from './backbone.js';
+export {
+  combineBackbones,
+  extractFeatures,
+  loadBackbone,
+  pooledFeatures,
+  type Backbone,
+  type FeatureExtractor,
+  type LoadBackboneOptions,
+  type NetworkInput,
+} from './backbone.js';
+export { featuresFromActivations, fineTuneSplitLayer, fineTuningNetwork, freezeBatchNormalization, splitBackbone, type BackboneSplit } from './fine-tune.js';
 export { imagenetAnimalMass, zeroShotPDog } from './zero-shot.js';
 export { buildCnn, buildHead, type HeadKind } from './models.js';
 export {

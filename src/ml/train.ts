@@ -45,6 +45,11 @@ export interface TrainOptions {
   learningRate: number;
   /** Stop after this many epochs without a lower validation loss; 0 never stops early. */
   earlyStoppingPatience: number;
+  /**
+   * Validation loss of the model as given (a network continuing from a trained head): an epoch is kept only if it
+   * beats it, else the model ends with the weights it came with and `bestEpoch` is 0.
+   */
+  initialValLoss?: number;
   onEpoch?: (stats: EpochStats) => void | Promise<void>;
   /** Aborting stops between batches and rejects with the signal's reason. */
   signal?: AbortSignal;
@@ -52,7 +57,7 @@ export interface TrainOptions {
 
 export interface TrainResult {
   epochs: EpochStats[];
-  /** 1-based epoch with the lowest validation loss, whose weights the model holds on return. */
+  /** 1-based epoch with the lowest validation loss, whose weights the model holds on return (0: the initial weights). */
   bestEpoch: number;
   stoppedEarly: boolean;
 }
@@ -64,7 +69,7 @@ export interface TrainResult {
  * busy 2-core machine; `model.fit` per batch 5.1), and it applies the layers' regularizers itself.
  */
 export async function trainBinaryClassifier(options: TrainOptions): Promise<TrainResult> {
-  const { model, train, validation, epochs, learningRate, earlyStoppingPatience, onEpoch, signal } = options;
+  const { model, train, validation, epochs, learningRate, earlyStoppingPatience, initialValLoss, onEpoch, signal } = options;
   const { tf, backend } = await initTensorflow();
   if (backend === 'tensorflow') useNativeReluGradient(tf);
   for (const [name, batches] of [['training', train], ['validation', validation]] as const) {
@@ -75,7 +80,9 @@ export async function trainBinaryClassifier(options: TrainOptions): Promise<Trai
   const optimizer = tf.train.adam(learningRate);
   model.compile({ optimizer, loss: 'binaryCrossentropy', metrics: ['accuracy'] });
   const history: EpochStats[] = [];
-  let best: { epoch: number; valLoss: number; weights: Tensor[] } | undefined;
+  const snapshot = () => tf.tidy(() => model.getWeights().map((w) => w.clone()));
+  let best: { epoch: number; valLoss: number; weights: Tensor[] } | undefined =
+    initialValLoss === undefined ? undefined : { epoch: 0, valLoss: initialValLoss, weights: snapshot() };
   try {
     for (let epoch = 1; epoch <= epochs; epoch++) {
       signal?.throwIfAborted();
@@ -95,7 +102,7 @@ export async function trainBinaryClassifier(options: TrainOptions): Promise<Trai
       history.push(stats);
       if (!best || stats.valLoss < best.valLoss) {
         tf.dispose(best?.weights);
-        best = { epoch, valLoss: stats.valLoss, weights: tf.tidy(() => model.getWeights().map((w) => w.clone())) };
+        best = { epoch, valLoss: stats.valLoss, weights: snapshot() };
       }
       await onEpoch?.(stats);
       if (earlyStoppingPatience > 0 && epoch - best.epoch >= earlyStoppingPatience && epoch < epochs) {

@@ -16,7 +16,14 @@ export interface ModelCard {
   /** Pixels the classifier takes: RGB 0–255, squashed to imageSize × imageSize. */
   imageSize: number;
   /** For transfer models the files hold the head only; the backbone is loaded from here and checked by id. */
-  backbone?: { id: string; source: string };
+  backbone?: BackboneReference;
+  /** Ensembles: further backbones whose features follow `backbone`'s in the head's input, in this order. */
+  ensemble?: BackboneReference[];
+  /**
+   * Fine-tuned models: the files hold the backbone's last `blocks` blocks (fine-tuned) and the head, fed the
+   * activations of the backbone's layer `layer`; the pretrained layers up to it still come from `backbone`.
+   */
+  fineTuned?: { blocks: number; layer: string };
   head?: 'logistic' | 'mlp';
   /** Test-time augmentation: P(dog) is the mean over the photo and its mirror image. */
   tta?: boolean;
@@ -29,6 +36,11 @@ export interface ModelCard {
   metrics: Record<string, unknown>;
   codeVersion: string;
   createdAt: string;
+}
+
+export interface BackboneReference {
+  id: string;
+  source: string;
 }
 
 export interface NeitherReference {

@@ -3,18 +3,22 @@ import { CatdogError } from '../errors.js';
 import { nearestCentroidDistance } from '../ml/centroids.js';
 import {
   applyTemperature,
+  combineBackbones,
   deserializeModel,
   imagenetAnimalMass,
   initTensorflow,
   loadBackbone,
+  pooledFeatures,
   predictPDog,
+  splitBackbone,
   zeroShotPDog,
   type Backbone,
   type LayersModel,
+  type NetworkInput,
   type Tensor2D,
 } from '../ml/index.js';
 import type { BlobStore } from '../storage/index.js';
-import { readModelFiles, type ModelCard } from './artifacts.js';
+import { readModelFiles, type BackboneReference, type ModelCard } from './artifacts.js';
 
 export const ZERO_SHOT_MODEL_ID = 'zero-shot';
 
@@ -46,8 +50,9 @@ export interface Classifier {
   readonly version: number | null;
   readonly card: ModelCard | null;
   readonly inputSize: number;
-  readonly backbone: Backbone | null;
-  /** The trainable part: the head of a transfer model (fed features) or the whole CNN (fed pixels). */
+  /** What the network is fed from pixels (backbone features, or activations below fine-tuned blocks); null when it takes pixels. */
+  readonly input: NetworkInput | null;
+  /** The trained part: the head of a transfer model (with its fine-tuned blocks, if any) or the whole CNN (fed pixels). */
   readonly network: LayersModel | null;
   predictPixels(images: readonly Uint8Array[]): Promise<Prediction[]>;
   dispose(): void;
@@ -60,12 +65,22 @@ export class BackboneProvider {
   constructor(private readonly cacheDir: string, private readonly onDownload?: (received: number, total: number | undefined) => void) {}
 
   get(source: string): Promise<Backbone> {
-    const known = this.loaded.get(source);
+    return this.once(source, () => loadBackbone(source, { cacheDir: this.cacheDir, onDownload: this.onDownload }));
+  }
+
+  /** An ensemble: the backbones of `sources` as one, their features side by side in order (one source: itself). */
+  combined(sources: readonly string[]): Promise<Backbone> {
+    if (sources.length === 1) return this.get(sources[0]!);
+    return this.once(JSON.stringify(sources), async () => combineBackbones(await Promise.all(sources.map((source) => this.get(source)))));
+  }
+
+  private once(key: string, load: () => Promise<Backbone>): Promise<Backbone> {
+    const known = this.loaded.get(key);
     if (known) return known;
-    const loading = loadBackbone(source, { cacheDir: this.cacheDir, onDownload: this.onDownload });
+    const loading = load();
     // A failed load (e.g. offline) must not be remembered: the next request tries again.
-    loading.catch(() => this.loaded.delete(source));
-    this.loaded.set(source, loading);
+    loading.catch(() => this.loaded.delete(key));
+    this.loaded.set(key, loading);
     return loading;
   }
 }
@@ -93,7 +108,7 @@ export async function zeroShotClassifier(backbone: Backbone): Promise<Classifier
     version: null,
     card: null,
     inputSize: backbone.inputSize,
-    backbone,
+    input: null,
     network: null,
     async predictPixels(images) {
       const batch = await pixelsTensor(images, backbone.inputSize);
@@ -114,24 +129,35 @@ export async function loadClassifier(
   const files = await readModelFiles(deps.blobs, model.artifactPrefix);
   const network = await deserializeModel({ modelJson: files.modelJson, weights: files.weights });
   const { card } = files;
-  let backbone: Backbone | null = null;
-  if (card.backbone) {
-    backbone = await deps.backbones.get(card.backbone.source);
-    if (backbone.id !== card.backbone.id) {
-      network.dispose();
+  try {
+    const input = card.backbone ? await networkInput(deps.backbones, model.id, card, card.backbone) : null;
+    return classifierFor({ modelId: model.id, version: model.version, card, input, network });
+  } catch (error) {
+    network.dispose();
+    throw error;
+  }
+}
+
+/** The backbones a transfer model was trained on, each checked by content id, as its network's input. */
+async function networkInput(backbones: BackboneProvider, modelId: string, card: ModelCard, primary: BackboneReference): Promise<NetworkInput> {
+  const references = [primary, ...(card.ensemble ?? [])];
+  for (const reference of references) {
+    const backbone = await backbones.get(reference.source);
+    if (backbone.id !== reference.id) {
       throw new CatdogError(
         'backbone_mismatch',
-        `model ${model.id} was trained on backbone ${card.backbone.id} but ${card.backbone.source} now holds ${backbone.id}`,
+        `model ${modelId} was trained on backbone ${reference.id} but ${reference.source} now holds ${backbone.id}`,
         409,
       );
     }
   }
-  return classifierFor({ modelId: model.id, version: model.version, card, backbone, network });
+  const backbone = await backbones.combined(references.map((reference) => reference.source));
+  return card.fineTuned ? await splitBackbone(backbone, card.fineTuned.layer) : pooledFeatures(backbone);
 }
 
 /** A classifier over a network in memory: a loaded model, or one just trained and not yet stored. */
-export function classifierFor(parts: { modelId: string; version: number | null; card: ModelCard; backbone: Backbone | null; network: LayersModel }): Classifier {
-  const { card, backbone, network } = parts;
+export function classifierFor(parts: { modelId: string; version: number | null; card: ModelCard; input: NetworkInput | null; network: LayersModel }): Classifier {
+  const { card, input, network } = parts;
   const inputSize = card.imageSize;
   return {
     ...parts,
@@ -141,20 +167,22 @@ export function classifierFor(parts: { modelId: string; version: number | null; 
       const batch = await pixelsTensor(images, inputSize);
       const mirrored = card.tta ? tf.reverse(batch, 2) : undefined;
       try {
-        if (!backbone) {
+        if (!input) {
           const views = [await predictPDog(network, batch, 32)];
           if (mirrored) views.push(await predictPDog(network, mirrored, 32));
           return combineViews(card, views).map((pDog) => ({ pDog }));
         }
-        const { features, imagenet } = backbone.featuresAndImagenet(batch);
-        const views = [await predictPDog(network, features, 256)];
+        const { input: networkInput, features, imagenet } = input.forward(batch);
+        const views = [await predictPDog(network, networkInput, 256)];
         if (mirrored) {
-          const mirroredFeatures = backbone.features(mirrored);
-          views.push(await predictPDog(network, mirroredFeatures, 256));
-          mirroredFeatures.dispose();
+          const mirroredInput = input.features(mirrored);
+          views.push(await predictPDog(network, mirroredInput, 256));
+          mirroredInput.dispose();
         }
         const reference = card.neither;
         const distances = reference ? await featureRows(features).then((rows) => rows.map((row) => nearestCentroidDistance(row, reference.centroids))) : undefined;
+        // For a head on the backbone the network's input is the features tensor itself; dispose is idempotent.
+        networkInput.dispose();
         features.dispose();
         const mass = imagenet ? ((await imagenet.array()) as number[][]).map(imagenetAnimalMass) : undefined;
         imagenet?.dispose();

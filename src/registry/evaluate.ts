@@ -8,30 +8,36 @@ import { featuresFor, mirroredVariant } from '../training/features.js';
 import { combineViews, type Classifier } from './classifier.js';
 
 const DECODE_CHUNK = 64;
+/** Images whose cached network inputs are held at once: activations below fine-tuned blocks take ~300 KB each. */
+const CACHED_CHUNK = 512;
 
 /**
  * P(dog) for stored images, as the classifier would answer (test-time augmentation and temperature included):
- * transfer models reuse cached backbone features, others decode the pixels.
+ * transfer models reuse cached backbone features (or activations), others decode the pixels.
  */
 export async function predictStored(deps: { blobs: BlobStore }, classifier: Classifier, hashes: readonly string[]): Promise<number[]> {
-  const { backbone, network, card } = classifier;
-  if (backbone && network) {
+  const { input, network, card } = classifier;
+  const result: number[] = [];
+  if (input && network) {
     const { tf } = await initTensorflow();
-    const headOn = async (features: Float32Array[]) => {
-      const flat = new Float32Array(features.length * backbone.featureSize);
-      features.forEach((vector, i) => flat.set(vector, i * backbone.featureSize));
-      const x = tf.tensor2d(flat, [features.length, backbone.featureSize]);
+    const networkOn = async (inputs: Float32Array[]) => {
+      const flat = new Float32Array(inputs.length * input.featureSize);
+      inputs.forEach((values, i) => flat.set(values, i * input.featureSize));
+      const x = tf.tensor(flat, [inputs.length, ...input.featureShape]);
       try {
         return await predictPDog(network, x, 256);
       } finally {
         x.dispose();
       }
     };
-    const views = [await headOn(await featuresFor(deps, backbone, hashes))];
-    if (card?.tta) views.push(await headOn(await featuresFor(deps, backbone, hashes, { variant: mirroredVariant })));
-    return combineViews(card, views);
+    for (let start = 0; start < hashes.length; start += CACHED_CHUNK) {
+      const chunk = hashes.slice(start, start + CACHED_CHUNK);
+      const views = [await networkOn(await featuresFor(deps, input, chunk))];
+      if (card?.tta) views.push(await networkOn(await featuresFor(deps, input, chunk, { variant: mirroredVariant })));
+      result.push(...combineViews(card, views));
+    }
+    return result;
   }
-  const result: number[] = [];
   for (let start = 0; start < hashes.length; start += DECODE_CHUNK) {
     const chunk = hashes.slice(start, start + DECODE_CHUNK);
     const pixels = await Promise.all(

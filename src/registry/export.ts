@@ -72,16 +72,17 @@ export async function exportModel(app: ExportDependencies, reference: string, fo
 }
 
 async function pixelNetwork(classifier: Classifier): Promise<LayersModel> {
-  const { network, backbone, card } = classifier;
+  const { network, input, card } = classifier;
   if (!network) throw new Error(`model ${classifier.modelId} has no network to export`);
   foldTemperature(network, card?.calibration?.temperature ?? 1);
-  if (!backbone) return network;
+  if (!input) return network;
   const { tf } = await initTensorflow();
-  const size = backbone.inputSize;
+  const size = input.inputSize;
   const pixels = tf.input({ shape: [size, size, 3], name: 'pixels' });
   // catdog scales in code before the backbone (ml/backbone.ts); outside catdog the model must do it itself.
   const scaled = tf.layers.rescaling({ scale: 1 / 127.5, offset: -1, name: 'mobilenet_scaling' }).apply(pixels);
-  const trunk = tf.model({ name: 'backbone', inputs: backbone.featureModel.inputs, outputs: backbone.featureModel.outputs });
+  // The frozen pretrained layers: the whole trunk for a head, the layers below the cut for fine-tuned blocks.
+  const trunk = tf.model({ name: 'backbone', inputs: input.model.inputs, outputs: input.model.outputs });
   const features = trunk.apply(scaled);
   const pDog = network.apply(features) as ReturnType<typeof tf.input>;
   return tf.model({ name: `catdog_${classifier.modelId}`, inputs: pixels, outputs: pDog });

@@ -65,7 +65,7 @@ export async function importModel(app: ImportDependencies, upload: ModelUpload, 
       codeVersion: app.codeVersion,
       createdAt: new Date().toISOString(),
     };
-    const metrics = await evaluateOnSplit(app, classifierFor({ modelId, version: null, card, backbone: null, network }), manifest, 'test');
+    const metrics = await evaluateOnSplit(app, classifierFor({ modelId, version: null, card, input: null, network }), manifest, 'test');
     card.metrics = { ...metrics };
     const artifactPrefix = await writeModelFiles(app.blobs, { ...(await serializeModel(network)), card });
     const model = await app.db.models.create({

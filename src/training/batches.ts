@@ -12,8 +12,19 @@ function shuffledIndices(count: number, seed: number): number[] {
   return order;
 }
 
-/** Batches of cached backbone feature vectors (the transfer-learning head trains on these). */
-export function featureBatches(tf: Tf, features: readonly Float32Array[], labels: readonly number[], batchSize: number, seed: number, shuffle = true): Batches {
+/**
+ * Batches of cached backbone outputs: feature vectors for a head, or activations of shape `exampleShape` for a
+ * network holding fine-tuned backbone blocks.
+ */
+export function featureBatches(
+  tf: Tf,
+  features: readonly Float32Array[],
+  labels: readonly number[],
+  batchSize: number,
+  seed: number,
+  shuffle = true,
+  exampleShape: readonly number[] = [features[0]?.length ?? 0],
+): Batches {
   const featureSize = features[0]?.length ?? 0;
   return {
     count: features.length,
@@ -25,7 +36,7 @@ export function featureBatches(tf: Tf, features: readonly Float32Array[], labels
         const x = new Float32Array(slice.length * featureSize);
         slice.forEach((index, row) => x.set(features[index]!, row * featureSize));
         yield {
-          x: tf.tensor2d(x, [slice.length, featureSize]),
+          x: tf.tensor(x, [slice.length, ...exampleShape]),
           y: tf.tensor2d(slice.map((index) => labels[index]!), [slice.length, 1]),
         };
       }

@@ -1,4 +1,4 @@
-import type { Backbone } from '../ml/index.js';
+import type { FeatureExtractor } from '../ml/index.js';
 import { extractFeatures } from '../ml/index.js';
 import { decodeToRgb } from '../images/index.js';
 import { imageBlobKey } from '../datasets/ingest.js';
@@ -32,30 +32,53 @@ export interface FeatureProgress {
   cached: number;
 }
 
-const featureKey = (backboneId: string, variant: string, hash: string): string => `features/${backboneId}/${variant}/${hash}.f32`;
+const featureKey = (extractorId: string, variant: string, hash: string): string => `features/${extractorId}/${variant}/${hash}.f32`;
 
 function toFloat32(bytes: Uint8Array): Float32Array {
   // Blob stores may hand back views at any offset; Float32Array needs 4-byte alignment, so copy.
   return new Float32Array(bytes.slice().buffer);
 }
 
+type FeatureOptions = { variant?: FeatureVariant; batchSize?: number; onProgress?: (progress: FeatureProgress) => void };
+
 /**
- * Backbone features per (backbone, variant, image hash), computed once and kept in the blob store: the frozen
- * backbone is >95% of the work, so every later training run on the same images only trains the head.
+ * Features per (extractor, variant, image hash), computed once and kept in the blob store: the frozen backbone is
+ * >95% of the work, so every later training run on the same images only trains what sits on top. An ensemble's
+ * features are its parts' cached features side by side, so adding a backbone reuses the others'.
  */
 export async function featuresFor(
   deps: { blobs: BlobStore },
-  backbone: Backbone,
+  extractor: FeatureExtractor,
   hashes: readonly string[],
-  options: { variant?: FeatureVariant; batchSize?: number; onProgress?: (progress: FeatureProgress) => void } = {},
+  options: FeatureOptions = {},
 ): Promise<Float32Array[]> {
+  if (!extractor.parts) return cachedFeatures(deps, extractor, hashes, options);
+  const { parts } = extractor;
+  const byPart: Float32Array[][] = [];
+  for (const [index, part] of parts.entries()) {
+    const onProgress = options.onProgress && ((progress: FeatureProgress) =>
+      options.onProgress!({ ...progress, done: Math.floor((index * hashes.length + progress.done) / parts.length) }));
+    byPart.push(await featuresFor(deps, part, hashes, { ...options, onProgress }));
+  }
+  return hashes.map((_, image) => {
+    const joined = new Float32Array(extractor.featureSize);
+    let offset = 0;
+    for (const features of byPart) {
+      joined.set(features[image]!, offset);
+      offset += features[image]!.length;
+    }
+    return joined;
+  });
+}
+
+async function cachedFeatures(deps: { blobs: BlobStore }, extractor: FeatureExtractor, hashes: readonly string[], options: FeatureOptions): Promise<Float32Array[]> {
   const variantKey = options.variant?.key ?? 'plain';
   const result: Float32Array[] = new Array(hashes.length);
   const missing: number[] = [];
   await Promise.all(
     hashes.map(async (hash, index) => {
-      const cached = await deps.blobs.getOrUndefined(featureKey(backbone.id, variantKey, hash));
-      if (cached && cached.byteLength === backbone.featureSize * 4) result[index] = toFloat32(cached);
+      const cached = await deps.blobs.getOrUndefined(featureKey(extractor.id, variantKey, hash));
+      if (cached && cached.byteLength === extractor.featureSize * 4) result[index] = toFloat32(cached);
       else missing.push(index);
     }),
   );
@@ -69,16 +92,16 @@ export async function featuresFor(
     const pixels = await Promise.all(
       chunk.map(async (index) => {
         const hash = hashes[index]!;
-        const rgb = await decodeToRgb(await deps.blobs.get(imageBlobKey(hash)), backbone.inputSize);
+        const rgb = await decodeToRgb(await deps.blobs.get(imageBlobKey(hash)), extractor.inputSize);
         return options.variant ? options.variant.transform(rgb.data, hash) : rgb.data;
       }),
     );
-    const features = await extractFeatures(backbone, pixels, chunkSize);
+    const features = await extractFeatures(extractor, pixels, chunkSize);
     await Promise.all(
       chunk.map(async (index, position) => {
         const vector = features[position]!;
         result[index] = vector;
-        await deps.blobs.put(featureKey(backbone.id, variantKey, hashes[index]!), new Uint8Array(vector.buffer, vector.byteOffset, vector.byteLength));
+        await deps.blobs.put(featureKey(extractor.id, variantKey, hashes[index]!), new Uint8Array(vector.buffer, vector.byteOffset, vector.byteLength));
       }),
     );
     options.onProgress?.({ done: cachedCount + Math.min(start + chunkSize, missing.length), total: hashes.length, cached: cachedCount });

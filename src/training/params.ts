@@ -1,5 +1,5 @@
 import type { CatdogConfig } from '../config/index.js';
-import { effectiveImageSize } from '../config/index.js';
+import { ConfigError, effectiveImageSize, trainingConflicts } from '../config/index.js';
 import type { DatasetParams } from '../datasets/versions.js';
 import type { TrainingParams } from './run-training.js';
 
@@ -35,8 +35,11 @@ export function datasetParams(config: CatdogConfig): DatasetParams {
   };
 }
 
+/** The parameters a run records and trains with; refuses settings that contradict each other (after overrides). */
 export function trainingParams(config: CatdogConfig, dataset: DatasetParams): TrainingParams {
   const { training } = config;
+  const conflicts = trainingConflicts(training);
+  if (conflicts.length > 0) throw new ConfigError(conflicts.map((problem) => `training.${problem.path.join('.')}: ${problem.message}`));
   return {
     architecture: training.architecture,
     imageSize: dataset.imageSize,
@@ -47,6 +50,8 @@ export function trainingParams(config: CatdogConfig, dataset: DatasetParams): Tr
     head: training.head,
     tta: training.tta,
     backbone: training.backbone,
+    ensemble: training.ensemble,
+    fineTune: training.fineTune,
     seed: dataset.seed,
     augmentation: dataset.augmentation,
     promotion: training.promotion,

@@ -6,13 +6,22 @@ import { augment, decodeToRgb, seededRandom, type AugmentationConfig } from '../
 import {
   buildCnn,
   buildHead,
+  featuresFromActivations,
+  fineTuneSplitLayer,
+  fineTuningNetwork,
   initTensorflow,
+  pooledFeatures,
   serializeModel,
+  splitBackbone,
   trainBinaryClassifier,
   binaryMetrics,
-  type Backbone,
+  type BackboneSplit,
+  type Batches,
   type BinaryMetrics,
   type EpochStats,
+  type LayersModel,
+  type NetworkInput,
+  type TrainResult,
 } from '../ml/index.js';
 import { classCentroids, nearestCentroidDistance, quantile } from '../ml/centroids.js';
 import { readModelFiles, writeModelCard, writeModelFiles, type Architecture, type ModelCard, type NeitherReference } from '../registry/artifacts.js';
@@ -37,12 +46,37 @@ export type TrainingParams = {
   /** Average P(dog) over each photo and its mirror image (absent in runs recorded before it existed). */
   tta?: boolean;
   backbone: string;
+  /** Further backbones whose features join the backbone's (absent in runs recorded before it existed). */
+  ensemble?: string[];
+  /** The second phase training the backbone's top blocks (absent in runs recorded before it existed). */
+  fineTune?: FineTuneParams;
   seed: number;
   augmentation: AugmentationConfig;
   promotion: { metric: PromotionMetric; minImprovement: number };
 };
 
-export type TrainingStage = 'features' | 'decoding' | 'training' | 'calibrating' | 'evaluating' | 'saving' | 'promoting';
+export interface FineTuneParams {
+  enabled: boolean;
+  blocks: number;
+  learningRate: number;
+  epochs: number;
+}
+
+/** What the fine-tuning phase did, recorded in the run's metrics. */
+export interface FineTuneSummary {
+  blocks: number;
+  /** The backbone layer whose activations the fine-tuned network takes. */
+  layer: string;
+  epochs: number;
+  /** 1-based epoch of the phase whose weights were kept; 0 when none beat the head alone on validation loss. */
+  bestEpoch: number;
+  /** Validation loss and accuracy of the head alone, then of the kept fine-tuned network. */
+  before: { valLoss: number; valAccuracy: number };
+  after: { valLoss: number; valAccuracy: number };
+  durationMs: number;
+}
+
+export type TrainingStage = 'features' | 'decoding' | 'training' | 'fine-tuning' | 'calibrating' | 'evaluating' | 'saving' | 'promoting';
 
 export type TrainingEvent =
   | { type: 'started'; runId: string; datasetId: number; params: TrainingParams }
@@ -81,11 +115,22 @@ function augmentationVariant(config: AugmentationConfig, imageSize: number, seed
 }
 
 interface Trainable {
-  network: import('../ml/index.js').LayersModel;
-  backbone: Backbone | null;
-  train: import('../ml/index.js').Batches;
-  validation: import('../ml/index.js').Batches;
-  card: Pick<ModelCard, 'imageSize' | 'backbone' | 'head' | 'neither'>;
+  network: LayersModel;
+  /** What a transfer model's network is fed; null for the CNN, which takes pixels. */
+  input: NetworkInput | null;
+  train: Batches;
+  validation: Batches;
+  card: Pick<ModelCard, 'imageSize' | 'backbone' | 'ensemble' | 'head' | 'neither' | 'fineTuned'>;
+  /** Set when the backbone's top blocks are fine-tuned after the head. */
+  fineTuning?: FineTuning;
+}
+
+/** The second phase's material: the cut backbone, its pretrained top blocks and batches of cached activations. */
+interface FineTuning {
+  split: BackboneSplit;
+  top: LayersModel;
+  train: Batches;
+  validation: Batches;
 }
 
 /**
@@ -101,9 +146,19 @@ function neitherReference(trainFeatures: Float32Array[], trainLabels: number[], 
   return { centroids, farDistance: quantile(distances, FAR_DISTANCE_QUANTILE) * FAR_DISTANCE_MARGIN };
 }
 
+/**
+ * The head's training material from cached backbone features. With fine-tuning, what is cached is the frozen
+ * blocks' activations below the cut (per image and augmentation variant), the head's features are the pretrained
+ * top blocks run on them, and the activations are kept for the second phase.
+ */
 async function prepareTransfer(deps: TrainingDependencies, manifest: DatasetManifest, params: TrainingParams, emit: (event: TrainingEvent) => void, runId: string): Promise<Trainable> {
   const { tf } = await initTensorflow();
-  const backbone = await deps.backbones.get(params.backbone);
+  const sources = [params.backbone, ...(params.ensemble ?? [])];
+  const parts = await Promise.all(sources.map((source) => deps.backbones.get(source)));
+  const backbone = await deps.backbones.combined(sources);
+  const fineTune = params.fineTune?.enabled ? params.fineTune : undefined;
+  const split = fineTune ? await splitBackbone(backbone, fineTuneSplitLayer(backbone, fineTune.blocks)) : undefined;
+  const extractor = split ?? backbone;
   const trainItems = manifest.items.filter((item) => item.split === 'train');
   const validationItems = manifest.items.filter((item) => item.split === 'validation');
   const variant = anyAugmentation(params.augmentation) ? augmentationVariant(params.augmentation, backbone.inputSize, params.seed) : undefined;
@@ -111,29 +166,39 @@ async function prepareTransfer(deps: TrainingDependencies, manifest: DatasetMani
   let offset = 0;
   const progress = ({ done }: { done: number }) => emit({ type: 'stage', runId, stage: 'features', done: offset + done, total });
   const collect = async (items: ManifestEntry[], featureVariant?: FeatureVariant) => {
-    const features = await featuresFor(deps, backbone, items.map((item) => item.hash), { variant: featureVariant, onProgress: progress });
+    const outputs = await featuresFor(deps, extractor, items.map((item) => item.hash), { variant: featureVariant, onProgress: progress });
     offset += items.length;
-    return features;
+    return outputs;
   };
-  const trainFeatures = await collect(trainItems);
-  const trainLabels = trainItems.map(labelValue);
-  const validationFeatures = await collect(validationItems);
-  const neither = neitherReference(trainFeatures, trainLabels, validationFeatures.length > 0 ? validationFeatures : trainFeatures);
-  if (variant) {
-    trainFeatures.push(...(await collect(trainItems, variant)));
-    trainLabels.push(...trainItems.map(labelValue));
-  }
+  const trainOutputs = await collect(trainItems);
+  const validationOutputs = await collect(validationItems);
+  const augmentedOutputs = variant ? await collect(trainItems, variant) : [];
 
-  const network = buildHead(params.head, backbone.featureSize, params.seed);
-  const validation = validationItems.length > 0
-    ? featureBatches(tf, validationFeatures, validationItems.map(labelValue), 256, params.seed, false)
-    : featureBatches(tf, trainFeatures, trainLabels, 256, params.seed, false);
+  const top = split ? await split.pretrainedTop() : undefined;
+  const pooled = (outputs: Float32Array[]) => (top && split ? featuresFromActivations(top, outputs, split.featureShape) : Promise.resolve(outputs));
+  const trainFeatures = await pooled(trainOutputs);
+  const validationFeatures = await pooled(validationOutputs);
+  const augmentedFeatures = await pooled(augmentedOutputs);
+  const trainLabels = trainItems.map(labelValue);
+  const validationLabels = validationItems.map(labelValue);
+  const neither = neitherReference(trainFeatures, trainLabels, validationFeatures.length > 0 ? validationFeatures : trainFeatures);
+  const allTrainLabels = [...trainLabels, ...(variant ? trainLabels : [])];
+
+  /** Training batches and validation batches (the training split itself when there is no validation split). */
+  const batchesOf = (train: Float32Array[], validation: Float32Array[], validationBatch: number, shape?: number[]) => ({
+    train: featureBatches(tf, train, allTrainLabels, params.batchSize, params.seed, true, shape),
+    validation: validation.length > 0
+      ? featureBatches(tf, validation, validationLabels, validationBatch, params.seed, false, shape)
+      : featureBatches(tf, train, allTrainLabels, validationBatch, params.seed, false, shape),
+  });
+  const [primary, ...others] = parts.map((part, index) => ({ id: part.id, source: sources[index]! }));
   return {
-    network,
-    train: featureBatches(tf, trainFeatures, trainLabels, params.batchSize, params.seed),
-    validation,
-    backbone,
-    card: { imageSize: backbone.inputSize, backbone: { id: backbone.id, source: params.backbone }, head: params.head, neither },
+    network: buildHead(params.head, backbone.featureSize, params.seed),
+    input: pooledFeatures(backbone),
+    ...batchesOf([...trainFeatures, ...augmentedFeatures], validationFeatures, 256),
+    card: { imageSize: backbone.inputSize, backbone: primary, ...(others.length > 0 ? { ensemble: others } : {}), head: params.head, neither },
+    // Activations are large (a 14×14×384 map per image for MobileNet v1 0.75 cut 2 blocks down): smaller batches.
+    fineTuning: split && top ? { split, top, ...batchesOf([...trainOutputs, ...augmentedOutputs], validationOutputs, 64, split.featureShape) } : undefined,
   };
 }
 
@@ -172,7 +237,7 @@ async function prepareCnn(deps: TrainingDependencies, manifest: DatasetManifest,
     validation: validationItems.length > 0
       ? pixelBatches(tf, validationPixels, validationItems.map(labelValue), size, params.batchSize, params.seed)
       : pixelBatches(tf, trainPixels, trainLabels, size, params.batchSize, params.seed),
-    backbone: null,
+    input: null,
     card: { imageSize: size },
   };
 }
@@ -239,8 +304,8 @@ async function trainRun(deps: TrainingDependencies, request: TrainingRequest, fi
       : await prepareCnn(deps, manifest, params, emit, run.id);
 
     emit({ type: 'stage', runId: run.id, stage: 'training' });
-    const trainingStarted = Date.now();
-    const history = await trainBinaryClassifier({
+    const recordEpochs = epochRecorder(deps, run.id, emit);
+    const headPhase = await trainBinaryClassifier({
       model: trainable.network,
       train: trainable.train,
       validation: trainable.validation,
@@ -248,13 +313,25 @@ async function trainRun(deps: TrainingDependencies, request: TrainingRequest, fi
       learningRate: params.learningRate,
       earlyStoppingPatience: params.earlyStoppingPatience,
       signal: request.signal,
-      onEpoch: async (stats) => {
-        await deps.db.runs.addEpoch(run.id, stats);
-        // stats.epoch is 1-based.
-        const averageMs = (Date.now() - trainingStarted) / stats.epoch;
-        emit({ type: 'epoch', runId: run.id, stats, totalEpochs: params.epochs, etaMs: averageMs * (params.epochs - stats.epoch) });
-      },
+      onEpoch: recordEpochs(0, params.epochs),
     });
+    let history = { epochs: headPhase.epochs, bestEpoch: headPhase.bestEpoch };
+    let fineTuned: FineTuneSummary | undefined;
+    if (trainable.fineTuning) {
+      emit({ type: 'stage', runId: run.id, stage: 'fine-tuning' });
+      const settings = params.fineTune!;
+      const offset = headPhase.epochs.length;
+      const tuning = await fineTuneBlocks(trainable, trainable.fineTuning, headPhase, settings, {
+        earlyStoppingPatience: params.earlyStoppingPatience,
+        signal: request.signal,
+        onEpoch: recordEpochs(offset, settings.epochs),
+      });
+      fineTuned = tuning.summary;
+      history = {
+        epochs: [...headPhase.epochs, ...tuning.result.epochs.map((stats) => ({ ...stats, epoch: offset + stats.epoch }))],
+        bestEpoch: tuning.result.bestEpoch === 0 ? headPhase.bestEpoch : offset + tuning.result.bestEpoch,
+      };
+    }
     const best = history.epochs.find((stats) => stats.epoch === history.bestEpoch) ?? history.epochs[history.epochs.length - 1]!;
     const candidate: Omit<CandidateOutcome, 'epochs' | 'durationMs'> = {
       runId: run.id,
@@ -267,7 +344,7 @@ async function trainRun(deps: TrainingDependencies, request: TrainingRequest, fi
 
     // The card without metrics is all scoring needs; temperature first (validation split), then the test split.
     const card = modelCard(candidate, trainable, deps.codeVersion, {});
-    const scoring = () => classifierFor({ modelId: candidate.modelId, version: null, card, backbone: trainable!.backbone, network: trainable!.network });
+    const scoring = () => classifierFor({ modelId: candidate.modelId, version: null, card, input: trainable!.input, network: trainable!.network });
     emit({ type: 'stage', runId: run.id, stage: 'calibrating' });
     card.calibration = fitCalibration(await scoreSplit(deps, scoring(), manifest, manifest.items.some((item) => item.split === 'validation') ? 'validation' : 'train'));
 
@@ -285,7 +362,10 @@ async function trainRun(deps: TrainingDependencies, request: TrainingRequest, fi
     await writeReliabilityPng(deps.blobs, candidate.artifactPrefix, card.calibration);
     const outcome = { ...candidate, epochs: history.epochs, durationMs: Date.now() - started };
     if (!metrics) {
-      await deps.db.runs.finish(run.id, { status: 'succeeded', metrics: { validation: candidate.validation, candidate: { modelId: candidate.modelId, artifactPrefix: candidate.artifactPrefix } } });
+      await deps.db.runs.finish(run.id, {
+        status: 'succeeded',
+        metrics: { validation: candidate.validation, candidate: { modelId: candidate.modelId, artifactPrefix: candidate.artifactPrefix }, ...(fineTuned ? { fineTune: fineTuned } : {}) },
+      });
       return { candidate: outcome };
     }
 
@@ -301,7 +381,11 @@ async function trainRun(deps: TrainingDependencies, request: TrainingRequest, fi
     });
     emit({ type: 'stage', runId: run.id, stage: 'promoting' });
     const promotion = await promoteIfBetter(deps, model, metrics, manifest, params.promotion, request.actor);
-    await deps.db.runs.finish(run.id, { status: 'succeeded', metrics: { ...metrics, bestEpoch: history.bestEpoch, promoted: promotion.promoted }, modelId: model.id });
+    await deps.db.runs.finish(run.id, {
+      status: 'succeeded',
+      metrics: { ...metrics, bestEpoch: history.bestEpoch, promoted: promotion.promoted, ...(fineTuned ? { fineTune: fineTuned } : {}) },
+      modelId: model.id,
+    });
     emit({ type: 'finished', runId: run.id, modelId: model.id, metrics, promotion });
     return { candidate: outcome, final: { model, metrics, promotion } };
   } catch (error) {
@@ -312,7 +396,70 @@ async function trainRun(deps: TrainingDependencies, request: TrainingRequest, fi
     throw error;
   } finally {
     trainable?.network.dispose();
+    // Once fine-tuning starts, the pretrained top blocks are part of the network; before that they stand alone.
+    if (trainable?.fineTuning && !trainable.card.fineTuned) trainable.fineTuning.top.dispose();
   }
+}
+
+/**
+ * Records each epoch of a training phase and reports it, numbered after `offset` so that the fine-tuning phase
+ * continues the head's epochs (one curve, one epoch table per run).
+ */
+function epochRecorder(deps: TrainingDependencies, runId: string, emit: (event: TrainingEvent) => void) {
+  return (offset: number, phaseEpochs: number) => {
+    const started = Date.now();
+    return async (phaseStats: EpochStats) => {
+      const stats = { ...phaseStats, epoch: offset + phaseStats.epoch };
+      await deps.db.runs.addEpoch(runId, stats);
+      // phaseStats.epoch is 1-based.
+      const averageMs = (Date.now() - started) / phaseStats.epoch;
+      emit({ type: 'epoch', runId, stats, totalEpochs: offset + phaseEpochs, etaMs: averageMs * (phaseEpochs - phaseStats.epoch) });
+    };
+  };
+}
+
+/**
+ * The second phase: the pretrained top blocks and the trained head as one network on the cached activations,
+ * trained at the fine-tuning learning rate with BatchNormalization frozen. It starts from the head's best
+ * validation loss, so an epoch is kept only if it beats the head alone. Afterwards the trainable is that network,
+ * fed the activations at the cut.
+ */
+async function fineTuneBlocks(
+  trainable: Trainable,
+  material: FineTuning,
+  head: TrainResult,
+  settings: FineTuneParams,
+  options: { earlyStoppingPatience: number; signal?: AbortSignal; onEpoch: (stats: EpochStats) => Promise<void> },
+): Promise<{ result: TrainResult; summary: FineTuneSummary }> {
+  const started = Date.now();
+  const headBest = head.epochs.find((stats) => stats.epoch === head.bestEpoch) ?? head.epochs[head.epochs.length - 1]!;
+  trainable.network = fineTuningNetwork(material.top, trainable.network);
+  trainable.input = material.split;
+  trainable.card.fineTuned = { blocks: settings.blocks, layer: material.split.layerName };
+  const result = await trainBinaryClassifier({
+    model: trainable.network,
+    train: material.train,
+    validation: material.validation,
+    epochs: settings.epochs,
+    learningRate: settings.learningRate,
+    earlyStoppingPatience: options.earlyStoppingPatience,
+    initialValLoss: headBest.valLoss,
+    signal: options.signal,
+    onEpoch: options.onEpoch,
+  });
+  const kept = result.epochs.find((stats) => stats.epoch === result.bestEpoch) ?? headBest;
+  return {
+    result,
+    summary: {
+      blocks: settings.blocks,
+      layer: material.split.layerName,
+      epochs: result.epochs.length,
+      bestEpoch: result.bestEpoch,
+      before: { valLoss: headBest.valLoss, valAccuracy: headBest.valAccuracy },
+      after: { valLoss: kept.valLoss, valAccuracy: kept.valAccuracy },
+      durationMs: Date.now() - started,
+    },
+  };
 }
 
 /** Train, evaluate on the test split, register, promote if better: what `catdog train` and the API run. */

@@ -22,6 +22,8 @@ const architecture = (value: string): 'mobilenet' | 'cnn' => {
 export function trainingEventPrinter(): (event: TrainingEvent) => void {
   const progress = createProgress();
   let stage = '';
+  /** The stage whose epochs the bar counts: the head's training, then fine-tuning (epochs numbered on). */
+  let epochBar = '';
   return (event) => {
     const out = process.stderr;
     switch (event.type) {
@@ -38,7 +40,10 @@ export function trainingEventPrinter(): (event: TrainingEvent) => void {
         if (event.done !== undefined) progress.update(event.done);
         break;
       case 'epoch': {
-        if (stage === 'training' && event.stats.epoch === 1) progress.start('training', event.totalEpochs);
+        if (epochBar !== stage) {
+          progress.start(stage, event.totalEpochs);
+          epochBar = stage;
+        }
         const s = event.stats;
         progress.update(s.epoch, {
           loss: s.loss.toFixed(4),
