@@ -8,6 +8,7 @@ import { CatdogError } from '../errors.js';
 import { migrations } from './migrations.js';
 import { datasetsRepository, type DatasetsRepository } from './repositories/datasets.js';
 import { imagesRepository, type ImagesRepository } from './repositories/images.js';
+import { jobsRepository, type JobsRepository } from './repositories/jobs.js';
 import { modelsRepository, type ModelsRepository } from './repositories/models.js';
 import { predictionsRepository, type PredictionsRepository } from './repositories/predictions.js';
 import { runsRepository, type RunsRepository } from './repositories/runs.js';
@@ -36,6 +37,7 @@ export interface Database {
   models: ModelsRepository;
   predictions: PredictionsRepository;
   tokens: TokensRepository;
+  jobs: JobsRepository;
 }
 
 const connectTimeoutMs = 10_000;
@@ -207,5 +209,6 @@ export async function openDatabase(url: string): Promise<Database> {
     models: modelsRepository(kysely),
     predictions: predictionsRepository(kysely, dialect),
     tokens: tokensRepository(kysely),
+    jobs: jobsRepository(kysely, dialect),
   };
 }

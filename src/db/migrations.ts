@@ -188,5 +188,33 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.alterTable('training_runs').dropColumn('owner').execute();
       },
     },
+    '0004_jobs': {
+      // The in-process queue's jobs, so that jobs queued or running when the process stops run after it restarts.
+      async up(db) {
+        await createTable(db, 'jobs')
+          .addColumn('id', 'varchar(255)', (col) => col.primaryKey())
+          .addColumn('name', 'varchar(200)', (col) => col.notNull())
+          .addColumn('data', jsonText, (col) => col.notNull())
+          .addColumn('state', 'varchar(16)', (col) => col.notNull())
+          .addColumn('progress', 'double precision', (col) => col.notNull())
+          .addColumn('progress_message', 'text')
+          .addColumn('attempts', 'integer', (col) => col.notNull())
+          .addColumn('max_attempts', 'integer', (col) => col.notNull())
+          .addColumn('backoff_ms', 'integer', (col) => col.notNull())
+          .addColumn('stalls', 'integer', (col) => col.notNull())
+          .addColumn('result', jsonText)
+          .addColumn('error', 'text')
+          .addColumn('created_at', time, (col) => col.notNull())
+          .addColumn('finished_at', time)
+          .addColumn('run_after', time)
+          .addColumn('worker_id', 'varchar(200)')
+          .addColumn('owner', 'varchar(200)')
+          .execute();
+        await db.schema.createIndex('jobs_state_idx').on('jobs').columns(['state', 'created_at']).execute();
+      },
+      async down(db) {
+        await db.schema.dropTable('jobs').execute();
+      },
+    },
   };
 }

@@ -8,7 +8,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { CatdogError } from '../errors.js';
 import { migrations } from './migrations.js';
-import { openDatabase, type Database, type DatasetItemRow, type NewImage, type NewPrediction } from './index.js';
+import { openDatabase, type Database, type DatasetItemRow, type JobRow, type NewImage, type NewPrediction } from './index.js';
 
 const postgresAdminUrl = process.env.CATDOG_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const mysqlAdminUrl = process.env.CATDOG_TEST_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306/test';
@@ -76,6 +76,29 @@ function image(n: number, overrides: Partial<NewImage> = {}): NewImage {
     width: 200,
     height: 150,
     byteSize: 12_345,
+    ...overrides,
+  };
+}
+
+function job(id: string, overrides: Partial<JobRow> = {}): JobRow {
+  return {
+    id,
+    name: 'train-candidate',
+    data: { datasetId: 3, params: { learningRate: 0.001, head: 'mlp' }, note: 'ünïcödé' },
+    state: 'waiting',
+    progress: 0,
+    progressMessage: null,
+    attempts: 0,
+    maxAttempts: 3,
+    backoffMs: 1000,
+    stalls: 0,
+    result: undefined,
+    error: null,
+    createdAt: new Date().toISOString(),
+    finishedAt: null,
+    runAfter: null,
+    workerId: null,
+    owner: 'host-a:100',
     ...overrides,
   };
 }
@@ -181,6 +204,7 @@ describe.each(['sqlite', 'postgres', 'mysql'] as const)('repositories on %s', (d
 
   beforeEach(async () => {
     for (const table of [
+      'jobs',
       'validations',
       'predictions',
       'model_promotions',
@@ -413,6 +437,69 @@ describe.each(['sqlite', 'postgres', 'mysql'] as const)('repositories on %s', (d
 
       const chosenId = 'mdl_00000000000000aa';
       expect((await db.models.create({ id: chosenId, name: 'third', architecture: 'cnn', datasetId, params: {}, metrics: {}, artifactPrefix: 'p' })).id).toBe(chosenId);
+    });
+  });
+
+  describe('jobs of in-process queues', () => {
+    it('stores a job once per id, changes it only while it is as expected, and lists and counts them', async () => {
+      const first = job('train-candidate-swp_1-0', { createdAt: '2026-01-01T00:00:00.000Z' });
+      expect(await db.jobs.insertIfAbsent(first)).toEqual({ inserted: true, job: first });
+      expect(await db.jobs.insertIfAbsent({ ...first, data: { other: true } })).toEqual({ inserted: false, job: first });
+      const second = job('retrain-after-v1', { createdAt: '2026-01-01T00:00:01.000Z' });
+      await db.jobs.insertIfAbsent(second);
+
+      const started = { state: 'active', attempts: 1, workerId: 'server-1' } as const;
+      expect(await db.jobs.update(first.id, started, { states: ['waiting'], owner: 'host-a:100' })).toBe(true);
+      // Not again: it is active now, and the condition names another owner.
+      expect(await db.jobs.update(first.id, started, { states: ['waiting'] })).toBe(false);
+      expect(await db.jobs.update(first.id, { progress: 0.5 }, { owner: 'host-b:200' })).toBe(false);
+      expect(await db.jobs.update('no-such-job', { progress: 0.5 })).toBe(false);
+      const result = { runId: 'run_1', validation: { accuracy: 0.875 }, curve: [0.1, 0.2] };
+      const finished = { state: 'completed', result, progress: 1, progressMessage: 'epoch 3 of 3', finishedAt: '2026-01-01T00:01:00.000Z' } as const;
+      expect(await db.jobs.update(first.id, finished, { states: ['active'], owner: 'host-a:100' })).toBe(true);
+      expect(await db.jobs.get(first.id)).toEqual({ ...first, ...started, ...finished });
+      expect(await db.jobs.get('no-such-job')).toBeUndefined();
+
+      expect((await db.jobs.list({ limit: 10 })).map((row) => row.id)).toEqual([second.id, first.id]);
+      expect((await db.jobs.list({ states: ['completed', 'failed'], limit: 10 })).map((row) => row.id)).toEqual([first.id]);
+      expect((await db.jobs.list({ limit: 1 })).map((row) => row.id)).toEqual([second.id]);
+      expect(await db.jobs.counts()).toEqual({ waiting: 1, active: 0, completed: 1, failed: 0, cancelled: 0 });
+    });
+
+    it('hands the unfinished jobs of owners that are gone to one claimer, oldest first, and releases waiting ones', async () => {
+      await db.jobs.insertIfAbsent(job('running', { state: 'active', owner: 'dead:1', createdAt: '2026-01-01T00:00:02.000Z' }));
+      await db.jobs.insertIfAbsent(job('waiting', { owner: 'dead:1', createdAt: '2026-01-01T00:00:01.000Z' }));
+      await db.jobs.insertIfAbsent(job('released', { owner: null, createdAt: '2026-01-01T00:00:03.000Z' }));
+      await db.jobs.insertIfAbsent(job('held', { owner: 'alive:2' }));
+      await db.jobs.insertIfAbsent(job('done', { state: 'completed', owner: 'dead:1', finishedAt: '2026-01-01T00:00:04.000Z' }));
+      const isAbandoned = (owner: string | null) => owner === null || owner.startsWith('dead:');
+
+      const claimed = await db.jobs.claimAbandoned('heir:3', isAbandoned);
+      expect(claimed.map((row) => [row.id, row.state, row.owner])).toEqual([
+        ['waiting', 'waiting', 'heir:3'],
+        ['running', 'active', 'heir:3'],
+        ['released', 'waiting', 'heir:3'],
+      ]);
+      expect(await db.jobs.claimAbandoned('other:4', isAbandoned)).toEqual([]);
+      expect((await db.jobs.get('held'))?.owner).toBe('alive:2');
+      expect((await db.jobs.get('done'))?.owner).toBe('dead:1');
+
+      await db.jobs.releaseWaiting('heir:3');
+      expect((await db.jobs.get('waiting'))?.owner).toBeNull();
+      expect((await db.jobs.get('released'))?.owner).toBeNull();
+      // A running job stays with its process: if it dies, the job is taken as interrupted.
+      expect((await db.jobs.get('running'))?.owner).toBe('heir:3');
+    });
+
+    it('forgets the jobs that finished longest ago beyond the newest kept', async () => {
+      for (const [id, finishedAt] of [['b', '2026-01-01T00:00:02.000Z'], ['a', '2026-01-01T00:00:01.000Z'], ['c', '2026-01-01T00:00:03.000Z']] as const) {
+        await db.jobs.insertIfAbsent(job(id, { state: 'failed', error: 'disk full', finishedAt }));
+      }
+      await db.jobs.insertIfAbsent(job('unfinished'));
+      await db.jobs.pruneFinished(2);
+      expect((await db.jobs.list({ limit: 10 })).map((row) => row.id).sort()).toEqual(['b', 'c', 'unfinished']);
+      await db.jobs.pruneFinished(2);
+      expect((await db.jobs.counts()).failed).toBe(2);
     });
   });
 

@@ -13,6 +13,7 @@ export interface Schema {
   model_promotions: ModelPromotionsTable;
   predictions: PredictionsTable;
   validations: ValidationsTable;
+  jobs: JobsTable;
 }
 
 export interface ImagesTable {
@@ -114,4 +115,24 @@ export interface ValidationsTable {
   actor: string;
   created_at: string;
   undone_at: string | null;
+}
+
+export interface JobsTable {
+  id: string;
+  name: string;
+  data: string;
+  state: string;
+  progress: number;
+  progress_message: string | null;
+  attempts: number;
+  max_attempts: number;
+  backoff_ms: number;
+  stalls: number;
+  result: string | null;
+  error: string | null;
+  created_at: string;
+  finished_at: string | null;
+  run_after: string | null;
+  worker_id: string | null;
+  owner: string | null;
 }

@@ -6,6 +6,8 @@ export type Split = 'train' | 'validation' | 'test';
 export type RunStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
 export type FinishedRunStatus = Exclude<RunStatus, 'queued' | 'running'>;
 export type ReviewStrategy = 'uncertain' | 'oldest' | 'random';
+/** The states of a background job, in every queue (the `jobs` table keeps those of in-process queues). */
+export type JobState = 'waiting' | 'active' | 'completed' | 'failed' | 'cancelled';
 export type JsonObject = Record<string, unknown>;
 
 export interface Page<T> {
@@ -164,4 +166,32 @@ export interface ValidationRow {
   actor: string;
   createdAt: string;
   undoneAt: string | null;
+}
+
+/** A job of an in-process (`jobs.kind` inline) queue, kept in the database so that it outlives the process. */
+export interface JobRow {
+  id: string;
+  name: string;
+  data: unknown;
+  state: JobState;
+  /** 0..1, as last reported by the handler. */
+  progress: number;
+  progressMessage: string | null;
+  /** Runs started so far, the running one included. */
+  attempts: number;
+  /** Runs before the job fails for good. */
+  maxAttempts: number;
+  backoffMs: number;
+  /** Runs cut short because the process running them stopped without returning the job. */
+  stalls: number;
+  /** What the handler answered; undefined until the job completes. */
+  result: unknown;
+  error: string | null;
+  createdAt: string;
+  finishedAt: string | null;
+  /** A waiting job is not run before this time (a retry waiting out its backoff); null: at once. */
+  runAfter: string | null;
+  workerId: string | null;
+  /** `host:pid` of the process whose queue holds the job; null once released for the next process to take. */
+  owner: string | null;
 }
