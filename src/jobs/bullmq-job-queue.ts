@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { Job, Queue, QueueEvents, UnrecoverableError, Worker, type JobType } from 'bullmq';
+import { Job, Queue, QueueEvents, UnrecoverableError, WaitingError, Worker, type JobType } from 'bullmq';
 import { CatdogError, NotFoundError } from '../errors.js';
 import {
   assertValidEnqueueOptions,
@@ -11,8 +11,12 @@ import {
   DEFAULT_KEEP_FINISHED,
   DEFAULT_LIST_LIMIT,
   emptyCounts,
+  errorText,
   FINISHED_STATES,
   noHandlerMessage,
+  settlesWithin,
+  SHUTDOWN_REASON,
+  WAIT_POLL_MS,
   waitTimeoutError,
   type EnqueueOptions,
   type JobHandler,
@@ -46,6 +50,8 @@ interface Connection {
   events: QueueEvents;
   /** For the adapter's own keys: cancellation requests, cancelled-job records and locks. */
   redis: Redis;
+  /** The clients of `queue` and `redis`, which fail fast while Redis is down. */
+  requestClients: Redis[];
   clients: Redis[];
 }
 
@@ -78,7 +84,16 @@ const RELEASE_LOCK_SCRIPT = `if redis.call('GET', KEYS[1]) == ARGV[1] then retur
 const RENEW_LOCK_SCRIPT = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0`;
 
 const CANCEL_REQUEST_TTL_MS = 24 * 60 * 60 * 1000;
-const WAIT_POLL_MS = 5000;
+const DEFAULT_CONNECT_TIMEOUT_MS = 5000;
+
+/** What ioredis throws when Redis does not answer (as opposed to refusing a command it received). */
+const REDIS_UNREACHABLE_MESSAGES = [
+  /enableOfflineQueue/,
+  /max retries per request/i,
+  /connection is closed/i,
+  /command timed out/i,
+  /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|EHOSTUNREACH|ENOTFOUND|EAI_AGAIN/,
+];
 
 /** A URL fit for an error message: the password never leaves the process. */
 function redactedUrl(redisUrl: string): string {
@@ -128,9 +143,9 @@ export class BullMqJobQueue implements JobQueue {
   private async connect(): Promise<Connection> {
     await this.assertRedisReachable();
     const { queueName } = this.options;
-    const queueClient = this.newClient();
+    const queueClient = this.newRequestClient();
     const eventsClient = this.newClient();
-    const redis = this.newClient();
+    const redis = this.newRequestClient();
     const keep = { count: this.options.keepFinished ?? DEFAULT_KEEP_FINISHED };
     const queue = new Queue(queueName, {
       connection: queueClient,
@@ -145,11 +160,11 @@ export class BullMqJobQueue implements JobQueue {
     for (const finished of ['completed', 'failed', 'removed'] as const) {
       events.on(finished, ({ jobId }: { jobId: string }) => this.jobChanged(jobId));
     }
-    await Promise.all([queue.waitUntilReady(), events.waitUntilReady()]);
-    return { queue, events, redis, clients: [queueClient, eventsClient, redis] };
+    await Promise.all([queue.waitUntilReady(), events.waitUntilReady(), redis.connect()]);
+    return { queue, events, redis, requestClients: [queueClient, redis], clients: [queueClient, eventsClient, redis] };
   }
 
-  /** BullMQ requires `maxRetriesPerRequest: null`: its blocking commands must wait out a Redis restart, not fail. */
+  /** BullMQ requires `maxRetriesPerRequest: null` for workers and event readers: their blocking commands wait out a Redis restart. */
   private newClient(options: RedisOptions = {}): Redis {
     const client = new Redis(this.options.redisUrl, { maxRetriesPerRequest: null, ...options });
     // Failures reach callers through the awaited calls; an 'error' event nobody listens to would crash the process.
@@ -157,10 +172,29 @@ export class BullMqJobQueue implements JobQueue {
     return client;
   }
 
+  /**
+   * For the commands a caller waits on (an API request, a sweep): while Redis is down they fail at once, and one sent
+   * just before it went away fails when the connection drops or after the connect timeout, so that the caller answers
+   * `queue_unavailable` instead of hanging. The client keeps reconnecting in the background and works again once
+   * Redis is back.
+   */
+  private newRequestClient(): Redis {
+    return this.newClient({
+      lazyConnect: true,
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      commandTimeout: this.connectTimeoutMs(),
+    });
+  }
+
+  private connectTimeoutMs(): number {
+    return this.options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+  }
+
   private async assertRedisReachable(): Promise<void> {
     const probe = this.newClient({
       lazyConnect: true,
-      connectTimeout: this.options.connectTimeoutMs ?? 5000,
+      connectTimeout: this.connectTimeoutMs(),
       retryStrategy: () => null,
       maxRetriesPerRequest: 0,
     });
@@ -168,13 +202,29 @@ export class BullMqJobQueue implements JobQueue {
       await probe.connect();
       await probe.ping();
     } catch (error) {
-      throw new CatdogError(
-        'queue_unavailable',
-        `the job queue's Redis at ${redactedUrl(this.options.redisUrl)} is unreachable (${(error as Error).message}); start Redis or fix redisUrl`,
-        503,
-      );
+      throw this.unavailable(error);
     } finally {
       probe.disconnect();
+    }
+  }
+
+  private unavailable(cause: unknown): CatdogError {
+    return new CatdogError(
+      'queue_unavailable',
+      `the job queue's Redis at ${redactedUrl(this.options.redisUrl)} is unreachable (${errorText(cause)}); start Redis or fix redisUrl, then retry`,
+      503,
+    );
+  }
+
+  /** Runs `operation` on the connection; Redis going away while it runs is a `queue_unavailable`, not an internal error. */
+  private async onRedis<T>(operation: (connection: Connection) => Promise<T>): Promise<T> {
+    const connection = await this.connected();
+    try {
+      return await operation(connection);
+    } catch (error) {
+      if (error instanceof CatdogError) throw error;
+      const down = connection.requestClients.some((client) => client.status !== 'ready') || REDIS_UNREACHABLE_MESSAGES.some((pattern) => pattern.test(errorText(error)));
+      throw down ? this.unavailable(error) : error;
     }
   }
 
@@ -197,83 +247,88 @@ export class BullMqJobQueue implements JobQueue {
 
   async enqueue<T>(name: string, data: T, options: EnqueueOptions = {}): Promise<JobInfo<T>> {
     assertValidEnqueueOptions(options);
-    const { queue } = await this.connected();
-    if (options.jobId !== undefined) {
-      const cancelled = await this.cancelledRecord(options.jobId);
-      if (cancelled !== undefined) return cancelled as JobInfo<T>;
-    }
-    const added = await queue.add(name, data, {
-      ...(options.jobId !== undefined && { jobId: options.jobId }),
-      attempts: options.attempts ?? DEFAULT_ATTEMPTS,
-      backoff: { type: 'exponential', delay: options.backoffMs ?? DEFAULT_BACKOFF_MS },
+    return this.onRedis(async ({ queue }) => {
+      if (options.jobId !== undefined) {
+        const cancelled = await this.cancelledRecord(options.jobId);
+        if (cancelled !== undefined) return cancelled as JobInfo<T>;
+      }
+      const added = await queue.add(name, data, {
+        ...(options.jobId !== undefined && { jobId: options.jobId }),
+        attempts: options.attempts ?? DEFAULT_ATTEMPTS,
+        backoff: { type: 'exponential', delay: options.backoffMs ?? DEFAULT_BACKOFF_MS },
+      });
+      // BullMQ answers a duplicate id with the new arguments, not the stored job: read the stored one.
+      if (options.jobId === undefined) return toJobInfo(added, 'waiting') as JobInfo<T>;
+      return (await this.get(options.jobId)) as JobInfo<T>;
     });
-    // BullMQ answers a duplicate id with the new arguments, not the stored job: read the stored one.
-    if (options.jobId === undefined) return toJobInfo(added, 'waiting') as JobInfo<T>;
-    return (await this.get(options.jobId)) as JobInfo<T>;
   }
 
-  async get(id: string): Promise<JobInfo | undefined> {
-    const { queue } = await this.connected();
-    const job = await queue.getJob(id);
-    if (job === undefined) return this.cancelledRecord(id);
-    const state = await job.getState();
-    // The job may have finished between the two reads: its hash, read while it was active, has no result yet.
-    if ((state === 'completed' || state === 'failed') && job.finishedOn === undefined) {
-      const finished = await queue.getJob(id);
-      return finished === undefined ? this.cancelledRecord(id) : toJobInfo(finished, state);
-    }
-    return toJobInfo(job, state);
+  get(id: string): Promise<JobInfo | undefined> {
+    return this.onRedis(async ({ queue }) => {
+      const job = await queue.getJob(id);
+      if (job === undefined) return this.cancelledRecord(id);
+      const state = await job.getState();
+      // The job may have finished between the two reads: its hash, read while it was active, has no result yet.
+      if ((state === 'completed' || state === 'failed') && job.finishedOn === undefined) {
+        const finished = await queue.getJob(id);
+        return finished === undefined ? this.cancelledRecord(id) : toJobInfo(finished, state);
+      }
+      return toJobInfo(job, state);
+    });
   }
 
-  private async cancelledRecord(id: string): Promise<JobInfo | undefined> {
-    const { redis } = await this.connected();
-    const record = await redis.hget(this.key('cancelled'), id);
-    return record === null ? undefined : (JSON.parse(record) as JobInfo);
+  private cancelledRecord(id: string): Promise<JobInfo | undefined> {
+    return this.onRedis(async ({ redis }) => {
+      const record = await redis.hget(this.key('cancelled'), id);
+      return record === null ? undefined : (JSON.parse(record) as JobInfo);
+    });
   }
 
-  async list(options: { states?: JobState[]; limit?: number } = {}): Promise<JobInfo[]> {
-    const { queue, redis } = await this.connected();
-    const limit = options.limit ?? DEFAULT_LIST_LIMIT;
-    const states = options.states ?? [...(Object.keys(BULL_TYPES_OF) as JobState[]), 'cancelled'];
-    const found: JobInfo[] = [];
-    for (const state of states) {
-      if (state === 'cancelled') {
-        const ids = await redis.zrevrange(this.key('cancelled-order'), 0, limit - 1);
-        if (ids.length === 0) continue;
-        const records = await redis.hmget(this.key('cancelled'), ...ids);
-        for (const record of records) if (record !== null) found.push(JSON.parse(record) as JobInfo);
-      } else {
-        for (const type of BULL_TYPES_OF[state]) {
-          const jobs = await queue.getJobs(type, 0, limit - 1, false);
-          found.push(...jobs.map((job) => toJobInfo(job as Job, type)));
+  list(options: { states?: JobState[]; limit?: number } = {}): Promise<JobInfo[]> {
+    return this.onRedis(async ({ queue, redis }) => {
+      const limit = options.limit ?? DEFAULT_LIST_LIMIT;
+      const states = options.states ?? [...(Object.keys(BULL_TYPES_OF) as JobState[]), 'cancelled'];
+      const found: JobInfo[] = [];
+      for (const state of states) {
+        if (state === 'cancelled') {
+          const ids = await redis.zrevrange(this.key('cancelled-order'), 0, limit - 1);
+          if (ids.length === 0) continue;
+          const records = await redis.hmget(this.key('cancelled'), ...ids);
+          for (const record of records) if (record !== null) found.push(JSON.parse(record) as JobInfo);
+        } else {
+          for (const type of BULL_TYPES_OF[state]) {
+            const jobs = await queue.getJobs(type, 0, limit - 1, false);
+            found.push(...jobs.map((job) => toJobInfo(job as Job, type)));
+          }
         }
       }
-    }
-    return found
-      .filter((job) => states.includes(job.state))
-      .sort((a, b) => b.createdAt.localeCompare(a.createdAt))
-      .slice(0, limit);
+      return found
+        .filter((job) => states.includes(job.state))
+        .sort((a, b) => b.createdAt.localeCompare(a.createdAt))
+        .slice(0, limit);
+    });
   }
 
-  async cancel(id: string): Promise<boolean> {
-    const { queue, redis } = await this.connected();
-    const job = await queue.getJob(id);
-    if (job === undefined) return false;
-    const state = toJobState(await job.getState(), job.failedReason);
-    if (FINISHED_STATES.includes(state)) return false;
-    // Set first: a waiting job a worker takes right now is still cancelled when it starts.
-    await redis.set(this.key(`cancel-requested:${id}`), '1', 'PX', CANCEL_REQUEST_TTL_MS);
-    if (state === 'active') return true;
-    // Recorded before removal so that whoever hears 'removed' finds the job cancelled, not gone.
-    await this.recordCancelled(job);
-    try {
-      await job.remove();
-    } catch {
-      // It became active meanwhile: its worker sees the request; the record is written again when it stops.
-      await redis.hdel(this.key('cancelled'), id);
-      await redis.zrem(this.key('cancelled-order'), id);
-    }
-    return true;
+  cancel(id: string): Promise<boolean> {
+    return this.onRedis(async ({ queue, redis }) => {
+      const job = await queue.getJob(id);
+      if (job === undefined) return false;
+      const state = toJobState(await job.getState(), job.failedReason);
+      if (FINISHED_STATES.includes(state)) return false;
+      // Set first: a waiting job a worker takes right now is still cancelled when it starts.
+      await redis.set(this.key(`cancel-requested:${id}`), '1', 'PX', CANCEL_REQUEST_TTL_MS);
+      if (state === 'active') return true;
+      // Recorded before removal so that whoever hears 'removed' finds the job cancelled, not gone.
+      await this.recordCancelled(job);
+      try {
+        await job.remove();
+      } catch {
+        // It became active meanwhile: its worker sees the request; the record is written again when it stops.
+        await redis.hdel(this.key('cancelled'), id);
+        await redis.zrem(this.key('cancelled-order'), id);
+      }
+      return true;
+    });
   }
 
   private async recordCancelled(job: Job): Promise<void> {
@@ -299,7 +354,10 @@ export class BullMqJobQueue implements JobQueue {
             if (info === undefined) finish(() => reject(new NotFoundError('job', id)));
             else if (FINISHED_STATES.includes(info.state)) finish(() => resolve(info));
           },
-          (error: unknown) => finish(() => reject(error)),
+          (error: unknown) => {
+            // Redis restarting: the next look, or the deadline, decides.
+            if (!(error instanceof CatdogError && error.code === 'queue_unavailable')) finish(() => reject(error));
+          },
         );
       };
       const timer = setTimeout(() => finish(() => reject(waitTimeoutError(id, timeoutMs))), timeoutMs);
@@ -333,8 +391,8 @@ export class BullMqJobQueue implements JobQueue {
     const worker = new Worker(
       this.options.queueName,
       // Three parameters: BullMQ hands out the abort signal only to processors that declare it.
-      async (job: Job, _token: string | undefined, signal: AbortSignal | undefined) =>
-        this.process(job, handlers, workerId, signal ?? new AbortController().signal),
+      async (job: Job, token: string | undefined, signal: AbortSignal | undefined) =>
+        this.process(job, token, handlers, workerId, signal ?? new AbortController().signal),
       {
         connection: this.workerClient,
         prefix: this.prefix,
@@ -370,7 +428,7 @@ export class BullMqJobQueue implements JobQueue {
     });
   }
 
-  private async process(job: Job, handlers: Record<string, JobHandler>, workerId: string, signal: AbortSignal): Promise<unknown> {
+  private async process(job: Job, token: string | undefined, handlers: Record<string, JobHandler>, workerId: string, signal: AbortSignal): Promise<unknown> {
     const id = job.id ?? '';
     const handler = handlers[job.name];
     if (handler === undefined) throw new UnrecoverableError(noHandlerMessage(job.name, handlers));
@@ -392,21 +450,27 @@ export class BullMqJobQueue implements JobQueue {
       });
     } catch (error) {
       if (signal.aborted && signal.reason === CANCELLED_REASON) throw new UnrecoverableError(CANCELLED_REASON);
+      if (signal.aborted && signal.reason === SHUTDOWN_REASON) {
+        // Back to the front of the waiting list without counting as a failed attempt; the next worker starts it again.
+        await job.moveToWait(token);
+        throw new WaitingError();
+      }
       throw error;
     } finally {
       this.activeHere.delete(id);
     }
   }
 
-  async counts(): Promise<Record<JobState, number>> {
-    const { queue, redis } = await this.connected();
-    const bull = await queue.getJobCounts('waiting', 'delayed', 'prioritized', 'waiting-children', 'active', 'completed', 'failed');
-    const counts = emptyCounts();
-    for (const state of Object.keys(BULL_TYPES_OF) as (keyof typeof BULL_TYPES_OF)[]) {
-      for (const type of BULL_TYPES_OF[state]) counts[state] += bull[type] ?? 0;
-    }
-    counts.cancelled = await redis.zcard(this.key('cancelled-order'));
-    return counts;
+  counts(): Promise<Record<JobState, number>> {
+    return this.onRedis(async ({ queue, redis }) => {
+      const bull = await queue.getJobCounts('waiting', 'delayed', 'prioritized', 'waiting-children', 'active', 'completed', 'failed');
+      const counts = emptyCounts();
+      for (const state of Object.keys(BULL_TYPES_OF) as (keyof typeof BULL_TYPES_OF)[]) {
+        for (const type of BULL_TYPES_OF[state]) counts[state] += bull[type] ?? 0;
+      }
+      counts.cancelled = await redis.zcard(this.key('cancelled-order'));
+      return counts;
+    });
   }
 
   onProgress(listener: (job: JobInfo) => void): () => void {
@@ -414,28 +478,28 @@ export class BullMqJobQueue implements JobQueue {
     return () => this.listeners.delete(listener);
   }
 
-  async tryLock(name: string, ttlMs: number): Promise<JobLock | undefined> {
-    const { redis } = await this.connected();
-    const key = this.key(`lock:${name}`);
-    const token = randomUUID();
-    if ((await redis.set(key, token, 'PX', ttlMs, 'NX')) !== 'OK') return undefined;
-    const renewal = setInterval(() => {
-      void redis.eval(RENEW_LOCK_SCRIPT, 1, key, token, ttlMs).catch(() => {});
-    }, Math.max(1, Math.floor(ttlMs / 3)));
-    renewal.unref();
-    this.lockRenewals.add(renewal);
-    return {
-      release: async () => {
-        clearInterval(renewal);
-        this.lockRenewals.delete(renewal);
-        await redis.eval(RELEASE_LOCK_SCRIPT, 1, key, token);
-      },
-    };
+  tryLock(name: string, ttlMs: number): Promise<JobLock | undefined> {
+    return this.onRedis(async ({ redis }) => {
+      const key = this.key(`lock:${name}`);
+      const token = randomUUID();
+      if ((await redis.set(key, token, 'PX', ttlMs, 'NX')) !== 'OK') return undefined;
+      const renewal = setInterval(() => {
+        void redis.eval(RENEW_LOCK_SCRIPT, 1, key, token, ttlMs).catch(() => {});
+      }, Math.max(1, Math.floor(ttlMs / 3)));
+      renewal.unref();
+      this.lockRenewals.add(renewal);
+      return {
+        release: async () => {
+          clearInterval(renewal);
+          this.lockRenewals.delete(renewal);
+          await redis.eval(RELEASE_LOCK_SCRIPT, 1, key, token);
+        },
+      };
+    });
   }
 
-  async isLocked(name: string): Promise<boolean> {
-    const { redis } = await this.connected();
-    return (await redis.exists(this.key(`lock:${name}`))) === 1;
+  isLocked(name: string): Promise<boolean> {
+    return this.onRedis(async ({ redis }) => (await redis.exists(this.key(`lock:${name}`))) === 1);
   }
 
   close(): Promise<void> {
@@ -448,23 +512,31 @@ export class BullMqJobQueue implements JobQueue {
     for (const renewal of this.lockRenewals) clearInterval(renewal);
     const worker = this.worker;
     if (worker !== undefined) {
-      let timer: NodeJS.Timeout | undefined;
-      const timedOut = new Promise<'timeout'>((resolve) => {
-        timer = setTimeout(() => resolve('timeout'), this.options.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS);
-      });
-      if ((await Promise.race([worker.close(), timedOut])) === 'timeout') {
-        // Jobs still running keep their place in Redis: once their lock lapses another worker takes them.
-        worker.cancelAllJobs('the worker is shutting down');
-        await worker.close(true);
+      const closeTimeoutMs = this.options.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS;
+      // Takes no new job and waits for the active ones (a second close(), forced or not, only waits for this one).
+      const workerClosed = worker.close();
+      if (!(await settlesWithin(workerClosed, closeTimeoutMs))) {
+        // Their handlers stop and `process` puts their jobs back at the front of the waiting list.
+        worker.cancelAllJobs(SHUTDOWN_REASON);
+        if (!(await settlesWithin(workerClosed, closeTimeoutMs))) {
+          // A handler that ignores its signal: without this connection its lock is no longer renewed, so once the lock
+          // lapses (lockDurationMs) another worker's stalled check puts the job back in the queue.
+          this.workerClient?.disconnect();
+          return this.closeConnection();
+        }
       }
-      clearTimeout(timer);
       await this.workerClient?.quit();
     }
+    await this.closeConnection();
+  }
+
+  private async closeConnection(): Promise<void> {
     const connection = await this.connection?.catch(() => undefined);
     if (connection !== undefined) {
-      await connection.events.close();
-      await connection.queue.close();
-      await Promise.all(connection.clients.map((client) => client.quit()));
+      // Without Redis these cannot say goodbye: closing must still end, so failures only skip the farewell.
+      await Promise.allSettled([connection.events.close(), connection.queue.close()]);
+      await Promise.allSettled(connection.clients.map((client) => client.quit()));
+      for (const client of connection.clients) client.disconnect();
     }
   }
 }

@@ -1,6 +1,7 @@
+import type { JobState } from '../db/index.js';
 import { CatdogError } from '../errors.js';
 
-export type JobState = 'waiting' | 'active' | 'completed' | 'failed' | 'cancelled';
+export type { JobState };
 export const JOB_STATES: readonly JobState[] = ['waiting', 'active', 'completed', 'failed', 'cancelled'];
 export const FINISHED_STATES: readonly JobState[] = ['completed', 'failed', 'cancelled'];
 
@@ -75,7 +76,10 @@ export interface JobQueue {
    */
   tryLock(name: string, ttlMs: number): Promise<JobLock | undefined>;
   isLocked(name: string): Promise<boolean>;
-  /** Stops taking jobs and lets active ones finish for a bounded time; unfinished work stays queued. */
+  /**
+   * Stops taking jobs and lets active ones finish for `closeTimeoutMs`; then aborts them with `SHUTDOWN_REASON` and
+   * puts them back at the front of the queue, without counting a failed attempt. Unfinished work stays queued.
+   */
   close(): Promise<void>;
 }
 
@@ -87,6 +91,10 @@ export const DEFAULT_KEEP_FINISHED = 1000;
 export const DEFAULT_CLOSE_TIMEOUT_MS = 10_000;
 /** The abort reason, error text and marker of a cancelled job, the same in both adapters. */
 export const CANCELLED_REASON = 'cancelled';
+/** The abort reason of a job still running when its queue's close timeout ends: it goes back to waiting, not to failed. */
+export const SHUTDOWN_REASON = 'the queue is shutting down';
+/** `waitFor` also looks every so often, so that a missed event (or a job another process finishes) delays it, never hangs it. */
+export const WAIT_POLL_MS = 5000;
 
 export function retryDelayMs(backoffMs: number, failedAttempt: number): number {
   return backoffMs * 2 ** (failedAttempt - 1);
@@ -130,4 +138,17 @@ export function noHandlerMessage(name: string, handlers: Record<string, JobHandl
 
 export function errorText(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
+}
+
+/** Whether `promise` settles within `ms`; it goes on either way. */
+export async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
+  try {
+    return await Promise.race([promise.then(() => true, () => true), timedOut]);
+  } finally {
+    clearTimeout(timer);
+  }
 }

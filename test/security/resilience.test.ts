@@ -1,6 +1,7 @@
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -8,7 +9,8 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createToken } from '../../src/auth/index.js';
 import { openDatabase } from '../../src/db/index.js';
-import { startTestServer, type TestServer } from '../../src/server/test-support.js';
+import { BullMqJobQueue, type JobInfo } from '../../src/jobs/index.js';
+import { catPhotos, photoForm, startTestServer, type TestServer } from '../../src/server/test-support.js';
 import { kaggleFullRes, skipWithoutShared } from '../support/shared.js';
 import { builtCli, cliEnv, collect, skipWithoutBuild, type ErrorJson } from './support.js';
 
@@ -134,4 +136,113 @@ describe.skipIf(skipWithoutShared)('PostgreSQL restarts under a running server',
     await untilRecovered('/api/v1/models', 10_000);
     expect((await fetch(t.url('/api/v1/health'))).status).toBe(200);
   });
+});
+
+/** A port nobody listens on right now. */
+async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+/** A Redis of this test's own, without persistence: the shared one on 6379 serves other tests and is never stopped. */
+async function startRedis(port: number): Promise<ChildProcess> {
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  await new Promise<void>((resolve, reject) => {
+    child.stdout!.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+      if (output.includes('Ready to accept connections')) resolve();
+    });
+    child.once('exit', (code) => reject(new Error(`redis-server exited (${code}) before it was ready:\n${output}`)));
+  });
+  return child;
+}
+
+async function kill(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  child.kill('SIGKILL');
+  await exited;
+}
+
+describe.skipIf(skipWithoutShared)('Redis restarts under a running server (jobs.kind bullmq)', () => {
+  let port: number;
+  let redis: ChildProcess;
+  let t: TestServer;
+  let producer: BullMqJobQueue;
+  const queueName = `resilience-${randomBytes(6).toString('hex')}`;
+  // A request that hangs fails here, well before the test's own timeout, and says which one it was.
+  const answerWithin = { signal: AbortSignal.timeout(30_000) };
+  const fetchJobs = (route: string) => t.fetchAs(route, { signal: AbortSignal.timeout(30_000) });
+
+  beforeAll(async () => {
+    port = await freePort();
+    redis = await startRedis(port);
+    const redisUrl = `redis://127.0.0.1:${port}`;
+    t = await startTestServer({
+      CATDOG_JOBS__KIND: 'bullmq',
+      CATDOG_REDIS_URL: redisUrl,
+      CATDOG_JOBS__QUEUE_NAME: queueName,
+      CATDOG_SERVER__RATE_LIMIT__REQUESTS_PER_MINUTE: '0',
+    });
+    // Another process's queue on the same Redis (the CLI, a sweep), which enqueues the jobs the server lists.
+    producer = new BullMqJobQueue({ redisUrl, queueName });
+  });
+  afterAll(async () => {
+    await producer?.close();
+    await t?.close();
+    if (redis) await kill(redis);
+  });
+
+  async function expectQueueUnavailable(route: string): Promise<void> {
+    const response = await fetchJobs(route);
+    expect(response.status, route).toBe(503);
+    const body = (await response.json()) as ErrorJson;
+    expect(body.error.code, route).toBe('queue_unavailable');
+    expect(body.error.message).toContain(`127.0.0.1:${port}`);
+  }
+
+  it('answers 503 queue_unavailable while Redis is down, keeps predicting, and recovers once Redis is back', async () => {
+    const before = await producer.enqueue('import', { folder: '/photos/before' }, { jobId: 'before-restart' });
+    const listed = await fetchJobs('/api/v1/jobs');
+    expect(listed.status).toBe(200);
+    expect(((await listed.json()) as { items: JobInfo[] }).items.map((job) => job.id)).toEqual([before.id]);
+
+    await kill(redis);
+    for (const route of ['/api/v1/jobs', '/api/v1/jobs?state=waiting', `/api/v1/jobs/${before.id}`]) await expectQueueUnavailable(route);
+    const cancel = await t.fetchAs(`/api/v1/jobs/${before.id}/cancel`, { method: 'POST', ...answerWithin });
+    expect(cancel.status).toBe(503);
+    // Predictions need no queue: they go on working while it is down.
+    const predicted = await t.fetchAs('/api/v1/predictions', { method: 'POST', body: photoForm(catPhotos(1)), ...answerWithin });
+    expect(predicted.status).toBe(200);
+    expect((await t.fetchAs('/api/v1/models', answerWithin)).status).toBe(200);
+    // Still down a while later: every request answers, none waits for Redis.
+    await sleep(2000);
+    await expectQueueUnavailable('/api/v1/jobs');
+
+    redis = await startRedis(port);
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      const response = await fetchJobs('/api/v1/jobs');
+      if (response.status === 200) {
+        // This Redis keeps nothing on disk: the queue starts empty.
+        expect(((await response.json()) as { items: JobInfo[] }).items).toEqual([]);
+        break;
+      }
+      expect(response.status).toBe(503);
+      expect(((await response.json()) as ErrorJson).error.code).toBe('queue_unavailable');
+      expect(Date.now(), 'the jobs API did not recover within 30 s of Redis restarting').toBeLessThan(deadline);
+      await sleep(200);
+    }
+    // The other process's queue recovered as well: what it enqueues now is listed.
+    const after = await producer.enqueue('import', { folder: '/photos/after' }, { jobId: 'after-restart' });
+    const got = await fetchJobs(`/api/v1/jobs/${after.id}`);
+    expect(got.status).toBe(200);
+    expect(await got.json()).toMatchObject({ id: 'after-restart', state: 'waiting', data: { folder: '/photos/after' } });
+  }, 180_000);
 });
