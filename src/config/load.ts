@@ -154,6 +154,12 @@ function envOverrides(env: NodeJS.ProcessEnv, problems: string[]): EnvOverride[]
 const normalizeSegment = (segment: string) => segment.replaceAll('_', '').toLowerCase();
 const envSegment = (key: string) => key.replaceAll(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase();
 
+/** The variable that sets a key: its short alias if it has one (CATDOG_DATABASE_URL), else CATDOG_SECTION__KEY. */
+export function envVarName(keyPath: readonly string[]): string {
+  const alias = Object.entries(ENV_ALIASES).find(([, key]) => key === dottedKey(keyPath));
+  return alias?.[0] ?? `${ENV_PREFIX}${keyPath.map(envSegment).join('__')}`;
+}
+
 /** CATDOG_DATASET__AUGMENTATION__ROTATION__ENABLED → dataset.augmentation.rotation.enabled (camelCase, any case). */
 function locateEnvKey(name: string): { path: string[] } | { problem: string } {
   const segments = name.slice(ENV_PREFIX.length).split('__');

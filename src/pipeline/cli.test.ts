@@ -7,6 +7,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { goldenConfigEnv, goldenDatabasePassword, goldenSecret } from '../../test/support/kfp-golden.js';
 import { kaggleFiles, skipWithoutShared, smallBackbone } from '../../test/support/shared.js';
 import { configSchema } from '../config/schema.js';
 import { catdogPipeline } from './catdog-pipeline.js';
@@ -75,14 +76,30 @@ describe.skipIf(skipWithoutShared)('catdog component / pipeline commands (built 
     expect(unknown.stderr).toContain("no component 'deploy' (components: ingest, build-dataset, train, evaluate, promote)");
   });
 
-  it('pipeline compile writes the golden KFP spec, which passes the schema and reference checks', async () => {
+  it('pipeline compile writes the golden KFP spec, which passes the schema and reference checks and holds no password', async () => {
     const output = path.join(home, 'compiled', 'pipeline.yaml');
-    const result = await catdog(home, ['pipeline', 'compile', '--target', 'kfp', '-o', output]);
+    const result = await catdog(home, ['pipeline', 'compile', '--target', 'kfp', '--secret', goldenSecret, '-o', output], goldenConfigEnv);
     expect(result.code).toBe(0);
     const yaml = fs.readFileSync(output, 'utf8');
     expect(yaml).toBe(fs.readFileSync(goldenFile, 'utf8'));
+    expect(yaml).not.toContain(goldenDatabasePassword);
+    // The backbone this test trains with is a file here, which a pod would not have.
+    expect(result.stderr).toContain('not passed to the steps: training.backbone (a file on this machine');
+    expect(result.stderr).toContain(`not passed to the steps: database.url (the steps read CATDOG_DATABASE_URL from Secret ${goldenSecret}`);
     const { pipelineSpec, platformSpec } = parsePipelineYaml(yaml);
     expect(checkPipelineSpecReferences(pipelineSpec, platformSpec)).toEqual([]);
+
+    // A step's pod: the spec's variables and the Secret's, and nothing else of this machine.
+    const podEnv = {
+      ...Object.fromEntries((pipelineSpec.deploymentSpec.executors['exec-train']?.container?.env ?? []).map(({ name, value }) => [name, value ?? ''])),
+      CATDOG_DATABASE_URL: goldenConfigEnv.CATDOG_DATABASE_URL!,
+    };
+    const stepSettings = async (env: Record<string, string>) => {
+      const { stdout } = await exec(process.execPath, [cli, 'config', 'show', '--json'], { cwd: home, env: { PATH: process.env.PATH, ...env } });
+      const { images, dataset, training, database, storage } = JSON.parse(stdout) as Record<string, unknown>;
+      return { images, dataset, training, database, storage };
+    };
+    expect(await stepSettings(podEnv)).toEqual(await stepSettings(goldenConfigEnv));
 
     const custom = await catdog(home, ['pipeline', 'compile'], { CATDOG_PIPELINE__IMAGE: 'registry.example/catdog:1.2.3', CATDOG_TRAINING__EPOCHS: '7' });
     const spec = parsePipelineYaml(custom.stdout).pipelineSpec;
@@ -106,12 +123,19 @@ describe.skipIf(skipWithoutShared)('catdog component / pipeline commands (built 
       const result = await catdog(home, ['pipeline', 'submit', '--target', 'kubeflow', '--param', 'epochs=5', '--param', 'learningRate=0.01', '--source', '/data/photos', '--display-name', 'nightly'], {
         CATDOG_PIPELINE__KUBEFLOWURL: url,
       });
-      expect(result.stderr).toBe('');
+      // The only note: this test's backbone is a file on this machine, so the steps are not told about it.
+      expect(result.stderr.trim().split('\n')).toEqual([expect.stringContaining('not passed to the steps: training.backbone')]);
       expect(result.stdout).toContain('run kfp-run-42 (nightly)');
       expect(received.url).toBe('/pipeline/apis/v2beta1/runs');
       expect(received.body.display_name).toBe('nightly');
       expect(received.body.pipeline_spec).toEqual(compileToKfp(catdogPipeline(), { image: configSchema.parse({}).pipeline.image }));
       expect(received.body.runtime_config.parameters).toEqual({ epochs: 5, learningRate: 0.01, source: '/data/photos' });
+
+      const withSecret = await catdog(home, ['pipeline', 'submit', '--target', 'kubeflow', '--secret', goldenSecret], { ...goldenConfigEnv, CATDOG_PIPELINE__KUBEFLOWURL: url });
+      expect(withSecret.stdout).toContain('run kfp-run-42');
+      const golden = parsePipelineYaml(fs.readFileSync(goldenFile, 'utf8'));
+      expect(received.body.pipeline_spec).toEqual({ pipeline_spec: golden.pipelineSpec, platform_spec: golden.platformSpec });
+      expect(JSON.stringify(received.body)).not.toContain(goldenDatabasePassword);
     } finally {
       await new Promise((resolve) => server.close(resolve));
     }
@@ -126,5 +150,7 @@ describe.skipIf(skipWithoutShared)('catdog component / pipeline commands (built 
     expect(vertex.stderr).toContain('set pipeline.project');
     const noRoot = await catdog(home, ['pipeline', 'submit', '--target', 'vertex'], { CATDOG_PIPELINE__PROJECT: 'my-project' });
     expect(noRoot.stderr).toContain('Vertex AI needs --pipeline-root gs://');
+    const secretOnVertex = await catdog(home, ['pipeline', 'submit', '--target', 'vertex', '--secret', goldenSecret]);
+    expect(secretOnVertex.stderr).toContain('only Kubeflow reads');
   });
 });

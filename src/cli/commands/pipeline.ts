@@ -9,7 +9,8 @@ import { createJobQueue } from '../../jobs/index.js';
 import { catdogPipeline } from '../../pipeline/catdog-pipeline.js';
 import { parseParameterValue } from '../../pipeline/component-args.js';
 import type { ParameterValue, PipelineDefinition } from '../../pipeline/dag.js';
-import { compileToKfp, toYaml } from '../../pipeline/kfp/compile.js';
+import { compileToKfp, kubernetesSecretSpec, toYaml } from '../../pipeline/kfp/compile.js';
+import { STEP_SECRET_KEYS, stepEnvironment } from '../../pipeline/kfp/step-environment.js';
 import { pipelineJobHandlers } from '../../pipeline/jobs.js';
 import { getPipelineRun, listPipelineRuns, runPipeline, type PipelineEvent, type PipelineRunRecord, type RunTarget, type StepRecord } from '../../pipeline/runner.js';
 import { submitToKubeflow, submitToVertex } from '../../pipeline/submit.js';
@@ -83,11 +84,25 @@ function printRun(run: PipelineRunRecord): void {
   }
 }
 
-/** The pipeline as KFP compiles it: parameter defaults and image from the configuration. */
-function compileFor(config: CatdogConfig) {
+/**
+ * The pipeline as KFP compiles it: parameter defaults, image and the steps' settings from the configuration; with a
+ * Secret name, the platform spec that reads the secrets from it. Says on stderr which changed settings stay out.
+ */
+function compileFor(config: CatdogConfig, secretName?: string) {
   const def = catdogPipeline(config);
-  return { def, spec: compileToKfp(def, { image: config.pipeline.image }) };
+  const environment = stepEnvironment(config, secretName);
+  const spec = compileToKfp(def, { image: config.pipeline.image, env: environment.env });
+  const platformSpec = environment.secrets.length > 0 ? kubernetesSecretSpec(spec, environment.secrets) : undefined;
+  for (const { key, reason } of environment.notPassed) process.stderr.write(`not passed to the steps: ${key} (${reason})\n`);
+  return { def, spec, platformSpec };
 }
+
+const secretOption = () =>
+  new Option(
+    '--secret <name>',
+    `Kubernetes Secret the steps read secrets from: key ${STEP_SECRET_KEYS.databaseUrl.secretKey} (required) as ${STEP_SECRET_KEYS.databaseUrl.envVar}, ` +
+      `${STEP_SECRET_KEYS.s3.map((key) => `${key.secretKey} as ${key.envVar}`).join(', ')} (optional)`,
+  );
 
 const run = promisify(execFile);
 
@@ -182,9 +197,11 @@ export function registerPipelineCommands(program: Command, globals: () => Global
     .description('writes the pipeline as a Kubeflow Pipelines v2 spec (runs on Kubeflow and Vertex AI); image: pipeline.image')
     .addOption(new Option('--target <format>', 'kfp').choices(['kfp']).default('kfp'))
     .option('-o, --output <file>', 'where to write the YAML (default: stdout)')
-    .action(async (options: { output?: string }) => {
+    .addOption(secretOption())
+    .action(async (options: { output?: string; secret?: string }) => {
       const { config } = loadConfig({ file: globals().config });
-      const yaml = toYaml(compileFor(config).spec);
+      const { spec, platformSpec } = compileFor(config, options.secret);
+      const yaml = toYaml(spec, platformSpec);
       if (options.output === undefined) {
         process.stdout.write(yaml);
         return;
@@ -202,15 +219,19 @@ export function registerPipelineCommands(program: Command, globals: () => Global
     .option('--source <uri>', 'photos to ingest, as the steps see them (gs://bucket/path on Vertex AI, a mounted folder on Kubeflow)')
     .option('--pipeline-root <uri>', 'where the run writes its artifacts: gs://… (required on Vertex AI); Kubeflow: its default root')
     .option('--display-name <name>', 'name of the run in the console', `catdog-training-${new Date().toISOString().replace(/[:.]/g, '-')}`)
-    .action(async (options: { target: 'vertex' | 'kubeflow'; param: string[]; source?: string; pipelineRoot?: string; displayName: string }) => {
+    .addOption(secretOption())
+    .action(async (options: { target: 'vertex' | 'kubeflow'; param: string[]; source?: string; pipelineRoot?: string; displayName: string; secret?: string }) => {
+      if (options.secret !== undefined && options.target !== 'kubeflow') {
+        throw new CatdogError('secret_unsupported', '--secret names a Kubernetes Secret, which only Kubeflow reads; on Vertex AI, build the settings into the image (see docs/running.md)');
+      }
       const { config } = loadConfig({ file: globals().config });
-      const { def, spec } = compileFor(config);
+      const { def, spec, platformSpec } = compileFor(config, options.secret);
       const parameters = runParameters(def, options.param, options.source);
       if (options.target === 'kubeflow') {
         if (config.pipeline.kubeflowUrl === '') {
           throw new CatdogError('kubeflow_url_missing', 'set pipeline.kubeflowUrl (or CATDOG_PIPELINE__KUBEFLOWURL) to the Kubeflow Pipelines API URL, e.g. http://localhost:8080');
         }
-        const runId = await submitToKubeflow({ baseUrl: config.pipeline.kubeflowUrl, spec, displayName: options.displayName, parameters, pipelineRoot: options.pipelineRoot });
+        const runId = await submitToKubeflow({ baseUrl: config.pipeline.kubeflowUrl, spec, platformSpec, displayName: options.displayName, parameters, pipelineRoot: options.pipelineRoot });
         process.stdout.write(`submitted to Kubeflow Pipelines: run ${runId} (${options.displayName})\n`);
         return;
       }

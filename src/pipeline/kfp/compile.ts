@@ -13,13 +13,15 @@ import {
   upstreamTasks,
   validatePipeline,
 } from '../dag.js';
-import type { ComponentSpec, ExecutorSpec, KfpParameterType, PipelineSpec, PipelineTaskSpec } from './pipeline-spec.js';
+import type { ComponentSpec, ContainerEnvVar, ExecutorSpec, KfpParameterType, PipelineSpec, PipelineTaskSpec, PlatformSpec, SecretAsEnv } from './pipeline-spec.js';
 
 export interface KfpCompileOptions {
   /** The catdog container image every step runs. */
   image: string;
   /** Default artifact root (gs://…, s3://…, minio://…); the KFP deployment's default when absent. */
   pipelineRoot?: string;
+  /** Environment of every step's container, written into the spec as plain values: never a secret. */
+  env?: ContainerEnvVar[];
 }
 
 const KFP_PARAMETER_TYPE: Record<ParameterType, KfpParameterType> = {
@@ -85,10 +87,17 @@ function componentSpec(component: ComponentDefinition): ComponentSpec {
   };
 }
 
-function executorSpec(component: ComponentDefinition, image: string): ExecutorSpec {
+function executorSpec(component: ComponentDefinition, image: string, env: ContainerEnvVar[]): ExecutorSpec {
   const inputArgs = Object.entries(component.inputs).flatMap(([name, input]) => [inputFlag(name), inputPlaceholder(name, input)]);
   const outputArgs = Object.entries(component.outputs).flatMap(([name, output]) => [outputFlag(name), outputPlaceholder(name, output)]);
-  return { container: { image, command: ['catdog', 'component', 'run', component.name], args: [...inputArgs, ...outputArgs] } };
+  return {
+    container: {
+      image,
+      command: ['catdog', 'component', 'run', component.name],
+      args: [...inputArgs, ...outputArgs],
+      env: env.length > 0 ? env : undefined,
+    },
+  };
 }
 
 function taskSpec(task: TaskDefinition): PipelineTaskSpec {
@@ -143,7 +152,7 @@ export function compileToKfp(def: PipelineDefinition, options: KfpCompileOptions
     defaultPipelineRoot: options.pipelineRoot,
     components: Object.fromEntries([...components.values()].map((component) => [componentKey(component), componentSpec(component)])),
     deploymentSpec: {
-      executors: Object.fromEntries([...components.values()].map((component) => [executorLabel(component), executorSpec(component, options.image)])),
+      executors: Object.fromEntries([...components.values()].map((component) => [executorLabel(component), executorSpec(component, options.image, options.env ?? [])])),
     },
     root: {
       inputDefinitions: parametersAndArtifacts(
@@ -160,8 +169,42 @@ export function compileToKfp(def: PipelineDefinition, options: KfpCompileOptions
   });
 }
 
-/** YAML as the KFP SDK writes it: a comment header, keys sorted at every level, no anchors, no folded lines. */
-export function toYaml(spec: PipelineSpec): string {
-  const body = stringify(spec, { sortMapEntries: true, aliasDuplicateObjects: false, lineWidth: 0 });
-  return `# PIPELINE DEFINITION\n# Name: ${spec.pipelineInfo.name}\n${body}`;
+/** A Kubernetes Secret's keys as environment variables of a step's container. */
+export interface SecretEnv {
+  secretName: string;
+  keyToEnv: { secretKey: string; envVar: string }[];
+  /** The pod starts even when the Secret or one of these keys is missing. */
+  optional?: boolean;
+}
+
+/** Kubernetes object names (a Secret's included): a DNS subdomain. */
+const KUBERNETES_NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+
+/**
+ * The platform spec (second YAML document, as kfp-kubernetes `use_secret_as_env` writes it) that gives every executor
+ * of the spec these Secret-backed variables: the spec names the Secret and its keys, never their values.
+ */
+export function kubernetesSecretSpec(spec: PipelineSpec, secrets: SecretEnv[]): PlatformSpec {
+  for (const { secretName } of secrets) {
+    if (secretName.length > 253 || !KUBERNETES_NAME.test(secretName)) {
+      throw new CatdogError('invalid_secret_name', `'${secretName}' is not a Kubernetes Secret name: lowercase letters, digits, '-' and '.', starting and ending with a letter or digit`, 400);
+    }
+  }
+  const secretAsEnv: SecretAsEnv[] = secrets.map(({ secretName, keyToEnv, optional }) => ({
+    // Both forms of the name: older KFP backends read only secretName, newer ones prefer secretNameParameter.
+    secretName,
+    secretNameParameter: { runtimeValue: { constant: secretName } },
+    keyToEnv,
+    optional,
+  }));
+  const executors = Object.fromEntries(Object.keys(spec.deploymentSpec.executors).map((label) => [label, { secretAsEnv }]));
+  return withoutUndefined({ platforms: { kubernetes: { deploymentSpec: { executors } } } });
+}
+
+const yamlOptions = { sortMapEntries: true, aliasDuplicateObjects: false, lineWidth: 0 } as const;
+
+/** YAML as the KFP SDK writes it: a comment header, keys sorted at every level, no anchors, no folded lines; the platform spec as a second document. */
+export function toYaml(spec: PipelineSpec, platformSpec?: PlatformSpec): string {
+  const platform = platformSpec === undefined ? '' : `---\n${stringify(platformSpec, yamlOptions)}`;
+  return `# PIPELINE DEFINITION\n# Name: ${spec.pipelineInfo.name}\n${stringify(spec, yamlOptions)}${platform}`;
 }

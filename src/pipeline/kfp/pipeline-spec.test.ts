@@ -68,6 +68,31 @@ describe.skipIf(skipWithoutShared)('KFP PipelineSpec schema', () => {
     expect(rejection(() => parsePipelineSpec(oldSchema)).message).toContain('schemaVersion');
   });
 
+  it('checks the Kubernetes executor config: known fields only, secretAsEnv strictly; other platforms stay free-form', () => {
+    const text = readFixture('nvidia_gpu_scheduling_check.yaml');
+    const withPlatform = (platform: string) => `${text.split(/^---$/m)[0]}---\n${platform}`;
+    const secretAsEnv = (entry: string) =>
+      withPlatform(`platforms:\n  kubernetes:\n    deploymentSpec:\n      executors:\n        exec-verify-gpu-scheduled:\n          secretAsEnv:\n          - ${entry}\n`);
+
+    const valid = parsePipelineYaml(secretAsEnv('{ secretName: db, keyToEnv: [{ secretKey: url, envVar: DATABASE_URL }], optional: true }'));
+    expect(valid.platformSpec?.platforms.kubernetes?.deploymentSpec?.executors?.['exec-verify-gpu-scheduled']?.secretAsEnv).toEqual([
+      { secretName: 'db', keyToEnv: [{ secretKey: 'url', envVar: 'DATABASE_URL' }], optional: true },
+    ]);
+    expect(parsePipelineYaml(secretAsEnv("{ secretNameParameter: { runtimeValue: { constant: db } }, keyToEnv: [] }"))).toBeDefined();
+
+    const misspeltField = rejection(() => parsePipelineYaml(text.replace('tolerations:', 'toleration:')));
+    expect(misspeltField.message).toContain('toleration');
+    expect(misspeltField.message).toContain('platforms.kubernetes.deploymentSpec.executors["exec-verify-gpu-scheduled"]');
+    expect(rejection(() => parsePipelineYaml(secretAsEnv('{ keyToEnv: [{ secretKey: url, envVar: DATABASE_URL }] }'))).message).toContain(
+      'secretAsEnv needs secretName or secretNameParameter',
+    );
+    expect(rejection(() => parsePipelineYaml(secretAsEnv('{ secretName: db, keyToEnv: [{ key: url, envVar: DATABASE_URL }] }'))).message).toContain('key');
+    expect(rejection(() => parsePipelineYaml(secretAsEnv('{ secretName: db, keyToEnv: [{ secretKey: url, envVar: "" }] }'))).code).toBe('invalid_pipeline_spec');
+
+    const otherPlatform = parsePipelineYaml(withPlatform('platforms:\n  someCloud:\n    deploymentSpec:\n      executors:\n        exec-verify-gpu-scheduled: { anything: [1, 2] }\n'));
+    expect(otherPlatform.platformSpec?.platforms.someCloud?.deploymentSpec?.executors?.['exec-verify-gpu-scheduled']).toEqual({ anything: [1, 2] });
+  });
+
   it('rejects a third document and broken YAML', () => {
     const text = readFixture('nvidia_gpu_scheduling_check.yaml');
     expect(rejection(() => parsePipelineYaml(`${text}\n---\nplatforms: {}\n`)).message).toContain('3 documents');

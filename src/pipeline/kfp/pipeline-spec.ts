@@ -6,8 +6,9 @@ import { CatdogError } from '../../errors.js';
  * Kubeflow Pipelines v2 IR (`PipelineSpec`, schemaVersion 2.1.0) as the KFP SDK compiles it to YAML/JSON, i.e. the
  * protobuf JSON mapping (camelCase keys, int64 as strings) of kubeflow/pipelines `api/v2alpha1/pipeline_spec.proto`.
  * Objects are strict so a misspelt key fails here instead of being dropped silently by the KFP backend; proto
- * `oneof`s are enforced. Platform-specific executor configs (kfp-kubernetes) are free-form Structs in the proto
- * and stay free-form here.
+ * `oneof`s are enforced. Platform-specific executor configs are free-form Structs in the proto; the Kubernetes one
+ * (kfp-kubernetes `KubernetesExecutorConfig`) is checked for its known fields, and strictly for `secretAsEnv`, which
+ * catdog emits.
  */
 
 const struct = z.record(z.string(), z.json());
@@ -208,14 +209,57 @@ const dagSchema = z.strictObject({
     .optional(),
 });
 
-const platformDeploymentSchema = z.strictObject({ executors: z.record(z.string(), struct).optional() });
+/** kfp-kubernetes `SecretAsEnv`: Secret keys become environment variables of the step's container. */
+const secretAsEnvSchema = z
+  .strictObject({
+    /** Deprecated by secretNameParameter, but the only one older KFP backends read. */
+    secretName: z.string().optional(),
+    secretNameParameter: taskInputParameterSchema.optional(),
+    keyToEnv: z.array(z.strictObject({ secretKey: z.string().min(1), envVar: z.string().min(1) })).optional(),
+    /** Lets the pod start when the Secret or one of its keys is missing. */
+    optional: z.boolean().optional(),
+  })
+  .refine((secret) => (secret.secretName ?? '') !== '' || secret.secretNameParameter !== undefined, {
+    message: 'secretAsEnv needs secretName or secretNameParameter (the KFP driver refuses it otherwise)',
+  });
 
-const singlePlatformSpecSchema = z.strictObject({
-  deploymentSpec: platformDeploymentSchema.optional(),
-  platform: z.string().optional(),
-  config: struct.optional(),
-  pipelineConfig: z.strictObject({ pipelineTtl: z.int().optional() }).optional(),
+/** kfp-kubernetes `KubernetesExecutorConfig` (kubernetes_platform/proto/kubernetes_executor_config.proto). */
+const kubernetesExecutorConfigSchema = z.strictObject({
+  secretAsEnv: z.array(secretAsEnvSchema).optional(),
+  ...Object.fromEntries(
+    [
+      'secretAsVolume',
+      'pvcMount',
+      'nodeSelector',
+      'podMetadata',
+      'imagePullSecret',
+      'imagePullPolicy',
+      'configMapAsVolume',
+      'configMapAsEnv',
+      'activeDeadlineSeconds',
+      'fieldPathAsEnv',
+      'tolerations',
+      'genericEphemeralVolume',
+      'nodeAffinity',
+      'podAffinity',
+      'enabledSharedMemory',
+      'emptyDirMounts',
+      'securityContext',
+      'initContainers',
+      'podResourceClaims',
+    ].map((field) => [field, z.json().optional()]),
+  ),
 });
+
+function singlePlatformSpec<T extends z.ZodType>(executorConfig: T) {
+  return z.strictObject({
+    deploymentSpec: z.strictObject({ executors: z.record(z.string(), executorConfig).optional() }).optional(),
+    platform: z.string().optional(),
+    config: struct.optional(),
+    pipelineConfig: z.strictObject({ pipelineTtl: z.int().optional() }).optional(),
+  });
+}
+const singlePlatformSpecSchema = singlePlatformSpec(struct);
 
 const componentShape = {
   inputDefinitions: inputDefinitionsSchema.optional(),
@@ -295,14 +339,18 @@ export const pipelineSpecSchema = z.strictObject({
   defaultPipelineRoot: z.string().optional(),
 });
 
-/** The optional second YAML document of a compiled pipeline. */
-export const platformSpecSchema = z.strictObject({ platforms: z.record(z.string(), singlePlatformSpecSchema) });
+/** The optional second YAML document of a compiled pipeline; other platforms than Kubernetes stay free-form. */
+export const platformSpecSchema = z.strictObject({
+  platforms: z.object({ kubernetes: singlePlatformSpec(kubernetesExecutorConfigSchema).optional() }).catchall(singlePlatformSpecSchema),
+});
 
 export type PipelineSpec = z.infer<typeof pipelineSpecSchema>;
 export type PlatformSpec = z.infer<typeof platformSpecSchema>;
 export type ComponentSpec = z.infer<typeof componentSchema>;
 export type PipelineTaskSpec = z.infer<typeof taskSchema>;
 export type ExecutorSpec = z.infer<typeof executorSchema>;
+export type ContainerEnvVar = NonNullable<z.infer<typeof containerSchema>['env']>[number];
+export type SecretAsEnv = z.infer<typeof secretAsEnvSchema>;
 
 export interface PipelineDocuments {
   pipelineSpec: PipelineSpec;
