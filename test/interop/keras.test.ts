@@ -121,8 +121,9 @@ describe.skipIf(skipReason)(`catdog models ↔ Python Keras 3.15${skipReason && 
   let app: TestApp;
   let datasetId: number;
 
-  const train = async (architecture: 'cnn' | 'mobilenet', imageSize: number, epochs: number): Promise<ModelRow> => {
-    const config = withOverrides(app.config, { architecture, imageSize, epochs });
+  const train = async (architecture: 'cnn' | 'mobilenet', imageSize: number, epochs: number, fineTune = app.config.training.fineTune): Promise<ModelRow> => {
+    const overridden = withOverrides(app.config, { architecture, imageSize, epochs });
+    const config = { ...overridden, training: { ...overridden.training, fineTune } };
     const outcome = await trainOnDataset(app, { datasetId, params: trainingParams(config, datasetParams(config)) });
     return outcome.model;
   };
@@ -212,6 +213,21 @@ describe.skipIf(skipReason)(`catdog models ↔ Python Keras 3.15${skipReason && 
     const file = path.join(app.home, 'mobilenet.keras');
     fs.writeFileSync(file, exported.format === 'keras' ? exported.bytes : new Uint8Array());
     const [fromKeras] = await kerasPredictions([file], writePixels(path.join(app.home, 'mobilenet.f32'), images), 224);
+    expectClose(fromKeras!, expected);
+    await expectTfjsExportAnswersAsCatdog(model, images, 224, expected);
+  }, SLOW_TEST_MS);
+
+  it('exports a fine-tuned MobileNet (frozen layers below the cut, then the fine-tuned blocks with frozen BatchNorm and the head): Keras answers as catdog does', async () => {
+    const model = await train('mobilenet', 224, 2, { enabled: true, blocks: 2, learningRate: 0.0005, epochs: 1 });
+    expect((await readModelFiles(app.blobs, model.artifactPrefix)).card.fineTuned).toEqual({ blocks: 2, layer: 'conv_pw_11_relu' });
+    const images = await photoPixels(224);
+    const expected = await catdogPredictions(model, images);
+    expect(Math.max(...expected) - Math.min(...expected)).toBeGreaterThan(1e-3);
+
+    const exported = await exportModel(app, model.id, 'keras');
+    const file = path.join(app.home, 'fine-tuned.keras');
+    fs.writeFileSync(file, exported.format === 'keras' ? exported.bytes : new Uint8Array());
+    const [fromKeras] = await kerasPredictions([file], writePixels(path.join(app.home, 'fine-tuned.f32'), images), 224);
     expectClose(fromKeras!, expected);
     await expectTfjsExportAnswersAsCatdog(model, images, 224, expected);
   }, SLOW_TEST_MS);
