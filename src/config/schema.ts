@@ -225,7 +225,11 @@ const jobsSchema = z
       .min(1000)
       .default(30_000)
       .describe('bullmq: a worker that stops renewing its job lock this long (killed, frozen) loses the job to another worker (>= 1000 ms).'),
-    stalledIntervalMs: z.int().min(500).default(30_000).describe('bullmq: how often workers look for jobs whose lock lapsed (>= 500 ms).'),
+    stalledIntervalMs: z
+      .int()
+      .min(500)
+      .default(30_000)
+      .describe('How often workers look for jobs left behind (>= 500 ms): bullmq, jobs whose lock lapsed; inline, jobs in the database that a stopped process handed back or was running.'),
   })
   .prefault({})
   .describe('Background jobs (imports, training).');

@@ -1,11 +1,12 @@
 import type { AppContext } from '../app/context.js';
 import { BullMqJobQueue } from './bullmq-job-queue.js';
-import { InlineJobQueue } from './inline-job-queue.js';
+import { InlineJobQueue, type InlineJobQueueOptions } from './inline-job-queue.js';
 import type { JobQueue } from './job-queue.js';
 
 export * from './job-queue.js';
 export { BullMqJobQueue, type BullMqJobQueueOptions } from './bullmq-job-queue.js';
 export { InlineJobQueue, type InlineJobQueueOptions } from './inline-job-queue.js';
+export { MemoryJobStore, type JobStore } from './job-store.js';
 
 export interface JobQueueConfig {
   kind: 'inline' | 'bullmq';
@@ -16,9 +17,10 @@ export interface JobQueueConfig {
   stalledIntervalMs?: number;
 }
 
-export function createJobQueue(config: JobQueueConfig): JobQueue {
+/** `inline` says where an inline queue keeps its jobs (default: memory, gone with the process). */
+export function createJobQueue(config: JobQueueConfig, inline: InlineJobQueueOptions = {}): JobQueue {
   return config.kind === 'inline'
-    ? new InlineJobQueue()
+    ? new InlineJobQueue(inline)
     : new BullMqJobQueue({
         redisUrl: config.redisUrl,
         queueName: config.queueName,
@@ -27,7 +29,10 @@ export function createJobQueue(config: JobQueueConfig): JobQueue {
       });
 }
 
-/** The queue the config names (`jobs.kind`): inline jobs run in the process that asks, bullmq ones on `catdog worker`s. */
-export function createAppJobQueue(app: Pick<AppContext, 'config'>): JobQueue {
-  return createJobQueue(app.config.jobs);
+/**
+ * The queue the config names (`jobs.kind`): inline jobs run in the process that asks, and are kept in the app's
+ * database so that the next process takes over those it leaves unfinished; bullmq ones run on `catdog worker`s.
+ */
+export function createAppJobQueue(app: Pick<AppContext, 'config' | 'db' | 'logger'>): JobQueue {
+  return createJobQueue(app.config.jobs, { store: app.db.jobs, logger: app.logger, adoptIntervalMs: app.config.jobs.stalledIntervalMs });
 }

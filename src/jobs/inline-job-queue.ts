@@ -1,5 +1,8 @@
 import { randomUUID } from 'node:crypto';
+import type { Logger } from '../app/logger.js';
+import type { JobCondition, JobRow } from '../db/index.js';
 import { CatdogError, NotFoundError } from '../errors.js';
+import { ownerIsGone, thisProcessOwner } from '../training/run-owner.js';
 import {
   assertValidEnqueueOptions,
   CANCELLED_REASON,
@@ -9,11 +12,13 @@ import {
   DEFAULT_CLOSE_TIMEOUT_MS,
   DEFAULT_KEEP_FINISHED,
   DEFAULT_LIST_LIMIT,
-  emptyCounts,
   errorText,
   FINISHED_STATES,
   noHandlerMessage,
   retryDelayMs,
+  settlesWithin,
+  SHUTDOWN_REASON,
+  WAIT_POLL_MS,
   waitTimeoutError,
   type EnqueueOptions,
   type JobHandler,
@@ -23,107 +28,141 @@ import {
   type JobState,
   type WorkerOptions,
 } from './job-queue.js';
+import { MemoryJobStore, type JobStore } from './job-store.js';
 
 export interface InlineJobQueueOptions {
+  /** Where the jobs are kept: the app's database (`db.jobs`) makes them outlive the process; default memory. */
+  store?: JobStore;
   keepFinished?: number;
   closeTimeoutMs?: number;
+  /** How often a worker looks for jobs a stopped process left in the store; default 30 s. */
+  adoptIntervalMs?: number;
+  /** Told about what no caller hears of, such as a job's outcome that could not be saved. */
+  logger?: Pick<Logger, 'warn' | 'error'>;
 }
 
-interface InlineJob {
-  info: JobInfo;
-  maxAttempts: number;
-  backoffMs: number;
-  controller?: AbortController;
-  retryTimer?: NodeJS.Timeout;
-  finished: Promise<JobInfo>;
-  resolveFinished(info: JobInfo): void;
+/** Runs cut short by the death of their process that are started again; one more fails the job (BullMQ's maxStalledCount). */
+const MAX_STALLED_RUNS = 1;
+const DEFAULT_ADOPT_INTERVAL_MS = 30_000;
+/** A job whose start could not be recorded (the database did not answer) is tried again after this long. */
+const START_RETRY_MS = 5000;
+
+interface RunningJob {
+  job: JobRow;
+  controller: AbortController;
 }
 
-/** Runs jobs inside this process: for a single machine, the CLI and tests. Nothing survives a restart. */
+/**
+ * Runs jobs inside this process: for a single machine, the CLI and tests. With a database store, the jobs it holds
+ * outlive it: `close` puts a job it had to interrupt back to waiting and lets go of the waiting ones, and the next
+ * process on the database that starts a worker takes them, as well as the jobs of a process that died (its running
+ * job counts as interrupted: started once more, or failed the second time, as BullMQ does with a stalled job).
+ */
 export class InlineJobQueue implements JobQueue {
   readonly kind = 'inline';
-  private readonly jobs = new Map<string, InlineJob>();
+  private readonly store: JobStore;
+  /** This process, as the holder of the jobs it runs or will run. */
+  private readonly owner = thisProcessOwner();
   /** Ids ready to run, oldest first; jobs waiting out a retry delay are not in it yet. */
   private readonly ready: string[] = [];
+  private readonly retryTimers = new Map<string, NodeJS.Timeout>();
+  private readonly running = new Map<string, RunningJob>();
+  private readonly runs = new Set<Promise<void>>();
+  private readonly waiters = new Map<string, Set<() => void>>();
   private readonly listeners = new Set<(job: JobInfo) => void>();
-  private readonly running = new Set<Promise<void>>();
   private handlers: Record<string, JobHandler> | undefined;
   private concurrency = 1;
   private workerId = '';
   private closed = false;
+  private closing: Promise<void> | undefined;
+  private adoptTimer: NodeJS.Timeout | undefined;
+  private adopting: Promise<void> | undefined;
   private readonly locks = new Set<string>();
   private readonly keepFinished: number;
   private readonly closeTimeoutMs: number;
+  private readonly adoptIntervalMs: number;
+  private readonly logger: Pick<Logger, 'warn' | 'error'> | undefined;
 
   constructor(options: InlineJobQueueOptions = {}) {
+    this.store = options.store ?? new MemoryJobStore();
     this.keepFinished = options.keepFinished ?? DEFAULT_KEEP_FINISHED;
     this.closeTimeoutMs = options.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS;
+    this.adoptIntervalMs = options.adoptIntervalMs ?? DEFAULT_ADOPT_INTERVAL_MS;
+    this.logger = options.logger;
   }
 
   async enqueue<T>(name: string, data: T, options: EnqueueOptions = {}): Promise<JobInfo<T>> {
     assertValidEnqueueOptions(options);
-    const existing = options.jobId === undefined ? undefined : this.jobs.get(options.jobId);
-    if (existing !== undefined) return snapshot(existing) as JobInfo<T>;
-    const id = options.jobId ?? randomUUID();
-    let resolveFinished: (info: JobInfo) => void = () => {};
-    const finished = new Promise<JobInfo>((resolve) => {
-      resolveFinished = resolve;
-    });
-    const job: InlineJob = {
-      info: { id, name, data, state: 'waiting', progress: 0, attempts: 0, createdAt: new Date().toISOString() },
+    const { inserted, job } = await this.store.insertIfAbsent({
+      id: options.jobId ?? randomUUID(),
+      name,
+      data,
+      state: 'waiting',
+      progress: 0,
+      progressMessage: null,
+      attempts: 0,
       maxAttempts: options.attempts ?? DEFAULT_ATTEMPTS,
       backoffMs: options.backoffMs ?? DEFAULT_BACKOFF_MS,
-      finished,
-      resolveFinished,
-    };
-    this.jobs.set(id, job);
-    this.ready.push(id);
-    this.pump();
-    return snapshot(job) as JobInfo<T>;
+      stalls: 0,
+      result: undefined,
+      error: null,
+      createdAt: new Date().toISOString(),
+      finishedAt: null,
+      runAfter: null,
+      workerId: null,
+      // A closed queue runs nothing more: the job is left for the next process.
+      owner: this.closed ? null : this.owner,
+    });
+    if (inserted && !this.closed) this.schedule(job.id, job.runAfter);
+    return toJobInfo(job) as JobInfo<T>;
   }
 
   async get(id: string): Promise<JobInfo | undefined> {
-    const job = this.jobs.get(id);
-    return job === undefined ? undefined : snapshot(job);
+    const job = await this.store.get(id);
+    return job === undefined ? undefined : toJobInfo(job);
   }
 
   async list(options: { states?: JobState[]; limit?: number } = {}): Promise<JobInfo[]> {
-    const states = options.states;
-    return [...this.jobs.values()]
-      .filter((job) => states === undefined || states.includes(job.info.state))
-      .reverse()
-      .slice(0, options.limit ?? DEFAULT_LIST_LIMIT)
-      .map(snapshot);
+    const jobs = await this.store.list({ ...(options.states && { states: options.states }), limit: options.limit ?? DEFAULT_LIST_LIMIT });
+    return jobs.map(toJobInfo);
   }
 
   async cancel(id: string): Promise<boolean> {
-    const job = this.jobs.get(id);
-    if (job === undefined) return false;
-    if (job.info.state === 'waiting') {
-      clearTimeout(job.retryTimer);
-      const readyIndex = this.ready.indexOf(id);
-      if (readyIndex !== -1) this.ready.splice(readyIndex, 1);
-      this.finish(job, 'cancelled', { error: CANCELLED_REASON });
+    const running = this.running.get(id);
+    if (running !== undefined) {
+      if (running.controller.signal.aborted) return false;
+      running.controller.abort(CANCELLED_REASON);
       return true;
     }
-    if (job.info.state === 'active' && job.controller !== undefined && !job.controller.signal.aborted) {
-      job.controller.abort(CANCELLED_REASON);
-      return true;
+    const job = await this.store.get(id);
+    if (job === undefined || FINISHED_STATES.includes(job.state)) return false;
+    if (job.state === 'active' && !ownerIsGone(job.owner)) {
+      throw new CatdogError(
+        'job_running_elsewhere',
+        `job ${id} is running in another process (${job.owner}), whose in-process queue alone can stop it: cancel it there, or stop that process`,
+        409,
+        { id, owner: job.owner },
+      );
     }
-    return false;
+    clearTimeout(this.retryTimers.get(id));
+    this.retryTimers.delete(id);
+    const readyIndex = this.ready.indexOf(id);
+    if (readyIndex !== -1) this.ready.splice(readyIndex, 1);
+    // Only as it was just read: a job that started meanwhile is looked at again.
+    if (!(await this.finish(job, 'cancelled', { error: CANCELLED_REASON }, { states: [job.state], owner: job.owner }))) return this.cancel(id);
+    return true;
   }
 
   async waitFor(id: string, timeoutMs = 60_000): Promise<JobInfo> {
-    const job = this.jobs.get(id);
-    if (job === undefined) throw new NotFoundError('job', id);
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(waitTimeoutError(id, timeoutMs)), timeoutMs);
-    });
-    try {
-      return await Promise.race([job.finished, timeout]);
-    } finally {
-      clearTimeout(timer);
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const job = await this.store.get(id);
+      if (job === undefined) throw new NotFoundError('job', id);
+      if (FINISHED_STATES.includes(job.state)) return toJobInfo(job);
+      const left = deadline - Date.now();
+      if (left <= 0) throw waitTimeoutError(id, timeoutMs);
+      // Woken when this process finishes it; the store is looked at again now and then for one another process runs.
+      await this.nextChange(id, Math.min(left, WAIT_POLL_MS));
     }
   }
 
@@ -135,13 +174,16 @@ export class InlineJobQueue implements JobQueue {
     this.handlers = handlers;
     this.concurrency = options.concurrency ?? 1;
     this.workerId = options.workerId ?? `inline-${process.pid}`;
+    await this.adoptAbandoned();
+    this.adoptTimer = setInterval(() => {
+      this.adoptAbandoned().catch((error: unknown) => this.logger?.warn({ err: error }, 'looking for jobs left by stopped processes failed'));
+    }, this.adoptIntervalMs);
+    this.adoptTimer.unref();
     this.pump();
   }
 
   async counts(): Promise<Record<JobState, number>> {
-    const counts = emptyCounts();
-    for (const job of this.jobs.values()) counts[job.info.state] += 1;
-    return counts;
+    return this.store.counts();
   }
 
   onProgress(listener: (job: JobInfo) => void): () => void {
@@ -166,105 +208,185 @@ export class InlineJobQueue implements JobQueue {
     return this.locks.has(name);
   }
 
-  async close(): Promise<void> {
+  close(): Promise<void> {
+    this.closing ??= this.shutDown();
+    return this.closing;
+  }
+
+  private async shutDown(): Promise<void> {
     this.closed = true;
-    for (const job of this.jobs.values()) clearTimeout(job.retryTimer);
-    const settled = Promise.allSettled([...this.running]);
-    let timer: NodeJS.Timeout | undefined;
-    const timedOut = new Promise<'timeout'>((resolve) => {
-      timer = setTimeout(() => resolve('timeout'), this.closeTimeoutMs);
-    });
-    if ((await Promise.race([settled, timedOut])) === 'timeout') {
-      for (const job of this.jobs.values()) job.controller?.abort(new CatdogError('queue_closed', 'the job queue closed'));
+    clearInterval(this.adoptTimer);
+    for (const timer of this.retryTimers.values()) clearTimeout(timer);
+    this.retryTimers.clear();
+    this.ready.length = 0;
+    if (!(await settlesWithin(Promise.allSettled([...this.runs]), this.closeTimeoutMs))) {
+      // `run` puts each job back to waiting; a handler that ignores its signal keeps its job, which the next process
+      // takes as interrupted once this one has ended.
+      for (const { controller } of this.running.values()) controller.abort(SHUTDOWN_REASON);
+      await settlesWithin(Promise.allSettled([...this.runs]), this.closeTimeoutMs);
     }
-    clearTimeout(timer);
+    await this.adopting?.catch(() => {});
+    await this.store.releaseWaiting(this.owner).catch((error: unknown) => {
+      // Still held by this process, they are taken as abandoned once it has ended.
+      this.logger?.warn({ err: error }, 'could not hand the waiting jobs back at shutdown');
+    });
+  }
+
+  /** Takes the unfinished jobs nobody holds (released at a shutdown, or left by a process that died). */
+  private adoptAbandoned(): Promise<void> {
+    this.adopting ??= (async () => {
+      for (const job of await this.store.claimAbandoned(this.owner, ownerIsGone)) {
+        if (job.state === 'active') await this.recoverInterrupted(job);
+        else this.schedule(job.id, job.runAfter);
+      }
+    })().finally(() => {
+      this.adopting = undefined;
+    });
+    return this.adopting;
+  }
+
+  /** A job whose process died while running it: started again once, as BullMQ does with a stalled job, then failed. */
+  private async recoverInterrupted(job: JobRow): Promise<void> {
+    const stalls = job.stalls + 1;
+    const held: JobCondition = { states: ['active'], owner: this.owner };
+    if (!(await this.store.update(job.id, { stalls }, held))) return;
+    const interrupted = `interrupted: the process running attempt ${job.attempts}${job.workerId === null ? '' : ` (${job.workerId})`} stopped`;
+    if (stalls > MAX_STALLED_RUNS) {
+      await this.finish(job, 'failed', { error: `${interrupted}; interrupted ${stalls} times, it is not started again` }, held);
+    } else if (await this.store.update(job.id, { state: 'waiting', error: interrupted, runAfter: null }, held)) {
+      this.schedule(job.id, null);
+    }
+  }
+
+  /** Queues a waiting job this process holds to run here, at once or when its retry delay (`runAfter`) ends. */
+  private schedule(id: string, runAfter: string | null): void {
+    const delayMs = runAfter === null ? 0 : Date.parse(runAfter) - Date.now();
+    if (delayMs <= 0) {
+      this.ready.push(id);
+      this.pump();
+      return;
+    }
+    const timer = setTimeout(() => {
+      this.retryTimers.delete(id);
+      this.ready.push(id);
+      this.pump();
+    }, delayMs);
+    this.retryTimers.set(id, timer);
   }
 
   private pump(): void {
-    while (!this.closed && this.handlers !== undefined && this.running.size < this.concurrency) {
+    while (!this.closed && this.handlers !== undefined && this.runs.size < this.concurrency) {
       const id = this.ready.shift();
       if (id === undefined) return;
-      const job = this.jobs.get(id);
-      if (job === undefined) continue;
-      const run = this.run(job, this.handlers).finally(() => {
-        this.running.delete(run);
+      const run = this.run(id, this.handlers).finally(() => {
+        this.runs.delete(run);
         this.pump();
       });
-      this.running.add(run);
+      this.runs.add(run);
     }
   }
 
-  private async run(job: InlineJob, handlers: Record<string, JobHandler>): Promise<void> {
-    const controller = new AbortController();
-    job.controller = controller;
-    job.info.state = 'active';
-    job.info.attempts += 1;
-    job.info.workerId = this.workerId;
-    const attempt = job.info.attempts;
-    const handler = handlers[job.info.name];
+  private async run(id: string, handlers: Record<string, JobHandler>): Promise<void> {
+    let running: RunningJob;
     try {
-      if (handler === undefined) throw new UnrunnableJobError(noHandlerMessage(job.info.name, handlers));
-      const result = await handler(job.info.data, {
-        id: job.info.id,
-        attempt,
+      const job = await this.store.get(id);
+      // Cancelled, or taken by someone else, since it was queued here.
+      if (job === undefined || job.state !== 'waiting' || job.owner !== this.owner) return;
+      const started = { state: 'active', attempts: job.attempts + 1, workerId: this.workerId, runAfter: null } as const;
+      if (!(await this.store.update(id, started, { states: ['waiting'], owner: this.owner }))) return;
+      running = { job: { ...job, ...started }, controller: new AbortController() };
+    } catch (error) {
+      this.logger?.warn({ err: error, jobId: id }, `could not start job ${id}; trying again in ${START_RETRY_MS} ms`);
+      if (!this.closed) this.schedule(id, new Date(Date.now() + START_RETRY_MS).toISOString());
+      return;
+    }
+    this.running.set(id, running);
+    try {
+      await this.settle(running, await this.outcome(running, handlers));
+    } catch (error) {
+      // Its row still says active: the next process on this store takes the job as interrupted.
+      this.logger?.error({ err: error, jobId: id }, `could not record the end of job ${id}`);
+    } finally {
+      this.running.delete(id);
+    }
+  }
+
+  private async outcome(running: RunningJob, handlers: Record<string, JobHandler>): Promise<{ result: unknown } | { error: unknown }> {
+    const { job, controller } = running;
+    try {
+      const handler = handlers[job.name];
+      if (handler === undefined) throw new UnrunnableJobError(noHandlerMessage(job.name, handlers));
+      const result = await handler(job.data, {
+        id: job.id,
+        attempt: job.attempts,
         signal: controller.signal,
         workerId: this.workerId,
-        reportProgress: async (fraction, message) => {
-          if (job.info.state !== 'active') return;
-          job.info.progress = clampFraction(fraction);
-          job.info.progressMessage = message;
-          this.emit(job);
-        },
+        reportProgress: (fraction, message) => this.reportProgress(running, fraction, message),
       });
-      this.finish(job, 'completed', { result });
+      return { result };
     } catch (error) {
-      if (controller.signal.aborted && controller.signal.reason === CANCELLED_REASON) {
-        this.finish(job, 'cancelled', { error: CANCELLED_REASON });
-      } else if (error instanceof UnrunnableJobError || attempt >= job.maxAttempts || this.closed) {
-        this.finish(job, 'failed', { error: errorText(error) });
-      } else {
-        job.info.state = 'waiting';
-        job.info.error = errorText(error);
-        job.retryTimer = setTimeout(() => {
-          job.retryTimer = undefined;
-          this.ready.push(job.info.id);
-          this.pump();
-        }, retryDelayMs(job.backoffMs, attempt));
-      }
-    } finally {
-      job.controller = undefined;
+      return { error };
     }
   }
 
-  private finish(job: InlineJob, state: JobState, outcome: { result?: unknown; error?: string }): void {
-    job.info.state = state;
-    if (state === 'completed') {
-      job.info.result = outcome.result;
-      delete job.info.error;
+  private async settle({ job, controller }: RunningJob, outcome: { result: unknown } | { error: unknown }): Promise<void> {
+    const held: JobCondition = { states: ['active'], owner: this.owner };
+    if ('result' in outcome) {
+      await this.finish(job, 'completed', { result: outcome.result }, held);
+    } else if (controller.signal.aborted && controller.signal.reason === CANCELLED_REASON) {
+      await this.finish(job, 'cancelled', { error: CANCELLED_REASON }, held);
+    } else if (controller.signal.aborted && controller.signal.reason === SHUTDOWN_REASON) {
+      // Back to waiting without counting a failed attempt, for the next process to take.
+      await this.store.update(job.id, { state: 'waiting', owner: null }, held);
+    } else if (outcome.error instanceof UnrunnableJobError || job.attempts >= job.maxAttempts) {
+      await this.finish(job, 'failed', { error: errorText(outcome.error) }, held);
     } else {
-      job.info.error = outcome.error;
-    }
-    job.info.finishedAt = new Date().toISOString();
-    job.resolveFinished(snapshot(job));
-    this.emit(job);
-    this.forgetOldFinishedJobs();
-  }
-
-  private forgetOldFinishedJobs(): void {
-    let finishedCount = 0;
-    for (const job of this.jobs.values()) if (FINISHED_STATES.includes(job.info.state)) finishedCount += 1;
-    // Map iteration follows insertion order, so the first finished jobs met are the oldest.
-    for (const [id, job] of this.jobs) {
-      if (finishedCount <= this.keepFinished) return;
-      if (FINISHED_STATES.includes(job.info.state)) {
-        this.jobs.delete(id);
-        finishedCount -= 1;
-      }
+      const runAfter = new Date(Date.now() + retryDelayMs(job.backoffMs, job.attempts)).toISOString();
+      const retry = { state: 'waiting', error: errorText(outcome.error), runAfter } as const;
+      // Once closed, the retry is left to the next process.
+      if ((await this.store.update(job.id, retry, held)) && !this.closed) this.schedule(job.id, runAfter);
     }
   }
 
-  private emit(job: InlineJob): void {
-    const info = snapshot(job);
+  private async reportProgress(running: RunningJob, fraction: number, message?: string): Promise<void> {
+    if (running.controller.signal.aborted) return;
+    const progress = { progress: clampFraction(fraction), progressMessage: message ?? null };
+    Object.assign(running.job, progress);
+    if (await this.store.update(running.job.id, progress, { states: ['active'], owner: this.owner })) this.emit(running.job);
+  }
+
+  /** Records the end of a job that is still as `expected` says; false (and nothing changes) when it is not. */
+  private async finish(job: JobRow, state: JobState, outcome: { result?: unknown; error?: string }, expected: JobCondition): Promise<boolean> {
+    const ended = {
+      state,
+      finishedAt: new Date().toISOString(),
+      ...(state === 'completed' ? { result: outcome.result, error: null } : { error: outcome.error ?? null }),
+    };
+    if (!(await this.store.update(job.id, ended, expected))) return false;
+    await this.store.pruneFinished(this.keepFinished).catch((error: unknown) => this.logger?.warn({ err: error }, 'could not forget old finished jobs'));
+    for (const wake of this.waiters.get(job.id) ?? []) wake();
+    this.emit({ ...job, ...ended });
+    return true;
+  }
+
+  /** Resolves when this process changes job `id`, or after `ms`. */
+  private nextChange(id: string, ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const waiting = this.waiters.get(id) ?? new Set();
+      const wake = (): void => {
+        clearTimeout(timer);
+        waiting.delete(wake);
+        if (waiting.size === 0) this.waiters.delete(id);
+        resolve();
+      };
+      const timer = setTimeout(wake, ms);
+      waiting.add(wake);
+      this.waiters.set(id, waiting);
+    });
+  }
+
+  private emit(job: JobRow): void {
+    const info = toJobInfo(job);
     for (const listener of this.listeners) listener(info);
   }
 }
@@ -272,6 +394,19 @@ export class InlineJobQueue implements JobQueue {
 /** A job that no retry can help, such as one no handler exists for. */
 class UnrunnableJobError extends Error {}
 
-function snapshot(job: InlineJob): JobInfo {
-  return structuredClone(job.info);
+function toJobInfo(job: JobRow): JobInfo {
+  return {
+    id: job.id,
+    name: job.name,
+    data: job.data,
+    state: job.state,
+    progress: job.progress,
+    ...(job.progressMessage !== null && { progressMessage: job.progressMessage }),
+    attempts: job.attempts,
+    ...(job.state === 'completed' && { result: job.result }),
+    ...(job.error !== null && { error: job.error }),
+    createdAt: job.createdAt,
+    ...(job.finishedAt !== null && { finishedAt: job.finishedAt }),
+    ...(job.workerId !== null && { workerId: job.workerId }),
+  };
 }

@@ -1,9 +1,13 @@
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import fs from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
+import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { openDatabase, type Database, type JobRow } from '../db/index.js';
 import { CatdogError } from '../errors.js';
 import { BullMqJobQueue, createJobQueue, InlineJobQueue, type JobContext, type JobInfo, type JobQueue } from './index.js';
 
@@ -18,17 +22,20 @@ async function deleteQueueKeys(queueName: string): Promise<void> {
   await redis.quit();
 }
 
-const openQueues: { queue: JobQueue; cleanUp(): Promise<void> }[] = [];
+const openQueues: JobQueue[] = [];
+/** Run once every queue of the test is closed. */
+const cleanUps: (() => Promise<void>)[] = [];
+/** Opens another queue on the same store (Redis queue or database), as the process after a restart would. */
+const reopeners = new Map<JobQueue, () => JobQueue>();
+const reopen = (queue: JobQueue): JobQueue => reopeners.get(queue)!();
 
 afterEach(async () => {
-  for (const { queue, cleanUp } of openQueues.splice(0)) {
-    await queue.close();
-    await cleanUp();
-  }
+  for (const queue of openQueues.splice(0)) await queue.close();
+  for (const cleanUp of cleanUps.splice(0)) await cleanUp();
+  reopeners.clear();
 });
 
-function openBullMq(): BullMqJobQueue {
-  const queueName = `test-${randomUUID()}`;
+function openBullMq(queueName = `test-${randomUUID()}`): BullMqJobQueue {
   const queue = new BullMqJobQueue({
     redisUrl: REDIS_URL,
     queueName,
@@ -38,20 +45,35 @@ function openBullMq(): BullMqJobQueue {
     cancelPollMs: 50,
     closeTimeoutMs: 2000,
   });
-  openQueues.push({ queue, cleanUp: () => deleteQueueKeys(queueName) });
+  openQueues.push(queue);
+  cleanUps.push(() => deleteQueueKeys(queueName));
+  reopeners.set(queue, () => openBullMq(queueName));
   return queue;
 }
 
-const adapters: { kind: JobQueue['kind']; open(): JobQueue }[] = [
-  {
-    kind: 'inline',
-    open() {
-      const queue = new InlineJobQueue({ closeTimeoutMs: 2000 });
-      openQueues.push({ queue, cleanUp: async () => {} });
-      return queue;
-    },
-  },
-  { kind: 'bullmq', open: openBullMq },
+function openInline(options: ConstructorParameters<typeof InlineJobQueue>[0] = {}): InlineJobQueue {
+  const queue = new InlineJobQueue({ closeTimeoutMs: 2000, ...options });
+  openQueues.push(queue);
+  reopeners.set(queue, () => openInline(options));
+  return queue;
+}
+
+/** A fresh SQLite database of the test's own, as `catdog serve` keeps its inline jobs. */
+async function scratchDatabase(): Promise<Database> {
+  const dir = fs.mkdtempSync(path.join(tmpdir(), 'catdog-jobs-'));
+  const db = await openDatabase(`sqlite:${path.join(dir, 'catdog.db')}`);
+  await db.migrate();
+  cleanUps.push(async () => {
+    await db.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  return db;
+}
+
+const adapters: { label: string; kind: JobQueue['kind']; durable: boolean; open(): Promise<JobQueue> }[] = [
+  { label: 'inline (memory)', kind: 'inline', durable: false, open: async () => openInline() },
+  { label: 'inline (database)', kind: 'inline', durable: true, open: async () => openInline({ store: (await scratchDatabase()).jobs }) },
+  { label: 'bullmq', kind: 'bullmq', durable: true, open: async () => openBullMq() },
 ];
 
 function deferred(): { promise: Promise<void>; resolve(): void } {
@@ -62,9 +84,9 @@ function deferred(): { promise: Promise<void>; resolve(): void } {
   return { promise, resolve };
 }
 
-describe.each(adapters)('$kind JobQueue', ({ kind, open }) => {
+describe.each(adapters)('$label JobQueue', ({ kind, durable, open }) => {
   it('runs an enqueued job on the worker and records its result', async () => {
-    const queue = open();
+    const queue = await open();
     expect(queue.kind).toBe(kind);
     const enqueued = await queue.enqueue('double', { value: 21 });
     expect(enqueued).toMatchObject({ name: 'double', data: { value: 21 }, state: 'waiting', attempts: 0 });
@@ -78,7 +100,7 @@ describe.each(adapters)('$kind JobQueue', ({ kind, open }) => {
   });
 
   it('reports progress to listeners, and the end of the job too', async () => {
-    const queue = open();
+    const queue = await open();
     const seen: JobInfo[] = [];
     const unsubscribe = queue.onProgress((job) => seen.push(job));
     await queue.startWorker({
@@ -103,7 +125,7 @@ describe.each(adapters)('$kind JobQueue', ({ kind, open }) => {
   });
 
   it('retries a failed attempt after a backoff and succeeds on attempt 2', async () => {
-    const queue = open();
+    const queue = await open();
     const attempts: number[] = [];
     await queue.startWorker({
       flaky: async (_data: unknown, ctx: JobContext) => {
@@ -121,7 +143,7 @@ describe.each(adapters)('$kind JobQueue', ({ kind, open }) => {
   });
 
   it('fails a job with the error text once its attempts are used up', async () => {
-    const queue = open();
+    const queue = await open();
     let runs = 0;
     await queue.startWorker({
       broken: async () => {
@@ -136,7 +158,7 @@ describe.each(adapters)('$kind JobQueue', ({ kind, open }) => {
   });
 
   it('fails a job nobody handles without retrying it', async () => {
-    const queue = open();
+    const queue = await open();
     await queue.startWorker({ known: async () => 'ok' });
     const job = await queue.enqueue('unknown', {}, { attempts: 3, backoffMs: 20 });
     const finished = await queue.waitFor(job.id, 8000);
@@ -145,7 +167,7 @@ describe.each(adapters)('$kind JobQueue', ({ kind, open }) => {
   });
 
   it('treats the same jobId as the same job', async () => {
-    const queue = open();
+    const queue = await open();
     const first = await queue.enqueue('import', { folder: 'a' }, { jobId: 'import-a' });
     const second = await queue.enqueue('import', { folder: 'b' }, { jobId: 'import-a' });
     expect(second.id).toBe('import-a');
@@ -156,7 +178,7 @@ describe.each(adapters)('$kind JobQueue', ({ kind, open }) => {
   });
 
   it('cancels a waiting job at once', async () => {
-    const queue = open();
+    const queue = await open();
     const job = await queue.enqueue('never-run', {}, { jobId: 'to-cancel' });
     expect(await queue.cancel('to-cancel')).toBe(true);
     expect(await queue.waitFor('to-cancel', 3000)).toMatchObject({ id: 'to-cancel', state: 'cancelled', attempts: 0 });
@@ -174,7 +196,7 @@ describe.each(adapters)('$kind JobQueue', ({ kind, open }) => {
   });
 
   it('cancels an active job through its abort signal, without a retry', async () => {
-    const queue = open();
+    const queue = await open();
     const started = deferred();
     let runs = 0;
     await queue.startWorker({
@@ -198,7 +220,7 @@ describe.each(adapters)('$kind JobQueue', ({ kind, open }) => {
   });
 
   it('lists jobs newest first by state and counts them', async () => {
-    const queue = open();
+    const queue = await open();
     const ids: string[] = [];
     for (const n of [1, 2, 3]) {
       ids.push((await queue.enqueue('count', { n })).id);
@@ -216,7 +238,7 @@ describe.each(adapters)('$kind JobQueue', ({ kind, open }) => {
   });
 
   it('runs no more jobs at once than the concurrency allows', async () => {
-    const queue = open();
+    const queue = await open();
     let running = 0;
     let mostAtOnce = 0;
     await queue.startWorker(
@@ -236,7 +258,7 @@ describe.each(adapters)('$kind JobQueue', ({ kind, open }) => {
   });
 
   it('lets one holder at a time take a named lock, and another once it is released', async () => {
-    const queue = open();
+    const queue = await open();
     expect(await queue.isLocked('retrain')).toBe(false);
     const first = await queue.tryLock('retrain', 5000);
     expect(first).toBeDefined();
@@ -256,12 +278,144 @@ describe.each(adapters)('$kind JobQueue', ({ kind, open }) => {
   });
 
   it('times out waiting for a job that does not finish', async () => {
-    const queue = open();
+    const queue = await open();
     const job = await queue.enqueue('nobody-runs-this', {});
     const error = await queue.waitFor(job.id, 100).catch((caught: unknown) => caught);
     expect(error).toBeInstanceOf(CatdogError);
     expect((error as CatdogError).code).toBe('job_wait_timeout');
     await expect(queue.waitFor('missing-job', 100)).rejects.toMatchObject({ code: 'not_found' });
+  });
+
+  it.skipIf(!durable)('a job queued before a restart runs after it', async () => {
+    const before = await open();
+    const job = await before.enqueue('greet', { name: 'Rex' }, { jobId: 'queued-before-restart' });
+    await before.close();
+
+    const after = reopen(before);
+    expect(await after.get(job.id)).toMatchObject({ state: 'waiting', attempts: 0, data: { name: 'Rex' } });
+    await after.startWorker({ greet: async (data: { name: string }) => `hello ${data.name}` }, { workerId: 'after-restart' });
+    expect(await after.waitFor(job.id, 8000)).toMatchObject({ state: 'completed', result: 'hello Rex', attempts: 1, workerId: 'after-restart' });
+  });
+
+  it.skipIf(!durable)('closing puts a running job back in the queue without spending an attempt; the next worker runs it, then the waiting one', async () => {
+    const stopping = await open();
+    const started = deferred();
+    await stopping.startWorker({
+      work: async (_data: unknown, ctx: JobContext) => {
+        started.resolve();
+        // Runs until told to stop, as a training does.
+        await new Promise<void>((_, reject) => ctx.signal.addEventListener('abort', () => reject(new Error('stopped'))));
+      },
+    });
+    // attempts 1: had the shutdown counted as a failure, the job would fail instead of running again.
+    const interrupted = await stopping.enqueue('work', { n: 1 }, { attempts: 1 });
+    const queued = await stopping.enqueue('work', { n: 2 }, { attempts: 1 });
+    await started.promise;
+    await stopping.close();
+
+    const next = reopen(stopping);
+    expect(await next.get(interrupted.id)).toMatchObject({ state: 'waiting', attempts: 1 });
+    expect(await next.get(queued.id)).toMatchObject({ state: 'waiting', attempts: 0 });
+    const order: number[] = [];
+    await next.startWorker(
+      {
+        work: async (data: { n: number }, ctx: JobContext) => {
+          order.push(data.n);
+          return `attempt ${ctx.attempt}`;
+        },
+      },
+      { workerId: 'next' },
+    );
+    expect(await next.waitFor(interrupted.id, 8000)).toMatchObject({ state: 'completed', result: 'attempt 2', attempts: 2, workerId: 'next' });
+    expect(await next.waitFor(queued.id, 8000)).toMatchObject({ state: 'completed', result: 'attempt 1', attempts: 1, workerId: 'next' });
+    expect(order).toEqual([1, 2]);
+  });
+});
+
+/** `host:pid` of a process that has ended, as a crashed process leaves on the jobs it held. */
+async function deadOwner(): Promise<string> {
+  const child = spawn(process.execPath, ['-e', '']);
+  await new Promise((resolve) => child.once('exit', resolve));
+  return `${hostname()}:${child.pid}`;
+}
+
+function storedJob(overrides: Partial<JobRow> & Pick<JobRow, 'id'>): JobRow {
+  return {
+    name: 'work',
+    data: {},
+    state: 'waiting',
+    progress: 0,
+    progressMessage: null,
+    attempts: 0,
+    maxAttempts: 3,
+    backoffMs: 10,
+    stalls: 0,
+    result: undefined,
+    error: null,
+    createdAt: new Date().toISOString(),
+    finishedAt: null,
+    runAfter: null,
+    workerId: null,
+    owner: null,
+    ...overrides,
+  };
+}
+
+describe('InlineJobQueue on a database only', () => {
+  it('takes over the jobs of a process that died: waiting ones run, a running one runs once more, a second interruption fails it', async () => {
+    const db = await scratchDatabase();
+    const dead = await deadOwner();
+    // The test runner's main process: alive, and not this one.
+    const alive = `${hostname()}:${process.ppid}`;
+    for (const job of [
+      storedJob({ id: 'left-waiting', owner: dead, createdAt: '2020-01-01T00:00:00.000Z' }),
+      storedJob({ id: 'left-running', state: 'active', attempts: 1, workerId: 'dead-worker', owner: dead, createdAt: '2020-01-01T00:00:01.000Z' }),
+      storedJob({ id: 'left-running-again', state: 'active', attempts: 2, stalls: 1, workerId: 'dead-worker', owner: dead }),
+      storedJob({ id: 'held-by-a-live-process', owner: alive }),
+      storedJob({ id: 'running-in-a-live-process', state: 'active', attempts: 1, owner: alive }),
+    ]) {
+      await db.jobs.insertIfAbsent(job);
+    }
+
+    const heir = openInline({ store: db.jobs });
+    await heir.startWorker({ work: async (_data: unknown, ctx: JobContext) => `attempt ${ctx.attempt}` }, { workerId: 'heir' });
+    expect(await heir.waitFor('left-waiting', 8000)).toMatchObject({ state: 'completed', result: 'attempt 1', workerId: 'heir' });
+    expect(await heir.waitFor('left-running', 8000)).toMatchObject({ state: 'completed', result: 'attempt 2', attempts: 2, workerId: 'heir' });
+    const failed = await heir.waitFor('left-running-again', 8000);
+    expect(failed).toMatchObject({ state: 'failed', attempts: 2 });
+    expect(failed.error).toBe('interrupted: the process running attempt 2 (dead-worker) stopped; interrupted 2 times, it is not started again');
+
+    // What a live process holds stays with it, and only it can stop its running job.
+    expect(await db.jobs.get('held-by-a-live-process')).toMatchObject({ state: 'waiting', owner: alive });
+    await expect(heir.cancel('running-in-a-live-process')).rejects.toMatchObject({ code: 'job_running_elsewhere', httpStatus: 409 });
+    // A waiting one may be cancelled from anywhere: its holder finds it cancelled and never starts it.
+    expect(await heir.cancel('held-by-a-live-process')).toBe(true);
+    expect(await db.jobs.get('held-by-a-live-process')).toMatchObject({ state: 'cancelled' });
+  });
+
+  it('a running worker takes the jobs another process hands back, at its next look', async () => {
+    const db = await scratchDatabase();
+    const server = openInline({ store: db.jobs, adoptIntervalMs: 200 });
+    await server.startWorker({ work: async () => 'done' }, { workerId: 'server' });
+    // A process that queues a job and stops before running it, as a command interrupted early would.
+    const command = openInline({ store: db.jobs });
+    const job = await command.enqueue('work', {});
+    await command.close();
+    expect(await server.waitFor(job.id, 8000)).toMatchObject({ state: 'completed', result: 'done', workerId: 'server' });
+  });
+
+  it('keeps the newest finished jobs only', async () => {
+    const db = await scratchDatabase();
+    const queue = openInline({ store: db.jobs, keepFinished: 2 });
+    await queue.startWorker({ work: async (data: { n: number }) => data.n });
+    const ids: string[] = [];
+    for (const n of [1, 2, 3]) {
+      const job = await queue.enqueue('work', { n });
+      await queue.waitFor(job.id, 8000);
+      ids.push(job.id);
+    }
+    expect(await queue.get(ids[0]!)).toBeUndefined();
+    expect((await queue.list()).map((job) => job.result)).toEqual([3, 2]);
   });
 });
 
@@ -282,10 +436,8 @@ describe('BullMqJobQueue only', () => {
     await new Promise((resolve) => setTimeout(resolve, 700));
     expect(await holder.isLocked('retrain')).toBe(true);
     // Closing the holder's connection stops renewals, as a killed process would.
-    const queueName = (holder as unknown as { options: { queueName: string } }).options.queueName;
     await holder.close();
-    const other = new BullMqJobQueue({ redisUrl: REDIS_URL, queueName, prefix: TEST_PREFIX });
-    openQueues.push({ queue: other, cleanUp: async () => {} });
+    const other = reopen(holder);
     await new Promise((resolve) => setTimeout(resolve, 500));
     expect(await other.isLocked('retrain')).toBe(false);
     expect(await other.tryLock('retrain', 300)).toBeDefined();
@@ -313,4 +465,23 @@ describe('BullMqJobQueue only', () => {
       child.kill('SIGKILL');
     }
   }, 15_000);
+
+  it('closes even when a handler ignores the shutdown; its job goes to another worker once the lock lapses', async () => {
+    const stubborn = openBullMq();
+    const started = deferred();
+    await stubborn.startWorker({
+      work: async () => {
+        started.resolve();
+        await new Promise(() => {});
+      },
+    });
+    const job = await stubborn.enqueue('work', {}, { attempts: 1 });
+    await started.promise;
+    // closeTimeoutMs 2000 to finish, 2000 more after the abort: then it lets go instead of waiting for ever.
+    await stubborn.close();
+
+    const survivor = reopen(stubborn);
+    await survivor.startWorker({ work: async () => 'taken over' }, { workerId: 'survivor' });
+    expect(await survivor.waitFor(job.id, 15_000)).toMatchObject({ state: 'completed', result: 'taken over', workerId: 'survivor' });
+  }, 30_000);
 });
