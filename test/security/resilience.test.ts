@@ -4,15 +4,17 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createToken } from '../../src/auth/index.js';
-import { openDatabase } from '../../src/db/index.js';
-import { BullMqJobQueue, type JobInfo } from '../../src/jobs/index.js';
+import { openDatabase, type JobRow } from '../../src/db/index.js';
+import { BullMqJobQueue, InlineJobQueue, type JobInfo } from '../../src/jobs/index.js';
+import { JOB, type ImportJobData } from '../../src/jobs/product-jobs.js';
 import { catPhotos, photoForm, startTestServer, type TestServer } from '../../src/server/test-support.js';
 import { kaggleFullRes, skipWithoutShared } from '../support/shared.js';
-import { builtCli, cliEnv, collect, skipWithoutBuild, type ErrorJson } from './support.js';
+import { builtCli, cliEnv, collect, repoRoot, skipWithoutBuild, type ErrorJson, type Finished } from './support.js';
 
 const postgresAdminUrl = process.env.CATDOG_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 
@@ -72,6 +74,112 @@ describe.skipIf(skipWithoutShared || skipWithoutBuild)('graceful shutdown', () =
     const finished = await exited;
     expect(finished.code, finished.stderr).toBe(0);
   }, 120_000);
+});
+
+/** `catdog serve` from the TypeScript sources (always the code under test, unlike dist/), on a random port. */
+async function serveFromSources(home: string, env: Record<string, string>): Promise<{ child: ChildProcess; url: string; exited: Promise<Finished> }> {
+  const hooks = pathToFileURL(path.join(repoRoot, 'src', 'ml', 'typescript-hooks.mjs')).href;
+  const register = `import { register } from 'node:module'; register(${JSON.stringify(hooks)});`;
+  const child = spawn(
+    process.execPath,
+    ['--import', `data:text/javascript,${encodeURIComponent(register)}`, path.join(repoRoot, 'src', 'cli', 'main.ts'), 'serve', '--port', '0'],
+    { cwd: home, env: cliEnv(home, env), stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  const exited = collect(child);
+  const url = await new Promise<string>((resolve, reject) => {
+    let stdout = '';
+    child.stdout!.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString();
+      const match = /catdog listening on (http:\/\/\S+)/.exec(stdout);
+      if (match) resolve(match[1]!);
+    });
+    void exited.then((finished) => reject(new Error(`serve exited early (${finished.code ?? finished.signal}): ${finished.stderr}`)));
+  });
+  return { child, url, exited };
+}
+
+describe.skipIf(skipWithoutShared)('SIGTERM with the in-process queue (embedded defaults: SQLite, jobs.kind inline)', () => {
+  const home = fs.mkdtempSync(path.join(os.tmpdir(), 'catdog-sigterm-jobs-'));
+  afterAll(() => fs.rmSync(home, { recursive: true, force: true }));
+
+  const BATCHES = 6;
+  const PHOTOS_PER_BATCH = 30;
+
+  /** Folders of distinct real photos (links to the shared ones, Kaggle names carry the label), one import job each. */
+  function photoFolders(): string[] {
+    const photos = ['cat', 'dog'].flatMap((label) => fs.readdirSync(path.join(kaggleFullRes, label)).map((name) => path.join(kaggleFullRes, label, name)));
+    return Array.from({ length: BATCHES }, (_, batch) => {
+      const folder = path.join(home, 'photos', `batch-${batch}`);
+      fs.mkdirSync(folder, { recursive: true });
+      for (const photo of photos.slice(batch * PHOTOS_PER_BATCH, (batch + 1) * PHOTOS_PER_BATCH)) fs.symlinkSync(photo, path.join(folder, path.basename(photo)));
+      return folder;
+    });
+  }
+
+  it('hands its queued jobs back at SIGTERM; the restarted server runs every one, each photo imported once', async () => {
+    // Looks for jobs handed back by other processes every second instead of every 30 s, so the test need not wait.
+    const env = { CATDOG_JOBS__STALLED_INTERVAL_MS: '1000' };
+    const first = await serveFromSources(home, env);
+    const database = await openDatabase(`sqlite:${path.join(home, 'catdog.db')}`);
+    try {
+      const { secret } = await createToken(database, 'viewer', 'sigterm test');
+      const listJobs = async (url: string): Promise<JobInfo[]> => {
+        const response = await fetch(`${url}/api/v1/jobs?limit=1000`, { headers: { Authorization: `Bearer ${secret}` } });
+        expect(response.status).toBe(200);
+        return ((await response.json()) as { items: JobInfo[] }).items;
+      };
+
+      // Queued by another process on the same database, as a command would; it hands them over when it closes.
+      const enqueuer = new InlineJobQueue({ store: database.jobs });
+      const ids: string[] = [];
+      for (const folder of photoFolders()) ids.push((await enqueuer.enqueue<ImportJobData>(JOB.import, { folder })).id);
+      await enqueuer.close();
+
+      // SIGTERM once the server has taken the jobs and runs one of them: the others wait behind it.
+      const deadline = Date.now() + 60_000;
+      while (!(await listJobs(first.url)).some((job) => job.state !== 'waiting')) {
+        expect(Date.now(), 'the server did not take the queued jobs within 60 s').toBeLessThan(deadline);
+        await sleep(100);
+      }
+      first.child.kill('SIGTERM');
+      const stopped = await first.exited;
+      expect(stopped.code, stopped.stderr).toBe(0);
+
+      // Nothing is left running, and what did not run is back in the queue for whoever starts next.
+      const rows = (await Promise.all(ids.map((id) => database.jobs.get(id)))) as JobRow[];
+      expect(rows.map((row) => row.state).filter((state) => state !== 'completed' && state !== 'waiting')).toEqual([]);
+      const handedBack = rows.filter((row) => row.state === 'waiting');
+      expect(handedBack.length, 'jobs waiting when SIGTERM came').toBeGreaterThan(0);
+      for (const row of handedBack) expect(row.owner).toBeNull();
+
+      const second = await serveFromSources(home, env);
+      try {
+        const finishedBy = Date.now() + 240_000;
+        let jobs = await listJobs(second.url);
+        while (jobs.filter((job) => ids.includes(job.id)).some((job) => job.state !== 'completed')) {
+          expect(jobs.filter((job) => job.state === 'failed'), 'failed jobs').toEqual([]);
+          expect(Date.now(), 'the restarted server did not finish the jobs within 4 min').toBeLessThan(finishedBy);
+          await sleep(500);
+          jobs = await listJobs(second.url);
+        }
+        for (const row of handedBack) {
+          expect(jobs.find((job) => job.id === row.id)?.workerId).toBe(`server-${second.child.pid}`);
+        }
+        // Every photo landed once: the imports together stored each of them exactly one time.
+        const imported = jobs.filter((job) => ids.includes(job.id)).map((job) => (job.result as { imported: number; skipped: number }));
+        expect(imported.reduce((sum, result) => sum + result.imported, 0)).toBe(BATCHES * PHOTOS_PER_BATCH);
+        expect(imported.every((result) => result.skipped === 0)).toBe(true);
+        const images = await fetch(`${second.url}/api/v1/images?limit=1`, { headers: { Authorization: `Bearer ${secret}` } });
+        expect(((await images.json()) as { total: number }).total).toBe(BATCHES * PHOTOS_PER_BATCH);
+      } finally {
+        second.child.kill('SIGTERM');
+        expect((await second.exited).code).toBe(0);
+      }
+    } finally {
+      await database.close();
+      if (first.child.exitCode === null) first.child.kill('SIGKILL');
+    }
+  }, 420_000);
 });
 
 describe.skipIf(skipWithoutShared)('PostgreSQL restarts under a running server', () => {
