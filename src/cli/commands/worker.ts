@@ -61,7 +61,7 @@ export function registerWorkerCommand(program: Command, globals: () => GlobalOpt
       let stopping: Promise<void> | undefined;
       const stop = (signal: NodeJS.Signals) => {
         stopping ??= (async () => {
-          // Active jobs get jobs' close timeout to finish; any still running stay in Redis for another worker.
+          // Active jobs get the queue's close timeout to finish; any still running then go back to the queue for another worker.
           app.logger.info({ signal, workerId }, 'worker stopping: finishing active jobs');
           await queue.close();
           await app.close();
