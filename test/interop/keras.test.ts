@@ -14,6 +14,7 @@ import { exportModel, type ExportedModelCard } from '../../src/registry/export.j
 import { importModel } from '../../src/registry/import.js';
 import { datasetParams, trainingParams, withOverrides } from '../../src/training/params.js';
 import { trainOnDataset } from '../../src/training/run-training.js';
+import type { CatdogConfig } from '../../src/config/index.js';
 import type { ModelRow } from '../../src/db/index.js';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { runPython, skipWithoutPython } from '../support/python.js';
@@ -121,9 +122,9 @@ describe.skipIf(skipReason)(`catdog models ↔ Python Keras 3.15${skipReason && 
   let app: TestApp;
   let datasetId: number;
 
-  const train = async (architecture: 'cnn' | 'mobilenet', imageSize: number, epochs: number, fineTune = app.config.training.fineTune): Promise<ModelRow> => {
+  const train = async (architecture: 'cnn' | 'mobilenet', imageSize: number, epochs: number, training: Partial<CatdogConfig['training']> = {}): Promise<ModelRow> => {
     const overridden = withOverrides(app.config, { architecture, imageSize, epochs });
-    const config = { ...overridden, training: { ...overridden.training, fineTune } };
+    const config = { ...overridden, training: { ...overridden.training, ...training } };
     const outcome = await trainOnDataset(app, { datasetId, params: trainingParams(config, datasetParams(config)) });
     return outcome.model;
   };
@@ -218,7 +219,7 @@ describe.skipIf(skipReason)(`catdog models ↔ Python Keras 3.15${skipReason && 
   }, SLOW_TEST_MS);
 
   it('exports a fine-tuned MobileNet (frozen layers below the cut, then the fine-tuned blocks with frozen BatchNorm and the head): Keras answers as catdog does', async () => {
-    const model = await train('mobilenet', 224, 2, { enabled: true, blocks: 2, learningRate: 0.0005, epochs: 1 });
+    const model = await train('mobilenet', 224, 2, { fineTune: { enabled: true, blocks: 2, learningRate: 0.0005, epochs: 1 } });
     expect((await readModelFiles(app.blobs, model.artifactPrefix)).card.fineTuned).toEqual({ blocks: 2, layer: 'conv_pw_11_relu' });
     const images = await photoPixels(224);
     const expected = await catdogPredictions(model, images);
@@ -228,6 +229,20 @@ describe.skipIf(skipReason)(`catdog models ↔ Python Keras 3.15${skipReason && 
     const file = path.join(app.home, 'fine-tuned.keras');
     fs.writeFileSync(file, exported.format === 'keras' ? exported.bytes : new Uint8Array());
     const [fromKeras] = await kerasPredictions([file], writePixels(path.join(app.home, 'fine-tuned.f32'), images), 224);
+    expectClose(fromKeras!, expected);
+    await expectTfjsExportAnswersAsCatdog(model, images, 224, expected);
+  }, SLOW_TEST_MS);
+
+  it('exports a head on a backbone ensemble (MobileNet v1 and the MobileNetV2 trunk side by side): Keras answers as catdog does', async () => {
+    const model = await train('mobilenet', 224, 2, { ensemble: [sharedPath('models', 'mobilenet_v2_0.35_trunk_tm', 'model.json')] });
+    const images = await photoPixels(224);
+    const expected = await catdogPredictions(model, images);
+    expect(Math.max(...expected) - Math.min(...expected)).toBeGreaterThan(1e-3);
+
+    const exported = await exportModel(app, model.id, 'keras');
+    const file = path.join(app.home, 'ensemble.keras');
+    fs.writeFileSync(file, exported.format === 'keras' ? exported.bytes : new Uint8Array());
+    const [fromKeras] = await kerasPredictions([file], writePixels(path.join(app.home, 'ensemble.f32'), images), 224);
     expectClose(fromKeras!, expected);
     await expectTfjsExportAnswersAsCatdog(model, images, 224, expected);
   }, SLOW_TEST_MS);

@@ -178,9 +178,12 @@ function kerasEndpoints(tfjsEndpoints: Json | undefined, containers: Set<Json | 
   return endpoints.length === 1 ? (endpoints[0] ?? null) : endpoints;
 }
 
-function inputShapeOf(layer: Layer): Shape {
-  const shapes = layer.inboundNodes[0]?.inputShapes;
+/** The shape a layer was called on; a merge layer's list of shapes, as Keras records it. */
+function inputShapeOf(layer: Layer): Shape | Shape[] {
+  const node = layer.inboundNodes[0];
+  const shapes = node?.inputShapes;
   if (!shapes) throw new Error(`layer ${layer.name} was never called, so its input shape is unknown`);
+  if (node.inboundLayers.length > 1) return shapes as Shape[];
   return (Array.isArray(shapes[0]) ? shapes[0] : shapes) as Shape;
 }
 

@@ -107,6 +107,9 @@ const LAYER_SPECS: Record<string, LayerSpec> = {
   Activation: { shared: { activation: undefined }, buildConfig: false },
   Reshape: { shared: { target_shape: undefined }, buildConfig: false },
   Rescaling: { shared: { scale: undefined, offset: 0 }, buildConfig: true },
+  // Merge layers (MobileNetV2's residual connections, a backbone ensemble's features side by side).
+  Add: { shared: {}, buildConfig: true },
+  Concatenate: { shared: { axis: -1 }, buildConfig: true },
 };
 
 /** Model classes whose config nests layers: Keras 3 writes Functional, Keras 2 and tfjs write Model. */
