@@ -165,7 +165,7 @@ async function buildSplit(backbone: Backbone, layerName: string): Promise<Backbo
  * hundred photos that would wash out statistics learnt on ImageNet. The override lives on this instance only: the
  * saved model records `trainable: false`, and a loaded model predicts in inference mode anyway.
  */
-export function freezeBatchNormalization(model: LayersModel): void {
+function freezeBatchNormalization(model: LayersModel): void {
   for (const layer of model.layers) {
     if (layer.getClassName() !== 'BatchNormalization') continue;
     layer.trainable = false;

@@ -18,7 +18,7 @@ export {
   type LoadBackboneOptions,
   type NetworkInput,
 } from './backbone.js';
-export { featuresFromActivations, fineTuneSplitLayer, fineTuningNetwork, freezeBatchNormalization, splitBackbone, type BackboneSplit } from './fine-tune.js';
+export { featuresFromActivations, fineTuneSplitLayer, fineTuningNetwork, splitBackbone, type BackboneSplit } from './fine-tune.js';
 export { imagenetAnimalMass, zeroShotPDog } from './zero-shot.js';
 export { buildCnn, buildHead, type HeadKind } from './models.js';
 export {
