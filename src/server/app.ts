@@ -78,6 +78,12 @@ export function createServer(app: AppContext, options: ServerOptions): OpenAPIHo
 
   const server = new OpenAPIHono({ defaultHook: validationHook });
   server.use('*', securityHeaders, metrics.middleware);
+  // At shutdown every answer closes its connection: a kept-alive one would hold the closing server open until its
+  // keep-alive timeout (30 s, see startServer) ran out.
+  server.use('*', async (c, next) => {
+    await next();
+    if (deps.closing.aborted) c.res.headers.set('Connection', 'close');
+  });
   const access = {
     db: app.db,
     anonymousViewer: app.config.server.anonymousViewer,

@@ -8,6 +8,15 @@ import { RetrainingTrigger } from '../training/retraining.js';
 import { RunManager } from '../training/run-manager.js';
 import { createServer } from './app.js';
 
+/**
+ * How long an idle keep-alive connection stays open. A model call is synchronous native work that blocks the event
+ * loop, for seconds with a full batch on a busy machine; when the loop resumes Node runs expired timers before it
+ * reads sockets, so with Node's default of 5 s the server closed connections on which clients had already sent
+ * their next request (ECONNRESET under 50 concurrent clients). Clients told `Keep-Alive: timeout=30` reuse a
+ * connection for less than that.
+ */
+const KEEP_ALIVE_TIMEOUT_MS = 30_000;
+
 export interface RunningServer {
   url: string;
   port: number;
@@ -66,7 +75,7 @@ export async function startServer(app: AppContext, options: StartOptions): Promi
   retraining?.start();
   const closing = new AbortController();
   const hono = createServer(app, { models, runs, jobs, ...(retraining && { retraining }), closing: closing.signal });
-  const server = serve({ fetch: hono.fetch, port: options.port, hostname: options.host });
+  const server = serve({ fetch: hono.fetch, port: options.port, hostname: options.host, serverOptions: { keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS } });
   const address = await listen(server);
   models.startWatching();
 

@@ -1,11 +1,14 @@
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import http from 'node:http';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createToken } from '../../src/auth/index.js';
-import { catPhotos, dogPhotos, startTestServer, withBearer, type TestServer } from '../../src/server/test-support.js';
+import { catPhotos, dogPhotos, photoForm, startTestServer, withBearer, type TestServer } from '../../src/server/test-support.js';
 import { trainSmallModel } from '../../src/serving/test-support.js';
 import { skipWithoutShared } from '../support/shared.js';
+import { collect } from './support.js';
 
 /**
  * Issue 5 "Load" in CI, shortened (bench/load.mjs is the 60 s version that also records latency and RSS, which are
@@ -15,6 +18,8 @@ import { skipWithoutShared } from '../support/shared.js';
 const CLIENTS = 50;
 const WARM_UP_SECONDS = 8;
 const MEASURED_SECONDS = 15;
+/** Longer than Node's default keep-alive timeout (5 s), as a full batch can take under load. */
+const BLOCKED_MS = 6_000;
 
 interface LoadResult {
   answered: number;
@@ -105,4 +110,70 @@ describe.skipIf(skipWithoutShared)('load: 50 concurrent clients on a promoted mo
     expect(photosPredicted, 'every answered photo went through the model once').toBe(measured.answered);
     expect(photosPredicted / modelCalls, `${photosPredicted} photos in ${modelCalls} model calls`).toBeGreaterThan(1);
   }, 120_000);
+
+  it('answers a request sent on a kept-alive connection while a long model call blocks the event loop', async () => {
+    // A model call is synchronous native work: on a busy machine a full batch blocks the event loop for seconds.
+    // When the loop resumes, Node runs expired timers before reading sockets, so a keep-alive timer shorter than
+    // the block closed connections on which a client had already sent its next request (ECONNRESET under load).
+    // The client is another process, so it sends while this one (the server's) is blocked.
+    const client = spawn(
+      process.execPath,
+      [
+        '--input-type=module',
+        '-e',
+        `const url = process.argv[1];
+         await (await fetch(url)).text();
+         console.log('answered');
+         await new Promise((resolve) => setTimeout(resolve, 300));
+         const second = await fetch(url).then((response) => String(response.status), (error) => error.cause?.code ?? String(error));
+         console.log(second);`,
+        t.url('/api/v1/health'),
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    const finished = collect(client);
+    await new Promise<void>((resolve) => client.stdout!.on('data', (chunk: Buffer) => chunk.toString().includes('answered') && resolve()));
+    await new Promise<void>((resolve) =>
+      setImmediate(() => {
+        const until = Date.now() + BLOCKED_MS;
+        while (Date.now() < until);
+        resolve();
+      }),
+    );
+    const { stdout, stderr, code } = await finished;
+    expect(code, stderr).toBe(0);
+    expect(stdout.trim().split('\n').at(-1), 'the second request on the same connection').toBe('200');
+  }, 60_000);
+});
+
+describe.skipIf(skipWithoutShared)('shutdown with kept-alive connections', () => {
+  it('answers a request in flight at shutdown with Connection: close, so closing does not wait out the keep-alive timeout', async () => {
+    const t = await startTestServer();
+    const [file] = catPhotos(1);
+    const form = new Response(photoForm([file!]));
+    const body = Buffer.from(await form.arrayBuffer());
+    const request = http.request(t.url('/api/v1/predictions'), {
+      method: 'POST',
+      headers: {
+        Authorization: `Bearer ${t.tokens.viewer}`,
+        'Content-Type': form.headers.get('content-type')!,
+        'Content-Length': String(body.length),
+        // The server answers 100 Continue once it has read the headers: from then on the request is in flight.
+        Expect: '100-continue',
+      },
+    });
+    const answered = new Promise<http.IncomingMessage>((resolve, reject) => {
+      request.once('response', resolve);
+      request.once('error', reject);
+    });
+    await new Promise((resolve) => request.once('continue', resolve));
+    const closed = t.close();
+    request.end(body);
+    const response = await answered;
+    let text = '';
+    for await (const chunk of response) text += String(chunk);
+    expect(response.statusCode, text).toBe(200);
+    expect(response.headers.connection).toBe('close');
+    await closed;
+  }, 60_000);
 });
