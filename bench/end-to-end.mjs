@@ -7,19 +7,13 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { interleaved, loadAverage, options, peerPython, repoRoot, report, requireShared, runMeasured, sharedDir } from './lib.mjs';
+import { interleaved, kagglePhotoFolder, loadAverage, options, peerPython, repoRoot, report, requireShared, runMeasured, sharedDir } from './lib.mjs';
 
 const opts = options({ perClass: 1000, rounds: 1 });
 requireShared();
 const python = peerPython();
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'catdog-bench-e2e-'));
-const dataDir = path.join(work, 'photos');
-for (const label of ['cat', 'dog']) {
-  const source = path.join(sharedDir, 'data', 'kaggle-dev', label);
-  const numbered = fs.readdirSync(source).map((name) => ({ name, n: Number(name.split('.')[1]) })).sort((a, b) => a.n - b.n);
-  fs.mkdirSync(path.join(dataDir, label), { recursive: true });
-  for (const { name } of numbered.slice(0, opts.perClass)) fs.symlinkSync(path.join(source, name), path.join(dataDir, label, name));
-}
+const dataDir = kagglePhotoFolder(path.join(work, 'photos'), opts.perClass);
 
 let round = 0;
 const timed = (run) => () => {

@@ -1,6 +1,7 @@
 // Shared plumbing for the benchmark scripts: peers run as child processes, one at a time, on the same machine.
 import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -132,4 +133,121 @@ export async function interleavedAsync(contenders, rounds) {
     for (const [name, run] of Object.entries(contenders)) runs[name].push(await run());
   }
   return runs;
+}
+
+/** A TCP port free on 127.0.0.1 right now. */
+export async function freePort() {
+  const server = net.createServer().listen(0, '127.0.0.1');
+  await new Promise((resolve) => server.once('listening', resolve));
+  const { port } = server.address();
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** Polls `url` until it answers 2xx; fails early if the server process `child` exits. */
+export async function waitFor(url, child, seconds = 240) {
+  const deadline = Date.now() + seconds * 1000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`server exited with ${child.exitCode} before answering ${url}`);
+    const ok = await fetch(url).then((response) => response.ok, () => false);
+    if (ok) return;
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+  throw new Error(`${url} did not answer within ${seconds} s`);
+}
+
+/** The peak resident set (VmHWM) of a live process, in MiB. */
+export function peakRssMiB(pid) {
+  const line = fs.readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith('VmHWM:'));
+  return line ? Number(line.split(/\s+/)[1]) / 1024 : null;
+}
+
+/** `folder`/cat and `folder`/dog holding the first `perClass` kaggle-dev photos of each class, as symlinks (never copies). */
+export function kagglePhotoFolder(folder, perClass) {
+  for (const label of ['cat', 'dog']) {
+    const source = path.join(sharedDir, 'data', 'kaggle-dev', label);
+    const numbered = fs.readdirSync(source).map((name) => ({ name, n: Number(name.split('.')[1]) })).sort((a, b) => a.n - b.n);
+    fs.mkdirSync(path.join(folder, label), { recursive: true });
+    for (const { name } of numbered.slice(0, perClass)) fs.symlinkSync(path.join(source, name), path.join(folder, label, name));
+  }
+  return folder;
+}
+
+/** Draws a figure's JSON result as a bar chart (bench/plot.py; `python` is `peersPython()`, which has matplotlib). */
+export function plotFigure(python, jsonFile, pngFile) {
+  execFileSync(python, [path.join(repoRoot, 'bench', 'plot.py'), jsonFile, pngFile], { stdio: 'inherit' });
+}
+
+/**
+ * Rewrites the block between `<!-- bench:<id> -->` and `<!-- /bench:<id> -->` of docs/benchmarks.md with `body`
+ * (appends it when the markers are missing); the rest of the file is kept as it is.
+ */
+export function replaceBenchmarkSection(id, body) {
+  const markdownFile = path.join(repoRoot, 'docs', 'benchmarks.md');
+  const start = `<!-- bench:${id} -->`;
+  const end = `<!-- /bench:${id} -->`;
+  const block = `${start}\n${body}\n${end}`;
+  let markdown = fs.existsSync(markdownFile) ? fs.readFileSync(markdownFile, 'utf8') : '# Benchmarks\n';
+  const from = markdown.indexOf(start);
+  const to = markdown.indexOf(end);
+  markdown = from >= 0 && to > from ? markdown.slice(0, from) + block + markdown.slice(to + end.length) : `${markdown.trimEnd()}\n\n${block}\n`;
+  fs.writeFileSync(markdownFile, markdown);
+}
+
+/**
+ * Closed-loop HTTP load: one client per entry of `clientHeaders`, each POSTing `nextBody()` to `url` again as soon
+ * as its previous answer arrived, for `warmupSeconds` then `seconds` without a pause between them. Requests started
+ * during the warm-up are tallied apart (`warmUp`). A request in flight at the deadline is waited for, so every
+ * request sent is counted and the server is idle when this resolves. A fetch loop rather than autocannon:
+ * autocannon completed only the first request per connection against Werkzeug (Flask's server), with keep-alive or
+ * without, and it drops the requests in flight when its time is up.
+ * Returns, for the measured requests: 2xx answers and their latencies (ms), non-2xx answers, network errors, up to 5
+ * failure samples, and the seconds from the warm-up's end until the last answer.
+ */
+export async function closedLoopLoad({ url, clientHeaders, nextBody, seconds, warmupSeconds = 0 }) {
+  const started = performance.now();
+  const measuredFrom = started + warmupSeconds * 1000;
+  const deadline = measuredFrom + seconds * 1000;
+  const latencies = [];
+  const tally = () => ({ answered: 0, non2xx: 0, errors: 0 });
+  const warmUp = tally();
+  const measured = tally();
+  const failureSamples = [];
+  const fail = (counts, kind, sample) => {
+    counts[kind]++;
+    if (failureSamples.length < 5) failureSamples.push(sample);
+  };
+  const client = async (headers) => {
+    while (performance.now() < deadline) {
+      const sent = performance.now();
+      const counts = sent < measuredFrom ? warmUp : measured;
+      try {
+        const response = await fetch(url, { method: 'POST', headers, body: nextBody() });
+        const text = await response.text();
+        if (!response.ok) {
+          fail(counts, 'non2xx', `${response.status} ${text.slice(0, 200)}`);
+          continue;
+        }
+        counts.answered++;
+        if (counts === measured) latencies.push(performance.now() - sent);
+      } catch (error) {
+        // fetch's own message is "fetch failed"; the reason (a reset, a refused connection) is its cause.
+        const at = ((performance.now() - started) / 1000).toFixed(1);
+        fail(counts, 'errors', `${error} (${error.cause?.code ?? error.cause?.message ?? 'no cause'}) at ${at} s, sent at ${((sent - started) / 1000).toFixed(1)} s`);
+      }
+    }
+  };
+  await Promise.all(clientHeaders.map(client));
+  latencies.sort((a, b) => a - b);
+  const percentile = (p) => latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))] ?? null;
+  return {
+    ...measured,
+    warmUp,
+    failureSamples,
+    measuredSeconds: (performance.now() - measuredFrom) / 1000,
+    p50: percentile(50),
+    p99: percentile(99),
+    max: latencies.at(-1) ?? null,
+    mean: latencies.length > 0 ? latencies.reduce((sum, ms) => sum + ms, 0) / latencies.length : null,
+  };
 }

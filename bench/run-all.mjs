@@ -5,10 +5,12 @@
 // Usage: node bench/run-all.mjs [--only preprocess,features,train,end-to-end,serving] [--quick]
 import fs from 'node:fs';
 import path from 'node:path';
-import { execFileSync } from 'node:child_process';
-import { peersPython, repoRoot, runMeasured } from './lib.mjs';
+import { peersPython, plotFigure, replaceBenchmarkSection, repoRoot, runMeasured } from './lib.mjs';
 
-/** Default sizes fit the whole suite in about 15 minutes on an idle 2-core machine; --quick checks the plumbing. */
+/**
+ * Default sizes fit the whole suite in about 15 minutes on an idle 2-core machine; --quick checks the plumbing.
+ * bench/load.mjs (a 60 s soak of 50 clients, plus training its model) runs on its own: it would not fit.
+ */
 const FIGURES = [
   { id: 'preprocess', title: '1. Preprocessing: full-size JPEG to normalised 224 + 128 px tensors', script: 'preprocess.mjs', args: [], quick: ['--images', '20', '--passes', '1', '--rounds', '1'] },
   { id: 'features', title: '2. Feature extraction: MobileNet v1 0.75, 768-d', script: 'features.mjs', args: [], quick: ['--images', '32', '--rounds', '1'] },
@@ -23,7 +25,6 @@ const quick = argv.includes('--quick');
 const onlyIndex = argv.indexOf('--only');
 const only = onlyIndex >= 0 ? new Set(argv[onlyIndex + 1].split(',')) : undefined;
 const benchDocs = path.join(repoRoot, 'docs', 'bench');
-const markdownFile = path.join(repoRoot, 'docs', 'benchmarks.md');
 fs.mkdirSync(benchDocs, { recursive: true });
 const python = peersPython();
 
@@ -31,8 +32,8 @@ const python = peersPython();
 function writeFigure(id, result) {
   const jsonFile = path.join(benchDocs, `${id}.json`);
   fs.writeFileSync(jsonFile, `${JSON.stringify(result, null, 2)}\n`);
-  execFileSync(python, [path.join(repoRoot, 'bench', 'plot.py'), jsonFile, path.join(benchDocs, `${id}.png`)], { stdio: 'inherit' });
-  replaceSection(id, section(id, result));
+  plotFigure(python, jsonFile, path.join(benchDocs, `${id}.png`));
+  replaceBenchmarkSection(id, section(id, result));
 }
 
 /** Figure 6: the peak RSS every contender reached in the figures above, gathered from their JSON results. */
@@ -85,17 +86,6 @@ function section(id, result) {
   }
   lines.push('', `![${result.title}](bench/${id}.png)`);
   return lines.filter((line, i, all) => !(line === '' && all[i - 1] === '')).join('\n');
-}
-
-function replaceSection(id, body) {
-  const start = `<!-- bench:${id} -->`;
-  const end = `<!-- /bench:${id} -->`;
-  const block = `${start}\n${body}\n${end}`;
-  let markdown = fs.existsSync(markdownFile) ? fs.readFileSync(markdownFile, 'utf8') : '# Benchmarks\n';
-  const from = markdown.indexOf(start);
-  const to = markdown.indexOf(end);
-  markdown = from >= 0 && to > from ? markdown.slice(0, from) + block + markdown.slice(to + end.length) : `${markdown.trimEnd()}\n\n${block}\n`;
-  fs.writeFileSync(markdownFile, markdown);
 }
 
 for (const figure of FIGURES.filter((f) => !only || only.has(f.id))) {

@@ -7,10 +7,9 @@
 // Usage: node bench/serving.mjs [--seconds 10] [--rounds 1]
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { interleavedAsync, loadAverage, options, peersPython, repoRoot, report, requireShared, sharedDir } from './lib.mjs';
+import { closedLoopLoad, freePort, interleavedAsync, loadAverage, options, peakRssMiB, peersPython, repoRoot, report, requireShared, sharedDir, waitFor } from './lib.mjs';
 
 const LEVELS = [1, 8, 32];
 const opts = options({ seconds: 10, rounds: 1 });
@@ -25,30 +24,6 @@ const body = Buffer.concat([
   photo,
   Buffer.from(`\r\n--${boundary}--\r\n`),
 ]);
-
-async function freePort() {
-  const server = net.createServer().listen(0, '127.0.0.1');
-  await new Promise((resolve) => server.once('listening', resolve));
-  const { port } = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
-async function waitFor(url, child, seconds = 240) {
-  const deadline = Date.now() + seconds * 1000;
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`server exited with ${child.exitCode} before answering ${url}`);
-    const ok = await fetch(url).then((response) => response.ok, () => false);
-    if (ok) return;
-    await new Promise((resolve) => setTimeout(resolve, 500));
-  }
-  throw new Error(`${url} did not answer within ${seconds} s`);
-}
-
-const peakRssMiB = (pid) => {
-  const line = fs.readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith('VmHWM:'));
-  return line ? Number(line.split(/\s+/)[1]) / 1024 : null;
-};
 
 /** A viewer token in `home`, when this catdog has API tokens (predictions need the viewer role). */
 function catdogToken(home, env) {
@@ -90,32 +65,11 @@ const servers = {
   }),
 };
 
-/**
- * `connections` clients, each posting the photo again as soon as its previous answer arrives, for `seconds`.
- * A fetch loop rather than autocannon: autocannon completed only the first request per connection against
- * Werkzeug (Flask's server), with keep-alive or without, so both servers get this same client.
- */
+/** `connections` clients, each posting the photo again as soon as its previous answer arrives, for `seconds`. */
 async function load({ predict: url, headers }, connections, seconds) {
-  const deadline = performance.now() + seconds * 1000;
-  const latencies = [];
-  let errors = 0;
-  const client = async () => {
-    while (performance.now() < deadline) {
-      const started = performance.now();
-      try {
-        const response = await fetch(url, { method: 'POST', headers: { ...headers, 'content-type': `multipart/form-data; boundary=${boundary}` }, body });
-        await response.arrayBuffer();
-        if (response.ok) latencies.push(performance.now() - started);
-        else errors++;
-      } catch {
-        errors++;
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: connections }, client));
-  latencies.sort((a, b) => a - b);
-  const percentile = (p) => latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))] ?? null;
-  return { completed: latencies.length, errors, p50: percentile(50), p99: percentile(99) };
+  const clientHeaders = Array.from({ length: connections }, () => ({ ...headers, 'content-type': `multipart/form-data; boundary=${boundary}` }));
+  const result = await closedLoopLoad({ url, clientHeaders, nextBody: () => body, seconds });
+  return { completed: result.answered, errors: result.errors + result.non2xx, p50: result.p50, p99: result.p99 };
 }
 
 async function measure(name) {

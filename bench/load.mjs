@@ -1,0 +1,273 @@
+#!/usr/bin/env node
+// Issue 5 "Load": `catdog serve` on embedded defaults (SQLite, local blobs, MobileNet v1 0.75) serving a promoted
+// model trained first on `trainPerClass` kaggle-dev photos per class (0: the zero-shot fallback), then `clients`
+// concurrent clients (closedLoopLoad: keep-alive fetch loops) each posting the next real full-size photo as soon as
+// its previous answer arrived: `warmup` seconds, then `seconds` measured. Both phases end once the requests in
+// flight are answered, so the scrapes at warm-up end and at the end see an idle server; /metrics is also scraped
+// every `sampleEvery` seconds during the measured phase (RSS, TensorFlow tensors, model-call sizes).
+// Every client has its own viewer token, as separate users would: the rate limit (server.rateLimit, default 1200
+// requests/min per token) stays at its default, and a client here asks for a few per second at most.
+// Not part of `npm run bench` (it would push the suite past its 15 minutes). Writes docs/bench/load.json, .png and
+// the `bench:load` section of docs/benchmarks.md; exits 1 when a target of issue 5 is missed.
+// Usage: node bench/load.mjs [--seconds 60] [--warmup 60] [--clients 50] [--trainPerClass 50] [--sampleEvery 5]
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  closedLoopLoad,
+  freePort,
+  kagglePhotoFolder,
+  loadAverage,
+  machine,
+  options,
+  peakRssMiB,
+  peersPython,
+  plotFigure,
+  replaceBenchmarkSection,
+  repoRoot,
+  requireShared,
+  runMeasured,
+  sharedDir,
+  waitFor,
+} from './lib.mjs';
+
+const opts = options({ seconds: 60, warmup: 60, clients: 50, trainPerClass: 50, sampleEvery: 5 });
+requireShared();
+const python = peersPython();
+const cli = path.join(repoRoot, 'dist', 'cli', 'main.js');
+const dist = (module) => import(path.join(repoRoot, 'dist', module));
+const { databaseUrl, loadConfig } = await dist('config/index.js');
+const { openDatabase } = await dist('db/index.js');
+const { createToken } = await dist('auth/index.js');
+
+const boundary = 'catdogloadboundary';
+/** The batcher's default cap (`maxBatch` in src/serving/batcher.ts): the largest model call the server makes. */
+const FULL_BATCH = 32;
+const photoDir = path.join(sharedDir, 'data', 'kaggle-fullres-sample');
+const photos = ['cat', 'dog'].flatMap((label) =>
+  fs.readdirSync(path.join(photoDir, label)).map((name) => ({ name, bytes: fs.readFileSync(path.join(photoDir, label, name)) })),
+);
+const multipart = (files) =>
+  Buffer.concat([
+    ...files.flatMap(({ name, bytes }) => [
+      Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="${name}"\r\nContent-Type: image/jpeg\r\n\r\n`),
+      bytes,
+      Buffer.from('\r\n'),
+    ]),
+    Buffer.from(`--${boundary}--\r\n`),
+  ]);
+const bodies = photos.map((photo) => multipart([photo]));
+let nextBody = 0;
+
+/** The value of one series of a Prometheus text exposition (`name{labels} value`), or NaN when absent. */
+function metric(text, series) {
+  const line = text.split('\n').find((candidate) => candidate.startsWith(`${series} `));
+  return line ? Number(line.slice(series.length + 1)) : Number.NaN;
+}
+
+async function scrape(base, token) {
+  const response = await fetch(`${base}/metrics`, { headers: { authorization: `Bearer ${token}` } });
+  if (!response.ok) throw new Error(`/metrics answered ${response.status}: ${(await response.text()).slice(0, 300)}`);
+  const text = await response.text();
+  const buckets = Object.fromEntries(
+    [...text.matchAll(/^catdog_model_batch_size_bucket\{le="([^"]+)"\} (\d+)$/gm)].map(([, le, count]) => [le, Number(count)]),
+  );
+  const modelCalls = metric(text, 'catdog_model_batch_size_count');
+  return {
+    rssMiB: metric(text, 'process_resident_memory_bytes') / 2 ** 20,
+    tensors: metric(text, 'catdog_tf_tensors'),
+    modelCalls,
+    photos: metric(text, 'catdog_model_batch_size_sum'),
+    buckets,
+    // The smallest bucket holding every call so far: memory steps up when a larger model call first happens.
+    largestBatchUpTo: Object.entries(buckets).find(([, count]) => count === modelCalls)?.[0],
+  };
+}
+
+const work = fs.mkdtempSync(path.join(os.tmpdir(), 'catdog-bench-load-'));
+const home = path.join(work, 'home');
+const env = {
+  ...process.env,
+  CATDOG_HOME: home,
+  CATDOG_BACKBONE_URL: path.join(sharedDir, 'models', 'mobilenet_v1_0.75_224', 'model.json'),
+  CATDOG_LOG_LEVEL: 'warn',
+  TF_CPP_MIN_LOG_LEVEL: '2',
+};
+const started = Date.now();
+const loadBefore = loadAverage();
+let server;
+let outcome;
+try {
+  let trained;
+  if (opts.trainPerClass > 0) {
+    process.stderr.write(`load: training on ${opts.trainPerClass} photos per class…\n`);
+    const result = runMeasured(process.execPath, [cli, 'train', '--data', kagglePhotoFolder(path.join(work, 'photos'), opts.trainPerClass), '--json'], { env });
+    if (!result.promotion.promoted) throw new Error(`the trained model was not promoted: ${result.promotion.reason}`);
+    trained = { modelId: result.modelId, testAccuracy: result.metrics.accuracy, testPhotos: result.metrics.count };
+  }
+
+  const port = await freePort();
+  const base = `http://127.0.0.1:${port}`;
+  server = spawn(process.execPath, [cli, 'serve', '--port', String(port)], { env, stdio: ['ignore', 'ignore', 'inherit'] });
+  await waitFor(`${base}/api/v1/health`, server);
+  const { servingModelId } = await (await fetch(`${base}/api/v1/health`)).json();
+  if (trained && servingModelId !== trained.modelId) throw new Error(`serving ${servingModelId}, not the trained ${trained.modelId}`);
+
+  const db = await openDatabase(databaseUrl(loadConfig({ env: { CATDOG_HOME: home }, cwd: home }).config));
+  const [monitor, ...clientTokens] = await Promise.all(
+    Array.from({ length: opts.clients + 1 }, async (_, i) => (await createToken(db, 'viewer', i === 0 ? 'load monitor' : `load client ${i}`)).secret),
+  ).finally(() => db.close());
+
+  // The warm-up starts with one full-size model call, so the memory such a call takes is held before the measured
+  // window rather than taken whenever enough requests first coincide in it.
+  const primer = await fetch(`${base}/api/v1/predictions`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${monitor}`, 'content-type': `multipart/form-data; boundary=${boundary}` },
+    body: multipart(photos.slice(0, FULL_BATCH)),
+  });
+  if (!primer.ok) throw new Error(`a request of ${FULL_BATCH} photos answered ${primer.status}: ${(await primer.text()).slice(0, 300)}`);
+  await primer.arrayBuffer();
+
+  process.stderr.write(`load: ${opts.clients} clients, ${opts.warmup} s warm-up then ${opts.seconds} s measured…\n`);
+  // Under load throughout (no pause at the warm-up's end, which would let keep-alive connections idle out and
+  // restart all clients in one burst); each reading is taken while the clients are busy, the last one idle.
+  const loadStarted = performance.now();
+  const total = opts.warmup + opts.seconds;
+  const every = Array.from({ length: Math.floor(total / opts.sampleEvery) }, (_, i) => (i + 1) * opts.sampleEvery);
+  const times = [...new Set([...every, opts.warmup, total])].sort((a, b) => a - b);
+  // Failures are kept, not thrown, until the load is over: a rejection nobody awaits yet would end the process.
+  const readings = times.map((seconds) =>
+    sleep(seconds * 1000).then(() => scrape(base, monitor)).then(
+      (reading) => ({ at: (performance.now() - loadStarted) / 1000, nominal: seconds, ...reading }),
+      (error) => ({ nominal: seconds, error }),
+    ),
+  );
+  const measured = await closedLoopLoad({
+    url: `${base}/api/v1/predictions`,
+    clientHeaders: clientTokens.map((token) => ({ authorization: `Bearer ${token}`, 'content-type': `multipart/form-data; boundary=${boundary}` })),
+    nextBody: () => bodies[nextBody++ % bodies.length],
+    warmupSeconds: opts.warmup,
+    seconds: opts.seconds,
+  });
+  const samples = await Promise.all(readings);
+  const failedScrape = samples.find((reading) => reading.error);
+  if (failedScrape) throw new Error(`the scrape at ${failedScrape.nominal} s failed: ${failedScrape.error.message}`);
+  const warm = samples.find((reading) => reading.nominal === opts.warmup);
+  const end = samples.find((reading) => reading.nominal === total);
+  const idle = await scrape(base, monitor);
+
+  const afterWarmUp = samples.filter((reading) => reading.nominal >= opts.warmup);
+  const modelCalls = idle.modelCalls - warm.modelCalls;
+  const photosPredicted = idle.photos - warm.photos;
+  const tensorsAfterWarmUp = [...afterWarmUp, idle].map((reading) => reading.tensors);
+  outcome = {
+    figure: 'load',
+    title: `8. Load: ${opts.clients} concurrent clients for ${opts.seconds} s`,
+    machine: machine(),
+    unit: 'MiB (RSS) / count (tensors)',
+    what: `${opts.clients} keep-alive clients (fetch loops), each with its own viewer token, posting the ${bodies.length} kaggle-fullres-sample photos in turn to \`catdog serve\` on embedded defaults (${trained ? `a model trained on ${opts.trainPerClass} kaggle-dev photos per class, promoted` : 'zero-shot MobileNet v1 0.75'}); ${opts.warmup} s warm-up (after one request of ${FULL_BATCH} photos, the largest model call), then ${opts.seconds} s measured, continuously (no pause between them), /metrics scraped every ${opts.sampleEvery} s`,
+    command: `node bench/load.mjs${process.argv.slice(2).length > 0 ? ` ${process.argv.slice(2).join(' ')}` : ''}`,
+    servingModelId,
+    trained,
+    warmUp: measured.warmUp,
+    answered: measured.answered,
+    errors: measured.errors,
+    non2xx: measured.non2xx,
+    failureSamples: measured.failureSamples,
+    measuredSeconds: measured.measuredSeconds,
+    answeredPerSecond: measured.answered / measured.measuredSeconds,
+    latencyMs: { p50: measured.p50, p99: measured.p99, mean: measured.mean, max: measured.max },
+    rssMiB: {
+      warmUpEnd: warm.rssMiB,
+      end: end.rssMiB,
+      growthPercent: ((end.rssMiB - warm.rssMiB) / warm.rssMiB) * 100,
+      idleAfter: idle.rssMiB,
+      peak: peakRssMiB(server.pid),
+    },
+    tensors: { warmUpEnd: warm.tensors, min: Math.min(...tensorsAfterWarmUp), max: Math.max(...tensorsAfterWarmUp), idleAfter: idle.tensors },
+    modelCalls,
+    meanBatchSize: photosPredicted / modelCalls,
+    modelCallsByBatchSize: callsByBatchSize(warm.buckets, idle.buckets),
+    samples: samples.map(({ nominal, at, rssMiB, tensors, largestBatchUpTo }) => ({ nominal, at, rssMiB, tensors, largestBatchUpTo })),
+    chart: 'line',
+    rows: [...samples, { ...idle, nominal: 'idle after' }].flatMap((reading) => {
+      const group = reading.nominal === opts.warmup ? `${reading.nominal} s (warm-up end)` : typeof reading.nominal === 'number' ? `${reading.nominal} s` : reading.nominal;
+      return [
+        { group, impl: 'server RSS (MiB)', value: reading.rssMiB },
+        { group, impl: 'tf.memory().numTensors', value: reading.tensors },
+      ];
+    }),
+  };
+} finally {
+  if (server && server.exitCode === null) {
+    server.kill('SIGTERM');
+    await new Promise((resolve) => (server.exitCode !== null ? resolve() : server.once('exit', resolve)));
+  }
+  fs.rmSync(work, { recursive: true, force: true });
+}
+
+/** Model calls per batch-size range in the measured window, from the cumulative histogram buckets before and after. */
+function callsByBatchSize(before, after) {
+  const bounds = Object.keys(after);
+  const cumulative = bounds.map((le) => after[le] - (before[le] ?? 0));
+  return Object.fromEntries(
+    bounds.map((le, i) => {
+      const from = i === 0 ? 1 : Number(bounds[i - 1]) + 1;
+      const range = le === '+Inf' ? `> ${bounds[i - 1]}` : from === Number(le) ? le : `${from}–${le}`;
+      return [range, cumulative[i] - (cumulative[i - 1] ?? 0)];
+    }),
+  );
+}
+
+outcome.loadBefore = loadBefore;
+outcome.loadAfter = loadAverage();
+outcome.date = new Date().toISOString();
+outcome.wallSeconds = (Date.now() - started) / 1000;
+outcome.targets = {
+  'no errors': outcome.errors + outcome.non2xx + outcome.warmUp.errors + outcome.warmUp.non2xx === 0,
+  'tf tensors constant after warm-up': outcome.tensors.min === outcome.tensors.max,
+  'RSS growth under 10%': outcome.rssMiB.growthPercent < 10,
+  'more than one photo per model call': outcome.meanBatchSize > 1,
+};
+
+const benchDocs = path.join(repoRoot, 'docs', 'bench');
+const jsonFile = path.join(benchDocs, 'load.json');
+fs.writeFileSync(jsonFile, `${JSON.stringify(outcome, null, 2)}\n`);
+plotFigure(python, jsonFile, path.join(benchDocs, 'load.png'));
+replaceBenchmarkSection('load', section(outcome));
+console.log(JSON.stringify({ figure: 'load', answered: outcome.answered, errors: outcome.errors, non2xx: outcome.non2xx, targets: outcome.targets }));
+const missed = Object.entries(outcome.targets).filter(([, met]) => !met).map(([target]) => target);
+if (missed.length > 0) {
+  process.stderr.write(`load: missed ${missed.join('; ')}\n`);
+  process.exitCode = 1;
+}
+
+function section(result) {
+  const number = (value, digits = 0) => value.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+  const met = (name) => (result.targets[name] ? 'met' : '**missed**');
+  const underLoad = Math.max(result.loadBefore[0], result.loadAfter[0]) > 2.5;
+  const batches = Object.entries(result.modelCallsByBatchSize)
+    .filter(([, count]) => count > 0)
+    .map(([range, count]) => `${range}: ${count}`)
+    .join(', ');
+  return [
+    `## ${result.title}`,
+    '',
+    `\`${result.command}\`: ${result.what}. Machine: ${result.machine}.`,
+    `Load average (1/5/15 min) before ${result.loadBefore.join(' / ')}, after ${result.loadAfter.join(' / ')}${underLoad ? ': **taken under load** (other work shared the 2 cores), so latency and throughput are low' : ''}.`,
+    `Measured ${result.date.slice(0, 16).replace('T', ' ')} UTC, ${result.wallSeconds.toFixed(0)} s in all${result.trained ? ` (the model: test accuracy ${(result.trained.testAccuracy * 100).toFixed(1)}% on ${result.trained.testPhotos} photos)` : ''}.`,
+    '',
+    '| | measured | target |',
+    '|---|---:|---|',
+    `| requests answered 2xx (sent after the warm-up) | ${number(result.answered)} in ${number(result.measuredSeconds, 1)} s (${number(result.answeredPerSecond, 1)}/s) | |`,
+    `| network errors / non-2xx answers | ${result.errors} / ${result.non2xx} (warm-up: ${result.warmUp.errors} / ${result.warmUp.non2xx}, ${number(result.warmUp.answered)} answered)${result.failureSamples.length > 0 ? `; first: ${result.failureSamples.map((text) => `\`${text.replaceAll('|', '/').replaceAll('`', "'")}\``).join(', ')}` : ''} | 0: ${met('no errors')} |`,
+    `| latency p50 / p99 / max | ${number(result.latencyMs.p50)} / ${number(result.latencyMs.p99)} / ${number(result.latencyMs.max)} ms | recorded |`,
+    `| server RSS at warm-up end → end (both under load) | ${number(result.rssMiB.warmUpEnd)} → ${number(result.rssMiB.end)} MiB (${result.rssMiB.growthPercent >= 0 ? '+' : ''}${number(result.rssMiB.growthPercent, 1)}%); idle after ${number(result.rssMiB.idleAfter)}, peak ${number(result.rssMiB.peak)} MiB | growth < 10%: ${met('RSS growth under 10%')} |`,
+    `| \`tf.memory().numTensors\` after warm-up | ${result.tensors.min === result.tensors.max ? result.tensors.min : `${result.tensors.min}–${result.tensors.max}`} in every scrape from the warm-up's end on (idle after: ${result.tensors.idleAfter}) | constant: ${met('tf tensors constant after warm-up')} |`,
+    `| photos per model call (micro-batching) | ${number(result.meanBatchSize, 2)} on average over ${number(result.modelCalls)} calls (calls by photos per call: ${batches}) | > 1: ${met('more than one photo per model call')} |`,
+    '',
+    `![${result.title}](bench/load.png)`,
+  ].join('\n');
+}
