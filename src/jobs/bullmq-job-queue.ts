@@ -533,9 +533,10 @@ export class BullMqJobQueue implements JobQueue {
   private async closeConnection(): Promise<void> {
     const connection = await this.connection?.catch(() => undefined);
     if (connection !== undefined) {
-      // Without Redis these cannot say goodbye: closing must still end, so failures only skip the farewell.
-      await Promise.allSettled([connection.events.close(), connection.queue.close()]);
-      await Promise.allSettled(connection.clients.map((client) => client.quit()));
+      // Without Redis these cannot say goodbye (closing the events reader waits for Redis): closing must still end,
+      // so a failed or overlong farewell is cut short.
+      await settlesWithin(Promise.allSettled([connection.events.close(), connection.queue.close()]), this.connectTimeoutMs());
+      await settlesWithin(Promise.allSettled(connection.clients.map((client) => client.quit())), this.connectTimeoutMs());
       for (const client of connection.clients) client.disconnect();
     }
   }
