@@ -116,6 +116,9 @@ function postgresTarget(url: string): Target {
   const pool = new pg.Pool({ connectionString: url, connectionTimeoutMillis: connectTimeoutMs });
   // An idle connection dropped by a server restart must not crash the process; the pool reconnects on demand.
   pool.on('error', () => {});
+  // Nor may one cut while lent out: pg reports it on the client as well as to the query in flight (which answers
+  // database_unavailable), and the pool listens to idle clients only. The broken client is dropped on release.
+  pool.on('connect', (client) => client.on('error', () => {}));
   return {
     dialect: 'postgres',
     product: 'PostgreSQL',
