@@ -1,9 +1,13 @@
 #!/usr/bin/env node
 // Accuracy variants: train on the first N kaggle-dev photos per class (default 1000) with the shared MobileNet v1
-// 0.75, then score every kaggle-dev photo numbered >= 4000 (held out). Variants: logistic / MLP head, each with
-// and without test-time augmentation (mirror). Also: ECE after temperature scaling, and how many held-out cats
-// and dogs the "neither" rule wrongly rejects. Runs the TypeScript sources in-process.
-// Usage: node bench/accuracy-variants.mjs [perClass=1000] [neitherPhotos=400]
+// 0.75, then score every kaggle-dev photo numbered >= 4000 (held out). Variants: logistic / MLP head on the frozen
+// backbone, its last block(s) fine-tuned (training.fineTune defaults), and the MobileNet v1 0.75 + MobileNetV2 0.35
+// ensemble (logistic and MLP heads), each with and without test-time augmentation (mirror). Each variant is a whole
+// training run (features or activations cached by earlier variants are reused, as they would be by a later
+// `catdog train`; "computed" counts the feature-cache entries each run wrote, per extractor and variant).
+// Also: ECE after temperature scaling, serving latency per photo (pixels → answer, batches of 32), and how many
+// held-out cats and dogs the "neither" rule wrongly rejects. Runs the TypeScript sources in-process.
+// Usage: node bench/accuracy-variants.mjs [perClass=1000] [neitherPhotos=400] [variant names, comma-separated]
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -32,6 +36,10 @@ const { neitherReason } = await src('serving/neither.ts');
 const perClass = Number(process.argv[2] ?? 1000);
 const heldOutFrom = Number(process.env.BENCH_HELD_OUT_FROM ?? 4000);
 const neitherPhotos = Number(process.argv[3] ?? 400);
+const only = process.argv[4]?.split(',');
+const models = path.join(sharedDir, 'models');
+const v1 = path.join(models, 'mobilenet_v1_0.75_224', 'model.json');
+const v2 = path.join(models, 'mobilenet_v2_0.35_trunk_tm', 'model.json');
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'catdog-bench-variants-'));
 const trainDir = path.join(work, 'train');
 const heldOut = [];
@@ -43,7 +51,7 @@ for (const label of ['cat', 'dog']) {
   for (const { name, n } of numbered) if (n >= heldOutFrom) heldOut.push({ file: path.join(source, name), label: label === 'dog' ? 1 : 0 });
 }
 
-const loaded = loadConfig({ env: { CATDOG_HOME: path.join(work, 'home'), CATDOG_BACKBONE_URL: path.join(sharedDir, 'models', 'mobilenet_v1_0.75_224', 'model.json') }, cwd: work });
+const loaded = loadConfig({ env: { CATDOG_HOME: path.join(work, 'home'), CATDOG_BACKBONE_URL: v1 }, cwd: work });
 const app = await openApp(loaded, { logger: createLogger('warn') });
 const load = () => os.loadavg()[0].toFixed(1);
 const loadSamples = [load()];
@@ -58,35 +66,76 @@ try {
   const { version } = await buildDatasetVersion(app, params);
   const labels = heldOut.map((item) => item.label);
 
+  const fineTune = { ...app.config.training.fineTune, enabled: true };
+  const blocks = `${fineTune.blocks} block${fineTune.blocks > 1 ? 's' : ''}`;
   const variants = [
-    { name: 'frozen + logistic', head: 'logistic', tta: false },
-    { name: 'frozen + logistic + TTA', head: 'logistic', tta: true },
-    { name: 'frozen + MLP', head: 'mlp', tta: false },
+    { name: 'frozen + logistic' },
+    { name: 'frozen + logistic + TTA', tta: true },
+    { name: 'frozen + MLP', head: 'mlp' },
     { name: 'frozen + MLP + TTA', head: 'mlp', tta: true },
-  ];
+    { name: `fine-tuned ${blocks} + logistic`, fineTune },
+    { name: `fine-tuned ${blocks} + logistic + TTA`, fineTune, tta: true },
+    { name: 'ensemble v1 0.75 + v2 0.35 + logistic', ensemble: [v2] },
+    { name: 'ensemble v1 0.75 + v2 0.35 + logistic + TTA', ensemble: [v2], tta: true },
+    { name: 'ensemble v1 0.75 + v2 0.35 + MLP', ensemble: [v2], head: 'mlp' },
+    { name: 'ensemble v1 0.75 + v2 0.35 + MLP + TTA', ensemble: [v2], head: 'mlp', tta: true },
+  ].filter((variant) => !only || only.some((name) => variant.name.includes(name)));
   const rows = [];
   let first;
+  const servingPixels = await Promise.all(heldOut.slice(0, 64).map(async ({ file }) => (await decodeToRgb(fs.readFileSync(file), 224)).data));
+  // What each run computed: feature-cache writes per extractor (a backbone, or a backbone cut for fine-tuning).
+  let computed = {};
+  const store = app.blobs;
+  const blobs = {
+    kind: store.kind,
+    get: (key) => store.get(key),
+    getOrUndefined: (key) => store.getOrUndefined(key),
+    has: (key) => store.has(key),
+    delete: (key) => store.delete(key),
+    list: (prefix) => store.list(prefix),
+    describe: () => store.describe(),
+    put: (key, bytes) => {
+      const [root, extractor, variant] = key.split('/');
+      if (root === 'features') computed[`${extractor}/${variant}`] = (computed[`${extractor}/${variant}`] ?? 0) + 1;
+      return store.put(key, bytes);
+    },
+  };
   for (const variant of variants) {
     started = Date.now();
-    const config = { ...app.config, training: { ...app.config.training, head: variant.head, tta: variant.tta } };
-    const outcome = await trainOnDataset(app, { datasetId: version.id, params: trainingParams(config, params) });
+    computed = {};
+    const training = { ...app.config.training, head: variant.head ?? 'logistic', tta: variant.tta ?? false, ensemble: variant.ensemble ?? [], fineTune: variant.fineTune ?? app.config.training.fineTune };
+    const config = { ...app.config, training };
+    const outcome = await trainOnDataset({ ...app, blobs }, { datasetId: version.id, params: trainingParams(config, params) });
+    const trainComputed = computed;
     const trainSeconds = (Date.now() - started) / 1000;
     started = Date.now();
     const classifier = await loadClassifier(app, outcome.model);
     const pDog = await predictStored(app, classifier, heldOutHashes);
     const scoreSeconds = (Date.now() - started) / 1000;
+    // Serving: decoded pixels → answer, in batches of 32, after one warm-up batch.
+    await classifier.predictPixels(servingPixels.slice(0, 32));
+    started = Date.now();
+    for (let i = 0; i < servingPixels.length; i += 32) await classifier.predictPixels(servingPixels.slice(i, i + 32));
+    const servingMsPerPhoto = (Date.now() - started) / servingPixels.length;
     const metrics = binaryMetrics(labels, pDog);
     const { card } = await readModelFiles(app.blobs, outcome.model.artifactPrefix);
+    const run = await app.db.runs.get(outcome.runId);
     rows.push({
       variant: variant.name,
       heldOutAccuracy: metrics.accuracy,
+      heldOutErrors: Math.round((1 - metrics.accuracy) * labels.length),
       heldOutEce: expectedCalibrationError(labels, pDog),
+      testSplitAccuracy: outcome.metrics.accuracy,
       testSplitEce: card.calibration.eceTest,
       temperature: card.calibration.temperature,
       trainSeconds,
+      computed: trainComputed,
+      epochs: outcome.epochs.length,
+      fineTune: run.metrics.fineTune,
       heldOutScoreSeconds: scoreSeconds,
+      servingMsPerPhoto,
+      loadAverage1m: load(),
     });
-    loadSamples.push(load());
     console.error(JSON.stringify(rows.at(-1)));
     if (!first) first = { classifier, card };
     else classifier.dispose();
@@ -108,7 +157,7 @@ try {
   console.log(JSON.stringify({
     figure: 'accuracy-variants',
     machine: machine(),
-    loadAverage1m: loadSamples,
+    loadAverage1m: [loadSamples[0], ...rows.map((row) => row.loadAverage1m)],
     trainPhotos: perClass * 2,
     heldOutPhotos: heldOut.length,
     importSeconds,

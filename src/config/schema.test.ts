@@ -31,7 +31,7 @@ describe('configSchema', () => {
         epochs: 20,
         learningRate: 0.001,
         earlyStoppingPatience: 3,
-        fineTune: { enabled: false, blocks: 2, learningRate: 0.00005, epochs: 5 },
+        fineTune: { enabled: false, blocks: 1, learningRate: 0.00001, epochs: 5 },
         target: 'local',
         promotion: { metric: 'accuracy', minImprovement: 0 },
       },
