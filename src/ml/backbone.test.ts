@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { kaggleFiles, sharedPath, skipWithoutShared, smallBackbone } from '../../test/support/shared.js';
 import { CatdogError } from '../errors.js';
 import { type Backbone, extractFeatures, loadBackbone } from './backbone.js';
-import { rgbPixels } from './test-support.js';
+import { maxAbsDifference, rgbPixels } from './test-support.js';
 import { initTensorflow, type Tensorflow } from './tf.js';
 
 const smallBackboneDir = path.dirname(smallBackbone);
@@ -132,10 +132,3 @@ describe.skipIf(skipWithoutShared)('loadBackbone', () => {
     }
   });
 });
-
-function maxAbsDifference(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  expect(a.length).toBe(b.length);
-  let max = 0;
-  for (let i = 0; i < a.length; i++) max = Math.max(max, Math.abs(a[i]! - b[i]!));
-  return max;
-}

@@ -8,19 +8,12 @@ import { type Backbone, extractFeatures, loadBackbone } from './backbone.js';
 import { featuresFromActivations, fineTuneSplitLayer, fineTuningNetwork, splitBackbone, type BackboneSplit } from './fine-tune.js';
 import { deserializeModel, serializeModel } from './model-io.js';
 import { buildHead } from './models.js';
-import { rgbPixels } from './test-support.js';
+import { maxAbsDifference, rgbPixels } from './test-support.js';
 import { initTensorflow, type Tensorflow } from './tf.js';
 import { trainBinaryClassifier, type Batches } from './train.js';
 
 const TOP_BLOCKS = ['conv_dw_12', 'conv_pw_12', 'conv_dw_13', 'conv_pw_13'];
 const FROZEN_STATISTICS = ['conv_dw_12_bn', 'conv_pw_12_bn', 'conv_dw_13_bn', 'conv_pw_13_bn'];
-
-const maxAbsDifference = (a: ArrayLike<number>, b: ArrayLike<number>): number => {
-  expect(a.length).toBe(b.length);
-  let worst = 0;
-  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i]! - b[i]!));
-  return worst;
-};
 
 describe.skipIf(skipWithoutShared)('fine-tuning the top blocks of a MobileNet v1', () => {
   let tf: Tensorflow;

@@ -1,4 +1,5 @@
 import sharp from 'sharp';
+import { expect } from 'vitest';
 import type { Tensorflow } from './tf.js';
 
 /** Real photos as the RGB HWC bytes the ml layer takes, squashed to `size` like the product does. */
@@ -36,4 +37,12 @@ export function backendParityOutputs(tf: Tensorflow): number[] {
 function wave(tf: Tensorflow, shape: number[], frequency: number) {
   const size = shape.reduce((count, dimension) => count * dimension, 1);
   return tf.tensor(Float32Array.from({ length: size }, (_, i) => Math.sin(i * frequency) * 0.5), shape);
+}
+
+/** The largest element-wise difference of two equally long number lists (their lengths are asserted equal). */
+export function maxAbsDifference(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  expect(a.length).toBe(b.length);
+  let worst = 0;
+  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i]! - b[i]!));
+  return worst;
 }

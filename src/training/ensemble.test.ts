@@ -16,6 +16,7 @@ import { predictUploads } from '../serving/predict.js';
 import type { BlobStore } from '../storage/index.js';
 import { datasetParams, trainingParams, withOverrides } from './params.js';
 import { trainOnDataset } from './run-training.js';
+import { maxAbsDifference } from '../ml/test-support.js';
 
 const v2Trunk = sharedPath('models', 'mobilenet_v2_0.35_trunk_tm', 'model.json');
 /** Two backbones over every photo, two training runs and an export, on a shared two-core machine. */
@@ -23,13 +24,6 @@ const SLOW_TEST_MS = 300_000;
 
 let app: TestApp;
 let datasetId: number;
-
-const maxAbsDifference = (a: ArrayLike<number>, b: ArrayLike<number>): number => {
-  expect(a.length).toBe(b.length);
-  let worst = 0;
-  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i]! - b[i]!));
-  return worst;
-};
 
 /** The blob store, counting feature-cache writes per extractor id. */
 function countingPuts(blobs: BlobStore) {

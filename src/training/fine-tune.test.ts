@@ -14,6 +14,7 @@ import { predictUploads } from '../serving/predict.js';
 import type { BlobStore } from '../storage/index.js';
 import { datasetParams, trainingParams, withOverrides } from './params.js';
 import { trainOnDataset, type FineTuneSummary, type TrainingEvent, type TrainingOutcome } from './run-training.js';
+import { maxAbsDifference } from '../ml/test-support.js';
 
 const TOP_LAYERS = ['conv_dw_12', 'conv_pw_12', 'conv_dw_13', 'conv_pw_13'];
 const SPLIT_LAYER = 'conv_pw_11_relu';
@@ -24,13 +25,6 @@ let app: TestApp;
 let config: CatdogConfig;
 let datasetId: number;
 let first: { outcome: TrainingOutcome; events: TrainingEvent[] };
-
-const maxAbsDifference = (a: ArrayLike<number>, b: ArrayLike<number>): number => {
-  expect(a.length).toBe(b.length);
-  let worst = 0;
-  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i]! - b[i]!));
-  return worst;
-};
 
 /** The blob store, counting what is read and written under `features/`. */
 function countingBlobs(blobs: BlobStore) {
