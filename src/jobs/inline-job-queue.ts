@@ -28,7 +28,7 @@ import {
   type JobState,
   type WorkerOptions,
 } from './job-queue.js';
-import { MemoryJobStore, type JobStore } from './job-store.js';
+import { MemoryJobStore, newWaitingJob, type JobStore } from './job-store.js';
 
 export interface InlineJobQueueOptions {
   /** Where the jobs are kept: the app's database (`db.jobs`) makes them outlive the process; default memory. */
@@ -93,26 +93,17 @@ export class InlineJobQueue implements JobQueue {
 
   async enqueue<T>(name: string, data: T, options: EnqueueOptions = {}): Promise<JobInfo<T>> {
     assertValidEnqueueOptions(options);
-    const { inserted, job } = await this.store.insertIfAbsent({
-      id: options.jobId ?? randomUUID(),
-      name,
-      data,
-      state: 'waiting',
-      progress: 0,
-      progressMessage: null,
-      attempts: 0,
-      maxAttempts: options.attempts ?? DEFAULT_ATTEMPTS,
-      backoffMs: options.backoffMs ?? DEFAULT_BACKOFF_MS,
-      stalls: 0,
-      result: undefined,
-      error: null,
-      createdAt: new Date().toISOString(),
-      finishedAt: null,
-      runAfter: null,
-      workerId: null,
-      // A closed queue runs nothing more: the job is left for the next process.
-      owner: this.closed ? null : this.owner,
-    });
+    const { inserted, job } = await this.store.insertIfAbsent(
+      newWaitingJob({
+        id: options.jobId ?? randomUUID(),
+        name,
+        data,
+        maxAttempts: options.attempts ?? DEFAULT_ATTEMPTS,
+        backoffMs: options.backoffMs ?? DEFAULT_BACKOFF_MS,
+        // A closed queue runs nothing more: the job is left for the next process.
+        owner: this.closed ? null : this.owner,
+      }),
+    );
     if (inserted && !this.closed) this.schedule(job.id, job.runAfter);
     return toJobInfo(job) as JobInfo<T>;
   }

@@ -10,6 +10,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { openDatabase, type Database, type JobRow } from '../db/index.js';
 import { CatdogError } from '../errors.js';
 import { BullMqJobQueue, createJobQueue, InlineJobQueue, type JobContext, type JobInfo, type JobQueue } from './index.js';
+import { newWaitingJob } from './job-store.js';
 
 const REDIS_URL = 'redis://127.0.0.1:6379';
 const TEST_PREFIX = 'catdog-test';
@@ -340,25 +341,7 @@ async function deadOwner(): Promise<string> {
 }
 
 function storedJob(overrides: Partial<JobRow> & Pick<JobRow, 'id'>): JobRow {
-  return {
-    name: 'work',
-    data: {},
-    state: 'waiting',
-    progress: 0,
-    progressMessage: null,
-    attempts: 0,
-    maxAttempts: 3,
-    backoffMs: 10,
-    stalls: 0,
-    result: undefined,
-    error: null,
-    createdAt: new Date().toISOString(),
-    finishedAt: null,
-    runAfter: null,
-    workerId: null,
-    owner: null,
-    ...overrides,
-  };
+  return { ...newWaitingJob({ id: overrides.id, name: 'work', data: {}, maxAttempts: 3, backoffMs: 10, owner: null }), ...overrides };
 }
 
 describe('InlineJobQueue on a database only', () => {

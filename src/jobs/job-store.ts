@@ -22,6 +22,24 @@ export interface JobStore {
   pruneFinished(keep: number): Promise<void>;
 }
 
+/** A job as it is first stored: waiting, never attempted, held by `owner` (null: by whichever process takes it). */
+export function newWaitingJob(job: Pick<JobRow, 'id' | 'name' | 'data' | 'maxAttempts' | 'backoffMs' | 'owner'>): JobRow {
+  return {
+    ...job,
+    state: 'waiting',
+    progress: 0,
+    progressMessage: null,
+    attempts: 0,
+    stalls: 0,
+    result: undefined,
+    error: null,
+    createdAt: new Date().toISOString(),
+    finishedAt: null,
+    runAfter: null,
+    workerId: null,
+  };
+}
+
 const isAsExpected = (job: JobRow, { states, owner }: JobCondition): boolean =>
   (states === undefined || states.includes(job.state)) && (owner === undefined || job.owner === owner);
 
