@@ -1,4 +1,4 @@
-import sharp, { type Metadata, type OutputInfo, type SharpOptions } from 'sharp';
+import sharp, { type Metadata, type OutputInfo, type Sharp, type SharpOptions } from 'sharp';
 import { acceptedFormatsText, ImageError } from './errors.js';
 import { describeUnsupportedContent, sniffImageFormat, type ImageFormat } from './format.js';
 
@@ -82,12 +82,31 @@ function decodeFailure(format: ImageFormat, cause: unknown): ImageError {
   );
 }
 
-/**
- * Validates an upload before anything keeps it: size, format by content, declared pixel count (read from the
- * header, so a decompression bomb is refused before it is expanded), then one full decode so that every
- * accepted file is known to be trainable.
- */
-export async function inspectImage(bytes: Uint8Array, limits: ImageLimits): Promise<ImageInfo> {
+/** Displayed orientation, transparency on white: the start of every decode for training and serving. */
+const orientedOnWhite = (bytes: Uint8Array, maxPixels?: number): Sharp =>
+  sharp(bytes, decodeOptions(maxPixels)).rotate().flatten({ background: white });
+
+/** 8-bit sRGB pixels out of `pipeline`, which must make them `width × height`; a failure blames the `format` photo. */
+async function rgbPixels(pipeline: Sharp, format: ImageFormat, width: number, height: number): Promise<RgbImage> {
+  let decoded: { data: Buffer; info: OutputInfo };
+  try {
+    decoded = await pipeline.toColourspace('srgb').raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+  } catch (cause) {
+    throw decodeFailure(format, cause);
+  }
+  const { data, info } = decoded;
+  if (info.channels !== 3 || data.length !== width * height * 3) {
+    throw new Error(`sharp produced ${info.width}×${info.height}×${info.channels} for a ${width}×${height} RGB decode`);
+  }
+  // A plain view, not a Buffer: Buffer#slice shares memory where Uint8Array#slice copies, a trap for callers.
+  return { data: new Uint8Array(data.buffer, data.byteOffset, data.length), width, height, channels: 3 };
+}
+
+const decodeRgb = (bytes: Uint8Array, format: ImageFormat, size: number, maxPixels?: number): Promise<RgbImage> =>
+  rgbPixels(orientedOnWhite(bytes, maxPixels).resize(size, size, { fit: 'fill' }), format, size, size);
+
+/** Size, format by content, declared pixel count: from the header, so a decompression bomb is refused unexpanded. */
+async function inspectHeader(bytes: Uint8Array, limits: ImageLimits): Promise<ImageInfo> {
   if (bytes.length > limits.maxBytes) {
     throw new ImageError(
       'image_too_large',
@@ -106,13 +125,38 @@ export async function inspectImage(bytes: Uint8Array, limits: ImageLimits): Prom
   if (header.width * header.height > limits.maxPixels) {
     throw tooManyPixels(header.width, header.height, limits.maxPixels);
   }
-  try {
-    // stats() streams the decoded pixels through a reduction, so the full decode never holds the whole image.
-    await sharp(bytes, decodeOptions(limits.maxPixels)).stats();
-  } catch (cause) {
-    throw decodeFailure(format, cause);
-  }
   return { format, width: header.autoOrient.width, height: header.autoOrient.height };
+}
+
+/**
+ * Side of the square an upload is decoded to when only its decodability is checked. The decode still reads and
+ * decodes the whole file (a truncated or damaged one fails it) but holds only this many pixels; it is the decode
+ * training and serving use, so an accepted file is known to decode for them too.
+ */
+const VALIDATION_SIZE = 16;
+
+/**
+ * Validates an upload before anything keeps it: size, format by content, declared pixel count, then one full
+ * decode so that every accepted file is known to be trainable.
+ */
+export async function inspectImage(bytes: Uint8Array, limits: ImageLimits): Promise<ImageInfo> {
+  const info = await inspectHeader(bytes, limits);
+  await decodeRgb(bytes, info.format, VALIDATION_SIZE, limits.maxPixels);
+  return info;
+}
+
+/**
+ * `inspectImage` and `decodeToRgb(bytes, size)` with one decode, for callers that need both (serving): the decode
+ * that gives the pixels is the one that proves the photo decodes.
+ */
+export async function inspectAndDecodeToRgb(
+  bytes: Uint8Array,
+  limits: ImageLimits,
+  size: number,
+): Promise<{ info: ImageInfo; rgb: RgbImage }> {
+  assertPixelSize(size);
+  const info = await inspectHeader(bytes, limits);
+  return { info, rgb: await decodeRgb(bytes, info.format, size, limits.maxPixels) };
 }
 
 /**
@@ -121,25 +165,59 @@ export async function inspectImage(bytes: Uint8Array, limits: ImageLimits): Prom
  */
 export async function decodeToRgb(bytes: Uint8Array, size: number): Promise<RgbImage> {
   assertPixelSize(size);
+  return decodeRgb(bytes, formatOrThrow(bytes), size);
+}
+
+/**
+ * The scale libjpeg decodes at before sharp resizes by `shrink` (sharp's rule in its pipeline.cc: the largest of
+ * 1/2, 1/4, 1/8 that leaves the resize a shrink of at least one, halved when the shrink is exactly that integer).
+ */
+function jpegShrinkOnLoad(shrink: number): number {
+  const factor = shrink >= 8 ? 8 : shrink >= 4 ? 4 : shrink >= 2 ? 2 : 1;
+  return factor > 1 && Math.floor(shrink) === factor ? factor / 2 : factor;
+}
+
+/**
+ * Whether resizing a full-resolution decode of this photo to `size` gives `decodeToRgb`'s exact pixels, that is
+ * whether sharp decodes it at full resolution and resizes before anything else changes the pixels. Not when libjpeg
+ * decodes at a reduced scale, when libwebp does (for any reduction), when an EXIF orientation is applied (sharp
+ * resizes first) or with 16-bit samples (resized before they become 8-bit). decode.test.ts holds this to
+ * `decodeToRgb` on every side of these lines.
+ */
+function resizesFullDecode(format: ImageFormat, header: Metadata, size: number): boolean {
+  if ((header.orientation ?? 1) !== 1 || header.depth !== 'uchar') return false;
+  const shrink = Math.min(header.width, header.height) / size;
+  if (format === 'jpeg') return jpegShrinkOnLoad(shrink) === 1;
+  if (format === 'webp') return shrink <= 1;
+  return true;
+}
+
+/**
+ * `decodeToRgb` of one photo at several sizes (same pixels, same order), decoding it once for all the sizes that
+ * would each decode it at full resolution anyway, as the peers' OpenCV and Pillow code does; the others (a large
+ * JPEG decoded at a reduced scale, an EXIF-rotated photo, …) are decoded for their size as `decodeToRgb` does.
+ */
+export async function decodeToRgbSizes(bytes: Uint8Array, sizes: readonly number[]): Promise<RgbImage[]> {
+  sizes.forEach(assertPixelSize);
   const format = formatOrThrow(bytes);
-  let decoded: { data: Buffer; info: OutputInfo };
+  let header: Metadata;
   try {
-    decoded = await sharp(bytes, decodeOptions())
-      .rotate()
-      .flatten({ background: white })
-      .resize(size, size, { fit: 'fill' })
-      .toColourspace('srgb')
-      .raw({ depth: 'uchar' })
-      .toBuffer({ resolveWithObject: true });
+    header = await sharp(bytes, decodeOptions()).metadata();
   } catch (cause) {
     throw decodeFailure(format, cause);
   }
-  const { data, info } = decoded;
-  if (info.channels !== 3 || data.length !== size * size * 3) {
-    throw new Error(`sharp produced ${info.width}×${info.height}×${info.channels} for a ${size}×${size} RGB decode`);
+  const fromFullDecode = new Set(sizes.filter((size) => resizesFullDecode(format, header, size)));
+  const full = fromFullDecode.size > 1 ? await rgbPixels(orientedOnWhite(bytes), format, header.width, header.height) : undefined;
+  const resized = (rgb: RgbImage, size: number): Promise<RgbImage> => {
+    const raw = sharp(rgb.data, { raw: { width: rgb.width, height: rgb.height, channels: 3 } });
+    return rgbPixels(raw.resize(size, size, { fit: 'fill' }), format, size, size);
+  };
+  const images: RgbImage[] = [];
+  // One after another: a caller preprocessing many photos keeps the thread pool busy with whole photos.
+  for (const size of sizes) {
+    images.push(full && fromFullDecode.has(size) ? await resized(full, size) : await decodeRgb(bytes, format, size));
   }
-  // A plain view, not a Buffer: Buffer#slice shares memory where Uint8Array#slice copies, a trap for callers.
-  return { data: new Uint8Array(data.buffer, data.byteOffset, data.length), width: size, height: size, channels: 3 };
+  return images;
 }
 
 /** Decodes many images with at most `concurrency` in flight; results keep the input order. */

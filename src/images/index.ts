@@ -2,7 +2,9 @@ export { augment, type AugmentationConfig } from './augment.js';
 export {
   decodeBatchToRgb,
   decodeToRgb,
+  decodeToRgbSizes,
   encodeJpeg,
+  inspectAndDecodeToRgb,
   inspectImage,
   thumbnailJpeg,
   type ImageInfo,
