@@ -1,5 +1,5 @@
 import type { Database, ImageRow } from '../db/index.js';
-import { inspectImage, sha256Hex } from '../images/index.js';
+import { inspectImage, sha256Hex, type ImageInfo } from '../images/index.js';
 import type { BlobStore } from '../storage/index.js';
 
 export interface ImageLimits {
@@ -34,7 +34,14 @@ export const imageBlobKey = (hash: string): string => `images/${hash.slice(0, 2)
  * blob that the next ingest of the same photo reuses, never a row without pixels.
  */
 export async function ingestImage(deps: IngestDependencies, request: IngestRequest): Promise<IngestResult> {
-  const info = await inspectImage(request.bytes, deps.limits);
+  return storeInspectedImage(deps, request, await inspectImage(request.bytes, deps.limits));
+}
+
+/**
+ * `ingestImage` for a photo the caller has already validated: `info` is what `inspectImage` or
+ * `inspectAndDecodeToRgb` answered for these bytes.
+ */
+export async function storeInspectedImage(deps: Omit<IngestDependencies, 'limits'>, request: IngestRequest, info: ImageInfo): Promise<IngestResult> {
   const hash = sha256Hex(request.bytes);
   const existing = await deps.db.images.get(hash);
   if (existing) {

@@ -1,6 +1,6 @@
 import type { Database, PredictionRow } from '../db/index.js';
-import { ingestImage, type ImageLimits } from '../datasets/ingest.js';
-import { decodeToRgb } from '../images/index.js';
+import { storeInspectedImage, type ImageLimits } from '../datasets/ingest.js';
+import { inspectAndDecodeToRgb } from '../images/index.js';
 import type { BlobStore } from '../storage/index.js';
 import type { ModelServer } from './model-server.js';
 import { neitherEvidence, neitherReason, storedNeitherReason, type NeitherReason, type NeitherSettings } from './neither.js';
@@ -55,11 +55,17 @@ export async function predictUploads(
 ): Promise<PredictionResult[]> {
   const started = performance.now();
   const classifier = await deps.models.classifier();
-  const stored = await Promise.all(
-    uploads.map((upload) => ingestImage(deps, { bytes: upload.bytes, label: null, source, originalName: upload.fileName })),
-  );
-  const pixels = await Promise.all(uploads.map(async (upload) => (await decodeToRgb(upload.bytes, classifier.inputSize)).data));
-  const answers = await classifier.predictPixels(pixels);
+  // One decode per photo validates it for storage and gives the model its pixels.
+  const decoded = await Promise.all(uploads.map((upload) => inspectAndDecodeToRgb(upload.bytes, deps.limits, classifier.inputSize)));
+  // The model does not wait for the blob writes (fsync), nor they for the model; the rows come after both.
+  const [stored, answers] = await Promise.all([
+    Promise.all(
+      uploads.map((upload, i) =>
+        storeInspectedImage(deps, { bytes: upload.bytes, label: null, source, originalName: upload.fileName }, decoded[i]!.info),
+      ),
+    ),
+    classifier.predictPixels(decoded.map(({ rgb }) => rgb.data)),
+  ]);
   const latencyMs = (performance.now() - started) / uploads.length;
   return Promise.all(
     answers.map(async (answer, i) => {
