@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Figure 1: preprocessing throughput on real full-size JPEGs (kaggle-fullres-sample): decode, EXIF orientation,
-// resize to 224 and to 128, normalise to float32 x/127.5 − 1. catdog (decodeToRgb from dist/, i.e. sharp/libvips)
+// resize to 224 and to 128, normalise to float32 x/127.5 − 1. catdog (decodeToRgbSizes from dist/, i.e. sharp/libvips)
 // vs OpenCV and Pillow, with 1 and 2 workers (worker threads here, multiprocessing in Python), each worker
 // single-threaded inside (sharp.concurrency(1), cv2.setNumThreads(1)) so "workers" is the parallelism.
 // Usage: node bench/preprocess.mjs [--images 399] [--passes 2] [--rounds 2]
@@ -21,15 +21,14 @@ function photoFiles(count) {
 async function preprocessInWorker() {
   const { default: sharp } = await import('sharp');
   sharp.concurrency(1);
-  const { decodeToRgb } = await import(path.join(repoRoot, 'dist', 'images', 'index.js'));
+  const { decodeToRgbSizes } = await import(path.join(repoRoot, 'dist', 'images', 'index.js'));
   const photos = workerData.files.map((file) => fs.readFileSync(file));
   parentPort.postMessage('ready');
   await new Promise((resolve) => parentPort.once('message', resolve));
   let checksum = 0;
   for (let pass = 0; pass < workerData.passes; pass++) {
     for (const bytes of photos) {
-      for (const size of SIZES) {
-        const { data } = await decodeToRgb(bytes, size);
+      for (const { data } of await decodeToRgbSizes(bytes, SIZES)) {
         const normalised = new Float32Array(data.length);
         for (let i = 0; i < data.length; i++) normalised[i] = data[i] / 127.5 - 1;
         checksum += normalised[0];

@@ -2,6 +2,8 @@
 
 Each photo is decoded once (EXIF orientation applied), resized to 224 and to 128 and normalised to float32
 x/127.5 - 1. Prints one JSON line: {"value": images/s, "images": n, "seconds": s}.
+--inline: the first `images` photos once each, in this process, untimed (for bench/instructions.mjs under valgrind);
+--sizes 224: one size only, as the Flask peer of figure 5 decodes.
 """
 import argparse
 import io
@@ -12,7 +14,7 @@ import time
 
 import numpy as np
 
-SIZES = (224, 128)
+SIZES = [224, 128]
 FOLDER = os.path.join(os.environ.get("CATDOG_SHARED", os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared")), "data", "kaggle-fullres-sample")
 
 photos = []
@@ -52,9 +54,17 @@ def main():
     parser.add_argument("--images", type=int, default=399)
     parser.add_argument("--passes", type=int, default=2)
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--sizes", default="224,128")
+    parser.add_argument("--inline", action="store_true")
     args = parser.parse_args()
+    SIZES[:] = [int(size) for size in args.sizes.split(",")]
     files = sorted(os.path.join(FOLDER, label, name) for label in ("cat", "dog") for name in os.listdir(os.path.join(FOLDER, label)))
     files = sorted(files, key=lambda f: (os.path.basename(os.path.dirname(f)), os.path.basename(f)))[: args.images]
+    if args.inline:
+        load(files, args.library)
+        for index in range(len(files)):
+            process(index)
+        return
     work = list(range(len(files))) * args.passes
     with multiprocessing.get_context("fork").Pool(args.workers, initializer=load, initargs=(files, args.library)) as pool:
         pool.map(process, range(args.workers))  # workers started and warm before the clock
