@@ -248,7 +248,14 @@ describe.skipIf(skipWithoutShared)('REST API', () => {
     const modelId = events.at(-1)!.data.modelId as string;
     expect(run.body.modelId).toBe(modelId);
 
-    const models = await json<{ items: { id: string; serving: boolean; metrics: { accuracy: number } }[]; servingModelId: string }>('/api/v1/models');
+    // The promotion switches serving at once, but loading the new model takes a moment: it is listed as serving
+    // when that is done, and not before.
+    type ModelList = { items: { id: string; serving: boolean; metrics: { accuracy: number } }[]; servingModelId: string };
+    let models = await json<ModelList>('/api/v1/models');
+    for (let waited = 0; models.body.servingModelId !== modelId && waited < 60_000; waited += 250) {
+      await new Promise((resolve) => setTimeout(resolve, 250));
+      models = await json<ModelList>('/api/v1/models');
+    }
     expect(models.body.servingModelId).toBe(modelId);
     expect(models.body.items.find((model) => model.id === modelId)).toMatchObject({ serving: true });
 

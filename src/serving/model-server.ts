@@ -21,6 +21,7 @@ export interface ModelServerDependencies {
 export class ModelServer {
   private active: Classifier | undefined;
   private loading: Promise<Classifier> | undefined;
+  private loadingAgain: Promise<Classifier> | undefined;
   private timer: NodeJS.Timeout | undefined;
   private readonly modelCallObservers: ((images: number) => void)[] = [];
 
@@ -38,10 +39,21 @@ export class ModelServer {
   }
 
   async refresh(): Promise<Classifier> {
-    this.loading ??= this.loadCurrent().finally(() => {
-      this.loading = undefined;
-    });
-    return this.loading;
+    if (!this.loading) {
+      this.loading = this.loadCurrent().finally(() => {
+        this.loading = undefined;
+      });
+      return this.loading;
+    }
+    // The load under way may have read the database before the change that prompted this call (a promotion
+    // racing a poll): one more load follows it, shared by every caller in the meantime.
+    this.loadingAgain ??= this.loading
+      .catch(() => undefined)
+      .then(() => {
+        this.loadingAgain = undefined;
+        return this.refresh();
+      });
+    return this.loadingAgain;
   }
 
   private async loadCurrent(): Promise<Classifier> {
