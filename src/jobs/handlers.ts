@@ -47,7 +47,8 @@ function trainingProgress(ctx: JobContext): (event: TrainingEvent) => void {
         if (event.stage === 'features' || event.stage === 'decoding') {
           const done = event.total ? (event.done ?? 0) / event.total : 0;
           report(0.4 * done, event.stage);
-        } else if (event.stage !== 'training') {
+        } else if (event.stage !== 'training' && event.stage !== 'fine-tuning') {
+          // Training and fine-tuning report their epochs below; the stages after them are the last 10 %.
           report(0.9, event.stage, true);
         }
         break;
