@@ -26,15 +26,7 @@ describe.skipIf(skipWithoutShared || skipWithoutBuild)('graceful shutdown', () =
   it('finishes a prediction that is in flight when SIGTERM arrives, then exits 0', async () => {
     const child = spawn(process.execPath, [builtCli, 'serve', '--port', '0'], { cwd: home, env: cliEnv(home), stdio: ['ignore', 'pipe', 'pipe'] });
     const exited = collect(child);
-    const url = await new Promise<string>((resolve, reject) => {
-      let stdout = '';
-      child.stdout!.on('data', (chunk: Buffer) => {
-        stdout += chunk.toString();
-        const match = /catdog listening on (http:\/\/\S+)/.exec(stdout);
-        if (match) resolve(match[1]!);
-      });
-      void exited.then((finished) => reject(new Error(`serve exited early: ${finished.stderr}`)));
-    });
+    const url = await listeningUrl(child, exited);
     const database = await openDatabase(`sqlite:${path.join(home, 'catdog.db')}`);
     const { secret } = await createToken(database, 'viewer', 'shutdown test').finally(() => database.close());
 
@@ -87,7 +79,12 @@ async function serveFromSources(home: string, env: Record<string, string>): Prom
     { cwd: home, env: cliEnv(home, env), stdio: ['ignore', 'pipe', 'pipe'] },
   );
   const exited = collect(child);
-  const url = await new Promise<string>((resolve, reject) => {
+  return { child, url: await listeningUrl(child, exited), exited };
+}
+
+/** The URL `catdog serve` prints once it listens; rejects with its stderr if it exits first. */
+function listeningUrl(child: ChildProcess, exited: Promise<Finished>): Promise<string> {
+  return new Promise<string>((resolve, reject) => {
     let stdout = '';
     child.stdout!.on('data', (chunk: Buffer) => {
       stdout += chunk.toString();
@@ -96,7 +93,6 @@ async function serveFromSources(home: string, env: Record<string, string>): Prom
     });
     void exited.then((finished) => reject(new Error(`serve exited early (${finished.code ?? finished.signal}): ${finished.stderr}`)));
   });
-  return { child, url, exited };
 }
 
 describe.skipIf(skipWithoutShared)('SIGTERM with the in-process queue (embedded defaults: SQLite, jobs.kind inline)', () => {
