@@ -135,7 +135,8 @@ export function jobsRepository(db: Kysely<Schema>, dialect: Dialect) {
       const { total } = await db.selectFrom('jobs').select((eb) => eb.fn.countAll().as('total')).where('state', 'in', FINISHED).executeTakeFirstOrThrow();
       const excess = toNumber(total as number | string | bigint) - keep;
       if (excess <= 0) return;
-      const oldest = await db.selectFrom('jobs').select('id').where('state', 'in', FINISHED).orderBy('finished_at').orderBy('id').limit(excess).execute();
+      // Jobs can finish within the same millisecond: the older-created one goes first, not a random id.
+      const oldest = await db.selectFrom('jobs').select('id').where('state', 'in', FINISHED).orderBy('finished_at').orderBy('created_at').orderBy('id').limit(excess).execute();
       await db.deleteFrom('jobs').where('id', 'in', oldest.map((row) => row.id)).execute();
     },
   };
