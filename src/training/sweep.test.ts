@@ -101,4 +101,21 @@ describe.skipIf(skipWithoutShared)('waiting for a sweep', () => {
       await queue.close();
     }
   });
+
+  it('refuses a grid whose candidate contradicts the config, before enqueueing anything', async () => {
+    const queue = new InlineJobQueue();
+    const fineTuning = { ...app, config: { ...app.config, training: { ...app.config.training, fineTune: { ...app.config.training.fineTune, enabled: true } } } };
+    try {
+      const error = await startSweep(fineTuning, queue, { grid: { architecture: ['mobilenet', 'cnn'] }, datasetId }).catch((caught: unknown) => caught);
+      expect(error).toBeInstanceOf(CatdogError);
+      expect((error as CatdogError).code).toBe('invalid_sweep_grid');
+      expect((error as Error).message).toMatch(/^sweep candidate #1 \{"architecture":"cnn"\} conflicts with training\.fineTune\.enabled: fine-tuning needs/);
+      expect(await queue.list()).toEqual([]);
+      // The same grid is fine when the config does not fine-tune.
+      const sweep = await startSweep(app, queue, { grid: { architecture: ['mobilenet', 'cnn'] }, datasetId });
+      expect(sweep.candidates).toHaveLength(2);
+    } finally {
+      await queue.close();
+    }
+  });
 });

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import type { AppContext } from '../app/context.js';
+import { trainingConflicts } from '../config/index.js';
 import { buildDatasetVersion, type DatasetParams } from '../datasets/versions.js';
 import { CatdogError, NotFoundError } from '../errors.js';
 import type { JobInfo, JobQueue, JobState } from '../jobs/job-queue.js';
@@ -124,6 +125,20 @@ async function baseParams(deps: SweepDependencies, datasetId: number): Promise<T
   return trainingParams(deps.config, dataset.params as unknown as DatasetParams);
 }
 
+/**
+ * The config's cross-setting checks, per candidate: a grid value (architecture cnn) can contradict a setting the
+ * grid leaves alone (fine-tuning, an ensemble), and such a candidate would otherwise train something else quietly.
+ */
+function refuseConflictingCandidates(base: TrainingParams, combinations: readonly Partial<TrainingParams>[]): void {
+  for (const [index, overrides] of combinations.entries()) {
+    const params = { ...base, ...overrides };
+    const [problem] = trainingConflicts({ architecture: params.architecture, ensemble: params.ensemble ?? [], fineTune: { enabled: params.fineTune?.enabled ?? false } });
+    if (problem) {
+      throw new CatdogError('invalid_sweep_grid', `sweep candidate #${index} ${JSON.stringify(overrides)} conflicts with training.${problem.path.join('.')}: ${problem.message}`);
+    }
+  }
+}
+
 /** Enqueueing an existing id answers that job, so this is safe to repeat: only missing candidates are added. */
 async function enqueueCandidates(queue: JobQueue, record: SweepRecord, base: TrainingParams): Promise<void> {
   for (const candidate of record.candidates) {
@@ -140,6 +155,7 @@ export async function startSweep(deps: SweepDependencies, queue: JobQueue, reque
   const combinations = expandGrid(request.grid);
   const datasetId = request.datasetId ?? (await buildDatasetVersion(deps, datasetParams(deps.config))).version.id;
   const base = await baseParams(deps, datasetId);
+  refuseConflictingCandidates(base, combinations);
   const id = `swp_${randomBytes(6).toString('hex')}`;
   const record: SweepRecord = {
     format: 'catdog-sweep/1',
