@@ -216,5 +216,15 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.dropTable('jobs').execute();
       },
     },
+    '0005_epoch_totals': {
+      // The epoch count announced with each epoch: a fine-tuned run's total changes between its two phases, so a
+      // client replaying the run from the database must see what live clients saw.
+      async up(db) {
+        await db.schema.alterTable('training_epochs').addColumn('total_epochs', 'integer').execute();
+      },
+      async down(db) {
+        await db.schema.alterTable('training_epochs').dropColumn('total_epochs').execute();
+      },
+    },
   };
 }

@@ -365,11 +365,11 @@ describe.each(['sqlite', 'postgres', 'mysql'] as const)('repositories on %s', (d
       expect(running.startedAt).not.toBeNull();
       await expectCatdogError(db.runs.markRunning(queued.id), 'run_state_conflict');
 
-      await db.runs.addEpoch(queued.id, { epoch: 2, loss: 0.3, accuracy: 0.9, valLoss: null, valAccuracy: null, durationMs: 900 });
+      await db.runs.addEpoch(queued.id, { epoch: 2, loss: 0.3, accuracy: 0.9, valLoss: null, valAccuracy: null, durationMs: 900, totalEpochs: 7 });
       await db.runs.addEpoch(queued.id, { epoch: 1, loss: 0.6, accuracy: 0.7, valLoss: 0.55, valAccuracy: 0.75, durationMs: 1000 });
       expect(await db.runs.epochs(queued.id)).toEqual([
-        { epoch: 1, loss: 0.6, accuracy: 0.7, valLoss: 0.55, valAccuracy: 0.75, durationMs: 1000 },
-        { epoch: 2, loss: 0.3, accuracy: 0.9, valLoss: null, valAccuracy: null, durationMs: 900 },
+        { epoch: 1, loss: 0.6, accuracy: 0.7, valLoss: 0.55, valAccuracy: 0.75, durationMs: 1000, totalEpochs: null },
+        { epoch: 2, loss: 0.3, accuracy: 0.9, valLoss: null, valAccuracy: null, durationMs: 900, totalEpochs: 7 },
       ]);
 
       await pause();

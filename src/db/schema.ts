@@ -70,6 +70,8 @@ export interface TrainingEpochsTable {
   val_loss: number | null;
   val_accuracy: number | null;
   duration_ms: number;
+  /** Null for epochs recorded before migration 0005. */
+  total_epochs: number | null;
 }
 
 export interface ModelsTable {

@@ -92,6 +92,8 @@ export interface EpochRow {
   valLoss: number | null;
   valAccuracy: number | null;
   durationMs: number;
+  /** How many epochs the run expected when it recorded this one (the fine-tuning phase adds its own); null if unknown. */
+  totalEpochs?: number | null;
 }
 
 export interface ModelRow {

@@ -239,7 +239,7 @@ describe.skipIf(skipWithoutShared)('REST API', () => {
 
     // A late subscriber gets the whole history replayed, ending with the outcome.
     const replay = await readEvents(await fetch(t.url(`/api/v1/training-runs/${started.body.id}/events`)), () => false);
-    expect(replay.filter((event) => event.event === 'epoch')).toHaveLength(epochs.length);
+    expect(replay.filter((event) => event.event === 'epoch').map((event) => event.data.totalEpochs)).toEqual(epochs.map((event) => event.data.totalEpochs));
     expect(replay.at(-1)!.event).toBe('finished');
 
     const run = await json<{ status: string; epochs: unknown[]; modelId: string }>(`/api/v1/training-runs/${started.body.id}`);
@@ -266,6 +266,21 @@ describe.skipIf(skipWithoutShared)('REST API', () => {
     const { body } = await predict(dogPhotos(1, 40));
     expect(body.predictions[0]).toMatchObject({ modelId, modelVersion: 1 });
   }, 180_000);
+
+  it('replays a run this process did not train from the database, with the epoch totals it recorded', async () => {
+    // As a worker process would leave it: a fine-tuned run whose total grew when its second phase started.
+    const dataset = await t.app.db.datasets.create({ params: {}, manifestKey: 'datasets/replay-test.json', counts: {}, items: [] });
+    const run = await t.app.db.runs.create({ datasetId: dataset.id, params: { epochs: 20 }, codeVersion: 'test' });
+    await t.app.db.runs.markRunning(run.id);
+    const epoch = { loss: 0.4, accuracy: 0.8, valLoss: 0.5, valAccuracy: 0.75, durationMs: 100 };
+    await t.app.db.runs.addEpoch(run.id, { ...epoch, epoch: 1, totalEpochs: 20 });
+    await t.app.db.runs.addEpoch(run.id, { ...epoch, epoch: 2, totalEpochs: 7 });
+    await t.app.db.runs.finish(run.id, { status: 'failed', error: 'stopped by the test' });
+
+    const replay = await readEvents(await fetch(t.url(`/api/v1/training-runs/${run.id}/events`)), () => false);
+    expect(replay.filter((event) => event.event === 'epoch').map((event) => [event.data.epoch, event.data.totalEpochs])).toEqual([[1, 20], [2, 7]]);
+    expect(replay.at(-1)).toMatchObject({ event: 'failed', data: { runId: run.id, error: 'stopped by the test' } });
+  });
 
   it('publishes an OpenAPI 3.1 document listing every route', async () => {
     const response = await fetch(t.url('/api/openapi.json'));

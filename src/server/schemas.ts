@@ -124,6 +124,7 @@ export const EpochSchema = z
     valLoss: z.number().nullable(),
     valAccuracy: z.number().nullable(),
     durationMs: z.number(),
+    totalEpochs: z.number().int().nullable().optional().describe('How many epochs the run expected when it recorded this one (fine-tuning adds its own); null if unknown.'),
   })
   .openapi('Epoch');
 

@@ -410,10 +410,11 @@ function epochRecorder(deps: TrainingDependencies, runId: string, emit: (event: 
     const started = Date.now();
     return async (phaseStats: EpochStats) => {
       const stats = { ...phaseStats, epoch: offset + phaseStats.epoch };
-      await deps.db.runs.addEpoch(runId, stats);
+      const totalEpochs = offset + phaseEpochs;
+      await deps.db.runs.addEpoch(runId, { ...stats, totalEpochs });
       // phaseStats.epoch is 1-based.
       const averageMs = (Date.now() - started) / phaseStats.epoch;
-      emit({ type: 'epoch', runId, stats, totalEpochs: offset + phaseEpochs, etaMs: averageMs * (phaseEpochs - phaseStats.epoch) });
+      emit({ type: 'epoch', runId, stats, totalEpochs, etaMs: averageMs * (phaseEpochs - phaseStats.epoch) });
     };
   };
 }

@@ -30,6 +30,7 @@ function toEpoch(row: Selectable<TrainingEpochsTable>): EpochRow {
     valLoss: row.val_loss,
     valAccuracy: row.val_accuracy,
     durationMs: row.duration_ms,
+    totalEpochs: row.total_epochs,
   };
 }
 
@@ -116,6 +117,7 @@ export function runsRepository(db: Kysely<Schema>, dialect: Dialect) {
           val_loss: epoch.valLoss,
           val_accuracy: epoch.valAccuracy,
           duration_ms: epoch.durationMs,
+          total_epochs: epoch.totalEpochs ?? null,
         })
         .execute();
     },

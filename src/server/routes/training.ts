@@ -168,9 +168,9 @@ export function trainingRoutes({ app, runs, closing }: ServerDeps) {
     let sent = 0;
     while (!stop.aborted) {
       const [run, epochs] = await Promise.all([findRun(runId), app.db.runs.epochs(runId)]);
-      for (const epoch of epochs.slice(sent)) {
-        const totalEpochs = Number(run.params.epochs) || undefined;
-        await writeEvent(stream, 'epoch', { runId, ...epoch, totalEpochs, etaMs: null });
+      for (const { totalEpochs, ...epoch } of epochs.slice(sent)) {
+        // Epochs recorded before migration 0005 lack their total: the head phase's is the best guess.
+        await writeEvent(stream, 'epoch', { runId, ...epoch, totalEpochs: totalEpochs ?? (Number(run.params.epochs) || undefined), etaMs: null });
       }
       sent = epochs.length;
       if (isFinished(run)) {
