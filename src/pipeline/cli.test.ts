@@ -66,6 +66,35 @@ describe.skipIf(skipWithoutShared)('catdog component / pipeline commands (built 
     expect(fs.readFileSync(count, 'utf8')).toBe('0');
   });
 
+  it('pipeline run --target queue on inline jobs runs every step as a job kept in the app database', async () => {
+    const queueHome = fs.mkdtempSync(path.join(os.tmpdir(), 'catdog-cli-queue-'));
+    try {
+      const photos = path.join(queueHome, 'photos');
+      for (const label of ['cat', 'dog'] as const) {
+        fs.mkdirSync(path.join(photos, label), { recursive: true });
+        for (const file of kaggleFiles(label, 4)) fs.symlinkSync(file, path.join(photos, label, path.basename(file)));
+      }
+      const result = await catdog(queueHome, ['pipeline', 'run', '--target', 'queue', '--source', photos, '--param', 'epochs=1', '--json']);
+      expect(result.stderr).toContain('jobs.kind is inline');
+      expect(result.code, result.stderr).toBe(0);
+      const record = JSON.parse(result.stdout) as { status: string; steps: { status: string }[] };
+      expect(record.status).toBe('succeeded');
+
+      // The jobs are rows of the app's SQLite database (what the next process would take over), all completed.
+      const { default: Database } = await import('better-sqlite3');
+      const db = new Database(path.join(queueHome, 'catdog.db'), { readonly: true });
+      try {
+        const jobs = db.prepare("SELECT state FROM jobs WHERE name = 'pipeline-step'").all() as { state: string }[];
+        expect(jobs.length).toBe(record.steps.length);
+        expect(new Set(jobs.map((job) => job.state))).toEqual(new Set(['completed']));
+      } finally {
+        db.close();
+      }
+    } finally {
+      fs.rmSync(queueHome, { recursive: true, force: true });
+    }
+  });
+
   it('component run refuses wrong flags with every problem and exit code 1', async () => {
     const result = await catdog(home, ['component', 'run', 'train', '--input-epochs', 'many', '--output-model', '/tmp/x']);
     expect(result.code).toBe(1);

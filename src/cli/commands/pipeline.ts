@@ -5,13 +5,13 @@ import { promisify } from 'node:util';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { loadConfig, type CatdogConfig } from '../../config/index.js';
 import { CatdogError } from '../../errors.js';
-import { createJobQueue } from '../../jobs/index.js';
+import { jobHandlers } from '../../jobs/handlers.js';
+import { createAppJobQueue } from '../../jobs/index.js';
 import { catdogPipeline } from '../../pipeline/catdog-pipeline.js';
 import { parseParameterValue } from '../../pipeline/component-args.js';
 import type { ParameterValue, PipelineDefinition } from '../../pipeline/dag.js';
 import { compileToKfp, kubernetesSecretSpec, toYaml } from '../../pipeline/kfp/compile.js';
 import { STEP_SECRET_KEYS, stepEnvironment } from '../../pipeline/kfp/step-environment.js';
-import { pipelineJobHandlers } from '../../pipeline/jobs.js';
 import { getPipelineRun, listPipelineRuns, runPipeline, type PipelineEvent, type PipelineRunRecord, type RunTarget, type StepRecord } from '../../pipeline/runner.js';
 import { submitToKubeflow, submitToVertex } from '../../pipeline/submit.js';
 import { printJson, printTable, withApp, type GlobalOptions } from '../app-runner.js';
@@ -137,11 +137,13 @@ export function registerPipelineCommands(program: Command, globals: () => Global
         const def = catdogPipeline(app.config);
         // Steps may run in a worker with another working directory.
         const parameters = runParameters(def, options.param, options.source === undefined ? undefined : path.resolve(options.source));
-        const queue = options.target === 'queue' ? createJobQueue(app.config.jobs) : undefined;
+        // Inline jobs are kept in the app's database like the server's, so a step this process leaves unfinished
+        // (Ctrl-C, a crash) is taken over by the next catdog process instead of being lost.
+        const queue = options.target === 'queue' ? createAppJobQueue(app) : undefined;
         try {
           if (queue?.kind === 'inline') {
             process.stderr.write('jobs.kind is inline: the steps run as jobs in this process (set jobs.kind to bullmq to use `catdog worker`s)\n');
-            await queue.startWorker(pipelineJobHandlers(app));
+            await queue.startWorker(jobHandlers(app, queue));
           } else if (queue !== undefined) {
             process.stderr.write(`steps go to the ${app.config.jobs.queueName} queue; a \`catdog worker\` sharing this database, storage and pipeline.root runs them\n`);
           }
