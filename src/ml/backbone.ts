@@ -5,8 +5,10 @@ import { fileURLToPath } from 'node:url';
 import type { io, LayersModel, SymbolicTensor, Tensor, Tensor2D, Tensor4D } from '@tensorflow/tfjs';
 import { CatdogError } from '../errors.js';
 import { foldBatchNormalization } from './fold-batch-norm.js';
+import { type LayersGraph, layersGraph, UnsupportedLayerError } from './graph/from-layers.js';
+import { type GraphSession, loadGraphSession } from './graph/session.js';
 import { weightBytes } from './model-io.js';
-import { initTensorflow, tensorflow, type Tensorflow } from './tf.js';
+import { initTensorflow, type LoadedTensorflow, tensorflow, type Tensorflow } from './tf.js';
 
 /**
  * Pixels in, a fixed-size array of floats per image out, computed by frozen pretrained layers: what the training
@@ -55,8 +57,16 @@ export interface Backbone extends FeatureExtractor {
   layersModel: LayersModel;
   /** The trunk alone (input already scaled x/127.5 − 1 → features), to compose a model that runs without catdog. */
   featureModel: LayersModel;
+  /** How `features`, `featuresAndImagenet` and `imagenet` run; absent for an ensemble, whose parts each say. */
+  forwardPass?: ForwardPass;
   dispose(): void;
 }
+
+/**
+ * A backbone's inference runs as one TensorFlow graph in a session (whole-graph optimization: each convolution
+ * fused with its bias and activation), or eagerly, op by op through tfjs, when the graph cannot run (why is said).
+ */
+export type ForwardPass = { kind: 'graph'; folder: string } | { kind: 'eager'; reason: string };
 
 export interface LoadBackboneOptions {
   /** Downloaded backbones live in `cacheDir/backbones/<sha256(url) prefix>/`. */
@@ -79,7 +89,8 @@ interface ModelJson {
  * a `file://` URL or a path to its model.json (or to the folder holding it).
  */
 export async function loadBackbone(source: string, options: LoadBackboneOptions): Promise<Backbone> {
-  const { tf } = await initTensorflow();
+  const loaded = await initTensorflow();
+  const { tf } = loaded;
   let modelJsonPath: string;
   try {
     modelJsonPath = /^https?:\/\//i.test(source)
@@ -103,7 +114,15 @@ export async function loadBackbone(source: string, options: LoadBackboneOptions)
   let inference: LayersModel | undefined;
   try {
     inference = await foldBatchNormalization(model);
-    return wrapBackbone(tf, { model, inference }, source, backboneId(source, files));
+    const id = backboneId(source, files);
+    const outputs = backboneOutputs(tf, { model, inference }, source);
+    const passes = await forwardPasses(loaded, { model, inference }, outputs, { cacheDir: options.cacheDir, id });
+    process.stderr.write(
+      passes.forwardPass.kind === 'graph'
+        ? `catdog: backbone ${id} runs as one TensorFlow graph (${passes.forwardPass.folder})\n`
+        : `catdog: backbone ${id} runs eagerly, layer by layer: ${passes.forwardPass.reason}\n`,
+    );
+    return wrapBackbone(model, outputs, passes, source, id);
   } catch (error) {
     if (inference !== model) inference?.dispose();
     model.dispose();
@@ -207,11 +226,17 @@ export async function extractFeatures(
   return features;
 }
 
-/**
- * `model` as loaded (exported and fine-tuned as it is) and `inference`, the same function with BatchNorm folded
- * into the convolutions, which every forward pass uses.
- */
-function wrapBackbone(tf: Tensorflow, { model, inference }: { model: LayersModel; inference: LayersModel }, source: string, id: string): Backbone {
+/** What a backbone computes, found in the loaded model and in its BatchNorm-folded copy. */
+interface BackboneOutputs {
+  inputSize: number;
+  featureSize: number;
+  /** The loaded model's trunk, for export and ensembles. */
+  featureModel: LayersModel;
+  /** The folded copy's pooled features and, when the model has an ImageNet head, its probabilities. */
+  inference: { features: SymbolicTensor; imagenet?: SymbolicTensor };
+}
+
+function backboneOutputs(tf: Tensorflow, { model, inference }: { model: LayersModel; inference: LayersModel }, source: string): BackboneOutputs {
   const inputShape = model.inputs[0]?.shape;
   const inputSize = inputShape?.[1];
   if (!inputShape || typeof inputSize !== 'number' || inputShape[2] !== inputSize || inputShape[3] !== 3) {
@@ -226,38 +251,127 @@ function wrapBackbone(tf: Tensorflow, { model, inference }: { model: LayersModel
   if (typeof featureSize !== 'number') {
     throw new CatdogError('backbone_unavailable', `backbone ${source} has a feature layer of unknown size`, 503);
   }
-  const featureModel = tf.model({ inputs: model.inputs, outputs: featureOutput });
-  const inferenceFeatures = findFeatureOutput(inference, source).output;
-  const featurePass = tf.model({ inputs: inference.inputs, outputs: inferenceFeatures });
   const imagenetOutput = model.outputs[0];
   // A model wrapping a trunk (Teachable Machine) carries its own unrelated head, whatever its size.
   const hasImagenetHead =
     !fromNestedTrunk && imagenetOutput?.shape.length === 2 && imagenetOutput.shape[1] === IMAGENET_CLASSES;
-  const bothModel = hasImagenetHead ? tf.model({ inputs: inference.inputs, outputs: [inferenceFeatures, inference.outputs[0]!] }) : undefined;
+  return {
+    inputSize,
+    featureSize,
+    featureModel: tf.model({ inputs: model.inputs, outputs: featureOutput }),
+    inference: {
+      features: findFeatureOutput(inference, source).output,
+      ...(hasImagenetHead ? { imagenet: inference.outputs[0]! } : {}),
+    },
+  };
+}
 
+/** The backbone's inference: its forward passes, how they run, and a dispose for what they hold. */
+interface ForwardPasses extends Pick<Backbone, 'features' | 'featuresAndImagenet' | 'imagenet'> {
+  forwardPass: ForwardPass;
+  dispose(): void;
+}
+
+/**
+ * The forward passes of `inference` (`model` with BatchNorm folded, or `model` itself) as one TensorFlow graph
+ * when native TensorFlow runs it, else eagerly. The passes own `inference` when it is a copy.
+ */
+async function forwardPasses(
+  { tf, backend }: LoadedTensorflow,
+  { model, inference }: { model: LayersModel; inference: LayersModel },
+  { inference: outputs }: BackboneOutputs,
+  { cacheDir, id }: { cacheDir: string; id: string },
+): Promise<ForwardPasses> {
+  const disposeCopy = () => {
+    if (inference !== model) inference.dispose();
+  };
+  const eager = (reason: string) => eagerPasses(tf, inference, outputs, reason, disposeCopy);
+  if (backend !== 'tensorflow') return eager(`the ${backend} backend runs no TensorFlow graphs`);
+  let graph: LayersGraph;
+  try {
+    graph = layersGraph(tf, inference, outputs, { inputScaling: { divisor: 127.5, subtrahend: 1 } });
+  } catch (error) {
+    return eager(error instanceof UnsupportedLayerError ? `its ${error.message}` : `building its TensorFlow graph failed: ${messageOf(error)}`);
+  }
+  let session: GraphSession<GraphSignature, GraphOutput>;
+  try {
+    session = await loadGraphSession<GraphSignature, GraphOutput>(tf, graph, outputs.imagenet ? IMAGENET_SIGNATURES : FEATURE_SIGNATURES, { cacheDir, name: id });
+  } catch (error) {
+    return eager(`TensorFlow could not load its graph: ${messageOf(error)}`);
+  }
+  // The session holds its own copy of the weights.
+  disposeCopy();
+  return graphPasses(session, outputs.imagenet !== undefined);
+}
+
+const messageOf = (error: unknown): string => (error instanceof Error ? error.message : String(error));
+
+type GraphSignature = 'features' | 'features_and_imagenet' | 'imagenet';
+type GraphOutput = 'features' | 'imagenet';
+const FEATURE_SIGNATURES = { features: ['features'] } as const;
+const IMAGENET_SIGNATURES = { ...FEATURE_SIGNATURES, features_and_imagenet: ['features', 'imagenet'], imagenet: ['imagenet'] } as const;
+
+function graphPasses(session: GraphSession<GraphSignature, GraphOutput>, withImagenet: boolean): ForwardPasses {
+  const features = (rgb: Tensor4D) => session.run('features', rgb).features as Tensor2D;
+  return {
+    forwardPass: { kind: 'graph', folder: session.folder },
+    features,
+    featuresAndImagenet: withImagenet
+      ? (rgb) => {
+          const { features: featureTensor, imagenet } = session.run('features_and_imagenet', rgb);
+          return { features: featureTensor as Tensor2D, imagenet: imagenet as Tensor2D };
+        }
+      : (rgb) => ({ features: features(rgb) }),
+    ...(withImagenet ? { imagenet: (rgb: Tensor4D) => session.run('imagenet', rgb).imagenet as Tensor2D } : {}),
+    dispose: () => session.dispose(),
+  };
+}
+
+/** Every pass through the tfjs layers of `inference`, op by op. */
+function eagerPasses(tf: Tensorflow, inference: LayersModel, outputs: BackboneOutputs['inference'], reason: string, dispose: () => void): ForwardPasses {
   const scaled = (rgb: Tensor4D): Tensor4D => tf.sub(tf.div(rgb, 127.5), 1);
+  const featurePass = tf.model({ inputs: inference.inputs, outputs: outputs.features });
   const features = (rgb: Tensor4D): Tensor2D => tf.tidy(() => featurePass.predict(scaled(rgb)) as Tensor2D);
-  const backbone: Backbone = {
+  const bothPass = outputs.imagenet ? tf.model({ inputs: inference.inputs, outputs: [outputs.features, outputs.imagenet] }) : undefined;
+  const imagenetPass = outputs.imagenet ? tf.model({ inputs: inference.inputs, outputs: outputs.imagenet }) : undefined;
+  return {
+    forwardPass: { kind: 'eager', reason },
+    features,
+    featuresAndImagenet: (rgb) => {
+      if (!bothPass) return { features: features(rgb) };
+      const [featureTensor, imagenetTensor] = tf.tidy(() => bothPass.predict(scaled(rgb)) as Tensor[]);
+      return { features: featureTensor as Tensor2D, imagenet: imagenetTensor as Tensor2D };
+    },
+    ...(imagenetPass ? { imagenet: (rgb: Tensor4D) => tf.tidy(() => imagenetPass.predict(scaled(rgb)) as Tensor2D) } : {}),
+    dispose,
+  };
+}
+
+/** `model` as loaded (exported and fine-tuned as it is) with the passes every inference runs. */
+function wrapBackbone(
+  model: LayersModel,
+  { inputSize, featureSize, featureModel }: BackboneOutputs,
+  { forwardPass, features, featuresAndImagenet, imagenet, dispose }: ForwardPasses,
+  source: string,
+  id: string,
+): Backbone {
+  return {
     id,
     source,
     inputSize,
     featureShape: [featureSize],
     featureSize,
     features,
-    featuresAndImagenet: (rgb) => {
-      if (!bothModel) return { features: features(rgb) };
-      const [featureTensor, imagenetTensor] = tf.tidy(() => bothModel.predict(scaled(rgb)) as Tensor[]);
-      return { features: featureTensor as Tensor2D, imagenet: imagenetTensor as Tensor2D };
-    },
+    featuresAndImagenet,
+    ...(imagenet ? { imagenet } : {}),
     layersModel: model,
     featureModel,
+    forwardPass,
     dispose: () => {
-      if (inference !== model) inference.dispose();
+      dispose();
       model.dispose();
     },
   };
-  if (hasImagenetHead) backbone.imagenet = (rgb) => tf.tidy(() => inference.predict(scaled(rgb)) as Tensor2D);
-  return backbone;
 }
 
 /**

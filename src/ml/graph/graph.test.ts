@@ -1,0 +1,133 @@
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import type { SymbolicTensor, Tensor, Tensor2D, Tensor4D } from '@tensorflow/tfjs';
+import type * as TensorflowNode from '@tensorflow/tfjs-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { defaultBackbone, kaggleFiles, sharedPath, skipWithoutShared } from '../../../test/support/shared.js';
+import { type Backbone, loadBackbone } from '../backbone.js';
+import { maxAbsDifference, rgbPixels } from '../test-support.js';
+import { initTensorflow, type Tensorflow } from '../tf.js';
+import { layersGraph, UnsupportedLayerError } from './from-layers.js';
+
+const trunkBackbone = sharedPath('models', 'mobilenet_v2_0.35_trunk_tm', 'model.json');
+
+describe.skipIf(skipWithoutShared)('backbones as one TensorFlow graph', () => {
+  let tf: Tensorflow;
+  let cacheDir: string;
+  let photos: Tensor4D;
+  const savedModels = () => (tf as unknown as typeof TensorflowNode).node.getNumOfSavedModels();
+
+  /** The loaded (not folded) model run eagerly by tfjs: the reference the graph must reproduce. */
+  const eager = (tensor: SymbolicTensor | SymbolicTensor[], backbone: Backbone, rgb: Tensor4D): Tensor =>
+    tf.tidy(() => tf.model({ inputs: backbone.layersModel.inputs, outputs: tensor }).predict(tf.sub(tf.div(rgb, 127.5), 1)) as Tensor);
+  const values = (tensor: Tensor) => {
+    const data = tensor.dataSync();
+    tensor.dispose();
+    return data;
+  };
+
+  beforeAll(async () => {
+    ({ tf } = await initTensorflow());
+    cacheDir = await fs.mkdtemp(path.join(os.tmpdir(), 'catdog-ml-graph-'));
+    const pixels = await rgbPixels([...kaggleFiles('cat', 3), ...kaggleFiles('dog', 3)]);
+    photos = tf.tensor4d(Float32Array.from(pixels.flatMap((photo) => [...photo])), [pixels.length, 224, 224, 3]);
+  });
+  afterAll(async () => {
+    photos?.dispose();
+    await fs.rm(cacheDir, { recursive: true, force: true });
+  });
+
+  it('gives MobileNet v1 0.75 the features and ImageNet probabilities of the layers model, from one cached graph', async () => {
+    const backbone = await loadBackbone(defaultBackbone, { cacheDir });
+    try {
+      expect(backbone.forwardPass).toEqual({ kind: 'graph', folder: expect.stringContaining(path.join(cacheDir, 'graphs', backbone.id)) });
+      const folder = (backbone.forwardPass as { folder: string }).folder;
+      expect((await fs.readdir(folder)).sort()).toEqual(['saved_model.pb']);
+
+      const features = values(backbone.features(photos));
+      const reference = values(eager(backbone.featureModel.outputs, backbone, photos));
+      expect(features).toHaveLength(6 * 768);
+      expect(maxAbsDifference(features, reference)).toBeLessThan(1e-4);
+      const probabilities = values(backbone.imagenet!(photos));
+      expect(maxAbsDifference(probabilities, values(eager(backbone.layersModel.outputs, backbone, photos)))).toBeLessThan(1e-4);
+
+      const onePass = backbone.featuresAndImagenet(photos);
+      expect(maxAbsDifference(values(onePass.features), features)).toBeLessThan(1e-6);
+      expect(maxAbsDifference(values(onePass.imagenet!), probabilities)).toBeLessThan(1e-6);
+      // A single photo gives the row it had in the batch.
+      const single = values(tf.tidy(() => backbone.features(tf.slice(photos, [4], [1]))));
+      expect(maxAbsDifference(single, features.slice(4 * 768, 5 * 768))).toBeLessThan(1e-5);
+
+      const again = await loadBackbone(defaultBackbone, { cacheDir });
+      expect(again.forwardPass).toEqual(backbone.forwardPass);
+      again.dispose();
+    } finally {
+      backbone.dispose();
+    }
+  });
+
+  it('inlines the nested MobileNetV2 0.35 trunk of a Teachable Machine export, with its BatchNorms and residual adds', async () => {
+    const trunk = await loadBackbone(trunkBackbone, { cacheDir });
+    try {
+      expect(trunk.forwardPass?.kind).toBe('graph');
+      expect(trunk.imagenet).toBeUndefined();
+      const features = values(trunk.features(photos));
+      expect(features).toHaveLength(6 * 1280);
+      expect(maxAbsDifference(features, values(eager(trunk.featureModel.outputs, trunk, photos)))).toBeLessThan(1e-4);
+      const { features: onePass, imagenet } = trunk.featuresAndImagenet(photos);
+      expect(imagenet).toBeUndefined();
+      expect(maxAbsDifference(values(onePass), features)).toBeLessThan(1e-6);
+    } finally {
+      trunk.dispose();
+    }
+  });
+
+  it('leaves no tensor behind over repeated passes, and dispose closes the session', async () => {
+    const sessionsBefore = savedModels();
+    const backbone = await loadBackbone(defaultBackbone, { cacheDir });
+    expect(savedModels()).toBe(sessionsBefore + 1);
+    const pass = () => {
+      const { features, imagenet } = backbone.featuresAndImagenet(photos);
+      tf.dispose([features, imagenet!, backbone.features(photos), backbone.imagenet!(photos)]);
+    };
+    pass();
+    const tensors = tf.memory().numTensors;
+    for (let i = 0; i < 5; i++) pass();
+    expect(tf.memory().numTensors).toBe(tensors);
+    backbone.dispose();
+    expect(savedModels()).toBe(sessionsBefore);
+  });
+
+  it('falls back to running eagerly, and says why, when a layer has no graph translation', async () => {
+    const modelDir = path.join(cacheDir, 'leaky');
+    const input = tf.input({ shape: [224, 224, 3] });
+    const convolved = tf.layers.conv2d({ filters: 4, kernelSize: 3, strides: 4, kernelInitializer: tf.initializers.glorotUniform({ seed: 3 }) }).apply(input);
+    const leaky = tf.layers.leakyReLU({ alpha: 0.2, name: 'leaky' }).apply(convolved);
+    const saved = tf.model({ inputs: input, outputs: tf.layers.globalAveragePooling2d({}).apply(leaky) as SymbolicTensor });
+    await saved.save(`file://${modelDir}`);
+    saved.dispose();
+    const backbone = await loadBackbone(modelDir, { cacheDir });
+    try {
+      expect(backbone.forwardPass).toEqual({ kind: 'eager', reason: 'its layer leaky (LeakyReLU) has no TensorFlow graph translation' });
+      const features = backbone.features(photos) as Tensor2D;
+      expect(features.shape).toEqual([6, 4]);
+      features.dispose();
+    } finally {
+      backbone.dispose();
+    }
+  });
+
+  it('names the layer it cannot translate', async () => {
+    const input = tf.input({ shape: [8, 8, 3] });
+    const output = tf.layers.conv2d({ filters: 2, kernelSize: 3, activation: 'tanh', name: 'tanh_conv' }).apply(input) as SymbolicTensor;
+    const model = tf.model({ inputs: input, outputs: output });
+    try {
+      expect(() => layersGraph(tf, model, { out: output }, { inputScaling: { divisor: 1, subtrahend: 0 } })).toThrow(
+        new UnsupportedLayerError('tanh_conv', 'Conv2D', 'has activation tanh, which the graph builder does not translate'),
+      );
+    } finally {
+      model.dispose();
+    }
+  });
+});
