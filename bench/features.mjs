@@ -23,7 +23,7 @@ async function measureCatdog({ batch, images }) {
   const started = performance.now();
   for (let i = 0; i < batches; i++) await step();
   const seconds = (performance.now() - started) / 1000;
-  console.log(JSON.stringify({ value: (batch * batches) / seconds, batches, seconds }));
+  console.log(JSON.stringify({ value: (batch * batches) / seconds, batches, seconds, forwardPass: backbone.forwardPass?.kind ?? 'eager' }));
 }
 
 async function main() {
@@ -33,6 +33,7 @@ async function main() {
   const python = peerPython();
   const loadBefore = loadAverage();
   const rows = [];
+  const forwardPasses = new Set();
   for (const batch of [1, 32]) {
     const batches = Math.max(1, Math.round(opts.images / batch));
     const medians = interleaved({
@@ -40,12 +41,13 @@ async function main() {
       'Keras 3 (TF 2.21)': () => runMeasured(python, [path.join(repoRoot, 'bench', 'peers', 'keras_features.py'), String(batch), String(batches)]),
     }, opts.rounds);
     for (const [impl, result] of Object.entries(medians)) {
+      if (result.forwardPass) forwardPasses.add(result.forwardPass);
       rows.push({ group: `batch ${batch}`, impl, value: result.value, values: result.values, peakRssMiB: result.peakRssMiB });
     }
   }
   report('features', {
     unit: 'images/s',
-    what: `MobileNet v1 0.75 forward pass to 768-d features, ${opts.images} images per measurement, best of ${opts.rounds} interleaved rounds; same ImageNet weights on both sides`,
+    what: `MobileNet v1 0.75 forward pass to 768-d features, ${opts.images} images per measurement, best of ${opts.rounds} interleaved rounds; same ImageNet weights on both sides; catdog's backbone runs ${[...forwardPasses].map((kind) => (kind === 'graph' ? 'as one TensorFlow graph in a session' : 'eagerly, layer by layer')).join(' and ')}`,
     loadBefore,
     loadAfter: loadAverage(),
     rows,
