@@ -297,7 +297,7 @@ async function forwardPasses(
   try {
     session = await loadGraphSession<GraphSignature, GraphOutput>(tf, graph, outputs.imagenet ? IMAGENET_SIGNATURES : FEATURE_SIGNATURES, { cacheDir, name: id });
   } catch (error) {
-    return eager(`TensorFlow could not load its graph: ${messageOf(error)}`);
+    return eager(`its TensorFlow graph could not be written or loaded: ${messageOf(error)}`);
   }
   // The session holds its own copy of the weights.
   disposeCopy();

@@ -1,18 +1,21 @@
+import { execFile } from 'node:child_process';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import type { SymbolicTensor, Tensor, Tensor2D, Tensor4D } from '@tensorflow/tfjs';
 import type * as TensorflowNode from '@tensorflow/tfjs-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { defaultBackbone, kaggleFiles, sharedPath, skipWithoutShared } from '../../../test/support/shared.js';
+import { defaultBackbone, kaggleFiles, sharedPath, skipWithoutShared, smallBackbone } from '../../../test/support/shared.js';
 import { type Backbone, loadBackbone } from '../backbone.js';
 import { maxAbsDifference, rgbPixels } from '../test-support.js';
 import { initTensorflow, type Tensorflow } from '../tf.js';
 import { layersGraph, UnsupportedLayerError } from './from-layers.js';
 
 const trunkBackbone = sharedPath('models', 'mobilenet_v2_0.35_trunk_tm', 'model.json');
+const onWasm = process.env.CATDOG_BACKEND === 'wasm';
 
-describe.skipIf(skipWithoutShared)('backbones as one TensorFlow graph', () => {
+describe.skipIf(skipWithoutShared || onWasm)('backbones as one TensorFlow graph', () => {
   let tf: Tensorflow;
   let cacheDir: string;
   let photos: Tensor4D;
@@ -118,6 +121,19 @@ describe.skipIf(skipWithoutShared)('backbones as one TensorFlow graph', () => {
     }
   });
 
+  it('falls back to running eagerly when the graph cannot be written', async () => {
+    const blockedCache = path.join(cacheDir, 'blocked');
+    await fs.mkdir(blockedCache);
+    await fs.writeFile(path.join(blockedCache, 'graphs'), 'a file where the graphs folder goes');
+    const backbone = await loadBackbone(smallBackbone, { cacheDir: blockedCache });
+    try {
+      expect(backbone.forwardPass).toEqual({ kind: 'eager', reason: expect.stringMatching(/^its TensorFlow graph could not be written or loaded: .*(EEXIST|ENOTDIR)/) });
+      expect(values(backbone.features(photos))).toHaveLength(6 * 256);
+    } finally {
+      backbone.dispose();
+    }
+  });
+
   it('names the layer it cannot translate', async () => {
     const input = tf.input({ shape: [8, 8, 3] });
     const output = tf.layers.conv2d({ filters: 2, kernelSize: 3, activation: 'tanh', name: 'tanh_conv' }).apply(input) as SymbolicTensor;
@@ -128,6 +144,32 @@ describe.skipIf(skipWithoutShared)('backbones as one TensorFlow graph', () => {
       );
     } finally {
       model.dispose();
+    }
+  });
+});
+
+describe.skipIf(skipWithoutShared)('backbones on the WebAssembly backend', () => {
+  it('run eagerly, with one stderr line saying so and why', async () => {
+    const cacheDir = await fs.mkdtemp(path.join(os.tmpdir(), 'catdog-ml-graph-wasm-'));
+    const moduleUrl = (file: string) => new URL(file, import.meta.url).href;
+    const registerHooks = `import { register } from 'node:module'; register(${JSON.stringify(moduleUrl('../typescript-hooks.mjs'))});`;
+    const script = `
+      const { loadBackbone } = await import(${JSON.stringify(moduleUrl('../backbone.ts'))});
+      const backbone = await loadBackbone(${JSON.stringify(smallBackbone)}, { cacheDir: ${JSON.stringify(cacheDir)} });
+      console.log(JSON.stringify(backbone.forwardPass));`;
+    try {
+      const { stdout, stderr } = await promisify(execFile)(
+        process.execPath,
+        ['--import', `data:text/javascript,${encodeURIComponent(registerHooks)}`, '--input-type=module', '-e', script],
+        { env: { ...process.env, CATDOG_BACKEND: 'wasm' }, timeout: 120_000 },
+      );
+      expect(JSON.parse(stdout)).toEqual({ kind: 'eager', reason: 'the wasm backend runs no TensorFlow graphs' });
+      expect(stderr.split('\n').filter((line) => line.startsWith('catdog: backbone '))).toEqual([
+        expect.stringMatching(/^catdog: backbone mobilenet_v1_0\.25_224-[0-9a-f]{12} runs eagerly, layer by layer: the wasm backend runs no TensorFlow graphs$/),
+      ]);
+      await expect(fs.readdir(cacheDir)).resolves.toEqual([]);
+    } finally {
+      await fs.rm(cacheDir, { recursive: true, force: true });
     }
   });
 });
