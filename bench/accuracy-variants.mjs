@@ -2,7 +2,8 @@
 // Accuracy variants: train on the first N kaggle-dev photos per class (default 1000) with the shared MobileNet v1
 // 0.75, then score every kaggle-dev photo numbered >= 4000 (held out). Variants: logistic / MLP head on the frozen
 // backbone, its last block(s) fine-tuned (training.fineTune defaults), and the MobileNet v1 0.75 + MobileNetV2 0.35
-// ensemble (logistic and MLP heads), each with and without test-time augmentation (mirror). Each variant is a whole
+// ensemble (logistic and MLP heads), each with and without test-time augmentation (mirror), and heads that also take
+// the backbone's ImageNet zero-shot vote (training.zeroShotVote). Each variant is a whole
 // training run (features or activations cached by earlier variants are reused, as they would be by a later
 // `catdog train`; "computed" counts the feature-cache entries each run wrote, per extractor and variant).
 // Also: ECE after temperature scaling, serving latency per photo (pixels → answer, batches of 32), and how many
@@ -79,6 +80,9 @@ try {
     { name: 'ensemble v1 0.75 + v2 0.35 + logistic + TTA', ensemble: [v2], tta: true },
     { name: 'ensemble v1 0.75 + v2 0.35 + MLP', ensemble: [v2], head: 'mlp' },
     { name: 'ensemble v1 0.75 + v2 0.35 + MLP + TTA', ensemble: [v2], head: 'mlp', tta: true },
+    { name: 'frozen + logistic + zero-shot vote', zeroShotVote: true },
+    { name: 'frozen + logistic + zero-shot vote + TTA', zeroShotVote: true, tta: true },
+    { name: 'ensemble v1 0.75 + v2 0.35 + logistic + zero-shot vote + TTA', ensemble: [v2], zeroShotVote: true, tta: true },
   ].filter((variant) => !only || only.some((name) => variant.name.includes(name)));
   const rows = [];
   let first;
@@ -103,7 +107,14 @@ try {
   for (const variant of variants) {
     started = Date.now();
     computed = {};
-    const training = { ...app.config.training, head: variant.head ?? 'logistic', tta: variant.tta ?? false, ensemble: variant.ensemble ?? [], fineTune: variant.fineTune ?? app.config.training.fineTune };
+    const training = {
+      ...app.config.training,
+      head: variant.head ?? 'logistic',
+      tta: variant.tta ?? false,
+      zeroShotVote: variant.zeroShotVote ?? false,
+      ensemble: variant.ensemble ?? [],
+      fineTune: variant.fineTune ?? app.config.training.fineTune,
+    };
     const config = { ...app.config, training };
     const outcome = await trainOnDataset({ ...app, blobs }, { datasetId: version.id, params: trainingParams(config, params) });
     const trainComputed = computed;

@@ -27,6 +27,7 @@ describe('configSchema', () => {
         ensemble: [],
         head: 'logistic',
         tta: false,
+        zeroShotVote: false,
         batchSize: 32,
         epochs: 20,
         learningRate: 0.001,
@@ -64,6 +65,7 @@ describe('configSchema', () => {
     ['fine-tuning a cnn', { training: { architecture: 'cnn', fineTune: { enabled: true } } }],
     ['an ensemble for a cnn', { training: { architecture: 'cnn', ensemble: ['v2/model.json'] } }],
     ['fine-tuning an ensemble', { training: { ensemble: ['v2/model.json'], fineTune: { enabled: true } } }],
+    ['a zero-shot vote for a cnn', { training: { architecture: 'cnn', zeroShotVote: true } }],
   ])('rejects %s', (_, input) => {
     expect(configSchema.safeParse(input).success).toBe(false);
   });

@@ -113,6 +113,13 @@ const trainingSchema = z
       .boolean()
       .default(false)
       .describe('Test-time augmentation: every answer averages P(dog) over the photo and its mirror image (twice the backbone work per photo).'),
+    zeroShotVote: z
+      .boolean()
+      .default(false)
+      .describe(
+        'The head also takes the backbone\'s own ImageNet classifier\'s cat-vs-dog vote (its cat and dog classes, frozen, inside the saved network): ' +
+          'knowledge from 1.2 M ImageNet photos next to what the head learns from yours. Needs a backbone with an ImageNet head (the default MobileNet v1 has one). mobilenet only.',
+      ),
     batchSize: z.int().min(1).max(1024).default(32).describe('Images per training step (1..1024).'),
     epochs: z.int().min(1).max(1000).default(20).describe('Largest number of passes over the training split (1..1000).'),
     learningRate: z.number().gt(0).max(1).default(0.001).describe('Adam learning rate (> 0, <= 1).'),
@@ -166,6 +173,7 @@ const trainingSchema = z
 export function trainingConflicts(training: {
   architecture: 'mobilenet' | 'cnn';
   ensemble: readonly string[];
+  zeroShotVote: boolean;
   fineTune: { enabled: boolean };
 }): { path: string[]; message: string }[] {
   const problems: { path: string[]; message: string }[] = [];
@@ -174,6 +182,9 @@ export function trainingConflicts(training: {
   }
   if (training.architecture === 'cnn' && training.ensemble.length > 0) {
     problems.push({ path: ['ensemble'], message: 'a backbone ensemble needs training.architecture mobilenet (the cnn has no backbone); set training.ensemble to [] to train a cnn' });
+  }
+  if (training.architecture === 'cnn' && training.zeroShotVote) {
+    problems.push({ path: ['zeroShotVote'], message: 'the zero-shot vote comes from a pretrained backbone\'s ImageNet head, which the cnn has not; set training.zeroShotVote to false to train a cnn' });
   }
   if (training.fineTune.enabled && training.ensemble.length > 0) {
     problems.push({ path: ['fineTune', 'enabled'], message: 'fine-tuning works on one backbone, but training.ensemble adds more; set training.ensemble to [] or training.fineTune.enabled to false' });

@@ -1,4 +1,5 @@
-import type { LayersModel } from '@tensorflow/tfjs';
+import type { LayersModel, SymbolicTensor } from '@tensorflow/tfjs';
+import type { PetLogits } from './imagenet-head.js';
 import { tensorflow } from './tf.js';
 
 /** Classifier heads on backbone features; both end in one sigmoid unit = P(dog). */
@@ -17,35 +18,67 @@ function layerSeeds(seed: number): () => number {
 }
 
 /**
- * An untrained head taking `featureSize` backbone features, initialised from `seed`. Needs `initTensorflow()` to
- * have been awaited.
+ * An untrained head taking `featureSize` backbone features, initialised from `seed`. With `zeroShot` (the cat and
+ * dog rows of the backbone's own ImageNet classifier) the head also takes the backbone's zero-shot vote, computed
+ * inside the network by frozen layers, so serving, fine-tuning and exports see the same network. Needs
+ * `initTensorflow()` to have been awaited.
  */
-export function buildHead(kind: HeadKind, featureSize: number, seed: number): LayersModel {
+export function buildHead(kind: HeadKind, featureSize: number, seed: number, zeroShot?: PetLogits): LayersModel {
   const tf = tensorflow();
   const nextSeed = layerSeeds(seed);
   const kernelInitializer = () => tf.initializers.glorotUniform({ seed: nextSeed() });
-  if (kind === 'logistic') {
-    return tf.sequential({
-      name: 'logistic_head',
-      layers: [
-        tf.layers.dense({
-          inputShape: [featureSize],
-          units: 1,
-          activation: 'sigmoid',
-          kernelInitializer: kernelInitializer(),
-          kernelRegularizer: tf.regularizers.l2({ l2: LOGISTIC_L2 }),
-        }),
-      ],
-    });
+  /** The trained layers; `inputShape` only where they start a Sequential model. */
+  const trained = (inputShape?: number[]) =>
+    kind === 'logistic'
+      ? [
+          tf.layers.dense({
+            inputShape,
+            units: 1,
+            activation: 'sigmoid',
+            kernelInitializer: kernelInitializer(),
+            kernelRegularizer: tf.regularizers.l2({ l2: LOGISTIC_L2 }),
+          }),
+        ]
+      : [
+          tf.layers.dense({ inputShape, units: 128, activation: 'relu', kernelInitializer: kernelInitializer() }),
+          tf.layers.dropout({ rate: 0.3, seed: nextSeed() }),
+          tf.layers.dense({ units: 1, activation: 'sigmoid', kernelInitializer: kernelInitializer() }),
+        ];
+  if (!zeroShot) return tf.sequential({ name: `${kind}_head`, layers: trained([featureSize]) });
+  if (zeroShot.featureSize !== featureSize) {
+    throw new Error(`the zero-shot vote reads ${zeroShot.featureSize} features, but the head takes ${featureSize}`);
   }
-  return tf.sequential({
-    name: 'mlp_head',
-    layers: [
-      tf.layers.dense({ inputShape: [featureSize], units: 128, activation: 'relu', kernelInitializer: kernelInitializer() }),
-      tf.layers.dropout({ rate: 0.3, seed: nextSeed() }),
-      tf.layers.dense({ units: 1, activation: 'sigmoid', kernelInitializer: kernelInitializer() }),
-    ],
-  });
+  const features = tf.input({ shape: [featureSize], name: 'features' });
+  const joined = tf.layers.concatenate({ name: 'features_and_zero_shot_vote' }).apply([features, zeroShotVote(features, zeroShot)]);
+  const pDog = trained().reduce<SymbolicTensor>((input, layer) => layer.apply(input) as SymbolicTensor, joined as SymbolicTensor);
+  return tf.model({ name: `${kind}_head_with_zero_shot_vote`, inputs: features, outputs: pDog });
+}
+
+/**
+ * P(dog) − P(cat) in [−1, 1] from the ImageNet classifier's cat and dog classes alone, each class's logit lowered
+ * by log(classes of its kind) so that 118 dog breeds do not outvote 5 cats (as `zeroShotPDog` weighs them):
+ * what 1.2 M ImageNet photos say, next to the features the head learns from a few thousand. Frozen standard
+ * layers (Dense, softmax, Dense), so the Keras and TF.js exports carry it.
+ */
+function zeroShotVote(features: SymbolicTensor, logits: PetLogits): SymbolicTensor {
+  const tf = tensorflow();
+  const classes = logits.cats + logits.dogs;
+  const petLogits = tf.layers.dense({ units: classes, trainable: false, name: 'imagenet_pet_logits' });
+  const share = tf.layers.activation({ activation: 'softmax', name: 'imagenet_pet_share' });
+  const vote = tf.layers.dense({ units: 1, trainable: false, name: 'zero_shot_vote' });
+  const output = vote.apply(share.apply(petLogits.apply(features))) as SymbolicTensor;
+  const perKind = (cat: number, dog: number) => Float32Array.from({ length: classes }, (_, i) => (i < logits.cats ? cat : dog));
+  const lowered = perKind(Math.log(logits.cats), Math.log(logits.dogs)).map((amount, i) => logits.bias[i]! - amount);
+  const weights = [
+    tf.tensor2d(logits.kernel, [logits.featureSize, classes]),
+    tf.tensor1d(lowered),
+    tf.tensor2d(perKind(-1, 1), [classes, 1]),
+    tf.zeros([1]),
+  ];
+  petLogits.setWeights(weights.slice(0, 2));
+  vote.setWeights(weights.slice(2));
+  tf.dispose(weights);
+  return output;
 }
 
 /**

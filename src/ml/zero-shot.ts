@@ -7,6 +7,12 @@ interface ClassRange {
 const DOMESTIC_CATS: ClassRange = { first: 281, last: 285 };
 const DOGS: ClassRange = { first: 151, last: 268 };
 const IMAGENET_CLASSES = 1000;
+
+const classIndices = ({ first, last }: ClassRange): number[] => Array.from({ length: last - first + 1 }, (_, i) => first + i);
+
+/** The ImageNet-1k class indices of the domestic cats and of the dog breeds. */
+export const PET_CLASSES = { cats: classIndices(DOMESTIC_CATS), dogs: classIndices(DOGS) } as const;
+
 /** Below this much cat + dog probability the ratio is noise, so the answer is "no idea". */
 const NEGLIGIBLE_MASS = 1e-9;
 

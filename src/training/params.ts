@@ -49,6 +49,7 @@ export function trainingParams(config: CatdogConfig, dataset: DatasetParams): Tr
     earlyStoppingPatience: training.earlyStoppingPatience,
     head: training.head,
     tta: training.tta,
+    zeroShotVote: training.zeroShotVote,
     backbone: training.backbone,
     ensemble: training.ensemble,
     fineTune: training.fineTune,

@@ -10,6 +10,7 @@ import {
   fineTuneSplitLayer,
   fineTuningNetwork,
   initTensorflow,
+  petLogits,
   pooledFeatures,
   serializeModel,
   splitBackbone,
@@ -45,6 +46,8 @@ export type TrainingParams = {
   head: 'logistic' | 'mlp';
   /** Average P(dog) over each photo and its mirror image (absent in runs recorded before it existed). */
   tta?: boolean;
+  /** The head also takes the backbone's ImageNet zero-shot vote (absent in runs recorded before it existed). */
+  zeroShotVote?: boolean;
   backbone: string;
   /** Further backbones whose features join the backbone's (absent in runs recorded before it existed). */
   ensemble?: string[];
@@ -156,6 +159,8 @@ async function prepareTransfer(deps: TrainingDependencies, manifest: DatasetMani
   const sources = [params.backbone, ...(params.ensemble ?? [])];
   const parts = await Promise.all(sources.map((source) => deps.backbones.get(source)));
   const backbone = await deps.backbones.combined(sources);
+  // Read before any feature is computed: a backbone without an ImageNet head fails at once, not minutes later.
+  const zeroShot = params.zeroShotVote ? petLogits(backbone) : undefined;
   const fineTune = params.fineTune?.enabled ? params.fineTune : undefined;
   const split = fineTune ? await splitBackbone(backbone, fineTuneSplitLayer(backbone, fineTune.blocks)) : undefined;
   const extractor = split ?? backbone;
@@ -193,7 +198,7 @@ async function prepareTransfer(deps: TrainingDependencies, manifest: DatasetMani
   });
   const [primary, ...others] = parts.map((part, index) => ({ id: part.id, source: sources[index]! }));
   return {
-    network: buildHead(params.head, backbone.featureSize, params.seed),
+    network: buildHead(params.head, backbone.featureSize, params.seed, zeroShot),
     input: pooledFeatures(backbone),
     ...batchesOf([...trainFeatures, ...augmentedFeatures], validationFeatures, 256),
     card: { imageSize: backbone.inputSize, backbone: primary, ...(others.length > 0 ? { ensemble: others } : {}), head: params.head, neither },

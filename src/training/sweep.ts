@@ -127,12 +127,17 @@ async function baseParams(deps: SweepDependencies, datasetId: number): Promise<T
 
 /**
  * The config's cross-setting checks, per candidate: a grid value (architecture cnn) can contradict a setting the
- * grid leaves alone (fine-tuning, an ensemble), and such a candidate would otherwise train something else quietly.
+ * grid leaves alone (fine-tuning, an ensemble, the zero-shot vote), and such a candidate would otherwise train something else quietly.
  */
 function refuseConflictingCandidates(base: TrainingParams, combinations: readonly Partial<TrainingParams>[]): void {
   for (const [index, overrides] of combinations.entries()) {
     const params = { ...base, ...overrides };
-    const [problem] = trainingConflicts({ architecture: params.architecture, ensemble: params.ensemble ?? [], fineTune: { enabled: params.fineTune?.enabled ?? false } });
+    const [problem] = trainingConflicts({
+      architecture: params.architecture,
+      ensemble: params.ensemble ?? [],
+      zeroShotVote: params.zeroShotVote ?? false,
+      fineTune: { enabled: params.fineTune?.enabled ?? false },
+    });
     if (problem) {
       throw new CatdogError('invalid_sweep_grid', `sweep candidate #${index} ${JSON.stringify(overrides)} conflicts with training.${problem.path.join('.')}: ${problem.message}`);
     }

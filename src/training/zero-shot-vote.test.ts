@@ -1,0 +1,124 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestApp, type TestApp } from '../../test/support/app.js';
+import { runPython, skipWithoutPython } from '../../test/support/python.js';
+import { kaggleFiles, sharedPath, skipWithoutShared } from '../../test/support/shared.js';
+import { importFolder } from '../datasets/import-folder.js';
+import { buildDatasetVersion } from '../datasets/versions.js';
+import { buildHead, deserializeModel, initTensorflow, petLogits, zeroShotPDog, type Tensor } from '../ml/index.js';
+import { maxAbsDifference, rgbPixels } from '../ml/test-support.js';
+import { loadClassifier } from '../registry/classifier.js';
+import { exportModel } from '../registry/export.js';
+import { datasetParams, trainingParams, withOverrides } from './params.js';
+import { trainOnDataset } from './run-training.js';
+
+/** A training run, a TF.js export and a Keras round trip on a shared two-core machine. */
+const SLOW_TEST_MS = 300_000;
+const { tf } = await initTensorflow();
+
+const KERAS_PREDICT = `
+import sys, numpy as np, keras
+model = keras.saving.load_model(sys.argv[1])
+pixels = np.fromfile(sys.argv[2], dtype="<f4").reshape(-1, 224, 224, 3)
+print(" ".join(str(p) for p in model.predict(pixels, verbose=0).reshape(-1)))
+`;
+
+let app: TestApp;
+let datasetId: number;
+
+describe.skipIf(Boolean(skipWithoutShared))('a head that also takes the backbone\'s ImageNet zero-shot vote, on real photos', () => {
+  const photos = [...kaggleFiles('cat', 3, 1300), ...kaggleFiles('dog', 3, 1300)];
+  let pixels: Uint8Array[];
+  let batch: Tensor;
+
+  beforeAll(async () => {
+    app = await createTestApp();
+    const folder = path.join(app.home, 'photos');
+    for (const label of ['cat', 'dog'] as const) {
+      fs.mkdirSync(path.join(folder, label), { recursive: true });
+      for (const file of kaggleFiles(label, 16, 1200)) fs.symlinkSync(file, path.join(folder, label, path.basename(file)));
+    }
+    await importFolder({ db: app.db, blobs: app.blobs, limits: app.config.images }, folder);
+    datasetId = (await buildDatasetVersion(app, datasetParams(app.config))).version.id;
+    pixels = await rgbPixels(photos);
+    batch = tf.tensor4d(Float32Array.from(pixels.flatMap((image) => [...image])), [pixels.length, 224, 224, 3]);
+  }, SLOW_TEST_MS);
+  afterAll(async () => {
+    batch?.dispose();
+    await app?.dispose();
+  });
+
+  it('computes inside the head the P(dog) − P(cat) that the ImageNet head gives on its own', async () => {
+    const backbone = await app.backbones.get(app.config.training.backbone);
+    const head = buildHead('logistic', backbone.featureSize, 7, petLogits(backbone));
+    const { features, imagenet } = backbone.featuresAndImagenet(batch as never);
+    try {
+      const voteModel = tf.model({ inputs: head.inputs, outputs: head.getLayer('zero_shot_vote').output });
+      const vote = tf.tidy(() => (voteModel.predict(features) as Tensor).dataSync());
+      const expected = (imagenet!.arraySync() as number[][]).map((row) => 2 * zeroShotPDog(row) - 1);
+      expect(maxAbsDifference(vote, expected)).toBeLessThan(1e-4);
+      // Real photos, not a constant: the vote goes both ways.
+      expect(Math.min(...expected)).toBeLessThan(0);
+      expect(Math.max(...expected)).toBeGreaterThan(0);
+    } finally {
+      tf.dispose([features, imagenet!]);
+      head.dispose();
+    }
+  });
+
+  it('refuses a backbone without an ImageNet head, saying what to change', async () => {
+    const trunk = await app.backbones.get(sharedPath('models', 'mobilenet_v2_0.35_trunk_tm', 'model.json'));
+    expect(() => petLogits(trunk)).toThrow(expect.objectContaining({ code: 'imagenet_head_unavailable', message: expect.stringMatching(/no ImageNet classifier.*set training\.zeroShotVote to false/) }));
+  });
+
+  it('trains with the vote frozen, learns to trust it, and serves and exports (TF.js, Keras) the network it trained', async () => {
+    const plain = withOverrides(app.config, { epochs: 6 });
+    const config = { ...plain, training: { ...plain.training, zeroShotVote: true } };
+    const outcome = await trainOnDataset(app, { datasetId, params: trainingParams(config, datasetParams(config)) });
+    expect(outcome.model.params).toMatchObject({ zeroShotVote: true });
+    expect(outcome.epochs.at(-1)!.loss).toBeLessThan(outcome.epochs[0]!.loss);
+
+    const backbone = await app.backbones.get(config.training.backbone);
+    const classifier = await loadClassifier(app, outcome.model);
+    try {
+      const network = classifier.network!;
+      const [kernel, bias] = network.getLayer('imagenet_pet_logits').getWeights();
+      expect(maxAbsDifference(kernel!.dataSync(), petLogits(backbone).kernel)).toBe(0);
+      expect(bias!.shape).toEqual([123]);
+      // The trained layer reads the features and, last, the vote: training moved the vote's weight towards trusting it.
+      const untrained = buildHead('logistic', backbone.featureSize, config.dataset.seed, petLogits(backbone));
+      const [initial] = untrained.layers.at(-1)!.getWeights();
+      const [trained] = network.layers.at(-1)!.getWeights();
+      expect(trained!.shape).toEqual([backbone.featureSize + 1, 1]);
+      expect(trained!.dataSync()[backbone.featureSize]).toBeGreaterThan(initial!.dataSync()[backbone.featureSize]!);
+      untrained.dispose();
+
+      const answers = (await classifier.predictPixels(pixels)).map((answer) => answer.pDog);
+      const exported = await exportModel(app, outcome.model.id, 'tfjs');
+      if (exported.format !== 'tfjs') throw new Error('expected a TF.js export');
+      const reloaded = await deserializeModel({ modelJson: exported.files['model.json']!, weights: exported.files['weights.bin']! });
+      try {
+        expect(maxAbsDifference(tf.tidy(() => (reloaded.predict(batch) as Tensor).dataSync()), answers)).toBeLessThan(1e-4);
+      } finally {
+        reloaded.dispose();
+      }
+
+      if (skipWithoutPython) return console.log(`Keras round trip skipped: ${skipWithoutPython}`);
+      const keras = await exportModel(app, outcome.model.id, 'keras');
+      if (keras.format !== 'keras') throw new Error('expected a Keras export');
+      const folder = fs.mkdtempSync(path.join(os.tmpdir(), 'catdog-zero-shot-vote-'));
+      try {
+        fs.writeFileSync(path.join(folder, 'model.keras'), keras.bytes);
+        fs.writeFileSync(path.join(folder, 'pixels.f32'), Float32Array.from(pixels.flatMap((image) => [...image])));
+        const output = await runPython(KERAS_PREDICT, [path.join(folder, 'model.keras'), path.join(folder, 'pixels.f32')]);
+        expect(maxAbsDifference(output.trim().split(' ').map(Number), answers)).toBeLessThan(1e-4);
+      } finally {
+        fs.rmSync(folder, { recursive: true, force: true });
+      }
+    } finally {
+      classifier.dispose();
+    }
+  }, SLOW_TEST_MS);
+});
