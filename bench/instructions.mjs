@@ -4,22 +4,22 @@
 // valgrind, on the first `images` kaggle-fullres-sample photos and on none (same modules, same photos read); the
 // difference divided by `images` is its cost per photo, start-up excluded. One thread each (sharp.concurrency(1)).
 // Needs valgrind (apt-get install -y valgrind); slow, a few minutes per contender.
-// Usage: node bench/instructions.mjs [--images 30] [--only catdog-sizes,opencv,…]
+// Usage: node bench/instructions.mjs [--images 30] [--only catdog-224,opencv-224,…]
 import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadAverage, machine, options, peersPython, repoRoot, requireShared, sharedDir } from './lib.mjs';
+import { loadAverage, machine, normalisedPixels, options, peersPython, repoRoot, requireShared, sharedDir } from './lib.mjs';
 
 const folder = path.join(sharedDir, 'data', 'kaggle-fullres-sample');
 const LIMITS = { maxBytes: 20 * 1024 * 1024, maxPixels: 40_000_000 };
 
 /** The catdog stages, run by this script itself under valgrind (`--stage`). */
 const STAGES = {
-  // Figure 1 as the bench does it, and as it did before decodeToRgbSizes.
-  'catdog-sizes': async (images, bytes) => normalise(await images.decodeToRgbSizes(bytes, [224, 128])),
-  'catdog-per-size': async (images, bytes) => normalise([await images.decodeToRgb(bytes, 224), await images.decodeToRgb(bytes, 128)]),
+  // Figure 1 as the bench does it, at each of its sizes.
+  'catdog-224': async (images, bytes) => normalisedPixels((await images.decodeToRgb(bytes, 224)).data),
+  'catdog-128': async (images, bytes) => normalisedPixels((await images.decodeToRgb(bytes, 128)).data),
   // Figure 5's decode of an upload: validation and the model's pixels in one decode, and in two as before.
   'catdog-inspect-decode': (images, bytes) => images.inspectAndDecodeToRgb(bytes, LIMITS, 224),
   'catdog-inspect-then-decode': async (images, bytes) => {
@@ -31,31 +31,23 @@ const STAGES = {
 
 /** Python contenders: bench/peers/preprocess.py in its inline mode. */
 const PEERS = {
-  opencv: ['--library', 'opencv'],
-  pillow: ['--library', 'pillow'],
-  'pillow-224': ['--library', 'pillow', '--sizes', '224'],
+  'opencv-224': ['--library', 'opencv', '--size', '224'],
+  'opencv-128': ['--library', 'opencv', '--size', '128'],
+  'pillow-224': ['--library', 'pillow', '--size', '224'],
+  'pillow-128': ['--library', 'pillow', '--size', '128'],
 };
 
 const WHAT = {
-  'catdog-sizes': 'figure 1, catdog: decodeToRgbSizes(224, 128) + normalise',
-  'catdog-per-size': 'figure 1, catdog before: decodeToRgb(224) + decodeToRgb(128) + normalise',
-  opencv: 'figure 1, OpenCV: imdecode + 2 × resize(INTER_AREA) + normalise',
-  pillow: 'figure 1, Pillow: open + exif_transpose + 2 × resize(BILINEAR) + normalise',
+  'catdog-224': 'figure 1 at 224 px, catdog: decodeToRgb + normalise',
+  'catdog-128': 'figure 1 at 128 px, catdog: decodeToRgb + normalise',
+  'opencv-224': 'figure 1 at 224 px, OpenCV: imdecode + resize(INTER_AREA) + normalise',
+  'opencv-128': 'figure 1 at 128 px, OpenCV: imdecode + resize(INTER_AREA) + normalise',
+  'pillow-224': 'figure 1 at 224 px and figure 5\'s Flask peer: Pillow open + exif_transpose + resize(BILINEAR) + normalise',
+  'pillow-128': 'figure 1 at 128 px, Pillow: open + exif_transpose + resize(BILINEAR) + normalise',
   'catdog-inspect-decode': 'figure 5, catdog: inspectAndDecodeToRgb(224) (validate + pixels, one decode)',
   'catdog-inspect-then-decode': 'figure 5, catdog in two decodes: inspectImage + decodeToRgb(224)',
   'catdog-inspect': 'catdog import: inspectImage alone',
-  'pillow-224': 'figure 5, Flask peer: Pillow open + exif_transpose + resize(BILINEAR) 224 + normalise',
 };
-
-function normalise(rgbs) {
-  let checksum = 0;
-  for (const { data } of rgbs) {
-    const normalised = new Float32Array(data.length);
-    for (let i = 0; i < data.length; i++) normalised[i] = data[i] / 127.5 - 1;
-    checksum += normalised[0];
-  }
-  return checksum;
-}
 
 function photoFiles(count) {
   return ['cat', 'dog'].flatMap((label) => fs.readdirSync(path.join(folder, label)).sort().map((name) => path.join(folder, label, name))).slice(0, count);

@@ -12,7 +12,7 @@ import { peersPython, plotFigure, replaceBenchmarkSection, repoRoot, runMeasured
  * bench/load.mjs (a 60 s soak of 50 clients, plus training its model) runs on its own: it would not fit.
  */
 const FIGURES = [
-  { id: 'preprocess', title: '1. Preprocessing: full-size JPEG to normalised 224 + 128 px tensors', script: 'preprocess.mjs', args: [], quick: ['--images', '20', '--passes', '1', '--rounds', '1'] },
+  { id: 'preprocess', title: '1. Preprocessing: full-size JPEG to a normalised 224 or 128 px tensor', script: 'preprocess.mjs', args: [], quick: ['--images', '20', '--passes', '1', '--rounds', '1'] },
   { id: 'features', title: '2. Feature extraction: MobileNet v1 0.75, 768-d', script: 'features.mjs', args: [], quick: ['--images', '32', '--rounds', '1'] },
   { id: 'train', title: '3. Training throughput: CNN 128 px and logistic head, batch 32', script: 'train-cnn.mjs', args: ['--cnnImages', '96', '--epochs', '1'], quick: ['--cnnImages', '64', '--headImages', '640', '--epochs', '1', '--rounds', '1'] },
   { id: 'end-to-end', title: '4. End to end: 2,000 photos on disk to an evaluated model', script: 'end-to-end.mjs', args: [], quick: ['--perClass', '40'] },

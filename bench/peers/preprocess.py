@@ -1,9 +1,8 @@
 """Peer for bench/preprocess.mjs: the same preprocessing with OpenCV or Pillow, on `workers` processes.
 
-Each photo is decoded once (EXIF orientation applied), resized to 224 and to 128 and normalised to float32
-x/127.5 - 1. Prints one JSON line: {"value": images/s, "images": n, "seconds": s}.
---inline: the first `images` photos once each, in this process, untimed (for bench/instructions.mjs under valgrind);
---sizes 224: one size only, as the Flask peer of figure 5 decodes.
+Each photo is decoded (EXIF orientation applied), resized to `size` and normalised to float32 x/127.5 - 1.
+Prints one JSON line: {"value": images/s, "images": n, "seconds": s}.
+--inline: the first `images` photos once each, in this process, untimed (for bench/instructions.mjs under valgrind).
 """
 import argparse
 import io
@@ -14,16 +13,17 @@ import time
 
 import numpy as np
 
-SIZES = [224, 128]
 FOLDER = os.path.join(os.environ.get("CATDOG_SHARED", os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared")), "data", "kaggle-fullres-sample")
 
 photos = []
 library = ""
+size = 224
 
 
-def load(files, chosen_library):
-    global photos, library
+def load(files, chosen_library, chosen_size):
+    global photos, library, size
     library = chosen_library
+    size = chosen_size
     if library == "opencv":
         import cv2
         cv2.setNumThreads(1)
@@ -34,18 +34,18 @@ def opencv_one(data):
     import cv2
     # IMREAD_COLOR applies the EXIF orientation.
     image = cv2.cvtColor(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
-    return [cv2.resize(image, (s, s), interpolation=cv2.INTER_AREA).astype(np.float32) / 127.5 - 1 for s in SIZES]
+    return cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA).astype(np.float32) / 127.5 - 1
 
 
 def pillow_one(data):
     from PIL import Image, ImageOps
     image = ImageOps.exif_transpose(Image.open(io.BytesIO(data))).convert("RGB")
-    return [np.asarray(image.resize((s, s), Image.BILINEAR), dtype=np.float32) / 127.5 - 1 for s in SIZES]
+    return np.asarray(image.resize((size, size), Image.BILINEAR), dtype=np.float32) / 127.5 - 1
 
 
 def process(index):
     one = opencv_one if library == "opencv" else pillow_one
-    return float(one(photos[index])[0][0, 0, 0])
+    return float(one(photos[index])[0, 0, 0])
 
 
 def main():
@@ -54,19 +54,18 @@ def main():
     parser.add_argument("--images", type=int, default=399)
     parser.add_argument("--passes", type=int, default=2)
     parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument("--sizes", default="224,128")
+    parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--inline", action="store_true")
     args = parser.parse_args()
-    SIZES[:] = [int(size) for size in args.sizes.split(",")]
     files = sorted(os.path.join(FOLDER, label, name) for label in ("cat", "dog") for name in os.listdir(os.path.join(FOLDER, label)))
     files = sorted(files, key=lambda f: (os.path.basename(os.path.dirname(f)), os.path.basename(f)))[: args.images]
     if args.inline:
-        load(files, args.library)
+        load(files, args.library, args.size)
         for index in range(len(files)):
             process(index)
         return
     work = list(range(len(files))) * args.passes
-    with multiprocessing.get_context("fork").Pool(args.workers, initializer=load, initargs=(files, args.library)) as pool:
+    with multiprocessing.get_context("fork").Pool(args.workers, initializer=load, initargs=(files, args.library, args.size)) as pool:
         pool.map(process, range(args.workers))  # workers started and warm before the clock
         started = time.perf_counter()
         pool.map(process, work, chunksize=8)

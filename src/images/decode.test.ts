@@ -9,7 +9,6 @@ import { CatdogError } from '../errors.js';
 import {
   decodeBatchToRgb,
   decodeToRgb,
-  decodeToRgbSizes,
   encodeJpeg,
   inspectAndDecodeToRgb,
   inspectImage,
@@ -200,57 +199,11 @@ describe.skipIf(skipWithoutShared)('real photos in every accepted format', () =>
   });
 });
 
-describe.skipIf(skipWithoutShared)('one decode for several sizes, one decode to validate and predict', () => {
+describe.skipIf(skipWithoutShared)('one decode to validate and predict', () => {
   const photo = fs.readFileSync(path.join(kaggleFullRes, 'dog', 'dog.5.jpg')); // 499×376
 
   const samePixels = (a: RgbImage, b: RgbImage): boolean =>
     a.width === b.width && a.height === b.height && Buffer.from(a.data).equals(Buffer.from(b.data));
-
-  it('decodeToRgbSizes gives decodeToRgb\'s exact pixels, whether a size comes from the shared decode or not', async () => {
-    const frames = await Promise.all([sharp(photo).png().toBuffer(), sharp(photo).negate().png().toBuffer()]);
-    const photos: Record<string, Uint8Array> = {
-      JPEG: photo,
-      'JPEG enlarged (a 200×200 kaggle-dev photo)': fs.readFileSync(kaggleFiles('cat', 1)[0]!),
-      'JPEG, EXIF orientation 6 (rotated)': await sharp(photo).withMetadata({ orientation: 6 }).jpeg().toBuffer(),
-      'JPEG, EXIF orientation 2 (mirrored)': await sharp(photo).withMetadata({ orientation: 2 }).jpeg().toBuffer(),
-      'CMYK JPEG': await sharp(photo).toColourspace('cmyk').jpeg().toBuffer(),
-      'PNG with transparency': await sharp(photo).ensureAlpha(0.5).png().toBuffer(),
-      'grey PNG': await sharp(photo).toColourspace('b-w').png().toBuffer(),
-      '16-bit PNG': await sharp(photo).toColourspace('rgb16').png().toBuffer(),
-      WebP: await sharp(photo).webp().toBuffer(),
-      'animated GIF': await sharp(frames, { join: { animated: true } }).gif().toBuffer(),
-    };
-    // Around libjpeg's reduced-scale decodes of the 376-pixel side: ×2.0 (188), ×2.98 / ×3.01 (126 / 125), ×4.0 (94),
-    // ×8.0 / ×8.2 (47 / 46); and 600, an enlargement.
-    const sizes = [224, 600, 188, 126, 125, 94, 47, 46];
-    for (const [name, bytes] of Object.entries(photos)) {
-      const together = await decodeToRgbSizes(bytes, sizes);
-      expect(together).toHaveLength(sizes.length);
-      for (const [i, size] of sizes.entries()) {
-        expect(samePixels(together[i]!, await decodeToRgb(bytes, size)), `${name} at ${size}`).toBe(true);
-      }
-    }
-  });
-
-  it('decodeToRgbSizes at 224 and 128 matches decodeToRgb on real full-size photos', async () => {
-    const files = ['cat', 'dog'].flatMap((label) =>
-      fs.readdirSync(path.join(kaggleFullRes, label)).sort().slice(0, 10).map((name) => path.join(kaggleFullRes, label, name)),
-    );
-    for (const file of files) {
-      const bytes = fs.readFileSync(file);
-      const [large, small] = await decodeToRgbSizes(bytes, [224, 128]);
-      expect(samePixels(large!, await decodeToRgb(bytes, 224)), file).toBe(true);
-      expect(samePixels(small!, await decodeToRgb(bytes, 128)), file).toBe(true);
-    }
-  });
-
-  it('decodeToRgbSizes refuses what decodeToRgb refuses', async () => {
-    await expectImageError(decodeToRgbSizes(photo.subarray(0, photo.length >> 1), [224, 128]), 'image_corrupt', 422);
-    await expectImageError(decodeToRgbSizes(new Uint8Array(), [224]), 'image_empty', 400);
-    await expectImageError(decodeToRgbSizes(pngHeaderOnly(60_000, 60_000), [224, 128]), 'image_too_many_pixels', 413);
-    await expect(decodeToRgbSizes(photo, [224, 0])).rejects.toThrow(RangeError);
-    expect(await decodeToRgbSizes(photo, [])).toEqual([]);
-  });
 
   it('inspectAndDecodeToRgb answers inspectImage\'s facts and decodeToRgb\'s pixels, and refuses what inspectImage refuses', async () => {
     const { info, rgb } = await inspectAndDecodeToRgb(photo, roomyLimits, 224);

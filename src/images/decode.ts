@@ -168,58 +168,6 @@ export async function decodeToRgb(bytes: Uint8Array, size: number): Promise<RgbI
   return decodeRgb(bytes, formatOrThrow(bytes), size);
 }
 
-/**
- * The scale libjpeg decodes at before sharp resizes by `shrink` (sharp's rule in its pipeline.cc: the largest of
- * 1/2, 1/4, 1/8 that leaves the resize a shrink of at least one, halved when the shrink is exactly that integer).
- */
-function jpegShrinkOnLoad(shrink: number): number {
-  const factor = shrink >= 8 ? 8 : shrink >= 4 ? 4 : shrink >= 2 ? 2 : 1;
-  return factor > 1 && Math.floor(shrink) === factor ? factor / 2 : factor;
-}
-
-/**
- * Whether resizing a full-resolution decode of this photo to `size` gives `decodeToRgb`'s exact pixels, that is
- * whether sharp decodes it at full resolution and resizes before anything else changes the pixels. Not when libjpeg
- * decodes at a reduced scale, when libwebp does (for any reduction), when an EXIF orientation is applied (sharp
- * resizes first) or with 16-bit samples (resized before they become 8-bit). decode.test.ts holds this to
- * `decodeToRgb` on every side of these lines.
- */
-function resizesFullDecode(format: ImageFormat, header: Metadata, size: number): boolean {
-  if ((header.orientation ?? 1) !== 1 || header.depth !== 'uchar') return false;
-  const shrink = Math.min(header.width, header.height) / size;
-  if (format === 'jpeg') return jpegShrinkOnLoad(shrink) === 1;
-  if (format === 'webp') return shrink <= 1;
-  return true;
-}
-
-/**
- * `decodeToRgb` of one photo at several sizes (same pixels, same order), decoding it once for all the sizes that
- * would each decode it at full resolution anyway, as the peers' OpenCV and Pillow code does; the others (a large
- * JPEG decoded at a reduced scale, an EXIF-rotated photo, …) are decoded for their size as `decodeToRgb` does.
- */
-export async function decodeToRgbSizes(bytes: Uint8Array, sizes: readonly number[]): Promise<RgbImage[]> {
-  sizes.forEach(assertPixelSize);
-  const format = formatOrThrow(bytes);
-  let header: Metadata;
-  try {
-    header = await sharp(bytes, decodeOptions()).metadata();
-  } catch (cause) {
-    throw decodeFailure(format, cause);
-  }
-  const fromFullDecode = new Set(sizes.filter((size) => resizesFullDecode(format, header, size)));
-  const full = fromFullDecode.size > 1 ? await rgbPixels(orientedOnWhite(bytes), format, header.width, header.height) : undefined;
-  const resized = (rgb: RgbImage, size: number): Promise<RgbImage> => {
-    const raw = sharp(rgb.data, { raw: { width: rgb.width, height: rgb.height, channels: 3 } });
-    return rgbPixels(raw.resize(size, size, { fit: 'fill' }), format, size, size);
-  };
-  const images: RgbImage[] = [];
-  // One after another: a caller preprocessing many photos keeps the thread pool busy with whole photos.
-  for (const size of sizes) {
-    images.push(full && fromFullDecode.has(size) ? await resized(full, size) : await decodeRgb(bytes, format, size));
-  }
-  return images;
-}
-
 /** Decodes many images with at most `concurrency` in flight; results keep the input order. */
 export async function decodeBatchToRgb(list: Uint8Array[], size: number, concurrency = 2): Promise<RgbImage[]> {
   if (!Number.isInteger(concurrency) || concurrency < 1) {

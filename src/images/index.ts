@@ -2,7 +2,6 @@ export { augment, type AugmentationConfig } from './augment.js';
 export {
   decodeBatchToRgb,
   decodeToRgb,
-  decodeToRgbSizes,
   encodeJpeg,
   inspectAndDecodeToRgb,
   inspectImage,
