@@ -57,10 +57,11 @@ export interface SavedModelGraph {
 }
 
 /**
- * The GraphDef producer version the graph claims: TensorFlow checks it against the range its ops support, and the
- * graphs use no op whose meaning changed since.
+ * The GraphDef version TensorFlow 2.21 writes (the ops are emitted as its op definitions have them). Older
+ * TensorFlow builds load it too: a loader refuses only a graph whose min_consumer is above its own version, and
+ * min_consumer stays 0.
  */
-const GRAPH_PRODUCER_VERSION = 1700;
+const GRAPH_PRODUCER_VERSION = 2474;
 const SAVED_MODEL_SCHEMA_VERSION = 1;
 const PREDICT_METHOD = 'tensorflow/serving/predict';
 
