@@ -245,6 +245,31 @@ describe('EXIF orientation', () => {
   });
 });
 
+describe('resampling to the model\'s size', () => {
+  // A full-size photo's shape, squashed to 224 px as for MobileNet: a shrink of 2.2 across and 1.7 down.
+  const width = 499;
+  const height = 376;
+  const columns = (level: (x: number) => number): Sharp =>
+    sharp(Uint8Array.from({ length: width * height * 3 }, (_, i) => level(Math.floor(i / 3) % width)), { raw: { width, height, channels: 3 } });
+  const range = (data: Uint8Array): [number, number] => [data.reduce((a, b) => Math.min(a, b), 255), data.reduce((a, b) => Math.max(a, b), 0)];
+
+  it('keeps a sharp edge between its two levels, where sharp\'s default lanczos3 overshoots both', async () => {
+    const edge = columns((x) => (x < width / 2 ? 64 : 192));
+    expect(range((await decodeToRgb(await edge.clone().png().toBuffer(), 224)).data)).toEqual([64, 192]);
+    const [darkest, brightest] = range(await edge.clone().resize(224, 224, { fit: 'fill' }).raw().toBuffer());
+    expect(darkest).toBeLessThan(64);
+    expect(brightest).toBeGreaterThan(192);
+  });
+
+  it('averages one-pixel stripes to grey instead of picking some of them', async () => {
+    const stripes = columns((x) => (x % 2 ? 255 : 0));
+    const [darkest, brightest] = range((await decodeToRgb(await stripes.clone().png().toBuffer(), 224)).data);
+    expect(darkest).toBeGreaterThan(80);
+    expect(brightest).toBeLessThan(175);
+    expect(range(await stripes.clone().resize(224, 224, { fit: 'fill', kernel: 'nearest' }).raw().toBuffer())).toEqual([0, 255]);
+  });
+});
+
 describe('channel order and layout', () => {
   it.each([
     ['PNG', 'red', red],

@@ -1,6 +1,6 @@
 import type { FeatureExtractor } from '../ml/index.js';
 import { extractFeatures } from '../ml/index.js';
-import { decodeToRgb } from '../images/index.js';
+import { DECODE_ID, decodeToRgb } from '../images/index.js';
 import { imageBlobKey } from '../datasets/ingest.js';
 import type { BlobStore } from '../storage/index.js';
 
@@ -32,7 +32,9 @@ export interface FeatureProgress {
   cached: number;
 }
 
-const featureKey = (extractorId: string, variant: string, hash: string): string => `features/${extractorId}/${variant}/${hash}.f32`;
+/** The decode's id is part of the key: features of pixels decoded another way (another resize filter) are not these. */
+const featureKey = (extractorId: string, variant: string, hash: string): string =>
+  `features/${extractorId}/${DECODE_ID}/${variant}/${hash}.f32`;
 
 function toFloat32(bytes: Uint8Array): Float32Array {
   // Blob stores may hand back views at any offset; Float32Array needs 4-byte alignment, so copy.

@@ -1,0 +1,39 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { recordingBlobs } from '../../test/support/blobs.js';
+import { kaggleFiles, skipWithoutShared } from '../../test/support/shared.js';
+import { imageBlobKey } from '../datasets/ingest.js';
+import { DECODE_ID, decodeToRgb, sha256Hex } from '../images/index.js';
+import { initTensorflow, type FeatureExtractor } from '../ml/index.js';
+import { LocalBlobStore } from '../storage/index.js';
+import { featuresFor } from './features.js';
+
+describe.skipIf(skipWithoutShared)('the feature cache', () => {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'catdog-features-'));
+  afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
+
+  it('keys features by the decode that made their pixels, so features of other pixels are never reused', async () => {
+    const { tf } = await initTensorflow();
+    // Mean R, G and B of the decoded photo: a real extractor's contract without a network.
+    const meanColour: FeatureExtractor = { id: 'mean-colour', inputSize: 32, featureShape: [3], featureSize: 3, features: (rgb) => tf.mean(rgb, [1, 2]) };
+    const bytes = new Uint8Array(fs.readFileSync(kaggleFiles('cat', 1)[0]!));
+    const hash = sha256Hex(bytes);
+    const blobs = new LocalBlobStore(root);
+    await blobs.put(imageBlobKey(hash), bytes);
+    // What a cache written before the decode had an id holds: values of other pixels, under the old key.
+    await blobs.put(`features/mean-colour/plain/${hash}.f32`, new Uint8Array(new Float32Array([999, 999, 999]).buffer));
+
+    const { store, written } = recordingBlobs(blobs);
+    const [features] = await featuresFor({ blobs: store }, meanColour, [hash]);
+    const pixels = (await decodeToRgb(bytes, 32)).data;
+    const red = pixels.filter((_, i) => i % 3 === 0).reduce((sum, value) => sum + value, 0) / (32 * 32);
+    expect(features![0]).toBeCloseTo(red, 3);
+    expect(written).toEqual([`features/mean-colour/${DECODE_ID}/plain/${hash}.f32`]);
+
+    const again = recordingBlobs(blobs);
+    expect(await featuresFor({ blobs: again.store }, meanColour, [hash])).toEqual([features]);
+    expect(again.written).toEqual([]);
+  });
+});
