@@ -7,7 +7,7 @@ import { runPython, skipWithoutPython } from '../../test/support/python.js';
 import { kaggleFiles, sharedPath, skipWithoutShared } from '../../test/support/shared.js';
 import { importFolder } from '../datasets/import-folder.js';
 import { buildDatasetVersion } from '../datasets/versions.js';
-import { buildHead, deserializeModel, initTensorflow, petLogits, zeroShotPDog, type Tensor } from '../ml/index.js';
+import { buildHead, deserializeModel, initTensorflow, petLogits, zeroShotPDog, type LayersModel, type Tensor } from '../ml/index.js';
 import { maxAbsDifference, rgbPixels } from '../ml/test-support.js';
 import { loadClassifier } from '../registry/classifier.js';
 import { exportModel } from '../registry/export.js';
@@ -116,6 +116,32 @@ describe.skipIf(Boolean(skipWithoutShared))('a head that also takes the backbone
         expect(maxAbsDifference(output.trim().split(' ').map(Number), answers)).toBeLessThan(1e-4);
       } finally {
         fs.rmSync(folder, { recursive: true, force: true });
+      }
+    } finally {
+      classifier.dispose();
+    }
+  }, SLOW_TEST_MS);
+
+  it('fine-tunes the last block under a head with the vote, the ImageNet rows staying frozen, and exports it', async () => {
+    const plain = withOverrides(app.config, { epochs: 3 });
+    const config = { ...plain, training: { ...plain.training, zeroShotVote: true, fineTune: { ...plain.training.fineTune, enabled: true, epochs: 2 } } };
+    const outcome = await trainOnDataset(app, { datasetId, params: trainingParams(config, datasetParams(config)) });
+    const backbone = await app.backbones.get(config.training.backbone);
+    const classifier = await loadClassifier(app, outcome.model);
+    try {
+      expect(classifier.card?.fineTuned?.blocks).toBe(1);
+      // The head is nested in the fine-tuned network, after the top block.
+      const head = classifier.network!.getLayer('logistic_head_with_zero_shot_vote') as LayersModel;
+      const [kernel] = head.getLayer('imagenet_pet_logits').getWeights();
+      expect(maxAbsDifference(kernel!.dataSync(), petLogits(backbone).kernel)).toBe(0);
+      const answers = (await classifier.predictPixels(pixels)).map((answer) => answer.pDog);
+      const exported = await exportModel(app, outcome.model.id, 'tfjs');
+      if (exported.format !== 'tfjs') throw new Error('expected a TF.js export');
+      const reloaded = await deserializeModel({ modelJson: exported.files['model.json']!, weights: exported.files['weights.bin']! });
+      try {
+        expect(maxAbsDifference(tf.tidy(() => (reloaded.predict(batch) as Tensor).dataSync()), answers)).toBeLessThan(1e-4);
+      } finally {
+        reloaded.dispose();
       }
     } finally {
       classifier.dispose();
