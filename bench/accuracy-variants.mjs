@@ -83,6 +83,7 @@ try {
     { name: 'frozen + logistic + zero-shot vote', zeroShotVote: true },
     { name: 'frozen + logistic + zero-shot vote + TTA', zeroShotVote: true, tta: true },
     { name: 'ensemble v1 0.75 + v2 0.35 + logistic + zero-shot vote + TTA', ensemble: [v2], zeroShotVote: true, tta: true },
+    { name: `fine-tuned ${blocks} + logistic + zero-shot vote + TTA`, fineTune, zeroShotVote: true, tta: true },
   ].filter((variant) => !only || only.some((name) => variant.name.includes(name)));
   const rows = [];
   let first;
