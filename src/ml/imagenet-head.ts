@@ -1,4 +1,4 @@
-import type { LayersModel, SymbolicTensor } from '@tensorflow/tfjs';
+import type { LayersModel } from '@tensorflow/tfjs';
 import { CatdogError } from '../errors.js';
 import type { Backbone } from './backbone.js';
 import { PET_CLASSES } from './zero-shot.js';
@@ -64,7 +64,7 @@ function linearImagenetLayer(backbone: Backbone): { kernel: Float32Array; bias: 
   const model = backbone.layersModel;
   const featureLayer = backbone.featureModel.outputs[0]!.sourceLayer as Layer;
   let linear: Layer | undefined;
-  for (let layer = sourceOf(model.outputs[0]!); layer !== featureLayer; layer = inbound(backbone, layer)) {
+  for (let layer = model.outputs[0]!.sourceLayer as Layer; layer !== featureLayer; layer = inbound(backbone, layer)) {
     const className = layer.getClassName();
     const activation = (layer.getConfig() as { activation?: unknown }).activation;
     if (PASS_THROUGH.has(className)) continue;
@@ -78,8 +78,6 @@ function linearImagenetLayer(backbone: Backbone): { kernel: Float32Array; bias: 
   if (!kernel || !bias) throw noLinearHead(backbone, `layer ${linear.name} has no bias`);
   return { kernel: kernel.dataSync() as Float32Array, bias: bias.dataSync() as Float32Array };
 }
-
-const sourceOf = (tensor: SymbolicTensor): Layer => tensor.sourceLayer as Layer;
 
 function pointwise(layer: Layer): boolean {
   const kernelSize = (layer.getConfig() as { kernelSize?: number[] }).kernelSize;
