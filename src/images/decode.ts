@@ -104,9 +104,9 @@ async function rgbPixels(pipeline: Sharp, format: ImageFormat, width: number, he
 
 /**
  * The resampling filter of every decode for the models: a triangle as wide as the scale (libvips widens it by the
- * shrink factor, so every source pixel counts and nothing aliases), Pillow's BILINEAR. sharp's default, lanczos3,
- * cost 4.5 M more instructions per full-size photo at 224 px (23.7 M against 19.2 M) for features the models
- * classify no better: 97.8% against 97.7% on 999 held-out kaggle-dev photos (docs/benchmarks.md, "Speed work").
+ * shrink factor, so every source pixel counts), Pillow's BILINEAR. sharp's default, lanczos3, cost 4.5 M more
+ * instructions per full-size photo at 224 px (decode alone: 23.7 M against 19.2 M) for features the models classify
+ * no better: 97.8% against 97.7% on 999 held-out kaggle-dev photos (docs/benchmarks.md, "Speed work").
  */
 const MODEL_RESIZE_KERNEL = 'linear';
 
