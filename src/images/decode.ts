@@ -1,6 +1,7 @@
 import sharp, { type Metadata, type OutputInfo, type Sharp, type SharpOptions } from 'sharp';
 import { acceptedFormatsText, ImageError } from './errors.js';
 import { describeUnsupportedContent, sniffImageFormat, type ImageFormat } from './format.js';
+import { decodeJpegScaled, jpegFastPathAvailable } from './jpeg-fast-path.js';
 
 export interface ImageLimits {
   maxBytes: number;
@@ -111,13 +112,28 @@ async function rgbPixels(pipeline: Sharp, format: ImageFormat, width: number, he
 const MODEL_RESIZE_KERNEL = 'linear';
 
 /**
- * Names the pixels `decodeToRgb` gives, filter included: part of the key of every value cached from them (training's
- * features), so values computed from other pixels are never reused. Change it whenever the decode's pixels change.
+ * Names the pixels `decodeToRgb` gives, filter and JPEG decoder included: part of the key of every value cached from
+ * them (training's features), so values computed from other pixels are never reused. Change it whenever the
+ * decode's pixels change. Full-size JPEGs through the DCT-scaled fast path come out 1.9 (224 px) and 2.9 (128 px)
+ * grey levels from sharp's pixels on average.
  */
-export const DECODE_ID = `squash-${MODEL_RESIZE_KERNEL}`;
+export const DECODE_ID = `squash-${MODEL_RESIZE_KERNEL}${jpegFastPathAvailable ? '-jpeg-dct-scaled' : ''}`;
 
-const decodeRgb = (bytes: Uint8Array, format: ImageFormat, size: number, maxPixels?: number): Promise<RgbImage> =>
-  rgbPixels(orientedOnWhite(bytes, maxPixels).resize(size, size, { fit: 'fill', kernel: MODEL_RESIZE_KERNEL }), format, size, size);
+/** sharp's own `limitInputPixels` default, which applies when the caller sets no limit. */
+const SHARP_DEFAULT_PIXEL_LIMIT = 0x3fff * 0x3fff;
+
+/**
+ * JPEGs that only shrink go through libjpeg-turbo's DCT scaling first (src/images/jpeg-fast-path.ts): decoding at
+ * M/8 of the size skips most of the work of a full decode and of libvips's pipeline. Whatever it declines, damaged
+ * files included, goes to sharp, so errors and every other format are exactly as before.
+ */
+async function decodeRgb(bytes: Uint8Array, format: ImageFormat, size: number, maxPixels?: number): Promise<RgbImage> {
+  if (format === 'jpeg') {
+    const fast = await decodeJpegScaled(bytes, size, maxPixels ?? SHARP_DEFAULT_PIXEL_LIMIT);
+    if ('pixels' in fast) return { data: fast.pixels, width: size, height: size, channels: 3 };
+  }
+  return rgbPixels(orientedOnWhite(bytes, maxPixels).resize(size, size, { fit: 'fill', kernel: MODEL_RESIZE_KERNEL }), format, size, size);
+}
 
 /** Size, format by content, declared pixel count: from the header, so a decompression bomb is refused unexpanded. */
 async function inspectHeader(bytes: Uint8Array, limits: ImageLimits): Promise<ImageInfo> {

@@ -1,0 +1,45 @@
+import { createRequire } from 'node:module';
+
+/** The addon in native/jpeg-decode, built at install time by scripts/build-native.mjs. */
+interface JpegDecodeAddon {
+  /**
+   * `size × size` RGB pixels decoded with libjpeg-turbo's DCT scaling, or the reason this JPEG is left to sharp
+   * (a colour space, profile, orientation, enlargement, pixel count or stream fault sharp handles its own way).
+   */
+  decodeScaled(jpeg: Uint8Array, size: number, maxPixels: number): Promise<Buffer | string>;
+}
+
+/** From src/images or dist/images alike: both are two levels below the repository root. */
+const ADDON_PATH = '../../native/jpeg-decode/build/Release/jpeg_decode.node';
+
+/**
+ * The addon when it was built and loads (its build may fail, e.g. without libjpeg's headers, or the checkout may
+ * predate it): the fast path is an optimisation, so without it every JPEG simply goes to sharp.
+ */
+function loadAddon(): JpegDecodeAddon | undefined {
+  try {
+    return createRequire(import.meta.url)(ADDON_PATH) as JpegDecodeAddon;
+  } catch {
+    return undefined;
+  }
+}
+
+const addon = loadAddon();
+
+/** Whether JPEGs can take the fast path in this process; the decode's pixels, and so `DECODE_ID`, depend on it. */
+export const jpegFastPathAvailable = addon !== undefined;
+
+export type FastJpegDecode = { pixels: Uint8Array } | { declined: string };
+
+/**
+ * Decodes `jpeg` to `size × size` RGB through libjpeg-turbo at the smallest M/8 scale that still covers `size`, off
+ * the event loop. Declines (and the caller uses sharp) for anything the fast path does not reproduce exactly as
+ * sharp would display it, including every damaged stream, so errors always come from sharp.
+ */
+export async function decodeJpegScaled(jpeg: Uint8Array, size: number, maxPixels: number): Promise<FastJpegDecode> {
+  if (addon === undefined) return { declined: 'the native JPEG decoder is not built' };
+  const result = await addon.decodeScaled(jpeg, size, maxPixels);
+  if (typeof result === 'string') return { declined: result };
+  // A plain view, not a Buffer, like sharp's path gives: Buffer#slice shares memory where Uint8Array#slice copies.
+  return { pixels: new Uint8Array(result.buffer, result.byteOffset, result.length) };
+}
