@@ -63,7 +63,7 @@ async function main() {
       const common = ['--images', String(opts.images), '--passes', String(opts.passes), '--workers', String(workers), '--size', String(size)];
       const peer = (library) => () => runMeasured(python, [path.join(repoRoot, 'bench', 'peers', 'preprocess.py'), '--library', library, ...common]);
       const best = interleaved({
-        'catdog (sharp)': () => runMeasured(process.execPath, [fileURLToPathname(import.meta.url), '--side', 'catdog', ...common]),
+        catdog: () => runMeasured(process.execPath, [fileURLToPathname(import.meta.url), '--side', 'catdog', ...common]),
         OpenCV: peer('opencv'),
         Pillow: peer('pillow'),
       }, opts.rounds);
