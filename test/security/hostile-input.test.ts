@@ -80,7 +80,10 @@ describe.skipIf(skipWithoutShared)('hostile uploads', () => {
     for (const file of listFiles(t.home)) {
       const relative = path.relative(t.home, file);
       if (!relative.startsWith(`blobs${path.sep}`)) {
-        expect(relative, 'only the database lives beside the blobs').toMatch(/^catdog\.db(-wal|-shm)?$/);
+        // Beside the blobs: the database, and the backbone's TensorFlow graph named by the backbone's id and hash.
+        expect(relative, 'only the database and the backbone graph live beside the blobs').toMatch(
+          /^(catdog\.db(-wal|-shm)?|cache\/graphs\/[\w.-]+-[0-9a-f]{12}-[0-9a-f]{12}\/saved_model\.pb)$/,
+        );
         continue;
       }
       expect(path.relative(blobRoot, file), 'an image blob named by its sha256').toMatch(/^images\/[0-9a-f]{2}\/[0-9a-f]{64}$/);
