@@ -57,7 +57,7 @@ function main() {
     log(`the JPEG decoder built but does not load (${probe.stderr.trim().split('\n')[0]}); ${FALLBACK}`);
     return;
   }
-  log('built native/jpeg-decode: JPEGs that shrink are decoded with libjpeg-turbo\'s DCT scaling');
+  log('built native/jpeg-decode: JPEGs that shrink or enlarge up to 2x are decoded with libjpeg-turbo\'s DCT scaling');
 }
 
 main();

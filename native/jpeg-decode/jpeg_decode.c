@@ -2,12 +2,13 @@
  * decodeScaled(jpeg, size, maxPixels) -> Promise<Buffer | string>
  *
  * Decodes a JPEG straight to a size x size RGB image (squashed, not cropped) using libjpeg-turbo's DCT-domain
- * scaling: the photo is decoded at the smallest M/8 of its size whose sides both reach `size`, which skips most of
- * the IDCT and colour-conversion work of a full decode, then reduced to size x size with a triangle filter as wide
- * as the remaining scale (Pillow's BILINEAR, libvips's `linear`).
+ * scaling: the photo is decoded at the smallest M/8 of its size (M = 1..16) whose sides both reach `size`, which
+ * skips most of the IDCT and colour-conversion work of a full decode when shrinking and enlarges inside the IDCT
+ * (9/8..16/8) when the photo is smaller than `size`, then reduced to size x size with a triangle filter as wide as
+ * the remaining scale (Pillow's BILINEAR, libvips's `linear`).
  *
  * It only takes what it can decode exactly as the sharp path would display it: 8-bit YCbCr or greyscale, no ICC
- * profile, no EXIF orientation but 1, no enlargement, at most `maxPixels`, and no libjpeg warning but extraneous
+ * profile, no EXIF orientation but 1, no enlargement beyond 2x (16/8), at most `maxPixels`, and no libjpeg warning but extraneous
  * bytes between markers. Anything else resolves to a string naming the reason, and the caller decodes with sharp,
  * which then reports the error (corrupt, truncated, too many pixels) exactly as it always has. The work runs on
  * libuv's thread pool.
@@ -216,15 +217,16 @@ static void decode(decode_job *job) {
     decline(job, "no image in the stream");
   } else if ((double)cinfo.image_width * cinfo.image_height > job->max_pixels) {
     decline(job, "more pixels than allowed");
-  } else if (cinfo.image_width < job->size || cinfo.image_height < job->size) {
-    decline(job, "enlargement");
+  } else if ((double)cinfo.image_width * 2 < job->size || (double)cinfo.image_height * 2 < job->size) {
+    decline(job, "enlargement beyond 2x");
   } else {
     const char *unsupported = unsupported_feature(&cinfo);
     if (unsupported != NULL) {
       decline(job, unsupported);
     } else {
-      /* The smallest M/8 whose output reaches `size` on both sides; M = 8 is the full size, which always does. */
-      for (unsigned int eighths = 1; eighths <= 8; eighths++) {
+      /* The smallest M/8 whose output reaches `size` on both sides; M = 16 (twice the size) always does, as larger
+       * enlargements were declined above. */
+      for (unsigned int eighths = 1; eighths <= 16; eighths++) {
         cinfo.scale_num = eighths;
         cinfo.scale_denom = 8;
         jpeg_calc_output_dimensions(&cinfo);

@@ -115,16 +115,17 @@ const MODEL_RESIZE_KERNEL = 'linear';
  * Names the pixels `decodeToRgb` gives, filter and JPEG decoder included: part of the key of every value cached from
  * them (training's features), so values computed from other pixels are never reused. Change it whenever the
  * decode's pixels change. Full-size JPEGs through the DCT-scaled fast path come out 1.9 (224 px) and 2.9 (128 px)
- * grey levels from sharp's pixels on average.
+ * grey levels from sharp's pixels on average, and 200×200 ones enlarged to 224 px inside the IDCT about 4.5 (they
+ * went to sharp under the previous id, `-jpeg-dct-scaled`, whose cached features must not be reused for them).
  */
-export const DECODE_ID = `squash-${MODEL_RESIZE_KERNEL}${jpegFastPathAvailable ? '-jpeg-dct-scaled' : ''}`;
+export const DECODE_ID = `squash-${MODEL_RESIZE_KERNEL}${jpegFastPathAvailable ? '-jpeg-dct-scaled-enlarging' : ''}`;
 
 /** sharp's own `limitInputPixels` default, which applies when the caller sets no limit. */
 const SHARP_DEFAULT_PIXEL_LIMIT = 0x3fff * 0x3fff;
 
 /**
- * JPEGs that only shrink go through libjpeg-turbo's DCT scaling first (src/images/jpeg-fast-path.ts): decoding at
- * M/8 of the size skips most of the work of a full decode and of libvips's pipeline. Whatever it declines, damaged
+ * JPEGs that shrink or enlarge at most 2× go through libjpeg-turbo's DCT scaling first (src/images/jpeg-fast-path.ts):
+ * decoding at M/8 of the size (M = 1..16) skips most of the work of a full decode and of libvips's pipeline. Whatever it declines, damaged
  * files included, goes to sharp, so errors and every other format are exactly as before.
  */
 async function decodeRgb(bytes: Uint8Array, format: ImageFormat, size: number, maxPixels?: number): Promise<RgbImage> {

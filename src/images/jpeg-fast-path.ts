@@ -4,7 +4,7 @@ import { createRequire } from 'node:module';
 interface JpegDecodeAddon {
   /**
    * `size × size` RGB pixels decoded with libjpeg-turbo's DCT scaling, or the reason this JPEG is left to sharp
-   * (a colour space, profile, orientation, enlargement, pixel count or stream fault sharp handles its own way).
+   * (a colour space, profile, orientation, enlargement beyond 2×, pixel count or stream fault sharp handles its own way).
    */
   decodeScaled(jpeg: Uint8Array, size: number, maxPixels: number): Promise<Buffer | string>;
 }
@@ -32,7 +32,7 @@ export const jpegFastPathAvailable = addon !== undefined;
 export type FastJpegDecode = { pixels: Uint8Array } | { declined: string };
 
 /**
- * Decodes `jpeg` to `size × size` RGB through libjpeg-turbo at the smallest M/8 scale that still covers `size`, off
+ * Decodes `jpeg` to `size × size` RGB through libjpeg-turbo at the smallest M/8 scale (M ≤ 16) that covers `size`, off
  * the event loop. Declines (and the caller uses sharp) for anything the fast path does not reproduce exactly as
  * sharp would display it, including every damaged stream, so errors always come from sharp.
  */
