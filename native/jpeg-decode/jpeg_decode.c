@@ -147,21 +147,28 @@ static filter_tap *triangle_taps(uint32_t in, uint32_t out, float **storage) {
 
 static uint8_t to_byte(float value) { return value <= 0 ? 0 : value >= 255 ? 255 : (uint8_t)(value + 0.5f); }
 
+/* Four floats in one SIMD register (GCC and Clang vector extension, SSE on x86-64, NEON on arm64): a pixel's R, G, B
+ * and the next pixel's R, which is weighted too and thrown away, so that each tap of the horizontal pass is one
+ * multiply-add instead of three. */
+typedef float float4 __attribute__((vector_size(16)));
+
 /* Reduces an RGB image of in_width x in_height to size x size: each output row is first the weighted sum of its
- * source rows (a loop over whole rows, which the compiler vectorises), then reduced along the row. NULL when out of
- * memory. */
+ * source rows (a loop over whole rows, which the compiler vectorises), then reduced along the row one whole pixel
+ * at a time (float4). NULL when out of memory. */
 static uint8_t *reduce_to_square(const uint8_t *rgb, uint32_t in_width, uint32_t in_height, uint32_t size) {
   float *horizontal_storage = NULL, *vertical_storage = NULL;
   filter_tap *horizontal = triangle_taps(in_width, size, &horizontal_storage);
   filter_tap *vertical = triangle_taps(in_height, size, &vertical_storage);
   size_t in_stride = (size_t)in_width * 3;
-  float *column_sums = malloc(sizeof(float) * in_stride);
+  /* One float past the row, so that the last pixel's float4 load stays inside; zero, so its product is finite. */
+  float *column_sums = malloc(sizeof(float) * (in_stride + 1));
   uint8_t *out = malloc((size_t)size * size * 3);
   if (horizontal == NULL || vertical == NULL || column_sums == NULL || out == NULL) {
     free(out);
     out = NULL;
     goto done;
   }
+  column_sums[in_stride] = 0;
   for (uint32_t y = 0; y < size; y++) {
     const filter_tap *row_tap = &vertical[y];
     for (size_t i = 0; i < in_stride; i++) column_sums[i] = 0;
@@ -174,15 +181,16 @@ static uint8_t *reduce_to_square(const uint8_t *rgb, uint32_t in_width, uint32_t
     for (uint32_t x = 0; x < size; x++) {
       const filter_tap *tap = &horizontal[x];
       const float *pixel = column_sums + (size_t)tap->first * 3;
-      float r = 0, g = 0, b = 0;
+      float4 sum = {0, 0, 0, 0};
       for (uint32_t k = 0; k < tap->count; k++, pixel += 3) {
-        r += tap->weights[k] * pixel[0];
-        g += tap->weights[k] * pixel[1];
-        b += tap->weights[k] * pixel[2];
+        float4 value;
+        memcpy(&value, pixel, sizeof value);
+        float weight = tap->weights[k];
+        sum += (float4){weight, weight, weight, weight} * value;
       }
-      target[x * 3] = to_byte(r);
-      target[x * 3 + 1] = to_byte(g);
-      target[x * 3 + 2] = to_byte(b);
+      target[x * 3] = to_byte(sum[0]);
+      target[x * 3 + 1] = to_byte(sum[1]);
+      target[x * 3 + 2] = to_byte(sum[2]);
     }
   }
 done:
