@@ -96,14 +96,7 @@ describe.skipIf(Boolean(skipWithoutShared))('a head that also takes the backbone
       untrained.dispose();
 
       const answers = (await classifier.predictPixels(pixels)).map((answer) => answer.pDog);
-      const exported = await exportModel(app, outcome.model.id, 'tfjs');
-      if (exported.format !== 'tfjs') throw new Error('expected a TF.js export');
-      const reloaded = await deserializeModel({ modelJson: exported.files['model.json']!, weights: exported.files['weights.bin']! });
-      try {
-        expect(maxAbsDifference(tf.tidy(() => (reloaded.predict(batch) as Tensor).dataSync()), answers)).toBeLessThan(1e-4);
-      } finally {
-        reloaded.dispose();
-      }
+      await expectTfjsExportAnswers(outcome.model.id, answers);
 
       if (skipWithoutPython) return console.log(`Keras round trip skipped: ${skipWithoutPython}`);
       const keras = await exportModel(app, outcome.model.id, 'keras');
@@ -122,6 +115,18 @@ describe.skipIf(Boolean(skipWithoutShared))('a head that also takes the backbone
     }
   }, SLOW_TEST_MS);
 
+  /** The model's TF.js export, reloaded, answers what serving answered for the same pixels. */
+  async function expectTfjsExportAnswers(modelId: string, answers: number[]): Promise<void> {
+    const exported = await exportModel(app, modelId, 'tfjs');
+    if (exported.format !== 'tfjs') throw new Error('expected a TF.js export');
+    const reloaded = await deserializeModel({ modelJson: exported.files['model.json']!, weights: exported.files['weights.bin']! });
+    try {
+      expect(maxAbsDifference(tf.tidy(() => (reloaded.predict(batch) as Tensor).dataSync()), answers)).toBeLessThan(1e-4);
+    } finally {
+      reloaded.dispose();
+    }
+  }
+
   it('fine-tunes the last block under a head with the vote, the ImageNet rows staying frozen, and exports it', async () => {
     const plain = withOverrides(app.config, { epochs: 3 });
     const config = { ...plain, training: { ...plain.training, zeroShotVote: true, fineTune: { ...plain.training.fineTune, enabled: true, epochs: 2 } } };
@@ -135,14 +140,7 @@ describe.skipIf(Boolean(skipWithoutShared))('a head that also takes the backbone
       const [kernel] = head.getLayer('imagenet_pet_logits').getWeights();
       expect(maxAbsDifference(kernel!.dataSync(), petLogits(backbone).kernel)).toBe(0);
       const answers = (await classifier.predictPixels(pixels)).map((answer) => answer.pDog);
-      const exported = await exportModel(app, outcome.model.id, 'tfjs');
-      if (exported.format !== 'tfjs') throw new Error('expected a TF.js export');
-      const reloaded = await deserializeModel({ modelJson: exported.files['model.json']!, weights: exported.files['weights.bin']! });
-      try {
-        expect(maxAbsDifference(tf.tidy(() => (reloaded.predict(batch) as Tensor).dataSync()), answers)).toBeLessThan(1e-4);
-      } finally {
-        reloaded.dispose();
-      }
+      await expectTfjsExportAnswers(outcome.model.id, answers);
     } finally {
       classifier.dispose();
     }
