@@ -8,6 +8,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { CatdogError } from '../errors.js';
 import { migrations } from './migrations.js';
+import { withConflictRetry } from './support.js';
 import { openDatabase, type Database, type DatasetItemRow, type JobRow, type NewImage, type NewPrediction } from './index.js';
 
 const postgresAdminUrl = process.env.CATDOG_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
@@ -171,6 +172,35 @@ describe('openDatabase', () => {
       expect(await pragma('busy_timeout')).toBeGreaterThan(0);
     } finally {
       await db.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('moves a training run on when another process wrote to the SQLite file after the run was read', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'catdog-db-'));
+    const url = `sqlite:${path.join(dir, 'catdog.db')}`;
+    const [worker, other] = [await openDatabase(url), await openDatabase(url)];
+    try {
+      await worker.migrate();
+      await worker.images.insertIfAbsent(image(1));
+      const dataset = await worker.datasets.create({ params: {}, manifestKey: 'm', counts: {}, items: [{ hash: hashOf(1), label: 'cat', split: 'train' }] });
+      const run = await worker.runs.create({ datasetId: dataset.id, params: {}, codeVersion: 'test' });
+      // As two workers sharing one file: this one reads, the other process commits a write, then this one writes.
+      // SQLite refuses the upgrade at once (not after busy_timeout); withConflictRetry starts over with a fresh view.
+      let attempts = 0;
+      const written = await withConflictRetry(worker.kysely, async (trx) => {
+        attempts++;
+        await trx.selectFrom('training_runs').select('status').where('id', '=', run.id).executeTakeFirstOrThrow();
+        if (attempts === 1) await other.images.insertIfAbsent(image(2));
+        await trx.updateTable('training_runs').set({ owner: 'worker' }).where('id', '=', run.id).execute();
+        return attempts;
+      });
+      expect(written).toBe(2);
+      expect((await other.runs.get(run.id))?.owner).toBe('worker');
+      // The repositories' read-then-write transactions go through it.
+      expect((await worker.runs.markRunning(run.id)).status).toBe('running');
+    } finally {
+      await Promise.all([worker.close(), other.close()]);
       fs.rmSync(dir, { recursive: true, force: true });
     }
   });

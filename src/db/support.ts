@@ -27,7 +27,7 @@ export function normalizeTime(value: string): string {
 
 type NumberedColumn = ['dataset_versions', 'id'] | ['models', 'version'] | ['model_promotions', 'id'];
 
-/** max + 1 of a user-visible counter; only safe inside `withKeyConflictRetry`, which settles concurrent writers. */
+/** max + 1 of a user-visible counter; only safe inside `withConflictRetry`, which settles concurrent writers. */
 export async function nextNumber(trx: Kysely<Schema>, [table, column]: NumberedColumn): Promise<number> {
   const { rows } = await sql<{ highest: number | string | null }>`
     select max(${sql.ref(column)}) as highest from ${sql.table(table)}`.execute(trx);
@@ -42,6 +42,10 @@ const retryableCodes = new Set([
   'ER_LOCK_DEADLOCK',
   'SQLITE_CONSTRAINT_PRIMARYKEY',
   'SQLITE_CONSTRAINT_UNIQUE',
+  // A SQLite transaction that read before another process (a second worker, the CLI) wrote cannot upgrade to a
+  // write: SQLite refuses at once, without waiting out busy_timeout. A new attempt reads afresh.
+  'SQLITE_BUSY',
+  'SQLITE_BUSY_SNAPSHOT',
 ]);
 
 function isKeyConflict(error: unknown): boolean {
@@ -50,11 +54,12 @@ function isKeyConflict(error: unknown): boolean {
 }
 
 /**
- * Runs a transaction that numbers rows with `nextNumber`. Two writers can read the same max; the database's
- * unique key rejects the loser, which simply tries again with a fresh view instead of taking table locks that
- * differ per dialect.
+ * Runs a transaction that reads, then writes what it read decided, again with a fresh view when a concurrent
+ * writer made it lose: two writers numbering rows with `nextNumber` read the same max and the unique key rejects
+ * one, a PostgreSQL or MariaDB deadlock or serialization failure, a SQLite read snapshot another process wrote past.
+ * No table locks, which differ per dialect.
  */
-export async function withKeyConflictRetry<T>(db: Kysely<Schema>, work: (trx: Kysely<Schema>) => Promise<T>): Promise<T> {
+export async function withConflictRetry<T>(db: Kysely<Schema>, work: (trx: Kysely<Schema>) => Promise<T>): Promise<T> {
   const attempts = 8;
   for (let attempt = 1; ; attempt++) {
     try {

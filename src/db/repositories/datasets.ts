@@ -1,6 +1,6 @@
 import type { Kysely, Selectable } from 'kysely';
 import type { DatasetVersionsTable, Schema } from '../schema.js';
-import { nextNumber, nowIso, parseJson, toJson, toNumber, withKeyConflictRetry } from '../support.js';
+import { nextNumber, nowIso, parseJson, toJson, toNumber, withConflictRetry } from '../support.js';
 import type { DatasetItemRow, DatasetVersionRow, ImageLabel, NewDatasetVersion, Page, Split } from '../types.js';
 
 export interface DatasetItemFilter {
@@ -29,7 +29,7 @@ export function datasetsRepository(db: Kysely<Schema>) {
   return {
     /** Numbers versions 1, 2, 3… and stores the version with all its items, or nothing. */
     async create(version: NewDatasetVersion): Promise<DatasetVersionRow> {
-      return withKeyConflictRetry(db, async (trx) => {
+      return withConflictRetry(db, async (trx) => {
         const id = await nextNumber(trx, ['dataset_versions', 'id']);
         const row = {
           id,

@@ -1,7 +1,7 @@
 import type { Kysely, Selectable } from 'kysely';
 import { NotFoundError } from '../../errors.js';
 import type { ModelPromotionsTable, ModelsTable, Schema } from '../schema.js';
-import { newId, nextNumber, nowIso, parseJson, toJson, withKeyConflictRetry } from '../support.js';
+import { newId, nextNumber, nowIso, parseJson, toJson, withConflictRetry } from '../support.js';
 import type { ModelRow, NewModel, PromotionRow } from '../types.js';
 
 function toModel(row: Selectable<ModelsTable>): ModelRow {
@@ -45,7 +45,7 @@ export function modelsRepository(db: Kysely<Schema>) {
     /** Versions count 1, 2, 3… in registration order. */
     async create(model: NewModel): Promise<ModelRow> {
       const id = model.id ?? newId('mdl');
-      return withKeyConflictRetry(db, async (trx) => {
+      return withConflictRetry(db, async (trx) => {
         const row = {
           id,
           version: await nextNumber(trx, ['models', 'version']),
@@ -76,7 +76,7 @@ export function modelsRepository(db: Kysely<Schema>) {
 
     /** Makes `id` the serving model; the promotion remembers which model it replaced, so it can be rolled back. */
     async promote(id: string, { reason, actor }: { reason: string; actor: string }): Promise<PromotionRow> {
-      return withKeyConflictRetry(db, async (trx) => {
+      return withConflictRetry(db, async (trx) => {
         const model = await trx.selectFrom('models').select('id').where('id', '=', id).executeTakeFirst();
         if (!model) throw new NotFoundError('model', id);
         const row = {

@@ -1,7 +1,7 @@
 import { sql, type Kysely, type Selectable } from 'kysely';
 import { CatdogError, NotFoundError } from '../../errors.js';
 import type { PredictionsTable, Schema, ValidationsTable } from '../schema.js';
-import { newId, normalizeTime, nowIso, parseJson, toJson, toNumber, withKeyConflictRetry, type Dialect } from '../support.js';
+import { newId, normalizeTime, nowIso, parseJson, toJson, toNumber, withConflictRetry, type Dialect } from '../support.js';
 import type { Label, NewPrediction, Page, PredictionFilter, PredictionRow, ReviewStrategy, ValidationRow } from '../types.js';
 
 function toPrediction(row: Selectable<PredictionsTable>): PredictionRow {
@@ -92,7 +92,7 @@ export function predictionsRepository(db: Kysely<Schema>, dialect: Dialect) {
 
     /** Records a user's label; the history keeps every change. Repeating the current label changes nothing. */
     async validate(id: string, { label, actor }: { label: Label; actor: string }): Promise<PredictionRow> {
-      return withKeyConflictRetry(db, async (trx) => {
+      return withConflictRetry(db, async (trx) => {
         const row = await lockPrediction(trx, id);
         if (row.validated_label === label) return toPrediction(row);
         const { highest } = await trx
@@ -119,7 +119,7 @@ export function predictionsRepository(db: Kysely<Schema>, dialect: Dialect) {
 
     /** Withdraws the latest change and restores the label before it (none if it was the first). */
     async undoValidation(id: string): Promise<PredictionRow> {
-      return db.transaction().execute(async (trx) => {
+      return withConflictRetry(db, async (trx) => {
         const row = await lockPrediction(trx, id);
         const [latest, previous] = await trx
           .selectFrom('validations')

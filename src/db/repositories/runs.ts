@@ -1,7 +1,7 @@
 import type { Kysely, Selectable } from 'kysely';
 import { CatdogError, NotFoundError } from '../../errors.js';
 import type { Schema, TrainingEpochsTable, TrainingRunsTable } from '../schema.js';
-import { newId, nowIso, parseJson, toJson, toNumber, type Dialect } from '../support.js';
+import { newId, nowIso, parseJson, toJson, toNumber, withConflictRetry, type Dialect } from '../support.js';
 import type { EpochRow, NewRun, Page, RunOutcome, RunRow, RunStatus } from '../types.js';
 
 function toRun(row: Selectable<TrainingRunsTable>): RunRow {
@@ -42,7 +42,7 @@ export function runsRepository(db: Kysely<Schema>, dialect: Dialect) {
 
   /** Moves a run on only from the states `from`, so a run cannot finish twice or restart after a crash. */
   async function transition(id: string, from: RunStatus[], change: (run: RunRow) => Partial<Selectable<TrainingRunsTable>>) {
-    return db.transaction().execute(async (trx) => {
+    return withConflictRetry(db, async (trx) => {
       const row = await trx
         .selectFrom('training_runs')
         .selectAll()
