@@ -468,3 +468,10 @@ describe('BullMqJobQueue only', () => {
     expect(await survivor.waitFor(job.id, 15_000)).toMatchObject({ state: 'completed', result: 'taken over', workerId: 'survivor' });
   }, 30_000);
 });
+
+describe('newWaitingJob', () => {
+  it('gives jobs created in the same millisecond increasing creation times, so oldest-first never depends on ids', () => {
+    const times = Array.from({ length: 50 }, (_, i) => newWaitingJob({ id: `job-${i}`, name: 'work', data: {}, maxAttempts: 1, backoffMs: 0, owner: null }).createdAt);
+    for (let i = 1; i < times.length; i++) expect(Date.parse(times[i]!)).toBeGreaterThan(Date.parse(times[i - 1]!));
+  });
+});

@@ -22,6 +22,17 @@ export interface JobStore {
   pruneFinished(keep: number): Promise<void>;
 }
 
+let lastCreatedMs = 0;
+
+/**
+ * Creation times strictly increasing within this process: jobs run and are handed over oldest first, and two jobs
+ * enqueued in the same millisecond would otherwise be ordered by their random ids.
+ */
+function nextCreationTime(): string {
+  lastCreatedMs = Math.max(Date.now(), lastCreatedMs + 1);
+  return new Date(lastCreatedMs).toISOString();
+}
+
 /** A job as it is first stored: waiting, never attempted, held by `owner` (null: by whichever process takes it). */
 export function newWaitingJob(job: Pick<JobRow, 'id' | 'name' | 'data' | 'maxAttempts' | 'backoffMs' | 'owner'>): JobRow {
   return {
@@ -33,7 +44,7 @@ export function newWaitingJob(job: Pick<JobRow, 'id' | 'name' | 'data' | 'maxAtt
     stalls: 0,
     result: undefined,
     error: null,
-    createdAt: new Date().toISOString(),
+    createdAt: nextCreationTime(),
     finishedAt: null,
     runAfter: null,
     workerId: null,
