@@ -8,6 +8,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { localNodeHeaders } from './node-headers.mjs';
 
 const addonDir = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'native', 'jpeg-decode');
 const log = (message) => console.log(`[catdog build-native] ${message}`);
@@ -20,13 +21,6 @@ function findNodeGyp() {
     path.join(path.dirname(process.execPath), '..', 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'),
   ];
   return candidates.find((candidate) => candidate && fs.existsSync(candidate));
-}
-
-/** node-gyp downloads Node's headers unless told where they are; offline that fails, so point it at the local ones. */
-function localNodeHeaders() {
-  if (process.env.npm_config_nodedir) return {};
-  const prefix = path.dirname(path.dirname(process.execPath));
-  return fs.existsSync(path.join(prefix, 'include', 'node', 'node_api.h')) ? { npm_config_nodedir: prefix } : {};
 }
 
 function main() {

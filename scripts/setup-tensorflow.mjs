@@ -13,6 +13,7 @@ import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
+import { localNodeHeaders } from './node-headers.mjs';
 
 const TENSORFLOW_WHEEL = process.env.CATDOG_TENSORFLOW_WHEEL_SPEC ?? 'tensorflow-cpu==2.21.0';
 const DOWNLOAD_TIMEOUT_MS = Number(process.env.CATDOG_TF_DOWNLOAD_TIMEOUT_MS ?? 180_000);
@@ -103,13 +104,6 @@ function linkOrCopy(source, target) {
   } catch {
     fs.copyFileSync(source, target);
   }
-}
-
-/** node-gyp downloads Node's headers unless told where they are; offline that fails, so point it at the local ones. */
-function localNodeHeaders() {
-  if (process.env.npm_config_nodedir) return {};
-  const prefix = path.dirname(path.dirname(process.execPath));
-  return fs.existsSync(path.join(prefix, 'include', 'node', 'node_api.h')) ? { npm_config_nodedir: prefix } : {};
 }
 
 function buildAgainstWheel(tfjsNodeDir) {
