@@ -25,8 +25,8 @@ const NEGLIGIBLE_MASS = 1e-9;
 export function zeroShotPDog(imagenetProbabilities: Float32Array | number[]): number {
   const { cat, dog } = catAndDogMass(imagenetProbabilities);
   if (cat + dog < NEGLIGIBLE_MASS) return 0.5;
-  const catPerClass = cat / classCount(DOMESTIC_CATS);
-  const dogPerClass = dog / classCount(DOGS);
+  const catPerClass = cat / PET_CLASSES.cats.length;
+  const dogPerClass = dog / PET_CLASSES.dogs.length;
   return dogPerClass / (catPerClass + dogPerClass);
 }
 
@@ -36,18 +36,14 @@ export function imagenetAnimalMass(imagenetProbabilities: Float32Array | number[
   return cat + dog;
 }
 
-function classCount({ first, last }: ClassRange): number {
-  return last - first + 1;
-}
-
 function catAndDogMass(probabilities: Float32Array | number[]): { cat: number; dog: number } {
   if (probabilities.length !== IMAGENET_CLASSES) {
     throw new Error(`expected ${IMAGENET_CLASSES} ImageNet probabilities, got ${probabilities.length}`);
   }
-  const sum = ({ first, last }: ClassRange): number => {
+  const sum = (classes: readonly number[]): number => {
     let total = 0;
-    for (let i = first; i <= last; i++) total += probabilities[i]!;
+    for (const i of classes) total += probabilities[i]!;
     return total;
   };
-  return { cat: sum(DOMESTIC_CATS), dog: sum(DOGS) };
+  return { cat: sum(PET_CLASSES.cats), dog: sum(PET_CLASSES.dogs) };
 }
