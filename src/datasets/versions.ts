@@ -75,16 +75,37 @@ export async function buildDatasetVersion(
   const manifestKey = `datasets/${createHash('sha256').update(manifestBytes).digest('hex')}.json`;
 
   const latest = await deps.db.datasets.latest();
-  if (latest?.manifestKey === manifestKey) return { version: latest, created: false };
+  if (latest?.manifestKey === manifestKey) {
+    // The same bytes under the same key: building again is how a lost manifest is restored (see manifestMissing).
+    if (!(await deps.blobs.has(manifestKey))) await deps.blobs.put(manifestKey, manifestBytes);
+    return { version: latest, created: false };
+  }
 
   await deps.blobs.put(manifestKey, manifestBytes);
   const version = await deps.db.datasets.create({ params, manifestKey, counts, items });
   return { version, created: true };
 }
 
+/**
+ * A version whose row exists but whose manifest blob is gone (deleted or lost from the blob store): nothing can
+ * train on, evaluate against or list the images of it until the version is built again.
+ */
+export function manifestMissing(version: Pick<DatasetVersionRow, 'id' | 'manifestKey'>): CatdogError {
+  return new CatdogError(
+    'dataset_manifest_missing',
+    `dataset version v${version.id} has no manifest: blob ${version.manifestKey} is missing from the blob store. ` +
+      `Build the version again (catdog dataset build, POST /api/v1/datasets or the Dataset page's Build form): ` +
+      `with the same labelled photos and settings as v${version.id} that restores its manifest, with others it makes a new version.`,
+    409,
+    { datasetId: version.id, key: version.manifestKey },
+  );
+}
+
 export async function loadManifest(deps: DatasetDependencies, datasetId: number): Promise<{ version: DatasetVersionRow; manifest: DatasetManifest }> {
   const version = await deps.db.datasets.get(datasetId);
   if (!version) throw new NotFoundError('dataset version', datasetId);
-  const manifest = JSON.parse(new TextDecoder().decode(await deps.blobs.get(version.manifestKey))) as DatasetManifest;
+  const bytes = await deps.blobs.getOrUndefined(version.manifestKey);
+  if (bytes === undefined) throw manifestMissing(version);
+  const manifest = JSON.parse(new TextDecoder().decode(bytes)) as DatasetManifest;
   return { version, manifest };
 }

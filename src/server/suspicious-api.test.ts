@@ -3,6 +3,7 @@ import { skipWithoutShared } from '../../test/support/shared.js';
 import { loadManifest } from '../datasets/versions.js';
 import { trainSmallModel } from '../serving/test-support.js';
 import { suspiciousLabels } from '../training/suspicious.js';
+import { escapeHtml } from '../web/html.js';
 import { catPhotos, dogPhotos, photoForm, startTestServer, type TestServer } from './test-support.js';
 
 interface SuspiciousJson {
@@ -111,5 +112,31 @@ describe.skipIf(skipWithoutShared)('suspicious labels over HTTP and on the Datas
       expect(item).toContain(`P(${image.label}) ${(pLabel * 100).toFixed(1)}%`);
     });
     expect(fragment).toContain(`Training photos of dataset v${datasetId} whose label model v1 finds least likely`);
+  });
+
+  it('says which manifest is missing and how to restore it, on the Dataset page and from the API, until the version is built again', async () => {
+    const version = (await t.app.db.datasets.get(datasetId))!;
+    await t.app.blobs.delete(version.manifestKey);
+
+    const missing = await json<ErrorJson>(`/api/v1/datasets/${datasetId}/suspicious`);
+    expect(missing.status).toBe(409);
+    expect(missing.body.error.code).toBe('dataset_manifest_missing');
+    const { message } = missing.body.error;
+    expect(message).toContain(`dataset version v${datasetId} has no manifest: blob ${version.manifestKey} is missing from the blob store`);
+    expect(message).toContain('Build the version again');
+    const roc = await json<ErrorJson>('/api/v1/models/1/roc');
+    expect(roc.status).toBe(409);
+    expect(roc.body.error.code).toBe('dataset_manifest_missing');
+
+    expect(await page('/dataset')).toContain(`<p class="notice error" id="manifest-missing" role="alert">${escapeHtml(message)}</p>`);
+    expect(await page('/dataset/suspicious')).toBe(`<p class="notice error">${escapeHtml(message)}</p>`);
+
+    // The labelled photos and settings are unchanged, so building again is the same version with its manifest back.
+    const rebuilt = await t.fetchAs('/api/v1/datasets', { method: 'POST' });
+    expect(rebuilt.status).toBe(200);
+    expect((await rebuilt.json()) as { id: number; created: boolean }).toMatchObject({ id: datasetId, created: false });
+    expect(await t.app.blobs.has(version.manifestKey)).toBe(true);
+    expect(await page('/dataset')).not.toContain('manifest-missing');
+    expect((await json<{ items: SuspiciousJson[] }>(`/api/v1/datasets/${datasetId}/suspicious?limit=3`)).body.items).toHaveLength(3);
   });
 });

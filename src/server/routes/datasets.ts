@@ -73,7 +73,7 @@ const suspiciousImages = createRoute({
     200: jsonContent(z.object({ items: z.array(SuspiciousImageSchema) }), 'The images, most suspicious first'),
     400: errorResponse('Invalid limit'),
     404: errorResponse('No such version'),
-    409: errorResponse('No model is promoted yet (no_promoted_model)'),
+    409: errorResponse("No model is promoted yet (no_promoted_model), or the version's manifest is missing from the blob store (dataset_manifest_missing)"),
   },
 });
 

@@ -53,7 +53,11 @@ const modelRoc = createRoute({
   tags: ['models'],
   summary: "ROC curve on the test split of the model's dataset version (computed on first request, then cached)",
   request: { params: IdParam },
-  responses: { 200: jsonContent(RocCurveSchema, 'The curve'), 404: errorResponse('No such model') },
+  responses: {
+    200: jsonContent(RocCurveSchema, 'The curve'),
+    404: errorResponse('No such model'),
+    409: errorResponse("The manifest of the model's dataset version is missing from the blob store (dataset_manifest_missing)"),
+  },
 });
 
 const ReliabilitySchema = z

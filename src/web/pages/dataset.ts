@@ -1,6 +1,6 @@
 import type { AugmentationConfig } from '../../images/index.js';
 import type { DatasetVersionRow, ImageListFilter } from '../../db/index.js';
-import type { SplitCounts } from '../../datasets/versions.js';
+import { manifestMissing, type SplitCounts } from '../../datasets/versions.js';
 import { CatdogError } from '../../errors.js';
 import type { ServerDeps } from '../../server/context.js';
 import { augmentedSamples, datasetParamsFrom } from '../../server/dataset-tools.js';
@@ -140,9 +140,11 @@ function buildForm(deps: ServerDeps): SafeHtml {
 }
 
 export async function datasetPage(deps: ServerDeps) {
-  const { db } = deps.app;
+  const { db, blobs } = deps.app;
   const [library, versions] = await Promise.all([db.images.countByLabel(), db.datasets.list()]);
   const latest = versions[0];
+  // The counts come from the database row; only the manifest says training can use this version.
+  const lostManifest = latest && !(await blobs.has(latest.manifestKey)) ? manifestMissing(latest) : undefined;
   return page({
     title: 'Dataset',
     path: '/dataset',
@@ -155,6 +157,7 @@ export async function datasetPage(deps: ServerDeps) {
     <li><span class="stat" id="count-unlabelled">${library.unlabelled}</span> unlabelled</li>
   </ul>
   ${latest ? html`<h3>Latest version v${latest.id}</h3>${splitTable(latest.counts as unknown as SplitCounts)}` : ''}
+  ${lostManifest ? html`<p class="notice error" id="manifest-missing" role="alert">${lostManifest.message}</p>` : ''}
 </section>
 ${versionsSection(versions)}
 <section class="card" id="suspicious">
