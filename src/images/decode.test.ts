@@ -7,7 +7,6 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { kaggleDev, kaggleFiles, kaggleFullRes, skipWithoutShared } from '../../test/support/shared.js';
 import { CatdogError } from '../errors.js';
 import {
-  decodeBatchToRgb,
   decodeToRgb,
   encodeJpeg,
   inspectAndDecodeToRgb,
@@ -175,18 +174,9 @@ describe.skipIf(skipWithoutShared)('real photos in every accepted format', () =>
     );
   });
 
-  it('decodes a batch in input order, identical to one-by-one decoding', async () => {
-    const files = [...kaggleFiles('cat', 3, 20), ...kaggleFiles('dog', 2, 20)].map((file) => fs.readFileSync(file));
-    const batch = await decodeBatchToRgb(files, 64, 2);
-    expect(batch).toHaveLength(files.length);
-    for (const [index, file] of files.entries()) {
-      expect(batch[index]!.data).toEqual((await decodeToRgb(file, 64)).data);
-    }
-    expect(await decodeBatchToRgb([], 64)).toEqual([]);
-    await expect(decodeBatchToRgb(files, 64, 0)).rejects.toThrow(RangeError);
-    await expect(decodeToRgb(files[0]!, 0)).rejects.toThrow(RangeError);
-    await expect(thumbnailJpeg(files[0]!, 12.5)).rejects.toThrow(RangeError);
-    await expectImageError(decodeBatchToRgb([files[0]!, new Uint8Array()], 64), 'image_empty', 400);
+  it('refuses an output size that is not a positive whole number of pixels', async () => {
+    await expect(decodeToRgb(photo, 0)).rejects.toThrow(RangeError);
+    await expect(thumbnailJpeg(photo, 12.5)).rejects.toThrow(RangeError);
   });
 
   it('makes a JPEG thumbnail that fits inside the box, keeps the aspect ratio and never enlarges', async () => {

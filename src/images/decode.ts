@@ -199,23 +199,6 @@ export async function decodeToRgb(bytes: Uint8Array, size: number): Promise<RgbI
   return decodeRgb(bytes, formatOrThrow(bytes), size);
 }
 
-/** Decodes many images with at most `concurrency` in flight; results keep the input order. */
-export async function decodeBatchToRgb(list: Uint8Array[], size: number, concurrency = 2): Promise<RgbImage[]> {
-  if (!Number.isInteger(concurrency) || concurrency < 1) {
-    throw new RangeError(`concurrency must be a positive integer, got ${concurrency}`);
-  }
-  const results = new Array<RgbImage>(list.length);
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < list.length) {
-      const index = next++;
-      results[index] = await decodeToRgb(list[index]!, size);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(concurrency, list.length) }, worker));
-  return results;
-}
-
 /** A small preview for the UI: displayed orientation, never enlarged, no metadata (EXIF may hold GPS). */
 export async function thumbnailJpeg(bytes: Uint8Array, size = 256): Promise<Uint8Array> {
   assertPixelSize(size);

@@ -1,6 +1,5 @@
 export { augment, type AugmentationConfig } from './augment.js';
 export {
-  decodeBatchToRgb,
   DECODE_ID,
   decodeToRgb,
   encodeJpeg,
