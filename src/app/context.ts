@@ -37,7 +37,7 @@ export async function openApp(loaded: LoadedConfig, options: { logger?: Logger; 
     logger,
     db,
     blobs,
-    backbones: new BackboneProvider(cacheDir, options.onBackboneDownload),
+    backbones: new BackboneProvider({ cacheDir, onDownload: options.onBackboneDownload, logger }),
     codeVersion: codeVersion(),
     cacheDir,
     close: () => db.close(),

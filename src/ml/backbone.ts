@@ -6,7 +6,7 @@ import type { io, LayersModel, SymbolicTensor, Tensor, Tensor2D, Tensor4D } from
 import { CatdogError } from '../errors.js';
 import { foldBatchNormalization } from './fold-batch-norm.js';
 import { type LayersGraph, layersGraph, UnsupportedLayerError } from './graph/from-layers.js';
-import { type GraphSession, loadGraphSession } from './graph/session.js';
+import { type DebugLogger, type GraphSession, loadGraphSession } from './graph/session.js';
 import { weightBytes } from './model-io.js';
 import { initTensorflow, type LoadedTensorflow, tensorflow, type Tensorflow } from './tf.js';
 
@@ -69,9 +69,10 @@ export interface Backbone extends FeatureExtractor {
 export type ForwardPass = { kind: 'graph'; folder: string } | { kind: 'eager'; reason: string };
 
 export interface LoadBackboneOptions {
-  /** Downloaded backbones live in `cacheDir/backbones/<sha256(url) prefix>/`. */
+  /** Downloaded backbones live in `cacheDir/backbones/<sha256(url) prefix>/`, their graphs in `cacheDir/graphs/`. */
   cacheDir: string;
   onDownload?: (receivedBytes: number, totalBytes: number | undefined) => void;
+  logger?: DebugLogger;
 }
 
 const IMAGENET_CLASSES = 1000;
@@ -116,7 +117,7 @@ export async function loadBackbone(source: string, options: LoadBackboneOptions)
     inference = await foldBatchNormalization(model);
     const id = backboneId(source, files);
     const outputs = backboneOutputs(tf, { model, inference }, source);
-    const passes = await forwardPasses(loaded, { model, inference }, outputs, { cacheDir: options.cacheDir, id });
+    const passes = await forwardPasses(loaded, { model, inference }, outputs, { cacheDir: options.cacheDir, id, logger: options.logger });
     process.stderr.write(
       passes.forwardPass.kind === 'graph'
         ? `catdog: backbone ${id} runs as one TensorFlow graph (${passes.forwardPass.folder})\n`
@@ -280,7 +281,7 @@ async function forwardPasses(
   { tf, backend }: LoadedTensorflow,
   { model, inference }: { model: LayersModel; inference: LayersModel },
   { inference: outputs }: BackboneOutputs,
-  { cacheDir, id }: { cacheDir: string; id: string },
+  { cacheDir, id, logger }: { cacheDir: string; id: string; logger?: DebugLogger },
 ): Promise<ForwardPasses> {
   const disposeCopy = () => {
     if (inference !== model) inference.dispose();
@@ -295,7 +296,7 @@ async function forwardPasses(
   }
   let session: GraphSession<GraphSignature, GraphOutput>;
   try {
-    session = await loadGraphSession<GraphSignature, GraphOutput>(tf, graph, outputs.imagenet ? IMAGENET_SIGNATURES : FEATURE_SIGNATURES, { cacheDir, name: id });
+    session = await loadGraphSession<GraphSignature, GraphOutput>(tf, graph, outputs.imagenet ? IMAGENET_SIGNATURES : FEATURE_SIGNATURES, { cacheDir, name: id, logger });
   } catch (error) {
     return eager(`its TensorFlow graph could not be written or loaded: ${messageOf(error)}`);
   }

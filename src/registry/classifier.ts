@@ -14,6 +14,7 @@ import {
   zeroShotPDog,
   type Backbone,
   type LayersModel,
+  type LoadBackboneOptions,
   type NetworkInput,
   type Tensor2D,
 } from '../ml/index.js';
@@ -62,10 +63,10 @@ export interface Classifier {
 export class BackboneProvider {
   private readonly loaded = new Map<string, Promise<Backbone>>();
 
-  constructor(private readonly cacheDir: string, private readonly onDownload?: (received: number, total: number | undefined) => void) {}
+  constructor(private readonly options: LoadBackboneOptions) {}
 
   get(source: string): Promise<Backbone> {
-    return this.once(source, () => loadBackbone(source, { cacheDir: this.cacheDir, onDownload: this.onDownload }));
+    return this.once(source, () => loadBackbone(source, this.options));
   }
 
   /** An ensemble: the backbones of `sources` as one, their features side by side in order (one source: itself). */

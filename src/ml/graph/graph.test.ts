@@ -134,6 +134,68 @@ describe.skipIf(skipWithoutShared || onWasm)('backbones as one TensorFlow graph'
     }
   });
 
+  describe('when an upgrade changed how a backbone graph is built', () => {
+    const folderOf = (backbone: Backbone) => (backbone.forwardPass as { kind: 'graph'; folder: string }).folder;
+
+    /**
+     * The small backbone's graph cache as a catdog upgrade finds it: `stale` graph folders of the same backbone
+     * from other bytes, plus `kept` ones, and no folder of the graph this version builds. Answers that folder.
+     */
+    async function upgradedCache(stale: (id: string) => string[], kept: (id: string) => string[]) {
+      const cache = await fs.mkdtemp(path.join(cacheDir, 'upgrade-'));
+      const before = await loadBackbone(smallBackbone, { cacheDir: cache });
+      const { id } = before;
+      const current = folderOf(before);
+      before.dispose();
+      await fs.rm(current, { recursive: true });
+      for (const name of [...stale(id), ...kept(id)]) {
+        await fs.mkdir(path.join(cache, 'graphs', name));
+        await fs.writeFile(path.join(cache, 'graphs', name, 'saved_model.pb'), 'an older graph');
+      }
+      return { cache, id, current, graphs: path.join(cache, 'graphs'), kept: kept(id) };
+    }
+
+    it('removes the same backbone\'s graphs with other hashes once it writes the new one, and no other folder', async () => {
+      const { cache, id, current, graphs, kept } = await upgradedCache(
+        (id) => [`${id}-000000000000`, `${id}-0123456789ab`],
+        // Other backbones: the same model name with other weights, and one whose id only starts like this one's.
+        (id) => [`${id.replace(/-[0-9a-f]{12}$/, '-ffffffffffff')}-000000000000`, `${id}-000000000000-000000000000`],
+      );
+      const debug: string[] = [];
+      const backbone = await loadBackbone(smallBackbone, { cacheDir: cache, logger: { debug: (_details, message) => debug.push(message) } });
+      try {
+        expect(folderOf(backbone)).toBe(current);
+        expect(values(backbone.features(photos))).toHaveLength(6 * 256);
+      } finally {
+        backbone.dispose();
+      }
+      expect((await fs.readdir(graphs)).sort()).toEqual([...kept, path.basename(current)].sort());
+      expect(debug).toEqual([]);
+
+      // Reusing the graph this version wrote leaves an older one alone: only writing a new graph tidies up.
+      await fs.mkdir(path.join(graphs, `${id}-000000000000`));
+      (await loadBackbone(smallBackbone, { cacheDir: cache })).dispose();
+      expect(await fs.readdir(graphs)).toContain(`${id}-000000000000`);
+    });
+
+    it('leaves an old graph it cannot remove to a debug line, and runs the new one', async (context) => {
+      const { cache, id, current, graphs } = await upgradedCache((id) => [`${id}-000000000000`], () => []);
+      const stuck = path.join(graphs, `${id}-000000000000`);
+      const release = await makeUndeletable(stuck);
+      if (!release) context.skip('this machine cannot make a folder undeletable (chmod as a user, chattr +i as root)');
+      const debug: { details: object; message: string }[] = [];
+      try {
+        const backbone = await loadBackbone(smallBackbone, { cacheDir: cache, logger: { debug: (details, message) => debug.push({ details, message }) } });
+        expect(folderOf(backbone)).toBe(current);
+        backbone.dispose();
+      } finally {
+        await release?.();
+      }
+      expect(debug).toEqual([{ details: { err: expect.any(Error), folder: stuck }, message: 'could not remove an old backbone graph' }]);
+      expect((await fs.readdir(graphs)).sort()).toEqual([path.basename(current), path.basename(stuck)].sort());
+    });
+  });
+
   it('names the layer it cannot translate', async () => {
     const input = tf.input({ shape: [8, 8, 3] });
     const output = tf.layers.conv2d({ filters: 2, kernelSize: 3, activation: 'tanh', name: 'tanh_conv' }).apply(input) as SymbolicTensor;
@@ -147,6 +209,22 @@ describe.skipIf(skipWithoutShared || onWasm)('backbones as one TensorFlow graph'
     }
   });
 });
+
+/**
+ * Makes the entries of `folder` impossible to delete (a read-only folder for a user, the immutable attribute for
+ * root, who ignores permissions) and answers how to undo it; undefined when this machine cannot do either.
+ */
+async function makeUndeletable(folder: string): Promise<(() => Promise<void>) | undefined> {
+  if (process.getuid?.() !== 0) {
+    await fs.chmod(folder, 0o555);
+    return () => fs.chmod(folder, 0o755);
+  }
+  const chattr = (flag: string) => promisify(execFile)('chattr', [flag, folder]);
+  return chattr('+i').then(
+    () => async () => void (await chattr('-i')),
+    () => undefined,
+  );
+}
 
 describe.skipIf(skipWithoutShared)('backbones on the WebAssembly backend', () => {
   it('run eagerly, with one stderr line saying so and why', async () => {

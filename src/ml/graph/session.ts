@@ -18,19 +18,27 @@ export interface GraphSession<Name extends string, Output extends string> {
   dispose(): void;
 }
 
+/** Where the graph cache reports what it could not tidy up: nothing anyone has to act on. */
+export interface DebugLogger {
+  debug(details: object, message: string): void;
+}
+
 const TAGS = ['serve'];
 const INPUT_KEY = 'images';
+const HASH_CHARS = 12;
+const GRAPH_HASH = new RegExp(`^[0-9a-f]{${HASH_CHARS}}$`);
 
 /**
  * Writes the graph as a SavedModel into `cacheDir/graphs/<name>-<content hash>/` (once: the same graph from another
  * load or process is reused) and loads it into a TensorFlow session, which optimizes the whole graph (Grappler)
- * before its first run. Native TensorFlow only: tfjs-node's SavedModel support runs it.
+ * before its first run. Native TensorFlow only: tfjs-node's SavedModel support runs it. Writing a new one removes
+ * the graphs of the same name with other hashes.
  */
 export async function loadGraphSession<Name extends string, Output extends string>(
   tf: Tensorflow,
   graph: LayersGraph,
   signatures: { readonly [signature in Name]?: readonly Output[] },
-  { cacheDir, name }: { cacheDir: string; name: string },
+  { cacheDir, name, logger }: { cacheDir: string; name: string; logger?: DebugLogger },
 ): Promise<GraphSession<Name, Output>> {
   const { node } = tf as unknown as typeof TensorflowNode;
   if (!node?.loadSavedModel) throw new Error('the TensorFlow backend in use cannot load SavedModels (tfjs-node can)');
@@ -44,8 +52,8 @@ export async function loadGraphSession<Name extends string, Output extends strin
       ]),
     ),
   });
-  const folder = path.join(cacheDir, 'graphs', `${name}-${createHash('sha256').update(bytes).digest('hex').slice(0, 12)}`);
-  await writeOnce(folder, bytes);
+  const folder = path.join(cacheDir, 'graphs', `${name}-${createHash('sha256').update(bytes).digest('hex').slice(0, HASH_CHARS)}`);
+  if (await writeOnce(folder, bytes)) await removeOtherGraphs(folder, name, logger);
 
   const loaded = new Map<Name, SavedModel>();
   const dispose = () => {
@@ -81,22 +89,53 @@ function requiredOutput(graph: LayersGraph, output: string) {
   return tensor;
 }
 
-async function writeOnce(folder: string, savedModel: Uint8Array): Promise<void> {
+/** True when this call put the graph there, false when it already was (from an earlier load or another process). */
+async function writeOnce(folder: string, savedModel: Uint8Array): Promise<boolean> {
   const file = path.join(folder, 'saved_model.pb');
-  if (await exists(file)) return;
+  if (await exists(file)) return false;
   const parent = path.dirname(folder);
   await fs.mkdir(parent, { recursive: true });
   const temporary = path.join(parent, `.writing-${randomUUID()}`);
   await fs.mkdir(temporary);
   try {
     await fs.writeFile(path.join(temporary, 'saved_model.pb'), savedModel);
-    await fs.rename(temporary, folder).catch(async (error: unknown) => {
-      // Another process wrote the same graph first; its copy has the same bytes.
-      if (!(await exists(file))) throw error;
-    });
+    return await fs.rename(temporary, folder).then(
+      () => true,
+      async (error: unknown) => {
+        // Another process wrote the same graph first; its copy has the same bytes.
+        if (!(await exists(file))) throw error;
+        return false;
+      },
+    );
   } finally {
     await fs.rm(temporary, { recursive: true, force: true });
   }
+}
+
+/**
+ * The same backbone's graphs from other bytes (written before an upgrade changed how its graph is built): each
+ * holds a full copy of the weights, and this version never loads them again. A process that still runs one has
+ * it in memory already. Another process may be removing the same folders, so a folder that does not go is left
+ * for the next new graph.
+ */
+async function removeOtherGraphs(folder: string, name: string, logger: DebugLogger | undefined): Promise<void> {
+  const parent = path.dirname(folder);
+  const prefix = `${name}-`;
+  const isOtherVersion = (entry: string) => entry !== path.basename(folder) && entry.startsWith(prefix) && GRAPH_HASH.test(entry.slice(prefix.length));
+  let entries: string[];
+  try {
+    entries = await fs.readdir(parent);
+  } catch (error) {
+    logger?.debug({ err: error, folder: parent }, 'could not list the backbone graph cache to remove old graphs');
+    return;
+  }
+  await Promise.all(
+    entries.filter(isOtherVersion).map((entry) =>
+      fs.rm(path.join(parent, entry), { recursive: true, force: true }).catch((error: unknown) => {
+        logger?.debug({ err: error, folder: path.join(parent, entry) }, 'could not remove an old backbone graph');
+      }),
+    ),
+  );
 }
 
 async function exists(file: string): Promise<boolean> {
