@@ -27,6 +27,11 @@ export interface ModelCard {
   head?: 'logistic' | 'mlp';
   /** Test-time augmentation: P(dog) is the mean over the photo and its mirror image. */
   tta?: boolean;
+  /**
+   * The image decode (`DECODE_ID`) whose pixels the model was trained on. Absent for imported models, trained
+   * outside catdog, and for models registered before catdog recorded it.
+   */
+  decodeId?: string;
   calibration?: ModelCalibration;
   /** Where the training photos sit in feature space, to tell a photo of neither a cat nor a dog. */
   neither?: NeitherReference;
@@ -73,11 +78,19 @@ export async function writeModelCard(blobs: BlobStore, prefix: string, card: Mod
   await blobs.put(`${prefix}catdog.json`, encode(card));
 }
 
+const parseCard = (bytes: Uint8Array): ModelCard => JSON.parse(new TextDecoder().decode(bytes)) as ModelCard;
+
 export async function readModelFiles(blobs: BlobStore, prefix: string): Promise<ModelFiles> {
   const [modelJson, weights, card] = await Promise.all([
     blobs.get(`${prefix}model.json`),
     blobs.get(`${prefix}weights.bin`),
     blobs.get(`${prefix}catdog.json`),
   ]);
-  return { modelJson, weights, card: JSON.parse(new TextDecoder().decode(card)) as ModelCard };
+  return { modelJson, weights, card: parseCard(card) };
+}
+
+/** The card without the weights, or undefined when the model's files are gone. */
+export async function readModelCard(blobs: BlobStore, prefix: string): Promise<ModelCard | undefined> {
+  const bytes = await blobs.getOrUndefined(`${prefix}catdog.json`);
+  return bytes && parseCard(bytes);
 }

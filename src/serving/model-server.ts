@@ -1,5 +1,6 @@
 import type { Database } from '../db/index.js';
 import type { Logger } from '../app/logger.js';
+import { DECODE_ID } from '../images/index.js';
 import { loadClassifier, zeroShotClassifier, type BackboneProvider, type Classifier } from '../registry/classifier.js';
 import type { BlobStore } from '../storage/index.js';
 import { batchPredictions } from './batcher.js';
@@ -69,6 +70,7 @@ export class ModelServer {
     const previous = this.active;
     this.active = next;
     this.deps.logger.info({ modelId: next.modelId, version: next.version, previous: previous?.modelId }, 'serving model loaded');
+    warnOnOtherDecode(this.deps.logger, next);
     // In-flight requests may still hold the previous classifier; give them time before freeing its tensors.
     if (previous) setTimeout(() => previous.dispose(), 30_000).unref();
     return next;
@@ -96,4 +98,20 @@ export class ModelServer {
   stop(): void {
     if (this.timer) clearInterval(this.timer);
   }
+}
+
+/**
+ * Typically the model was trained where catdog's native JPEG decoder was built and serves where it was not (or the
+ * reverse). Its answers shift by a hair, not enough to refuse it (docs/benchmarks.md measures the decodes), but its
+ * recorded accuracy was measured on the other pixels. A model without a record (imported, or registered before
+ * catdog kept one) is not judged.
+ */
+function warnOnOtherDecode(logger: Logger, classifier: Classifier): void {
+  const trainedOn = classifier.card?.decodeId;
+  if (trainedOn === undefined || trainedOn === DECODE_ID) return;
+  logger.warn(
+    { modelId: classifier.modelId, version: classifier.version, trainedOn, servingDecode: DECODE_ID },
+    `model ${classifier.modelId} was trained on pixels from the image decode ${trainedOn}, but this process decodes photos with ${DECODE_ID}: ` +
+      'its answers may differ slightly from those its metrics were measured on (build native/jpeg-decode alike on both machines, or retrain here)',
+  );
 }

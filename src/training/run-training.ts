@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { newId, type Database, type ModelRow } from '../db/index.js';
 import { imageBlobKey } from '../datasets/ingest.js';
 import { loadManifest, type DatasetManifest, type ManifestEntry } from '../datasets/versions.js';
-import { augment, decodeToRgb, seededRandom, type AugmentationConfig } from '../images/index.js';
+import { augment, DECODE_ID, decodeToRgb, seededRandom, type AugmentationConfig } from '../images/index.js';
 import {
   buildCnn,
   buildHead,
@@ -279,6 +279,8 @@ const modelCard = (candidate: Omit<CandidateOutcome, 'epochs' | 'durationMs'>, t
   output: 'sigmoid-p-dog',
   ...trainable.card,
   tta: candidate.params.tta ?? false,
+  // Features and pixels alike come from this process's decode: the feature cache is keyed by it.
+  decodeId: DECODE_ID,
   datasetId: candidate.datasetId,
   runId: candidate.runId,
   params: { ...candidate.params },

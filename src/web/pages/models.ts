@@ -1,4 +1,6 @@
 import type { ModelRow, PromotionRow } from '../../db/index.js';
+import { DECODE_ID } from '../../images/index.js';
+import { readModelCard, type ModelCard } from '../../registry/artifacts.js';
 import type { ServerDeps } from '../../server/context.js';
 import { html, type SafeHtml } from '../html.js';
 import { page, percent } from '../layout.js';
@@ -94,11 +96,24 @@ ${models.length === 0
 </section>`;
 }
 
-function modelDetails(model: ModelRow): SafeHtml {
+/** Which decode made the pixels the model learnt from, and whether this server feeds it the same. */
+function decodeLine(model: ModelRow, card: ModelCard | undefined): SafeHtml {
+  const trainedOn = card?.decodeId;
+  if (trainedOn === undefined) {
+    const why = model.architecture === 'imported' ? 'imported: trained outside catdog' : 'unknown: registered before catdog recorded it';
+    return html`<p class="muted" id="model-decode">Image decode: ${why}</p>`;
+  }
+  return html`<p class="muted" id="model-decode">Image decode: <code>${trainedOn}</code>${trainedOn === DECODE_ID
+    ? ''
+    : html` <span class="notice error">this server decodes photos with <code>${DECODE_ID}</code>, so its pixels differ slightly from those the model was trained and measured on</span>`}</p>`;
+}
+
+function modelDetails(model: ModelRow, card: ModelCard | undefined): SafeHtml {
   const metrics = model.metrics as StoredMetrics;
   return html`<section class="card" id="model-details">
 <h2>v${model.version} <code>${model.id}</code></h2>
 <p class="muted">${model.name}; measured on the test split of dataset v${model.datasetId} (${metrics.count ?? '?'} photos)</p>
+${decodeLine(model, card)}
 <ul class="stats">
   <li><span class="stat">${percent(metrics.accuracy)}</span> accuracy</li>
   <li><span class="stat">${percent(metrics.precision)}</span> precision (dog)</li>
@@ -124,6 +139,6 @@ export async function modelsPage(deps: ServerDeps, selectedId: string | undefine
     scripts: ['models.js'],
     body: html`
 ${modelsSection(registry)}
-${selected ? modelDetails(selected) : ''}`,
+${selected ? modelDetails(selected, await readModelCard(deps.app.blobs, selected.artifactPrefix)) : ''}`,
   });
 }
