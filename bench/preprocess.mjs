@@ -2,13 +2,13 @@
 // Figure 1: preprocessing throughput on real full-size JPEGs (kaggle-fullres-sample): decode, EXIF orientation,
 // resize to a model's input size, normalise to float32 x/127.5 − 1; at 224 px (MobileNet: feature extraction,
 // evaluation, serving) and at 128 px (the CNN). catdog is decodeToRgb from dist/, the one decode every product path
-// uses (a photo is decoded to one size per use), vs OpenCV and Pillow, with 1 and 2 workers (worker threads here,
-// multiprocessing in Python), each worker single-threaded inside (sharp.concurrency(1), cv2.setNumThreads(1)) so
-// "workers" is the parallelism.
-// Usage: node bench/preprocess.mjs [--images 399] [--passes 2] [--rounds 2] [--sizes 224,128]
+// uses (a photo is decoded to one size per use), vs OpenCV and Pillow, with 1 and 2 workers: decode threads of
+// libuv's pool fed by one JavaScript thread, as the product decodes, and processes in Python (multiprocessing); each
+// worker single-threaded inside (sharp.concurrency(1), cv2.setNumThreads(1)) so "workers" is the parallelism.
+// Several rounds, interleaved: 2-worker runs of every contender on this VM vary by up to 2x from one run to the next.
+// Usage: node bench/preprocess.mjs [--images 399] [--passes 4] [--rounds 3] [--sizes 224,128]
 import fs from 'node:fs';
 import path from 'node:path';
-import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { interleaved, loadAverage, normalisedPixels, options, peersPython, repoRoot, report, requireShared, runMeasured, sharedDir } from './lib.mjs';
 
 const folder = path.join(sharedDir, 'data', 'kaggle-fullres-sample');
@@ -18,40 +18,38 @@ function photoFiles(count) {
   return files.slice(0, count);
 }
 
-/** In a worker thread: preprocess the given photos `passes` times, one at a time. */
-async function preprocessInWorker() {
+/**
+ * catdog's side, parallel the way the product decodes a dataset (src/training/features.ts keeps a chunk of 32 photos in
+ * flight): one JavaScript thread queues decodes on libuv's pool, sized to `workers` threads by the parent
+ * (UV_THREADPOOL_SIZE), and normalises each result as it arrives. With 1 worker one photo is in flight at a time, so
+ * decode and normalise never overlap: one core's worth, like one Python process. With more, 8 photos per worker are
+ * queued ahead, as Python's Pool hands each process chunks of 8, so no decode thread waits for the JavaScript thread;
+ * that thread's normalising then shares the same cores. The clock runs from the first photo to the last.
+ */
+async function measureCatdog({ images, passes, workers, size }) {
   const { default: sharp } = await import('sharp');
   sharp.concurrency(1);
   const { decodeToRgb } = await import(path.join(repoRoot, 'dist', 'images', 'index.js'));
-  const photos = workerData.files.map((file) => fs.readFileSync(file));
-  parentPort.postMessage('ready');
-  await new Promise((resolve) => parentPort.once('message', resolve));
+  const photos = photoFiles(images).map((file) => fs.readFileSync(file));
+  // Warm: the addon, sharp and the pool's threads are up before the clock, as the peers' processes are.
+  await Promise.all(photos.slice(0, workers).map((bytes) => decodeToRgb(bytes, size)));
+  const work = Array.from({ length: passes }, () => photos).flat();
+  const inFlight = workers === 1 ? 1 : 8 * workers;
+  let next = 0;
   let checksum = 0;
-  for (let pass = 0; pass < workerData.passes; pass++) {
-    for (const bytes of photos) checksum += normalisedPixels((await decodeToRgb(bytes, workerData.size)).data)[0];
-  }
-  parentPort.postMessage({ done: photos.length * workerData.passes, checksum });
-}
-
-/** One measurement of catdog: photos split over `workers` threads, timed from "go" to the last result. */
-async function measureCatdog({ images, passes, workers, size }) {
-  const files = photoFiles(images);
-  const threads = Array.from({ length: workers }, (_, w) => new Worker(new URL(import.meta.url), {
-    workerData: { files: files.filter((_, i) => i % workers === w), passes, size },
-  }));
-  await Promise.all(threads.map((thread) => new Promise((resolve) => thread.once('message', resolve))));
   const started = performance.now();
-  const finished = threads.map((thread) => new Promise((resolve, reject) => { thread.once('message', resolve); thread.once('error', reject); }));
-  for (const thread of threads) thread.postMessage('go');
-  const results = await Promise.all(finished);
+  await Promise.all(Array.from({ length: inFlight }, async () => {
+    while (next < work.length) {
+      const { data } = await decodeToRgb(work[next++], size);
+      checksum += normalisedPixels(data)[0];
+    }
+  }));
   const seconds = (performance.now() - started) / 1000;
-  await Promise.all(threads.map((thread) => thread.terminate()));
-  const done = results.reduce((sum, result) => sum + result.done, 0);
-  console.log(JSON.stringify({ value: done / seconds, images: done, seconds }));
+  console.log(JSON.stringify({ value: work.length / seconds, images: work.length, seconds, checksum }));
 }
 
 async function main() {
-  const opts = options({ images: 399, passes: 2, rounds: 2, sizes: '224,128', side: '', workers: 1, size: 224 });
+  const opts = options({ images: 399, passes: 4, rounds: 3, sizes: '224,128', side: '', workers: 1, size: 224 });
   if (opts.side === 'catdog') return measureCatdog(opts);
   requireShared();
   const python = peersPython();
@@ -63,7 +61,7 @@ async function main() {
       const common = ['--images', String(opts.images), '--passes', String(opts.passes), '--workers', String(workers), '--size', String(size)];
       const peer = (library) => () => runMeasured(python, [path.join(repoRoot, 'bench', 'peers', 'preprocess.py'), '--library', library, ...common]);
       const best = interleaved({
-        catdog: () => runMeasured(process.execPath, [fileURLToPathname(import.meta.url), '--side', 'catdog', ...common]),
+        catdog: () => runMeasured(process.execPath, [fileURLToPathname(import.meta.url), '--side', 'catdog', ...common], { env: { UV_THREADPOOL_SIZE: String(workers) } }),
         OpenCV: peer('opencv'),
         Pillow: peer('pillow'),
       }, opts.rounds);
@@ -85,5 +83,4 @@ function fileURLToPathname(url) {
   return new URL(url).pathname;
 }
 
-if (isMainThread) await main();
-else await preprocessInWorker();
+await main();
