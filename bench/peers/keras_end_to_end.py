@@ -4,7 +4,7 @@ Load the photos of DIR/cat and DIR/dog (Pillow, squashed to 224x224 like catdog)
 (sha256 of "42:" + the photo's sha256, 10% test / 20% validation / 70% train), MobileNet v1 0.75 features (the
 shared tfjs weights), a logistic head (L2 1e-4, Adam 1e-3, batch 32, up to 20 epochs, early stopping with
 patience 3 restoring the best epoch), accuracy on the test split. No augmentation, no database, no registry.
-Prints one JSON line: {"seconds": wall time from start, "testAccuracy": …, "photos": n}.
+Prints one JSON line: {"seconds": wall time from start, "testAccuracy": …, "photos": n, "stages": {stage: seconds}}.
 """
 import time
 
@@ -21,6 +21,20 @@ from PIL import Image, ImageOps
 
 import keras
 from tfjs_mobilenet import mobilenet
+
+stages = {}
+mark = started
+
+
+def stage_done(name):
+    """Seconds since the previous stage ended, for bench/profile-end-to-end.mjs."""
+    global mark
+    now = time.perf_counter()
+    stages[name] = now - mark
+    mark = now
+
+
+stage_done("start-up (python, tensorflow, keras)")
 
 SEED, TEST, VALIDATION = 42, 0.1, 0.2
 
@@ -45,8 +59,11 @@ def load(folder):
 
 
 pixels, labels, splits = load(sys.argv[1])
+stage_done("read, decode, hash, split")
 backbone = mobilenet(include_top=False, pooling="avg")
+stage_done("backbone load")
 features = backbone.predict(pixels.astype("float32"), batch_size=32, verbose=0)
+stage_done("features")
 part = {name: splits == name for name in ("train", "validation", "test")}
 
 head = keras.Sequential([
@@ -59,5 +76,7 @@ head.fit(
     validation_data=(features[part["validation"]], labels[part["validation"]]),
     callbacks=[keras.callbacks.EarlyStopping(patience=3, restore_best_weights=True)],
 )
+stage_done("head training")
 _, accuracy = head.evaluate(features[part["test"]], labels[part["test"]], verbose=0)
-print(json.dumps({"seconds": time.perf_counter() - started, "testAccuracy": accuracy, "photos": len(labels), "testPhotos": int(part["test"].sum())}))
+stage_done("test evaluation")
+print(json.dumps({"seconds": time.perf_counter() - started, "testAccuracy": accuracy, "photos": len(labels), "testPhotos": int(part["test"].sum()), "stages": stages}))
