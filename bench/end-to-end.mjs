@@ -3,13 +3,13 @@
 // MobileNet v1 0.75 features, logistic head, test-split evaluation, registry and promotion) vs a minimal Keras
 // script doing the same job (bench/peers/keras_end_to_end.py) on the same photos and the same split.
 // Photos: the first `perClass` per class of kaggle-dev, as symlinks in a temp folder (never copies).
-// Usage: node bench/end-to-end.mjs [--perClass 1000] [--rounds 1]
+// Usage: node bench/end-to-end.mjs [--perClass 1000] [--rounds 2]
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { interleaved, kagglePhotoFolder, loadAverage, options, peerPython, repoRoot, report, requireShared, runMeasured, sharedDir } from './lib.mjs';
 
-const opts = options({ perClass: 1000, rounds: 1 });
+const opts = options({ perClass: 1000, rounds: 2 });
 requireShared();
 const python = peerPython();
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'catdog-bench-e2e-'));
