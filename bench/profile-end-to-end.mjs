@@ -9,8 +9,15 @@ import os from 'node:os';
 import path from 'node:path';
 import { kagglePhotoFolder, loadAverage, options, peerPython, repoRoot, requireShared, runMeasured, sharedDir } from './lib.mjs';
 
-/** The stage a CLI progress line names ("features: 320/3180", "saving…"); other lines (reports, logs) name none. */
-const stageOf = (line) => line.match(/^([a-z][a-z -]*)(?:: \d+\/\d+|…$)/)?.[1];
+/**
+ * The stage a CLI line starts: a progress line names its own ("features: 320/3180", "saving…"); the import report
+ * ends the import and the dataset line ends the dataset build. Other lines (logs) start none.
+ */
+function stageOf(line) {
+  if (line.startsWith('imported ')) return 'dataset version';
+  if (/^(built|reusing) dataset version/.test(line)) return 'run set-up (backbone, graph)';
+  return line.match(/^([a-z][a-z -]*)(?:: \d+\/\d+|…$)/)?.[1];
+}
 
 /** Runs catdog's CLI; resolves to its stages in order, each with the seconds from its first line to the next stage's. */
 function profileCatdog(dataDir, home) {
