@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { countBySplit } from '../datasets/versions.js';
 import { kaggleFullRes, skipWithoutShared } from '../../test/support/shared.js';
 import { catPhotos, dogPhotos, photoForm, readEvents, startTestServer, withBearer, type TestServer } from './test-support.js';
 
@@ -269,8 +270,11 @@ describe.skipIf(skipWithoutShared)('REST API', () => {
 
   it('replays a run this process did not train from the database, with the epoch totals it recorded', async () => {
     // As a worker process would leave it: a fine-tuned run whose total grew when its second phase started.
-    // The version an earlier test built; a bare row only when this test runs alone (the pages read its manifest).
-    const dataset = (await t.app.db.datasets.latest()) ?? (await t.app.db.datasets.create({ params: {}, manifestKey: 'datasets/replay-test.json', counts: {}, items: [] }));
+    // The version an earlier test built; when this test runs alone, an empty row shaped as the product writes one
+    // (the pages render its counts).
+    const dataset =
+      (await t.app.db.datasets.latest()) ??
+      (await t.app.db.datasets.create({ params: {}, manifestKey: 'datasets/replay-test.json', counts: countBySplit([]), items: [] }));
     const run = await t.app.db.runs.create({ datasetId: dataset.id, params: { epochs: 20 }, codeVersion: 'test' });
     await t.app.db.runs.markRunning(run.id);
     const epoch = { loss: 0.4, accuracy: 0.8, valLoss: 0.5, valAccuracy: 0.75, durationMs: 100 };
