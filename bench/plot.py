@@ -31,7 +31,8 @@ else:
                 xs.append(g + (i - (len(impls) - 1) / 2) * width)
                 values.append(row["value"])
         bars = axes.bar(xs, values, width * 0.95, label=impl)
-        axes.bar_label(bars, fmt="%.3g", fontsize=7, padding=1)
+        # Three significant digits, but never in exponent form: 1,390 rather than 1.39e+03.
+        axes.bar_label(bars, labels=[f"{v:,.0f}" if v >= 100 else f"{v:.3g}" for v in values], fontsize=7, padding=1)
     axes.set_xticks(range(len(groups)), groups)
 axes.set_ylabel(result["unit"])
 axes.set_title(result.get("title", result["figure"]), fontsize=10)
