@@ -5,7 +5,7 @@ import { kaggleFiles, skipWithoutShared, smallBackbone } from '../../test/suppor
 import { extractFeatures, loadBackbone } from './backbone.js';
 import { buildHead } from './models.js';
 import { rgbPixels } from './test-support.js';
-import { type Batches, predictPDog, trainBinaryClassifier } from './train.js';
+import { type Batches, binaryCrossentropyLoss, predictPDog, trainBinaryClassifier } from './train.js';
 import { initTensorflow, type Tensorflow } from './tf.js';
 
 /** In-memory feature batches, reshuffled every epoch with a fixed rule so runs repeat. */
@@ -147,5 +147,91 @@ describe('trainBinaryClassifier', () => {
     expect(best.valLoss).toBeLessThan(result.epochs[0]!.valLoss);
     head.dispose();
     expect(tf.memory().numTensors).toBe(before);
+  });
+});
+
+describe('binaryCrossentropyLoss', () => {
+  /** P(dog) on both sides of the clip range [1e-7, 1 − 1e-7], its edges included, with both labels. */
+  const pDogs = [0, 1e-9, 1e-7, 3e-4, 0.2, 0.5, 0.5, 0.9, 0.9999999, 1 - 1e-9, 1, 0.7];
+  const labels = [0, 1, 0, 1, 1, 0, 1, 0, 1, 0, 1, 1];
+
+  it("has tfjs's binary cross-entropy values and its exact gradient, in a fraction of the kernels", async () => {
+    const { tf } = await initTensorflow();
+    const before = tf.memory().numTensors;
+    const ours = binaryCrossentropyLoss(tf);
+    const [low, high] = [Math.fround(1e-7), Math.fround(1 - 1e-7)];
+    // One output per example (the heads) and two (the mean over the last axis shares dy between them).
+    for (const shape of [[12, 1], [6, 2]] as const) {
+      const p = tf.tensor2d(pDogs, [...shape]);
+      const y = tf.tensor2d(labels, [...shape]);
+      const perExample = Array.from({ length: shape[0] }, (_, i) => 0.25 + i / 8);
+      const dy = tf.tensor1d(perExample);
+      const reference = tf.grad((pDog) => tf.metrics.binaryCrossentropy(y, pDog));
+      const closedForm = tf.grad((pDog) => ours(y, pDog));
+      const results = [ours(y, p), tf.metrics.binaryCrossentropy(y, p), reference(p, dy), closedForm(p, dy)];
+      const [values, referenceValues, composite, actual] = await Promise.all(results.map((tensor) => tensor.data()));
+      expect(Array.from(values!)).toEqual(Array.from(referenceValues!));
+      pDogs.forEach((pDog, i) => {
+        const q = Math.fround(pDog);
+        const share = perExample[Math.floor(i / shape[1])]! / shape[1];
+        const exact = q < low || q > high ? 0 : (share * (q - labels[i]!)) / (q * (1 - q));
+        expect(Math.abs(actual![i]! - exact)).toBeLessThanOrEqual(1e-6 * Math.abs(exact));
+        // tfjs's composite agrees except at the clip range's upper edge, where its logit rounds (−1.0 for −1.25).
+        if (q !== high) expect(Math.abs(composite![i]! - exact)).toBeLessThanOrEqual(1e-6 * Math.abs(exact));
+      });
+      const kernels = async (gradient: typeof reference) => {
+        const profile = await tf.profile(() => gradient(p, dy));
+        tf.dispose(profile.result as Tensor);
+        return profile.kernels.length;
+      };
+      expect(await kernels(closedForm)).toBeLessThan((await kernels(reference)) / 2);
+      tf.dispose([p, y, dy, ...results]);
+    }
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it("trains a head to the weights tfjs's own loss gives, up to float rounding", async () => {
+    const { tf } = await initTensorflow();
+    // Large features put half the initial P(dog) outside the clip range: clipped outputs are part of training.
+    const features = Array.from({ length: 96 }, (_, i) => Float32Array.from({ length: 8 }, (_, j) => Math.sin(i * 1.3 + j * 0.7) * (j + 1) * 3));
+    const dogs = features.map((f) => Number(f[0]! + f[3]! > 0));
+    const epochs = 6;
+    const batches = featureBatches(tf, features, dogs, 16);
+    const model = buildHead('logistic', 8, 5);
+    const initial = model.getWeights().map((w) => Array.from(w.dataSync()));
+    let trained: number[][] = [];
+    const result = await trainBinaryClassifier({
+      model,
+      train: batches,
+      validation: batches,
+      epochs,
+      learningRate: 0.05,
+      earlyStoppingPatience: 0,
+      onEpoch: () => {
+        trained = model.getWeights().map((w) => Array.from(w.dataSync()));
+      },
+    });
+    // The same steps with the loss tfjs-layers names 'binaryCrossentropy': same seed, batches and optimizer.
+    const reference = buildHead('logistic', 8, 5);
+    const optimizer = tf.train.adam(0.05);
+    reference.compile({ optimizer, loss: 'binaryCrossentropy', metrics: ['accuracy'] });
+    for (let epoch = 1; epoch <= epochs; epoch++) {
+      let lossSum = 0;
+      for await (const { x, y } of batches.batches(epoch)) {
+        const column = tf.reshape(y, [-1, 1]);
+        const [loss] = (await reference.trainOnBatch(x, column)) as number[];
+        lossSum += loss! * x.shape[0]!;
+        tf.dispose([x, y, column]);
+      }
+      expect(result.epochs[epoch - 1]!.loss).toBeCloseTo(lossSum / features.length, 5);
+    }
+    const expected = reference.getWeights().map((w) => Array.from(w.dataSync()));
+    expected.flat().forEach((value, i) => {
+      expect(Math.abs(trained.flat()[i]! - value)).toBeLessThanOrEqual(1e-5);
+    });
+    expect(Math.max(...trained.flat().map((value, i) => Math.abs(value - initial.flat()[i]!)))).toBeGreaterThan(0.1);
+    model.dispose();
+    reference.dispose();
+    optimizer.dispose();
   });
 });

@@ -1,4 +1,4 @@
-import type { LayersModel, Tensor } from '@tensorflow/tfjs';
+import type { GradSaveFunc, LayersModel, Tensor } from '@tensorflow/tfjs';
 import { createRequire } from 'node:module';
 import { CatdogError } from '../errors.js';
 import { initTensorflow, type Tensorflow } from './tf.js';
@@ -66,7 +66,8 @@ export interface TrainResult {
  * Trains a binary classifier with early stopping on validation loss and leaves the best epoch's weights in
  * the model (the model the caller saves). Uses `model.trainOnBatch`: for the CNN at 128 px, batch 32, on native
  * TensorFlow it ran as fast as a hand-written `optimizer.minimize` loop (5.9 vs 6.1 img/s, interleaved runs on a
- * busy 2-core machine; `model.fit` per batch 5.1), and it applies the layers' regularizers itself.
+ * busy 2-core machine; `model.fit` per batch 5.1), and it applies the layers' regularizers itself. The loss is
+ * `binaryCrossentropyLoss`, tfjs's binary cross-entropy with its gradient in closed form.
  */
 export async function trainBinaryClassifier(options: TrainOptions): Promise<TrainResult> {
   const { model, train, validation, epochs, learningRate, earlyStoppingPatience, initialValLoss, onEpoch, signal } = options;
@@ -78,7 +79,7 @@ export async function trainBinaryClassifier(options: TrainOptions): Promise<Trai
     }
   }
   const optimizer = tf.train.adam(learningRate);
-  model.compile({ optimizer, loss: 'binaryCrossentropy', metrics: ['accuracy'] });
+  model.compile({ optimizer, loss: binaryCrossentropyLoss(tf), metrics: ['accuracy'] });
   const history: EpochStats[] = [];
   const snapshot = () => tf.tidy(() => model.getWeights().map((w) => w.clone()));
   let best: { epoch: number; valLoss: number; weights: Tensor[] } | undefined =
@@ -116,6 +117,39 @@ export async function trainBinaryClassifier(options: TrainOptions): Promise<Trai
     tf.dispose(best?.weights);
     optimizer.dispose();
   }
+}
+
+/**
+ * tfjs-layers' `binaryCrossentropy` (the same values: P(dog) clipped to [ε, 1 − ε], turned into logits, sigmoid
+ * cross-entropy, mean over the last axis) with its gradient in closed form, (q − y) / (q (1 − q)) per output for
+ * q the clipped P(dog), 0 where clipping cut P(dog). tfjs differentiates its composite through clip, divide, log,
+ * ReLU, abs, exp and log1p: 48 kernels per step, and each kernel on native TensorFlow costs ~15 µs whatever its
+ * size, which made the loss's gradient the largest part of a transfer head's step (docs/benchmarks.md, "where a
+ * head training step goes"); the closed form is 12. Equal to the composite's gradient up to float rounding, and
+ * exact at the clip range's upper edge, where the composite's logit rounds (−1.0 for −1.25).
+ */
+export function binaryCrossentropyLoss(tf: Tensorflow): (yTrue: Tensor, yPred: Tensor) => Tensor {
+  return (yTrue, yPred) =>
+    tf.customGrad((pDog, save) => {
+      const p = pDog as Tensor;
+      (save as GradSaveFunc)([p]);
+      return {
+        value: tf.metrics.binaryCrossentropy(yTrue, p),
+        gradFunc: (dy, saved) =>
+          tf.tidy(() => {
+            const epsilon = tf.backend().epsilon();
+            const unclipped = saved[0]!;
+            const q = tf.clipByValue(unclipped, epsilon, 1 - epsilon);
+            const perOutput = tf.div(tf.sub(q, yTrue), tf.mul(q, tf.sub(1, q)));
+            const outputs = unclipped.shape[unclipped.rank - 1] ?? 1;
+            // dy is per example: the mean over the last axis shares it among that example's outputs.
+            const share = outputs === 1 ? tf.expandDims(dy, -1) : tf.div(tf.expandDims(dy, -1), outputs);
+            // clipByValue's gradient: 0 outside [ε, 1 − ε], where q differs from P(dog).
+            const inRange = tf.cast(tf.equal(unclipped, q), 'float32');
+            return tf.mul(tf.mul(perOutput, share), inRange);
+          }),
+      };
+    })(yPred);
 }
 
 const NATIVE_RELU_GRAD = 'CatdogNativeReluGrad';
