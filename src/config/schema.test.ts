@@ -28,6 +28,7 @@ describe('configSchema', () => {
         head: 'logistic',
         tta: false,
         zeroShotVote: false,
+        backboneImageSize: null,
         batchSize: 32,
         epochs: 20,
         learningRate: 0.001,
@@ -66,6 +67,8 @@ describe('configSchema', () => {
     ['an ensemble for a cnn', { training: { architecture: 'cnn', ensemble: ['v2/model.json'] } }],
     ['fine-tuning an ensemble', { training: { ensemble: ['v2/model.json'], fineTune: { enabled: true } } }],
     ['a zero-shot vote for a cnn', { training: { architecture: 'cnn', zeroShotVote: true } }],
+    ['a backbone image size for a cnn', { training: { architecture: 'cnn', backboneImageSize: 288 } }],
+    ['a backbone image size below 32', { training: { backboneImageSize: 8 } }],
   ])('rejects %s', (_, input) => {
     expect(configSchema.safeParse(input).success).toBe(false);
   });

@@ -73,6 +73,11 @@ export interface LoadBackboneOptions {
   cacheDir: string;
   onDownload?: (receivedBytes: number, totalBytes: number | undefined) => void;
   logger?: DebugLogger;
+  /**
+   * Feed the backbone images of this side instead of the size its model.json declares (a fully convolutional
+   * network with global pooling takes any size); its id then ends in `-<size>px`.
+   */
+  inputSize?: number;
 }
 
 const IMAGENET_CLASSES = 1000;
@@ -106,16 +111,26 @@ export async function loadBackbone(source: string, options: LoadBackboneOptions)
   } catch (error) {
     throw unavailable(source, error, `reading ${modelJsonPath}`);
   }
+  const resized = options.inputSize === undefined ? undefined : withInputSize(files.modelJson, options.inputSize, source);
   let model: LayersModel;
   try {
-    model = await tf.loadLayersModel(memoryHandler(files));
+    model = await tf.loadLayersModel(memoryHandler(resized ? { ...files, modelJson: resized.modelJson } : files));
   } catch (error) {
+    if (resized?.changed) {
+      throw new CatdogError(
+        'backbone_unavailable',
+        `backbone ${source} cannot take ${options.inputSize}×${options.inputSize} px images (${messageOf(error)}): only a fully convolutional ` +
+          'backbone takes another size than its own; set training.backboneImageSize to null',
+        400,
+        { source },
+      );
+    }
     throw unavailable(source, error, `building the TensorFlow.js layers model from ${modelJsonPath}`);
   }
   let inference: LayersModel | undefined;
   try {
     inference = await foldBatchNormalization(model);
-    const id = backboneId(source, files);
+    const id = resized?.changed ? `${backboneId(source, files)}-${options.inputSize}px` : backboneId(source, files);
     const outputs = backboneOutputs(tf, { model, inference }, source);
     const passes = await forwardPasses(loaded, { model, inference }, outputs, { cacheDir: options.cacheDir, id, logger: options.logger });
     process.stderr.write(
@@ -391,6 +406,36 @@ function findFeatureOutput(model: LayersModel, source: string): { output: Symbol
     `backbone ${source} has neither a GlobalAveragePooling2D layer nor a nested trunk model producing feature vectors`,
     503,
   );
+}
+
+/**
+ * The model.json with its one image input (a `batch_input_shape` of rank 4, nested models included) set to
+ * `size` × `size`; `changed` is false when that is already its size.
+ */
+function withInputSize(modelJson: ModelJson, size: number, source: string): { modelJson: ModelJson; changed: boolean } {
+  const copy = structuredClone(modelJson);
+  const inputs: unknown[][] = [];
+  const visit = (node: unknown): void => {
+    if (Array.isArray(node)) return node.forEach(visit);
+    if (typeof node !== 'object' || node === null) return;
+    const shape = (node as { batch_input_shape?: unknown }).batch_input_shape;
+    if (Array.isArray(shape) && shape.length === 4) inputs.push(shape);
+    Object.values(node).forEach(visit);
+  };
+  visit(copy.modelTopology);
+  const [input] = inputs;
+  if (inputs.length !== 1 || !input) {
+    throw new CatdogError(
+      'backbone_unavailable',
+      `backbone ${source} has ${inputs.length} image inputs in its model.json, so it cannot be fed ${size} px images; set training.backboneImageSize to null`,
+      400,
+      { source },
+    );
+  }
+  if (input[1] === size && input[2] === size) return { modelJson, changed: false };
+  input[1] = size;
+  input[2] = size;
+  return { modelJson: copy, changed: true };
 }
 
 interface ModelFiles {

@@ -65,14 +65,17 @@ export class BackboneProvider {
 
   constructor(private readonly options: LoadBackboneOptions) {}
 
-  get(source: string): Promise<Backbone> {
-    return this.once(source, () => loadBackbone(source, this.options));
+  /** The backbone fed `inputSize` px images (absent: its own size, which the zero-shot fallback also uses). */
+  async get(source: string, inputSize?: number): Promise<Backbone> {
+    const own = await this.once(source, () => loadBackbone(source, this.options));
+    if (inputSize === undefined || inputSize === own.inputSize) return own;
+    return this.once(`${source}@${inputSize}px`, () => loadBackbone(source, { ...this.options, inputSize }));
   }
 
   /** An ensemble: the backbones of `sources` as one, their features side by side in order (one source: itself). */
-  combined(sources: readonly string[]): Promise<Backbone> {
-    if (sources.length === 1) return this.get(sources[0]!);
-    return this.once(JSON.stringify(sources), async () => combineBackbones(await Promise.all(sources.map((source) => this.get(source)))));
+  combined(sources: readonly string[], inputSize?: number): Promise<Backbone> {
+    if (sources.length === 1) return this.get(sources[0]!, inputSize);
+    return this.once(JSON.stringify([sources, inputSize]), async () => combineBackbones(await Promise.all(sources.map((source) => this.get(source, inputSize)))));
   }
 
   private once(key: string, load: () => Promise<Backbone>): Promise<Backbone> {
@@ -143,7 +146,7 @@ export async function loadClassifier(
 async function networkInput(backbones: BackboneProvider, modelId: string, card: ModelCard, primary: BackboneReference): Promise<NetworkInput> {
   const references = [primary, ...(card.ensemble ?? [])];
   for (const reference of references) {
-    const backbone = await backbones.get(reference.source);
+    const backbone = await backbones.get(reference.source, card.imageSize);
     if (backbone.id !== reference.id) {
       throw new CatdogError(
         'backbone_mismatch',
@@ -152,7 +155,7 @@ async function networkInput(backbones: BackboneProvider, modelId: string, card: 
       );
     }
   }
-  const backbone = await backbones.combined(references.map((reference) => reference.source));
+  const backbone = await backbones.combined(references.map((reference) => reference.source), card.imageSize);
   return card.fineTuned ? await splitBackbone(backbone, card.fineTuned.layer) : pooledFeatures(backbone);
 }
 

@@ -51,6 +51,7 @@ export function trainingParams(config: CatdogConfig, dataset: DatasetParams): Tr
     tta: training.tta,
     zeroShotVote: training.zeroShotVote,
     backbone: training.backbone,
+    backboneImageSize: training.backboneImageSize,
     ensemble: training.ensemble,
     fineTune: training.fineTune,
     seed: dataset.seed,

@@ -49,6 +49,8 @@ export type TrainingParams = {
   /** The head also takes the backbone's ImageNet zero-shot vote (absent in runs recorded before it existed). */
   zeroShotVote?: boolean;
   backbone: string;
+  /** Side of the images the backbones see; null or absent (runs recorded before it existed): the backbone's own. */
+  backboneImageSize?: number | null;
   /** Further backbones whose features join the backbone's (absent in runs recorded before it existed). */
   ensemble?: string[];
   /** The second phase training the backbone's top blocks (absent in runs recorded before it existed). */
@@ -157,8 +159,9 @@ function neitherReference(trainFeatures: Float32Array[], trainLabels: number[], 
 async function prepareTransfer(deps: TrainingDependencies, manifest: DatasetManifest, params: TrainingParams, emit: (event: TrainingEvent) => void, runId: string): Promise<Trainable> {
   const { tf } = await initTensorflow();
   const sources = [params.backbone, ...(params.ensemble ?? [])];
-  const parts = await Promise.all(sources.map((source) => deps.backbones.get(source)));
-  const backbone = await deps.backbones.combined(sources);
+  const inputSize = params.backboneImageSize ?? undefined;
+  const parts = await Promise.all(sources.map((source) => deps.backbones.get(source, inputSize)));
+  const backbone = await deps.backbones.combined(sources, inputSize);
   // Read before any feature is computed: a backbone without an ImageNet head fails at once, not minutes later.
   const zeroShot = params.zeroShotVote ? petLogits(backbone) : undefined;
   const fineTune = params.fineTune?.enabled ? params.fineTune : undefined;

@@ -135,6 +135,7 @@ function refuseConflictingCandidates(base: TrainingParams, combinations: readonl
     const [problem] = trainingConflicts({
       architecture: params.architecture,
       ensemble: params.ensemble ?? [],
+      backboneImageSize: params.backboneImageSize ?? null,
       zeroShotVote: params.zeroShotVote ?? false,
       fineTune: { enabled: params.fineTune?.enabled ?? false },
     });
