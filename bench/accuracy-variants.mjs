@@ -3,7 +3,8 @@
 // 0.75, then score every kaggle-dev photo numbered >= 4000 (held out). Variants: logistic / MLP head on the frozen
 // backbone, its last block(s) fine-tuned (training.fineTune defaults), and the MobileNet v1 0.75 + MobileNetV2 0.35
 // ensemble (logistic and MLP heads), each with and without test-time augmentation (mirror), and heads that also take
-// the backbone's ImageNet zero-shot vote (training.zeroShotVote). Each variant is a whole
+// the backbone's ImageNet zero-shot vote (training.zeroShotVote), and the backbone fed larger photos than its own 224 px
+// (training.backboneImageSize). Each variant is a whole
 // training run (features or activations cached by earlier variants are reused, as they would be by a later
 // `catdog train`; "computed" counts the feature-cache entries each run wrote, per extractor and variant).
 // Also: ECE after temperature scaling, serving latency per photo (pixels → answer, batches of 32), and how many
@@ -84,10 +85,18 @@ try {
     { name: 'frozen + logistic + zero-shot vote + TTA', zeroShotVote: true, tta: true },
     { name: 'ensemble v1 0.75 + v2 0.35 + logistic + zero-shot vote + TTA', ensemble: [v2], zeroShotVote: true, tta: true },
     { name: `fine-tuned ${blocks} + logistic + zero-shot vote + TTA`, fineTune, zeroShotVote: true, tta: true },
+    { name: 'backbone at 288 px + logistic', backboneImageSize: 288 },
+    { name: 'backbone at 288 px + logistic + zero-shot vote + TTA', backboneImageSize: 288, zeroShotVote: true, tta: true },
+    { name: 'backbone at 320 px + logistic + zero-shot vote + TTA', backboneImageSize: 320, zeroShotVote: true, tta: true },
   ].filter((variant) => !only || only.some((name) => variant.name.includes(name)));
   const rows = [];
   let first;
-  const servingPixels = await Promise.all(heldOut.slice(0, 64).map(async ({ file }) => (await decodeToRgb(fs.readFileSync(file), 224)).data));
+  // Decoded once per size: variants with training.backboneImageSize take larger photos.
+  const decoded = new Map();
+  const servingPixelsAt = (size) => {
+    if (!decoded.has(size)) decoded.set(size, Promise.all(heldOut.slice(0, 64).map(async ({ file }) => (await decodeToRgb(fs.readFileSync(file), size)).data)));
+    return decoded.get(size);
+  };
   // What each run computed: feature-cache writes per extractor (a backbone, or a backbone cut for fine-tuning).
   let computed = {};
   const store = app.blobs;
@@ -114,6 +123,7 @@ try {
       tta: variant.tta ?? false,
       zeroShotVote: variant.zeroShotVote ?? false,
       ensemble: variant.ensemble ?? [],
+      backboneImageSize: variant.backboneImageSize ?? null,
       fineTune: variant.fineTune ?? app.config.training.fineTune,
     };
     const config = { ...app.config, training };
@@ -125,6 +135,7 @@ try {
     const pDog = await predictStored(app, classifier, heldOutHashes);
     const scoreSeconds = (Date.now() - started) / 1000;
     // Serving: decoded pixels → answer, in batches of 32, after one warm-up batch.
+    const servingPixels = await servingPixelsAt(classifier.inputSize);
     await classifier.predictPixels(servingPixels.slice(0, 32));
     started = Date.now();
     for (let i = 0; i < servingPixels.length; i += 32) await classifier.predictPixels(servingPixels.slice(i, i + 32));
@@ -158,7 +169,7 @@ try {
   const sample = [...heldOut.filter((item) => item.label === 0).slice(0, neitherPhotos / 2), ...heldOut.filter((item) => item.label === 1).slice(0, neitherPhotos / 2)];
   const reasons = {};
   for (let i = 0; i < sample.length; i += 32) {
-    const pixels = await Promise.all(sample.slice(i, i + 32).map(async ({ file }) => (await decodeToRgb(fs.readFileSync(file), 224)).data));
+    const pixels = await Promise.all(sample.slice(i, i + 32).map(async ({ file }) => (await decodeToRgb(fs.readFileSync(file), first.classifier.inputSize)).data));
     for (const prediction of await first.classifier.predictPixels(pixels)) {
       const reason = neitherReason(prediction, first.card, app.config.serving.neither);
       if (reason) reasons[reason] = (reasons[reason] ?? 0) + 1;
