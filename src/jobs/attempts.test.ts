@@ -1,9 +1,7 @@
-import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestApp, type TestApp } from '../../test/support/app.js';
-import { kaggleFiles, skipWithoutShared } from '../../test/support/shared.js';
-import { importFolder } from '../datasets/import-folder.js';
+import { createTestApp, importKagglePhotos, type TestApp } from '../../test/support/app.js';
+import { skipWithoutShared } from '../../test/support/shared.js';
 import { buildDatasetVersion, type DatasetParams } from '../datasets/versions.js';
 import { datasetParams, trainingParams } from '../training/params.js';
 import { modelIdForJob, openAttemptRun } from './attempts.js';
@@ -27,12 +25,7 @@ describe.skipIf(skipWithoutShared)('training jobs under retries', () => {
   beforeAll(async () => {
     app = await createTestApp({ CATDOG_TRAINING__EPOCHS: '2' });
     queue = new InlineJobQueue();
-    const folder = path.join(app.home, 'photos');
-    for (const label of ['cat', 'dog'] as const) {
-      fs.mkdirSync(path.join(folder, label), { recursive: true });
-      for (const file of kaggleFiles(label, 8)) fs.symlinkSync(file, path.join(folder, label, path.basename(file)));
-    }
-    await importFolder({ db: app.db, blobs: app.blobs, limits: app.config.images }, folder);
+    await importKagglePhotos(app, path.join(app.home, 'photos'), 8);
     const { version } = await buildDatasetVersion(app, datasetParams(app.config));
     data = { datasetId: version.id, params: trainingParams(app.config, version.params as unknown as DatasetParams) };
   });

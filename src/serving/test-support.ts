@@ -3,21 +3,16 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { AppContext } from '../app/context.js';
-import { importFolder } from '../datasets/import-folder.js';
 import { buildDatasetVersion } from '../datasets/versions.js';
 import { trainOnDataset, type TrainingOutcome } from '../training/run-training.js';
 import { datasetParams, trainingParams } from '../training/params.js';
-import { kaggleFiles } from '../../test/support/shared.js';
+import { importKagglePhotos } from '../../test/support/app.js';
 
 /** Imports the first `perClass` Kaggle photos of each class (symlinked, never copied) and trains on them. */
 export async function trainSmallModel(app: AppContext, perClass: number): Promise<TrainingOutcome> {
   const folder = fs.mkdtempSync(path.join(os.tmpdir(), 'catdog-photos-'));
   try {
-    for (const label of ['cat', 'dog'] as const) {
-      fs.mkdirSync(path.join(folder, label));
-      for (const file of kaggleFiles(label, perClass)) fs.symlinkSync(file, path.join(folder, label, path.basename(file)));
-    }
-    await importFolder({ db: app.db, blobs: app.blobs, limits: app.config.images }, folder);
+    await importKagglePhotos(app, folder, perClass);
   } finally {
     fs.rmSync(folder, { recursive: true, force: true });
   }

@@ -3,10 +3,9 @@ import os from 'node:os';
 import path from 'node:path';
 import type { SymbolicTensor } from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestApp, type TestApp } from '../../test/support/app.js';
-import { runPython, skipWithoutPython } from '../../test/support/python.js';
+import { createTestApp, importKagglePhotos, type TestApp } from '../../test/support/app.js';
+import { kerasPredict, skipWithoutPython } from '../../test/support/python.js';
 import { kaggleFiles, skipWithoutShared } from '../../test/support/shared.js';
-import { importFolder } from '../datasets/import-folder.js';
 import { buildDatasetVersion } from '../datasets/versions.js';
 import { decodeToRgb, sha256Hex } from '../images/index.js';
 import { deserializeModel, initTensorflow, loadBackbone, type Tensor } from '../ml/index.js';
@@ -23,13 +22,6 @@ const SLOW_TEST_MS = 300_000;
 const SIZE = 256;
 const { tf } = await initTensorflow();
 
-const KERAS_PREDICT = `
-import sys, numpy as np, keras
-model = keras.saving.load_model(sys.argv[1])
-pixels = np.fromfile(sys.argv[2], dtype="<f4").reshape(-1, int(sys.argv[3]), int(sys.argv[3]), 3)
-print(" ".join(str(p) for p in model.predict(pixels, verbose=0).reshape(-1)))
-`;
-
 let app: TestApp;
 
 describe.skipIf(Boolean(skipWithoutShared))('training.backboneImageSize: the backbone fed larger images than its own, on real photos', () => {
@@ -37,12 +29,7 @@ describe.skipIf(Boolean(skipWithoutShared))('training.backboneImageSize: the bac
 
   beforeAll(async () => {
     app = await createTestApp();
-    const folder = path.join(app.home, 'photos');
-    for (const label of ['cat', 'dog'] as const) {
-      fs.mkdirSync(path.join(folder, label), { recursive: true });
-      for (const file of kaggleFiles(label, 16, 1500)) fs.symlinkSync(file, path.join(folder, label, path.basename(file)));
-    }
-    await importFolder({ db: app.db, blobs: app.blobs, limits: app.config.images }, folder);
+    await importKagglePhotos(app, path.join(app.home, 'photos'), 16, 1500);
     datasetId = (await buildDatasetVersion(app, datasetParams(app.config))).version.id;
   }, SLOW_TEST_MS);
   afterAll(async () => app?.dispose());
@@ -104,15 +91,7 @@ describe.skipIf(Boolean(skipWithoutShared))('training.backboneImageSize: the bac
       if (skipWithoutPython) return console.log(`Keras round trip skipped: ${skipWithoutPython}`);
       const keras = await exportModel({ ...app, backbones }, outcome.model.id, 'keras');
       if (keras.format !== 'keras') throw new Error('expected a Keras export');
-      const folder = fs.mkdtempSync(path.join(os.tmpdir(), 'catdog-backbone-size-'));
-      try {
-        fs.writeFileSync(path.join(folder, 'model.keras'), keras.bytes);
-        fs.writeFileSync(path.join(folder, 'pixels.f32'), flat);
-        const output = await runPython(KERAS_PREDICT, [path.join(folder, 'model.keras'), path.join(folder, 'pixels.f32'), String(SIZE)]);
-        expect(maxAbsDifference(output.trim().split(' ').map(Number), answers)).toBeLessThan(1e-4);
-      } finally {
-        fs.rmSync(folder, { recursive: true, force: true });
-      }
+      expect(maxAbsDifference(await kerasPredict(keras.bytes, flat, SIZE), answers)).toBeLessThan(1e-4);
     } finally {
       classifier.dispose();
     }

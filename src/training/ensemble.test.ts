@@ -1,11 +1,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestApp, type TestApp } from '../../test/support/app.js';
+import { createTestApp, importKagglePhotos, type TestApp } from '../../test/support/app.js';
 import { recordingBlobs } from '../../test/support/blobs.js';
 import { kaggleFiles, sharedPath, skipWithoutShared } from '../../test/support/shared.js';
 import type { CatdogConfig } from '../config/index.js';
-import { importFolder } from '../datasets/import-folder.js';
 import { buildDatasetVersion } from '../datasets/versions.js';
 import { decodeToRgb } from '../images/index.js';
 import { deserializeModel, initTensorflow, type Tensor } from '../ml/index.js';
@@ -30,12 +29,7 @@ describe.skipIf(Boolean(skipWithoutShared))('a head on two backbones (MobileNet 
 
   beforeAll(async () => {
     app = await createTestApp();
-    const folder = path.join(app.home, 'photos');
-    for (const label of ['cat', 'dog'] as const) {
-      fs.mkdirSync(path.join(folder, label), { recursive: true });
-      for (const file of kaggleFiles(label, 16, 700)) fs.symlinkSync(file, path.join(folder, label, path.basename(file)));
-    }
-    await importFolder({ db: app.db, blobs: app.blobs, limits: app.config.images }, folder);
+    await importKagglePhotos(app, path.join(app.home, 'photos'), 16, 700);
     const config = withOverrides(app.config, { epochs: 3 });
     ensembleConfig = { ...config, training: { ...config.training, ensemble: [v2Trunk] } };
     datasetId = (await buildDatasetVersion(app, datasetParams(config))).version.id;

@@ -1,11 +1,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestApp, type TestApp } from '../../test/support/app.js';
+import { createTestApp, importKagglePhotos, type TestApp } from '../../test/support/app.js';
 import { recordingBlobs } from '../../test/support/blobs.js';
 import { kaggleFiles, skipWithoutShared } from '../../test/support/shared.js';
 import { ConfigError, type CatdogConfig } from '../config/index.js';
-import { importFolder } from '../datasets/import-folder.js';
 import { buildDatasetVersion, loadManifest } from '../datasets/versions.js';
 import { decodeToRgb } from '../images/index.js';
 import { readModelFiles } from '../registry/artifacts.js';
@@ -29,12 +28,7 @@ let first: { outcome: TrainingOutcome; events: TrainingEvent[] };
 describe.skipIf(Boolean(skipWithoutShared))('fine-tuning the backbone in a training run, on real photos', () => {
   beforeAll(async () => {
     app = await createTestApp();
-    const folder = path.join(app.home, 'photos');
-    for (const label of ['cat', 'dog'] as const) {
-      fs.mkdirSync(path.join(folder, label), { recursive: true });
-      for (const file of kaggleFiles(label, 20, 600)) fs.symlinkSync(file, path.join(folder, label, path.basename(file)));
-    }
-    await importFolder({ db: app.db, blobs: app.blobs, limits: app.config.images }, folder);
+    await importKagglePhotos(app, path.join(app.home, 'photos'), 20, 600);
     // No validation split: early stopping then watches the training photos, on which fine-tuning surely lowers the
     // loss, so the phase's weights are kept and this test sees fine-tuned blocks (a real split of a few dozen
     // photos may prefer the head alone, which the run would rightly keep).

@@ -1,9 +1,7 @@
-import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestApp, type TestApp } from '../../test/support/app.js';
-import { kaggleFiles, skipWithoutShared } from '../../test/support/shared.js';
-import { importFolder } from '../datasets/import-folder.js';
+import { createTestApp, importKagglePhotos, type TestApp } from '../../test/support/app.js';
+import { skipWithoutShared } from '../../test/support/shared.js';
 import { buildDatasetVersion } from '../datasets/versions.js';
 import { CatdogError } from '../errors.js';
 import { InlineJobQueue } from '../jobs/index.js';
@@ -76,12 +74,7 @@ describe.skipIf(skipWithoutShared)('waiting for a sweep', () => {
 
   beforeAll(async () => {
     app = await createTestApp();
-    const folder = path.join(app.home, 'photos');
-    for (const label of ['cat', 'dog'] as const) {
-      fs.mkdirSync(path.join(folder, label), { recursive: true });
-      for (const file of kaggleFiles(label, 3)) fs.symlinkSync(file, path.join(folder, label, path.basename(file)));
-    }
-    await importFolder({ db: app.db, blobs: app.blobs, limits: app.config.images }, folder);
+    await importKagglePhotos(app, path.join(app.home, 'photos'), 3);
     datasetId = (await buildDatasetVersion(app, datasetParams(app.config))).version.id;
   });
   afterAll(async () => app?.dispose());

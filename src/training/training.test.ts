@@ -1,9 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestApp, type TestApp } from '../../test/support/app.js';
+import { createTestApp, importKagglePhotos, type TestApp } from '../../test/support/app.js';
 import { kaggleFiles, skipWithoutShared } from '../../test/support/shared.js';
-import { importFolder } from '../datasets/import-folder.js';
 import { buildDatasetVersion, loadManifest } from '../datasets/versions.js';
 import { decodeToRgb } from '../images/index.js';
 import { loadClassifier } from '../registry/classifier.js';
@@ -18,12 +17,7 @@ let datasetId: number;
 describe.skipIf(Boolean(skipWithoutShared))('training runs, registry and promotion on real photos', () => {
   beforeAll(async () => {
     app = await createTestApp();
-    const folder = path.join(app.home, 'photos');
-    for (const label of ['cat', 'dog'] as const) {
-      fs.mkdirSync(path.join(folder, label), { recursive: true });
-      for (const file of kaggleFiles(label, 24, 100)) fs.symlinkSync(file, path.join(folder, label, path.basename(file)));
-    }
-    await importFolder({ db: app.db, blobs: app.blobs, limits: app.config.images }, folder);
+    await importKagglePhotos(app, path.join(app.home, 'photos'), 24, 100);
     datasetId = (await buildDatasetVersion(app, datasetParams(app.config))).version.id;
   });
   afterAll(async () => app?.dispose());

@@ -1,11 +1,8 @@
-import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestApp, type TestApp } from '../../test/support/app.js';
-import { runPython, skipWithoutPython } from '../../test/support/python.js';
+import { createTestApp, importKagglePhotos, type TestApp } from '../../test/support/app.js';
+import { kerasPredict, skipWithoutPython } from '../../test/support/python.js';
 import { kaggleFiles, sharedPath, skipWithoutShared } from '../../test/support/shared.js';
-import { importFolder } from '../datasets/import-folder.js';
 import { buildDatasetVersion } from '../datasets/versions.js';
 import { buildHead, deserializeModel, initTensorflow, petLogits, zeroShotPDog, type LayersModel, type Tensor } from '../ml/index.js';
 import { maxAbsDifference, rgbPixels } from '../ml/test-support.js';
@@ -18,13 +15,6 @@ import { trainOnDataset } from './run-training.js';
 const SLOW_TEST_MS = 300_000;
 const { tf } = await initTensorflow();
 
-const KERAS_PREDICT = `
-import sys, numpy as np, keras
-model = keras.saving.load_model(sys.argv[1])
-pixels = np.fromfile(sys.argv[2], dtype="<f4").reshape(-1, 224, 224, 3)
-print(" ".join(str(p) for p in model.predict(pixels, verbose=0).reshape(-1)))
-`;
-
 let app: TestApp;
 let datasetId: number;
 
@@ -35,12 +25,7 @@ describe.skipIf(Boolean(skipWithoutShared))('a head that also takes the backbone
 
   beforeAll(async () => {
     app = await createTestApp();
-    const folder = path.join(app.home, 'photos');
-    for (const label of ['cat', 'dog'] as const) {
-      fs.mkdirSync(path.join(folder, label), { recursive: true });
-      for (const file of kaggleFiles(label, 16, 1200)) fs.symlinkSync(file, path.join(folder, label, path.basename(file)));
-    }
-    await importFolder({ db: app.db, blobs: app.blobs, limits: app.config.images }, folder);
+    await importKagglePhotos(app, path.join(app.home, 'photos'), 16, 1200);
     datasetId = (await buildDatasetVersion(app, datasetParams(app.config))).version.id;
     pixels = await rgbPixels(photos);
     batch = tf.tensor4d(Float32Array.from(pixels.flatMap((image) => [...image])), [pixels.length, 224, 224, 3]);
@@ -101,15 +86,8 @@ describe.skipIf(Boolean(skipWithoutShared))('a head that also takes the backbone
       if (skipWithoutPython) return console.log(`Keras round trip skipped: ${skipWithoutPython}`);
       const keras = await exportModel(app, outcome.model.id, 'keras');
       if (keras.format !== 'keras') throw new Error('expected a Keras export');
-      const folder = fs.mkdtempSync(path.join(os.tmpdir(), 'catdog-zero-shot-vote-'));
-      try {
-        fs.writeFileSync(path.join(folder, 'model.keras'), keras.bytes);
-        fs.writeFileSync(path.join(folder, 'pixels.f32'), Float32Array.from(pixels.flatMap((image) => [...image])));
-        const output = await runPython(KERAS_PREDICT, [path.join(folder, 'model.keras'), path.join(folder, 'pixels.f32')]);
-        expect(maxAbsDifference(output.trim().split(' ').map(Number), answers)).toBeLessThan(1e-4);
-      } finally {
-        fs.rmSync(folder, { recursive: true, force: true });
-      }
+      const kerasAnswers = await kerasPredict(keras.bytes, Float32Array.from(pixels.flatMap((image) => [...image])), 224);
+      expect(maxAbsDifference(kerasAnswers, answers)).toBeLessThan(1e-4);
     } finally {
       classifier.dispose();
     }

@@ -4,7 +4,8 @@ import path from 'node:path';
 import { openApp, type AppContext } from '../../src/app/context.js';
 import { createLogger } from '../../src/app/logger.js';
 import { loadConfig } from '../../src/config/index.js';
-import { smallBackbone } from './shared.js';
+import { importFolder } from '../../src/datasets/import-folder.js';
+import { kaggleFiles, smallBackbone } from './shared.js';
 
 export interface TestApp extends AppContext {
   home: string;
@@ -28,4 +29,16 @@ export async function createTestApp(env: Record<string, string> = {}): Promise<T
       fs.rmSync(home, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * Imports kaggle-dev photos number `from` onwards, `perClass` of each class, into `app` as `catdog dataset import`
+ * does, from `folder` (made here), which holds symlinks only: the shared photos are never copied.
+ */
+export async function importKagglePhotos(app: AppContext, folder: string, perClass: number, from = 0): Promise<void> {
+  for (const label of ['cat', 'dog'] as const) {
+    fs.mkdirSync(path.join(folder, label), { recursive: true });
+    for (const file of kaggleFiles(label, perClass, from)) fs.symlinkSync(file, path.join(folder, label, path.basename(file)));
+  }
+  await importFolder({ db: app.db, blobs: app.blobs, limits: app.config.images }, folder);
 }

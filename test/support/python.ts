@@ -49,3 +49,24 @@ export function runPython(script: string, args: string[] = []): Promise<string> 
     child.stdin.end(script);
   });
 }
+
+const KERAS_PREDICT = `
+import sys, numpy as np, keras
+model = keras.saving.load_model(sys.argv[1])
+size = int(sys.argv[3])
+pixels = np.fromfile(sys.argv[2], dtype="<f4").reshape(-1, size, size, 3)
+print(" ".join(str(p) for p in model.predict(pixels, verbose=0).reshape(-1)))
+`;
+
+/** What Python Keras answers for `pixels` (`size` × `size` RGB images, one after another) with a `.keras` file. */
+export async function kerasPredict(keras: Uint8Array, pixels: Float32Array, size: number): Promise<number[]> {
+  const folder = fs.mkdtempSync(path.join(os.tmpdir(), 'catdog-keras-predict-'));
+  try {
+    fs.writeFileSync(path.join(folder, 'model.keras'), keras);
+    fs.writeFileSync(path.join(folder, 'pixels.f32'), pixels);
+    const output = await runPython(KERAS_PREDICT, [path.join(folder, 'model.keras'), path.join(folder, 'pixels.f32'), String(size)]);
+    return output.trim().split(' ').map(Number);
+  } finally {
+    fs.rmSync(folder, { recursive: true, force: true });
+  }
+}
