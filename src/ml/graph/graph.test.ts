@@ -178,6 +178,21 @@ describe.skipIf(skipWithoutShared || onWasm)('backbones as one TensorFlow graph'
       expect(await fs.readdir(graphs)).toContain(`${id}-000000000000`);
     });
 
+    it('removes the temporary folder of a write killed over an hour ago, and not one another process is writing', async () => {
+      const { cache, current, graphs } = await upgradedCache(() => [], () => []);
+      const temporary = async (name: string, modified: Date) => {
+        await fs.mkdir(path.join(graphs, name));
+        await fs.writeFile(path.join(graphs, name, 'saved_model.pb'), 'half a graph');
+        await fs.utimes(path.join(graphs, name), modified, modified);
+      };
+      await temporary('.writing-killed', new Date(Date.now() - 2 * 60 * 60 * 1000));
+      await temporary('.writing-in-progress', new Date());
+      const debug: string[] = [];
+      (await loadBackbone(smallBackbone, { cacheDir: cache, logger: { debug: (_details, message) => debug.push(message) } })).dispose();
+      expect((await fs.readdir(graphs)).sort()).toEqual(['.writing-in-progress', path.basename(current)].sort());
+      expect(debug).toEqual([]);
+    });
+
     it('leaves an old graph it cannot remove to a debug line, and runs the new one', async (context) => {
       const { cache, id, current, graphs } = await upgradedCache((id) => [`${id}-000000000000`], () => []);
       const stuck = path.join(graphs, `${id}-000000000000`);

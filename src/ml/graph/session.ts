@@ -27,12 +27,15 @@ const TAGS = ['serve'];
 const INPUT_KEY = 'images';
 const HASH_CHARS = 12;
 const GRAPH_HASH = new RegExp(`^[0-9a-f]{${HASH_CHARS}}$`);
+const WRITING_PREFIX = '.writing-';
+/** Writing a graph takes seconds: a temporary folder this old was left by a process killed before its rename. */
+const ABANDONED_WRITE_MS = 60 * 60 * 1000;
 
 /**
  * Writes the graph as a SavedModel into `cacheDir/graphs/<name>-<content hash>/` (once: the same graph from another
  * load or process is reused) and loads it into a TensorFlow session, which optimizes the whole graph (Grappler)
  * before its first run. Native TensorFlow only: tfjs-node's SavedModel support runs it. Writing a new one removes
- * the graphs of the same name with other hashes.
+ * the graphs of the same name with other hashes, and the temporary folders of writes abandoned long ago.
  */
 export async function loadGraphSession<Name extends string, Output extends string>(
   tf: Tensorflow,
@@ -53,7 +56,7 @@ export async function loadGraphSession<Name extends string, Output extends strin
     ),
   });
   const folder = path.join(cacheDir, 'graphs', `${name}-${createHash('sha256').update(bytes).digest('hex').slice(0, HASH_CHARS)}`);
-  if (await writeOnce(folder, bytes)) await removeOtherGraphs(folder, name, logger);
+  if (await writeOnce(folder, bytes)) await tidyGraphCache(folder, name, logger);
 
   const loaded = new Map<Name, SavedModel>();
   const dispose = () => {
@@ -95,7 +98,7 @@ async function writeOnce(folder: string, savedModel: Uint8Array): Promise<boolea
   if (await exists(file)) return false;
   const parent = path.dirname(folder);
   await fs.mkdir(parent, { recursive: true });
-  const temporary = path.join(parent, `.writing-${randomUUID()}`);
+  const temporary = path.join(parent, `${WRITING_PREFIX}${randomUUID()}`);
   await fs.mkdir(temporary);
   try {
     await fs.writeFile(path.join(temporary, 'saved_model.pb'), savedModel);
@@ -116,9 +119,10 @@ async function writeOnce(folder: string, savedModel: Uint8Array): Promise<boolea
  * The same backbone's graphs from other bytes (written before an upgrade changed how its graph is built): each
  * holds a full copy of the weights, and this version never loads them again. A process that still runs one has
  * it in memory already. Another process may be removing the same folders, so a folder that does not go is left
- * for the next new graph.
+ * for the next new graph. Also removes the temporary folders of writes whose process was killed before the
+ * rename, once they are too old to be another process's write in progress.
  */
-async function removeOtherGraphs(folder: string, name: string, logger: DebugLogger | undefined): Promise<void> {
+async function tidyGraphCache(folder: string, name: string, logger: DebugLogger | undefined): Promise<void> {
   const parent = path.dirname(folder);
   const prefix = `${name}-`;
   const isOtherVersion = (entry: string) => entry !== path.basename(folder) && entry.startsWith(prefix) && GRAPH_HASH.test(entry.slice(prefix.length));
@@ -129,13 +133,30 @@ async function removeOtherGraphs(folder: string, name: string, logger: DebugLogg
     logger?.debug({ err: error, folder: parent }, 'could not list the backbone graph cache to remove old graphs');
     return;
   }
-  await Promise.all(
-    entries.filter(isOtherVersion).map((entry) =>
-      fs.rm(path.join(parent, entry), { recursive: true, force: true }).catch((error: unknown) => {
-        logger?.debug({ err: error, folder: path.join(parent, entry) }, 'could not remove an old backbone graph');
+  const remove = (entry: string, what: string) =>
+    fs.rm(path.join(parent, entry), { recursive: true, force: true }).catch((error: unknown) => {
+      logger?.debug({ err: error, folder: path.join(parent, entry) }, `could not remove ${what}`);
+    });
+  await Promise.all([
+    ...entries.filter(isOtherVersion).map((entry) => remove(entry, 'an old backbone graph')),
+    ...entries
+      .filter((entry) => entry.startsWith(WRITING_PREFIX))
+      .map(async (entry) => {
+        if (await isAbandonedWrite(path.join(parent, entry), logger)) await remove(entry, 'an abandoned backbone graph write');
       }),
-    ),
-  );
+  ]);
+}
+
+async function isAbandonedWrite(temporary: string, logger: DebugLogger | undefined): Promise<boolean> {
+  try {
+    return Date.now() - (await fs.stat(temporary)).mtimeMs > ABANDONED_WRITE_MS;
+  } catch (error) {
+    // Gone meanwhile: its writer renamed it, or another process removed it.
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') {
+      logger?.debug({ err: error, folder: temporary }, 'could not read the age of a temporary backbone graph folder');
+    }
+    return false;
+  }
 }
 
 async function exists(file: string): Promise<boolean> {
