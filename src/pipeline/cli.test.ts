@@ -1,43 +1,26 @@
-import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { goldenConfigEnv, goldenDatabasePassword, goldenSecret } from '../../test/support/kfp-golden.js';
-import { kaggleFiles, skipWithoutShared, smallBackbone } from '../../test/support/shared.js';
+import { builtCli, catdog, execFileAsync } from '../../test/support/cli.js';
+import { kaggleFiles, skipWithoutShared } from '../../test/support/shared.js';
 import { configSchema } from '../config/schema.js';
 import { catdogPipeline } from './catdog-pipeline.js';
 import { compileToKfp } from './kfp/compile.js';
 import { checkPipelineSpecReferences, parsePipelineYaml } from './kfp/pipeline-spec.js';
 
-/** The built CLI exactly as a pipeline container runs it (`npm run build` first; `npm test` does). */
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const cli = path.join(repoRoot, 'dist', 'cli', 'main.js');
 const goldenFile = path.join(repoRoot, 'src', 'pipeline', 'kfp', '__golden__', 'catdog-pipeline.yaml');
-const exec = promisify(execFile);
-
-async function catdog(home: string, args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await exec(process.execPath, [cli, ...args], {
-      cwd: home,
-      env: { ...process.env, CATDOG_HOME: home, CATDOG_BACKBONE_URL: smallBackbone, CATDOG_LOG_LEVEL: 'warn', ...env },
-    });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const failed = error as { code?: number; stdout?: string; stderr?: string };
-    return { code: failed.code ?? -1, stdout: failed.stdout ?? '', stderr: failed.stderr ?? '' };
-  }
-}
 
 describe.skipIf(skipWithoutShared)('catdog component / pipeline commands (built CLI)', () => {
   let home: string;
 
   beforeAll(() => {
-    expect(fs.existsSync(cli), `${cli} is missing: run npm run build`).toBe(true);
+    expect(fs.existsSync(builtCli), `${builtCli} is missing: run npm run build`).toBe(true);
     home = fs.mkdtempSync(path.join(os.tmpdir(), 'catdog-cli-'));
   });
   afterAll(() => fs.rmSync(home, { recursive: true, force: true }));
@@ -124,7 +107,7 @@ describe.skipIf(skipWithoutShared)('catdog component / pipeline commands (built 
       CATDOG_DATABASE_URL: goldenConfigEnv.CATDOG_DATABASE_URL!,
     };
     const stepSettings = async (env: Record<string, string>) => {
-      const { stdout } = await exec(process.execPath, [cli, 'config', 'show', '--json'], { cwd: home, env: { PATH: process.env.PATH, ...env } });
+      const { stdout } = await execFileAsync(process.execPath, [builtCli, 'config', 'show', '--json'], { cwd: home, env: { PATH: process.env.PATH, ...env } });
       const { images, dataset, training, database, storage } = JSON.parse(stdout) as Record<string, unknown>;
       return { images, dataset, training, database, storage };
     };

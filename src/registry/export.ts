@@ -23,6 +23,11 @@ export interface ExportedModelCard {
   temperature: number;
   /** When true, catdog averages each photo with its mirror image; the exported network answers for one view. */
   tta: boolean;
+  /**
+   * The image decode (catdog's `DECODE_ID`) whose pixels the model was trained and measured on: a decoder that
+   * resizes otherwise shifts its answers slightly. null when unknown (imported, or registered before catdog kept it).
+   */
+  decodeId: string | null;
 }
 
 export type ExportedModel =
@@ -62,6 +67,7 @@ export async function exportModel(app: ExportDependencies, reference: string, fo
       preprocessing: 'rgb-0-255, squash resize',
       temperature: classifier.card?.calibration?.temperature ?? 1,
       tta: classifier.card?.tta ?? false,
+      decodeId: classifier.card?.decodeId ?? null,
     };
     const files = { 'model.json': modelJson, 'weights.bin': weights, 'catdog.json': new TextEncoder().encode(`${JSON.stringify(card, null, 2)}\n`) };
     return { format, fileName: `${baseName}-tfjs`, files };

@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { countBySplit } from '../datasets/versions.js';
+import { DECODE_ID } from '../images/index.js';
 import { kaggleFullRes, skipWithoutShared } from '../../test/support/shared.js';
 import { catPhotos, dogPhotos, photoForm, readEvents, startTestServer, withBearer, type TestServer } from './test-support.js';
 
@@ -251,14 +252,14 @@ describe.skipIf(skipWithoutShared)('REST API', () => {
 
     // The promotion switches serving at once, but loading the new model takes a moment: it is listed as serving
     // when that is done, and not before.
-    type ModelList = { items: { id: string; serving: boolean; metrics: { accuracy: number } }[]; servingModelId: string };
+    type ModelList = { items: { id: string; serving: boolean; metrics: { accuracy: number }; decodeId: string | null }[]; servingModelId: string };
     let models = await json<ModelList>('/api/v1/models');
     for (let waited = 0; models.body.servingModelId !== modelId && waited < 60_000; waited += 250) {
       await new Promise((resolve) => setTimeout(resolve, 250));
       models = await json<ModelList>('/api/v1/models');
     }
     expect(models.body.servingModelId).toBe(modelId);
-    expect(models.body.items.find((model) => model.id === modelId)).toMatchObject({ serving: true });
+    expect(models.body.items.find((model) => model.id === modelId)).toMatchObject({ serving: true, decodeId: DECODE_ID });
 
     const roc = await json<{ points: unknown[]; rocAuc: number | null }>(`/api/v1/models/${modelId}/roc`);
     expect(roc.status).toBe(200);
@@ -290,8 +291,9 @@ describe.skipIf(skipWithoutShared)('REST API', () => {
   it('publishes an OpenAPI 3.1 document listing every route', async () => {
     const response = await fetch(t.url('/api/openapi.json'));
     expect(response.headers.get('content-type')).toContain('application/json');
-    const document = (await response.json()) as { openapi: string; paths: Record<string, Record<string, unknown>> };
+    const document = (await response.json()) as { openapi: string; paths: Record<string, Record<string, unknown>>; components: { schemas: Record<string, { properties: Record<string, unknown> }> } };
     expect(document.openapi).toBe('3.1.0');
+    expect(document.components.schemas.Model!.properties.decodeId).toMatchObject({ type: ['string', 'null'], description: expect.stringContaining('DECODE_ID') });
     const operations = Object.entries(document.paths).flatMap(([route, methods]) => Object.keys(methods).map((method) => `${method.toUpperCase()} ${route}`));
     expect(operations.sort()).toEqual(
       [

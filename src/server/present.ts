@@ -1,5 +1,6 @@
 import type { z } from '@hono/zod-openapi';
 import type { Database, DatasetVersionRow, ImageRow, ModelRow, PredictionRow } from '../db/index.js';
+import type { ModelCard } from '../registry/artifacts.js';
 import { storedNeitherReason } from '../serving/neither.js';
 import type { PredictionResult } from '../serving/predict.js';
 import type { SuspiciousImage } from '../training/suspicious.js';
@@ -58,7 +59,13 @@ export function presentSuspiciousImage(image: SuspiciousImage): z.infer<typeof S
   return { ...image, pLabel: image.label === 'dog' ? image.pDog : 1 - image.pDog, imageUrl: imageUrl(image.hash), thumbnailUrl: thumbnailUrl(image.hash) };
 }
 
-export function presentModel(row: ModelRow, servingModelId: string | undefined): z.infer<typeof ModelSchema> {
+/** `card` is the model's `catdog.json`, undefined when its files are gone. */
+export function presentModel(row: ModelRow, servingModelId: string | undefined, card: ModelCard | undefined): z.infer<typeof ModelSchema> {
   const { artifactPrefix: _artifactPrefix, ...fields } = row;
-  return { ...fields, metrics: row.metrics as z.infer<typeof ModelSchema>['metrics'], serving: row.id === servingModelId };
+  return {
+    ...fields,
+    metrics: row.metrics as z.infer<typeof ModelSchema>['metrics'],
+    serving: row.id === servingModelId,
+    decodeId: card?.decodeId ?? null,
+  };
 }

@@ -180,6 +180,12 @@ export const ModelSchema = z
     metrics: MetricsSchema,
     createdAt: z.string(),
     serving: z.boolean(),
+    decodeId: z.string().nullable().openapi({
+      description:
+        "The image decode whose pixels the model was trained on (catdog's DECODE_ID: it differs with and without the native " +
+        'JPEG decoder). null when unknown: imported models, and models registered before catdog recorded it',
+      example: 'squash-linear',
+    }),
   })
   .openapi('Model');
 

@@ -1,6 +1,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { Option, type Command } from 'commander';
+import { readModelCard } from '../../registry/artifacts.js';
 import { EXPORT_FORMATS, exportModel, type ExportFormat } from '../../registry/export.js';
 import { importModel, readModelUpload } from '../../registry/import.js';
 import { findModel } from '../../registry/resolve.js';
@@ -44,8 +45,8 @@ export function registerModelsCommands(program: Command, globals: () => GlobalOp
       await withApp(globals(), async (app) => {
         const model = await findModel(app, id);
         if (!model) throw new CatdogError('no_model', 'no model is promoted yet: train one with catdog train --data DIR', 404);
-        const current = await app.db.models.current();
-        printJson({ ...model, serving: model.id === current?.id });
+        const [current, card] = await Promise.all([app.db.models.current(), readModelCard(app.blobs, model.artifactPrefix)]);
+        printJson({ ...model, serving: model.id === current?.id, decodeId: card?.decodeId ?? null });
       });
     });
 

@@ -4,7 +4,7 @@ import type { ModelRow } from '../../db/index.js';
 import { loadManifest } from '../../datasets/versions.js';
 import { CatdogError } from '../../errors.js';
 import { rocAuc, rocCurve } from '../../ml/index.js';
-import { readModelFiles } from '../../registry/artifacts.js';
+import { readModelCard, readModelFiles } from '../../registry/artifacts.js';
 import { loadClassifier } from '../../registry/classifier.js';
 import { predictStored } from '../../registry/evaluate.js';
 import { EXPORT_FORMATS, exportModel } from '../../registry/export.js';
@@ -166,6 +166,7 @@ export function modelRoutes({ app, models }: ServerDeps) {
     return model;
   };
   const servingModelId = async () => (await models.classifier()).modelId;
+  const present = async (model: ModelRow, serving: string) => presentModel(model, serving, await readModelCard(app.blobs, model.artifactPrefix));
 
   const computeRoc = async (model: ModelRow): Promise<z.infer<typeof RocCurveSchema>> => {
     const { manifest } = await loadManifest(app, model.datasetId);
@@ -182,12 +183,12 @@ export function modelRoutes({ app, models }: ServerDeps) {
 
   routes.openapi(listModels, async (c) => {
     const [all, serving, promotions] = await Promise.all([app.db.models.list(), servingModelId(), app.db.models.promotions()]);
-    return c.json({ items: all.map((model) => presentModel(model, serving)), servingModelId: serving, promotions }, 200);
+    return c.json({ items: await Promise.all(all.map((model) => present(model, serving))), servingModelId: serving, promotions }, 200);
   });
 
   routes.openapi(getModel, async (c) => {
     const model = await requireModel(c.req.valid('param').id);
-    return c.json(presentModel(model, await servingModelId()), 200);
+    return c.json(await present(model, await servingModelId()), 200);
   });
 
   routes.openapi(modelRoc, async (c) => {
@@ -213,7 +214,7 @@ export function modelRoutes({ app, models }: ServerDeps) {
     const model = await requireModel(c.req.valid('param').id);
     const { reason } = c.req.valid('json');
     const serving = await promoteAndServe({ app, models }, model, reason ?? 'promoted through the API');
-    return c.json(presentModel(model, serving), 200);
+    return c.json(await present(model, serving), 200);
   });
 
   routes.openapi(exportDownload, async (c) => {
@@ -231,7 +232,7 @@ export function modelRoutes({ app, models }: ServerDeps) {
     const upload = single && uploads.length === 1 ? single : { files: Object.fromEntries(uploads.map((part) => [part.fileName, part.bytes])) };
     const { model, promotion } = await importModel(app, upload, { name, actor: 'api' });
     const serving = promotion.promoted ? (await models.refresh()).modelId : await servingModelId();
-    return c.json({ model: presentModel(model, serving), promotion: { promoted: promotion.promoted, reason: promotion.reason } }, 201);
+    return c.json({ model: await present(model, serving), promotion: { promoted: promotion.promoted, reason: promotion.reason } }, 201);
   });
 
   return routes;
