@@ -17,10 +17,10 @@ import type { JobInfo } from '../../src/jobs/index.js';
 import { startServer, type RunningServer } from '../../src/server/index.js';
 import { datasetParams } from '../../src/training/params.js';
 import type { SweepRecord } from '../../src/training/sweep.js';
+import { builtCli } from '../support/cli.js';
 import { kaggleFiles, skipWithoutShared, smallBackbone } from '../support/shared.js';
 
 const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
-const cli = path.join(repoRoot, 'dist', 'cli', 'main.js');
 const REDIS_URL = 'redis://127.0.0.1:6379';
 const queueName = `scale-${randomUUID()}`;
 
@@ -30,7 +30,7 @@ function buildIfStale(): void {
     .readdirSync(path.join(repoRoot, 'src'), { recursive: true, withFileTypes: true })
     .filter((entry) => entry.isFile() && entry.name.endsWith('.ts'))
     .reduce((newest, entry) => Math.max(newest, fs.statSync(path.join(entry.parentPath, entry.name)).mtimeMs), 0);
-  const built = fs.existsSync(cli) ? fs.statSync(cli).mtimeMs : 0;
+  const built = fs.existsSync(builtCli) ? fs.statSync(builtCli).mtimeMs : 0;
   if (built >= newestSource && fs.existsSync(path.join(repoRoot, 'dist', 'cli', 'commands', 'worker.js'))) return;
   try {
     execFileSync(process.execPath, [path.join(repoRoot, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json'], { cwd: repoRoot, stdio: 'pipe' });
@@ -48,7 +48,7 @@ interface WorkerProcess {
 }
 
 function startWorker(configFile: string): Promise<WorkerProcess> {
-  const child = spawn(process.execPath, [cli, '--config', configFile, 'worker'], {
+  const child = spawn(process.execPath, [builtCli, '--config', configFile, 'worker'], {
     cwd: repoRoot,
     env: { ...process.env, CATDOG_LOG_LEVEL: 'info' },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -72,7 +72,7 @@ interface CliRun {
 }
 
 function startCli(configFile: string, args: string[], timeoutMs: number): CliRun {
-  const child = spawn(process.execPath, [cli, '--config', configFile, ...args], { cwd: repoRoot, env: { ...process.env, CATDOG_LOG_LEVEL: 'warn' }, timeout: timeoutMs, killSignal: 'SIGKILL' });
+  const child = spawn(process.execPath, [builtCli, '--config', configFile, ...args], { cwd: repoRoot, env: { ...process.env, CATDOG_LOG_LEVEL: 'warn' }, timeout: timeoutMs, killSignal: 'SIGKILL' });
   const run: CliRun = { stdout: '', stderr: '', exited: new Promise((resolve) => child.once('exit', resolve)) };
   child.stdout.on('data', (chunk: Buffer) => (run.stdout += chunk.toString()));
   child.stderr.on('data', (chunk: Buffer) => (run.stderr += chunk.toString()));

@@ -2,10 +2,10 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { smallBackbone } from '../support/shared.js';
+import { builtCli } from '../support/cli.js';
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-export const builtCli = path.join(repoRoot, 'dist', 'cli', 'main.js');
+export { builtCli, cliEnv } from '../support/cli.js';
 /** `npm test` builds first; a plain `vitest run` of these files needs `npm run build` once. */
 export const skipWithoutBuild = fs.existsSync(builtCli) ? '' : `${builtCli} is missing: run npm run build`;
 
@@ -29,14 +29,6 @@ export function operationsOf(document: OpenApiDocument): OpenApiOperation[] {
 /** A concrete URL path for a template: every `{param}` becomes `value`. */
 export const fillPath = (template: string, value = '1'): string => template.replace(/\{[^}]+\}/g, value);
 
-/** The environment of a CLI child process working on `home` with the small shared backbone. */
-export const cliEnv = (home: string, extra: Record<string, string> = {}): NodeJS.ProcessEnv => ({
-  ...process.env,
-  CATDOG_HOME: home,
-  CATDOG_BACKBONE_URL: smallBackbone,
-  CATDOG_LOG_LEVEL: 'warn',
-  ...extra,
-});
 
 export interface Finished {
   code: number | null;

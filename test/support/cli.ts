@@ -9,12 +9,21 @@ const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../
 export const builtCli = path.join(repoRoot, 'dist', 'cli', 'main.js');
 export const execFileAsync = promisify(execFile);
 
+/** The environment of a CLI child process working on `home` with the small shared backbone. */
+export const cliEnv = (home: string, extra: Record<string, string> = {}): NodeJS.ProcessEnv => ({
+  ...process.env,
+  CATDOG_HOME: home,
+  CATDOG_BACKBONE_URL: smallBackbone,
+  CATDOG_LOG_LEVEL: 'warn',
+  ...extra,
+});
+
 /** `catdog …` from the built CLI in `home` (its CATDOG_HOME too), training on the small shared backbone. */
 export async function catdog(home: string, args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
     const { stdout, stderr } = await execFileAsync(process.execPath, [builtCli, ...args], {
       cwd: home,
-      env: { ...process.env, CATDOG_HOME: home, CATDOG_BACKBONE_URL: smallBackbone, CATDOG_LOG_LEVEL: 'warn', ...env },
+      env: cliEnv(home, env),
     });
     return { code: 0, stdout, stderr };
   } catch (error) {
