@@ -9,7 +9,7 @@ import { kaggleFiles, skipWithoutShared } from '../../test/support/shared.js';
 import { buildDatasetVersion } from '../datasets/versions.js';
 import { decodeToRgb, sha256Hex } from '../images/index.js';
 import { deserializeModel, initTensorflow, loadBackbone, type Tensor } from '../ml/index.js';
-import { maxAbsDifference } from '../ml/test-support.js';
+import { maxAbsDifference } from '../../test/support/ml.js';
 import { readModelFiles } from '../registry/artifacts.js';
 import { BackboneProvider, loadClassifier } from '../registry/classifier.js';
 import { predictStored } from '../registry/evaluate.js';

@@ -11,7 +11,7 @@ import { jobHandlers } from '../jobs/handlers.js';
 import { InlineJobQueue } from '../jobs/index.js';
 import { JOB } from '../jobs/product-jobs.js';
 import { createServer } from '../server/app.js';
-import { withBearer } from '../server/test-support.js';
+import { withBearer } from '../../test/support/server.js';
 import { ModelServer } from '../serving/model-server.js';
 import { RunManager } from '../training/run-manager.js';
 

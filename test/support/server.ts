@@ -1,12 +1,12 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { openApp, type AppContext } from '../app/context.js';
-import { createLogger } from '../app/logger.js';
-import { createToken, ROLES, type Role } from '../auth/index.js';
-import { loadConfig } from '../config/index.js';
-import { kaggleFiles, smallBackbone } from '../../test/support/shared.js';
-import { startServer, type RunningServer } from './index.js';
+import { openApp, type AppContext } from '../../src/app/context.js';
+import { createLogger } from '../../src/app/logger.js';
+import { createToken, ROLES, type Role } from '../../src/auth/index.js';
+import { loadConfig } from '../../src/config/index.js';
+import { kaggleFiles, smallBackbone } from './shared.js';
+import { startServer, type RunningServer } from '../../src/server/index.js';
 
 export interface TestServer {
   app: AppContext;
