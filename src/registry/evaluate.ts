@@ -1,10 +1,10 @@
 import type { DatasetManifest } from '../datasets/versions.js';
-import { imageBlobKey } from '../datasets/ingest.js';
+import { imageBlobKey } from '../storage/index.js';
 import type { Split } from '../datasets/split.js';
 import { decodeToRgb } from '../images/index.js';
 import { binaryMetrics, initTensorflow, predictPDog, type BinaryMetrics } from '../ml/index.js';
 import type { BlobStore } from '../storage/index.js';
-import { featuresFor, mirroredVariant } from '../training/features.js';
+import { featuresFor, mirroredVariant } from '../ml/feature-cache.js';
 import { combineViews, type Classifier } from './classifier.js';
 
 const DECODE_CHUNK = 64;
