@@ -23,16 +23,10 @@ module.exports = {
     },
     {
       name: 'adapters-import-no-services',
-      comment: 'Adapters (SQL, blobs, TensorFlow, pixels, settings) know nothing of the product rules built on them.',
+      comment: 'Adapters (SQL, blobs, TensorFlow, pixels, settings) know nothing of the product built on them.',
       severity: 'error',
       from: { path: adapters },
-      to: { path: services },
-    },
-    {
-      name: 'adapters-import-no-entry-points',
-      severity: 'error',
-      from: { path: adapters },
-      to: { path: entryPoints },
+      to: { path: [services, entryPoints] },
     },
     {
       name: 'composition-root-imports-no-services',
