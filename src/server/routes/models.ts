@@ -10,6 +10,7 @@ import { predictStored } from '../../registry/evaluate.js';
 import { EXPORT_FORMATS, exportModel } from '../../registry/export.js';
 import { importModel } from '../../registry/import.js';
 import { findModel } from '../../registry/resolve.js';
+import { promoteAndServe } from '../../serving/promote.js';
 import { routeGroup, type ServerDeps } from '../context.js';
 import { presentModel } from '../present.js';
 import { errorResponse, jsonContent, ModelSchema, PromotionSchema, RocCurveSchema } from '../schemas.js';
@@ -148,12 +149,6 @@ const importUpload = createRoute({
     422: errorResponse('Not a model catdog can run, or not one image in and P(dog) out'),
   },
 });
-
-/** Makes `model` the serving one and swaps it in this process at once (other processes follow within seconds). */
-export async function promoteAndServe({ app, models }: Pick<ServerDeps, 'app' | 'models'>, model: ModelRow, reason: string): Promise<string> {
-  await app.db.models.promote(model.id, { reason, actor: 'api' });
-  return (await models.refresh()).modelId;
-}
 
 export function modelRoutes({ app, models }: ServerDeps) {
   const routes = routeGroup();
