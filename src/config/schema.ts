@@ -51,6 +51,30 @@ const splitSchema = z
   })
   .describe('How images are split between train, validation and test; a pure function of the image hash, so growing the data set never moves an image.');
 
+export const augmentationSchema = z
+  .strictObject({
+    horizontalFlip: toggle('horizontal flips', true, {
+      probability: fraction(1).default(0.5).describe('Probability that an image is mirrored (0..1).'),
+    }),
+    rotation: toggle('rotations', false, {
+      maxDegrees: fraction(180).default(15).describe('Largest rotation in degrees, either way (0..180).'),
+    }),
+    zoom: toggle('zoom', false, {
+      maxFraction: fraction(0.5).default(0.15).describe('Largest zoom in or out as a fraction of the side (0..0.5).'),
+    }),
+    brightness: toggle('brightness changes', false, {
+      maxDelta: fraction(1).default(0.2).describe('Largest brightness change as a fraction of full scale (0..1).'),
+    }),
+    contrast: toggle('contrast changes', false, {
+      maxFraction: fraction(1).default(0.2).describe('Largest contrast change as a fraction (0..1).'),
+    }),
+    grayscale: toggle('grayscale conversion', false, {
+      probability: fraction(1).default(0.1).describe('Probability that an image is turned to grayscale (0..1).'),
+    }),
+  })
+  .prefault({})
+  .describe('Random changes applied to training images only.');
+
 const datasetSchema = z
   .strictObject({
     imageSize: z
@@ -62,29 +86,7 @@ const datasetSchema = z
       .describe('Side in pixels images are resized to (16..512); null = the architecture default: 224 for mobilenet, 128 for cnn.'),
     split: splitSchema,
     seed: z.int().default(42).describe('Seed of every random choice (augmentation, shuffling, initialisation), for reproducible runs.'),
-    augmentation: z
-      .strictObject({
-        horizontalFlip: toggle('horizontal flips', true, {
-          probability: fraction(1).default(0.5).describe('Probability that an image is mirrored (0..1).'),
-        }),
-        rotation: toggle('rotations', false, {
-          maxDegrees: fraction(180).default(15).describe('Largest rotation in degrees, either way (0..180).'),
-        }),
-        zoom: toggle('zoom', false, {
-          maxFraction: fraction(0.5).default(0.15).describe('Largest zoom in or out as a fraction of the side (0..0.5).'),
-        }),
-        brightness: toggle('brightness changes', false, {
-          maxDelta: fraction(1).default(0.2).describe('Largest brightness change as a fraction of full scale (0..1).'),
-        }),
-        contrast: toggle('contrast changes', false, {
-          maxFraction: fraction(1).default(0.2).describe('Largest contrast change as a fraction (0..1).'),
-        }),
-        grayscale: toggle('grayscale conversion', false, {
-          probability: fraction(1).default(0.1).describe('Probability that an image is turned to grayscale (0..1).'),
-        }),
-      })
-      .prefault({})
-      .describe('Random changes applied to training images only.'),
+    augmentation: augmentationSchema,
   })
   .prefault({})
   .describe('How data set versions are built from the image library.');

@@ -226,5 +226,17 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.alterTable('training_epochs').dropColumn('total_epochs').execute();
       },
     },
+    '0006_training_jobs': {
+      // Every training the server starts is a queue job run by another process: a run names its job, so it can be
+      // cancelled from the run, and a cancel asked of a job another process runs is recorded for that process to see.
+      async up(db) {
+        await db.schema.alterTable('training_runs').addColumn('job_id', 'varchar(255)').execute();
+        await db.schema.alterTable('jobs').addColumn('cancel_requested', 'integer', (col) => col.notNull().defaultTo(0)).execute();
+      },
+      async down(db) {
+        await db.schema.alterTable('jobs').dropColumn('cancel_requested').execute();
+        await db.schema.alterTable('training_runs').dropColumn('job_id').execute();
+      },
+    },
   };
 }

@@ -100,6 +100,7 @@ function job(id: string, overrides: Partial<JobRow> = {}): JobRow {
     runAfter: null,
     workerId: null,
     owner: 'host-a:100',
+    cancelRequested: false,
     ...overrides,
   };
 }
@@ -467,6 +468,33 @@ describe.each(['sqlite', 'postgres', 'mysql'] as const)('repositories on %s', (d
 
       const chosenId = 'mdl_00000000000000aa';
       expect((await db.models.create({ id: chosenId, name: 'third', architecture: 'cnn', datasetId, params: {}, metrics: {}, artifactPrefix: 'p' })).id).toBe(chosenId);
+    });
+
+    it('promotes compare-and-set: of two candidates racing against the same serving model, one wins and the other is told', async () => {
+      const newModel = (name: string) =>
+        db.models.create({ name, architecture: 'cnn', datasetId, params: {}, metrics: {}, artifactPrefix: `models/${name}/` });
+      const incumbent = await newModel('incumbent');
+      await db.models.promote(incumbent.id, { reason: 'first model', actor: 'test' });
+      // A second connection, as a second worker process has: the race crosses connections, not only promises.
+      const other = await openDatabase(scratch.url);
+      try {
+        for (let round = 0; round < 5; round += 1) {
+          const current = (await db.models.current())!;
+          const [left, right] = [await newModel(`left-${round}`), await newModel(`right-${round}`)];
+          const outcomes = await Promise.all([
+            db.models.promoteIfCurrent(left.id, current.id, { reason: 'beats it', actor: 'left' }),
+            other.models.promoteIfCurrent(right.id, current.id, { reason: 'beats it', actor: 'right' }),
+          ]);
+          const winners = outcomes.filter((promotion) => promotion !== undefined);
+          expect(winners, `round ${round}`).toHaveLength(1);
+          expect(winners[0]!.previousModelId).toBe(current.id);
+          expect((await db.models.current())?.id).toBe(winners[0]!.modelId);
+        }
+        // Nothing serves yet is an expectation too: null.
+        expect(await db.models.promoteIfCurrent(incumbent.id, null, { reason: 'first', actor: 'late' })).toBeUndefined();
+      } finally {
+        await other.close();
+      }
     });
   });
 

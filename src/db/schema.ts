@@ -60,6 +60,8 @@ export interface TrainingRunsTable {
   model_id: string | null;
   /** `host:pid` of the process holding the run (null before 0003 or when unknown). */
   owner: string | null;
+  /** The queue job running it (null for runs trained in the asking process, or before 0006). */
+  job_id: string | null;
 }
 
 export interface TrainingEpochsTable {
@@ -137,4 +139,6 @@ export interface JobsTable {
   run_after: string | null;
   worker_id: string | null;
   owner: string | null;
+  /** 1 once a process asked to cancel the job while another process runs it (0006). */
+  cancel_requested: number;
 }

@@ -68,14 +68,19 @@ export interface RunRow {
   metrics: JsonObject | null;
   modelId: string | null;
   owner: string | null;
+  /** The queue job that trains it; null for a run trained by the process that asked (`catdog train`). */
+  jobId: string | null;
 }
 
 export interface NewRun {
+  /** Pass an id from `newId('run')` when something (a queue job) must name the run before it exists. */
+  id?: string;
   datasetId: number;
   params: JsonObject;
   codeVersion: string;
   /** `host:pid` of the process that will hold the run. */
   owner?: string;
+  jobId?: string;
 }
 
 export interface RunOutcome {
@@ -196,4 +201,6 @@ export interface JobRow {
   workerId: string | null;
   /** `host:pid` of the process whose queue holds the job; null once released for the next process to take. */
   owner: string | null;
+  /** Another process asked to cancel the job while this one's owner runs it; the owner aborts it when it sees this. */
+  cancelRequested: boolean;
 }

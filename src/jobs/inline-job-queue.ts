@@ -100,8 +100,8 @@ export class InlineJobQueue implements JobQueue {
         data,
         maxAttempts: options.attempts ?? DEFAULT_ATTEMPTS,
         backoffMs: options.backoffMs ?? DEFAULT_BACKOFF_MS,
-        // A closed queue runs nothing more: the job is left for the next process.
-        owner: this.closed ? null : this.owner,
+        // A queue without a worker (the server's) or a closed one runs nothing: the job is left for a process that does.
+        owner: this.closed || this.handlers === undefined ? null : this.owner,
       }),
     );
     if (inserted && !this.closed) this.schedule(job.id, job.runAfter);
@@ -128,12 +128,8 @@ export class InlineJobQueue implements JobQueue {
     const job = await this.store.get(id);
     if (job === undefined || FINISHED_STATES.includes(job.state)) return false;
     if (job.state === 'active' && !ownerIsGone(job.owner)) {
-      throw new CatdogError(
-        'job_running_elsewhere',
-        `job ${id} is running in another process (${job.owner}), whose in-process queue alone can stop it: cancel it there, or stop that process`,
-        409,
-        { id, owner: job.owner },
-      );
+      // Another process runs it (the server's worker process, a CLI run): it aborts the job when it sees the request.
+      return this.store.update(id, { cancelRequested: true }, { states: ['active'], owner: job.owner });
     }
     clearTimeout(this.retryTimers.get(id));
     this.retryTimers.delete(id);
@@ -226,6 +222,7 @@ export class InlineJobQueue implements JobQueue {
   /** Takes the unfinished jobs nobody holds (released at a shutdown, or left by a process that died). */
   private adoptAbandoned(): Promise<void> {
     this.adopting ??= (async () => {
+      await this.abortCancelRequested();
       for (const job of await this.store.claimAbandoned(this.owner, ownerIsGone)) {
         if (job.state === 'active') await this.recoverInterrupted(job);
         else this.schedule(job.id, job.runAfter);
@@ -234,6 +231,14 @@ export class InlineJobQueue implements JobQueue {
       this.adopting = undefined;
     });
     return this.adopting;
+  }
+
+  /** Cancels asked for by other processes (which cannot reach this one's abort controllers) take effect here. */
+  private async abortCancelRequested(): Promise<void> {
+    for (const [id, running] of this.running) {
+      if (running.controller.signal.aborted) continue;
+      if ((await this.store.get(id))?.cancelRequested) running.controller.abort(CANCELLED_REASON);
+    }
   }
 
   /** A job whose process died while running it: started again once, as BullMQ does with a stalled job, then failed. */

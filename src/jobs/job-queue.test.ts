@@ -9,8 +9,11 @@ import { Redis } from 'ioredis';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { openDatabase, type Database, type JobRow } from '../db/index.js';
 import { CatdogError } from '../errors.js';
-import { BullMqJobQueue, createJobQueue, InlineJobQueue, type JobContext, type JobInfo, type JobQueue } from './index.js';
+import { z } from 'zod';
+import { BullMqJobQueue, createJobQueue, defineJob, handlerFor, InlineJobQueue, type JobContext, type JobInfo, type JobQueue } from './index.js';
 import { newWaitingJob } from './job-store.js';
+
+const numbered = z.object({ n: z.number() });
 
 const REDIS_URL = 'redis://127.0.0.1:6379';
 const TEST_PREFIX = 'catdog-test';
@@ -91,7 +94,7 @@ describe.each(adapters)('$label JobQueue', ({ kind, durable, open }) => {
     expect(queue.kind).toBe(kind);
     const enqueued = await queue.enqueue('double', { value: 21 });
     expect(enqueued).toMatchObject({ name: 'double', data: { value: 21 }, state: 'waiting', attempts: 0 });
-    await queue.startWorker({ double: async (data: { value: number }) => ({ doubled: data.value * 2 }) }, { workerId: 'w1' });
+    await queue.startWorker(handlerFor(defineJob('double', z.object({ value: z.number() })), async (data) => ({ doubled: data.value * 2 })), { workerId: 'w1' });
 
     const finished = await queue.waitFor(enqueued.id, 8000);
     expect(finished).toMatchObject({ id: enqueued.id, state: 'completed', result: { doubled: 42 }, attempts: 1, workerId: 'w1' });
@@ -232,7 +235,7 @@ describe.each(adapters)('$label JobQueue', ({ kind, durable, open }) => {
     expect((await queue.list({ limit: 2 })).map((job) => job.id)).toEqual([ids[2], ids[1]]);
     expect(await queue.list({ states: ['completed'] })).toEqual([]);
 
-    await queue.startWorker({ count: async (data: { n: number }) => data.n });
+    await queue.startWorker(handlerFor(defineJob('count', numbered), async (data) => data.n));
     for (const id of ids) await queue.waitFor(id, 8000);
     expect(await queue.counts()).toEqual({ waiting: 0, active: 0, completed: 3, failed: 0, cancelled: 0 });
     expect((await queue.list({ states: ['completed'] })).map((job) => job.result)).toEqual([3, 2, 1]);
@@ -294,7 +297,7 @@ describe.each(adapters)('$label JobQueue', ({ kind, durable, open }) => {
 
     const after = reopen(before);
     expect(await after.get(job.id)).toMatchObject({ state: 'waiting', attempts: 0, data: { name: 'Rex' } });
-    await after.startWorker({ greet: async (data: { name: string }) => `hello ${data.name}` }, { workerId: 'after-restart' });
+    await after.startWorker(handlerFor(defineJob('greet', z.object({ name: z.string() })), async (data) => `hello ${data.name}`), { workerId: 'after-restart' });
     expect(await after.waitFor(job.id, 8000)).toMatchObject({ state: 'completed', result: 'hello Rex', attempts: 1, workerId: 'after-restart' });
   });
 
@@ -320,7 +323,8 @@ describe.each(adapters)('$label JobQueue', ({ kind, durable, open }) => {
     const order: number[] = [];
     await next.startWorker(
       {
-        work: async (data: { n: number }, ctx: JobContext) => {
+        work: async (payload: unknown, ctx: JobContext) => {
+          const data = numbered.parse(payload);
           order.push(data.n);
           return `attempt ${ctx.attempt}`;
         },
@@ -390,7 +394,7 @@ describe('InlineJobQueue on a database only', () => {
   it('keeps the newest finished jobs only', async () => {
     const db = await scratchDatabase();
     const queue = openInline({ store: db.jobs, keepFinished: 2 });
-    await queue.startWorker({ work: async (data: { n: number }) => data.n });
+    await queue.startWorker(handlerFor(defineJob('work', numbered), async (data) => data.n));
     const ids: string[] = [];
     for (const n of [1, 2, 3]) {
       const job = await queue.enqueue('work', { n });

@@ -33,8 +33,8 @@ export interface JobContext {
   reportProgress(fraction: number, message?: string): Promise<void>;
 }
 
-// Handlers receive the data their enqueuer chose; each handler narrows it itself.
-export type JobHandler = (data: any, ctx: JobContext) => Promise<unknown>;
+/** Receives the payload as stored; `handlerFor` (job-definition.ts) checks it against the job kind's schema. */
+export type JobHandler = (data: unknown, ctx: JobContext) => Promise<unknown>;
 
 export interface JobLock {
   release(): Promise<void>;

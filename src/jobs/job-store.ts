@@ -48,6 +48,7 @@ export function newWaitingJob(job: Pick<JobRow, 'id' | 'name' | 'data' | 'maxAtt
     finishedAt: null,
     runAfter: null,
     workerId: null,
+    cancelRequested: false,
   };
 }
 

@@ -1,3 +1,4 @@
+import { z } from 'zod';
 export interface ConfusionMatrix {
   labels: ['cat', 'dog'];
   /** Rows are the true class, columns the predicted class, both in `labels` order. */
@@ -14,6 +15,17 @@ export interface BinaryMetrics {
   count: number;
   confusionMatrix: ConfusionMatrix;
 }
+
+/** Metrics as a JSON column or file holds them: JSON has no NaN, so an undefined ROC AUC comes back as null. */
+export const binaryMetricsSchema: z.ZodType<BinaryMetrics, unknown> = z.object({
+  accuracy: z.number(),
+  precision: z.number(),
+  recall: z.number(),
+  f1: z.number(),
+  rocAuc: z.number().nullable().transform((value) => value ?? Number.NaN),
+  count: z.number(),
+  confusionMatrix: z.object({ labels: z.tuple([z.literal('cat'), z.literal('dog')]), matrix: z.array(z.array(z.number())) }),
+});
 
 export interface RocPoint {
   falsePositiveRate: number;

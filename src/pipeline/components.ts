@@ -9,8 +9,8 @@ import type { BinaryMetrics } from '../ml/index.js';
 import { loadClassifier } from '../registry/classifier.js';
 import { evaluateOnSplit } from '../registry/evaluate.js';
 import { promoteIfBetter } from '../registry/promotion.js';
-import { datasetParams, trainingParams, withOverrides } from '../training/params.js';
-import { trainCandidate, type TrainingParams } from '../training/run-training.js';
+import { resolveTrainingParams, trainingParamsSchema } from '../training/params.js';
+import { finalizeCandidate, trainCandidate } from '../training/run-training.js';
 import { catdogComponents } from './catdog-pipeline.js';
 import { inputFlag, outputFlag, parseComponentArgs, writeComponentOutputs, type ComponentArgs } from './component-args.js';
 import { isParameterType, type ComponentDefinition, type ParameterValue } from './dag.js';
@@ -37,7 +37,7 @@ const modelArtifactSchema = z.object({
   artifactPrefix: z.string().min(1),
   runId: z.string().min(1),
   datasetId: z.int().positive(),
-  params: z.custom<TrainingParams>((value) => typeof value === 'object' && value !== null && 'architecture' in value && 'promotion' in value),
+  params: trainingParamsSchema,
 });
 /** KFP metrics are numbers; a NaN (ROC AUC on one class) is written as JSON null. */
 const metricsArtifactSchema = z.record(z.string(), z.number().nullable());
@@ -159,14 +159,12 @@ const train: Implementation = async (app, inputs, outputPaths, log, signal) => {
   const dataset = await readArtifact(stringInput(inputs, 'dataset'), datasetArtifactSchema, 'dataset');
   const version = await app.db.datasets.get(dataset.datasetId);
   if (!version) throw new CatdogError('not_found', `dataset version ${dataset.datasetId} of the dataset artifact does not exist in this database`, 404);
-  const config = withOverrides(app.config, {
+  const params = resolveTrainingParams(app.config, {
     architecture: architectureOf(stringInput(inputs, 'architecture')),
     epochs: numberInput(inputs, 'epochs'),
     learningRate: numberInput(inputs, 'learningRate'),
     batchSize: numberInput(inputs, 'batchSize'),
   });
-  // The version's own size, split and augmentation, so training matches what build-dataset froze.
-  const params = trainingParams(config, { ...datasetParams(config), ...(version.params as Partial<DatasetParams>) });
   const candidate = await trainCandidate(app, {
     datasetId: version.id,
     params,
@@ -213,22 +211,9 @@ const promote: Implementation = async (app, inputs, _outputPaths, log) => {
   const model = await readArtifact(stringInput(inputs, 'model'), modelArtifactSchema, 'model');
   const metricsFile = stringInput(inputs, 'metrics');
   const metrics = binaryMetricsFrom(await readArtifact(metricsFile, metricsArtifactSchema, 'metrics'), metricsFile);
-  const { manifest } = await loadManifest(app, model.datasetId);
-  // A retried step finds the model it registered the first time.
-  const registered =
-    (await app.db.models.get(model.modelId)) ??
-    (await app.db.models.create({
-      id: model.modelId,
-      name: `${model.params.architecture} on dataset v${model.datasetId} (pipeline)`,
-      architecture: model.params.architecture,
-      datasetId: model.datasetId,
-      runId: model.runId,
-      params: { ...model.params },
-      metrics: { ...metrics },
-      artifactPrefix: model.artifactPrefix,
-    }));
-  log(`registered model ${registered.id} as version ${registered.version}`);
-  const decision = await promoteIfBetter(app, registered, metrics, manifest, model.params.promotion, 'pipeline');
+  // The same end as every training: test metrics and reliability in the card, registered once, promoted if better.
+  const { model: registered, metrics: testMetrics, promotion: decision } = await finalizeCandidate(app, model, { actor: 'pipeline' });
+  log(`registered model ${registered.id} as version ${registered.version} (test accuracy ${testMetrics.accuracy.toFixed(4)}; the evaluate step measured ${metrics.accuracy.toFixed(4)})`);
   log(`${decision.promoted ? 'promoted' : 'not promoted'}: ${decision.reason}`);
   return { promoted: String(decision.promoted) };
 };

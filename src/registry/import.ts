@@ -11,7 +11,7 @@ import { writeModelFiles, type ModelCard } from './artifacts.js';
 import { classifierFor } from './classifier.js';
 import { evaluateOnSplit } from './evaluate.js';
 import { outputLayer } from './export.js';
-import { promoteIfBetter, type PromotionDecision } from './promotion.js';
+import { registerAndPromote, type PromotionDecision } from './promotion.js';
 
 /**
  * A model to import: one file (a Keras `.keras`, a legacy Keras `.h5`, or a zip of a TF.js model folder), or a
@@ -68,17 +68,14 @@ export async function importModel(app: ImportDependencies, upload: ModelUpload, 
     const metrics = await evaluateOnSplit(app, classifierFor({ modelId, version: null, card, input: null, network }), manifest, 'test');
     card.metrics = { ...metrics };
     const artifactPrefix = await writeModelFiles(app.blobs, { ...(await serializeModel(network)), card });
-    const model = await app.db.models.create({
-      id: modelId,
-      name: options.name ?? `imported ${fileName}`,
-      architecture: 'imported',
-      datasetId: dataset.id,
-      runId: null,
-      params,
-      metrics: { ...metrics },
-      artifactPrefix,
-    });
-    const promotion = await promoteIfBetter(app, model, metrics, manifest, app.config.training.promotion, options.actor ?? 'import');
+    const { model, promotion } = await registerAndPromote(
+      app,
+      { id: modelId, name: options.name ?? `imported ${fileName}`, architecture: 'imported', datasetId: dataset.id, runId: null, params, metrics: { ...metrics }, artifactPrefix },
+      metrics,
+      manifest,
+      app.config.training.promotion,
+      options.actor ?? 'import',
+    );
     return { model, metrics, promotion };
   } finally {
     network.dispose();

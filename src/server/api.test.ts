@@ -313,6 +313,7 @@ describe.skipIf(skipWithoutShared)('REST API', () => {
         'GET /api/v1/datasets/{id}/preview',
         'GET /api/v1/datasets/{id}/suspicious',
         'POST /api/v1/training-runs',
+        'POST /api/v1/training-runs/{id}/cancel',
         'GET /api/v1/training-runs',
         'GET /api/v1/training-runs/{id}',
         'GET /api/v1/training-runs/{id}/events',
@@ -366,7 +367,7 @@ describe.skipIf(skipWithoutShared)('REST API', () => {
     expect(text).toMatch(/http_request_duration_seconds_bucket\{method="GET",route="\/api\/v1\/health",le="\+Inf"\} \d+/);
     expect(text).toMatch(/catdog_predictions_total\{label="(cat|dog)"\} \d+/);
     expect(text).toMatch(/catdog_serving_model_version\{model_id="mdl_[0-9a-f]+"\} 1/);
-    expect(text).toContain('catdog_training_queue_depth 0');
+    expect(text).toMatch(/catdog_jobs\{state="completed"\} [1-9]/);
     // Earlier tests predicted: model calls were counted with their sizes, and the process gauges are live.
     expect(text).toContain('# TYPE catdog_model_batch_size histogram');
     expect(text).toMatch(/catdog_model_batch_size_count [1-9]\d*\n/);

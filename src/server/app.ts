@@ -6,7 +6,6 @@ import { createAppJobQueue, type JobQueue } from '../jobs/index.js';
 import { initTensorflow } from '../ml/index.js';
 import type { ModelServer } from '../serving/model-server.js';
 import type { RetrainingTrigger } from '../training/retraining.js';
-import type { RunManager } from '../training/run-manager.js';
 import type { ServerDeps } from './context.js';
 import { errorHandler, errorJson, notFoundHandler, validationHook } from './errors.js';
 import { createServerMetrics, PROMETHEUS_CONTENT_TYPE } from './metrics.js';
@@ -36,7 +35,6 @@ export interface WebUi {
 export interface ServerOptions {
   web: WebUi;
   models: ModelServer;
-  runs: RunManager;
   /** Default: the queue the config names, never closed (startServer passes its own and closes it). */
   jobs?: JobQueue;
   retraining?: RetrainingTrigger;
@@ -50,7 +48,6 @@ export function createServer(app: AppContext, options: ServerOptions): OpenAPIHo
   const deps: ServerDeps = {
     app,
     models: options.models,
-    runs: options.runs,
     jobs: options.jobs ?? createAppJobQueue(app),
     ...(options.retraining && { retraining: options.retraining }),
     metrics,
@@ -61,10 +58,9 @@ export function createServer(app: AppContext, options: ServerOptions): OpenAPIHo
     const classifier = await options.models.classifier().catch(() => undefined);
     return classifier ? [{ labels: { model_id: classifier.modelId }, value: classifier.version ?? 0 }] : [];
   });
-  metrics.registry.gauge('catdog_training_queue_depth', 'Training runs waiting behind the active one.', () => [{ labels: {}, value: options.runs.queueDepth }]);
-  metrics.registry.gauge('catdog_training_active', '1 while a training run is in progress in this process.', () => [
-    { labels: {}, value: options.runs.activeRunId ? 1 : 0 },
-  ]);
+  metrics.registry.gauge('catdog_jobs', 'Jobs on the queue by state (trainings, imports, sweep candidates, retraining, pipeline steps).', async () =>
+    Object.entries(await deps.jobs.counts()).map(([state, value]) => ({ labels: { state }, value })),
+  );
   const batchSizes = metrics.registry.histogram(
     'catdog_model_batch_size',
     'Photos per model call; concurrent predictions are merged into one call, so _sum / _count is the mean batch.',

@@ -3,7 +3,6 @@ import type { AppContext } from '../app/context.js';
 import type { JobQueue } from '../jobs/index.js';
 import type { ModelServer } from '../serving/model-server.js';
 import type { RetrainingTrigger } from '../training/retraining.js';
-import type { RunManager } from '../training/run-manager.js';
 import { validationHook } from './errors.js';
 import type { ServerMetrics } from './metrics.js';
 
@@ -11,7 +10,6 @@ import type { ServerMetrics } from './metrics.js';
 export interface ServerDeps {
   app: AppContext;
   models: ModelServer;
-  runs: RunManager;
   /** Background jobs (`jobs.kind`): listed and cancelled through /jobs. */
   jobs: JobQueue;
   /** Present when `retraining.enabled`: told about each validation. */

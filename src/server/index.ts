@@ -2,10 +2,9 @@ import type { AddressInfo } from 'node:net';
 import { serve, type ServerType } from '@hono/node-server';
 import type { AppContext } from '../app/context.js';
 import { ModelServer } from '../serving/model-server.js';
-import { jobHandlers } from '../jobs/handlers.js';
 import { createAppJobQueue } from '../jobs/index.js';
 import { RetrainingTrigger } from '../training/retraining.js';
-import { RunManager } from '../training/run-manager.js';
+import { WorkerProcess, type WorkerCommand } from '../worker/worker-process.js';
 import { createServer, type WebUi } from './app.js';
 
 /**
@@ -22,7 +21,7 @@ export interface RunningServer {
   port: number;
   /** The model answering predictions at start-up (`zero-shot` before any promotion). */
   servingModel: { id: string; version: number | null } | undefined;
-  /** Stops accepting, ends event streams, lets in-flight requests finish, cancels training, closes the database. */
+  /** Stops accepting, ends event streams, lets in-flight requests finish, stops the worker process, closes the database. */
   close(): Promise<void>;
 }
 
@@ -30,6 +29,11 @@ export interface StartOptions {
   web: WebUi;
   port: number;
   host: string;
+  /**
+   * With in-process jobs (`jobs.kind` inline), how to start the server's own `catdog worker` process, which runs them
+   * (training, imports, sweeps, retraining) off this event loop. Without it, queued jobs wait for a worker.
+   */
+  worker?: WorkerCommand;
   /** Close on SIGTERM / SIGINT (the CLI); tests that start several servers in one process turn it off. */
   handleSignals?: boolean;
 }
@@ -53,14 +57,6 @@ export async function startServer(app: AppContext, options: StartOptions): Promi
     logger: app.logger,
     defaultBackbone: app.config.training.backbone,
   });
-  const runs = new RunManager(app, {
-    onEvent: (event) => {
-      // A run that promotes its model switches serving at once rather than at the next poll.
-      if (event.type === 'finished' && event.promotion.promoted) {
-        models.refresh().catch((error: unknown) => app.logger.error({ err: error }, 'loading the newly promoted model failed'));
-      }
-    },
-  });
   // Loaded before the first request, so it is fast and the start-up line can name the model.
   const serving = await models.refresh().then(
     (classifier) => ({ id: classifier.modelId, version: classifier.version }),
@@ -70,12 +66,14 @@ export async function startServer(app: AppContext, options: StartOptions): Promi
     },
   );
   const jobs = createAppJobQueue(app);
-  // Inline jobs (retraining, sweeps started here) run in this process; bullmq ones on `catdog worker`s.
-  if (jobs.kind === 'inline') await jobs.startWorker(jobHandlers(app, jobs), { workerId: `server-${process.pid}` });
+  // Jobs never run on this event loop: bullmq ones on `catdog worker`s, inline ones in a worker process of our own.
+  const worker = jobs.kind === 'inline' && options.worker ? new WorkerProcess(options.worker, app.logger) : undefined;
+  if (jobs.kind === 'inline' && !worker) app.logger.warn('no job worker process: queued trainings and imports wait for a `catdog worker` on this database');
+  worker?.start();
   const retraining = app.config.retraining.enabled ? new RetrainingTrigger(app, jobs) : undefined;
   retraining?.start();
   const closing = new AbortController();
-  const hono = createServer(app, { web: options.web, models, runs, jobs, ...(retraining && { retraining }), closing: closing.signal });
+  const hono = createServer(app, { web: options.web, models, jobs, ...(retraining && { retraining }), closing: closing.signal });
   const server = serve({ fetch: hono.fetch, port: options.port, hostname: options.host, serverOptions: { keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS } });
   const address = await listen(server);
   models.startWatching();
@@ -88,8 +86,8 @@ export async function startServer(app: AppContext, options: StartOptions): Promi
       closing.abort();
       models.stop();
       retraining?.stop();
-      await runs.stop();
       await jobs.close();
+      await worker?.stop();
       await stopped;
       await app.close();
     })();

@@ -84,7 +84,7 @@ describe.skipIf(skipWithoutShared)('/api/v1/jobs on a Redis queue', () => {
           started();
           ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason as Error));
         }),
-      echo: async (data: { text: string }) => data.text,
+      echo: async (data) => String(data),
     });
     await isRunning;
     expect((await json<JobInfo>('/jobs/build-b')).body.state).toBe('active');

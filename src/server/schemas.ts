@@ -142,6 +142,7 @@ export const RunSchema = z
     error: z.string().nullable(),
     metrics: z.record(z.string(), z.unknown()).nullable(),
     modelId: z.string().nullable(),
+    jobId: z.string().nullable().openapi({ description: 'The queue job training it (GET /jobs/{id}); null for runs trained by `catdog train` itself.' }),
   })
   .openapi('TrainingRun');
 

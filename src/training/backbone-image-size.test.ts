@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { SymbolicTensor } from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestApp, importKagglePhotos, type TestApp } from '../../test/support/app.js';
+import { createTestApp, importKagglePhotos, type TestApp, withOverrides } from '../../test/support/app.js';
 import { kerasPredict, skipWithoutPython } from '../../test/support/python.js';
 import { kaggleFiles, skipWithoutShared } from '../../test/support/shared.js';
 import { buildDatasetVersion } from '../datasets/versions.js';
@@ -15,7 +15,7 @@ import { BackboneProvider } from '../ml/backbone-provider.js';
 import { loadClassifier } from '../registry/classifier.js';
 import { predictStored } from '../registry/evaluate.js';
 import { exportModel } from '../registry/export.js';
-import { datasetParams, trainingParams, withOverrides } from './params.js';
+import { datasetParams, resolveTrainingParams } from './params.js';
 import { trainOnDataset } from './run-training.js';
 
 /** A training run at 256 px, its exports and a Keras round trip on a shared two-core machine. */
@@ -57,7 +57,7 @@ describe.skipIf(Boolean(skipWithoutShared))('training.backboneImageSize: the bac
   it('trains on features of the larger images, and a fresh process serves and exports (TF.js, Keras) the same answers', async () => {
     const plain = withOverrides(app.config, { epochs: 3 });
     const config = { ...plain, training: { ...plain.training, backboneImageSize: SIZE, zeroShotVote: true } };
-    const outcome = await trainOnDataset(app, { datasetId, params: trainingParams(config, datasetParams(config)) });
+    const outcome = await trainOnDataset(app, { datasetId, params: resolveTrainingParams(config) });
     const own = await app.backbones.get(config.training.backbone);
     const { card } = await readModelFiles(app.blobs, outcome.model.artifactPrefix);
     expect(card.imageSize).toBe(SIZE);

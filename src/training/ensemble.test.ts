@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestApp, importKagglePhotos, type TestApp } from '../../test/support/app.js';
+import { createTestApp, importKagglePhotos, type TestApp, withOverrides } from '../../test/support/app.js';
 import { recordingBlobs } from '../../test/support/blobs.js';
 import { kaggleFiles, sharedPath, skipWithoutShared } from '../../test/support/shared.js';
 import type { CatdogConfig } from '../config/index.js';
@@ -13,7 +13,7 @@ import { loadClassifier } from '../registry/classifier.js';
 import { predictStored } from '../registry/evaluate.js';
 import { exportModel } from '../registry/export.js';
 import { predictUploads } from '../serving/predict.js';
-import { datasetParams, trainingParams, withOverrides } from './params.js';
+import { datasetParams, resolveTrainingParams } from './params.js';
 import { trainOnDataset } from './run-training.js';
 import { maxAbsDifference } from '../../test/support/ml.js';
 
@@ -34,14 +34,14 @@ describe.skipIf(Boolean(skipWithoutShared))('a head on two backbones (MobileNet 
     ensembleConfig = { ...config, training: { ...config.training, ensemble: [v2Trunk] } };
     datasetId = (await buildDatasetVersion(app, datasetParams(config))).version.id;
     // A single-backbone model first, as a user would have before trying the ensemble: its features are cached.
-    await trainOnDataset(app, { datasetId, params: trainingParams(config, datasetParams(config)) });
+    await trainOnDataset(app, { datasetId, params: resolveTrainingParams(config) });
   }, SLOW_TEST_MS);
   afterAll(async () => app?.dispose());
 
   it('trains on both backbones side by side, computing only the new backbone\'s features, and serves and exports both', async () => {
     const [v1, v2] = await Promise.all([app.backbones.get(ensembleConfig.training.backbone), app.backbones.get(v2Trunk)]);
     const { store, written } = recordingBlobs(app.blobs);
-    const outcome = await trainOnDataset({ ...app, blobs: store }, { datasetId, params: trainingParams(ensembleConfig, datasetParams(ensembleConfig)) });
+    const outcome = await trainOnDataset({ ...app, blobs: store }, { datasetId, params: resolveTrainingParams(ensembleConfig) });
     expect(written.filter((key) => key.startsWith(`features/${v1.id}/`))).toEqual([]);
     expect(written.filter((key) => key.startsWith(`features/${v2.id}/`)).length).toBeGreaterThan(0);
 

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestApp, importKagglePhotos, type TestApp } from '../../test/support/app.js';
+import { createTestApp, importKagglePhotos, type TestApp, withOverrides } from '../../test/support/app.js';
 import { recordingBlobs } from '../../test/support/blobs.js';
 import { kaggleFiles, skipWithoutShared } from '../../test/support/shared.js';
 import { ConfigError, type CatdogConfig } from '../config/index.js';
@@ -11,7 +11,7 @@ import { readModelFiles } from '../registry/artifacts.js';
 import { loadClassifier } from '../registry/classifier.js';
 import { evaluateOnSplit, predictStored } from '../registry/evaluate.js';
 import { predictUploads } from '../serving/predict.js';
-import { datasetParams, trainingParams, withOverrides } from './params.js';
+import { datasetParams, resolveTrainingParams } from './params.js';
 import { trainOnDataset, type FineTuneSummary, type TrainingEvent, type TrainingOutcome } from './run-training.js';
 import { maxAbsDifference } from '../../test/support/ml.js';
 
@@ -40,7 +40,7 @@ describe.skipIf(Boolean(skipWithoutShared))('fine-tuning the backbone in a train
     };
     datasetId = (await buildDatasetVersion(app, datasetParams(config))).version.id;
     const events: TrainingEvent[] = [];
-    const outcome = await trainOnDataset(app, { datasetId, params: trainingParams(config, datasetParams(config)), onEvent: (event) => events.push(event) });
+    const outcome = await trainOnDataset(app, { datasetId, params: resolveTrainingParams(config), onEvent: (event) => events.push(event) });
     first = { outcome, events };
   }, SLOW_TEST_MS);
   afterAll(async () => app?.dispose());
@@ -112,7 +112,7 @@ describe.skipIf(Boolean(skipWithoutShared))('fine-tuning the backbone in a train
     // Training photos plain and mirrored (default augmentation), test photos for evaluation.
     expect(cached.length).toBeGreaterThan(40);
     const { store, written, read } = recordingBlobs(app.blobs);
-    const again = await trainOnDataset({ ...app, blobs: store }, { datasetId, params: trainingParams(config, datasetParams(config)) });
+    const again = await trainOnDataset({ ...app, blobs: store }, { datasetId, params: resolveTrainingParams(config) });
     expect(again.metrics.count).toBe(first.outcome.metrics.count);
     for (const key of cached) expect(read).toContain(key);
     expect(written.filter((key) => key.startsWith('features/'))).toEqual([]);
@@ -122,7 +122,7 @@ describe.skipIf(Boolean(skipWithoutShared))('fine-tuning the backbone in a train
   it('refuses to fine-tune a cnn, naming the setting to change', () => {
     const refusal = (() => {
       try {
-        return trainingParams(withOverrides(config, { architecture: 'cnn' }), datasetParams(config));
+        return resolveTrainingParams(config, { architecture: 'cnn' });
       } catch (error) {
         return error;
       }

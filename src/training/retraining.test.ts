@@ -3,7 +3,7 @@ import { createTestApp, type TestApp } from '../../test/support/app.js';
 import { skipWithoutShared } from '../../test/support/shared.js';
 import { CatdogError } from '../errors.js';
 import { InlineJobQueue } from '../jobs/index.js';
-import { JOB } from '../jobs/product-jobs.js';
+import { retrainJob } from './jobs.js';
 import { RETRAIN_LOCK, retrain, retrainJobId, RetrainingTrigger } from './retraining.js';
 
 describe.skipIf(skipWithoutShared)('retraining trigger', () => {
@@ -46,7 +46,7 @@ describe.skipIf(skipWithoutShared)('retraining trigger', () => {
 
     await validate(1);
     const enqueued = await trigger.check('test');
-    expect(enqueued).toMatchObject({ enqueued: true, newValidated: 3, job: { id: retrainJobId(null), name: JOB.retrain, state: 'waiting' } });
+    expect(enqueued).toMatchObject({ enqueued: true, newValidated: 3, job: { id: retrainJobId(null), name: retrainJob.name, state: 'waiting' } });
     expect(retrainJobId(null)).toBe('retrain-after-v0');
     expect((await queue.list())[0]?.data).toEqual({ reason: '3 new validations (test)', afterDatasetId: null });
   });

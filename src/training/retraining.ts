@@ -1,12 +1,12 @@
 import { CronExpressionParser } from 'cron-parser';
 import type { AppContext } from '../app/context.js';
 import type { CatdogConfig } from '../config/index.js';
-import { buildDatasetVersion, type DatasetParams } from '../datasets/versions.js';
+import { buildDatasetVersion } from '../datasets/versions.js';
 import { CatdogError } from '../errors.js';
-import type { JobInfo, JobQueue } from '../jobs/job-queue.js';
-import { JOB, type RetrainJobData } from '../jobs/product-jobs.js';
-import { datasetParams, trainingParams } from './params.js';
-import { trainOnDataset, type TrainingEvent, type TrainingOutcome } from './run-training.js';
+import { enqueueJob, type JobInfo, type JobQueue } from '../jobs/index.js';
+import { retrainJob } from './jobs.js';
+import { datasetParams, parseTrainingParams, resolveTrainingParams } from './params.js';
+import { finalizeCandidate, trainOnDataset, type TrainingEvent, type TrainingOutcome } from './run-training.js';
 
 /** The lock every retraining holds while it runs, on whichever worker: two never overlap. */
 export const RETRAIN_LOCK = 'retrain';
@@ -76,8 +76,7 @@ export class RetrainingTrigger {
       // A failed one is left for a person to look at: retrying it on every validation would loop on the same fault.
       return { enqueued: false, reason: `retraining after dataset v${latest?.id ?? 0} is already ${existing.state}`, newValidated };
     }
-    const data: RetrainJobData = { reason: `${newValidated} new validations (${reason})`, afterDatasetId: latest?.id ?? null };
-    const job = await this.queue.enqueue(JOB.retrain, data, { jobId });
+    const job = await enqueueJob(this.queue, retrainJob, { reason: `${newValidated} new validations (${reason})`, afterDatasetId: latest?.id ?? null }, { jobId });
     this.app.logger.info({ jobId: job.id, newValidated }, 'retraining enqueued');
     return { enqueued: true, job, newValidated };
   }
@@ -137,16 +136,14 @@ export async function retrain(
     const isNew = afterDatasetId === undefined ? created : version.id !== afterDatasetId;
     if (!isNew) return { retrained: false, reason: `the labelled photos are those of dataset v${version.id} already`, datasetId: version.id };
     const registered = modelId === undefined ? undefined : await app.db.models.get(modelId);
-    if (registered !== undefined) {
-      const promoted = (await app.db.models.current())?.id === registered.id;
-      return {
-        retrained: true,
-        datasetId: version.id,
-        training: { runId: registered.runId ?? '', modelId: registered.id, metrics: registered.metrics as unknown as TrainingOutcome['metrics'], promotion: { promoted, reason: 'registered by an earlier attempt', candidate: Number(registered.metrics[app.config.training.promotion.metric]) } },
-      };
+    if (registered?.runId) {
+      // An earlier attempt of this job trained and registered the model: decide its promotion again, train nothing.
+      const candidate = { runId: registered.runId, datasetId: registered.datasetId, modelId: registered.id, artifactPrefix: registered.artifactPrefix, params: parseTrainingParams(registered.params, `model ${registered.id}`) };
+      const { metrics, promotion } = await finalizeCandidate(app, candidate, { actor: 'retraining' });
+      return { retrained: true, datasetId: version.id, training: { runId: registered.runId, modelId: registered.id, metrics, promotion } };
     }
     training.signal?.throwIfAborted();
-    const params = trainingParams(app.config, version.params as unknown as DatasetParams);
+    const params = resolveTrainingParams(app.config);
     const outcome = await trainOnDataset(app, { datasetId: version.id, params, actor: 'retraining', ...(modelId !== undefined && { modelId }), ...training });
     return {
       retrained: true,

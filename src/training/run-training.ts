@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { newId, type Database, type ModelRow } from '../db/index.js';
+import { newId, type Database, type ModelRow, type RunOutcome } from '../db/index.js';
 import { imageBlobKey } from '../storage/index.js';
 import { loadManifest, type DatasetManifest, type ManifestEntry } from '../datasets/versions.js';
 import { augment, DECODE_ID, decodeToRgb, seededRandom, type AugmentationConfig } from '../images/index.js';
@@ -16,6 +16,7 @@ import {
   splitBackbone,
   trainBinaryClassifier,
   binaryMetrics,
+  binaryMetricsSchema,
   type BackboneSplit,
   type Batches,
   type BinaryMetrics,
@@ -30,43 +31,12 @@ import { fitCalibration, withTestReliability, writeReliabilityPng } from '../reg
 import type { BackboneProvider } from '../ml/backbone-provider.js';
 import { classifierFor, loadClassifier } from '../registry/classifier.js';
 import { scoreSplit } from '../registry/evaluate.js';
-import { promoteIfBetter, type PromotionDecision, type PromotionMetric } from '../registry/promotion.js';
+import { registerAndPromote, type PromotionDecision } from '../registry/promotion.js';
 import type { BlobStore } from '../storage/index.js';
 import { featureBatches, pixelBatches } from './batches.js';
 import { thisProcessOwner } from '../app/process-owner.js';
 import { featuresFor, type FeatureVariant } from '../ml/feature-cache.js';
-
-// A type alias, not an interface: it is stored as a JSON object column.
-export type TrainingParams = {
-  architecture: Architecture;
-  imageSize: number;
-  batchSize: number;
-  epochs: number;
-  learningRate: number;
-  earlyStoppingPatience: number;
-  head: 'logistic' | 'mlp';
-  /** Average P(dog) over each photo and its mirror image (absent in runs recorded before it existed). */
-  tta?: boolean;
-  /** The head also takes the backbone's ImageNet zero-shot vote (absent in runs recorded before it existed). */
-  zeroShotVote?: boolean;
-  backbone: string;
-  /** Side of the images the backbones see; null or absent (runs recorded before it existed): the backbone's own. */
-  backboneImageSize?: number | null;
-  /** Further backbones whose features join the backbone's (absent in runs recorded before it existed). */
-  ensemble?: string[];
-  /** The second phase training the backbone's top blocks (absent in runs recorded before it existed). */
-  fineTune?: FineTuneParams;
-  seed: number;
-  augmentation: AugmentationConfig;
-  promotion: { metric: PromotionMetric; minImprovement: number };
-};
-
-export interface FineTuneParams {
-  enabled: boolean;
-  blocks: number;
-  learningRate: number;
-  epochs: number;
-}
+import type { FineTuneParams, TrainingParams } from './params.js';
 
 /** What the fine-tuning phase did, recorded in the run's metrics. */
 export interface FineTuneSummary {
@@ -293,29 +263,53 @@ const modelCard = (candidate: Omit<CandidateOutcome, 'epochs' | 'durationMs'>, t
   createdAt: new Date().toISOString(),
 });
 
+/** A trained model whose files are stored, with what its training recorded; not yet registered. */
+interface TrainedModel {
+  candidate: Omit<CandidateOutcome, 'durationMs'>;
+  fineTuned?: FineTuneSummary;
+}
+
 /**
- * Trains one model on a dataset version and records the run. With `finalize`, the model is then evaluated on
- * the version's test split, registered (row last) and promoted if it beats the serving model on that same split;
- * without it (a sweep candidate) its files are stored and only validation figures are reported, so the test split
- * is looked at once, for the winner only.
+ * Runs `work` as the training run `request` names (or a new one): marks it running, reports `started`, and records
+ * how it ended — failed, or cancelled when the request's signal aborted it.
  */
-async function trainRun(deps: TrainingDependencies, request: TrainingRequest, finalize: boolean): Promise<{ candidate: CandidateOutcome; final?: Omit<TrainingOutcome, 'epochs' | 'bestEpoch' | 'durationMs' | 'runId'> }> {
-  const started = Date.now();
+async function asRun<T>(
+  deps: TrainingDependencies,
+  request: TrainingRequest,
+  work: (runId: string, emit: (event: TrainingEvent) => void) => Promise<{ value: T; outcome: RunOutcome }>,
+): Promise<T> {
+  const emit = (event: TrainingEvent) => request.onEvent?.(event);
+  const run = request.runId ? { id: request.runId } : await deps.db.runs.create({ datasetId: request.datasetId, params: { ...request.params }, codeVersion: deps.codeVersion, owner: thisProcessOwner() });
+  await deps.db.runs.markRunning(run.id, thisProcessOwner());
+  emit({ type: 'started', runId: run.id, datasetId: request.datasetId, params: request.params });
+  try {
+    const { value, outcome } = await work(run.id, emit);
+    await deps.db.runs.finish(run.id, outcome);
+    return value;
+  } catch (error) {
+    const message = (error as Error).message;
+    const status = request.signal?.aborted ? 'cancelled' : 'failed';
+    await deps.db.runs.finish(run.id, { status, error: message });
+    emit({ type: 'failed', runId: run.id, error: message });
+    throw error;
+  }
+}
+
+/**
+ * Trains one model on a dataset version's training split, picks its epoch and temperature on the validation split,
+ * and stores its files (card included). The test split is not looked at: finalizing does that, once.
+ */
+async function trainModel(deps: TrainingDependencies, request: TrainingRequest, runId: string, emit: (event: TrainingEvent) => void): Promise<TrainedModel> {
   const { manifest } = await loadManifest({ db: deps.db as Pick<Database, 'datasets' | 'images'>, blobs: deps.blobs }, request.datasetId);
   const { params } = request;
-  const run = request.runId ? { id: request.runId } : await deps.db.runs.create({ datasetId: request.datasetId, params, codeVersion: deps.codeVersion, owner: thisProcessOwner() });
-  const emit = (event: TrainingEvent) => request.onEvent?.(event);
-  await deps.db.runs.markRunning(run.id, thisProcessOwner());
-  emit({ type: 'started', runId: run.id, datasetId: request.datasetId, params });
-
   let trainable: Trainable | undefined;
   try {
     trainable = params.architecture === 'mobilenet'
-      ? await prepareTransfer(deps, manifest, params, emit, run.id)
-      : await prepareCnn(deps, manifest, params, emit, run.id);
+      ? await prepareTransfer(deps, manifest, params, emit, runId)
+      : await prepareCnn(deps, manifest, params, emit, runId);
 
-    emit({ type: 'stage', runId: run.id, stage: 'training' });
-    const recordEpochs = epochRecorder(deps, run.id, emit);
+    emit({ type: 'stage', runId, stage: 'training' });
+    const recordEpochs = epochRecorder(deps, runId, emit);
     const headPhase = await trainBinaryClassifier({
       model: trainable.network,
       train: trainable.train,
@@ -328,9 +322,9 @@ async function trainRun(deps: TrainingDependencies, request: TrainingRequest, fi
     });
     let history = { epochs: headPhase.epochs, bestEpoch: headPhase.bestEpoch };
     let fineTuned: FineTuneSummary | undefined;
-    if (trainable.fineTuning) {
-      emit({ type: 'stage', runId: run.id, stage: 'fine-tuning' });
-      const settings = params.fineTune!;
+    if (trainable.fineTuning && params.fineTune) {
+      emit({ type: 'stage', runId, stage: 'fine-tuning' });
+      const settings = params.fineTune;
       const offset = headPhase.epochs.length;
       const tuning = await fineTuneBlocks(trainable, trainable.fineTuning, headPhase, settings, {
         earlyStoppingPatience: params.earlyStoppingPatience,
@@ -344,67 +338,24 @@ async function trainRun(deps: TrainingDependencies, request: TrainingRequest, fi
       };
     }
     const best = history.epochs.find((stats) => stats.epoch === history.bestEpoch) ?? history.epochs[history.epochs.length - 1]!;
-    const candidate: Omit<CandidateOutcome, 'epochs' | 'durationMs'> = {
-      runId: run.id,
+    const candidate: Omit<CandidateOutcome, 'durationMs'> = {
+      runId,
       datasetId: request.datasetId,
       modelId: request.modelId ?? newId('mdl'),
       artifactPrefix: '',
       params,
       validation: { accuracy: best.valAccuracy, loss: best.valLoss, bestEpoch: history.bestEpoch },
+      epochs: history.epochs,
     };
 
-    // The card without metrics is all scoring needs; temperature first (validation split), then the test split.
-    const card = modelCard(candidate, trainable, deps.codeVersion, {});
-    const scoring = () => classifierFor({ modelId: candidate.modelId, version: null, card, input: trainable!.input, network: trainable!.network });
-    emit({ type: 'stage', runId: run.id, stage: 'calibrating' });
-    card.calibration = fitCalibration(await scoreSplit(deps, scoring(), manifest, manifest.items.some((item) => item.split === 'validation') ? 'validation' : 'train'));
-
-    let metrics: BinaryMetrics | undefined;
-    if (finalize) {
-      emit({ type: 'stage', runId: run.id, stage: 'evaluating' });
-      const test = await scoreSplit(deps, scoring(), manifest, 'test');
-      metrics = binaryMetrics(test.labels, test.pDog);
-      card.calibration = withTestReliability(card.calibration, test);
-    }
-
-    emit({ type: 'stage', runId: run.id, stage: 'saving' });
-    card.metrics = metrics ? { ...metrics } : { validation: candidate.validation };
+    const card = modelCard(candidate, trainable, deps.codeVersion, { validation: candidate.validation });
+    const scoring = classifierFor({ modelId: candidate.modelId, version: null, card, input: trainable.input, network: trainable.network });
+    emit({ type: 'stage', runId, stage: 'calibrating' });
+    card.calibration = fitCalibration(await scoreSplit(deps, scoring, manifest, manifest.items.some((item) => item.split === 'validation') ? 'validation' : 'train'));
+    emit({ type: 'stage', runId, stage: 'saving' });
     candidate.artifactPrefix = await writeModelFiles(deps.blobs, { ...(await serializeModel(trainable.network)), card });
     await writeReliabilityPng(deps.blobs, candidate.artifactPrefix, card.calibration);
-    const outcome = { ...candidate, epochs: history.epochs, durationMs: Date.now() - started };
-    if (!metrics) {
-      await deps.db.runs.finish(run.id, {
-        status: 'succeeded',
-        metrics: { validation: candidate.validation, candidate: { modelId: candidate.modelId, artifactPrefix: candidate.artifactPrefix }, ...(fineTuned ? { fineTune: fineTuned } : {}) },
-      });
-      return { candidate: outcome };
-    }
-
-    const model = await deps.db.models.create({
-      id: candidate.modelId,
-      name: `${params.architecture} on dataset v${request.datasetId}`,
-      architecture: params.architecture,
-      datasetId: request.datasetId,
-      runId: run.id,
-      params: { ...params },
-      metrics: { ...metrics },
-      artifactPrefix: candidate.artifactPrefix,
-    });
-    emit({ type: 'stage', runId: run.id, stage: 'promoting' });
-    const promotion = await promoteIfBetter(deps, model, metrics, manifest, params.promotion, request.actor);
-    await deps.db.runs.finish(run.id, {
-      status: 'succeeded',
-      metrics: { ...metrics, bestEpoch: history.bestEpoch, promoted: promotion.promoted, ...(fineTuned ? { fineTune: fineTuned } : {}) },
-      modelId: model.id,
-    });
-    emit({ type: 'finished', runId: run.id, modelId: model.id, metrics, promotion });
-    return { candidate: outcome, final: { model, metrics, promotion } };
-  } catch (error) {
-    const message = (error as Error).message;
-    const status = request.signal?.aborted ? 'cancelled' : 'failed';
-    await deps.db.runs.finish(run.id, { status, error: message });
-    emit({ type: 'failed', runId: run.id, error: message });
-    throw error;
+    return { candidate, ...(fineTuned && { fineTuned }) };
   } finally {
     trainable?.network.dispose();
     // Once fine-tuning starts, the pretrained top blocks are part of the network; before that they stand alone.
@@ -474,47 +425,91 @@ async function fineTuneBlocks(
   };
 }
 
-/** Train, evaluate on the test split, register, promote if better: what `catdog train` and the API run. */
+/**
+ * Train, evaluate on the test split, register, promote if better: a whole training, whoever asks for it (the CLI,
+ * a queue job started from the API or web UI, retraining).
+ */
 export async function trainOnDataset(deps: TrainingDependencies, request: TrainingRequest): Promise<TrainingOutcome> {
-  const { candidate, final } = await trainRun(deps, request, true);
-  return { runId: candidate.runId, ...final!, epochs: candidate.epochs, bestEpoch: candidate.validation.bestEpoch, durationMs: candidate.durationMs };
+  const started = Date.now();
+  return asRun(deps, request, async (runId, emit) => {
+    const { candidate, fineTuned } = await trainModel(deps, request, runId, emit);
+    const { model, metrics, promotion } = await finalizeCandidate(deps, candidate, { actor: request.actor ?? 'training', emit });
+    emit({ type: 'finished', runId, modelId: model.id, metrics, promotion });
+    const { bestEpoch } = candidate.validation;
+    return {
+      value: { runId, model, metrics, promotion, epochs: candidate.epochs, bestEpoch, durationMs: Date.now() - started },
+      outcome: { status: 'succeeded', metrics: { ...metrics, bestEpoch, promoted: promotion.promoted, promotion: promotion.reason, ...(fineTuned && { fineTune: fineTuned }) }, modelId: model.id },
+    };
+  });
 }
 
-/** Train and store a sweep candidate, without touching the test split or the registry. */
+/** Train and store a sweep candidate or a pipeline step's model, without touching the test split or the registry. */
 export async function trainCandidate(deps: TrainingDependencies, request: TrainingRequest): Promise<CandidateOutcome> {
-  return (await trainRun(deps, request, false)).candidate;
+  const started = Date.now();
+  return asRun(deps, request, async (runId, emit) => {
+    const { candidate, fineTuned } = await trainModel(deps, request, runId, emit);
+    return {
+      value: { ...candidate, durationMs: Date.now() - started },
+      outcome: {
+        status: 'succeeded',
+        metrics: { validation: candidate.validation, candidate: { modelId: candidate.modelId, artifactPrefix: candidate.artifactPrefix }, ...(fineTuned && { fineTune: fineTuned }) },
+      },
+    };
+  });
 }
+
+/** What finalizing needs of a stored model: where its files are and how it was trained. */
+export type StoredCandidate = Pick<CandidateOutcome, 'runId' | 'datasetId' | 'modelId' | 'artifactPrefix' | 'params'>;
+
+const MODEL_NAME_SUFFIX: Record<string, string> = { sweep: ' (sweep winner)', pipeline: ' (pipeline)' };
 
 /**
- * The sweep's winner: evaluated on the test split (the first time any candidate sees it), registered, and
- * promoted if it beats the serving model on that split.
+ * The end of every training: the stored model is evaluated on its dataset version's test split (the first time
+ * anything looks at it), the metrics and the test reliability go into its card, then it is registered and promoted
+ * if it beats the serving model on that split. A model an earlier attempt already registered keeps its recorded
+ * metrics and only has its promotion decided again.
  */
-export async function finalizeCandidate(deps: TrainingDependencies, candidate: Pick<CandidateOutcome, 'runId' | 'datasetId' | 'modelId' | 'artifactPrefix' | 'params'>, actor = 'sweep'): Promise<{ model: ModelRow; metrics: BinaryMetrics; promotion: PromotionDecision }> {
+export async function finalizeCandidate(
+  deps: TrainingDependencies,
+  candidate: StoredCandidate,
+  options: { actor: string; emit?: (event: TrainingEvent) => void },
+): Promise<{ model: ModelRow; metrics: BinaryMetrics; promotion: PromotionDecision }> {
   const { manifest } = await loadManifest({ db: deps.db as Pick<Database, 'datasets' | 'images'>, blobs: deps.blobs }, candidate.datasetId);
+  const registered = await deps.db.models.get(candidate.modelId);
+  const metrics = registered ? binaryMetricsSchema.parse(registered.metrics) : await evaluateStoredCandidate(deps, candidate, manifest, options.emit);
+  options.emit?.({ type: 'stage', runId: candidate.runId, stage: 'promoting' });
+  const { model, promotion } = await registerAndPromote(
+    deps,
+    {
+      id: candidate.modelId,
+      name: `${candidate.params.architecture} on dataset v${candidate.datasetId}${MODEL_NAME_SUFFIX[options.actor] ?? ''}`,
+      architecture: candidate.params.architecture,
+      datasetId: candidate.datasetId,
+      runId: candidate.runId,
+      params: { ...candidate.params },
+      metrics: { ...metrics },
+      artifactPrefix: candidate.artifactPrefix,
+    },
+    metrics,
+    manifest,
+    candidate.params.promotion,
+    options.actor,
+  );
+  return { model, metrics, promotion };
+}
+
+async function evaluateStoredCandidate(deps: TrainingDependencies, candidate: StoredCandidate, manifest: DatasetManifest, emit?: (event: TrainingEvent) => void): Promise<BinaryMetrics> {
+  emit?.({ type: 'stage', runId: candidate.runId, stage: 'evaluating' });
   const classifier = await loadClassifier(deps, { id: candidate.modelId, version: null, artifactPrefix: candidate.artifactPrefix });
-  let metrics: BinaryMetrics;
   try {
     const test = await scoreSplit(deps, classifier, manifest, 'test');
-    metrics = binaryMetrics(test.labels, test.pDog);
+    const metrics = binaryMetrics(test.labels, test.pDog);
     const { card } = await readModelFiles(deps.blobs, candidate.artifactPrefix);
-    if (card.calibration) {
-      card.calibration = withTestReliability(card.calibration, test);
-      await writeModelCard(deps.blobs, candidate.artifactPrefix, { ...card, metrics: { ...metrics } });
-      await writeReliabilityPng(deps.blobs, candidate.artifactPrefix, card.calibration);
-    }
+    const calibration = card.calibration && withTestReliability(card.calibration, test);
+    await writeModelCard(deps.blobs, candidate.artifactPrefix, { ...card, metrics: { ...metrics }, ...(calibration && { calibration }) });
+    if (calibration) await writeReliabilityPng(deps.blobs, candidate.artifactPrefix, calibration);
+    return metrics;
   } finally {
     classifier.dispose();
   }
-  const model = await deps.db.models.create({
-    id: candidate.modelId,
-    name: `${candidate.params.architecture} on dataset v${candidate.datasetId} (sweep winner)`,
-    architecture: candidate.params.architecture,
-    datasetId: candidate.datasetId,
-    runId: candidate.runId,
-    params: { ...candidate.params },
-    metrics: { ...metrics },
-    artifactPrefix: candidate.artifactPrefix,
-  });
-  const promotion = await promoteIfBetter(deps, model, metrics, manifest, candidate.params.promotion, actor);
-  return { model, metrics, promotion };
 }

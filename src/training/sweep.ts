@@ -1,13 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import type { AppContext } from '../app/context.js';
-import { trainingConflicts } from '../config/index.js';
-import { buildDatasetVersion, type DatasetParams } from '../datasets/versions.js';
+import { ConfigError } from '../config/index.js';
+import { buildDatasetVersion } from '../datasets/versions.js';
 import { CatdogError, NotFoundError } from '../errors.js';
-import type { JobInfo, JobQueue, JobState } from '../jobs/job-queue.js';
-import { JOB, type CandidateSummary, type FinalizeCandidateJobData, type FinalizeCandidateResult, type TrainCandidateJobData } from '../jobs/product-jobs.js';
-import { datasetParams, trainingParams } from './params.js';
-import type { TrainingParams } from './run-training.js';
+import { enqueueJob, type JobInfo, type JobQueue, type JobState } from '../jobs/index.js';
+import { candidateSummarySchema, finalizeCandidateJob, finalizeCandidateResultSchema, trainCandidateJob } from './jobs.js';
+import { datasetParams, resolveTrainingParams, type TrainingOverrides, type TrainingParams } from './params.js';
 
 /** Training parameters a sweep may vary; the rest come from the config and the dataset version. */
 const gridSchema = z
@@ -32,7 +31,7 @@ export interface SweepCandidate {
   index: number;
   jobId: string;
   /** The values this candidate takes from the grid. */
-  overrides: Partial<TrainingParams>;
+  overrides: TrainingOverrides;
   state: JobState;
   workerId?: string;
   runId?: string;
@@ -85,8 +84,8 @@ export function parseSweepGrid(text: string): SweepGrid {
 }
 
 /** Every combination of the grid's values, in its keys' order (the last key varies fastest; parseSweepGrid orders keys as the schema does). */
-export function expandGrid(grid: SweepGrid): Partial<TrainingParams>[] {
-  let combinations: Partial<TrainingParams>[] = [{}];
+export function expandGrid(grid: SweepGrid): TrainingOverrides[] {
+  let combinations: TrainingOverrides[] = [{}];
   for (const key of Object.keys(grid) as SweptKey[]) {
     const values = grid[key] as unknown[];
     combinations = combinations.flatMap((partial) => values.map((value) => ({ ...partial, [key]: value })));
@@ -119,37 +118,26 @@ export async function loadSweep(deps: Pick<SweepDependencies, 'blobs'>, id: stri
 
 const candidateJobId = (sweepId: string, index: number): string => `train-candidate-${sweepId}-${index}`;
 
-async function baseParams(deps: SweepDependencies, datasetId: number): Promise<TrainingParams> {
-  const dataset = await deps.db.datasets.get(datasetId);
-  if (!dataset) throw new NotFoundError('dataset version', datasetId);
-  return trainingParams(deps.config, dataset.params as unknown as DatasetParams);
-}
-
 /**
- * The config's cross-setting checks, per candidate: a grid value (architecture cnn) can contradict a setting the
- * grid leaves alone (fine-tuning, an ensemble, the zero-shot vote), and such a candidate would otherwise train something else quietly.
+ * Each candidate's parameters, resolved as any run's are: a grid value (architecture cnn) can contradict a setting the
+ * grid leaves alone (fine-tuning, an ensemble, the zero-shot vote), and such a candidate is refused before anything runs.
  */
-function refuseConflictingCandidates(base: TrainingParams, combinations: readonly Partial<TrainingParams>[]): void {
-  for (const [index, overrides] of combinations.entries()) {
-    const params = { ...base, ...overrides };
-    const [problem] = trainingConflicts({
-      architecture: params.architecture,
-      ensemble: params.ensemble ?? [],
-      backboneImageSize: params.backboneImageSize ?? null,
-      zeroShotVote: params.zeroShotVote ?? false,
-      fineTune: { enabled: params.fineTune?.enabled ?? false },
-    });
-    if (problem) {
-      throw new CatdogError('invalid_sweep_grid', `sweep candidate #${index} ${JSON.stringify(overrides)} conflicts with training.${problem.path.join('.')}: ${problem.message}`);
+function candidateParams(deps: SweepDependencies, combinations: readonly TrainingOverrides[]): TrainingParams[] {
+  return combinations.map((overrides, index) => {
+    try {
+      return resolveTrainingParams(deps.config, overrides);
+    } catch (error) {
+      if (!(error instanceof ConfigError)) throw error;
+      throw new CatdogError('invalid_sweep_grid', `sweep candidate #${index} ${JSON.stringify(overrides)} conflicts with the config: ${error.message}`);
     }
-  }
+  });
 }
 
 /** Enqueueing an existing id answers that job, so this is safe to repeat: only missing candidates are added. */
-async function enqueueCandidates(queue: JobQueue, record: SweepRecord, base: TrainingParams): Promise<void> {
+async function enqueueCandidates(deps: SweepDependencies, queue: JobQueue, record: SweepRecord): Promise<void> {
+  const params = candidateParams(deps, record.candidates.map((candidate) => candidate.overrides));
   for (const candidate of record.candidates) {
-    const data: TrainCandidateJobData = { datasetId: record.datasetId, params: { ...base, ...candidate.overrides } };
-    await queue.enqueue(JOB.trainCandidate, data, { jobId: candidate.jobId });
+    await enqueueJob(queue, trainCandidateJob, { datasetId: record.datasetId, params: params[candidate.index]! }, { jobId: candidate.jobId });
   }
 }
 
@@ -159,9 +147,9 @@ async function enqueueCandidates(queue: JobQueue, record: SweepRecord, base: Tra
  */
 export async function startSweep(deps: SweepDependencies, queue: JobQueue, request: { grid: SweepGrid; datasetId?: number }): Promise<SweepRecord> {
   const combinations = expandGrid(request.grid);
+  candidateParams(deps, combinations);
   const datasetId = request.datasetId ?? (await buildDatasetVersion(deps, datasetParams(deps.config))).version.id;
-  const base = await baseParams(deps, datasetId);
-  refuseConflictingCandidates(base, combinations);
+  if (!(await deps.db.datasets.get(datasetId))) throw new NotFoundError('dataset version', datasetId);
   const id = `swp_${randomBytes(6).toString('hex')}`;
   const record: SweepRecord = {
     format: 'catdog-sweep/1',
@@ -173,7 +161,7 @@ export async function startSweep(deps: SweepDependencies, queue: JobQueue, reque
     candidates: combinations.map((overrides, index) => ({ index, jobId: candidateJobId(id, index), overrides, state: 'waiting' })),
   };
   await saveSweep(deps, record);
-  await enqueueCandidates(queue, record, base);
+  await enqueueCandidates(deps, queue, record);
   deps.logger.info({ sweepId: id, candidates: record.candidates.length, datasetId }, 'sweep enqueued');
   return record;
 }
@@ -181,8 +169,9 @@ export async function startSweep(deps: SweepDependencies, queue: JobQueue, reque
 function recordCandidate(candidate: SweepCandidate, job: JobInfo): void {
   candidate.state = job.state;
   if (job.workerId !== undefined) candidate.workerId = job.workerId;
-  const summary = job.result as CandidateSummary | null | undefined;
-  if (job.state === 'completed' && summary?.validation === undefined) {
+  const parsed = candidateSummarySchema.safeParse(job.result);
+  const summary = parsed.success ? parsed.data : undefined;
+  if (job.state === 'completed' && summary === undefined) {
     candidate.state = 'failed';
     candidate.error = 'the job completed without a candidate summary';
   } else if (job.state === 'completed' && summary) {
@@ -235,7 +224,7 @@ export async function completeSweep(
   const waitFor = (jobId: string, what: string) => waitForSweepJob(queue, record, jobId, what, deadline);
   const winnerAlreadyChosen = record.status === 'finalizing';
   if (!winnerAlreadyChosen) {
-    await enqueueCandidates(queue, record, await baseParams(deps, record.datasetId));
+    await enqueueCandidates(deps, queue, record);
     await Promise.all(
       record.candidates.map(async (candidate) => {
         recordCandidate(candidate, await waitFor(candidate.jobId, `candidate #${candidate.index}`));
@@ -257,14 +246,12 @@ export async function completeSweep(
   }
 
   const winningJob = await queue.get(record.candidates[record.winner!.index]!.jobId);
-  const summary = winningJob?.result as CandidateSummary | null | undefined;
-  if (summary?.artifactPrefix === undefined) {
+  const winning = candidateSummarySchema.safeParse(winningJob?.result);
+  if (!winning.success) {
     throw new CatdogError('sweep_failed', `sweep ${record.id}: the winning candidate's job or its result is gone from the queue; its model files are under models/${record.winner!.modelId}/`, 500, { sweepId: record.id });
   }
-  const data: FinalizeCandidateJobData = {
-    candidate: { runId: summary.runId, datasetId: summary.datasetId, modelId: summary.modelId, artifactPrefix: summary.artifactPrefix, params: summary.params },
-  };
-  await queue.enqueue(JOB.finalizeCandidate, data, { jobId: record.finalJobId! });
+  const { runId, datasetId, modelId, artifactPrefix, params } = winning.data;
+  await enqueueJob(queue, finalizeCandidateJob, { candidate: { runId, datasetId, modelId, artifactPrefix, params } }, { jobId: record.finalJobId! });
   const final = await waitFor(record.finalJobId!, 'finalizing the winner');
   record.finishedAt = new Date().toISOString();
   if (final.state !== 'completed') {
@@ -273,7 +260,7 @@ export async function completeSweep(
     await saveSweep(deps, record);
     throw new CatdogError('sweep_failed', `sweep ${record.id}: ${record.error}`, 500, { sweepId: record.id });
   }
-  const result = final.result as FinalizeCandidateResult;
+  const result = finalizeCandidateResultSchema.parse(final.result);
   record.test = result.metrics;
   record.promotion = result.promotion;
   record.status = 'finished';

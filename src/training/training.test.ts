@@ -1,14 +1,14 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestApp, importKagglePhotos, type TestApp } from '../../test/support/app.js';
+import { createTestApp, importKagglePhotos, type TestApp, withOverrides } from '../../test/support/app.js';
 import { kaggleFiles, skipWithoutShared } from '../../test/support/shared.js';
 import { buildDatasetVersion, loadManifest } from '../datasets/versions.js';
 import { decodeToRgb } from '../images/index.js';
 import { loadClassifier } from '../registry/classifier.js';
 import { evaluateOnSplit, predictStored } from '../registry/evaluate.js';
 import { predictUploads } from '../serving/predict.js';
-import { datasetParams, trainingParams, withOverrides } from './params.js';
+import { datasetParams, resolveTrainingParams } from './params.js';
 import { trainOnDataset, type TrainingEvent } from './run-training.js';
 
 let app: TestApp;
@@ -25,7 +25,7 @@ describe.skipIf(Boolean(skipWithoutShared))('training runs, registry and promoti
   it('records a transfer-learning run end to end and promotes the first model', async () => {
     const events: TrainingEvent[] = [];
     const config = withOverrides(app.config, { epochs: 4 });
-    const outcome = await trainOnDataset(app, { datasetId, params: trainingParams(config, datasetParams(config)), onEvent: (event) => events.push(event) });
+    const outcome = await trainOnDataset(app, { datasetId, params: resolveTrainingParams(config), onEvent: (event) => events.push(event) });
 
     const run = await app.db.runs.get(outcome.runId);
     expect(run).toMatchObject({ status: 'succeeded', datasetId, modelId: outcome.model.id, codeVersion: app.codeVersion });
@@ -68,7 +68,7 @@ describe.skipIf(Boolean(skipWithoutShared))('training runs, registry and promoti
   it('promotes a new model only if it beats the serving one on the same test split', async () => {
     const before = await app.db.models.current();
     const config = withOverrides(app.config, { architecture: 'cnn', imageSize: 32, epochs: 1 });
-    const outcome = await trainOnDataset(app, { datasetId, params: trainingParams(config, datasetParams(config)) });
+    const outcome = await trainOnDataset(app, { datasetId, params: resolveTrainingParams(config) });
     const incumbent = outcome.promotion.incumbent!;
     expect(incumbent.modelId).toBe(before!.id);
     expect(outcome.promotion.promoted).toBe(outcome.metrics.accuracy > incumbent.value);

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestApp, importKagglePhotos, type TestApp } from '../../test/support/app.js';
+import { createTestApp, importKagglePhotos, type TestApp, withOverrides } from '../../test/support/app.js';
 import { kerasPredict, skipWithoutPython } from '../../test/support/python.js';
 import { kaggleFiles, sharedPath, skipWithoutShared } from '../../test/support/shared.js';
 import { buildDatasetVersion } from '../datasets/versions.js';
@@ -8,7 +8,7 @@ import { buildHead, deserializeModel, initTensorflow, petLogits, zeroShotPDog, t
 import { maxAbsDifference, rgbPixels } from '../../test/support/ml.js';
 import { loadClassifier } from '../registry/classifier.js';
 import { exportModel } from '../registry/export.js';
-import { datasetParams, trainingParams, withOverrides } from './params.js';
+import { datasetParams, resolveTrainingParams } from './params.js';
 import { trainOnDataset } from './run-training.js';
 
 /** A training run, a TF.js export and a Keras round trip on a shared two-core machine. */
@@ -61,7 +61,7 @@ describe.skipIf(Boolean(skipWithoutShared))('a head that also takes the backbone
   it('trains with the vote frozen, learns to trust it, and serves and exports (TF.js, Keras) the network it trained', async () => {
     const plain = withOverrides(app.config, { epochs: 6 });
     const config = { ...plain, training: { ...plain.training, zeroShotVote: true } };
-    const outcome = await trainOnDataset(app, { datasetId, params: trainingParams(config, datasetParams(config)) });
+    const outcome = await trainOnDataset(app, { datasetId, params: resolveTrainingParams(config) });
     expect(outcome.model.params).toMatchObject({ zeroShotVote: true });
     expect(outcome.epochs.at(-1)!.loss).toBeLessThan(outcome.epochs[0]!.loss);
 
@@ -108,7 +108,7 @@ describe.skipIf(Boolean(skipWithoutShared))('a head that also takes the backbone
   it('fine-tunes the last block under a head with the vote, the ImageNet rows staying frozen, and exports it', async () => {
     const plain = withOverrides(app.config, { epochs: 3 });
     const config = { ...plain, training: { ...plain.training, zeroShotVote: true, fineTune: { ...plain.training.fineTune, enabled: true, epochs: 2 } } };
-    const outcome = await trainOnDataset(app, { datasetId, params: trainingParams(config, datasetParams(config)) });
+    const outcome = await trainOnDataset(app, { datasetId, params: resolveTrainingParams(config) });
     const backbone = await app.backbones.get(config.training.backbone);
     const classifier = await loadClassifier(app, outcome.model);
     try {

@@ -7,13 +7,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestApp, type TestApp } from '../../test/support/app.js';
 import { kaggleFiles, skipWithoutShared } from '../../test/support/shared.js';
 import { createToken, ROLES, type Role } from '../auth/index.js';
-import { jobHandlers } from '../jobs/handlers.js';
+import { buildDatasetJob, importJob } from '../datasets/jobs.js';
 import { InlineJobQueue } from '../jobs/index.js';
-import { JOB } from '../jobs/product-jobs.js';
 import { createServer } from '../server/app.js';
 import { withBearer } from '../../test/support/server.js';
 import { ModelServer } from '../serving/model-server.js';
-import { RunManager } from '../training/run-manager.js';
+import { jobHandlers } from '../worker/handlers.js';
 import { webUi } from './index.js';
 
 /** An id a person could choose (`catdog` enqueues with caller-chosen ids): markup in it must stay text. */
@@ -52,7 +51,7 @@ describe.skipIf(skipWithoutShared)('the Jobs page', () => {
     app = await createTestApp();
     jobs = new InlineJobQueue();
     const models = new ModelServer({ db: app.db, blobs: app.blobs, backbones: app.backbones, logger: app.logger, defaultBackbone: app.config.training.backbone });
-    const hono = createServer(app, { web: webUi, models, runs: new RunManager(app), jobs });
+    const hono = createServer(app, { web: webUi, models, jobs });
     http = serve({ fetch: hono.fetch, port: 0, hostname: '127.0.0.1' });
     await new Promise((resolve) => http.once('listening', resolve));
     origin = `http://127.0.0.1:${(http.address() as AddressInfo).port}`;
@@ -69,13 +68,13 @@ describe.skipIf(skipWithoutShared)('the Jobs page', () => {
   });
 
   it('lists a waiting job with its markup escaped, and shows Cancel only to a role that may cancel', async () => {
-    await jobs.enqueue(JOB.buildDataset, {}, { jobId: HOSTILE_ID });
+    await jobs.enqueue(buildDatasetJob.name, {}, { jobId: HOSTILE_ID });
 
     const asViewer = await text('/jobs', {}, 'viewer');
     expect(asViewer).toContain('<a href="/jobs" aria-current="page">Jobs</a>');
     expect(asViewer).not.toContain('<img src=x');
     const row = rowOf(asViewer, HOSTILE_ID_ESCAPED);
-    expect(row).toContain(`${JOB.buildDataset}<br><code class="muted">${HOSTILE_ID_ESCAPED}</code>`);
+    expect(row).toContain(`${buildDatasetJob.name}<br><code class="muted">${HOSTILE_ID_ESCAPED}</code>`);
     expect(row).toContain('<span class="status waiting">waiting</span>');
     expect(row).toContain('<td>0</td>'); // attempts
     expect(row).not.toContain('Cancel');
@@ -109,7 +108,7 @@ describe.skipIf(skipWithoutShared)('the Jobs page', () => {
     const signedIn = await fetch(`${origin}/signin`, { method: 'POST', headers: { Origin: origin }, body: new URLSearchParams({ token: tokens.admin, next: '/jobs' }), redirect: 'manual' });
     expect(signedIn.status).toBe(303);
     const cookie = signedIn.headers.get('set-cookie')!.split(';')[0]!;
-    const waiting = await jobs.enqueue(JOB.buildDataset, {}, { jobId: 'build-from-session' });
+    const waiting = await jobs.enqueue(buildDatasetJob.name, {}, { jobId: 'build-from-session' });
     const crossSite = await fetch(`${origin}${cancelPath(waiting.id)}`, { method: 'POST', headers: { Cookie: cookie, Origin: 'https://evil.example' } });
     expect(crossSite.status).toBe(403);
     expect(((await crossSite.json()) as { error: { code: string } }).error.code).toBe('csrf_rejected');
@@ -122,8 +121,8 @@ describe.skipIf(skipWithoutShared)('the Jobs page', () => {
   it('shows what real jobs did: progress, attempts, times, the error of a failed one; filters by state and refreshes itself', async () => {
     await jobs.startWorker(jobHandlers(app, jobs), { workerId: 'jobs-page-test' });
     const missing = path.join(photos, 'not <here>');
-    const failing = await jobs.enqueue(JOB.import, { folder: missing }, { attempts: 1 });
-    const importing = await jobs.enqueue(JOB.import, { folder: photos }, { attempts: 1 });
+    const failing = await jobs.enqueue(importJob.name, { folder: missing }, { attempts: 1 });
+    const importing = await jobs.enqueue(importJob.name, { folder: photos }, { attempts: 1 });
     expect(await jobs.waitFor(failing.id, 60_000)).toMatchObject({ state: 'failed' });
     expect(await jobs.waitFor(importing.id, 60_000)).toMatchObject({ state: 'completed' });
 

@@ -1,3 +1,4 @@
+import { withOverrides } from '../support/app.js';
 import fs from 'node:fs';
 import path from 'node:path';
 import { unzipSync } from 'fflate';
@@ -8,7 +9,7 @@ import type { ModelRow } from '../../src/db/index.js';
 import { decodeToRgb } from '../../src/images/index.js';
 import { loadClassifier } from '../../src/registry/classifier.js';
 import { startTestServer, type TestServer } from '../support/server.js';
-import { datasetParams, trainingParams, withOverrides } from '../../src/training/params.js';
+import { datasetParams, resolveTrainingParams } from '../../src/training/params.js';
 import { trainOnDataset } from '../../src/training/run-training.js';
 import { kaggleFiles, sharedPath, skipWithoutShared } from '../support/shared.js';
 
@@ -66,7 +67,7 @@ describe.skipIf(skipWithoutShared)(`model export and import over the API${skipWi
     }
     const config = withOverrides(app.config, { architecture: 'mobilenet', epochs: 2 });
     const datasetId = (await buildDatasetVersion(app, datasetParams(config))).version.id;
-    source = (await trainOnDataset(app, { datasetId, params: trainingParams(config, datasetParams(config)) })).model;
+    source = (await trainOnDataset(app, { datasetId, params: resolveTrainingParams(config) })).model;
     const photos = [...kaggleFiles('cat', 3, 400), ...kaggleFiles('dog', 3, 400)];
     images = await Promise.all(photos.map(async (file) => (await decodeToRgb(fs.readFileSync(file), 224)).data));
     expected = await predictions(source);

@@ -12,11 +12,11 @@ import { readModelFiles } from '../../src/registry/artifacts.js';
 import { loadClassifier } from '../../src/registry/classifier.js';
 import { exportModel, type ExportedModelCard } from '../../src/registry/export.js';
 import { importModel } from '../../src/registry/import.js';
-import { datasetParams, trainingParams, withOverrides } from '../../src/training/params.js';
+import { datasetParams, resolveTrainingParams } from '../../src/training/params.js';
 import { trainOnDataset } from '../../src/training/run-training.js';
 import type { CatdogConfig } from '../../src/config/index.js';
 import type { ModelRow } from '../../src/db/index.js';
-import { createTestApp, type TestApp } from '../support/app.js';
+import { createTestApp, type TestApp, withOverrides } from '../support/app.js';
 import { runPython, skipWithoutPython } from '../support/python.js';
 import { kaggleFiles, sharedPath, skipWithoutShared, smallBackbone } from '../support/shared.js';
 
@@ -125,7 +125,7 @@ describe.skipIf(skipReason)(`catdog models ↔ Python Keras 3.15${skipReason && 
   const train = async (architecture: 'cnn' | 'mobilenet', imageSize: number, epochs: number, training: Partial<CatdogConfig['training']> = {}): Promise<ModelRow> => {
     const overridden = withOverrides(app.config, { architecture, imageSize, epochs });
     const config = { ...overridden, training: { ...overridden.training, ...training } };
-    const outcome = await trainOnDataset(app, { datasetId, params: trainingParams(config, datasetParams(config)) });
+    const outcome = await trainOnDataset(app, { datasetId, params: resolveTrainingParams(config) });
     return outcome.model;
   };
 

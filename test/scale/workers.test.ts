@@ -12,7 +12,7 @@ import { createLogger } from '../../src/app/logger.js';
 import { loadConfig } from '../../src/config/index.js';
 import { importFolder } from '../../src/datasets/import-folder.js';
 import { buildDatasetVersion } from '../../src/datasets/versions.js';
-import { modelIdForJob } from '../../src/jobs/attempts.js';
+import { modelIdForJob } from '../../src/training/attempts.js';
 import type { JobInfo } from '../../src/jobs/index.js';
 import { startServer, type RunningServer } from '../../src/server/index.js';
 import { datasetParams } from '../../src/training/params.js';

@@ -12,7 +12,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createToken } from '../../src/auth/index.js';
 import { isDatabaseUnavailable, openDatabase, type JobRow } from '../../src/db/index.js';
 import { BullMqJobQueue, InlineJobQueue, type JobInfo } from '../../src/jobs/index.js';
-import { JOB, type ImportJobData } from '../../src/jobs/product-jobs.js';
+import { importJob } from '../../src/datasets/jobs.js';
+import { enqueueJob } from '../../src/jobs/index.js';
 import { catPhotos, photoForm, startTestServer, type TestServer } from '../support/server.js';
 import { kaggleFullRes, skipWithoutShared } from '../support/shared.js';
 import { builtCli, cliEnv, collect, repoRoot, skipWithoutBuild, type ErrorJson, type Finished } from './support.js';
@@ -129,7 +130,7 @@ describe.skipIf(skipWithoutShared)('SIGTERM with the in-process queue (embedded 
       // Queued by another process on the same database, as a command would; it hands them over when it closes.
       const enqueuer = new InlineJobQueue({ store: database.jobs });
       const ids: string[] = [];
-      for (const folder of photoFolders()) ids.push((await enqueuer.enqueue<ImportJobData>(JOB.import, { folder })).id);
+      for (const folder of photoFolders()) ids.push((await enqueueJob(enqueuer, importJob, { folder })).id);
       await enqueuer.close();
 
       // SIGTERM once the server has taken the jobs and runs one of them: the others wait behind it.

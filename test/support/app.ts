@@ -3,7 +3,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { openApp, type AppContext } from '../../src/app/context.js';
 import { createLogger } from '../../src/app/logger.js';
-import { loadConfig } from '../../src/config/index.js';
+import { loadConfig, type CatdogConfig } from '../../src/config/index.js';
+import type { TrainingOverrides } from '../../src/training/params.js';
 import { importFolder } from '../../src/datasets/import-folder.js';
 import { kaggleFiles, smallBackbone } from './shared.js';
 
@@ -41,4 +42,19 @@ export async function importKagglePhotos(app: AppContext, folder: string, perCla
     for (const file of kaggleFiles(label, perClass, from)) fs.symlinkSync(file, path.join(folder, label, path.basename(file)));
   }
   await importFolder({ db: app.db, blobs: app.blobs, limits: app.config.images }, folder);
+}
+
+/** `config` with a run's overrides written into it, for tests that change further settings before resolving params. */
+export function withOverrides(config: CatdogConfig, overrides: TrainingOverrides): CatdogConfig {
+  return {
+    ...config,
+    dataset: { ...config.dataset, imageSize: overrides.imageSize ?? config.dataset.imageSize },
+    training: {
+      ...config.training,
+      architecture: overrides.architecture ?? config.training.architecture,
+      epochs: overrides.epochs ?? config.training.epochs,
+      learningRate: overrides.learningRate ?? config.training.learningRate,
+      batchSize: overrides.batchSize ?? config.training.batchSize,
+    },
+  };
 }

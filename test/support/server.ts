@@ -5,6 +5,7 @@ import { openApp, type AppContext } from '../../src/app/context.js';
 import { createLogger } from '../../src/app/logger.js';
 import { createToken, ROLES, type Role } from '../../src/auth/index.js';
 import { loadConfig } from '../../src/config/index.js';
+import { builtCli, cliEnv } from './cli.js';
 import { kaggleFiles, smallBackbone } from './shared.js';
 import { startServer, type RunningServer } from '../../src/server/index.js';
 import { webUi } from '../../src/web/index.js';
@@ -31,13 +32,13 @@ export function withBearer(secret: string, init: RequestInit = {}): RequestInit 
 /** A real server on 127.0.0.1 (random port) over a fresh CATDOG_HOME, training on the small shared backbone. */
 export async function startTestServer(env: Record<string, string> = {}): Promise<TestServer> {
   const home = fs.mkdtempSync(path.join(os.tmpdir(), 'catdog-server-'));
-  const loaded = loadConfig({
-    // Tests reach the server over loopback: without this, every token-less request would act as a local viewer.
-    env: { CATDOG_HOME: home, CATDOG_BACKBONE_URL: smallBackbone, CATDOG_TRAINING__EPOCHS: '3', CATDOG_SERVER__LOCAL_VIEWER: 'false', ...env },
-    cwd: home,
-  });
+  // Tests reach the server over loopback: without CATDOG_SERVER__LOCAL_VIEWER, every token-less request would act as a local viewer.
+  const settings = { CATDOG_HOME: home, CATDOG_BACKBONE_URL: smallBackbone, CATDOG_TRAINING__EPOCHS: '3', CATDOG_SERVER__LOCAL_VIEWER: 'false', ...env };
+  const loaded = loadConfig({ env: settings, cwd: home });
   const app = await openApp(loaded, { logger: createLogger('warn') });
-  const server = await startServer(app, { web: webUi, port: 0, host: '127.0.0.1', handleSignals: false });
+  // The server's job worker process, from the built CLI as `catdog serve` starts it, on the same settings.
+  const worker = { command: process.execPath, args: [builtCli, 'worker'], env: cliEnv(home, settings), cwd: home };
+  const server = await startServer(app, { web: webUi, worker, port: 0, host: '127.0.0.1', handleSignals: false });
   const tokens = Object.fromEntries(
     await Promise.all(ROLES.map(async (role) => [role, (await createToken(app.db, role, `test ${role}`)).secret] as const)),
   ) as Record<Role, string>;

@@ -5,7 +5,7 @@ import path from 'node:path';
 import type { AppContext } from '../../src/app/context.js';
 import { buildDatasetVersion } from '../../src/datasets/versions.js';
 import { trainOnDataset, type TrainingOutcome } from '../../src/training/run-training.js';
-import { datasetParams, trainingParams } from '../../src/training/params.js';
+import { datasetParams, resolveTrainingParams } from '../../src/training/params.js';
 import { importKagglePhotos } from './app.js';
 
 /** Imports the first `perClass` Kaggle photos of each class (symlinked, never copied) and trains on them. */
@@ -16,9 +16,8 @@ export async function trainSmallModel(app: AppContext, perClass: number): Promis
   } finally {
     fs.rmSync(folder, { recursive: true, force: true });
   }
-  const params = datasetParams(app.config);
-  const { version } = await buildDatasetVersion(app, params);
-  return trainOnDataset(app, { datasetId: version.id, params: trainingParams(app.config, params) });
+  const { version } = await buildDatasetVersion(app, datasetParams(app.config));
+  return trainOnDataset(app, { datasetId: version.id, params: resolveTrainingParams(app.config) });
 }
 
 export const SKIMAGE_NEITHER = ['astronaut.png', 'coffee.png', 'rocket.jpg', 'camera.png', 'coins.png', 'motorcycle_left.png', 'page.png', 'brick.png'];

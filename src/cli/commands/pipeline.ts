@@ -5,7 +5,7 @@ import { promisify } from 'node:util';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { loadConfig, type CatdogConfig } from '../../config/index.js';
 import { CatdogError } from '../../errors.js';
-import { jobHandlers } from '../../jobs/handlers.js';
+import { jobHandlers } from '../../worker/handlers.js';
 import { createAppJobQueue } from '../../jobs/index.js';
 import { catdogPipeline } from '../../pipeline/catdog-pipeline.js';
 import { parseParameterValue } from '../../pipeline/component-args.js';

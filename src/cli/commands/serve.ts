@@ -23,7 +23,10 @@ export function registerServeCommand(program: Command, globals: () => GlobalOpti
       // Unlike one-shot commands, the app stays open: startServer closes it on SIGTERM / SIGINT.
       const app = await openApp(loaded);
       try {
-        const running = await startServer(app, { web: webUi, port: options.port ?? app.config.server.port, host: options.host ?? app.config.server.host });
+        const configFile = loaded.file;
+        // The same CLI, config and environment: the worker opens the same database and blob store.
+        const worker = { command: process.execPath, args: [...process.execArgv, process.argv[1]!, ...(configFile ? ['--config', configFile] : []), 'worker'], env: process.env };
+        const running = await startServer(app, { web: webUi, worker, port: options.port ?? app.config.server.port, host: options.host ?? app.config.server.host });
         const model = running.servingModel;
         const modelText = model ? `${model.id}${model.version === null ? '' : ` (v${model.version})`}` : 'none (see the log)';
         process.stdout.write(`catdog listening on ${running.url} — serving model ${modelText}\n`);

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { CatdogError } from '../../errors.js';
-import { jobHandlers } from '../../jobs/handlers.js';
+import { jobHandlers } from '../../worker/handlers.js';
 import { createAppJobQueue } from '../../jobs/index.js';
 import { completeSweep, DEFAULT_SWEEP_TIMEOUT_MS, loadSweep, parseSweepGrid, startSweep, type SweepCandidate, type SweepRecord } from '../../training/sweep.js';
 import { percent, printJson, printTable, withApp, type GlobalOptions } from '../app-runner.js';

@@ -2,7 +2,7 @@ import { type Command, InvalidArgumentError } from 'commander';
 import { buildDatasetVersion } from '../../datasets/versions.js';
 import { CatdogError } from '../../errors.js';
 import { trainOnDataset, type TrainingEvent } from '../../training/run-training.js';
-import { datasetParams, trainingParams, withOverrides, type TrainingOverrides } from '../../training/params.js';
+import { datasetParams, resolveTrainingParams, type TrainingOverrides } from '../../training/params.js';
 import { percent, printJson, withApp, type GlobalOptions } from '../app-runner.js';
 import { createProgress, formatDuration } from '../progress.js';
 import { printImportReport, runImport } from './dataset.js';
@@ -93,7 +93,8 @@ export function registerTrainCommand(program: Command, globals: () => GlobalOpti
           }
           const dataset = await app.db.datasets.get(datasetId!);
           if (!dataset) throw new CatdogError('not_found', `dataset version ${datasetId} does not exist (see catdog dataset list)`, 404);
-          const params = trainingParams(app.config, { ...datasetParams(app.config), ...(dataset.params as object), augmentation: app.config.dataset.augmentation });
+          const { architecture, epochs, imageSize, learningRate, batchSize } = options;
+          const params = resolveTrainingParams(app.config, { architecture, epochs, imageSize, learningRate, batchSize });
           const outcome = await trainOnDataset(app, { datasetId: dataset.id, params, onEvent: trainingEventPrinter(), actor: 'cli' });
           const m = outcome.metrics;
           if (options.json) {
@@ -106,7 +107,6 @@ export function registerTrainCommand(program: Command, globals: () => GlobalOpti
               `${outcome.promotion.promoted ? 'promoted' : 'not promoted'}: ${outcome.promotion.reason}\n`,
           );
         },
-        (config) => withOverrides(config, options),
       );
     });
 }

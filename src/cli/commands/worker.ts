@@ -3,8 +3,7 @@ import type { Command } from 'commander';
 import { openApp } from '../../app/context.js';
 import type { Logger } from '../../app/logger.js';
 import { loadConfig } from '../../config/index.js';
-import { CatdogError } from '../../errors.js';
-import { jobHandlers } from '../../jobs/handlers.js';
+import { jobHandlers } from '../../worker/handlers.js';
 import { createAppJobQueue, type JobHandler } from '../../jobs/index.js';
 import { initTensorflow } from '../../ml/index.js';
 import type { GlobalOptions } from '../app-runner.js';
@@ -32,18 +31,20 @@ function logged(handlers: Record<string, JobHandler>, logger: Logger): Record<st
   );
 }
 
+/** How soon an in-process queue's worker notices a job another process (the server) added or asked to cancel. */
+const INLINE_POLL_MS = 500;
+
 export function registerWorkerCommand(program: Command, globals: () => GlobalOptions): void {
   program
     .command('worker')
-    .description('runs queued jobs (imports, datasets, training, sweep candidates, retraining, pipeline steps) from the bullmq queue')
+    .description('runs queued jobs (imports, datasets, training, sweep candidates, retraining, pipeline steps): from Redis with jobs.kind bullmq, else from the app database (what catdog serve starts for itself)')
     .option('--concurrency <n>', 'jobs run at the same time (default: jobs.concurrency, 1)', positiveInt)
     .action(async (options: { concurrency?: number }) => {
       const loaded = loadConfig({ file: globals().config });
-      if (loaded.config.jobs.kind !== 'bullmq') {
-        throw new CatdogError('worker_needs_queue', 'catdog worker serves a Redis queue: set jobs.kind to "bullmq" (and jobs.redisUrl); inline jobs run in the process that asks for them');
-      }
       const app = await openApp(loaded);
-      const queue = createAppJobQueue(app);
+      // In-process jobs live in the app database: a worker on it (the server's own worker process) looks for new ones
+      // often, since no broker tells it about them.
+      const queue = app.config.jobs.kind === 'inline' ? createAppJobQueue(app, { adoptIntervalMs: INLINE_POLL_MS }) : createAppJobQueue(app);
       const workerId = `${hostname()}-${process.pid}`;
       const concurrency = options.concurrency ?? app.config.jobs.concurrency;
       try {

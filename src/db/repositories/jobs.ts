@@ -31,6 +31,7 @@ function toJob(row: Selectable<JobsTable>): JobRow {
     runAfter: row.run_after,
     workerId: row.worker_id,
     owner: row.owner,
+    cancelRequested: row.cancel_requested !== 0,
   };
 }
 
@@ -53,6 +54,7 @@ function toColumns(changes: Partial<JobRow>): Updateable<JobsTable> {
   if ('runAfter' in changes) columns.run_after = changes.runAfter;
   if ('workerId' in changes) columns.worker_id = changes.workerId;
   if ('owner' in changes) columns.owner = changes.owner;
+  if ('cancelRequested' in changes) columns.cancel_requested = changes.cancelRequested ? 1 : 0;
   return columns;
 }
 

@@ -39,6 +39,25 @@ export function modelsRepository(db: Kysely<Schema>) {
     return row && toModel(row);
   }
 
+  async function promoteWhen(id: string, { reason, actor }: { reason: string; actor: string }, stillExpected: (currentId: string | null) => boolean): Promise<PromotionRow | undefined> {
+    return withConflictRetry(db, async (trx) => {
+      const model = await trx.selectFrom('models').select('id').where('id', '=', id).executeTakeFirst();
+      if (!model) throw new NotFoundError('model', id);
+      const previousModelId = (await latestPromotion(trx))?.model_id ?? null;
+      if (!stillExpected(previousModelId)) return undefined;
+      const row = {
+        id: await nextNumber(trx, ['model_promotions', 'id']),
+        model_id: id,
+        promoted_at: nowIso(),
+        reason,
+        actor,
+        previous_model_id: previousModelId,
+      };
+      await trx.insertInto('model_promotions').values(row).execute();
+      return toPromotion(row);
+    });
+  }
+
   return {
     get,
 
@@ -75,21 +94,17 @@ export function modelsRepository(db: Kysely<Schema>) {
     },
 
     /** Makes `id` the serving model; the promotion remembers which model it replaced, so it can be rolled back. */
-    async promote(id: string, { reason, actor }: { reason: string; actor: string }): Promise<PromotionRow> {
-      return withConflictRetry(db, async (trx) => {
-        const model = await trx.selectFrom('models').select('id').where('id', '=', id).executeTakeFirst();
-        if (!model) throw new NotFoundError('model', id);
-        const row = {
-          id: await nextNumber(trx, ['model_promotions', 'id']),
-          model_id: id,
-          promoted_at: nowIso(),
-          reason,
-          actor,
-          previous_model_id: (await latestPromotion(trx))?.model_id ?? null,
-        };
-        await trx.insertInto('model_promotions').values(row).execute();
-        return toPromotion(row);
-      });
+    async promote(id: string, decision: { reason: string; actor: string }): Promise<PromotionRow> {
+      return (await promoteWhen(id, decision, () => true))!;
+    },
+
+    /**
+     * Compare-and-set: makes `id` the serving model only while `expectedCurrentId` still serves (null: while nothing
+     * does); undefined when another promotion came first. Two racing writers number their rows alike, the unique key
+     * refuses one, and its retry reads the new serving model and gives up.
+     */
+    promoteIfCurrent(id: string, expectedCurrentId: string | null, decision: { reason: string; actor: string }): Promise<PromotionRow | undefined> {
+      return promoteWhen(id, decision, (currentId) => currentId === expectedCurrentId);
     },
 
     /** The model of the latest promotion; undefined before the first one. */

@@ -19,6 +19,7 @@ function toRun(row: Selectable<TrainingRunsTable>): RunRow {
     metrics: row.metrics === null ? null : parseJson(row.metrics),
     modelId: row.model_id,
     owner: row.owner,
+    jobId: row.job_id,
   };
 }
 
@@ -67,9 +68,9 @@ export function runsRepository(db: Kysely<Schema>, dialect: Dialect) {
   return {
     get,
 
-    async create({ datasetId, params, codeVersion, owner }: NewRun): Promise<RunRow> {
+    async create({ id, datasetId, params, codeVersion, owner, jobId }: NewRun): Promise<RunRow> {
       const row = {
-        id: newId('run'),
+        id: id ?? newId('run'),
         dataset_id: datasetId,
         status: 'queued',
         params: toJson(params),
@@ -82,6 +83,7 @@ export function runsRepository(db: Kysely<Schema>, dialect: Dialect) {
         metrics: null,
         model_id: null,
         owner: owner ?? null,
+        job_id: jobId ?? null,
       };
       await db.insertInto('training_runs').values(row).execute();
       return toRun(row);
@@ -131,6 +133,12 @@ export function runsRepository(db: Kysely<Schema>, dialect: Dialect) {
       return { items: rows.map(toRun), total: toNumber(count.total) };
     },
 
+    /** How many runs are in each status (statuses without runs are absent). */
+    async countByStatus(): Promise<Partial<Record<RunStatus, number>>> {
+      const rows = await db.selectFrom('training_runs').select((eb) => ['status', eb.fn.countAll().as('count')]).groupBy('status').execute();
+      return Object.fromEntries(rows.map((row) => [row.status, toNumber(row.count as number | string | bigint)]));
+    },
+
     async epochs(runId: string): Promise<EpochRow[]> {
       const rows = await db.selectFrom('training_epochs').selectAll().where('run_id', '=', runId).orderBy('epoch').execute();
       return rows.map(toEpoch);
@@ -141,8 +149,9 @@ export function runsRepository(db: Kysely<Schema>, dialect: Dialect) {
      * predicate every unfinished run is taken as abandoned. Returns how many were marked.
      */
     async failInterrupted(isAbandoned: (owner: string | null) => boolean = () => true): Promise<number> {
-      const unfinished = await db.selectFrom('training_runs').select(['id', 'owner']).where('status', 'in', ['queued', 'running']).execute();
-      const abandoned = unfinished.filter((run) => isAbandoned(run.owner)).map((run) => run.id);
+      const unfinished = await db.selectFrom('training_runs').select(['id', 'owner', 'status', 'job_id']).where('status', 'in', ['queued', 'running']).execute();
+      // A queued run with a job is the job's to start or close, whichever process enqueued it.
+      const abandoned = unfinished.filter((run) => !(run.status === 'queued' && run.job_id !== null) && isAbandoned(run.owner)).map((run) => run.id);
       if (abandoned.length === 0) return 0;
       const result = await db
         .updateTable('training_runs')

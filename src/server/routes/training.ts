@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { streamSSE, type SSEStreamingApi } from 'hono/streaming';
 import type { RunRow } from '../../db/index.js';
 import { NotFoundError } from '../../errors.js';
-import type { TrainingEvent } from '../../training/run-training.js';
+import { cancelTraining, startTraining } from '../../training/service.js';
 import { routeGroup, type ServerDeps } from '../context.js';
 import { EpochSchema, errorResponse, jsonContent, pagingQuery, RunSchema, StartRunSchema } from '../schemas.js';
 
@@ -17,13 +17,27 @@ const startRun = createRoute({
   path: '/training-runs',
   'x-catdog-role': 'admin',
   tags: ['training'],
-  summary: 'Queue a training run (without datasetId a dataset version is built or reused first)',
+  summary: 'Queue a training run as a job (without datasetId a dataset version is built or reused first); a worker process trains it',
   request: { body: { required: false, content: { 'application/json': { schema: StartRunSchema } } } },
   responses: {
-    202: jsonContent(z.object({ id: z.string(), status: z.string(), datasetId: z.number().int() }), 'Queued; follow it at /training-runs/{id}/events'),
+    202: jsonContent(z.object({ id: z.string(), status: z.string(), datasetId: z.number().int(), jobId: z.string() }), 'Queued; follow it at /training-runs/{id}/events, cancel it at /training-runs/{id}/cancel'),
     400: errorResponse('Invalid parameters'),
     404: errorResponse('No such dataset version'),
     409: errorResponse('Too few labelled photos to build a dataset version'),
+  },
+});
+
+const cancelRun = createRoute({
+  method: 'post',
+  path: '/training-runs/{id}/cancel',
+  'x-catdog-role': 'admin',
+  tags: ['training'],
+  summary: 'Cancel a queued or running training: it ends cancelled and registers nothing',
+  request: { params: IdParam },
+  responses: {
+    202: jsonContent(RunSchema, 'Cancelled, or being stopped by its worker (the run ends cancelled within seconds)'),
+    404: errorResponse('No such run'),
+    409: errorResponse('The run has ended, or runs outside the job queue (catdog train)'),
   },
 });
 
@@ -62,40 +76,12 @@ const runEvents = createRoute({
   },
 });
 
-/** The wire format of each event: flat, the fields a chart needs, no internal objects. */
-function eventData(event: TrainingEvent): Record<string, unknown> {
-  switch (event.type) {
-    case 'epoch': {
-      const { stats } = event;
-      return {
-        runId: event.runId,
-        epoch: stats.epoch,
-        totalEpochs: event.totalEpochs,
-        loss: stats.loss,
-        accuracy: stats.accuracy,
-        valLoss: stats.valLoss,
-        valAccuracy: stats.valAccuracy,
-        etaMs: Math.round(event.etaMs),
-      };
-    }
-    case 'finished':
-      return { runId: event.runId, modelId: event.modelId, metrics: event.metrics, promoted: event.promotion.promoted, promotion: event.promotion.reason };
-    default: {
-      const { type: _type, ...fields } = event;
-      return fields;
-    }
-  }
-}
-
-const writeEvent = (stream: SSEStreamingApi, type: string, data: Record<string, unknown>) =>
-  stream.writeSSE({ event: type, data: JSON.stringify(data) });
-
 const isFinished = (run: RunRow): boolean => run.status !== 'queued' && run.status !== 'running';
 
 /** Resolves after `ms`, or at once when `signal` aborts (the client left or the server is shutting down). */
 const pause = (ms: number, signal: AbortSignal): Promise<void> => sleep(ms, undefined, { signal, ref: false }).catch(() => undefined);
 
-export function trainingRoutes({ app, runs, closing }: ServerDeps) {
+export function trainingRoutes({ app, jobs, closing }: ServerDeps) {
   const routes = routeGroup();
 
   const findRun = async (id: string) => {
@@ -105,13 +91,15 @@ export function trainingRoutes({ app, runs, closing }: ServerDeps) {
   };
 
   routes.openapi(startRun, async (c) => {
-    const run = await runs.submit(c.req.valid('json'));
-    return c.json({ id: run.id, status: run.status, datasetId: run.datasetId }, 202);
+    const run = await startTraining(app, jobs, c.req.valid('json') ?? {});
+    return c.json({ id: run.id, status: run.status, datasetId: run.datasetId, jobId: run.jobId ?? '' }, 202);
   });
 
+  routes.openapi(cancelRun, async (c) => c.json(await cancelTraining(app, jobs, c.req.valid('param').id), 202));
+
   routes.openapi(listRuns, async (c) => {
-    const page = await app.db.runs.list(c.req.valid('query'));
-    return c.json({ ...page, queueDepth: runs.queueDepth }, 200);
+    const [page, counts] = await Promise.all([app.db.runs.list(c.req.valid('query')), app.db.runs.countByStatus()]);
+    return c.json({ ...page, queueDepth: counts.queued ?? 0 }, 200);
   });
 
   routes.openapi(getRun, async (c) => {
@@ -120,63 +108,48 @@ export function trainingRoutes({ app, runs, closing }: ServerDeps) {
     return c.json({ ...run, epochs }, 200);
   });
 
-  const followLive = async (stream: SSEStreamingApi, runId: string, stop: AbortSignal): Promise<boolean> => {
-    const pending: TrainingEvent[] = [];
-    let wake: (() => void) | undefined;
-    const subscription = runs.subscribe(runId, (event) => {
-      pending.push(event);
-      wake?.();
-    });
-    if (!subscription) return false;
-    /** Resolves on the next event, after `ms` of silence, or when `stop` aborts; leaves no timer or listener behind. */
-    const nextEventOrSilence = (ms: number) =>
-      new Promise<void>((resolve) => {
-        const finish = () => {
-          clearTimeout(timer);
-          stop.removeEventListener('abort', finish);
-          wake = undefined;
-          resolve();
-        };
-        const timer = setTimeout(finish, ms);
-        stop.addEventListener('abort', finish);
-        wake = finish;
-      });
-    try {
-      for (const event of subscription.replay) await writeEvent(stream, event.type, eventData(event));
-      let ended = subscription.ended;
-      while (!ended && !stop.aborted) {
-        if (pending.length === 0) {
-          await nextEventOrSilence(KEEPALIVE_MS);
-          if (stop.aborted) break;
-          if (pending.length === 0) {
-            // A comment line: keeps proxies from closing a quiet connection during a long stage.
-            await stream.write(': keepalive\n\n');
-            continue;
-          }
-        }
-        const event = pending.shift()!;
-        await writeEvent(stream, event.type, eventData(event));
-        ended = event.type === 'finished' || event.type === 'failed';
-      }
-    } finally {
-      subscription.unsubscribe();
-    }
-    return true;
-  };
-
-  const followDatabase = async (stream: SSEStreamingApi, runId: string, stop: AbortSignal): Promise<void> => {
+  /**
+   * The run as its worker records it (another process, often another machine): the epochs in the database, what it is
+   * doing now from its job's progress, and how it ended.
+   */
+  const follow = async (stream: SSEStreamingApi, runId: string, stop: AbortSignal): Promise<void> => {
     let sent = 0;
+    let startedSent = false;
+    let lastProgress = '';
+    let lastWriteAt = Date.now();
+    const writeEvent = (type: string, data: Record<string, unknown>) => {
+      lastWriteAt = Date.now();
+      return stream.writeSSE({ event: type, data: JSON.stringify(data) });
+    };
     while (!stop.aborted) {
       const [run, epochs] = await Promise.all([findRun(runId), app.db.runs.epochs(runId)]);
-      for (const { totalEpochs, ...epoch } of epochs.slice(sent)) {
+      if (!startedSent && run.status !== 'queued') {
+        await writeEvent('started', { runId, datasetId: run.datasetId, params: run.params });
+        startedSent = true;
+      }
+      const job = run.jobId !== null && !isFinished(run) ? await jobs.get(run.jobId).catch(() => undefined) : undefined;
+      const progress = job?.progressMessage === undefined ? '' : `${job.progress}:${job.progressMessage}`;
+      if (job?.progressMessage !== undefined && progress !== lastProgress) {
+        await writeEvent('stage', { runId, stage: job.progressMessage, fraction: job.progress });
+        lastProgress = progress;
+      }
+      for (const [index, { totalEpochs: recorded, ...epoch }] of epochs.entries()) {
+        if (index < sent) continue;
         // Epochs recorded before migration 0005 lack their total: the head phase's is the best guess.
-        await writeEvent(stream, 'epoch', { runId, ...epoch, totalEpochs: totalEpochs ?? (Number(run.params.epochs) || undefined), etaMs: null });
+        const totalEpochs = recorded ?? (Number(run.params.epochs) || epoch.epoch);
+        const meanEpochMs = epochs.slice(0, index + 1).reduce((sum, each) => sum + each.durationMs, 0) / (index + 1);
+        await writeEvent('epoch', { runId, ...epoch, totalEpochs, etaMs: Math.round(meanEpochMs * Math.max(0, totalEpochs - epoch.epoch)) });
       }
       sent = epochs.length;
       if (isFinished(run)) {
-        if (run.status === 'succeeded') await writeEvent(stream, 'finished', { runId, modelId: run.modelId, metrics: run.metrics });
-        else await writeEvent(stream, 'failed', { runId, error: run.error ?? run.status });
+        if (run.status === 'succeeded') await writeEvent('finished', { runId, modelId: run.modelId, metrics: run.metrics, promoted: run.metrics?.promoted === true, promotion: run.metrics?.promotion });
+        else await writeEvent('failed', { runId, error: run.error ?? run.status, status: run.status });
         return;
+      }
+      if (Date.now() - lastWriteAt > KEEPALIVE_MS) {
+        // A comment line: keeps proxies from closing a quiet connection during a long stage.
+        await stream.write(': keepalive\n\n');
+        lastWriteAt = Date.now();
       }
       await pause(DATABASE_POLL_MS, stop);
     }
@@ -189,7 +162,7 @@ export function trainingRoutes({ app, runs, closing }: ServerDeps) {
       const clientLeft = new AbortController();
       stream.onAbort(() => clientLeft.abort());
       const stop = AbortSignal.any([clientLeft.signal, closing]);
-      if (!(await followLive(stream, id, stop))) await followDatabase(stream, id, stop);
+      await follow(stream, id, stop);
     });
   });
 

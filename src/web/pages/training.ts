@@ -29,8 +29,9 @@ function historyTable(runs: RunRow[]): SafeHtml {
   )}</tbody></table>`;
 }
 
-export async function trainingPage({ app, runs }: ServerDeps) {
-  const [history, versions] = await Promise.all([app.db.runs.list({ limit: HISTORY_SIZE, offset: 0 }), app.db.datasets.list()]);
+export async function trainingPage({ app }: ServerDeps) {
+  const [history, versions, counts] = await Promise.all([app.db.runs.list({ limit: HISTORY_SIZE, offset: 0 }), app.db.datasets.list(), app.db.runs.countByStatus()]);
+  const queued = counts.queued ?? 0;
   const inProgress = history.items.find((run) => run.status === 'running' || run.status === 'queued');
   const { training } = app.config;
   return page({
@@ -63,7 +64,7 @@ export async function trainingPage({ app, runs }: ServerDeps) {
 </form>
 <section class="card" id="live" data-follow-run="${inProgress?.id ?? ''}">
   <h2>Live</h2>
-  <p id="run-status" class="muted" aria-live="polite">${inProgress ? `following ${inProgress.id}` : 'no run in progress'}${runs.queueDepth > 0 ? ` (${runs.queueDepth} queued)` : ''}</p>
+  <p id="run-status" class="muted" aria-live="polite">${inProgress ? `following ${inProgress.id}` : 'no run in progress'}${queued > 0 ? ` (${queued} queued)` : ''}</p>
   <div class="charts">
     <div class="chart"><canvas id="loss-chart" aria-label="loss per epoch"></canvas></div>
     <div class="chart"><canvas id="accuracy-chart" aria-label="accuracy per epoch"></canvas></div>

@@ -1,9 +1,10 @@
 import { createHash } from 'node:crypto';
+import { z } from 'zod';
 import type { AppContext } from '../app/context.js';
 import type { RunRow } from '../db/index.js';
 import { CatdogError } from '../errors.js';
-import type { TrainingParams } from '../training/run-training.js';
 import { thisProcessOwner } from '../app/process-owner.js';
+import type { TrainingParams } from './params.js';
 
 /**
  * Training jobs are retried when their worker dies (BullMQ hands the job to another worker) or fails. The runs each
@@ -22,9 +23,11 @@ const ledgerKey = (jobId: string): string => `jobs/${jobId}/runs.json`;
 /** The model a training job registers or stores: one id per job, so every attempt writes the same model. */
 export const modelIdForJob = (jobId: string): string => `mdl_${createHash('sha256').update(`job:${jobId}`).digest('hex').slice(0, 16)}`;
 
+const ledgerSchema = z.object({ jobId: z.string(), runIds: z.array(z.string()) });
+
 async function readLedger(app: LedgerApp, jobId: string): Promise<AttemptLedger> {
   const bytes = await app.blobs.getOrUndefined(ledgerKey(jobId));
-  return bytes === undefined ? { jobId, runIds: [] } : (JSON.parse(new TextDecoder().decode(bytes)) as AttemptLedger);
+  return bytes === undefined ? { jobId, runIds: [] } : ledgerSchema.parse(JSON.parse(new TextDecoder().decode(bytes)));
 }
 
 /**
@@ -49,11 +52,15 @@ export async function settleEarlierAttempts(app: LedgerApp, jobId: string, attem
   return undefined;
 }
 
-/** Opens this attempt's run and lists it under the job before any training starts. */
-export async function openAttemptRun(app: LedgerApp, jobId: string, datasetId: number, params: TrainingParams): Promise<RunRow> {
-  const run = await app.db.runs.create({ datasetId, params: { ...params }, codeVersion: app.codeVersion, owner: thisProcessOwner() });
+/**
+ * This attempt's run, listed under the job before any training starts: the run recorded as queued when the training
+ * was asked for (the API answered with its id), on the first attempt while it still waits; a new run otherwise.
+ */
+export async function openAttemptRun(app: LedgerApp, jobId: string, datasetId: number, params: TrainingParams, queuedRunId?: string): Promise<RunRow> {
+  const queued = queuedRunId === undefined ? undefined : await app.db.runs.get(queuedRunId);
+  const run = queued?.status === 'queued' ? queued : await app.db.runs.create({ datasetId, params: { ...params }, codeVersion: app.codeVersion, owner: thisProcessOwner(), jobId });
   const ledger = await readLedger(app, jobId);
-  ledger.runIds.push(run.id);
+  if (!ledger.runIds.includes(run.id)) ledger.runIds.push(run.id);
   await app.blobs.put(ledgerKey(jobId), new TextEncoder().encode(JSON.stringify(ledger)));
   return run;
 }

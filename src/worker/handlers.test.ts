@@ -2,17 +2,18 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestApp, importKagglePhotos, type TestApp } from '../../test/support/app.js';
 import { skipWithoutShared } from '../../test/support/shared.js';
-import { buildDatasetVersion, type DatasetParams } from '../datasets/versions.js';
-import { datasetParams, trainingParams } from '../training/params.js';
-import { modelIdForJob, openAttemptRun } from './attempts.js';
+import { buildDatasetVersion } from '../datasets/versions.js';
+import { InlineJobQueue, type JobContext, type PayloadOf } from '../jobs/index.js';
+import { modelIdForJob, openAttemptRun } from '../training/attempts.js';
+import { trainCandidateJob, trainJob, type CandidateSummary } from '../training/jobs.js';
+import { datasetParams, resolveTrainingParams } from '../training/params.js';
+import { trainingJobId } from '../training/service.js';
 import { jobHandlers } from './handlers.js';
-import { InlineJobQueue, type JobContext } from './index.js';
-import { JOB, type CandidateSummary, type TrainCandidateJobData } from './product-jobs.js';
 
 describe.skipIf(skipWithoutShared)('training jobs under retries', () => {
   let app: TestApp;
   let queue: InlineJobQueue;
-  let data: TrainCandidateJobData;
+  let data: PayloadOf<typeof trainCandidateJob>;
 
   const attempt = (id: string, number: number): JobContext => ({
     id,
@@ -27,7 +28,7 @@ describe.skipIf(skipWithoutShared)('training jobs under retries', () => {
     queue = new InlineJobQueue();
     await importKagglePhotos(app, path.join(app.home, 'photos'), 8);
     const { version } = await buildDatasetVersion(app, datasetParams(app.config));
-    data = { datasetId: version.id, params: trainingParams(app.config, version.params as unknown as DatasetParams) };
+    data = { datasetId: version.id, params: resolveTrainingParams(app.config) };
   });
   afterAll(async () => {
     await queue?.close();
@@ -35,7 +36,7 @@ describe.skipIf(skipWithoutShared)('training jobs under retries', () => {
   });
 
   it('a retried train-candidate marks the dead attempt interrupted, trains once more under the same model id, and a further retry reuses it', async () => {
-    const trainCandidate = jobHandlers(app, queue)[JOB.trainCandidate]!;
+    const trainCandidate = jobHandlers(app, queue)[trainCandidateJob.name]!;
     const jobId = 'train-candidate-retried';
     // What a worker killed mid-training leaves: its run still "running" (its process is on another machine).
     const dead = await openAttemptRun(app, jobId, data.datasetId, data.params);
@@ -55,11 +56,14 @@ describe.skipIf(skipWithoutShared)('training jobs under retries', () => {
   });
 
   it('a retried train job that an earlier attempt registered answers that model instead of registering another', async () => {
-    const train = jobHandlers(app, queue)[JOB.train]!;
-    const jobId = 'train-retried';
-    const first = (await train({ datasetId: data.datasetId }, attempt(jobId, 1))) as { modelId: string; runId: string; promotion: { promoted: boolean } };
+    const train = jobHandlers(app, queue)[trainJob.name]!;
+    const queued = await app.db.runs.create({ datasetId: data.datasetId, params: { ...data.params }, codeVersion: 'test' });
+    const jobId = trainingJobId(queued.id);
+    const payload: PayloadOf<typeof trainJob> = { runId: queued.id, ...data };
+    const first = (await train(payload, attempt(jobId, 1))) as { modelId: string; runId: string; promotion: { promoted: boolean } };
+    expect(first.runId).toBe(queued.id);
     expect(first).toMatchObject({ modelId: modelIdForJob(jobId), promotion: { promoted: true } });
-    const second = (await train({ datasetId: data.datasetId }, attempt(jobId, 2))) as typeof first;
+    const second = (await train(payload, attempt(jobId, 2))) as typeof first;
     expect(second).toMatchObject({ modelId: first.modelId, runId: first.runId, promotion: { promoted: true } });
     expect((await app.db.models.list()).map((model) => model.id)).toEqual([first.modelId]);
   });
