@@ -232,8 +232,18 @@ export function authorize(accessFor: AccessResolver, { anonymousViewer, localVie
   };
 }
 
-/** Only local paths: an open redirect after sign-in would hand the freshly signed-in visitor to another site. */
-const localPath = (next: string | undefined): string => (next && next.startsWith('/') && !next.startsWith('//') && !next.startsWith('/\\') ? next : '/');
+const REDIRECT_BASE = 'http://catdog.invalid';
+
+/**
+ * Only local paths: an open redirect after sign-in would hand the freshly signed-in visitor to another site.
+ * Browsers drop tabs and newlines from a Location and read `\` as `/`, so `/\t/evil.example` arrives as
+ * `//evil.example`: a path with either is refused, and what remains must still resolve to this server.
+ */
+function localPath(next: string | undefined): string {
+  if (!next || !next.startsWith('/') || /[\u0000-\u0020\u007f\\]/.test(next)) return '/';
+  const resolved = new URL(next, REDIRECT_BASE);
+  return resolved.origin === REDIRECT_BASE && !next.startsWith('//') ? next : '/';
+}
 
 const isHttps = (c: Context): boolean => new URL(c.req.url).protocol === 'https:' || c.req.header('x-forwarded-proto') === 'https';
 
