@@ -289,6 +289,12 @@ const serverSchema = z
         'While the server is bound to a loopback address (the default 127.0.0.1), let token-less requests from this machine act as viewer (predict and read), unless a browser says they come from another site. Curator and admin actions always need a token.',
       ),
     sessionHours: z.number().gt(0).max(24 * 90).default(12).describe('How long a web sign-in lasts, in hours.'),
+    maxFilesPerRequest: z
+      .int()
+      .min(1)
+      .max(10_000)
+      .default(64)
+      .describe('Most photos in one upload request (POST /api/v1/predictions, POST /api/v1/images); more are refused with 413 too_many_files before any is decoded.'),
     rateLimit: z
       .strictObject({
         requestsPerMinute: z.int().min(0).default(1200).describe('Sustained API requests per minute per token (or per IP without one); 0 turns the limit off.'),
