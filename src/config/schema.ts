@@ -302,6 +302,13 @@ const serverSchema = z
       })
       .prefault({})
       .describe('Per-client token bucket on /api/v1; over it the API answers 429 rate_limited with Retry-After.'),
+    signInRateLimit: z
+      .strictObject({
+        requestsPerMinute: z.int().min(0).default(10).describe('Sustained sign-in attempts (POST /signin) per minute per client address; 0 turns the limit off.'),
+        burst: z.int().min(1).default(10).describe('Sign-in attempts a client address may make at once before the per-minute rate applies.'),
+      })
+      .prefault({})
+      .describe('Per-address token bucket on POST /signin, against token guessing and floods; over it the answer is 429 rate_limited with Retry-After.'),
   })
   .prefault({})
   .describe('Web UI and HTTP API.');

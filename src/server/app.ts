@@ -116,7 +116,12 @@ export function createServer(app: AppContext, options: ServerOptions): OpenAPIHo
       description: 'Classify photos as cat or dog, review predictions, build dataset versions, train, register and promote models.',
     },
   });
-  registerSessionRoutes(server, { ...access, sessionHours: app.config.server.sessionHours, renderSignIn: signInPage });
+  registerSessionRoutes(server, {
+    ...access,
+    sessionHours: app.config.server.sessionHours,
+    signInRateLimit: app.config.server.signInRateLimit,
+    renderSignIn: signInPage,
+  });
   server.route('/', webRoutes(deps));
 
   server.onError(errorHandler(app.logger));

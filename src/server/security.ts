@@ -31,13 +31,28 @@ export interface RateLimit {
 /** Beyond this many clients the oldest buckets are forgotten: a flood of new addresses cannot exhaust memory. */
 const MAX_TRACKED_CLIENTS = 10_000;
 
-/** The remote address as the socket reports it (behind a reverse proxy: the proxy, so limit per token there). */
-export function clientAddress(c: Context): string {
+/** The peer address of the connection (behind a reverse proxy on this machine: a loopback address). */
+export function socketAddress(c: Context): string | undefined {
   try {
-    return getConnInfo(c).remote.address ?? 'unknown';
+    return getConnInfo(c).remote.address;
   } catch {
-    return 'unknown';
+    return undefined;
   }
+}
+
+export const isLoopbackAddress = (address: string): boolean => address === '::1' || address.startsWith('127.') || address.startsWith('::ffff:127.');
+
+/**
+ * The client's address, for limits. A request that arrives over loopback with X-Forwarded-For came through a
+ * reverse proxy on this machine (the recipe in docs/security.md): the last address in it is the one the proxy
+ * saw, so callers behind the proxy do not share one bucket. From any other peer the header is ignored: a remote
+ * caller could write anything there.
+ */
+export function clientAddress(c: Context): string {
+  const socket = socketAddress(c) ?? 'unknown';
+  if (!isLoopbackAddress(socket)) return socket;
+  const forwarded = c.req.header('x-forwarded-for')?.split(',').at(-1)?.trim();
+  return forwarded || socket;
 }
 
 /** A signed-in caller is limited per token (wherever it connects from), anyone else per address. */

@@ -7,7 +7,7 @@ import { startTestServer, withBearer, type TestServer } from '../../src/server/t
 import { kaggleFiles, skipWithoutShared } from '../support/shared.js';
 import { builtCli, cliEnv, fillPath, operationsOf, runNode, skipWithoutBuild, type ErrorJson, type OpenApiDocument } from './support.js';
 
-const NO_LIMIT = { CATDOG_SERVER__RATE_LIMIT__REQUESTS_PER_MINUTE: '0' };
+const NO_LIMIT = { CATDOG_SERVER__RATE_LIMIT__REQUESTS_PER_MINUTE: '0', CATDOG_SERVER__SIGN_IN_RATE_LIMIT__REQUESTS_PER_MINUTE: '0' };
 const rolesBelow = (role: string): Role[] => ROLES.slice(0, Math.max(0, ROLES.indexOf(role as Role)));
 
 describe.skipIf(skipWithoutShared)('access control', () => {
