@@ -302,6 +302,12 @@ const serverSchema = z
       })
       .prefault({})
       .describe('Per-client token bucket on /api/v1; over it the API answers 429 rate_limited with Retry-After.'),
+    allowedHosts: z
+      .array(z.string().min(1))
+      .default([])
+      .describe(
+        'Host names (or addresses) requests may carry in Host besides this machine\'s loopback names and server.host (bound to 0.0.0.0 or ::, also its host name and interface addresses): the public name of a reverse proxy, a LAN name. Others are refused with 421 host_not_allowed (against DNS rebinding). "*" allows any. Env: comma-separated.',
+      ),
     signInRateLimit: z
       .strictObject({
         requestsPerMinute: z.int().min(0).default(10).describe('Sustained sign-in attempts (POST /signin) per minute per client address; 0 turns the limit off.'),

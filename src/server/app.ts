@@ -17,7 +17,7 @@ import { modelRoutes } from './routes/models.js';
 import { predictionRoutes } from './routes/predictions.js';
 import { systemRoutes } from './routes/system.js';
 import { trainingRoutes } from './routes/training.js';
-import { rateLimiter, securityHeaders } from './security.js';
+import { allowedHostNames, hostGuard, rateLimiter, securityHeaders } from './security.js';
 import { accessResolver, authorize, identify, isLoopbackHost, registerSessionRoutes } from './auth-middleware.js';
 import { tokenRoutes } from './routes/tokens.js';
 import { signInPage } from '../web/pages/signin.js';
@@ -77,7 +77,7 @@ export function createServer(app: AppContext, options: ServerOptions): OpenAPIHo
   ]);
 
   const server = new OpenAPIHono({ defaultHook: validationHook });
-  server.use('*', securityHeaders, metrics.middleware);
+  server.use('*', securityHeaders, metrics.middleware, hostGuard(allowedHostNames(app.config.server.host, app.config.server.allowedHosts)));
   // At shutdown every answer closes its connection: a kept-alive one would hold the closing server open until its
   // keep-alive timeout (30 s, see startServer) ran out.
   server.use('*', async (c, next) => {

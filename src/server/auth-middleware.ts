@@ -143,16 +143,21 @@ export interface AccessOptions {
   localViewer: boolean;
 }
 
-const LOOPBACK_HOSTS = new Set(['127.0.0.1', 'localhost', '::1']);
-export const isLoopbackHost = (host: string): boolean => LOOPBACK_HOSTS.has(host) || host.startsWith('127.');
+export const isLoopbackHost = (host: string): boolean => host === 'localhost' || isLoopbackAddress(host);
+
+/** Headers a reverse proxy adds: a request carrying one came through a proxy, whatever its socket says. */
+const isProxyHeader = (name: string): boolean => name === 'forwarded' || name === 'via' || name === 'x-real-ip' || name.startsWith('x-forwarded-');
 
 /**
  * A local, token-less caller (curl on the same machine) — but not a web page from another site that the user's
- * browser is visiting: browsers mark those requests with Sec-Fetch-Site or an Origin of another host.
+ * browser is visiting: browsers mark those requests with Sec-Fetch-Site or an Origin of another host. Nor a
+ * caller that a reverse proxy on this machine passes on: its socket is loopback too, but it adds Forwarded,
+ * X-Forwarded-* or Via (the recipe in docs/security.md sets X-Forwarded-For).
  */
 function isLocalCaller(c: Context): boolean {
   const address = socketAddress(c);
   if (!address || !isLoopbackAddress(address)) return false;
+  if (Object.keys(c.req.header()).some(isProxyHeader)) return false;
   const fetchSite = c.req.header('sec-fetch-site');
   if (fetchSite && fetchSite !== 'same-origin' && fetchSite !== 'none') return false;
   const origin = c.req.header('origin');

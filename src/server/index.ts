@@ -28,7 +28,6 @@ export interface RunningServer {
 
 export interface StartOptions {
   port: number;
-  host: string;
   /** Close on SIGTERM / SIGINT (the CLI); tests that start several servers in one process turn it off. */
   handleSignals?: boolean;
 }
@@ -75,7 +74,7 @@ export async function startServer(app: AppContext, options: StartOptions): Promi
   retraining?.start();
   const closing = new AbortController();
   const hono = createServer(app, { models, runs, jobs, ...(retraining && { retraining }), closing: closing.signal });
-  const server = serve({ fetch: hono.fetch, port: options.port, hostname: options.host, serverOptions: { keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS } });
+  const server = serve({ fetch: hono.fetch, port: options.port, hostname: app.config.server.host, serverOptions: { keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS } });
   const address = await listen(server);
   models.startWatching();
 

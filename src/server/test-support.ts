@@ -36,7 +36,7 @@ export async function startTestServer(env: Record<string, string> = {}): Promise
     cwd: home,
   });
   const app = await openApp(loaded, { logger: createLogger('warn') });
-  const server = await startServer(app, { port: 0, host: '127.0.0.1', handleSignals: false });
+  const server = await startServer(app, { port: 0, handleSignals: false });
   const tokens = Object.fromEntries(
     await Promise.all(ROLES.map(async (role) => [role, (await createToken(app.db, role, `test ${role}`)).secret] as const)),
   ) as Record<Role, string>;
