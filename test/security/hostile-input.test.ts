@@ -121,6 +121,47 @@ describe.skipIf(skipWithoutShared)('hostile uploads', () => {
     kaggleFiles(label, count, from).map((file) => ({ name: path.basename(file), bytes: new Uint8Array(fs.readFileSync(file)) }));
   const truncated = (photo: { bytes: Uint8Array }) => ({ name: 'truncated.jpg', bytes: photo.bytes.subarray(0, Math.floor(photo.bytes.length / 2)) });
 
+  it('answers the corpus as many-file requests: per file for predictions, all or nothing for labelled uploads, writing nothing for a refused file', async () => {
+    const perRequest = t.app.config.server.maxFilesPerRequest;
+    const hashOf = (key: string) => key.slice(key.lastIndexOf('/') + 1);
+    for (let start = 0; start < corpus.length; start += perRequest) {
+      const chunk = corpus.slice(start, start + perRequest);
+      const name = `corpus files ${start}..${start + chunk.length - 1}`;
+
+      let before = await state();
+      const predicted = await t.fetchAs('/api/v1/predictions', { method: 'POST', body: filesForm(chunk) });
+      expect(predicted.status, name).toBeLessThan(500);
+      const body = (await predicted.json()) as ErrorJson & { predictions?: { imageHash: string }[]; errors?: { index: number; code: string }[] };
+      const after = await state();
+      if (predicted.status === 200) {
+        const refused = new Set(body.errors!.map((error) => error.index));
+        expect(body.predictions!.length + refused.size, name).toBe(chunk.length);
+        chunk.forEach((file, index) => {
+          if (file.expect === 'reject') expect(refused.has(index), `${name}: ${file.kind} ${JSON.stringify(file.name.slice(0, 80))} must be refused`).toBe(true);
+        });
+        for (const error of body.errors!) expect(STABLE_UPLOAD_CODES, `${name}: ${error.code}`).toContain(error.code);
+        expect(after.predictions - before.predictions, name).toBe(body.predictions!.length);
+        const classified = new Set(body.predictions!.map((prediction) => prediction.imageHash));
+        for (const key of after.blobs.filter((blob) => !before.blobs.includes(blob))) expect(classified.has(hashOf(key)), `${name}: ${key} was written for a refused file`).toBe(true);
+      } else {
+        expect(STABLE_UPLOAD_CODES, `${name}: ${body.error.code}`).toContain(body.error.code);
+        expect(after, `${name} was refused but wrote something`).toEqual(before);
+      }
+
+      before = await state();
+      const labelled = await t.fetchAs('/api/v1/images', { method: 'POST', body: filesForm(chunk, 'cat') });
+      if (chunk.some((file) => file.expect === 'reject')) {
+        expect(labelled.status, `${name} as labelled photos`).toBeGreaterThanOrEqual(400);
+        expect(labelled.status, `${name} as labelled photos`).toBeLessThan(500);
+        expect(STABLE_UPLOAD_CODES).toContain(((await labelled.json()) as ErrorJson).error.code);
+        expect(await state(), `${name} as labelled photos was refused but wrote something`).toEqual(before);
+      } else {
+        expect(labelled.status, `${name} as labelled photos`).toBeLessThan(300);
+        await labelled.body?.cancel();
+      }
+    }
+  }, 300_000);
+
   it('refuses more files than server.maxFilesPerRequest with 413 too_many_files, before decoding or writing any', async () => {
     const limit = t.app.config.server.maxFilesPerRequest;
     const [photo] = realPhotos('cat', 1, 500);

@@ -97,6 +97,16 @@ describe.skipIf(skipWithoutShared)('local viewer and allowed hosts on the embedd
     }
     const forwardedHost = await send(t.url('/api/v1/health'), { headers: { 'X-Forwarded-Host': 'rebound.example' } });
     expect(forwardedHost.status).toBe(421);
+
+    // A rebound page posting a photo, with or without a token: refused before anything is read or written.
+    const predictions = async () => (await t.app.db.predictions.list({ limit: 1, offset: 0 })).total;
+    const before = await predictions();
+    for (const headers of [{}, { Authorization: `Bearer ${t.tokens.admin}` }] as Record<string, string>[]) {
+      const { body, contentType } = photoBody();
+      const upload = await send(t.url('/api/v1/predictions'), { method: 'POST', headers: { ...headers, Host: `rebound.example:${port}`, 'Content-Type': contentType }, body });
+      expect(upload.status).toBe(421);
+    }
+    expect(await predictions()).toBe(before);
   });
 });
 
