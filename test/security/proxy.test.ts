@@ -132,7 +132,8 @@ describe.skipIf(skipWithoutShared || skipWithoutBuild)('catdog serve --host and 
     expect(await localViewerAnswer(['--host', '0.0.0.0'], {}), '--host 0.0.0.0').toBe(401);
     expect(await localViewerAnswer([], { CATDOG_HOST: '0.0.0.0' }), 'CATDOG_HOST=0.0.0.0').toBe(401);
     expect(await localViewerAnswer(['--host', '127.0.0.1'], { CATDOG_HOST: '0.0.0.0' }), 'the flag wins over the variable').toBe(200);
-  }, 120_000);
+    // Four servers start one after the other, each loading TensorFlow and a backbone: 80 s on two busy cores.
+  }, 300_000);
 });
 
 /** The nginx block and catdog configuration of docs/security.md's "Running exposed", as printed there. */
