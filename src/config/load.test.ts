@@ -90,6 +90,12 @@ describe('loadConfig sources and precedence', () => {
     expect(loaded.sources[key]).toEqual({ kind: 'env', name });
   });
 
+  it('reads a list from one comma-separated variable (server.allowedHosts)', () => {
+    const loaded = loadConfig({ cwd: dir, env: { CATDOG_SERVER__ALLOWED_HOSTS: ' catdog.example.org, catdog.lan ' } });
+    expect(loaded.config.server.allowedHosts).toEqual(['catdog.example.org', 'catdog.lan']);
+    expect(loadConfig({ cwd: dir, env: { CATDOG_SERVER__ALLOWED_HOSTS: '' } }).config.server.allowedHosts).toEqual([]);
+  });
+
   it('maps CATDOG_SECTION__KEY to any key, case-insensitively and with optional underscores inside a segment', () => {
     const loaded = loadConfig({
       cwd: dir,

@@ -279,6 +279,15 @@ const pipelineSchema = z
   .prefault({})
   .describe('Training pipelines compiled to Kubeflow Pipelines v2 (local runner, Kubeflow or Vertex AI).');
 
+/** A per-client token bucket: `burst` at once, refilled at `requestsPerMinute` (0 = no limit). */
+const tokenBucketSchema = (defaults: { requestsPerMinute: number; burst: number }, describe: { rate: string; burst: string }) =>
+  z
+    .strictObject({
+      requestsPerMinute: z.int().min(0).default(defaults.requestsPerMinute).describe(`${describe.rate}; 0 turns the limit off.`),
+      burst: z.int().min(1).default(defaults.burst).describe(describe.burst),
+    })
+    .prefault({});
+
 const serverSchema = z
   .strictObject({
     host: z.string().min(1).default('127.0.0.1').describe('Interface the web server listens on; 0.0.0.0 exposes it to the network. Env: CATDOG_HOST.'),
@@ -291,13 +300,26 @@ const serverSchema = z
         'While the server is bound to a loopback address (the default 127.0.0.1), let token-less requests from this machine act as viewer (predict and read), unless a browser says they come from another site. Curator and admin actions always need a token.',
       ),
     sessionHours: z.number().gt(0).max(24 * 90).default(12).describe('How long a web sign-in lasts, in hours.'),
-    rateLimit: z
-      .strictObject({
-        requestsPerMinute: z.int().min(0).default(1200).describe('Sustained API requests per minute per token (or per IP without one); 0 turns the limit off.'),
-        burst: z.int().min(1).default(200).describe('Requests a client may make at once before the per-minute rate applies (a page of thumbnails).'),
-      })
-      .prefault({})
-      .describe('Per-client token bucket on /api/v1; over it the API answers 429 rate_limited with Retry-After.'),
+    maxFilesPerRequest: z
+      .int()
+      .min(1)
+      .max(10_000)
+      .default(64)
+      .describe('Most photos in one upload request (POST /api/v1/predictions, POST /api/v1/images); more are refused with 413 too_many_files before any is decoded.'),
+    rateLimit: tokenBucketSchema({ requestsPerMinute: 1200, burst: 200 }, {
+      rate: 'Sustained API requests per minute per token (or per IP without one)',
+      burst: 'Requests a client may make at once before the per-minute rate applies (a page of thumbnails).',
+    }).describe('Per-client token bucket on /api/v1; over it the API answers 429 rate_limited with Retry-After.'),
+    allowedHosts: z
+      .array(z.string().min(1))
+      .default([])
+      .describe(
+        'Host names (or addresses) requests may carry in Host besides this machine\'s loopback names and server.host (bound to 0.0.0.0 or ::, also its host name and interface addresses): the public name of a reverse proxy, a LAN name. Others are refused with 421 host_not_allowed (against DNS rebinding). "*" allows any. Env: comma-separated.',
+      ),
+    signInRateLimit: tokenBucketSchema({ requestsPerMinute: 10, burst: 10 }, {
+      rate: 'Sustained sign-in attempts (POST /signin) per minute per client address',
+      burst: 'Sign-in attempts a client address may make at once before the per-minute rate applies.',
+    }).describe('Per-address token bucket on POST /signin, against token guessing and floods; over it the answer is 429 rate_limited with Retry-After.'),
   })
   .prefault({})
   .describe('Web UI and HTTP API.');

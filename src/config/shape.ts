@@ -79,6 +79,8 @@ export function coerceEnvValue(leaf: Schema, text: string): unknown {
   if (inner instanceof z.ZodNumber) {
     return trimmed !== '' && Number.isFinite(Number(trimmed)) ? Number(trimmed) : text;
   }
+  // A list in one variable: comma-separated (CATDOG_SERVER__ALLOWED_HOSTS=catdog.example.org,catdog.lan).
+  if (inner instanceof z.ZodArray) return trimmed === '' ? [] : trimmed.split(',').map((item) => item.trim());
   if (inner instanceof z.ZodBoolean) {
     const lower = trimmed.toLowerCase();
     if (lower === 'true' || lower === '1') return true;

@@ -33,7 +33,7 @@ describe.skipIf(skipWithoutShared)('REST API', () => {
 
   const predict = async (files: string[]) => {
     const response = await fetch(t.url('/api/v1/predictions'), { method: 'POST', body: photoForm(files) });
-    return { response, body: (await response.json()) as { predictions: PredictionJson[] } & ErrorJson };
+    return { response, body: (await response.json()) as { predictions: PredictionJson[]; errors: { index: number; file: string; code: string }[] } & ErrorJson };
   };
   const json = async <T>(pathAndQuery: string, init?: RequestInit): Promise<{ status: number; body: T; response: Response }> => {
     const response = await fetch(t.url(pathAndQuery), init);
@@ -96,9 +96,14 @@ describe.skipIf(skipWithoutShared)('REST API', () => {
     expect(unsupported.body.error).toMatchObject({ code: 'image_unsupported_format', file: 'notes.txt' });
     expect(unsupported.body.error.message).toContain('notes.txt');
 
-    const corrupt = await predict([catPhotos(1, 3)[0]!, truncated]);
+    const corrupt = await predict([truncated]);
     expect(corrupt.response.status).toBe(422);
     expect(corrupt.body.error).toMatchObject({ code: 'image_corrupt', file: 'broken.jpg' });
+
+    const mixed = await predict([catPhotos(1, 3)[0]!, truncated]);
+    expect(mixed.response.status, 'a good photo beside a bad one is still answered').toBe(200);
+    expect(mixed.body.predictions.map((p) => p.fileName)).toEqual(['cat.3.jpg']);
+    expect(mixed.body.errors).toMatchObject([{ index: 1, file: 'broken.jpg', code: 'image_corrupt' }]);
 
     const empty = await fetch(t.url('/api/v1/predictions'), { method: 'POST', body: new FormData() });
     expect(empty.status).toBe(400);

@@ -16,7 +16,7 @@ import { modelRoutes } from './routes/models.js';
 import { predictionRoutes } from './routes/predictions.js';
 import { systemRoutes } from './routes/system.js';
 import { trainingRoutes } from './routes/training.js';
-import { rateLimiter, securityHeaders } from './security.js';
+import { allowedHostNames, hostGuard, rateLimiter, securityHeaders } from './security.js';
 import { accessResolver, authorize, identify, isLoopbackHost, registerSessionRoutes, type SessionRouteOptions } from './auth-middleware.js';
 import { tokenRoutes } from './routes/tokens.js';
 
@@ -79,7 +79,7 @@ export function createServer(app: AppContext, options: ServerOptions): OpenAPIHo
   ]);
 
   const server = new OpenAPIHono({ defaultHook: validationHook });
-  server.use('*', securityHeaders, metrics.middleware);
+  server.use('*', securityHeaders, metrics.middleware, hostGuard(allowedHostNames(app.config.server.host, app.config.server.allowedHosts)));
   // At shutdown every answer closes its connection: a kept-alive one would hold the closing server open until its
   // keep-alive timeout (30 s, see startServer) ran out.
   server.use('*', async (c, next) => {
@@ -118,7 +118,12 @@ export function createServer(app: AppContext, options: ServerOptions): OpenAPIHo
       description: 'Classify photos as cat or dog, review predictions, build dataset versions, train, register and promote models.',
     },
   });
-  registerSessionRoutes(server, { ...access, sessionHours: app.config.server.sessionHours, renderSignIn: options.web.signInPage });
+  registerSessionRoutes(server, {
+    ...access,
+    sessionHours: app.config.server.sessionHours,
+    signInRateLimit: app.config.server.signInRateLimit,
+    renderSignIn: options.web.signInPage,
+  });
   server.route('/', options.web.routes(deps));
 
   server.onError(errorHandler(app.logger));

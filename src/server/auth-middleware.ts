@@ -1,10 +1,13 @@
 import type { OpenAPIHono } from '@hono/zod-openapi';
 import type { Context, MiddlewareHandler } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
 import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
 import { allows, authenticateSecret, closeSession, openSession, SESSION_COOKIE, sessionPrincipal, type Access, type Principal } from '../auth/index.js';
 import { isRole } from '../auth/roles.js';
 import { CatdogError } from '../errors.js';
 import { CANCEL_JOB_ROLE } from '../jobs/cancel.js';
+import { errorJson } from './errors.js';
+import { clientAddress, isLoopbackAddress, rateLimiter, socketAddress, type RateLimit } from './security.js';
 
 declare module 'hono' {
   interface ContextVariableMap {
@@ -140,20 +143,21 @@ export interface AccessOptions {
   localViewer: boolean;
 }
 
-const LOOPBACK_HOSTS = new Set(['127.0.0.1', 'localhost', '::1']);
-export const isLoopbackHost = (host: string): boolean => LOOPBACK_HOSTS.has(host) || host.startsWith('127.');
+export const isLoopbackHost = (host: string): boolean => host === 'localhost' || isLoopbackAddress(host);
 
-function remoteAddress(c: Context): string | undefined {
-  return (c.env as { incoming?: { socket?: { remoteAddress?: string } } } | undefined)?.incoming?.socket?.remoteAddress;
-}
+/** Headers a reverse proxy adds: a request carrying one came through a proxy, whatever its socket says. */
+const isProxyHeader = (name: string): boolean => name === 'forwarded' || name === 'via' || name === 'x-real-ip' || name.startsWith('x-forwarded-');
 
 /**
  * A local, token-less caller (curl on the same machine) — but not a web page from another site that the user's
- * browser is visiting: browsers mark those requests with Sec-Fetch-Site or an Origin of another host.
+ * browser is visiting: browsers mark those requests with Sec-Fetch-Site or an Origin of another host. Nor a
+ * caller that a reverse proxy on this machine passes on: its socket is loopback too, but it adds Forwarded,
+ * X-Forwarded-* or Via (the recipe in docs/security.md sets X-Forwarded-For).
  */
 function isLocalCaller(c: Context): boolean {
-  const address = remoteAddress(c);
-  if (!address || !(isLoopbackHost(address) || address.startsWith('::ffff:127.'))) return false;
+  const address = socketAddress(c);
+  if (!address || !isLoopbackAddress(address)) return false;
+  if (Object.keys(c.req.header()).some(isProxyHeader)) return false;
   const fetchSite = c.req.header('sec-fetch-site');
   if (fetchSite && fetchSite !== 'same-origin' && fetchSite !== 'none') return false;
   const origin = c.req.header('origin');
@@ -232,13 +236,28 @@ export function authorize(accessFor: AccessResolver, { anonymousViewer, localVie
   };
 }
 
-/** Only local paths: an open redirect after sign-in would hand the freshly signed-in visitor to another site. */
-const localPath = (next: string | undefined): string => (next && next.startsWith('/') && !next.startsWith('//') && !next.startsWith('/\\') ? next : '/');
+const REDIRECT_BASE = 'http://catdog.invalid';
+
+/**
+ * Only local paths: an open redirect after sign-in would hand the freshly signed-in visitor to another site.
+ * Browsers drop tabs and newlines from a Location and read `\` as `/`, so `/\t/evil.example` arrives as
+ * `//evil.example`: a path with either is refused, and what remains must still resolve to this server.
+ */
+function localPath(next: string | undefined): string {
+  if (!next || !next.startsWith('/') || /[\u0000-\u0020\u007f\\]/.test(next)) return '/';
+  const resolved = new URL(next, REDIRECT_BASE);
+  return resolved.origin === REDIRECT_BASE && !next.startsWith('//') ? next : '/';
+}
 
 const isHttps = (c: Context): boolean => new URL(c.req.url).protocol === 'https:' || c.req.header('x-forwarded-proto') === 'https';
 
+/** A token and a local path, form-encoded, fit many times over; a larger body is refused before it is read. */
+export const SIGN_IN_MAX_BYTES = 8 * 1024;
+
 export interface SessionRouteOptions extends AccessOptions {
   sessionHours: number;
+  /** Attempts per client address (`server.signInRateLimit`). */
+  signInRateLimit: RateLimit;
   /** The sign-in page, with an error to show when the last attempt failed. */
   renderSignIn: (options: { next: string; error?: string }) => string;
 }
@@ -248,7 +267,12 @@ export function registerSessionRoutes(server: OpenAPIHono, options: SessionRoute
   const { db } = options;
   server.get('/signin', (c) => c.html(options.renderSignIn({ next: localPath(c.req.query('next')) })));
 
-  server.post('/signin', async (c) => {
+  const signInLimit = rateLimiter(options.signInRateLimit, (c) => `ip:${clientAddress(c)}`);
+  const signInBodyLimit = bodyLimit({
+    maxSize: SIGN_IN_MAX_BYTES,
+    onError: (c) => errorJson(c, 413, 'payload_too_large', `a sign-in form is at most ${SIGN_IN_MAX_BYTES} bytes: send the token and nothing else`),
+  });
+  server.post('/signin', signInLimit, signInBodyLimit, async (c) => {
     // Sign-in CSRF would log a victim into the attacker's account: same check as any state change.
     assertSameOrigin(c);
     const form = await c.req.parseBody();

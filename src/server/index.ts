@@ -28,7 +28,6 @@ export interface RunningServer {
 export interface StartOptions {
   web: WebUi;
   port: number;
-  host: string;
   /**
    * With in-process jobs (`jobs.kind` inline), how to start the server's own `catdog worker` process, which runs them
    * (training, imports, sweeps, retraining) off this event loop. Without it, queued jobs wait for a worker.
@@ -74,7 +73,7 @@ export async function startServer(app: AppContext, options: StartOptions): Promi
   retraining?.start();
   const closing = new AbortController();
   const hono = createServer(app, { web: options.web, models, jobs, ...(retraining && { retraining }), closing: closing.signal });
-  const server = serve({ fetch: hono.fetch, port: options.port, hostname: options.host, serverOptions: { keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS } });
+  const server = serve({ fetch: hono.fetch, port: options.port, hostname: app.config.server.host, serverOptions: { keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS } });
   const address = await listen(server);
   models.startWatching();
 

@@ -52,6 +52,15 @@ export const PredictionSchema = z
   })
   .openapi('Prediction');
 
+export const RefusedFileSchema = z
+  .object({
+    index: z.number().int().openapi({ description: 'Position of the file in the request, from 0.' }),
+    file: z.string().openapi({ description: 'Its file name as uploaded.' }),
+    code: z.string().openapi({ example: 'image_corrupt', description: 'The code a request with this file alone would be refused with.' }),
+    message: z.string(),
+  })
+  .openapi('RefusedFile');
+
 export const ImageSchema = z
   .object({
     hash: z.string(),

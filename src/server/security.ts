@@ -1,3 +1,4 @@
+import os from 'node:os';
 import { getConnInfo } from '@hono/node-server/conninfo';
 import type { Context, MiddlewareHandler } from 'hono';
 import { errorJson } from './errors.js';
@@ -31,13 +32,28 @@ export interface RateLimit {
 /** Beyond this many clients the oldest buckets are forgotten: a flood of new addresses cannot exhaust memory. */
 const MAX_TRACKED_CLIENTS = 10_000;
 
-/** The remote address as the socket reports it (behind a reverse proxy: the proxy, so limit per token there). */
-export function clientAddress(c: Context): string {
+/** The peer address of the connection (behind a reverse proxy on this machine: a loopback address). */
+export function socketAddress(c: Context): string | undefined {
   try {
-    return getConnInfo(c).remote.address ?? 'unknown';
+    return getConnInfo(c).remote.address;
   } catch {
-    return 'unknown';
+    return undefined;
   }
+}
+
+export const isLoopbackAddress = (address: string): boolean => address === '::1' || address.startsWith('127.') || address.startsWith('::ffff:127.');
+
+/**
+ * The client's address, for limits. A request that arrives over loopback with X-Forwarded-For came through a
+ * reverse proxy on this machine (the recipe in docs/security.md): the last address in it is the one the proxy
+ * saw, so callers behind the proxy do not share one bucket. From any other peer the header is ignored: a remote
+ * caller could write anything there.
+ */
+export function clientAddress(c: Context): string {
+  const socket = socketAddress(c) ?? 'unknown';
+  if (!isLoopbackAddress(socket)) return socket;
+  const forwarded = c.req.header('x-forwarded-for')?.split(',').at(-1)?.trim();
+  return forwarded || socket;
 }
 
 /** A signed-in caller is limited per token (wherever it connects from), anyone else per address. */
@@ -69,6 +85,58 @@ export function rateLimiter(limit: RateLimit, keyOf: (c: Context) => string = cl
     }
     buckets.set(key, { tokens: tokens - 1, at: time });
     if (buckets.size > MAX_TRACKED_CLIENTS) buckets.delete(buckets.keys().next().value!);
+    return next();
+  };
+}
+
+const LOOPBACK_NAMES = ['localhost', '127.0.0.1', '::1'];
+const WILDCARD_HOSTS = new Set(['0.0.0.0', '::', '']);
+
+/** A host name or address without port, brackets, trailing dot or case: `[::1]:8080` → `::1`. */
+export function bareHostName(host: string): string {
+  const trimmed = host.trim().toLowerCase();
+  const bracketed = /^\[([^\]]*)\](?::\d*)?$/.exec(trimmed);
+  if (bracketed) return bracketed[1]!;
+  const withoutPort = trimmed.split(':').length === 2 ? trimmed.slice(0, trimmed.lastIndexOf(':')) : trimmed;
+  return withoutPort.replace(/\.$/, '');
+}
+
+/**
+ * The names a request's Host may carry: this machine's loopback names, the address the server binds, and
+ * `configured` (`server.allowedHosts`, e.g. the public name a reverse proxy passes on). Bound to every interface
+ * (0.0.0.0, ::), the machine's host name and its interface addresses too, so it answers when reached directly
+ * by address or name; a DNS name pointing at it (DNS rebinding) still has to be listed. `*` allows any.
+ */
+export function allowedHostNames(boundHost: string, configured: readonly string[]): ReadonlySet<string> | 'any' {
+  if (configured.includes('*')) return 'any';
+  const names = [...LOOPBACK_NAMES, boundHost, ...configured];
+  if (WILDCARD_HOSTS.has(bareHostName(boundHost))) {
+    names.push(os.hostname());
+    for (const addresses of Object.values(os.networkInterfaces())) names.push(...(addresses ?? []).map((address) => address.address));
+  }
+  return new Set(names.map(bareHostName));
+}
+
+/**
+ * Refuses a request whose Host (or X-Forwarded-Host) is not an allowed name with 421 `host_not_allowed`: a web
+ * page whose DNS name was rebound to this machine reaches the server with its own name in Host, and would
+ * otherwise read answers meant for local callers.
+ */
+export function hostGuard(allowed: ReadonlySet<string> | 'any'): MiddlewareHandler {
+  return async (c, next) => {
+    if (allowed === 'any') return next();
+    for (const header of ['host', 'x-forwarded-host']) {
+      const value = c.req.header(header);
+      if (value === undefined && header === 'x-forwarded-host') continue;
+      if (value === undefined || !allowed.has(bareHostName(value))) {
+        return errorJson(
+          c,
+          421,
+          'host_not_allowed',
+          `this server does not answer to ${header === 'host' ? 'Host' : 'X-Forwarded-Host'} ${JSON.stringify(value ?? '')}: add the name to server.allowedHosts if it is meant to reach catdog`,
+        );
+      }
+    }
     return next();
   };
 }

@@ -1,36 +1,24 @@
 import { CatdogError } from '../errors.js';
-import { ImageError, inspectImage, type ImageLimits } from '../images/index.js';
+import type { ImageError } from '../images/index.js';
+import type { PhotoUpload } from '../serving/predict.js';
 
-export interface Upload {
-  bytes: Uint8Array;
+export interface Upload extends PhotoUpload {
   fileName: string;
 }
 
-export async function readUploads(files: readonly File[]): Promise<Upload[]> {
+/** Refuses more than `maxFiles` before reading any: each photo costs a full decode and room in a model call. */
+export async function readUploads(files: readonly File[], maxFiles: number): Promise<Upload[]> {
+  if (files.length > maxFiles) {
+    throw new CatdogError(
+      'too_many_files',
+      `this request carries ${files.length} files; at most ${maxFiles} are accepted per request (server.maxFilesPerRequest): send them in several requests`,
+      413,
+    );
+  }
   return Promise.all(files.map(async (file) => ({ bytes: new Uint8Array(await file.arrayBuffer()), fileName: file.name || 'upload' })));
 }
 
 /** The same image error, told about the file it concerns so a client uploading many knows which one to fix. */
 export function namingFile(error: ImageError, fileName: string): CatdogError {
   return new CatdogError(error.code, `${fileName}: ${error.message}`, error.httpStatus, { file: fileName });
-}
-
-/**
- * Runs `work` on a batch; when it rejects a photo without saying which, finds the culprit. Checking every file
- * up front would decode each photo twice on the common, valid path.
- */
-export async function withFileBlame<T>(uploads: readonly Upload[], limits: ImageLimits, work: () => Promise<T>): Promise<T> {
-  try {
-    return await work();
-  } catch (error) {
-    if (!(error instanceof ImageError)) throw error;
-    for (const upload of uploads.length === 1 ? [] : uploads) {
-      const problem = await inspectImage(upload.bytes, limits).then(
-        () => undefined,
-        (cause: unknown) => cause,
-      );
-      if (problem instanceof ImageError) throw namingFile(problem, upload.fileName);
-    }
-    throw namingFile(error, uploads[0]?.fileName ?? 'upload');
-  }
 }

@@ -51,7 +51,9 @@ describe.skipIf(skipWithoutShared)('batchPredictions', () => {
     expect(answers.flat().map((answer) => answer.pDog >= 0.5)).toEqual([false, false, false, true, true, true]);
   });
 
-  it('caps a merged call at maxBatch images and still runs a larger request on its own', async () => {
+  it('never hands the model more than maxBatch images: a larger request is split, its answers in order', async () => {
+    const separate: Prediction[] = [];
+    for (const photo of photos) separate.push(...(await model.predictPixels([photo])));
     modelCalls.length = 0;
     const batched = batchPredictions(model, { maxBatch: 2 });
     const answers = await Promise.all([
@@ -60,8 +62,15 @@ describe.skipIf(skipWithoutShared)('batchPredictions', () => {
       batched.predictPixels(photos.slice(2, 5)),
       batched.predictPixels([photos[5]!]),
     ]);
-    expect(modelCalls).toEqual([2, 3, 1]);
+    expect(Math.max(...modelCalls), 'the largest batch the model was handed').toBe(2);
+    expect(modelCalls).toEqual([2, 2, 2]);
     expect(answers.map((answer) => answer.length)).toEqual([1, 1, 3, 1]);
+    answers.flat().forEach((answer, i) => expect(answer.pDog).toBeCloseTo(separate[i]!.pDog, 5));
+
+    modelCalls.length = 0;
+    const alone = await batched.predictPixels([...photos, ...photos, photos[0]!]);
+    expect(modelCalls).toEqual([2, 2, 2, 2, 2, 2, 1]);
+    expect(alone.map((answer) => answer.pDog >= 0.5)).toEqual([false, false, false, true, true, true, false, false, false, true, true, true, false]);
   });
 
   it('rejects every request of a failed call and keeps serving afterwards', async () => {

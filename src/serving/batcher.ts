@@ -6,8 +6,11 @@ interface Waiting {
   reject: (error: unknown) => void;
 }
 
+/** The most images one model call is handed: a request with more is split into calls of at most this many. */
+export const DEFAULT_MAX_BATCH = 32;
+
 export interface BatchingOptions {
-  /** Most images in one merged model call (default 32); a single larger request still runs, alone. */
+  /** Most images in one model call (default DEFAULT_MAX_BATCH), however many a request carries. */
   maxBatch?: number;
   /** Told the number of images of every model call it makes, so the merging can be watched (metrics). */
   onModelCall?: (images: number) => void;
@@ -17,16 +20,18 @@ export interface BatchingOptions {
  * The same classifier, with concurrent `predictPixels` calls merged into one model call: requests that arrive
  * while the model is busy wait and then run together, up to `maxBatch` images. One forward pass over n images
  * costs far less than n passes of one (per-op dispatch dominates a single 224 px image), so under load this
- * raises throughput; an idle server starts each request at once (after the current event-loop turn).
+ * raises throughput; an idle server starts each request at once (after the current event-loop turn). A request
+ * larger than `maxBatch` is split into parts of at most `maxBatch`: a model call's memory (activations of every
+ * image at once, held by the native allocator afterwards) grows with its batch, so no request may choose it.
  */
-export function batchPredictions(classifier: Classifier, { maxBatch = 32, onModelCall }: BatchingOptions = {}): Classifier {
+export function batchPredictions(classifier: Classifier, { maxBatch = DEFAULT_MAX_BATCH, onModelCall }: BatchingOptions = {}): Classifier {
   const waiting: Waiting[] = [];
   let draining = false;
 
   const takeBatch = (): Waiting[] => {
     const taken: Waiting[] = [];
     let images = 0;
-    // Whole requests only; a request larger than maxBatch still runs, alone.
+    // Whole parts only (each at most maxBatch), so the first one always fits.
     while (waiting.length > 0 && (taken.length === 0 || images + waiting[0]!.images.length <= maxBatch)) {
       const next = waiting.shift()!;
       taken.push(next);
@@ -56,16 +61,17 @@ export function batchPredictions(classifier: Classifier, { maxBatch = 32, onMode
 
   return {
     ...classifier,
-    predictPixels(images) {
-      if (images.length === 0) return Promise.resolve([]);
-      return new Promise((resolve, reject) => {
-        waiting.push({ images, resolve, reject });
-        if (!draining) {
-          draining = true;
-          // setImmediate: requests parsed in the same event-loop turn join the first call too.
-          setImmediate(() => void drain());
-        }
-      });
+    async predictPixels(images) {
+      const parts: Promise<Prediction[]>[] = [];
+      for (let start = 0; start < images.length; start += maxBatch) {
+        parts.push(new Promise((resolve, reject) => waiting.push({ images: images.slice(start, start + maxBatch), resolve, reject })));
+      }
+      if (parts.length > 0 && !draining) {
+        draining = true;
+        // setImmediate: requests parsed in the same event-loop turn join the first call too.
+        setImmediate(() => void drain());
+      }
+      return (await Promise.all(parts)).flat();
     },
     dispose: () => classifier.dispose(),
   };

@@ -1,6 +1,7 @@
 import type { Database, PredictionRow } from '../db/index.js';
 import { storeInspectedImage, type ImageLimits } from '../datasets/ingest.js';
-import { inspectAndDecodeToRgb } from '../images/index.js';
+import { ImageError, inspectAndDecodeToRgb } from '../images/index.js';
+import type { Classifier } from '../registry/classifier.js';
 import type { BlobStore } from '../storage/index.js';
 import type { ModelServer } from './model-server.js';
 import { neitherEvidence, neitherReason, storedNeitherReason, type NeitherReason, type NeitherSettings } from './neither.js';
@@ -44,29 +45,79 @@ export function toPredictionResult(row: PredictionRow, modelVersion: number | nu
   };
 }
 
+/** A photo as it was uploaded (or read from disk). */
+export interface PhotoUpload {
+  bytes: Uint8Array;
+  fileName?: string;
+}
+
+/** A file of a multi-file request that was not classified, and why (nothing of it was written). */
+export interface RefusedUpload {
+  /** Its position in the request, from 0. */
+  index: number;
+  error: ImageError;
+}
+
+interface DecodedUpload {
+  upload: PhotoUpload;
+  decoded: Awaited<ReturnType<typeof inspectAndDecodeToRgb>>;
+}
+
 /**
  * Classifies uploaded photos with the serving model and records each prediction. The photo is stored (once, by
- * content) so a later confirmation or correction can turn it into a labelled training image.
+ * content) so a later confirmation or correction can turn it into a labelled training image. Every photo is
+ * decoded before the first write: one that is not a usable photo fails the call and nothing is written.
  */
-export async function predictUploads(
-  deps: PredictDependencies,
-  uploads: readonly { bytes: Uint8Array; fileName?: string }[],
-  source = 'upload',
-): Promise<PredictionResult[]> {
+export async function predictUploads(deps: PredictDependencies, uploads: readonly PhotoUpload[], source = 'upload'): Promise<PredictionResult[]> {
   const started = performance.now();
   const classifier = await deps.models.classifier();
   // One decode per photo validates it for storage and gives the model its pixels.
-  const decoded = await Promise.all(uploads.map((upload) => inspectAndDecodeToRgb(upload.bytes, deps.limits, classifier.inputSize)));
+  const decoded = await Promise.all(
+    uploads.map(async (upload) => ({ upload, decoded: await inspectAndDecodeToRgb(upload.bytes, deps.limits, classifier.inputSize) })),
+  );
+  return classifyDecoded(deps, classifier, decoded, started, source);
+}
+
+/**
+ * `predictUploads` answering per file: the photos that decode are classified and recorded, the others come back
+ * in `refused` with their image error, and nothing of them is written. Other errors (model, database) fail the call.
+ */
+export async function predictEachUpload(
+  deps: PredictDependencies,
+  uploads: readonly PhotoUpload[],
+  source = 'upload',
+): Promise<{ predictions: PredictionResult[]; refused: RefusedUpload[] }> {
+  const started = performance.now();
+  const classifier = await deps.models.classifier();
+  const settled = await Promise.allSettled(uploads.map((upload) => inspectAndDecodeToRgb(upload.bytes, deps.limits, classifier.inputSize)));
+  const accepted: DecodedUpload[] = [];
+  const refused: RefusedUpload[] = [];
+  settled.forEach((outcome, index) => {
+    if (outcome.status === 'fulfilled') accepted.push({ upload: uploads[index]!, decoded: outcome.value });
+    else if (outcome.reason instanceof ImageError) refused.push({ index, error: outcome.reason });
+    else throw outcome.reason;
+  });
+  const predictions = accepted.length > 0 ? await classifyDecoded(deps, classifier, accepted, started, source) : [];
+  return { predictions, refused };
+}
+
+async function classifyDecoded(
+  deps: PredictDependencies,
+  classifier: Classifier,
+  accepted: readonly DecodedUpload[],
+  started: number,
+  source: string,
+): Promise<PredictionResult[]> {
   // The model does not wait for the blob writes (fsync), nor they for the model; the rows come after both.
   const [stored, answers] = await Promise.all([
     Promise.all(
-      uploads.map((upload, i) =>
-        storeInspectedImage(deps, { bytes: upload.bytes, label: null, source, originalName: upload.fileName }, decoded[i]!.info),
+      accepted.map(({ upload, decoded }) =>
+        storeInspectedImage(deps, { bytes: upload.bytes, label: null, source, originalName: upload.fileName }, decoded.info),
       ),
     ),
-    classifier.predictPixels(decoded.map(({ rgb }) => rgb.data)),
+    classifier.predictPixels(accepted.map(({ decoded }) => decoded.rgb.data)),
   ]);
-  const latencyMs = (performance.now() - started) / uploads.length;
+  const latencyMs = (performance.now() - started) / accepted.length;
   return Promise.all(
     answers.map(async (answer, i) => {
       const dog = answer.pDog;
@@ -80,7 +131,7 @@ export async function predictUploads(
         probabilities: { cat: 1 - dog, dog, ...neitherEvidence(answer, reason) },
         latencyMs,
       });
-      return toPredictionResult(row, classifier.version, uploads[i]!.fileName);
+      return toPredictionResult(row, classifier.version, accepted[i]!.upload.fileName);
     }),
   );
 }

@@ -140,7 +140,7 @@ describe.skipIf(skipWithoutShared)('scale-out: two worker processes on one Redis
     const report = await importFolder({ db: app.db, blobs: app.blobs, limits: app.config.images }, photos);
     expect(report.imported).toBe(40);
     datasetId = (await buildDatasetVersion(app, datasetParams(app.config))).version.id;
-    server = await startServer(app, { web: webUi, port: 0, host: '127.0.0.1', handleSignals: false });
+    server = await startServer(app, { web: webUi, port: 0, handleSignals: false });
     workers.push(...(await Promise.all([startWorker(configFile), startWorker(configFile)])));
   }, 120_000);
 

@@ -7,7 +7,7 @@ import { startTestServer, withBearer, type TestServer } from '../support/server.
 import { kaggleFiles, skipWithoutShared } from '../support/shared.js';
 import { builtCli, cliEnv, fillPath, operationsOf, runNode, skipWithoutBuild, type ErrorJson, type OpenApiDocument } from './support.js';
 
-const NO_LIMIT = { CATDOG_SERVER__RATE_LIMIT__REQUESTS_PER_MINUTE: '0' };
+const NO_LIMIT = { CATDOG_SERVER__RATE_LIMIT__REQUESTS_PER_MINUTE: '0', CATDOG_SERVER__SIGN_IN_RATE_LIMIT__REQUESTS_PER_MINUTE: '0' };
 const rolesBelow = (role: string): Role[] => ROLES.slice(0, Math.max(0, ROLES.indexOf(role as Role)));
 
 describe.skipIf(skipWithoutShared)('access control', () => {
@@ -121,15 +121,23 @@ describe.skipIf(skipWithoutShared)('access control', () => {
 
   it('never redirects a sign-in to another site', async () => {
     const origin = new URL(t.server.url).origin;
-    for (const next of ['//evil.example/', 'https://evil.example/', '/\\evil.example']) {
+    // Browsers strip tabs and newlines from a Location: `/\t/evil.example` would be followed as `//evil.example`.
+    for (const next of ['//evil.example/', 'https://evil.example/', '/\\evil.example', '/\t/evil.example', '/\n/evil.example', '/\r\n/evil.example', ' //evil.example']) {
       const response = await fetch(t.url('/signin'), {
         method: 'POST',
         headers: { Origin: origin },
         body: new URLSearchParams({ token: t.tokens.viewer, next }),
         redirect: 'manual',
       });
-      expect(response.headers.get('location'), next).toBe('/');
+      expect(response.headers.get('location'), JSON.stringify(next)).toBe('/');
     }
+    const local = await fetch(t.url('/signin'), {
+      method: 'POST',
+      headers: { Origin: origin },
+      body: new URLSearchParams({ token: t.tokens.viewer, next: '/review?strategy=oldest' }),
+      redirect: 'manual',
+    });
+    expect(local.headers.get('location'), 'a local path is kept').toBe('/review?strategy=oldest');
   });
 });
 

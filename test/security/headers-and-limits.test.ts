@@ -1,3 +1,4 @@
+import http from 'node:http';
 import { Hono } from 'hono';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rateLimiter } from '../../src/server/security.js';
@@ -90,6 +91,70 @@ describe.skipIf(skipWithoutShared)('rate limit (server.rateLimit)', () => {
     expect(anonymous).toEqual([401, 401, 401, 401, 401, 429]);
     // Pages are not API calls: the UI stays reachable for a limited client.
     expect((await t.fetchAs('/models', {}, 'viewer')).status).toBe(200);
+  });
+});
+
+/** POSTs a form-encoded sign-in declaring `declaredBytes`, sends `sentBytes` of it, and waits for the answer. */
+function postHugeSignIn(url: string, declaredBytes: number, sentBytes: number): Promise<{ status: number; body: string }> {
+  const target = new URL('/signin', url);
+  return new Promise((resolve, reject) => {
+    const request = http.request(target, {
+      method: 'POST',
+      // The browser's own marks of a same-origin form, so that only the body decides.
+      headers: { 'content-type': 'application/x-www-form-urlencoded', 'content-length': declaredBytes, origin: target.origin, 'sec-fetch-site': 'same-origin' },
+    });
+    request.on('response', (response) => {
+      let body = '';
+      response.on('data', (chunk: Buffer) => (body += chunk.toString()));
+      response.on('end', () => {
+        resolve({ status: response.statusCode ?? 0, body });
+        request.destroy();
+      });
+    });
+    request.on('error', reject);
+    request.write(`token=${'a'.repeat(sentBytes - 6)}`);
+  });
+}
+
+describe.skipIf(skipWithoutShared)('sign-in limits', () => {
+  let t: TestServer;
+  beforeAll(async () => {
+    t = await startTestServer({ CATDOG_SERVER__SIGN_IN_RATE_LIMIT__REQUESTS_PER_MINUTE: '6', CATDOG_SERVER__SIGN_IN_RATE_LIMIT__BURST: '3' });
+  });
+  afterAll(async () => {
+    await t?.close();
+  });
+
+  it('refuses a sign-in body over 8 KiB with 413 payload_too_large without waiting for the rest of it', async () => {
+    // 200 MB announced, 64 KiB sent: an answer can only come from a server that stopped reading.
+    const answer = await Promise.race([
+      postHugeSignIn(t.server.url, 200 * 1024 * 1024, 64 * 1024),
+      new Promise<never>((_, reject) => setTimeout(() => reject(new Error('no answer: the server waits for the whole 200 MB body')), 5_000)),
+    ]);
+    expect(answer.status).toBe(413);
+    expect((JSON.parse(answer.body) as ErrorJson).error.code).toBe('payload_too_large');
+  });
+
+  it('limits sign-in attempts per client address with 429 rate_limited and Retry-After; the form stays reachable', async () => {
+    const origin = new URL(t.server.url).origin;
+    // Each caller as a reverse proxy on this machine reports it (X-Forwarded-For over loopback): its own bucket.
+    const attempt = (client: string, token = 'catdog_guess') =>
+      fetch(t.url('/signin'), {
+        method: 'POST',
+        headers: { Origin: origin, 'X-Forwarded-For': `192.0.2.99, ${client}` },
+        body: new URLSearchParams({ token, next: '/' }),
+        redirect: 'manual',
+      });
+    const statuses = [];
+    for (let i = 0; i < 4; i++) statuses.push((await attempt('198.51.100.1')).status);
+    expect(statuses).toEqual([401, 401, 401, 429]);
+    const limited = await attempt('198.51.100.1');
+    expect(limited.status).toBe(429);
+    expect(Number(limited.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+    expect(((await limited.json()) as ErrorJson).error.code).toBe('rate_limited');
+    expect((await attempt('198.51.100.1', t.tokens.viewer)).status, 'the right token waits too: guesses and uses share the bucket').toBe(429);
+    expect((await fetch(t.url('/signin'))).status, 'the sign-in page itself is not limited').toBe(200);
+    expect((await attempt('203.0.113.7', t.tokens.viewer)).status, 'another client signs in').toBe(303);
   });
 });
 

@@ -10,6 +10,7 @@ import type { ErrorJson } from './support.js';
 
 /** Every code an upload may be refused with: clients can rely on these. */
 const STABLE_UPLOAD_CODES = new Set([
+  'too_many_files',
   'image_empty',
   'image_too_large',
   'image_unsupported_format',
@@ -18,6 +19,12 @@ const STABLE_UPLOAD_CODES = new Set([
   'payload_too_large',
   'invalid_request',
 ]);
+
+/** Value of one unlabelled series in the Prometheus text exposition (0 when absent). */
+function metricValue(text: string, series: string): number {
+  const line = text.split('\n').find((candidate) => candidate.startsWith(`${series} `));
+  return line ? Number(line.slice(series.length + 1)) : 0;
+}
 
 function listFiles(folder: string): string[] {
   return fs.readdirSync(folder, { withFileTypes: true, recursive: true }).filter((entry) => entry.isFile()).map((entry) => path.join(entry.parentPath, entry.name));
@@ -102,6 +109,126 @@ describe.skipIf(skipWithoutShared)('hostile uploads', () => {
     expect(response.status).toBe(413);
     expect(((await response.json()) as ErrorJson).error.code).toBe('payload_too_large');
     expect(await state()).toEqual(before);
+  });
+
+  const filesForm = (files: readonly { name: string; bytes: Uint8Array }[], label?: string) => {
+    const form = new FormData();
+    for (const file of files) form.append('file', new Blob([file.bytes]), file.name);
+    if (label) form.append('label', label);
+    return form;
+  };
+  const realPhotos = (label: 'cat' | 'dog', count: number, from: number) =>
+    kaggleFiles(label, count, from).map((file) => ({ name: path.basename(file), bytes: new Uint8Array(fs.readFileSync(file)) }));
+  const truncated = (photo: { bytes: Uint8Array }) => ({ name: 'truncated.jpg', bytes: photo.bytes.subarray(0, Math.floor(photo.bytes.length / 2)) });
+
+  it('answers the corpus as many-file requests: per file for predictions, all or nothing for labelled uploads, writing nothing for a refused file', async () => {
+    const perRequest = t.app.config.server.maxFilesPerRequest;
+    const hashOf = (key: string) => key.slice(key.lastIndexOf('/') + 1);
+    for (let start = 0; start < corpus.length; start += perRequest) {
+      const chunk = corpus.slice(start, start + perRequest);
+      const name = `corpus files ${start}..${start + chunk.length - 1}`;
+
+      let before = await state();
+      const predicted = await t.fetchAs('/api/v1/predictions', { method: 'POST', body: filesForm(chunk) });
+      expect(predicted.status, name).toBeLessThan(500);
+      const body = (await predicted.json()) as ErrorJson & { predictions?: { imageHash: string }[]; errors?: { index: number; code: string }[] };
+      const after = await state();
+      if (predicted.status === 200) {
+        const refused = new Set(body.errors!.map((error) => error.index));
+        expect(body.predictions!.length + refused.size, name).toBe(chunk.length);
+        chunk.forEach((file, index) => {
+          if (file.expect === 'reject') expect(refused.has(index), `${name}: ${file.kind} ${JSON.stringify(file.name.slice(0, 80))} must be refused`).toBe(true);
+        });
+        for (const error of body.errors!) expect(STABLE_UPLOAD_CODES, `${name}: ${error.code}`).toContain(error.code);
+        expect(after.predictions - before.predictions, name).toBe(body.predictions!.length);
+        const classified = new Set(body.predictions!.map((prediction) => prediction.imageHash));
+        for (const key of after.blobs.filter((blob) => !before.blobs.includes(blob))) expect(classified.has(hashOf(key)), `${name}: ${key} was written for a refused file`).toBe(true);
+      } else {
+        expect(STABLE_UPLOAD_CODES, `${name}: ${body.error.code}`).toContain(body.error.code);
+        expect(after, `${name} was refused but wrote something`).toEqual(before);
+      }
+
+      before = await state();
+      const labelled = await t.fetchAs('/api/v1/images', { method: 'POST', body: filesForm(chunk, 'cat') });
+      if (chunk.some((file) => file.expect === 'reject')) {
+        expect(labelled.status, `${name} as labelled photos`).toBeGreaterThanOrEqual(400);
+        expect(labelled.status, `${name} as labelled photos`).toBeLessThan(500);
+        expect(STABLE_UPLOAD_CODES).toContain(((await labelled.json()) as ErrorJson).error.code);
+        expect(await state(), `${name} as labelled photos was refused but wrote something`).toEqual(before);
+      } else {
+        expect(labelled.status, `${name} as labelled photos`).toBeLessThan(300);
+        await labelled.body?.cancel();
+      }
+    }
+  }, 300_000);
+
+  it('refuses more files than server.maxFilesPerRequest with 413 too_many_files, before decoding or writing any', async () => {
+    const limit = t.app.config.server.maxFilesPerRequest;
+    const [photo] = realPhotos('cat', 1, 500);
+    const many = Array.from({ length: limit + 1 }, (_, i) => ({ name: `copy-${i}.jpg`, bytes: photo!.bytes }));
+    for (const [route, label] of [['/api/v1/predictions', undefined], ['/api/v1/images', 'cat']] as const) {
+      const before = await state();
+      const response = await t.fetchAs(route, { method: 'POST', body: filesForm(many, label) });
+      expect(response.status, route).toBe(413);
+      const { error } = (await response.json()) as ErrorJson;
+      expect(error.code, route).toBe('too_many_files');
+      expect(error.message, route).toContain('server.maxFilesPerRequest');
+      expect(await state(), `${route} refused but wrote something`).toEqual(before);
+    }
+  });
+
+  it('hands the model at most its maximum batch (32), whatever one request carries', async () => {
+    const photos = [...realPhotos('cat', 32, 510), ...realPhotos('dog', 32, 510)];
+    expect(photos.length).toBeLessThanOrEqual(t.app.config.server.maxFilesPerRequest);
+    const calls = async () => {
+      const text = await (await t.fetchAs('/metrics')).text();
+      return { all: metricValue(text, 'catdog_model_batch_size_count'), upTo32: metricValue(text, 'catdog_model_batch_size_bucket{le="32"}') };
+    };
+    const before = await calls();
+    const response = await t.fetchAs('/api/v1/predictions', { method: 'POST', body: filesForm(photos) });
+    expect(response.status).toBe(200);
+    expect(((await response.json()) as { predictions: unknown[] }).predictions).toHaveLength(64);
+    const after = await calls();
+    expect(after.all - before.all, 'model calls for 64 photos').toBeGreaterThanOrEqual(2);
+    expect(after.upTo32 - before.upTo32, 'model calls of more than 32 photos').toBe(after.all - before.all);
+  });
+
+  it('answers a multi-file prediction per file: the good photos are classified, each bad file has its code, and nothing of those is written', async () => {
+    const good = realPhotos('dog', 3, 600);
+    const broken = truncated(realPhotos('cat', 1, 601)[0]!);
+    const text = { name: 'notes.txt', bytes: new TextEncoder().encode('not a photo at all') };
+    const before = await state();
+    const response = await t.fetchAs('/api/v1/predictions', { method: 'POST', body: filesForm([good[0]!, broken, good[1]!, text, good[2]!]) });
+    expect(response.status).toBe(200);
+    const body = (await response.json()) as { predictions: { fileName: string; imageHash: string }[]; errors: { index: number; file: string; code: string; message: string }[] };
+    expect(body.predictions.map((prediction) => prediction.fileName)).toEqual(good.map((photo) => photo.name));
+    expect(body.errors.map(({ index, file, code }) => ({ index, file, code }))).toEqual([
+      { index: 1, file: 'truncated.jpg', code: 'image_corrupt' },
+      { index: 3, file: 'notes.txt', code: 'image_unsupported_format' },
+    ]);
+    expect(body.errors.every((error) => error.message.length > 0)).toBe(true);
+    const after = await state();
+    expect(after.images - before.images).toBe(3);
+    expect(after.predictions - before.predictions).toBe(3);
+    const written = after.blobs.filter((key) => !before.blobs.includes(key));
+    expect(written.sort()).toEqual(good.map((photo) => `images/${sha256Hex(photo.bytes).slice(0, 2)}/${sha256Hex(photo.bytes)}`).sort());
+
+    const allBad = await t.fetchAs('/api/v1/predictions', { method: 'POST', body: filesForm([text, broken]) });
+    expect(allBad.status, 'every file refused: the first one\'s error').toBe(415);
+    expect(((await allBad.json()) as ErrorJson).error).toMatchObject({ code: 'image_unsupported_format', file: 'notes.txt' });
+  });
+
+  it('stores a labelled upload all or nothing: one truncated photo among 20 writes and relabels nothing', async () => {
+    const stored = realPhotos('cat', 5, 700);
+    expect((await t.fetchAs('/api/v1/images', { method: 'POST', body: filesForm(stored, 'cat') })).status).toBe(201);
+    // 5 already stored as cats (a dog label would overwrite theirs), 15 new, and a broken one last.
+    const upload = [...stored, ...realPhotos('dog', 15, 705), truncated(realPhotos('dog', 1, 720)[0]!)];
+    const before = await state();
+    const response = await t.fetchAs('/api/v1/images', { method: 'POST', body: filesForm(upload, 'dog') });
+    expect(response.status).toBe(422);
+    expect(((await response.json()) as ErrorJson).error).toMatchObject({ code: 'image_corrupt', file: 'truncated.jpg' });
+    expect(await state()).toEqual(before);
+    for (const photo of stored) expect((await t.app.db.images.get(sha256Hex(photo.bytes)))?.label, photo.name).toBe('cat');
   });
 
   it('keeps the uploaded bytes (the image identity) but serves them without EXIF, XMP or GPS data', async () => {

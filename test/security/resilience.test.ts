@@ -16,7 +16,7 @@ import { importJob } from '../../src/datasets/jobs.js';
 import { enqueueJob } from '../../src/jobs/index.js';
 import { catPhotos, photoForm, startTestServer, type TestServer } from '../support/server.js';
 import { kaggleFullRes, skipWithoutShared } from '../support/shared.js';
-import { builtCli, cliEnv, collect, repoRoot, skipWithoutBuild, type ErrorJson, type Finished } from './support.js';
+import { builtCli, cliEnv, collect, listeningUrl, repoRoot, skipWithoutBuild, type ErrorJson, type Finished } from './support.js';
 
 const postgresAdminUrl = process.env.CATDOG_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 
@@ -84,18 +84,6 @@ async function serveFromSources(home: string, env: Record<string, string>): Prom
 }
 
 /** The URL `catdog serve` prints once it listens; rejects with its stderr if it exits first. */
-function listeningUrl(child: ChildProcess, exited: Promise<Finished>): Promise<string> {
-  return new Promise<string>((resolve, reject) => {
-    let stdout = '';
-    child.stdout!.on('data', (chunk: Buffer) => {
-      stdout += chunk.toString();
-      const match = /catdog listening on (http:\/\/\S+)/.exec(stdout);
-      if (match) resolve(match[1]!);
-    });
-    void exited.then((finished) => reject(new Error(`serve exited early (${finished.code ?? finished.signal}): ${finished.stderr}`)));
-  });
-}
-
 describe.skipIf(skipWithoutShared)('SIGTERM with the in-process queue (embedded defaults: SQLite, jobs.kind inline)', () => {
   const home = fs.mkdtempSync(path.join(os.tmpdir(), 'catdog-sigterm-jobs-'));
   afterAll(() => fs.rmSync(home, { recursive: true, force: true }));

@@ -48,6 +48,19 @@ export function collect(child: ChildProcess): Promise<Finished> {
   });
 }
 
+/** The URL a `catdog serve` child prints once it listens; rejects when the child exits first. */
+export function listeningUrl(child: ChildProcess, exited: Promise<Finished>): Promise<string> {
+  return new Promise<string>((resolve, reject) => {
+    let stdout = '';
+    child.stdout!.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString();
+      const match = /catdog listening on (http:\/\/\S+)/.exec(stdout);
+      if (match) resolve(match[1]!);
+    });
+    void exited.then((finished) => reject(new Error(`serve exited early (${finished.code ?? finished.signal}): ${finished.stderr}`)));
+  });
+}
+
 export function runNode(args: string[], env: NodeJS.ProcessEnv, cwd: string): Promise<Finished> {
   return collect(spawn(process.execPath, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] }));
 }

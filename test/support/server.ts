@@ -38,7 +38,7 @@ export async function startTestServer(env: Record<string, string> = {}): Promise
   const app = await openApp(loaded, { logger: createLogger('warn') });
   // The server's job worker process, from the built CLI as `catdog serve` starts it, on the same settings.
   const worker = { command: process.execPath, args: [builtCli, 'worker'], env: cliEnv(home, settings), cwd: home };
-  const server = await startServer(app, { web: webUi, worker, port: 0, host: '127.0.0.1', handleSignals: false });
+  const server = await startServer(app, { web: webUi, worker, port: 0, handleSignals: false });
   const tokens = Object.fromEntries(
     await Promise.all(ROLES.map(async (role) => [role, (await createToken(app.db, role, `test ${role}`)).secret] as const)),
   ) as Record<Role, string>;

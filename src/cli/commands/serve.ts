@@ -17,16 +17,19 @@ export function registerServeCommand(program: Command, globals: () => GlobalOpti
     .command('serve')
     .description('web UI and REST API (/api/v1, docs at /api/docs); hot-reloads the promoted model')
     .option('--port <n>', 'TCP port (default: server.port, 8080; 0 = any free port)', port)
-    .option('--host <host>', 'interface to listen on (default: server.host, 127.0.0.1; 0.0.0.0 exposes it)')
+    .option('--host <host>', 'interface to listen on, the same as CATDOG_HOST (default: server.host, 127.0.0.1; 0.0.0.0 exposes it)')
     .action(async (options: { port?: number; host?: string }) => {
-      const loaded = loadConfig({ file: globals().config });
+      // --host is CATDOG_HOST under another name: what the server derives from its host (local viewer, allowed
+      // hosts) must follow the address it listens on, whichever way it was given.
+      const loaded = loadConfig({ file: globals().config, env: options.host === undefined ? process.env : { ...process.env, CATDOG_HOST: options.host } });
       // Unlike one-shot commands, the app stays open: startServer closes it on SIGTERM / SIGINT.
       const app = await openApp(loaded);
       try {
         const configFile = loaded.file;
-        // The same CLI, config and environment: the worker opens the same database and blob store.
-        const worker = { command: process.execPath, args: [...process.execArgv, process.argv[1]!, ...(configFile ? ['--config', configFile] : []), 'worker'], env: process.env };
-        const running = await startServer(app, { web: webUi, worker, port: options.port ?? app.config.server.port, host: options.host ?? app.config.server.host });
+        // The same CLI, config and environment (with --host as CATDOG_HOST): the worker opens the same database and blob store.
+        const env = options.host === undefined ? process.env : { ...process.env, CATDOG_HOST: options.host };
+        const worker = { command: process.execPath, args: [...process.execArgv, process.argv[1]!, ...(configFile ? ['--config', configFile] : []), 'worker'], env };
+        const running = await startServer(app, { web: webUi, worker, port: options.port ?? app.config.server.port });
         const model = running.servingModel;
         const modelText = model ? `${model.id}${model.version === null ? '' : ` (v${model.version})`}` : 'none (see the log)';
         process.stdout.write(`catdog listening on ${running.url} — serving model ${modelText}\n`);

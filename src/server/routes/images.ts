@@ -1,8 +1,8 @@
 import { createRoute, z } from '@hono/zod-openapi';
-import { ingestImage } from '../../datasets/ingest.js';
+import { storeInspectedImage } from '../../datasets/ingest.js';
 import { imageBlobKey } from '../../storage/index.js';
 import { NotFoundError } from '../../errors.js';
-import { ImageError, thumbnailJpeg, withoutMetadata } from '../../images/index.js';
+import { ImageError, inspectImage, thumbnailJpeg, withoutMetadata } from '../../images/index.js';
 import { routeGroup, type ServerDeps } from '../context.js';
 import { presentImage } from '../present.js';
 import { errorResponse, ImageHashSchema, ImageSchema, jsonContent, LabelSchema, pagingQuery, UploadedFiles } from '../schemas.js';
@@ -61,9 +61,9 @@ const uploadLabelled = createRoute({
     200: jsonContent(z.object({ items: z.array(ImageSchema.extend({ inserted: z.boolean() })) }), 'Every photo was already stored'),
     201: jsonContent(z.object({ items: z.array(ImageSchema.extend({ inserted: z.boolean() })) }), 'At least one photo is new'),
     400: errorResponse('Missing file or label'),
-    413: errorResponse('Too large'),
-    415: errorResponse('Not a supported photo format'),
-    422: errorResponse('A photo that cannot be decoded'),
+    413: errorResponse('Too large (payload_too_large, too_many_files, image_too_large, image_too_many_pixels)'),
+    415: errorResponse('Not a supported photo format (image_unsupported_format)'),
+    422: errorResponse('A photo that cannot be decoded (image_corrupt); nothing of the request is stored'),
   },
 });
 
@@ -90,20 +90,25 @@ export function imageRoutes({ app }: ServerDeps) {
 
   routes.openapi(uploadLabelled, async (c) => {
     const { file, label } = c.req.valid('form');
-    const uploads = await readUploads(file);
-    const items = [];
+    const uploads = await readUploads(file, app.config.server.maxFilesPerRequest);
+    // All or nothing: every file is validated (a full decode) before the first is stored or relabelled.
+    const inspected = [];
     for (const upload of uploads) {
-      try {
-        const { image, inserted } = await ingestImage(
-          { db: app.db, blobs: app.blobs, limits: app.config.images },
-          { bytes: upload.bytes, label, source: 'upload', originalName: upload.fileName },
-        );
-        // A labelled upload is a person's explicit verdict, like a validation: it wins over an earlier label.
-        const labelled = image.label === label ? image : await app.db.images.setLabel(image.hash, label, 'upload');
-        items.push({ ...presentImage(labelled), inserted });
-      } catch (error) {
+      const info = await inspectImage(upload.bytes, app.config.images).catch((error: unknown) => {
         throw error instanceof ImageError ? namingFile(error, upload.fileName) : error;
-      }
+      });
+      inspected.push({ upload, info });
+    }
+    const items = [];
+    for (const { upload, info } of inspected) {
+      const { image, inserted } = await storeInspectedImage(
+        { db: app.db, blobs: app.blobs },
+        { bytes: upload.bytes, label, source: 'upload', originalName: upload.fileName },
+        info,
+      );
+      // A labelled upload is a person's explicit verdict, like a validation: it wins over an earlier label.
+      const labelled = image.label === label ? image : await app.db.images.setLabel(image.hash, label, 'upload');
+      items.push({ ...presentImage(labelled), inserted });
     }
     return c.json({ items }, items.some((item) => item.inserted) ? 201 : 200);
   });

@@ -1,17 +1,17 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import { undoValidation, validatePrediction } from '../../serving/feedback.js';
-import { predictUploads } from '../../serving/predict.js';
+import { predictEachUpload } from '../../serving/predict.js';
 import { NotFoundError } from '../../errors.js';
 import { routeGroup, type ServerDeps } from '../context.js';
 import { modelVersions, presentPrediction, presentPredictionResult } from '../present.js';
-import { errorResponse, FeedbackLabelSchema, jsonContent, LabelSchema, pagingQuery, PredictionSchema, UploadedFiles } from '../schemas.js';
-import { readUploads, withFileBlame } from '../uploads.js';
+import { errorResponse, FeedbackLabelSchema, jsonContent, LabelSchema, pagingQuery, PredictionSchema, RefusedFileSchema, UploadedFiles } from '../schemas.js';
+import { namingFile, readUploads } from '../uploads.js';
 
 const IdParam = z.object({ id: z.string().min(1).openapi({ param: { name: 'id', in: 'path' }, example: 'prd_0123456789abcdef' }) });
 
 const imageErrors = {
-  400: errorResponse('No file, or an empty one'),
-  413: errorResponse('Too large (payload_too_large, image_too_large, image_too_many_pixels)'),
+  400: errorResponse('No file, or an empty one (every file refused: the first one\'s error)'),
+  413: errorResponse('Too large (payload_too_large, too_many_files, image_too_large, image_too_many_pixels)'),
   415: errorResponse('Not a JPEG, PNG, WebP, GIF or AVIF photo (image_unsupported_format)'),
   422: errorResponse('A photo that cannot be decoded (image_corrupt)'),
 };
@@ -26,7 +26,13 @@ const predict = createRoute({
     body: { required: true, content: { 'multipart/form-data': { schema: z.object({ file: UploadedFiles }) } } },
   },
   responses: {
-    200: jsonContent(z.object({ predictions: z.array(PredictionSchema) }), 'One prediction per photo, in upload order'),
+    200: jsonContent(
+      z.object({
+        predictions: z.array(PredictionSchema).openapi({ description: 'One per photo that could be used, in upload order.' }),
+        errors: z.array(RefusedFileSchema).openapi({ description: 'The files that were refused, each with its code; nothing of them is stored.' }),
+      }),
+      'At least one photo was classified; files that are not usable photos are listed in errors. When every file is refused, the answer is the first one\'s error (4xx).',
+    ),
     ...imageErrors,
   },
 });
@@ -137,12 +143,18 @@ export function predictionRoutes({ app, models, metrics, retraining }: ServerDep
   };
 
   routes.openapi(predict, async (c) => {
-    const uploads = await readUploads(c.req.valid('form').file);
-    const results = await withFileBlame(uploads, app.config.images, () =>
-      predictUploads({ db, blobs: app.blobs, limits: app.config.images, models, neither: app.config.serving.neither }, uploads, 'api'),
+    const uploads = await readUploads(c.req.valid('form').file, app.config.server.maxFilesPerRequest);
+    const { predictions, refused } = await predictEachUpload(
+      { db, blobs: app.blobs, limits: app.config.images, models, neither: app.config.serving.neither },
+      uploads,
+      'api',
     );
-    for (const result of results) metrics.predictions.inc({ label: result.label });
-    return c.json({ predictions: results.map(presentPredictionResult) }, 200);
+    // A single file (the usual call) keeps its own status; many answer for the good ones and list the others.
+    const firstRefused = refused[0];
+    if (predictions.length === 0 && firstRefused) throw namingFile(firstRefused.error, uploads[firstRefused.index]!.fileName);
+    for (const result of predictions) metrics.predictions.inc({ label: result.label });
+    const errors = refused.map(({ index, error }) => ({ index, file: uploads[index]!.fileName, code: error.code, message: error.message }));
+    return c.json({ predictions: predictions.map(presentPredictionResult), errors }, 200);
   });
 
   routes.openapi(listPredictions, async (c) => {
