@@ -2,6 +2,7 @@ import { OpenAPIHono } from '@hono/zod-openapi';
 import { bodyLimit } from 'hono/body-limit';
 import type { AppContext } from '../app/context.js';
 import { createAppJobQueue, type JobQueue } from '../jobs/index.js';
+import { DecodeSlots } from '../images/index.js';
 import { initTensorflow } from '../ml/index.js';
 import type { ModelServer } from '../serving/model-server.js';
 import type { RetrainingTrigger } from '../training/retraining.js';
@@ -48,6 +49,7 @@ export function createServer(app: AppContext, options: ServerOptions): OpenAPIHo
     jobs: options.jobs ?? createAppJobQueue(app),
     ...(options.retraining && { retraining: options.retraining }),
     metrics,
+    decodeSlots: new DecodeSlots(app.config.images.decodeConcurrency),
     closing: options.closing ?? new AbortController().signal,
   };
 

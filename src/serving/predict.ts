@@ -1,6 +1,6 @@
 import type { Database, PredictionRow } from '../db/index.js';
 import { storeInspectedImage, type ImageLimits } from '../datasets/ingest.js';
-import { inspectAndDecodeToRgb } from '../images/index.js';
+import { inspectAndDecodeToRgb, type DecodeTurn } from '../images/index.js';
 import type { BlobStore } from '../storage/index.js';
 import type { ModelServer } from './model-server.js';
 import { neitherEvidence, neitherReason, storedNeitherReason, type NeitherReason, type NeitherSettings } from './neither.js';
@@ -23,6 +23,8 @@ export interface PredictDependencies {
   db: Pick<Database, 'images' | 'predictions'>;
   blobs: BlobStore;
   limits: ImageLimits;
+  /** The uploading client's turn for the server's decode slots; none for `catdog predict`. */
+  turn?: DecodeTurn;
   models: Pick<ModelServer, 'classifier'>;
   /** `serving.neither` of the config; without it every photo is called a cat or a dog. */
   neither?: NeitherSettings;
@@ -56,7 +58,7 @@ export async function predictUploads(
   const started = performance.now();
   const classifier = await deps.models.classifier();
   // One decode per photo validates it for storage and gives the model its pixels.
-  const decoded = await Promise.all(uploads.map((upload) => inspectAndDecodeToRgb(upload.bytes, deps.limits, classifier.inputSize)));
+  const decoded = await Promise.all(uploads.map((upload) => inspectAndDecodeToRgb(upload.bytes, deps.limits, classifier.inputSize, deps.turn)));
   // The model does not wait for the blob writes (fsync), nor they for the model; the rows come after both.
   const [stored, answers] = await Promise.all([
     Promise.all(

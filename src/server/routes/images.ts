@@ -1,13 +1,14 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import { imageBlobKey, ingestImage } from '../../datasets/ingest.js';
+import { storedThumbnail } from '../../datasets/thumbnails.js';
 import { NotFoundError } from '../../errors.js';
-import { ImageError, thumbnailJpeg, withoutMetadata } from '../../images/index.js';
+import { ImageError, withoutMetadata } from '../../images/index.js';
 import { routeGroup, type ServerDeps } from '../context.js';
 import { presentImage } from '../present.js';
+import { clientKey } from '../security.js';
 import { errorResponse, ImageHashSchema, ImageSchema, jsonContent, LabelSchema, pagingQuery, UploadedFiles } from '../schemas.js';
 import { namingFile, readUploads } from '../uploads.js';
 
-const THUMBNAIL_SIZE = 256;
 /** Content-addressed: the bytes behind a hash never change. */
 const IMMUTABLE = 'public, max-age=31536000, immutable';
 
@@ -66,16 +67,18 @@ const uploadLabelled = createRoute({
   },
 });
 
-export function imageRoutes({ app }: ServerDeps) {
+export function imageRoutes({ app, decodeSlots }: ServerDeps) {
   const routes = routeGroup();
 
   routes.openapi(getImage, async (c) => {
     const { hash } = c.req.valid('param');
     const image = await app.db.images.get(hash);
     if (!image) throw new NotFoundError('image', hash);
-    const bytes = await app.blobs.get(imageBlobKey(hash));
     const thumbnail = c.req.valid('query').size === 'thumb';
-    const body = thumbnail ? await thumbnailJpeg(bytes, THUMBNAIL_SIZE) : await withoutMetadata(bytes);
+    const turn = { slots: decodeSlots, client: clientKey(c) };
+    const body = thumbnail
+      ? await storedThumbnail({ blobs: app.blobs, limits: app.config.images, turn }, hash)
+      : await withoutMetadata(await app.blobs.get(imageBlobKey(hash)));
     return c.body(body as Uint8Array<ArrayBuffer>, 200, {
       'Content-Type': thumbnail ? 'image/jpeg' : `image/${image.format}`,
       'Cache-Control': IMMUTABLE,
@@ -94,7 +97,7 @@ export function imageRoutes({ app }: ServerDeps) {
     for (const upload of uploads) {
       try {
         const { image, inserted } = await ingestImage(
-          { db: app.db, blobs: app.blobs, limits: app.config.images },
+          { db: app.db, blobs: app.blobs, limits: app.config.images, turn: { slots: decodeSlots, client: clientKey(c) } },
           { bytes: upload.bytes, label, source: 'upload', originalName: upload.fileName },
         );
         // A labelled upload is a person's explicit verdict, like a validation: it wins over an earlier label.

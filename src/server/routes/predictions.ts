@@ -4,6 +4,7 @@ import { predictUploads } from '../../serving/predict.js';
 import { NotFoundError } from '../../errors.js';
 import { routeGroup, type ServerDeps } from '../context.js';
 import { modelVersions, presentPrediction, presentPredictionResult } from '../present.js';
+import { clientKey } from '../security.js';
 import { errorResponse, FeedbackLabelSchema, jsonContent, LabelSchema, pagingQuery, PredictionSchema, UploadedFiles } from '../schemas.js';
 import { readUploads, withFileBlame } from '../uploads.js';
 
@@ -127,7 +128,7 @@ const reviewProgress = createRoute({
   responses: { 200: jsonContent(z.object({ validated: z.number().int(), pending: z.number().int() }), 'Counts') },
 });
 
-export function predictionRoutes({ app, models, metrics, retraining }: ServerDeps) {
+export function predictionRoutes({ app, models, metrics, retraining, decodeSlots }: ServerDeps) {
   const routes = routeGroup();
   const { db } = app;
   const findPrediction = async (id: string) => {
@@ -139,7 +140,11 @@ export function predictionRoutes({ app, models, metrics, retraining }: ServerDep
   routes.openapi(predict, async (c) => {
     const uploads = await readUploads(c.req.valid('form').file);
     const results = await withFileBlame(uploads, app.config.images, () =>
-      predictUploads({ db, blobs: app.blobs, limits: app.config.images, models, neither: app.config.serving.neither }, uploads, 'api'),
+      predictUploads(
+        { db, blobs: app.blobs, limits: app.config.images, turn: { slots: decodeSlots, client: clientKey(c) }, models, neither: app.config.serving.neither },
+        uploads,
+        'api',
+      ),
     );
     for (const result of results) metrics.predictions.inc({ label: result.label });
     return c.json({ predictions: results.map(presentPredictionResult) }, 200);
