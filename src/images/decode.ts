@@ -3,7 +3,7 @@ import { acceptedFormatsText, ImageError } from './errors.js';
 import { describeUnsupportedContent, sniffImageFormat, type ImageFormat } from './format.js';
 import type { DecodeSlots } from './decode-slots.js';
 import { decodeJpegScaled, findJpegWarning, jpegFastPathAvailable } from './jpeg-fast-path.js';
-import { countJpegScans } from './jpeg-scans.js';
+import { readJpegLayout } from './jpeg-scans.js';
 
 export interface ImageLimits {
   maxBytes: number;
@@ -161,10 +161,12 @@ async function decodeRgb(bytes: Uint8Array, format: ImageFormat, size: number, l
 
 /**
  * A progressive JPEG costs its pixels times its scans to decode, in either decoder, and libvips has no scan limit:
- * counted from the markers, so thousands of valid scans in a few hundred KB are refused before any decode.
+ * read from the markers, so thousands of valid scans in a few hundred KB are refused before any decode, and before
+ * sharp reads the header (which walks every scan too).
  */
-function assertJpegScanBudget(bytes: Uint8Array, width: number, height: number, limits: ImageLimits): void {
-  const scans = countJpegScans(bytes);
+function assertJpegWorkWithinLimits(bytes: Uint8Array, limits: ImageLimits): void {
+  const { width, height, scans } = readJpegLayout(bytes);
+  if (width * height > limits.maxPixels) throw tooManyPixels(width, height, limits.maxPixels);
   if (scans <= limits.maxJpegScans && width * height * scans <= limits.maxJpegScanPixels) return;
   throw new ImageError(
     'image_too_complex',
@@ -210,6 +212,7 @@ async function inspectHeader(bytes: Uint8Array, limits: ImageLimits): Promise<Im
     );
   }
   const format = formatOrThrow(bytes);
+  if (format === 'jpeg') assertJpegWorkWithinLimits(bytes, limits);
   let header: Metadata;
   try {
     header = await sharp(bytes, { limitInputPixels: false }).metadata();
@@ -219,7 +222,6 @@ async function inspectHeader(bytes: Uint8Array, limits: ImageLimits): Promise<Im
   if (header.width * header.height > limits.maxPixels) {
     throw tooManyPixels(header.width, header.height, limits.maxPixels);
   }
-  if (format === 'jpeg') assertJpegScanBudget(bytes, header.width, header.height, limits);
   return { format, width: header.autoOrient.width, height: header.autoOrient.height };
 }
 
