@@ -371,18 +371,26 @@ static napi_value queue_job(napi_env env, napi_value *argv, decode_job *job, siz
   return promise;
 }
 
+/* A zeroed job for a call of exactly `count` arguments, read into argv; NULL, with a JavaScript error thrown, when
+ * the call has another count or memory runs out. */
+static decode_job *new_job(napi_env env, napi_callback_info info, napi_value *argv, size_t count, const char *usage) {
+  size_t argc = count;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != count) {
+    throw_type_error(env, usage);
+    return NULL;
+  }
+  decode_job *job = calloc(1, sizeof(decode_job));
+  if (job == NULL) napi_throw_error(env, NULL, "catdog jpeg-decode: out of memory");
+  return job;
+}
+
 static const char *const DECODE_USAGE =
     "decodeScaled(jpeg: Uint8Array, size: positive integer, maxPixels: number, maxScans: positive integer)";
 
 static napi_value decode_scaled(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
   napi_value argv[4];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 4) return throw_type_error(env, DECODE_USAGE);
-  decode_job *job = calloc(1, sizeof(decode_job));
-  if (job == NULL) {
-    napi_throw_error(env, NULL, "decodeScaled: out of memory");
-    return NULL;
-  }
+  decode_job *job = new_job(env, info, argv, 4, DECODE_USAGE);
+  if (job == NULL) return NULL;
   if (napi_get_value_uint32(env, argv[1], &job->size) != napi_ok || job->size < 1 ||
       napi_get_value_double(env, argv[2], &job->max_pixels) != napi_ok) {
     free(job);
@@ -394,14 +402,9 @@ static napi_value decode_scaled(napi_env env, napi_callback_info info) {
 static const char *const WARNING_USAGE = "findWarning(jpeg: Uint8Array, maxScans: positive integer)";
 
 static napi_value find_warning_js(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
   napi_value argv[2];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 2) return throw_type_error(env, WARNING_USAGE);
-  decode_job *job = calloc(1, sizeof(decode_job));
-  if (job == NULL) {
-    napi_throw_error(env, NULL, "findWarning: out of memory");
-    return NULL;
-  }
+  decode_job *job = new_job(env, info, argv, 2, WARNING_USAGE);
+  if (job == NULL) return NULL;
   job->find_warning = 1;
   return queue_job(env, argv, job, 1, WARNING_USAGE);
 }
