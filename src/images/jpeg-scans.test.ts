@@ -1,9 +1,9 @@
-import sharp from 'sharp';
+import sharp, { type JpegOptions } from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { progressiveScanBomb } from '../../test/support/jpeg-scan-bomb.mjs';
 import { readJpegLayout } from './jpeg-scans.js';
 
-const photo = (options: sharp.JpegOptions) =>
+const photo = (options: JpegOptions) =>
   sharp({ create: { width: 300, height: 200, channels: 3, background: { r: 40, g: 120, b: 200 } } }).jpeg(options).toBuffer();
 
 describe('readJpegLayout', () => {

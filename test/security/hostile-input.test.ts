@@ -158,7 +158,20 @@ describe.skipIf(skipWithoutShared)('hostile uploads', () => {
     const dataStart = at + 2 + ((bytes[at + 2]! << 8) | bytes[at + 3]!);
     for (let i = dataStart; i < bytes.length - 2; i++) bytes[i] = (i * 131) % 255;
     const file: HostileFile = { kind: 'corrupt', name: 'grey.jpg', bytes, expect: 'either' };
-    expect((await upload('/api/v1/predictions', file)).status).toBe(200);
+    const predicted = await upload('/api/v1/predictions', file);
+    expect(predicted.status).toBe(200);
+    const { predictions } = (await predicted.json()) as { predictions: { id: string; imageHash: string }[] };
+    const { id, imageHash } = predictions[0]!;
+
+    // A verdict would make it labelled data too: "cat" is refused, "neither" (out of the data set) is taken.
+    const verdict = (label: string) =>
+      t.fetchAs(`/api/v1/predictions/${id}/validation`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ label }) });
+    const refused = await verdict('cat');
+    expect(refused.status).toBe(422);
+    expect(((await refused.json()) as ErrorJson).error.message).toMatch(/decodes only with warnings.*"neither"/);
+    expect((await t.app.db.images.get(imageHash))?.label).toBeNull();
+    expect((await verdict('neither')).status).toBe(200);
+
     const before = await state();
     const labelled = await upload('/api/v1/images', file);
     expect(labelled.status).toBe(422);
