@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { loadAverage, machine, normalisedPixels, options, peersPython, repoRoot, requireShared, sharedDir } from './lib.mjs';
 
 const folder = path.join(sharedDir, 'data', 'kaggle-fullres-sample');
-const LIMITS = { maxBytes: 20 * 1024 * 1024, maxPixels: 40_000_000 };
+const LIMITS = { maxBytes: 20 * 1024 * 1024, maxPixels: 25_000_000, maxJpegScans: 100, maxJpegScanPixels: 1_000_000_000 };
 
 /** The catdog stages, run by this script itself under valgrind (`--stage`). */
 const STAGES = {

@@ -9,7 +9,12 @@
 // requests/min per token) stays at its default, and a client here asks for a few per second at most.
 // Not part of `npm run bench` (it would push the suite past its 15 minutes). Writes docs/bench/load.json, .png and
 // the `bench:load` section of docs/benchmarks.md; exits 1 when a target of issue 5 is missed.
-// Usage: node bench/load.mjs [--seconds 60] [--warmup 60] [--clients 50] [--trainPerClass 50] [--sampleEvery 5]
+// With `--attackers N` (issue 14) it measures instead the same `clients` twice, side by side in one run: alone, then
+// while one attacker with its own viewer token keeps N requests in flight, each a progressive scan bomb
+// (test/support/jpeg-scan-bomb.mjs: 4,992² pixels in 2,647 valid scans, ~30 s of CPU to decode); the result is the
+// ratio of the clients' p99 latencies, target ≤ 2. Writes docs/bench/load-attack.json and the `bench:load-attack`
+// section instead.
+// Usage: node bench/load.mjs [--seconds 60] [--warmup 60] [--clients 50] [--trainPerClass 50] [--sampleEvery 5] [--attackers 0]
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -32,10 +37,11 @@ import {
   sharedDir,
   waitFor,
 } from './lib.mjs';
+import { progressiveScanBomb } from '../test/support/jpeg-scan-bomb.mjs';
 
-const opts = options({ seconds: 60, warmup: 60, clients: 50, trainPerClass: 50, sampleEvery: 5 });
+const opts = options({ seconds: 60, warmup: 60, clients: 50, trainPerClass: 50, sampleEvery: 5, attackers: 0 });
 requireShared();
-const python = peersPython();
+const python = opts.attackers > 0 ? undefined : peersPython();
 const cli = path.join(repoRoot, 'dist', 'cli', 'main.js');
 const dist = (module) => import(path.join(repoRoot, 'dist', module));
 const { databaseUrl, loadConfig } = await dist('config/index.js');
@@ -116,8 +122,8 @@ try {
   if (trained && servingModelId !== trained.modelId) throw new Error(`serving ${servingModelId}, not the trained ${trained.modelId}`);
 
   const db = await openDatabase(databaseUrl(loadConfig({ env: { CATDOG_HOME: home }, cwd: home }).config));
-  const [monitor, ...clientTokens] = await Promise.all(
-    Array.from({ length: opts.clients + 1 }, async (_, i) => (await createToken(db, 'viewer', i === 0 ? 'load monitor' : `load client ${i}`)).secret),
+  const [monitor, attackerToken, ...clientTokens] = await Promise.all(
+    Array.from({ length: opts.clients + 2 }, async (_, i) => (await createToken(db, 'viewer', ['load monitor', 'load attacker'][i] ?? `load client ${i - 1}`)).secret),
   ).finally(() => db.close());
 
   // The warm-up starts with one full-size model call, so the memory such a call takes is held before the measured
@@ -130,76 +136,80 @@ try {
   if (!primer.ok) throw new Error(`a request of ${FULL_BATCH} photos answered ${primer.status}: ${(await primer.text()).slice(0, 300)}`);
   await primer.arrayBuffer();
 
-  process.stderr.write(`load: ${opts.clients} clients, ${opts.warmup} s warm-up then ${opts.seconds} s measured…\n`);
-  // Under load throughout (no pause at the warm-up's end, which would let keep-alive connections idle out and
-  // restart all clients in one burst); each reading is taken while the clients are busy, the last one idle.
-  const loadStarted = performance.now();
-  const total = opts.warmup + opts.seconds;
-  const every = Array.from({ length: Math.floor(total / opts.sampleEvery) }, (_, i) => (i + 1) * opts.sampleEvery);
-  const times = [...new Set([...every, opts.warmup, total])].sort((a, b) => a - b);
-  // Failures are kept, not thrown, until the load is over: a rejection nobody awaits yet would end the process.
-  const readings = times.map((seconds) =>
-    sleep(seconds * 1000).then(() => scrape(base, monitor)).then(
-      (reading) => ({ at: (performance.now() - loadStarted) / 1000, nominal: seconds, ...reading }),
-      (error) => ({ nominal: seconds, error }),
-    ),
-  );
-  const measured = await closedLoopLoad({
-    url: `${base}/api/v1/predictions`,
-    clientHeaders: clientTokens.map((token) => ({ authorization: `Bearer ${token}`, 'content-type': `multipart/form-data; boundary=${boundary}` })),
-    nextBody: () => bodies[nextBody++ % bodies.length],
-    warmupSeconds: opts.warmup,
-    seconds: opts.seconds,
-  });
-  const samples = await Promise.all(readings);
-  const failedScrape = samples.find((reading) => reading.error);
-  if (failedScrape) throw new Error(`the scrape at ${failedScrape.nominal} s failed: ${failedScrape.error.message}`);
-  const warm = samples.find((reading) => reading.nominal === opts.warmup);
-  const end = samples.find((reading) => reading.nominal === total);
-  const idle = await scrape(base, monitor);
+  if (opts.attackers > 0) {
+    outcome = await attackComparison(base, clientTokens, attackerToken, trained, servingModelId);
+  } else {
+    process.stderr.write(`load: ${opts.clients} clients, ${opts.warmup} s warm-up then ${opts.seconds} s measured…\n`);
+    // Under load throughout (no pause at the warm-up's end, which would let keep-alive connections idle out and
+    // restart all clients in one burst); each reading is taken while the clients are busy, the last one idle.
+    const loadStarted = performance.now();
+    const total = opts.warmup + opts.seconds;
+    const every = Array.from({ length: Math.floor(total / opts.sampleEvery) }, (_, i) => (i + 1) * opts.sampleEvery);
+    const times = [...new Set([...every, opts.warmup, total])].sort((a, b) => a - b);
+    // Failures are kept, not thrown, until the load is over: a rejection nobody awaits yet would end the process.
+    const readings = times.map((seconds) =>
+      sleep(seconds * 1000).then(() => scrape(base, monitor)).then(
+        (reading) => ({ at: (performance.now() - loadStarted) / 1000, nominal: seconds, ...reading }),
+        (error) => ({ nominal: seconds, error }),
+      ),
+    );
+    const measured = await closedLoopLoad({
+      url: `${base}/api/v1/predictions`,
+      clientHeaders: clientTokens.map((token) => ({ authorization: `Bearer ${token}`, 'content-type': `multipart/form-data; boundary=${boundary}` })),
+      nextBody: () => bodies[nextBody++ % bodies.length],
+      warmupSeconds: opts.warmup,
+      seconds: opts.seconds,
+    });
+    const samples = await Promise.all(readings);
+    const failedScrape = samples.find((reading) => reading.error);
+    if (failedScrape) throw new Error(`the scrape at ${failedScrape.nominal} s failed: ${failedScrape.error.message}`);
+    const warm = samples.find((reading) => reading.nominal === opts.warmup);
+    const end = samples.find((reading) => reading.nominal === total);
+    const idle = await scrape(base, monitor);
 
-  const afterWarmUp = samples.filter((reading) => reading.nominal >= opts.warmup);
-  const modelCalls = idle.modelCalls - warm.modelCalls;
-  const photosPredicted = idle.photos - warm.photos;
-  const tensorsAfterWarmUp = [...afterWarmUp, idle].map((reading) => reading.tensors);
-  outcome = {
-    figure: 'load',
-    title: `8. Load: ${opts.clients} concurrent clients for ${opts.seconds} s`,
-    machine: machine(),
-    unit: 'MiB (RSS) / count (tensors)',
-    what: `${opts.clients} keep-alive clients (fetch loops), each with its own viewer token, posting the ${bodies.length} kaggle-fullres-sample photos in turn to \`catdog serve\` on embedded defaults (${trained ? `a model trained on ${opts.trainPerClass} kaggle-dev photos per class, promoted` : 'zero-shot MobileNet v1 0.75'}); ${opts.warmup} s warm-up (after one request of ${FULL_BATCH} photos, the largest model call), then ${opts.seconds} s measured, continuously (no pause between them), /metrics scraped every ${opts.sampleEvery} s`,
-    command: `node bench/load.mjs${process.argv.slice(2).length > 0 ? ` ${process.argv.slice(2).join(' ')}` : ''}`,
-    servingModelId,
-    trained,
-    warmUp: measured.warmUp,
-    answered: measured.answered,
-    errors: measured.errors,
-    non2xx: measured.non2xx,
-    failureSamples: measured.failureSamples,
-    measuredSeconds: measured.measuredSeconds,
-    answeredPerSecond: measured.answered / measured.measuredSeconds,
-    latencyMs: { p50: measured.p50, p99: measured.p99, mean: measured.mean, max: measured.max },
-    rssMiB: {
-      warmUpEnd: warm.rssMiB,
-      end: end.rssMiB,
-      growthPercent: ((end.rssMiB - warm.rssMiB) / warm.rssMiB) * 100,
-      idleAfter: idle.rssMiB,
-      peak: peakRssMiB(server.pid),
-    },
-    tensors: { warmUpEnd: warm.tensors, min: Math.min(...tensorsAfterWarmUp), max: Math.max(...tensorsAfterWarmUp), idleAfter: idle.tensors },
-    modelCalls,
-    meanBatchSize: photosPredicted / modelCalls,
-    modelCallsByBatchSize: callsByBatchSize(warm.buckets, idle.buckets),
-    samples: samples.map(({ nominal, at, rssMiB, tensors, largestBatchUpTo }) => ({ nominal, at, rssMiB, tensors, largestBatchUpTo })),
-    chart: 'line',
-    rows: [...samples, { ...idle, nominal: 'idle after' }].flatMap((reading) => {
-      const group = reading.nominal === opts.warmup ? `${reading.nominal} s (warm-up end)` : typeof reading.nominal === 'number' ? `${reading.nominal} s` : reading.nominal;
-      return [
-        { group, impl: 'server RSS (MiB)', value: reading.rssMiB },
-        { group, impl: 'tf.memory().numTensors', value: reading.tensors },
-      ];
-    }),
-  };
+    const afterWarmUp = samples.filter((reading) => reading.nominal >= opts.warmup);
+    const modelCalls = idle.modelCalls - warm.modelCalls;
+    const photosPredicted = idle.photos - warm.photos;
+    const tensorsAfterWarmUp = [...afterWarmUp, idle].map((reading) => reading.tensors);
+    outcome = {
+      figure: 'load',
+      title: `8. Load: ${opts.clients} concurrent clients for ${opts.seconds} s`,
+      machine: machine(),
+      unit: 'MiB (RSS) / count (tensors)',
+      what: `${opts.clients} keep-alive clients (fetch loops), each with its own viewer token, posting the ${bodies.length} kaggle-fullres-sample photos in turn to \`catdog serve\` on embedded defaults (${trained ? `a model trained on ${opts.trainPerClass} kaggle-dev photos per class, promoted` : 'zero-shot MobileNet v1 0.75'}); ${opts.warmup} s warm-up (after one request of ${FULL_BATCH} photos, the largest model call), then ${opts.seconds} s measured, continuously (no pause between them), /metrics scraped every ${opts.sampleEvery} s`,
+      command: `node bench/load.mjs${process.argv.slice(2).length > 0 ? ` ${process.argv.slice(2).join(' ')}` : ''}`,
+      servingModelId,
+      trained,
+      warmUp: measured.warmUp,
+      answered: measured.answered,
+      errors: measured.errors,
+      non2xx: measured.non2xx,
+      failureSamples: measured.failureSamples,
+      measuredSeconds: measured.measuredSeconds,
+      answeredPerSecond: measured.answered / measured.measuredSeconds,
+      latencyMs: { p50: measured.p50, p99: measured.p99, mean: measured.mean, max: measured.max },
+      rssMiB: {
+        warmUpEnd: warm.rssMiB,
+        end: end.rssMiB,
+        growthPercent: ((end.rssMiB - warm.rssMiB) / warm.rssMiB) * 100,
+        idleAfter: idle.rssMiB,
+        peak: peakRssMiB(server.pid),
+      },
+      tensors: { warmUpEnd: warm.tensors, min: Math.min(...tensorsAfterWarmUp), max: Math.max(...tensorsAfterWarmUp), idleAfter: idle.tensors },
+      modelCalls,
+      meanBatchSize: photosPredicted / modelCalls,
+      modelCallsByBatchSize: callsByBatchSize(warm.buckets, idle.buckets),
+      samples: samples.map(({ nominal, at, rssMiB, tensors, largestBatchUpTo }) => ({ nominal, at, rssMiB, tensors, largestBatchUpTo })),
+      chart: 'line',
+      rows: [...samples, { ...idle, nominal: 'idle after' }].flatMap((reading) => {
+        const group = reading.nominal === opts.warmup ? `${reading.nominal} s (warm-up end)` : typeof reading.nominal === 'number' ? `${reading.nominal} s` : reading.nominal;
+        return [
+          { group, impl: 'server RSS (MiB)', value: reading.rssMiB },
+          { group, impl: 'tf.memory().numTensors', value: reading.tensors },
+        ];
+      }),
+    };
+  }
 } finally {
   if (server && server.exitCode === null) {
     server.kill('SIGTERM');
@@ -225,23 +235,97 @@ outcome.loadBefore = loadBefore;
 outcome.loadAfter = loadAverage();
 outcome.date = new Date().toISOString();
 outcome.wallSeconds = (Date.now() - started) / 1000;
-outcome.targets = {
-  'no errors': outcome.errors + outcome.non2xx + outcome.warmUp.errors + outcome.warmUp.non2xx === 0,
-  'tf tensors constant after warm-up': outcome.tensors.min === outcome.tensors.max,
-  'RSS growth under 10%': outcome.rssMiB.growthPercent < 10,
-  'more than one photo per model call': outcome.meanBatchSize > 1,
-};
-
 const benchDocs = path.join(repoRoot, 'docs', 'bench');
-const jsonFile = path.join(benchDocs, 'load.json');
-fs.writeFileSync(jsonFile, `${JSON.stringify(outcome, null, 2)}\n`);
-plotFigure(python, jsonFile, path.join(benchDocs, 'load.png'));
-replaceBenchmarkSection('load', section(outcome));
-console.log(JSON.stringify({ figure: 'load', answered: outcome.answered, errors: outcome.errors, non2xx: outcome.non2xx, targets: outcome.targets }));
+if (outcome.figure === 'load-attack') {
+  outcome.targets = {
+    'no errors for the clients': outcome.alone.errors + outcome.alone.non2xx + outcome.attacked.errors + outcome.attacked.non2xx === 0,
+    "the clients' p99 under attack within 2× of alone": outcome.p99Ratio <= 2,
+  };
+  fs.writeFileSync(path.join(benchDocs, 'load-attack.json'), `${JSON.stringify(outcome, null, 2)}\n`);
+  replaceBenchmarkSection('load-attack', attackSection(outcome));
+  console.log(JSON.stringify({ figure: outcome.figure, p99Ratio: outcome.p99Ratio, targets: outcome.targets }));
+} else {
+  outcome.targets = {
+    'no errors': outcome.errors + outcome.non2xx + outcome.warmUp.errors + outcome.warmUp.non2xx === 0,
+    'tf tensors constant after warm-up': outcome.tensors.min === outcome.tensors.max,
+    'RSS growth under 10%': outcome.rssMiB.growthPercent < 10,
+    'more than one photo per model call': outcome.meanBatchSize > 1,
+  };
+  const jsonFile = path.join(benchDocs, 'load.json');
+  fs.writeFileSync(jsonFile, `${JSON.stringify(outcome, null, 2)}\n`);
+  plotFigure(python, jsonFile, path.join(benchDocs, 'load.png'));
+  replaceBenchmarkSection('load', section(outcome));
+  console.log(JSON.stringify({ figure: 'load', answered: outcome.answered, errors: outcome.errors, non2xx: outcome.non2xx, targets: outcome.targets }));
+}
 const missed = Object.entries(outcome.targets).filter(([, met]) => !met).map(([target]) => target);
 if (missed.length > 0) {
   process.stderr.write(`load: missed ${missed.join('; ')}\n`);
   process.exitCode = 1;
+}
+
+/**
+ * The clients' latencies alone, then with the attacker keeping `opts.attackers` scan bombs in flight, each phase
+ * `opts.warmup` s of warm-up then `opts.seconds` s measured, one after the other on the same server.
+ */
+async function attackComparison(base, clientTokens, attackerToken, trained, servingModelId) {
+  const url = `${base}/api/v1/predictions`;
+  const contentType = `multipart/form-data; boundary=${boundary}`;
+  const clients = () =>
+    closedLoopLoad({
+      url,
+      clientHeaders: clientTokens.map((token) => ({ authorization: `Bearer ${token}`, 'content-type': contentType })),
+      nextBody: () => bodies[nextBody++ % bodies.length],
+      warmupSeconds: opts.warmup,
+      seconds: opts.seconds,
+    });
+  // Just under images.maxPixels (25 MP), so that it is the scan limit that refuses it.
+  const bomb = multipart([{ name: 'scan-bomb.jpg', bytes: progressiveScanBomb({ width: 4_992, height: 4_992 }) }]);
+  process.stderr.write(`load: ${opts.clients} clients alone, ${opts.warmup} s warm-up then ${opts.seconds} s measured…\n`);
+  const alone = await clients();
+  process.stderr.write(`load: the same with an attacker keeping ${opts.attackers} scan bombs (${bomb.length} bytes each) in flight…\n`);
+  const [attacked, attacker] = await Promise.all([
+    clients(),
+    closedLoopLoad({
+      url,
+      clientHeaders: Array.from({ length: opts.attackers }, () => ({ authorization: `Bearer ${attackerToken}`, 'content-type': contentType })),
+      nextBody: () => bomb,
+      warmupSeconds: opts.warmup,
+      seconds: opts.seconds,
+    }),
+  ]);
+  const phase = (run) => ({ answered: run.answered, errors: run.errors, non2xx: run.non2xx, failureSamples: run.failureSamples, latencyMs: { p50: run.p50, p99: run.p99, max: run.max } });
+  return {
+    figure: 'load-attack',
+    title: `8b. Load under attack: ${opts.clients} clients beside one attacker posting progressive scan bombs`,
+    machine: machine(),
+    what: `${opts.clients} keep-alive clients, each with its own viewer token, posting kaggle-fullres-sample photos to \`catdog serve\` on embedded defaults (${trained ? `a model trained on ${opts.trainPerClass} kaggle-dev photos per class` : 'zero-shot MobileNet v1 0.75'}, serving ${servingModelId}), alone and then beside one attacker (its own viewer token) keeping ${opts.attackers} requests of one ${bomb.length}-byte progressive scan bomb each in flight; each phase ${opts.warmup} s warm-up then ${opts.seconds} s measured`,
+    command: `node bench/load.mjs${process.argv.slice(2).length > 0 ? ` ${process.argv.slice(2).join(' ')}` : ''}`,
+    alone: phase(alone),
+    attacked: phase(attacked),
+    attacker: { answered2xx: attacker.answered, refused: attacker.non2xx + attacker.warmUp.non2xx, errors: attacker.errors + attacker.warmUp.errors, failureSamples: attacker.failureSamples },
+    p99Ratio: attacked.p99 / alone.p99,
+  };
+}
+
+function attackSection(result) {
+  const ms = (value) => value.toLocaleString('en-US', { maximumFractionDigits: 0 });
+  const met = (name) => (result.targets[name] ? 'met' : '**missed**');
+  const row = (name, run) =>
+    `| ${name} | ${run.answered} | ${run.errors} / ${run.non2xx} | ${ms(run.latencyMs.p50)} / ${ms(run.latencyMs.p99)} / ${ms(run.latencyMs.max)} ms |`;
+  return [
+    `## ${result.title}`,
+    '',
+    `\`${result.command}\`: ${result.what}. Machine: ${result.machine}.`,
+    `Load average (1/5/15 min) before ${result.loadBefore.join(' / ')}, after ${result.loadAfter.join(' / ')}. Measured ${result.date.slice(0, 16).replace('T', ' ')} UTC, ${result.wallSeconds.toFixed(0)} s in all.`,
+    '',
+    '| clients | answered 2xx | errors / non-2xx | latency p50 / p99 / max |',
+    '|---|---:|---:|---:|',
+    row('alone', result.alone),
+    row('beside the attacker', result.attacked),
+    '',
+    `p99 beside the attacker / alone: **${result.p99Ratio.toFixed(2)}×** (target ≤ 2×: ${met("the clients' p99 under attack within 2× of alone")}). ` +
+      `The attacker's requests: ${result.attacker.answered2xx} answered 2xx, ${result.attacker.refused} refused${result.attacker.failureSamples.length > 0 ? ` (first: \`${result.attacker.failureSamples[0].replaceAll('|', '/').replaceAll('`', "'").slice(0, 160)}\`)` : ''}, ${result.attacker.errors} network errors.`,
+  ].join('\n');
 }
 
 function section(result) {

@@ -1,5 +1,5 @@
 /*
- * decodeScaled(jpeg, size, maxPixels) -> Promise<Buffer | string>
+ * decodeScaled(jpeg, size, maxPixels, maxScans) -> Promise<Buffer | string>
  *
  * Decodes a JPEG straight to a size x size RGB image (squashed, not cropped) using libjpeg-turbo's DCT-domain
  * scaling: the photo is decoded at the smallest M/8 of its size (M = 1..16) whose sides both reach `size`, which
@@ -10,8 +10,16 @@
  * It only takes what it can decode exactly as the sharp path would display it: 8-bit YCbCr or greyscale, no ICC
  * profile, no EXIF orientation but 1, no enlargement beyond 2x (16/8), at most `maxPixels`, and no libjpeg warning but extraneous
  * bytes between markers. Anything else resolves to a string naming the reason, and the caller decodes with sharp,
- * which then reports the error (corrupt, truncated, too many pixels) exactly as it always has. The work runs on
- * libuv's thread pool.
+ * which then reports the error (corrupt, truncated, too many pixels) exactly as it always has.
+ *
+ * findWarning(jpeg, maxScans) -> Promise<string | null>
+ *
+ * Decodes the whole stream at 1/8 scale and names the first libjpeg warning or error, or resolves null when there
+ * is none: a stream whose entropy data is corrupt or cut short decodes
+ * "successfully" with grey blocks, and only the warnings tell.
+ *
+ * Both stop a progressive stream at its (maxScans + 1)th scan: each scan walks every block of the image again, so
+ * a few hundred KB of valid scans could otherwise cost minutes of CPU. The work runs on libuv's thread pool.
  */
 #include <node_api.h>
 #include <stdio.h>
@@ -32,6 +40,9 @@ typedef struct {
   size_t input_length;
   uint32_t size;
   double max_pixels;
+  uint32_t max_scans;
+  /* findWarning instead of decodeScaled. */
+  int find_warning;
   uint8_t *pixels;
   char declined[DECLINE_REASON_LENGTH];
 } decode_job;
@@ -40,7 +51,27 @@ typedef struct {
   struct jpeg_error_mgr base;
   jmp_buf escape;
   char *declined;
+  /* Every warning counts, extraneous bytes too. */
+  int strict;
 } error_manager;
+
+typedef struct {
+  struct jpeg_progress_mgr base;
+  uint32_t max_scans;
+  char *declined;
+  jmp_buf *escape;
+} scan_limit;
+
+/* libjpeg calls this between chunks of input while it absorbs a multi-scan stream, so a stream of too many scans is
+ * stopped after reading one more scan's header, not after decoding them all. */
+static void on_progress(j_common_ptr cinfo) {
+  scan_limit *limit = (scan_limit *)cinfo->progress;
+  j_decompress_ptr decompress = (j_decompress_ptr)cinfo;
+  if ((uint32_t)decompress->input_scan_number > limit->max_scans) {
+    snprintf(limit->declined, DECLINE_REASON_LENGTH, "more than %u scans", limit->max_scans);
+    longjmp(*limit->escape, 1);
+  }
+}
 
 static void escape_with_message(j_common_ptr cinfo, const char *prefix) {
   error_manager *errors = (error_manager *)cinfo->err;
@@ -53,9 +84,12 @@ static void escape_with_message(j_common_ptr cinfo, const char *prefix) {
 static void on_error_exit(j_common_ptr cinfo) { escape_with_message(cinfo, "libjpeg error: "); }
 
 /* sharp decodes with failOn 'error', which tolerates "extraneous bytes before marker"; any other warning (a
- * truncated or corrupt stream) is left to sharp so that it fails or passes exactly as before. */
+ * truncated or corrupt stream) is left to sharp so that it fails or passes exactly as before. findWarning counts
+ * extraneous bytes too: entropy data that is garbage throughout decodes without a Huffman fault and ends as
+ * thousands of "extraneous" bytes before the end-of-image marker. */
 static void on_message(j_common_ptr cinfo, int level) {
-  if (level < 0 && cinfo->err->msg_code != JWRN_EXTRANEOUS_DATA) escape_with_message(cinfo, "libjpeg warning: ");
+  error_manager *errors = (error_manager *)cinfo->err;
+  if (level < 0 && (errors->strict || cinfo->err->msg_code != JWRN_EXTRANEOUS_DATA)) escape_with_message(cinfo, "libjpeg warning: ");
 }
 
 static uint32_t read_u16(const uint8_t *p, int little_endian) {
@@ -204,25 +238,44 @@ done:
 
 static void decline(decode_job *job, const char *reason) { snprintf(job->declined, DECLINE_REASON_LENGTH, "%s", reason); }
 
+/* Reads every scan at 1/8 scale (DC only) into one reused row: what is wanted is the warnings, not the pixels. */
+static void find_warning(j_decompress_ptr cinfo) {
+  cinfo->scale_num = 1;
+  cinfo->scale_denom = 8;
+  jpeg_start_decompress(cinfo);
+  JSAMPARRAY row = (*cinfo->mem->alloc_sarray)((j_common_ptr)cinfo, JPOOL_IMAGE, cinfo->output_width * cinfo->output_components, 1);
+  while (cinfo->output_scanline < cinfo->output_height) jpeg_read_scanlines(cinfo, row, 1);
+  jpeg_finish_decompress(cinfo);
+}
+
 static void decode(decode_job *job) {
   struct jpeg_decompress_struct cinfo;
   error_manager errors;
+  scan_limit limit;
   uint8_t *volatile scaled = NULL;
   cinfo.err = jpeg_std_error(&errors.base);
   errors.base.error_exit = on_error_exit;
   errors.base.emit_message = on_message;
   errors.declined = job->declined;
+  errors.strict = job->find_warning;
   jpeg_create_decompress(&cinfo);
   if (setjmp(errors.escape)) {
     free(scaled);
     jpeg_destroy_decompress(&cinfo);
     return;
   }
+  limit.base.progress_monitor = on_progress;
+  limit.max_scans = job->max_scans;
+  limit.declined = job->declined;
+  limit.escape = &errors.escape;
+  cinfo.progress = &limit.base;
   jpeg_mem_src(&cinfo, job->input, (unsigned long)job->input_length);
   jpeg_save_markers(&cinfo, JPEG_APP0 + 1, 0xFFFF);
   jpeg_save_markers(&cinfo, JPEG_APP0 + 2, 0xFFFF);
   if (jpeg_read_header(&cinfo, TRUE) != JPEG_HEADER_OK) {
     decline(job, "no image in the stream");
+  } else if (job->find_warning) {
+    find_warning(&cinfo);
   } else if ((double)cinfo.image_width * cinfo.image_height > job->max_pixels) {
     decline(job, "more pixels than allowed");
   } else if ((double)cinfo.image_width * 2 < job->size || (double)cinfo.image_height * 2 < job->size) {
@@ -269,11 +322,15 @@ static void execute(napi_env env, void *data) {
 static void complete(napi_env env, napi_status status, void *data) {
   decode_job *job = data;
   napi_value result;
-  if (status == napi_ok && job->pixels != NULL) {
+  if (status != napi_ok) {
+    napi_create_string_utf8(env, "cancelled", NAPI_AUTO_LENGTH, &result);
+  } else if (job->pixels != NULL) {
     size_t length = (size_t)job->size * job->size * 3;
     napi_create_buffer_copy(env, length, job->pixels, NULL, &result);
+  } else if (job->find_warning && job->declined[0] == '\0') {
+    napi_get_null(env, &result);
   } else {
-    napi_create_string_utf8(env, status == napi_ok ? job->declined : "cancelled", NAPI_AUTO_LENGTH, &result);
+    napi_create_string_utf8(env, job->declined, NAPI_AUTO_LENGTH, &result);
   }
   napi_resolve_deferred(env, job->deferred, result);
   napi_delete_reference(env, job->input_ref);
@@ -287,12 +344,8 @@ static napi_value throw_type_error(napi_env env, const char *message) {
   return NULL;
 }
 
-static napi_value decode_scaled(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 3) {
-    return throw_type_error(env, "decodeScaled(jpeg: Uint8Array, size: number, maxPixels: number) takes 3 arguments");
-  }
+/* The JPEG bytes of argv[0] (kept alive until the job completes) and its scan limit, argv[scans_at]. */
+static napi_value queue_job(napi_env env, napi_value *argv, decode_job *job, size_t scans_at, const char *usage) {
   bool is_typed_array = false;
   napi_is_typedarray(env, argv[0], &is_typed_array);
   napi_typedarray_type type;
@@ -300,25 +353,15 @@ static napi_value decode_scaled(napi_env env, napi_callback_info info) {
   void *bytes;
   if (!is_typed_array || napi_get_typedarray_info(env, argv[0], &type, &length, &bytes, NULL, NULL) != napi_ok ||
       type != napi_uint8_array) {
-    return throw_type_error(env, "decodeScaled: jpeg must be a Uint8Array");
+    free(job);
+    return throw_type_error(env, usage);
   }
-  uint32_t size;
-  double max_pixels;
-  if (napi_get_value_uint32(env, argv[1], &size) != napi_ok || size < 1) {
-    return throw_type_error(env, "decodeScaled: size must be a positive integer");
-  }
-  if (napi_get_value_double(env, argv[2], &max_pixels) != napi_ok) {
-    return throw_type_error(env, "decodeScaled: maxPixels must be a number");
-  }
-  decode_job *job = calloc(1, sizeof(decode_job));
-  if (job == NULL) {
-    napi_throw_error(env, NULL, "decodeScaled: out of memory");
-    return NULL;
+  if (napi_get_value_uint32(env, argv[scans_at], &job->max_scans) != napi_ok || job->max_scans < 1) {
+    free(job);
+    return throw_type_error(env, usage);
   }
   job->input = bytes;
   job->input_length = length;
-  job->size = size;
-  job->max_pixels = max_pixels;
   napi_value promise, name;
   napi_create_reference(env, argv[0], 1, &job->input_ref);
   napi_create_promise(env, &job->deferred, &promise);
@@ -328,9 +371,49 @@ static napi_value decode_scaled(napi_env env, napi_callback_info info) {
   return promise;
 }
 
+/* A zeroed job for a call of exactly `count` arguments, read into argv; NULL, with a JavaScript error thrown, when
+ * the call has another count or memory runs out. */
+static decode_job *new_job(napi_env env, napi_callback_info info, napi_value *argv, size_t count, const char *usage) {
+  size_t argc = count;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != count) {
+    throw_type_error(env, usage);
+    return NULL;
+  }
+  decode_job *job = calloc(1, sizeof(decode_job));
+  if (job == NULL) napi_throw_error(env, NULL, "catdog jpeg-decode: out of memory");
+  return job;
+}
+
+static const char *const DECODE_USAGE =
+    "decodeScaled(jpeg: Uint8Array, size: positive integer, maxPixels: number, maxScans: positive integer)";
+
+static napi_value decode_scaled(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  decode_job *job = new_job(env, info, argv, 4, DECODE_USAGE);
+  if (job == NULL) return NULL;
+  if (napi_get_value_uint32(env, argv[1], &job->size) != napi_ok || job->size < 1 ||
+      napi_get_value_double(env, argv[2], &job->max_pixels) != napi_ok) {
+    free(job);
+    return throw_type_error(env, DECODE_USAGE);
+  }
+  return queue_job(env, argv, job, 3, DECODE_USAGE);
+}
+
+static const char *const WARNING_USAGE = "findWarning(jpeg: Uint8Array, maxScans: positive integer)";
+
+static napi_value find_warning_js(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  decode_job *job = new_job(env, info, argv, 2, WARNING_USAGE);
+  if (job == NULL) return NULL;
+  job->find_warning = 1;
+  return queue_job(env, argv, job, 1, WARNING_USAGE);
+}
+
 NAPI_MODULE_INIT() {
   napi_value function;
   napi_create_function(env, "decodeScaled", NAPI_AUTO_LENGTH, decode_scaled, NULL, &function);
   napi_set_named_property(env, exports, "decodeScaled", function);
+  napi_create_function(env, "findWarning", NAPI_AUTO_LENGTH, find_warning_js, NULL, &function);
+  napi_set_named_property(env, exports, "findWarning", function);
   return exports;
 }

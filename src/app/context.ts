@@ -2,10 +2,16 @@ import path from 'node:path';
 import { blobRoot, databaseUrl, type CatdogConfig, type LoadedConfig } from '../config/index.js';
 import { openDatabase, type Database } from '../db/index.js';
 import { BackboneProvider } from '../ml/backbone-provider.js';
-import { createBlobStore, type BlobStore } from '../storage/index.js';
+import { createBlobStore, LocalBlobStore, type BlobStore } from '../storage/index.js';
 import { createLogger, type Logger } from './logger.js';
 import { ownerIsGone } from './process-owner.js';
 import { codeVersion } from './version.js';
+
+/**
+ * How old a blob folder's temporary file must be before start-up deletes it: a put takes seconds at most, so an
+ * hour leaves another process's write in flight alone.
+ */
+const ABANDONED_WRITE_AGE_MS = 60 * 60 * 1000;
 
 /** The composition root: every entry point (CLI, server, worker) gets its adapters from here. */
 export interface AppContext {
@@ -30,6 +36,10 @@ export async function openApp(loaded: LoadedConfig, options: { logger?: Logger; 
   const blobs = config.storage.kind === 'local'
     ? createBlobStore({ kind: 'local', path: blobRoot(config)! })
     : createBlobStore(config.storage);
+  if (blobs instanceof LocalBlobStore) {
+    const removed = await blobs.removeAbandonedWrites(ABANDONED_WRITE_AGE_MS);
+    if (removed > 0) logger.info({ removed }, 'removed temporary files of blob writes a killed process left behind');
+  }
   const cacheDir = path.join(path.resolve(config.home), 'cache');
   return {
     loaded,

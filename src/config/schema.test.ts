@@ -7,7 +7,13 @@ describe('configSchema', () => {
   it('accepts {} and fills in the documented defaults', () => {
     expect(configSchema.parse({})).toEqual({
       home: './.catdog',
-      images: { maxBytes: 20 * 1024 * 1024, maxPixels: 40_000_000 },
+      images: {
+        maxBytes: 20 * 1024 * 1024,
+        maxPixels: 25_000_000,
+        maxJpegScans: 100,
+        maxJpegScanPixels: 1_000_000_000,
+        decodeConcurrency: 4,
+      },
       dataset: {
         imageSize: null,
         split: { train: 0.7, validation: 0.2, test: 0.1 },

@@ -370,7 +370,33 @@ export const configSchema = z
     images: z
       .strictObject({
         maxBytes: z.int().min(1).default(20 * 1024 * 1024).describe('Largest accepted upload in bytes.'),
-        maxPixels: z.int().min(1).default(40_000_000).describe('Largest accepted width × height (protects against decompression bombs).'),
+        maxPixels: z
+          .int()
+          .min(1)
+          .default(25_000_000)
+          .describe(
+            'Largest accepted width × height, read from the header before any decode (a 5 KB PNG can declare 40 megapixels). ' +
+              '25 MP takes 12–24 MP camera and phone photos; raise it for full-resolution 48/50 MP phone photos.',
+          ),
+        maxJpegScans: z
+          .int()
+          .min(1)
+          .default(100)
+          .describe('Most scans a JPEG may have, counted from its markers before decoding: baseline JPEGs have 1–3, progressive ones about 10; every scan is one more pass over the whole image.'),
+        maxJpegScanPixels: z
+          .int()
+          .min(1)
+          .default(1_000_000_000)
+          .describe('Largest width × height × scans of a JPEG, the work of decoding a progressive one (a 12 MP photo of 10 scans: 120 million).'),
+        decodeConcurrency: z
+          .int()
+          .min(1)
+          .max(64)
+          .default(4)
+          .describe(
+            "Uploads (predictions, labelled photos, thumbnails) the server decodes at once, shared in turn between clients (token, else address), each using at most half: " +
+              "one client's many uploads cannot hold every decode while another's waits. 4 = Node's thread pool (UV_THREADPOOL_SIZE), on which the decodes run.",
+          ),
       })
       .prefault({})
       .describe('Limits on accepted photos.'),

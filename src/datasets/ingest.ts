@@ -1,16 +1,15 @@
 import type { Database, ImageRow } from '../db/index.js';
-import { inspectImage, sha256Hex, type ImageInfo } from '../images/index.js';
+import { inspectImage, sha256Hex, type DecodeTurn, type ImageInfo, type ImageLimits } from '../images/index.js';
 import { imageBlobKey, type BlobStore } from '../storage/index.js';
 
-export interface ImageLimits {
-  maxBytes: number;
-  maxPixels: number;
-}
+export type { ImageLimits } from '../images/index.js';
 
 export interface IngestDependencies {
   db: Pick<Database, 'images'>;
   blobs: BlobStore;
   limits: ImageLimits;
+  /** The uploading client's turn for the server's decode slots; none for the CLI's imports. */
+  turn?: DecodeTurn;
 }
 
 export interface IngestRequest {
@@ -29,10 +28,12 @@ export interface IngestResult {
 /**
  * Stores one photo by content. Validation (format by content, size, pixel count, a full decode) happens before
  * anything is written; the blob is written atomically before its row, so a crash leaves at worst an unreferenced
- * blob that the next ingest of the same photo reuses, never a row without pixels.
+ * blob that the next ingest of the same photo reuses, never a row without pixels. A labelled photo must also decode
+ * without a single warning: a corrupt or cut-short one would teach the model the decoder's grey fill.
  */
 export async function ingestImage(deps: IngestDependencies, request: IngestRequest): Promise<IngestResult> {
-  return storeInspectedImage(deps, request, await inspectImage(request.bytes, deps.limits));
+  const info = await inspectImage(request.bytes, deps.limits, { strict: request.label !== null, turn: deps.turn });
+  return storeInspectedImage(deps, request, info);
 }
 
 /**

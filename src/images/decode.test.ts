@@ -4,7 +4,9 @@ import path from 'node:path';
 import zlib from 'node:zlib';
 import sharp, { type Sharp } from 'sharp';
 import { afterAll, describe, expect, it } from 'vitest';
+import { progressiveScanBomb } from '../../test/support/jpeg-scan-bomb.mjs';
 import { kaggleDev, kaggleFiles, kaggleFullRes, skipWithoutShared } from '../../test/support/shared.js';
+import { configSchema } from '../config/schema.js';
 import { CatdogError } from '../errors.js';
 import {
   decodeToRgb,
@@ -24,7 +26,7 @@ const green: Rgb = [0, 255, 0];
 const blue: Rgb = [0, 0, 255];
 const white: Rgb = [255, 255, 255];
 
-const roomyLimits = { maxBytes: 20_000_000, maxPixels: 50_000_000 };
+const roomyLimits = { maxBytes: 20_000_000, maxPixels: 50_000_000, maxJpegScans: 100, maxJpegScanPixels: 5_000_000_000 };
 
 const pixelAt = (image: RgbImage, x: number, y: number): number[] =>
   Array.from(image.data.subarray((y * image.width + x) * 3, (y * image.width + x) * 3 + 3));
@@ -146,7 +148,7 @@ describe.skipIf(skipWithoutShared)('real photos in every accepted format', () =>
     const inspected = await expectImageError(inspectImage(truncated, roomyLimits), 'image_corrupt', 422);
     expect(inspected.message).toMatch(/jpeg.*damaged or incomplete/i);
     await expectImageError(decodeToRgb(truncated, 64), 'image_corrupt', 422);
-    await expectImageError(thumbnailJpeg(truncated), 'image_corrupt', 422);
+    await expectImageError(thumbnailJpeg(truncated, roomyLimits), 'image_corrupt', 422);
   });
 
   it('refuses a PNG whose compressed pixel data was damaged', async () => {
@@ -158,17 +160,17 @@ describe.skipIf(skipWithoutShared)('real photos in every accepted format', () =>
 
   it('enforces the byte and pixel limits at their exact boundaries', async () => {
     const pixels = 499 * 376;
-    await expect(inspectImage(photo, { maxBytes: photo.length, maxPixels: pixels })).resolves.toMatchObject({
+    await expect(inspectImage(photo, { ...roomyLimits, maxBytes: photo.length, maxPixels: pixels })).resolves.toMatchObject({
       format: 'jpeg',
     });
     const tooLarge = await expectImageError(
-      inspectImage(photo, { maxBytes: photo.length - 1, maxPixels: pixels }),
+      inspectImage(photo, { ...roomyLimits, maxBytes: photo.length - 1, maxPixels: pixels }),
       'image_too_large',
       413,
     );
     expect(tooLarge.message).toContain(String(photo.length));
     await expectImageError(
-      inspectImage(photo, { maxBytes: photo.length, maxPixels: pixels - 1 }),
+      inspectImage(photo, { ...roomyLimits, maxBytes: photo.length, maxPixels: pixels - 1 }),
       'image_too_many_pixels',
       413,
     );
@@ -176,16 +178,16 @@ describe.skipIf(skipWithoutShared)('real photos in every accepted format', () =>
 
   it('refuses an output size that is not a positive whole number of pixels', async () => {
     await expect(decodeToRgb(photo, 0)).rejects.toThrow(RangeError);
-    await expect(thumbnailJpeg(photo, 12.5)).rejects.toThrow(RangeError);
+    await expect(thumbnailJpeg(photo, roomyLimits, 12.5)).rejects.toThrow(RangeError);
   });
 
   it('makes a JPEG thumbnail that fits inside the box, keeps the aspect ratio and never enlarges', async () => {
-    const thumbnail = await thumbnailJpeg(photo, 128);
+    const thumbnail = await thumbnailJpeg(photo, roomyLimits, 128);
     const meta = await sharp(thumbnail).metadata();
     expect(meta).toMatchObject({ format: 'jpeg', width: 128 });
     expect(Math.abs(meta.height - (128 * 376) / 499)).toBeLessThanOrEqual(1);
     const small = fs.readFileSync(kaggleFiles('cat', 1)[0]!);
-    expect(await sharp(await thumbnailJpeg(small)).metadata()).toMatchObject({ width: 200, height: 200 });
+    expect(await sharp(await thumbnailJpeg(small, roomyLimits)).metadata()).toMatchObject({ width: 200, height: 200 });
   });
 });
 
@@ -201,8 +203,8 @@ describe.skipIf(skipWithoutShared)('one decode to validate and predict', () => {
     expect(samePixels(rgb, await decodeToRgb(photo, 224))).toBe(true);
 
     await expectImageError(inspectAndDecodeToRgb(photo.subarray(0, photo.length >> 1), roomyLimits, 224), 'image_corrupt', 422);
-    await expectImageError(inspectAndDecodeToRgb(photo, { maxBytes: photo.length - 1, maxPixels: 499 * 376 }, 224), 'image_too_large', 413);
-    const tooMany = await expectImageError(inspectAndDecodeToRgb(photo, { maxBytes: photo.length, maxPixels: 499 * 376 - 1 }, 224), 'image_too_many_pixels', 413);
+    await expectImageError(inspectAndDecodeToRgb(photo, { ...roomyLimits, maxBytes: photo.length - 1, maxPixels: 499 * 376 }, 224), 'image_too_large', 413);
+    const tooMany = await expectImageError(inspectAndDecodeToRgb(photo, { ...roomyLimits, maxBytes: photo.length, maxPixels: 499 * 376 - 1 }, 224), 'image_too_many_pixels', 413);
     expect(tooMany.details).toMatchObject({ width: 499, height: 376 });
     await expectImageError(inspectAndDecodeToRgb(new TextEncoder().encode('<!doctype html>'), roomyLimits, 224), 'image_unsupported_format', 415);
     await expect(inspectAndDecodeToRgb(photo, roomyLimits, 0)).rejects.toThrow(RangeError);
@@ -227,7 +229,7 @@ describe('EXIF orientation', () => {
   });
 
   it('orients the thumbnail and strips the metadata that said how', async () => {
-    const thumbnail = await thumbnailJpeg(await storedSideways());
+    const thumbnail = await thumbnailJpeg(await storedSideways(), roomyLimits);
     const meta = await sharp(thumbnail).metadata();
     expect(meta).toMatchObject({ width: 40, height: 60 });
     expect(meta.orientation).toBeUndefined();
@@ -374,5 +376,68 @@ describe('encodeJpeg', () => {
 
   it('refuses pixels that do not match the stated size', async () => {
     await expect(encodeJpeg({ data: new Uint8Array(10), width: 2, height: 2, channels: 3 })).rejects.toThrow(RangeError);
+  });
+});
+
+describe('decode work an upload may cost', () => {
+  const defaults = configSchema.parse({}).images;
+
+  it('refuses a progressive JPEG of thousands of valid scans from its markers, before either decoder sees it', async () => {
+    // 2,048² pixels in 2,647 scans (72 KB): decoding it costs seconds of CPU in libjpeg-turbo and in libvips.
+    const bomb = progressiveScanBomb({ width: 2_048, height: 2_048 });
+    expect(bomb.length).toBeLessThan(100_000);
+    const error = await expectImageError(inspectImage(bomb, defaults), 'image_too_complex', 422);
+    expect(error.details).toMatchObject({ scans: 2_647, width: 2_048, height: 2_048, maxJpegScans: 100 });
+    expect(error.message).toContain('2647 scans');
+    await expectImageError(inspectAndDecodeToRgb(bomb, defaults, 224), 'image_too_complex', 422);
+    await expectImageError(thumbnailJpeg(bomb, defaults), 'image_too_complex', 422);
+  });
+
+  it('bounds pixels × scans: few scans over many pixels pass, the same scans over more pixels do not', async () => {
+    const bomb = progressiveScanBomb({ width: 512, height: 512, components: 1 }); // 883 scans
+    const limits = { ...defaults, maxJpegScans: 1_000, maxJpegScanPixels: 512 * 512 * 883 };
+    await expect(inspectImage(bomb, limits)).resolves.toMatchObject({ format: 'jpeg', width: 512, height: 512 });
+    await expectImageError(inspectImage(bomb, { ...limits, maxJpegScanPixels: 512 * 512 * 883 - 1 }), 'image_too_complex', 422);
+    await expectImageError(inspectImage(bomb, { ...limits, maxJpegScans: 882 }), 'image_too_complex', 422);
+  });
+
+  it('refuses by default a 40-megapixel PNG of about 100 KB from its header', async () => {
+    const png = await sharp({ create: { width: 8_000, height: 5_000, channels: 3, background: { r: 90, g: 90, b: 90 } } }).png({ compressionLevel: 9 }).toBuffer();
+    expect(png.length).toBeLessThan(200_000);
+    const error = await expectImageError(inspectImage(png, defaults), 'image_too_many_pixels', 413);
+    expect(error.details).toMatchObject({ width: 8_000, height: 5_000, maxPixels: 25_000_000 });
+  });
+});
+
+describe.skipIf(skipWithoutShared)('labelled photos decode without a warning', () => {
+  const photo = fs.readFileSync(path.join(kaggleFullRes, 'dog', 'dog.5.jpg'));
+  const strict = { strict: true };
+
+  /** `photo` with its entropy-coded data (after the scan header) replaced by bytes that never form a marker. */
+  function garbageEntropy(): Uint8Array {
+    const bytes = Uint8Array.from(photo);
+    let sos = 2;
+    while (!(bytes[sos] === 0xff && bytes[sos + 1] === 0xda)) sos += 2 + ((bytes[sos + 2]! << 8) | bytes[sos + 3]!);
+    const dataStart = sos + 2 + ((bytes[sos + 2]! << 8) | bytes[sos + 3]!);
+    const random = seededRandom(3);
+    for (let i = dataStart; i < bytes.length - 2; i++) bytes[i] = Math.floor(random() * 255);
+    return bytes;
+  }
+
+  it.each([
+    ['entropy data corrupt throughout', garbageEntropy],
+    ['cut short but ending with an end-of-image marker', () => Uint8Array.from([...photo.subarray(0, photo.length >> 1), 0xff, 0xd9])],
+  ])('a JPEG with %s decodes (grey fill) for a prediction, but is refused as labelled data', async (_name, make) => {
+    const damaged = make();
+    await expect(inspectImage(damaged, roomyLimits)).resolves.toMatchObject({ format: 'jpeg' });
+    const error = await expectImageError(inspectImage(damaged, roomyLimits, strict), 'image_corrupt', 422);
+    expect(error.message).toMatch(/decodes only with warnings \(libjpeg warning: /);
+  });
+
+  it('takes clean photos of every format as labelled data', async () => {
+    await expect(inspectImage(photo, roomyLimits, strict)).resolves.toMatchObject({ format: 'jpeg', width: 499, height: 376 });
+    for (const encoded of [sharp(photo).png(), sharp(photo).webp(), sharp(photo).gif(), sharp(photo).jpeg({ progressive: true })]) {
+      await expect(inspectImage(await encoded.toBuffer(), roomyLimits, strict)).resolves.toMatchObject({ width: 499, height: 376 });
+    }
   });
 });

@@ -1,11 +1,32 @@
 import sharp, { type Metadata, type OutputInfo, type Sharp, type SharpOptions } from 'sharp';
 import { acceptedFormatsText, ImageError } from './errors.js';
 import { describeUnsupportedContent, sniffImageFormat, type ImageFormat } from './format.js';
-import { decodeJpegScaled, jpegFastPathAvailable } from './jpeg-fast-path.js';
+import type { DecodeSlots } from './decode-slots.js';
+import { decodeJpegScaled, findJpegWarning, jpegFastPathAvailable } from './jpeg-fast-path.js';
+import { readJpegLayout } from './jpeg-scans.js';
 
 export interface ImageLimits {
   maxBytes: number;
   maxPixels: number;
+  /** Scans a JPEG may have: a baseline JPEG has 1 (one per component at most), a progressive one about 10. */
+  maxJpegScans: number;
+  /** width × height × scans a JPEG may have: a progressive decode walks the whole image once per scan. */
+  maxJpegScanPixels: number;
+}
+
+/** Whose turn a decode is taken in: the uploads of one client (token or address) share its part of the slots. */
+export interface DecodeTurn {
+  slots: DecodeSlots;
+  client: string;
+}
+
+export interface InspectOptions {
+  /**
+   * Refuse a photo that decodes only with warnings (entropy data corrupt throughout or cut short, which decoders
+   * fill with grey): labelled photos teach the model, so they must be the pixels the photographer took.
+   */
+  strict?: boolean;
+  turn?: DecodeTurn;
 }
 
 export interface ImageInfo {
@@ -28,8 +49,8 @@ export interface RgbImage {
  * `failOn: 'error'` rejects truncated and undecodable data but tolerates libjpeg warnings such as
  * "extraneous bytes before marker", which many camera and phone JPEGs carry and which decode fine.
  */
-const decodeOptions = (maxPixels?: number): SharpOptions => ({
-  failOn: 'error',
+const decodeOptions = (maxPixels?: number, failOn: 'error' | 'warning' = 'error'): SharpOptions => ({
+  failOn,
   ...(maxPixels === undefined ? {} : { limitInputPixels: maxPixels }),
 });
 
@@ -84,8 +105,8 @@ function decodeFailure(format: ImageFormat, cause: unknown): ImageError {
 }
 
 /** Displayed orientation, transparency on white: the start of every decode for training and serving. */
-const orientedOnWhite = (bytes: Uint8Array, maxPixels?: number): Sharp =>
-  sharp(bytes, decodeOptions(maxPixels)).rotate().flatten({ background: white });
+const orientedOnWhite = (bytes: Uint8Array, maxPixels?: number, failOn?: 'error' | 'warning'): Sharp =>
+  sharp(bytes, decodeOptions(maxPixels, failOn)).rotate().flatten({ background: white });
 
 /** 8-bit sRGB pixels out of `pipeline`, which must make them `width × height`; a failure blames the `format` photo. */
 async function rgbPixels(pipeline: Sharp, format: ImageFormat, width: number, height: number): Promise<RgbImage> {
@@ -122,18 +143,62 @@ export const DECODE_ID = `squash-${MODEL_RESIZE_KERNEL}${jpegFastPathAvailable ?
 
 /** sharp's own `limitInputPixels` default, which applies when the caller sets no limit. */
 const SHARP_DEFAULT_PIXEL_LIMIT = 0x3fff * 0x3fff;
+/** Photos already stored were checked against the limits when they came in; the addon takes a number all the same. */
+const NO_SCAN_LIMIT = 0xffff_ffff;
 
 /**
  * JPEGs that shrink or enlarge at most 2× go through libjpeg-turbo's DCT scaling first (src/images/jpeg-fast-path.ts):
  * decoding at M/8 of the size (M = 1..16) skips most of the work of a full decode and of libvips's pipeline. Whatever it declines, damaged
  * files included, goes to sharp, so errors and every other format are exactly as before.
  */
-async function decodeRgb(bytes: Uint8Array, format: ImageFormat, size: number, maxPixels?: number): Promise<RgbImage> {
+async function decodeRgb(bytes: Uint8Array, format: ImageFormat, size: number, limits?: ImageLimits): Promise<RgbImage> {
   if (format === 'jpeg') {
-    const fast = await decodeJpegScaled(bytes, size, maxPixels ?? SHARP_DEFAULT_PIXEL_LIMIT);
+    const fast = await decodeJpegScaled(bytes, size, limits?.maxPixels ?? SHARP_DEFAULT_PIXEL_LIMIT, limits?.maxJpegScans ?? NO_SCAN_LIMIT);
     if ('pixels' in fast) return { data: fast.pixels, width: size, height: size, channels: 3 };
   }
-  return rgbPixels(orientedOnWhite(bytes, maxPixels).resize(size, size, { fit: 'fill', kernel: MODEL_RESIZE_KERNEL }), format, size, size);
+  return rgbPixels(orientedOnWhite(bytes, limits?.maxPixels).resize(size, size, { fit: 'fill', kernel: MODEL_RESIZE_KERNEL }), format, size, size);
+}
+
+/**
+ * A progressive JPEG costs its pixels times its scans to decode, in either decoder, and libvips has no scan limit:
+ * read from the markers, so thousands of valid scans in a few hundred KB are refused before any decode, and before
+ * sharp reads the header (which walks every scan too).
+ */
+function assertJpegWorkWithinLimits(bytes: Uint8Array, limits: ImageLimits): void {
+  const { width, height, scans } = readJpegLayout(bytes);
+  if (width * height > limits.maxPixels) throw tooManyPixels(width, height, limits.maxPixels);
+  if (scans <= limits.maxJpegScans && width * height * scans <= limits.maxJpegScanPixels) return;
+  throw new ImageError(
+    'image_too_complex',
+    `The JPEG has ${scans} scans over ${width}×${height} pixels, more decoding work than accepted (at most ` +
+      `${limits.maxJpegScans} scans and ${limits.maxJpegScanPixels} pixels × scans); save it again as a baseline ` +
+      'or ordinary progressive JPEG and send it again.',
+    { scans, width, height, maxJpegScans: limits.maxJpegScans, maxJpegScanPixels: limits.maxJpegScanPixels },
+  );
+}
+
+/** Why the photo decodes only with warnings (libjpeg's, else libvips's first one), undefined when it decodes cleanly. */
+async function decodeWarning(bytes: Uint8Array, format: ImageFormat, limits: ImageLimits): Promise<string | undefined> {
+  const jpegWarning = format === 'jpeg' ? await findJpegWarning(bytes, limits.maxJpegScans) : undefined;
+  if (jpegWarning !== undefined) return jpegWarning ?? undefined;
+  try {
+    await orientedOnWhite(bytes, limits.maxPixels, 'warning').resize(VALIDATION_SIZE, VALIDATION_SIZE, { fit: 'fill' }).raw().toBuffer();
+    return undefined;
+  } catch (cause) {
+    return cause instanceof Error ? cause.message : String(cause);
+  }
+}
+
+/** Fails when the photo decodes only with warnings: what `InspectOptions.strict` asks for. */
+async function assertDecodesCleanly(bytes: Uint8Array, format: ImageFormat, limits: ImageLimits): Promise<void> {
+  const reason = await decodeWarning(bytes, format, limits);
+  if (reason === undefined) return;
+  throw new ImageError(
+    'image_corrupt',
+    `The ${format} file decodes only with warnings (${reason}): part of its pixels would be made up by the decoder, ` +
+      `so it cannot be labelled training data; send the complete original ${acceptedFormatsText} file.`,
+    { format, reason },
+  );
 }
 
 /** Size, format by content, declared pixel count: from the header, so a decompression bomb is refused unexpanded. */
@@ -147,6 +212,7 @@ async function inspectHeader(bytes: Uint8Array, limits: ImageLimits): Promise<Im
     );
   }
   const format = formatOrThrow(bytes);
+  if (format === 'jpeg') assertJpegWorkWithinLimits(bytes, limits);
   let header: Metadata;
   try {
     header = await sharp(bytes, { limitInputPixels: false }).metadata();
@@ -166,14 +232,20 @@ async function inspectHeader(bytes: Uint8Array, limits: ImageLimits): Promise<Im
  */
 const VALIDATION_SIZE = 16;
 
+/** `work` in the client's turn for a decode slot, or at once when the caller shares no slots (CLI, import). */
+const inTurn = <T>(turn: DecodeTurn | undefined, work: () => Promise<T>): Promise<T> => (turn ? turn.slots.run(turn.client, work) : work());
+
 /**
- * Validates an upload before anything keeps it: size, format by content, declared pixel count, then one full
- * decode so that every accepted file is known to be trainable.
+ * Validates an upload before anything keeps it: size, format by content, declared pixel count and JPEG scans,
+ * then one full decode so that every accepted file is known to be trainable.
  */
-export async function inspectImage(bytes: Uint8Array, limits: ImageLimits): Promise<ImageInfo> {
-  const info = await inspectHeader(bytes, limits);
-  await decodeRgb(bytes, info.format, VALIDATION_SIZE, limits.maxPixels);
-  return info;
+export async function inspectImage(bytes: Uint8Array, limits: ImageLimits, options: InspectOptions = {}): Promise<ImageInfo> {
+  return inTurn(options.turn, async () => {
+    const info = await inspectHeader(bytes, limits);
+    if (options.strict) await assertDecodesCleanly(bytes, info.format, limits);
+    await decodeRgb(bytes, info.format, VALIDATION_SIZE, limits);
+    return info;
+  });
 }
 
 /**
@@ -184,10 +256,13 @@ export async function inspectAndDecodeToRgb(
   bytes: Uint8Array,
   limits: ImageLimits,
   size: number,
+  turn?: DecodeTurn,
 ): Promise<{ info: ImageInfo; rgb: RgbImage }> {
   assertPixelSize(size);
-  const info = await inspectHeader(bytes, limits);
-  return { info, rgb: await decodeRgb(bytes, info.format, size, limits.maxPixels) };
+  return inTurn(turn, async () => {
+    const info = await inspectHeader(bytes, limits);
+    return { info, rgb: await decodeRgb(bytes, info.format, size, limits) };
+  });
 }
 
 /**
@@ -199,12 +274,21 @@ export async function decodeToRgb(bytes: Uint8Array, size: number): Promise<RgbI
   return decodeRgb(bytes, formatOrThrow(bytes), size);
 }
 
-/** A small preview for the UI: displayed orientation, never enlarged, no metadata (EXIF may hold GPS). */
-export async function thumbnailJpeg(bytes: Uint8Array, size = 256): Promise<Uint8Array> {
+/**
+ * A small preview for the UI: displayed orientation, never enlarged, no metadata (EXIF may hold GPS). The photo is
+ * checked against `limits` first, as photos stored before a limit was lowered were not.
+ */
+export async function thumbnailJpeg(bytes: Uint8Array, limits: ImageLimits, size = 256, turn?: DecodeTurn): Promise<Uint8Array> {
   assertPixelSize(size);
-  const format = formatOrThrow(bytes);
+  return inTurn(turn, async () => {
+    const { format } = await inspectHeader(bytes, { ...limits, maxBytes: Number.POSITIVE_INFINITY });
+    return thumbnailOf(bytes, format, size, limits.maxPixels);
+  });
+}
+
+async function thumbnailOf(bytes: Uint8Array, format: ImageFormat, size: number, maxPixels: number): Promise<Uint8Array> {
   try {
-    const jpeg = await sharp(bytes, decodeOptions())
+    const jpeg = await sharp(bytes, decodeOptions(maxPixels))
       .rotate()
       .flatten({ background: white })
       .resize(size, size, { fit: 'inside', withoutEnlargement: true })

@@ -5,7 +5,8 @@ export type ImageErrorCode =
   | 'image_too_large'
   | 'image_unsupported_format'
   | 'image_corrupt'
-  | 'image_too_many_pixels';
+  | 'image_too_many_pixels'
+  | 'image_too_complex';
 
 const httpStatusOf: Record<ImageErrorCode, number> = {
   image_empty: 400,
@@ -13,6 +14,7 @@ const httpStatusOf: Record<ImageErrorCode, number> = {
   image_unsupported_format: 415,
   image_corrupt: 422,
   image_too_many_pixels: 413,
+  image_too_complex: 422,
 };
 
 export const acceptedFormatsText = 'JPEG, PNG, WebP, GIF or AVIF';

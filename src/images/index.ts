@@ -1,4 +1,5 @@
 export { augment, type AugmentationConfig } from './augment.js';
+export { DecodeSlots } from './decode-slots.js';
 export {
   DECODE_ID,
   decodeToRgb,
@@ -6,8 +7,10 @@ export {
   inspectAndDecodeToRgb,
   inspectImage,
   thumbnailJpeg,
+  type DecodeTurn,
   type ImageInfo,
   type ImageLimits,
+  type InspectOptions,
   type RgbImage,
 } from './decode.js';
 export { ImageError, type ImageErrorCode } from './errors.js';

@@ -4,10 +4,12 @@ import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { kaggleFiles, kaggleFullRes, skipWithoutShared } from '../../test/support/shared.js';
 import { decodeToRgb, DECODE_ID } from './decode.js';
-import { decodeJpegScaled, jpegFastPathAvailable, type FastJpegDecode } from './jpeg-fast-path.js';
+import { progressiveScanBomb } from '../../test/support/jpeg-scan-bomb.mjs';
+import { decodeJpegScaled, findJpegWarning, jpegFastPathAvailable, type FastJpegDecode } from './jpeg-fast-path.js';
 import { seededRandom } from './random.js';
 
 const noPixelLimit = 0x3fff * 0x3fff;
+const noScanLimit = 0xffff_ffff;
 
 /** The first `perClass` full-size photos of each class at least `minSide` on both sides (a few are smaller). */
 async function fullResPhotos(perClass: number, minSide = 224): Promise<Buffer[]> {
@@ -74,7 +76,7 @@ describe.skipIf(!jpegFastPathAvailable || skipWithoutShared)('the DCT-scaled JPE
     const photos = await fullResPhotos(8);
     const differences: number[] = [];
     for (const bytes of photos) {
-      const fast = pixelsOf(await decodeJpegScaled(bytes, size, noPixelLimit));
+      const fast = pixelsOf(await decodeJpegScaled(bytes, size, noPixelLimit, noScanLimit));
       const reference = await sharpSquash(bytes, size);
       differences.push(meanAbsoluteDifference(fast, reference));
       channelMeans(fast).forEach((mean, channel) => expect(Math.abs(mean - channelMeans(reference)[channel]!)).toBeLessThan(1));
@@ -93,7 +95,7 @@ describe.skipIf(!jpegFastPathAvailable || skipWithoutShared)('the DCT-scaled JPE
     const differences: number[] = [];
     for (const bytes of photos) {
       expect(await sharp(bytes).metadata()).toMatchObject({ width: 200, height: 200 });
-      const fast = pixelsOf(await decodeJpegScaled(bytes, 224, noPixelLimit));
+      const fast = pixelsOf(await decodeJpegScaled(bytes, 224, noPixelLimit, noScanLimit));
       const reference = await sharpSquash(bytes, 224);
       differences.push(meanAbsoluteDifference(fast, reference));
       channelMeans(fast).forEach((mean, channel) => expect(Math.abs(mean - channelMeans(reference)[channel]!)).toBeLessThan(1));
@@ -105,12 +107,12 @@ describe.skipIf(!jpegFastPathAvailable || skipWithoutShared)('the DCT-scaled JPE
     // "Speed work: preprocessing").
     expect(differences.reduce((sum, difference) => sum + difference, 0) / differences.length).toBeLessThan(6);
     for (const difference of differences) expect(difference).toBeLessThan(9);
-    expect((await decodeToRgb(photos[0]!, 224)).data).toEqual(pixelsOf(await decodeJpegScaled(photos[0]!, 224, noPixelLimit)));
+    expect((await decodeToRgb(photos[0]!, 224)).data).toEqual(pixelsOf(await decodeJpegScaled(photos[0]!, 224, noPixelLimit, noScanLimit)));
   });
 
   it('is what decodeToRgb returns for a plain full-size JPEG', async () => {
     const [photo] = await fullResPhotos(1);
-    const fast = pixelsOf(await decodeJpegScaled(photo!, 224, noPixelLimit));
+    const fast = pixelsOf(await decodeJpegScaled(photo!, 224, noPixelLimit, noScanLimit));
     expect((await decodeToRgb(photo!, 224)).data).toEqual(fast);
   });
 
@@ -118,32 +120,32 @@ describe.skipIf(!jpegFastPathAvailable || skipWithoutShared)('the DCT-scaled JPE
     const [photo] = await fullResPhotos(1);
     const grey = await sharp(photo!).toColourspace('b-w').jpeg({ quality: 90 }).toBuffer();
     expect(await sharp(grey).metadata()).toMatchObject({ channels: 1 });
-    const greyPixels = pixelsOf(await decodeJpegScaled(grey, 128, noPixelLimit));
+    const greyPixels = pixelsOf(await decodeJpegScaled(grey, 128, noPixelLimit, noScanLimit));
     for (let i = 0; i < greyPixels.length; i += 3) expect(greyPixels[i + 1]).toBe(greyPixels[i]);
     expect(meanAbsoluteDifference(greyPixels, await sharpSquash(grey, 128))).toBeLessThan(3.5);
 
     const progressive = await sharp(photo!).jpeg({ quality: 90, progressive: true }).toBuffer();
     expect(await sharp(progressive).metadata()).toMatchObject({ isProgressive: true });
-    expect(meanAbsoluteDifference(pixelsOf(await decodeJpegScaled(progressive, 224, noPixelLimit)), await sharpSquash(progressive, 224))).toBeLessThan(3.5);
+    expect(meanAbsoluteDifference(pixelsOf(await decodeJpegScaled(progressive, 224, noPixelLimit, noScanLimit)), await sharpSquash(progressive, 224))).toBeLessThan(3.5);
   });
 
   it('leaves to sharp what it would not display as sharp does: CMYK, an ICC profile, an EXIF rotation, more than 2× enlargement', async () => {
     const [photo] = await fullResPhotos(1);
     const cmyk = await sharp(photo!).toColourspace('cmyk').jpeg({ quality: 90 }).toBuffer();
-    expect(declinedReason(await decodeJpegScaled(cmyk, 64, noPixelLimit))).toMatch(/colour space/);
+    expect(declinedReason(await decodeJpegScaled(cmyk, 64, noPixelLimit, noScanLimit))).toMatch(/colour space/);
     const withProfile = await sharp(photo!).withIccProfile('p3').jpeg({ quality: 90 }).toBuffer();
-    expect(declinedReason(await decodeJpegScaled(withProfile, 64, noPixelLimit))).toMatch(/ICC profile/);
+    expect(declinedReason(await decodeJpegScaled(withProfile, 64, noPixelLimit, noScanLimit))).toMatch(/ICC profile/);
     const rotated = withExifOrientation(photo!, 6);
     expect(await sharp(rotated).metadata()).toMatchObject({ orientation: 6 });
-    expect(declinedReason(await decodeJpegScaled(rotated, 64, noPixelLimit))).toMatch(/EXIF orientation/);
-    expect(pixelsOf(await decodeJpegScaled(withExifOrientation(photo!, 1), 64, noPixelLimit))).toEqual(
-      pixelsOf(await decodeJpegScaled(photo!, 64, noPixelLimit)),
+    expect(declinedReason(await decodeJpegScaled(rotated, 64, noPixelLimit, noScanLimit))).toMatch(/EXIF orientation/);
+    expect(pixelsOf(await decodeJpegScaled(withExifOrientation(photo!, 1), 64, noPixelLimit, noScanLimit))).toEqual(
+      pixelsOf(await decodeJpegScaled(photo!, 64, noPixelLimit, noScanLimit)),
     );
     const { width, height } = await sharp(photo!).metadata();
-    pixelsOf(await decodeJpegScaled(photo!, 2 * Math.min(width, height), noPixelLimit));
-    expect(declinedReason(await decodeJpegScaled(photo!, 2 * Math.min(width, height) + 1, noPixelLimit))).toBe('enlargement beyond 2x');
-    pixelsOf(await decodeJpegScaled(photo!, 64, width * height));
-    expect(declinedReason(await decodeJpegScaled(photo!, 64, width * height - 1))).toBe('more pixels than allowed');
+    pixelsOf(await decodeJpegScaled(photo!, 2 * Math.min(width, height), noPixelLimit, noScanLimit));
+    expect(declinedReason(await decodeJpegScaled(photo!, 2 * Math.min(width, height) + 1, noPixelLimit, noScanLimit))).toBe('enlargement beyond 2x');
+    pixelsOf(await decodeJpegScaled(photo!, 64, width * height, noScanLimit));
+    expect(declinedReason(await decodeJpegScaled(photo!, 64, width * height - 1, noScanLimit))).toBe('more pixels than allowed');
 
     // Through decodeToRgb each still comes out as sharp makes it, and displayed upright.
     const rotatedImage = await decodeToRgb(rotated, 64);
@@ -153,19 +155,45 @@ describe.skipIf(!jpegFastPathAvailable || skipWithoutShared)('the DCT-scaled JPE
 
   it('declines damaged, empty and non-JPEG bytes without crashing, leaving the error to sharp', async () => {
     const [photo] = await fullResPhotos(1);
-    expect(declinedReason(await decodeJpegScaled(photo!.subarray(0, photo!.length >> 1), 64, noPixelLimit))).toMatch(/premature end/i);
-    expect(declinedReason(await decodeJpegScaled(photo!.subarray(0, 400), 64, noPixelLimit))).toMatch(/libjpeg/);
+    expect(declinedReason(await decodeJpegScaled(photo!.subarray(0, photo!.length >> 1), 64, noPixelLimit, noScanLimit))).toMatch(/premature end/i);
+    expect(declinedReason(await decodeJpegScaled(photo!.subarray(0, 400), 64, noPixelLimit, noScanLimit))).toMatch(/libjpeg/);
     const random = seededRandom(7);
     const damaged = Uint8Array.from(photo!);
     for (let i = 2000; i < damaged.length; i += 50) damaged[i] = Math.floor(random() * 256);
-    expect(declinedReason(await decodeJpegScaled(damaged, 64, noPixelLimit))).toMatch(/libjpeg/);
+    expect(declinedReason(await decodeJpegScaled(damaged, 64, noPixelLimit, noScanLimit))).toMatch(/libjpeg/);
     for (const bytes of [
       new Uint8Array(),
       Uint8Array.from([0xff, 0xd8, 0xff]),
       Uint8Array.from({ length: 4096 }, () => Math.floor(random() * 256)),
       new Uint8Array(await sharp(photo!).png().toBuffer()),
     ]) {
-      expect(declinedReason(await decodeJpegScaled(bytes, 64, noPixelLimit))).toMatch(/libjpeg/);
+      expect(declinedReason(await decodeJpegScaled(bytes, 64, noPixelLimit, noScanLimit))).toMatch(/libjpeg/);
     }
+  });
+
+  it('stops a progressive stream at its scan limit after reading one scan more, not after decoding them all', async () => {
+    // 1,024² grey pixels in 1 + 63 × 14 = 883 valid scans: each walks all 16,384 blocks again.
+    const bomb = progressiveScanBomb({ width: 1_024, height: 1_024, components: 1 });
+    const started = performance.now();
+    expect(declinedReason(await decodeJpegScaled(bomb, 64, noPixelLimit, 10))).toBe('more than 10 scans');
+    expect(await findJpegWarning(bomb, 10)).toBe('more than 10 scans');
+    const limited = performance.now() - started;
+    const full = performance.now();
+    expect(await findJpegWarning(bomb, noScanLimit)).toBeNull();
+    // Both limited runs together read 11 of 883 scans; the unlimited one reads them all.
+    expect(limited).toBeLessThan(performance.now() - full);
+  });
+
+  it('names the warning of a JPEG whose entropy data is corrupt or cut short, which decoders otherwise fill with grey', async () => {
+    const [photo] = await fullResPhotos(1);
+    expect(await findJpegWarning(photo!, 100)).toBeNull();
+    const entropyStart = photo!.length >> 2;
+    const corrupt = Uint8Array.from(photo!);
+    const random = seededRandom(11);
+    for (let i = entropyStart; i < corrupt.length - 2; i++) corrupt[i] = Math.floor(random() * 255);
+    expect(await findJpegWarning(corrupt, 100)).toMatch(/^libjpeg (warning|error): /);
+    // Cut short, then closed with an end-of-image marker so that it looks complete.
+    const truncated = Uint8Array.from([...photo!.subarray(0, photo!.length >> 1), 0xff, 0xd9]);
+    expect(await findJpegWarning(truncated, 100)).toMatch(/^libjpeg warning: /);
   });
 });

@@ -3,6 +3,7 @@ import type { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import type { AppContext } from '../app/context.js';
 import { createAppJobQueue, type JobQueue } from '../jobs/index.js';
+import { DecodeSlots } from '../images/index.js';
 import { initTensorflow } from '../ml/index.js';
 import type { ModelServer } from '../serving/model-server.js';
 import type { RetrainingTrigger } from '../training/retraining.js';
@@ -51,6 +52,7 @@ export function createServer(app: AppContext, options: ServerOptions): OpenAPIHo
     jobs: options.jobs ?? createAppJobQueue(app),
     ...(options.retraining && { retraining: options.retraining }),
     metrics,
+    decodeSlots: new DecodeSlots(app.config.images.decodeConcurrency),
     closing: options.closing ?? new AbortController().signal,
   };
 

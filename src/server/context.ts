@@ -1,5 +1,6 @@
 import { OpenAPIHono } from '@hono/zod-openapi';
 import type { AppContext } from '../app/context.js';
+import type { DecodeSlots } from '../images/index.js';
 import type { JobQueue } from '../jobs/index.js';
 import type { ModelServer } from '../serving/model-server.js';
 import type { RetrainingTrigger } from '../training/retraining.js';
@@ -15,6 +16,8 @@ export interface ServerDeps {
   /** Present when `retraining.enabled`: told about each validation. */
   retraining?: RetrainingTrigger;
   metrics: ServerMetrics;
+  /** The server's decodes of uploads, shared in turn between clients (`images.decodeConcurrency`). */
+  decodeSlots: DecodeSlots;
   /** Aborted when the server shuts down, so long-lived responses (event streams) end and let it close. */
   closing: AbortSignal;
 }

@@ -1,6 +1,6 @@
 import type { Database, PredictionRow } from '../db/index.js';
 import { storeInspectedImage, type ImageLimits } from '../datasets/ingest.js';
-import { ImageError, inspectAndDecodeToRgb } from '../images/index.js';
+import { ImageError, inspectAndDecodeToRgb, type DecodeTurn } from '../images/index.js';
 import type { Classifier } from '../registry/classifier.js';
 import type { BlobStore } from '../storage/index.js';
 import type { ModelServer } from './model-server.js';
@@ -24,6 +24,8 @@ export interface PredictDependencies {
   db: Pick<Database, 'images' | 'predictions'>;
   blobs: BlobStore;
   limits: ImageLimits;
+  /** The uploading client's turn for the server's decode slots; none for `catdog predict`. */
+  turn?: DecodeTurn;
   models: Pick<ModelServer, 'classifier'>;
   /** `serving.neither` of the config; without it every photo is called a cat or a dog. */
   neither?: NeitherSettings;
@@ -73,7 +75,7 @@ export async function predictUploads(deps: PredictDependencies, uploads: readonl
   const classifier = await deps.models.classifier();
   // One decode per photo validates it for storage and gives the model its pixels.
   const decoded = await Promise.all(
-    uploads.map(async (upload) => ({ upload, decoded: await inspectAndDecodeToRgb(upload.bytes, deps.limits, classifier.inputSize) })),
+    uploads.map(async (upload) => ({ upload, decoded: await inspectAndDecodeToRgb(upload.bytes, deps.limits, classifier.inputSize, deps.turn) })),
   );
   return classifyDecoded(deps, classifier, decoded, started, source);
 }
@@ -89,7 +91,7 @@ export async function predictEachUpload(
 ): Promise<{ predictions: PredictionResult[]; refused: RefusedUpload[] }> {
   const started = performance.now();
   const classifier = await deps.models.classifier();
-  const settled = await Promise.allSettled(uploads.map((upload) => inspectAndDecodeToRgb(upload.bytes, deps.limits, classifier.inputSize)));
+  const settled = await Promise.allSettled(uploads.map((upload) => inspectAndDecodeToRgb(upload.bytes, deps.limits, classifier.inputSize, deps.turn)));
   const accepted: DecodedUpload[] = [];
   const refused: RefusedUpload[] = [];
   settled.forEach((outcome, index) => {

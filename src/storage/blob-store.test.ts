@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -145,5 +145,27 @@ describe('LocalBlobStore atomic put', () => {
     await put;
     expect(await store.list('inflight/')).toEqual(['inflight/object']);
     expect(await readdir(path.join(root, 'inflight'))).toEqual(['object']);
+  });
+});
+
+describe('LocalBlobStore abandoned writes', () => {
+  it('deletes temporary files older than the given age and keeps fresher ones and every blob', async () => {
+    const root = await mkdtemp(path.join(tmpdir(), 'catdog-blobs-abandoned-'));
+    try {
+      const store = new LocalBlobStore(root);
+      await store.put('images/ab/abcdef', new Uint8Array([1, 2, 3]));
+      const stale = path.join(root, 'images', 'ab', 'abcdef.tmp-0123456789ab');
+      const fresh = path.join(root, 'images', 'ab', 'abcdef.tmp-ba9876543210');
+      await writeFile(stale, 'half a photo');
+      await writeFile(fresh, 'a photo being written');
+      const twoHoursAgo = new Date(Date.now() - 2 * 60 * 60 * 1000);
+      await utimes(stale, twoHoursAgo, twoHoursAgo);
+
+      expect(await store.removeAbandonedWrites(60 * 60 * 1000)).toBe(1);
+      expect((await readdir(path.join(root, 'images', 'ab'))).sort()).toEqual(['abcdef', 'abcdef.tmp-ba9876543210']);
+      expect(await store.get('images/ab/abcdef')).toEqual(new Uint8Array([1, 2, 3]));
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
   });
 });

@@ -109,4 +109,33 @@ export class LocalBlobStore implements BlobStore {
     }
     return keys.sort();
   }
+
+  /**
+   * Deletes the temporary files of puts that never finished (a process killed between writing and renaming) last
+   * modified more than `olderThanMs` ago, and answers how many: nothing else ever removes them. The age keeps a put
+   * in flight in another process (CLI, worker and server share the folder) safe.
+   */
+  async removeAbandonedWrites(olderThanMs: number, now = Date.now()): Promise<number> {
+    let entries: Dirent[];
+    try {
+      entries = await readdir(this.root, { recursive: true, withFileTypes: true });
+    } catch (error) {
+      if (isMissingFileError(error)) return 0;
+      throw error;
+    }
+    let removed = 0;
+    for (const entry of entries) {
+      if (!entry.isFile() || !entry.name.includes(TEMP_MARKER)) continue;
+      const file = path.join(entry.parentPath, entry.name);
+      try {
+        if (now - (await stat(file)).mtimeMs <= olderThanMs) continue;
+        await unlink(file);
+        removed++;
+      } catch (error) {
+        // Renamed or removed by its own writer or another process meanwhile: nothing left to do.
+        if (!isMissingFileError(error)) throw error;
+      }
+    }
+    return removed;
+  }
 }

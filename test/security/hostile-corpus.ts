@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { deflateRawSync, deflateSync, gzipSync } from 'node:zlib';
 import sharp from 'sharp';
+import { progressiveScanBomb } from '../support/jpeg-scan-bomb.mjs';
 import { kaggleFiles, kaggleFullRes } from '../support/shared.js';
 
 /**
@@ -137,6 +138,25 @@ function zipWith(name: string, content: Uint8Array): Buffer {
   return Buffer.concat([local, fileName, data, central, fileName, end]);
 }
 
+/**
+ * `gif` (one frame, as sharp writes it: header, colour table, frame, trailer) with its frame repeated `frames`
+ * times: a decoder that went through the frames one by one would do `frames` times the work of the first.
+ */
+function manyFrameGif(gif: Uint8Array, frames: number): Buffer {
+  const bytes = Buffer.from(gif);
+  const packed = bytes[10]!;
+  const headerEnd = 13 + (packed & 0x80 ? 3 * 2 ** ((packed & 0x07) + 1) : 0);
+  // Extensions before the frame (sharp's NETSCAPE loop block, graphic control) stay in the header.
+  let frameStart = headerEnd;
+  while (bytes[frameStart] === 0x21) {
+    let at = frameStart + 2;
+    while (bytes[at] !== 0) at += bytes[at]! + 1;
+    frameStart = at + 1;
+  }
+  const frame = bytes.subarray(frameStart, bytes.length - 1);
+  return Buffer.concat([bytes.subarray(0, frameStart), ...new Array<Buffer>(frames).fill(frame), Buffer.from([0x3b])]);
+}
+
 const MINIMAL_PDF = `%PDF-1.4
 1 0 obj << /Type /Catalog /Pages 2 0 R /OpenAction 3 0 R >> endobj
 2 0 obj << /Type /Pages /Kids [] /Count 0 >> endobj
@@ -198,6 +218,15 @@ export async function generateHostileCorpus(): Promise<HostileFile[]> {
   add('bomb', 'zip-bomb.zip', zipWith('zeros.bin', Buffer.alloc(50_000_000)));
   add('bomb', 'zip-bomb.jpg', zipWith('zeros.jpg', Buffer.alloc(50_000_000)));
   add('bomb', 'gzip-bomb.png', gzipSync(Buffer.alloc(50_000_000), { level: 9 }));
+  // Progressive scan bombs: every scan is valid, and each walks the whole image again (issue 14: ~45 s of CPU for one).
+  add('scan-bomb', 'scan-bomb-6304x6304.jpg', progressiveScanBomb({ width: 6_304, height: 6_304, components: 3 }));
+  add('scan-bomb', 'scan-bomb-4096x4096-grey.jpg', progressiveScanBomb({ width: 4_096, height: 4_096, components: 1 }));
+  add('scan-bomb', 'scan-bomb-640x480.jpg', progressiveScanBomb({ width: 640, height: 480, components: 3 }));
+  // Pixel-count amplification: 40 MP in a few KB, valid to the last byte (issue 14: 50 of them cost 4 s of decode).
+  add('bomb', 'png-40mp.png', pngWithHeader(8_000, 5_000, deflateSync(Buffer.alloc(5_000 * 8_001), { level: 9 })));
+  // Only the first frame of an animation is decoded: 5,000 frames cost what one does.
+  add('many-frames', 'frames-2000.gif', manyFrameGif(gif, 2_000), 'either');
+  add('many-frames', 'frames-20000.gif', manyFrameGif(new Uint8Array(await sharp(jpeg).resize(16, 16).gif().toBuffer()), 20_000), 'either');
 
   const svgScript = '<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><script>alert(document.cookie)</script><rect width="10" height="10"/></svg>';
   add('svg', 'script.svg', text(svgScript));

@@ -16,6 +16,7 @@ const STABLE_UPLOAD_CODES = new Set([
   'image_unsupported_format',
   'image_corrupt',
   'image_too_many_pixels',
+  'image_too_complex',
   'payload_too_large',
   'invalid_request',
 ]);
@@ -93,9 +94,9 @@ describe.skipIf(skipWithoutShared)('hostile uploads', () => {
         );
         continue;
       }
-      expect(path.relative(blobRoot, file), 'an image blob named by its sha256').toMatch(/^images\/[0-9a-f]{2}\/[0-9a-f]{64}$/);
-      const bytes = fs.readFileSync(file);
-      expect(path.basename(file)).toBe(sha256Hex(bytes));
+      const key = path.relative(blobRoot, file);
+      expect(key, 'an image blob named by its sha256, or its thumbnail').toMatch(/^(images|thumbnails)\/[0-9a-f]{2}\/[0-9a-f]{64}(-256)?$/);
+      if (key.startsWith('images/')) expect(path.basename(file)).toBe(sha256Hex(fs.readFileSync(file)));
     }
     const names = (await t.app.db.images.list({ limit: 200, offset: 0 })).items.map((image) => image.originalName);
     expect(names.some((name) => name?.includes('..'))).toBe(true);
@@ -257,5 +258,53 @@ describe.skipIf(skipWithoutShared)('hostile uploads', () => {
       // Stored 300 × 200 with EXIF orientation 6 (rotate 90°): served upright, taller than wide.
       expect(metadata.height! > metadata.width!, url).toBe(true);
     }
+  });
+
+  it('makes a thumbnail once, keeps it in the blob store and serves it from there afterwards', async () => {
+    const [photo] = kaggleFiles('cat', 1, 470);
+    const response = await upload('/api/v1/predictions', { kind: 'photo', name: 'cat.jpg', bytes: fs.readFileSync(photo!), expect: 'either' });
+    const { predictions } = (await response.json()) as { predictions: { imageHash: string; imageUrl: string }[] };
+    const { imageHash, imageUrl } = predictions[0]!;
+    const key = `thumbnails/${imageHash.slice(0, 2)}/${imageHash}-256`;
+    expect(await t.app.blobs.has(key)).toBe(false);
+    const first = Buffer.from(await (await t.fetchAs(`${imageUrl}?size=thumb`)).arrayBuffer());
+    expect(Buffer.from(await t.app.blobs.get(key)).equals(first)).toBe(true);
+    // Served from the store, not made again: a different JPEG put under the key is what comes back.
+    const replaced = await sharp({ create: { width: 8, height: 8, channels: 3, background: '#00ff00' } }).jpeg().toBuffer();
+    await t.app.blobs.put(key, replaced);
+    const second = Buffer.from(await (await t.fetchAs(`${imageUrl}?size=thumb`)).arrayBuffer());
+    expect(second.equals(replaced)).toBe(true);
+  });
+
+  it('predicts on a JPEG whose entropy data is garbage, but refuses it as a labelled photo', async () => {
+    const [photo] = kaggleFiles('dog', 1, 480);
+    const bytes = Uint8Array.from(fs.readFileSync(photo!));
+    // After the scan header, bytes that never form a marker: libjpeg decodes them to grey blocks with warnings only.
+    let at = 2;
+    while (!(bytes[at] === 0xff && bytes[at + 1] === 0xda)) at += 2 + ((bytes[at + 2]! << 8) | bytes[at + 3]!);
+    const dataStart = at + 2 + ((bytes[at + 2]! << 8) | bytes[at + 3]!);
+    for (let i = dataStart; i < bytes.length - 2; i++) bytes[i] = (i * 131) % 255;
+    const file: HostileFile = { kind: 'corrupt', name: 'grey.jpg', bytes, expect: 'either' };
+    const predicted = await upload('/api/v1/predictions', file);
+    expect(predicted.status).toBe(200);
+    const { predictions } = (await predicted.json()) as { predictions: { id: string; imageHash: string }[] };
+    const { id, imageHash } = predictions[0]!;
+
+    // A verdict would make it labelled data too: "cat" is refused, "neither" (out of the data set) is taken.
+    const verdict = (label: string) =>
+      t.fetchAs(`/api/v1/predictions/${id}/validation`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ label }) });
+    const refused = await verdict('cat');
+    expect(refused.status).toBe(422);
+    expect(((await refused.json()) as ErrorJson).error.message).toMatch(/decodes only with warnings.*"neither"/);
+    expect((await t.app.db.images.get(imageHash))?.label).toBeNull();
+    expect((await verdict('neither')).status).toBe(200);
+
+    const before = await state();
+    const labelled = await upload('/api/v1/images', file);
+    expect(labelled.status).toBe(422);
+    const body = (await labelled.json()) as ErrorJson;
+    expect(body.error.code).toBe('image_corrupt');
+    expect(body.error.message).toMatch(/decodes only with warnings/);
+    expect(await state()).toEqual(before);
   });
 });

@@ -1,14 +1,15 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import { storeInspectedImage } from '../../datasets/ingest.js';
+import { storedThumbnail } from '../../datasets/thumbnails.js';
 import { imageBlobKey } from '../../storage/index.js';
 import { NotFoundError } from '../../errors.js';
-import { ImageError, inspectImage, thumbnailJpeg, withoutMetadata } from '../../images/index.js';
+import { ImageError, inspectImage, withoutMetadata } from '../../images/index.js';
 import { routeGroup, type ServerDeps } from '../context.js';
 import { presentImage } from '../present.js';
+import { clientKey } from '../security.js';
 import { errorResponse, ImageHashSchema, ImageSchema, jsonContent, LabelSchema, pagingQuery, UploadedFiles } from '../schemas.js';
 import { namingFile, readUploads } from '../uploads.js';
 
-const THUMBNAIL_SIZE = 256;
 /** Content-addressed: the bytes behind a hash never change. */
 const IMMUTABLE = 'public, max-age=31536000, immutable';
 
@@ -67,16 +68,18 @@ const uploadLabelled = createRoute({
   },
 });
 
-export function imageRoutes({ app }: ServerDeps) {
+export function imageRoutes({ app, decodeSlots }: ServerDeps) {
   const routes = routeGroup();
 
   routes.openapi(getImage, async (c) => {
     const { hash } = c.req.valid('param');
     const image = await app.db.images.get(hash);
     if (!image) throw new NotFoundError('image', hash);
-    const bytes = await app.blobs.get(imageBlobKey(hash));
     const thumbnail = c.req.valid('query').size === 'thumb';
-    const body = thumbnail ? await thumbnailJpeg(bytes, THUMBNAIL_SIZE) : await withoutMetadata(bytes);
+    const turn = { slots: decodeSlots, client: clientKey(c) };
+    const body = thumbnail
+      ? await storedThumbnail({ blobs: app.blobs, limits: app.config.images, turn }, hash)
+      : await withoutMetadata(await app.blobs.get(imageBlobKey(hash)));
     return c.body(body as Uint8Array<ArrayBuffer>, 200, {
       'Content-Type': thumbnail ? 'image/jpeg' : `image/${image.format}`,
       'Cache-Control': IMMUTABLE,
@@ -94,7 +97,8 @@ export function imageRoutes({ app }: ServerDeps) {
     // All or nothing: every file is validated (a full decode) before the first is stored or relabelled.
     const inspected = [];
     for (const upload of uploads) {
-      const info = await inspectImage(upload.bytes, app.config.images).catch((error: unknown) => {
+      // Labelled photos teach the model: strict, a photo that decodes only with warnings is refused.
+      const info = await inspectImage(upload.bytes, app.config.images, { strict: true, turn: { slots: decodeSlots, client: clientKey(c) } }).catch((error: unknown) => {
         throw error instanceof ImageError ? namingFile(error, upload.fileName) : error;
       });
       inspected.push({ upload, info });

@@ -4,6 +4,7 @@ import { predictEachUpload } from '../../serving/predict.js';
 import { NotFoundError } from '../../errors.js';
 import { routeGroup, type ServerDeps } from '../context.js';
 import { modelVersions, presentPrediction, presentPredictionResult } from '../present.js';
+import { clientKey } from '../security.js';
 import { errorResponse, FeedbackLabelSchema, jsonContent, LabelSchema, pagingQuery, PredictionSchema, RefusedFileSchema, UploadedFiles } from '../schemas.js';
 import { namingFile, readUploads } from '../uploads.js';
 
@@ -133,7 +134,7 @@ const reviewProgress = createRoute({
   responses: { 200: jsonContent(z.object({ validated: z.number().int(), pending: z.number().int() }), 'Counts') },
 });
 
-export function predictionRoutes({ app, models, metrics, retraining }: ServerDeps) {
+export function predictionRoutes({ app, models, metrics, retraining, decodeSlots }: ServerDeps) {
   const routes = routeGroup();
   const { db } = app;
   const findPrediction = async (id: string) => {
@@ -145,7 +146,7 @@ export function predictionRoutes({ app, models, metrics, retraining }: ServerDep
   routes.openapi(predict, async (c) => {
     const uploads = await readUploads(c.req.valid('form').file, app.config.server.maxFilesPerRequest);
     const { predictions, refused } = await predictEachUpload(
-      { db, blobs: app.blobs, limits: app.config.images, models, neither: app.config.serving.neither },
+      { db, blobs: app.blobs, limits: app.config.images, turn: { slots: decodeSlots, client: clientKey(c) }, models, neither: app.config.serving.neither },
       uploads,
       'api',
     );
