@@ -93,7 +93,7 @@ describe.skipIf(onWasm)('training a head as one TensorFlow graph', () => {
     }
     // It learned something (the loss fell), and both paths moved the same weights (not the frozen ones) the same way.
     expect(graphSteps.at(-2)!.loss).toBeLessThan(graphSteps[0]!.loss);
-    const moved = (weights: Float32Array[]) => weights.map((weight, i) => maxAbsDifference(weight, initialWeights[i]!) > 0);
+    const moved = (weights: ArrayLike<number>[]) => weights.map((weight, i) => maxAbsDifference(weight, initialWeights[i]!) > 0);
     expect(moved(graphWeights)).toEqual(moved(eagerWeights));
     expect(moved(graphWeights)).toContain(true);
     for (const [i, eager] of eagerWeights.entries()) expect(maxAbsDifference(graphWeights[i]!, eager)).toBeLessThan(1e-5);
