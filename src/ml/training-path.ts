@@ -19,7 +19,7 @@ let probing: Promise<TrainingPath> | undefined;
 /**
  * Chosen once per process: the graph path where native TensorFlow loads a training graph (a tiny one is trained
  * one step to make sure), else the eager path, with one line on stderr when the graph path failed.
- * `CATDOG_TRAINING=eager` turns the graph path off.
+ * `CATDOG_TRAINING_STEP=eager` turns the graph path off.
  */
 export function trainingPath(): Promise<TrainingPath> {
   probing ??= probe();
@@ -29,7 +29,7 @@ export function trainingPath(): Promise<TrainingPath> {
 async function probe(): Promise<TrainingPath> {
   const { tf, backend } = await initTensorflow();
   if (backend !== 'tensorflow') return { kind: 'eager', detail: 'every network eagerly: the WebAssembly backend cannot run TensorFlow graphs' };
-  if (process.env.CATDOG_TRAINING === 'eager') return { kind: 'eager', detail: 'every network eagerly: CATDOG_TRAINING=eager is set' };
+  if (process.env.CATDOG_TRAINING_STEP === 'eager') return { kind: 'eager', detail: 'every network eagerly: CATDOG_TRAINING_STEP=eager is set' };
   const model = tf.sequential({ layers: [tf.layers.dense({ inputShape: [2], units: 1, activation: 'sigmoid' })] });
   const [x, y] = [tf.ones([1, 2]), tf.ones([1, 1])];
   try {
