@@ -60,14 +60,16 @@ export async function loadGraphTrainer(tf: Tensorflow, model: LayersModel, adam:
   return {
     step(x, y) {
       const batch = x.shape[0] ?? 0;
-      const labels = y.rank === 2 ? y : tf.reshape(y, [batch, 1]);
+      const inputs = x.dtype === 'float32' ? x : tf.cast(x, 'float32');
+      const labels = y.rank === 2 && y.dtype === 'float32' ? y : tf.tidy(() => tf.cast(tf.reshape(y, [batch, 1]), 'float32'));
       const dropouts = masks.forBatch(batch);
       try {
-        const { sums } = run('step', { x, y: labels, ...dropouts.tensors });
+        const { sums } = run('step', { x: inputs, y: labels, ...dropouts.tensors });
         const [loss, correct] = sums!.dataSync();
         sums!.dispose();
         return { loss: loss!, correct: correct! };
       } finally {
+        if (inputs !== x) inputs.dispose();
         if (labels !== y) labels.dispose();
         dropouts.release();
       }

@@ -38,6 +38,8 @@ export interface TrainingGraph {
   nodes: GraphNode[];
   signatures: Record<TrainingSignature, Signature>;
   dropouts: DropoutMask[];
+  /** Per weight (`model.weights` order), the node holding d loss / d weight for the step's batch; undefined for a frozen weight. */
+  gradients: (string | undefined)[];
 }
 
 const FLOAT: AttrValue = { type: DataType.float32 };
@@ -126,6 +128,8 @@ export function trainingGraph(tf: Tensorflow, model: LayersModel, adam: AdamSett
     weightGradients.set(index, [...(weightGradients.get(index) ?? []), gradient]);
   };
   const regularizationLosses: string[] = [];
+  /** Assignments of BatchNormalization's moving statistics, which a training step makes beside Adam's. */
+  const statisticsUpdates: string[] = [];
   const dropouts: DropoutMask[] = [];
   const emitted = new Map<SymbolicTensor, { node: string; needsGradient: boolean }>([[modelInput, { node: x, needsGradient: false }]]);
 
@@ -140,18 +144,19 @@ export function trainingGraph(tf: Tensorflow, model: LayersModel, adam: AdamSett
     const name = `${layer.name}${symbolic.nodeIndex > 0 ? `_${symbolic.nodeIndex}` : ''}`.replace(/[^A-Za-z0-9_./-]/g, '_');
     const inputsNeedGradient = inputs.map((input) => input.needsGradient);
     const ownTrainable = layer.weights.some((weight) => trainable.has(weight));
-    const call = layerCall(layer, inputs.map((input) => input.node), inbound.inputTensors[0]!.shape.length, inputsNeedGradient, name);
+    const call = layerCall(layer, inputs.map((input) => input.node), inbound.inputTensors[0]!.shape.length, symbolic.shape, inputsNeedGradient, name);
     const result = { node: call.output, needsGradient: ownTrainable || inputsNeedGradient.some(Boolean) };
     calls.push({ ...call, needsGradient: result.needsGradient, inputsNeedGradient });
     emitted.set(symbolic, result);
     return result;
   };
 
-  const layerCall = (layer: Layer, inputs: string[], inputRank: number, inputsNeedGradient: boolean[], name: string): Omit<LayerCall, 'needsGradient' | 'inputsNeedGradient'> => {
+  const layerCall = (layer: Layer, inputs: string[], inputRank: number, outputShape: (number | null)[], inputsNeedGradient: boolean[], name: string): Omit<LayerCall, 'needsGradient' | 'inputsNeedGradient'> => {
     const className = layer.getClassName();
     const config = layer.getConfig() as Record<string, unknown>;
     const unsupported = (detail: string) => new UnsupportedLayerError(layer.name, className, detail);
     const [input] = inputs as [string];
+    const outputRank = outputShape.length;
     const activation = (from: string, kind: unknown): { output: string; gradient(dOutput: string): string } => {
       switch (kind) {
         case 'linear':
@@ -206,6 +211,91 @@ export function trainingGraph(tf: Tensorflow, model: LayersModel, adam: AdamSett
             return [inputsNeedGradient[0] ? add(`${name}/input_grad`, 'MatMul', [dBiased, kernelValue], { T: FLOAT, transpose_a: { bool: false }, transpose_b: { bool: true } }) : undefined];
           },
         };
+      }
+      case 'Conv2D': {
+        const { strides, padding, dataFormat, dilationRate, activation: kind, useBias, kernelRegularizer, biasRegularizer, activityRegularizer, kernelConstraint, biasConstraint } =
+          config as Record<string, unknown> & { strides: number[]; padding: string; dilationRate: number | number[] };
+        if (dataFormat !== 'channelsLast') throw unsupported(`has data format ${String(dataFormat)}`);
+        if (padding !== 'same' && padding !== 'valid') throw unsupported(`has padding ${padding}`);
+        if (kernelRegularizer || biasRegularizer || activityRegularizer || kernelConstraint || biasConstraint) throw unsupported('has a regularizer or a constraint');
+        const dilation = typeof dilationRate === 'number' ? [dilationRate, dilationRate] : dilationRate;
+        const convolution = { T: FLOAT, strides: { ints: [1, ...strides, 1] }, padding: { string: padding.toUpperCase() }, data_format: { string: 'NHWC' }, dilations: { ints: [1, ...dilation, 1] } };
+        const [kernel, bias] = layer.weights as [LayerVariable, LayerVariable | undefined];
+        const kernelValue = weightVariables[weightIndex.get(kernel)!]!.read;
+        const convolved = add(`${name}/conv`, 'Conv2D', [input, kernelValue], convolution);
+        const biased = useBias && bias ? add(`${name}/bias_add`, 'BiasAdd', [convolved, weightVariables[weightIndex.get(bias)!]!.read], { T: FLOAT, data_format: { string: 'NHWC' } }) : convolved;
+        const activated = activation(biased, kind);
+        return {
+          inputs,
+          output: activated.output,
+          backward: (dOutput) => {
+            const dBiased = activated.gradient(dOutput);
+            if (trainable.has(kernel)) {
+              addWeightGradient(kernel, add(`${name}/kernel_grad`, 'Conv2DBackpropFilter', [input, ints(`${name}/kernel_shape`, kernel.shape as number[]), dBiased], convolution));
+            }
+            if (useBias && bias && trainable.has(bias)) addWeightGradient(bias, add(`${name}/bias_grad`, 'BiasAddGrad', [dBiased], { T: FLOAT, data_format: { string: 'NHWC' } }));
+            if (!inputsNeedGradient[0]) return [undefined];
+            const inputShape = add(`${name}/input_shape`, 'Shape', [input], { T: FLOAT, out_type: INT });
+            return [add(`${name}/input_grad`, 'Conv2DBackpropInput', [inputShape, kernelValue, dBiased], convolution)];
+          },
+        };
+      }
+      case 'BatchNormalization': {
+        const { axis, momentum, epsilon, center, scale, betaRegularizer, gammaRegularizer, betaConstraint, gammaConstraint } = config as Record<string, unknown> & { axis: number; momentum: number; epsilon: number };
+        if (outputRank !== 4 || (axis !== -1 && axis !== 3)) throw unsupported('normalizes something else than the channels of an NHWC tensor');
+        if (center !== true || scale !== true) throw unsupported('has no offset or no scale');
+        if (betaRegularizer || gammaRegularizer || betaConstraint || gammaConstraint) throw unsupported('has a regularizer or a constraint');
+        const [gamma, beta, movingMean, movingVariance] = layer.weights as [LayerVariable, LayerVariable, LayerVariable, LayerVariable];
+        // A frozen BatchNormalization (fine-tuning keeps the backbone's statistics) is not what training mode computes.
+        if (!trainable.has(gamma) || !trainable.has(beta)) throw unsupported('is frozen');
+        const variableOf = (weight: LayerVariable) => weightVariables[weightIndex.get(weight)!]!;
+        const batchNorm = { T: FLOAT, U: FLOAT, epsilon: { float: epsilon }, data_format: { string: 'NHWC' }, is_training: { bool: true } };
+        const empty = add(`${name}/no_statistics`, 'Const', [], { dtype: FLOAT, value: { tensor: { dtype: DataType.float32, shape: [0], values: new Float32Array(0) } } });
+        // Training mode: normalized by the batch's own mean and variance; outputs 1 and 2 are those statistics
+        // (the variance Bessel-corrected), 3 and 4 what the gradient needs.
+        const normalized = add(name, 'FusedBatchNormV3', [input, variableOf(gamma).read, variableOf(beta).read, empty, empty], { ...batchNorm, exponential_avg_factor: { float: 1 } });
+        // tfjs-layers moves the statistics toward the batch's mean and biased variance (tf.moments):
+        // moving − (moving − batch) × (1 − momentum).
+        const perChannel = add(`${name}/per_channel`, 'Cast', [add(`${name}/size`, 'Size', [input], { T: FLOAT, out_type: INT })], { SrcT: INT, DstT: FLOAT, Truncate: { bool: false } });
+        const examples = div(`${name}/examples`, perChannel, scalar(`${name}/channels`, movingMean.shape[0] as number));
+        const biasedVariance = mul(`${name}/biased_variance`, `${normalized}:2`, div(`${name}/bessel_inverse`, sub(`${name}/examples_minus_one`, examples, scalar(`${name}/one`, 1)), examples));
+        const decay = scalar(`${name}/decay`, 1 - momentum);
+        for (const [suffix, moving, batch] of [['mean', movingMean, `${normalized}:1`], ['variance', movingVariance, biasedVariance]] as const) {
+          const current = variableOf(moving);
+          const moved = sub(`${name}/moving_${suffix}`, current.read, mul(`${name}/moving_${suffix}_delta`, sub(`${name}/moving_${suffix}_gap`, current.read, batch), decay));
+          statisticsUpdates.push(assign(`${name}/assign_moving_${suffix}`, current.handle, moved));
+        }
+        return {
+          inputs,
+          output: `${normalized}:0`,
+          backward: (dOutput) => {
+            const gradient = add(`${name}/grad`, 'FusedBatchNormGradV3', [dOutput, input, variableOf(gamma).read, `${normalized}:3`, `${normalized}:4`, `${normalized}:5`], batchNorm);
+            if (trainable.has(gamma)) addWeightGradient(gamma, `${gradient}:1`);
+            if (trainable.has(beta)) addWeightGradient(beta, `${gradient}:2`);
+            return [`${gradient}:0`];
+          },
+        };
+      }
+      case 'MaxPooling2D': {
+        const { poolSize, strides, padding, dataFormat } = config as { poolSize: number[]; strides: number[] | null; padding: string; dataFormat: string };
+        if (dataFormat !== 'channelsLast') throw unsupported(`has data format ${dataFormat}`);
+        const pooling = { T: FLOAT, ksize: { ints: [1, ...poolSize, 1] }, strides: { ints: [1, ...(strides ?? poolSize), 1] }, padding: { string: padding.toUpperCase() }, data_format: { string: 'NHWC' } };
+        const output = add(name, 'MaxPool', [input], pooling);
+        return { inputs, output, backward: (dOutput) => [add(`${name}/grad`, 'MaxPoolGrad', [input, output, dOutput], pooling)] };
+      }
+      case 'Flatten': {
+        const output = add(name, 'Reshape', [input, ints(`${name}/shape`, [-1, outputShape[1] as number])], { T: FLOAT, Tshape: INT });
+        return {
+          inputs,
+          output,
+          backward: (dOutput) => [add(`${name}/grad`, 'Reshape', [dOutput, add(`${name}/input_shape`, 'Shape', [input], { T: FLOAT, out_type: INT })], { T: FLOAT, Tshape: INT })],
+        };
+      }
+      case 'Rescaling': {
+        const { scale: factor, offset } = config as { scale: number; offset: number };
+        const scaled = mul(`${name}/scale`, input, scalar(`${name}/factor`, factor));
+        const output = offset === 0 ? scaled : addV2(`${name}/offset`, scaled, scalar(`${name}/offset_value`, offset));
+        return { inputs, output, backward: (dOutput) => [mul(`${name}/grad`, dOutput, scalar(`${name}/grad_factor`, factor))] };
       }
       case 'Dropout': {
         const { rate, noiseShape, seed } = config as { rate: number; noiseShape?: unknown; seed?: number };
@@ -286,13 +376,16 @@ export function trainingGraph(tf: Tensorflow, model: LayersModel, adam: AdamSett
     epsilon: scalar('adam/epsilon', adam.epsilon),
     negativeLearningRate: scalar('adam/negative_learning_rate', -adam.learningRate),
   };
-  const updates: string[] = [];
-  moments.forEach((moment, i) => {
-    if (!moment) return;
+  const gradients = weights.map((_, i) => {
     const contributions = weightGradients.get(i);
-    if (!contributions) return;
+    if (!contributions) return undefined;
+    return contributions.length === 1 ? contributions[0]! : add(`gradients/${i}`, 'AddN', contributions, { T: FLOAT, N: { int: contributions.length } });
+  });
+  const updates = [...statisticsUpdates];
+  moments.forEach((moment, i) => {
+    const gradient = gradients[i];
+    if (!moment || !gradient) return;
     const at = (suffix: string) => `adam/${i}/${suffix}`;
-    const gradient = contributions.length === 1 ? contributions[0]! : add(at('gradient'), 'AddN', contributions, { T: FLOAT, N: { int: contributions.length } });
     const m = addV2(at('m'), mul(at('m_decayed'), moment.m.read, constants.beta1), mul(at('m_step'), gradient, constants.oneMinusBeta1));
     const v = addV2(at('v'), mul(at('v_decayed'), moment.v.read, constants.beta2), mul(at('v_step'), unary(at('squared'), 'Square', gradient), constants.oneMinusBeta2));
     const mCorrected = div(at('m_corrected'), m, oneMinusBeta1Power);
@@ -317,6 +410,7 @@ export function trainingGraph(tf: Tensorflow, model: LayersModel, adam: AdamSett
   return {
     nodes,
     dropouts,
+    gradients,
     signatures: {
       assign: {
         inputs: Object.fromEntries(weights.map((weight, i) => [weightKey(i), floatTensor(initial[i]!, weight.shape.map((size) => size ?? -1))])),
