@@ -182,63 +182,62 @@ export function trainingGraph(tf: Tensorflow, model: LayersModel, adam: AdamSett
           throw unsupported(`has activation ${String(kind)}, which the training graph does not translate`);
       }
     };
-    switch (className) {
-      case 'Dense': {
-        const { activation: kind, useBias, kernelRegularizer, biasRegularizer, activityRegularizer, kernelConstraint, biasConstraint } = config as Record<string, unknown>;
-        if (biasRegularizer || activityRegularizer || kernelConstraint || biasConstraint) throw unsupported('has a bias or activity regularizer or a constraint');
-        if (inputRank !== 2) throw unsupported('multiplies something else than a [batch, features] tensor');
-        const [kernel, bias] = layer.weights as [LayerVariable, LayerVariable | undefined];
-        const kernelValue = weightVariables[weightIndex.get(kernel)!]!.read;
-        const multiplied = add(`${name}/matmul`, 'MatMul', [input, kernelValue], { T: FLOAT, transpose_a: { bool: false }, transpose_b: { bool: false } });
-        const biased =
-          useBias && bias ? add(`${name}/bias_add`, 'BiasAdd', [multiplied, weightVariables[weightIndex.get(bias)!]!.read], { T: FLOAT, data_format: { string: 'NHWC' } }) : multiplied;
-        const activated = activation(biased, kind);
-        const l2 = kernelRegularizer ? l2Factor(kernelRegularizer, unsupported) : 0;
-        if (l2 > 0 && trainable.has(kernel)) {
-          const factor = scalar(`${name}/l2`, l2);
-          regularizationLosses.push(sum(`${name}/l2_penalty`, mul(`${name}/l2_scaled`, factor, unary(`${name}/kernel_squared`, 'Square', kernelValue)), [0, 1]));
-        }
-        return {
-          inputs,
-          output: activated.output,
-          backward: (dOutput) => {
-            const dBiased = activated.gradient(dOutput);
-            if (trainable.has(kernel)) {
-              addWeightGradient(kernel, add(`${name}/kernel_grad`, 'MatMul', [input, dBiased], { T: FLOAT, transpose_a: { bool: true }, transpose_b: { bool: false } }));
-              if (l2 > 0) addWeightGradient(kernel, mul(`${name}/l2_grad`, kernelValue, scalar(`${name}/l2_twice`, 2 * l2)));
-            }
-            if (useBias && bias && trainable.has(bias)) addWeightGradient(bias, sum(`${name}/bias_grad`, dBiased, [0]));
-            return [inputsNeedGradient[0] ? add(`${name}/input_grad`, 'MatMul', [dBiased, kernelValue], { T: FLOAT, transpose_a: { bool: false }, transpose_b: { bool: true } }) : undefined];
-          },
-        };
+    /**
+     * Dense and Conv2D: the kernel applied by `apply`, then the bias and the activation, with an optional L2 penalty
+     * on the kernel; `kernelGradient` and `inputGradient` take d loss / d the pre-activation.
+     */
+    const withKernel = (
+      apply: (kernel: string) => string,
+      kernelGradient: (dBiased: string) => string,
+      inputGradient: (dBiased: string, kernel: string) => string,
+    ): Omit<LayerCall, 'needsGradient' | 'inputsNeedGradient'> => {
+      const { activation: kind, useBias, kernelRegularizer, biasRegularizer, activityRegularizer, kernelConstraint, biasConstraint } = config;
+      if (biasRegularizer || activityRegularizer || kernelConstraint || biasConstraint) throw unsupported('has a bias or activity regularizer or a constraint');
+      const [kernel, bias] = layer.weights as [LayerVariable, LayerVariable | undefined];
+      const kernelValue = weightVariables[weightIndex.get(kernel)!]!.read;
+      const withBias = useBias === true && bias !== undefined;
+      const applied = apply(kernelValue);
+      const biased = withBias ? add(`${name}/bias_add`, 'BiasAdd', [applied, weightVariables[weightIndex.get(bias)!]!.read], { T: FLOAT, data_format: { string: 'NHWC' } }) : applied;
+      const activated = activation(biased, kind);
+      const l2 = kernelRegularizer ? l2Factor(kernelRegularizer, unsupported) : 0;
+      if (l2 > 0 && trainable.has(kernel)) {
+        const squared = mul(`${name}/l2_scaled`, scalar(`${name}/l2`, l2), unary(`${name}/kernel_squared`, 'Square', kernelValue));
+        regularizationLosses.push(sum(`${name}/l2_penalty`, squared, kernel.shape.map((_, axis) => axis)));
       }
+      return {
+        inputs,
+        output: activated.output,
+        backward: (dOutput) => {
+          const dBiased = activated.gradient(dOutput);
+          if (trainable.has(kernel)) {
+            addWeightGradient(kernel, kernelGradient(dBiased));
+            if (l2 > 0) addWeightGradient(kernel, mul(`${name}/l2_grad`, kernelValue, scalar(`${name}/l2_twice`, 2 * l2)));
+          }
+          if (withBias && trainable.has(bias)) addWeightGradient(bias, add(`${name}/bias_grad`, 'BiasAddGrad', [dBiased], { T: FLOAT, data_format: { string: 'NHWC' } }));
+          return [inputsNeedGradient[0] ? inputGradient(dBiased, kernelValue) : undefined];
+        },
+      };
+    };
+    switch (className) {
+      case 'Dense':
+        if (inputRank !== 2) throw unsupported('multiplies something else than a [batch, features] tensor');
+        return withKernel(
+          (kernel) => add(`${name}/matmul`, 'MatMul', [input, kernel], { T: FLOAT, transpose_a: { bool: false }, transpose_b: { bool: false } }),
+          (dBiased) => add(`${name}/kernel_grad`, 'MatMul', [input, dBiased], { T: FLOAT, transpose_a: { bool: true }, transpose_b: { bool: false } }),
+          (dBiased, kernel) => add(`${name}/input_grad`, 'MatMul', [dBiased, kernel], { T: FLOAT, transpose_a: { bool: false }, transpose_b: { bool: true } }),
+        );
       case 'Conv2D': {
-        const { strides, padding, dataFormat, dilationRate, activation: kind, useBias, kernelRegularizer, biasRegularizer, activityRegularizer, kernelConstraint, biasConstraint } =
-          config as Record<string, unknown> & { strides: number[]; padding: string; dilationRate: number | number[] };
-        if (dataFormat !== 'channelsLast') throw unsupported(`has data format ${String(dataFormat)}`);
+        const { strides, padding, dataFormat, dilationRate } = config as { strides: number[]; padding: string; dataFormat: string; dilationRate: number | number[] };
+        if (dataFormat !== 'channelsLast') throw unsupported(`has data format ${dataFormat}`);
         if (padding !== 'same' && padding !== 'valid') throw unsupported(`has padding ${padding}`);
-        if (kernelRegularizer || biasRegularizer || activityRegularizer || kernelConstraint || biasConstraint) throw unsupported('has a regularizer or a constraint');
         const dilation = typeof dilationRate === 'number' ? [dilationRate, dilationRate] : dilationRate;
         const convolution = { T: FLOAT, strides: { ints: [1, ...strides, 1] }, padding: { string: padding.toUpperCase() }, data_format: { string: 'NHWC' }, dilations: { ints: [1, ...dilation, 1] } };
-        const [kernel, bias] = layer.weights as [LayerVariable, LayerVariable | undefined];
-        const kernelValue = weightVariables[weightIndex.get(kernel)!]!.read;
-        const convolved = add(`${name}/conv`, 'Conv2D', [input, kernelValue], convolution);
-        const biased = useBias && bias ? add(`${name}/bias_add`, 'BiasAdd', [convolved, weightVariables[weightIndex.get(bias)!]!.read], { T: FLOAT, data_format: { string: 'NHWC' } }) : convolved;
-        const activated = activation(biased, kind);
-        return {
-          inputs,
-          output: activated.output,
-          backward: (dOutput) => {
-            const dBiased = activated.gradient(dOutput);
-            if (trainable.has(kernel)) {
-              addWeightGradient(kernel, add(`${name}/kernel_grad`, 'Conv2DBackpropFilter', [input, ints(`${name}/kernel_shape`, kernel.shape as number[]), dBiased], convolution));
-            }
-            if (useBias && bias && trainable.has(bias)) addWeightGradient(bias, add(`${name}/bias_grad`, 'BiasAddGrad', [dBiased], { T: FLOAT, data_format: { string: 'NHWC' } }));
-            if (!inputsNeedGradient[0]) return [undefined];
-            const inputShape = add(`${name}/input_shape`, 'Shape', [input], { T: FLOAT, out_type: INT });
-            return [add(`${name}/input_grad`, 'Conv2DBackpropInput', [inputShape, kernelValue, dBiased], convolution)];
-          },
-        };
+        const kernelShape = layer.weights[0]!.shape as number[];
+        return withKernel(
+          (kernel) => add(`${name}/conv`, 'Conv2D', [input, kernel], convolution),
+          (dBiased) => add(`${name}/kernel_grad`, 'Conv2DBackpropFilter', [input, ints(`${name}/kernel_shape`, kernelShape), dBiased], convolution),
+          (dBiased, kernel) => add(`${name}/input_grad`, 'Conv2DBackpropInput', [add(`${name}/input_shape`, 'Shape', [input], { T: FLOAT, out_type: INT }), kernel, dBiased], convolution),
+        );
       }
       case 'BatchNormalization': {
         const { axis, momentum, epsilon, center, scale, betaRegularizer, gammaRegularizer, betaConstraint, gammaConstraint } = config as Record<string, unknown> & { axis: number; momentum: number; epsilon: number };
