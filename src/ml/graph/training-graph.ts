@@ -61,9 +61,10 @@ interface LayerCall {
 /**
  * Builds the training graph of a model ending in one sigmoid unit = P(dog), with tfjs-layers' training semantics:
  * binary cross-entropy on P(dog) clipped to [ε, 1 − ε], its gradient in closed form as `binaryCrossentropyLoss`
- * has it, dropout masks as tfjs draws them, L2 kernel penalties, and tfjs's Adam. Layers: Dense (linear, ReLU,
- * sigmoid; softmax where no gradient passes), Dropout, Concatenate (where no gradient passes), Activation. Throws
- * UnsupportedLayerError for anything else; the model then trains eagerly.
+ * has it, dropout masks as tfjs draws them, L2 kernel penalties, BatchNormalization's moving statistics, and tfjs's
+ * Adam. Layers: Dense and Conv2D (linear, ReLU, sigmoid; softmax where no gradient passes), trainable
+ * BatchNormalization (training mode), MaxPooling2D, Flatten, Rescaling, Dropout, Activation, Concatenate (where no
+ * gradient passes). Throws UnsupportedLayerError for anything else; the model then trains eagerly.
  */
 export function trainingGraph(tf: Tensorflow, model: LayersModel, adam: AdamSettings): TrainingGraph {
   const [modelInput, ...otherInputs] = model.inputs;
