@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 // Figure 3: training throughput (images/s, training steps only, first epoch excluded as warm-up) on in-memory
 // random data: the classic CNN at 128 px batch 32, and the logistic transfer head on 768-d features batch 32.
-// catdog (buildCnn/buildHead + trainBinaryClassifier from dist/, tfjs-node) vs Keras model.fit vs PyTorch.
+// catdog (buildCnn/buildHead + trainBinaryClassifier from dist/, tfjs-node) vs Keras model.fit vs PyTorch. The head
+// trains on catdog's graph path (one TensorFlow session call per step); its eager path (tfjs-layers trainOnBatch,
+// the fallback) runs beside it, so the head rows also give the graph path's gain over the eager one.
 // Usage: node bench/train-cnn.mjs [--cnnImages 128] [--headImages 4096] [--epochs 2] [--rounds 2]
 import path from 'node:path';
 import { interleaved, loadAverage, options, peersPython, repoRoot, report, requireShared, runMeasured } from './lib.mjs';
@@ -10,7 +12,7 @@ const IMAGE_SIZE = 128;
 const FEATURES = 768;
 const BATCH = 32;
 
-async function measureCatdog({ model: kind, images, epochs }) {
+async function measureCatdog({ model: kind, images, epochs, eager }) {
   const { buildCnn, buildHead, initTensorflow, trainBinaryClassifier } = await import(path.join(repoRoot, 'dist', 'ml', 'index.js'));
   const { tf } = await initTensorflow();
   const shape = kind === 'cnn' ? [IMAGE_SIZE, IMAGE_SIZE, 3] : [FEATURES];
@@ -34,6 +36,7 @@ async function measureCatdog({ model: kind, images, epochs }) {
     epochs: epochs + 1,
     learningRate: 1e-3,
     earlyStoppingPatience: epochs + 1,
+    eager: eager === 1,
   });
   const measured = result.epochs.slice(1);
   const seconds = measured.reduce((sum, epoch) => sum + images / epoch.imagesPerSecond, 0);
@@ -41,7 +44,7 @@ async function measureCatdog({ model: kind, images, epochs }) {
 }
 
 async function main() {
-  const opts = options({ cnnImages: 128, headImages: 4096, epochs: 2, rounds: 2, side: '', model: 'cnn', images: 0 });
+  const opts = options({ cnnImages: 128, headImages: 4096, epochs: 2, rounds: 2, side: '', model: 'cnn', images: 0, eager: 0 });
   if (opts.side === 'catdog') return measureCatdog(opts);
   requireShared();
   const python = peersPython();
@@ -50,8 +53,11 @@ async function main() {
   for (const [kind, images, group] of [['cnn', opts.cnnImages, `CNN ${IMAGE_SIZE} px`], ['head', opts.headImages, `logistic head, ${FEATURES}-d`]]) {
     const size = kind === 'cnn' ? IMAGE_SIZE : 0;
     const peerArgs = [String(size), String(images), String(BATCH), String(opts.epochs), kind];
+    const catdog = (eager) => () =>
+      runMeasured(process.execPath, [new URL(import.meta.url).pathname, '--side', 'catdog', '--model', kind, '--images', String(images), '--epochs', String(opts.epochs), '--eager', String(eager)]);
     const medians = interleaved({
-      'catdog (tfjs-node)': () => runMeasured(process.execPath, [new URL(import.meta.url).pathname, '--side', 'catdog', '--model', kind, '--images', String(images), '--epochs', String(opts.epochs)]),
+      [kind === 'head' ? 'catdog (tfjs-node, graph step)' : 'catdog (tfjs-node)']: catdog(0),
+      ...(kind === 'head' ? { 'catdog eager step (trainOnBatch)': catdog(1) } : {}),
       'Keras 3 fit': () => runMeasured(python, [path.join(repoRoot, 'bench', 'peers', 'keras_cnn_train.py'), ...peerArgs]),
       PyTorch: () => runMeasured(python, [path.join(repoRoot, 'bench', 'peers', 'torch_cnn_train.py'), ...peerArgs]),
     }, opts.rounds);

@@ -3,10 +3,13 @@ import type { Tensor } from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
 import { kaggleFiles, skipWithoutShared, smallBackbone } from '../../test/support/shared.js';
 import { extractFeatures, loadBackbone } from './backbone.js';
-import { buildHead } from './models.js';
-import { rgbPixels } from '../../test/support/ml.js';
+import { buildHead, type HeadKind } from './models.js';
+import { maxAbsDifference, rgbPixels } from '../../test/support/ml.js';
 import { type Batches, binaryCrossentropyLoss, predictPDog, trainBinaryClassifier } from './train.js';
 import { initTensorflow, type Tensorflow } from './tf.js';
+import { trainingPath } from './training-path.js';
+
+const onWasm = process.env.CATDOG_BACKEND === 'wasm';
 
 /** In-memory feature batches, reshuffled every epoch with a fixed rule so runs repeat. */
 function featureBatches(tf: Tensorflow, features: Float32Array[], labels: number[], size: number): Batches {
@@ -131,21 +134,37 @@ describe('trainBinaryClassifier', () => {
       await featuresOf('dog', 20, 300),
     ];
     backbone.dispose();
-    const head = buildHead('logistic', 256, 7);
-    const result = await trainBinaryClassifier({
-      model: head,
-      train: featureBatches(tf, [...trainCats, ...trainDogs], [...trainCats.map(() => 0), ...trainDogs.map(() => 1)], 16),
-      validation: featureBatches(tf, [...valCats, ...valDogs], [...valCats.map(() => 0), ...valDogs.map(() => 1)], 16),
-      epochs: 8,
-      learningRate: 0.01,
-      earlyStoppingPatience: 3,
-    });
-    const best = result.epochs[result.bestEpoch - 1]!;
+    const train = async (kind: HeadKind, eager: boolean) => {
+      const head = buildHead(kind, 256, 7);
+      const result = await trainBinaryClassifier({
+        model: head,
+        train: featureBatches(tf, [...trainCats, ...trainDogs], [...trainCats.map(() => 0), ...trainDogs.map(() => 1)], 16),
+        validation: featureBatches(tf, [...valCats, ...valDogs], [...valCats.map(() => 0), ...valDogs.map(() => 1)], 16),
+        epochs: 8,
+        learningRate: 0.01,
+        earlyStoppingPatience: 3,
+        eager,
+      });
+      const weights = head.getWeights().map((w) => Array.from(w.dataSync()));
+      head.dispose();
+      return { result, weights, best: result.epochs[result.bestEpoch - 1]! };
+    };
+    const { result, best } = await train('logistic', false);
     console.log(`logistic head, 0.25 backbone: best epoch ${result.bestEpoch}, valAccuracy ${best.valAccuracy}, valLoss ${best.valLoss.toFixed(3)}`);
     expect(best.valAccuracy).toBeGreaterThanOrEqual(0.8);
     // The first epoch starts from random weights: learning must have lowered the validation loss.
     expect(best.valLoss).toBeLessThan(result.epochs[0]!.valLoss);
-    head.dispose();
+    // The graph path (the default on native TensorFlow) and the eager path train the same heads.
+    if (!onWasm) {
+      expect((await trainingPath()).kind).toBe('graph');
+      for (const kind of ['logistic', 'mlp'] as const) {
+        const [graph, eager] = [await train(kind, false), await train(kind, true)];
+        expect(graph.result.bestEpoch).toBe(eager.result.bestEpoch);
+        expect(Math.abs(graph.best.valAccuracy - eager.best.valAccuracy)).toBeLessThanOrEqual(0.003);
+        graph.result.epochs.forEach((stats, i) => expect(stats.valLoss).toBeCloseTo(eager.result.epochs[i]!.valLoss, 4));
+        expect(maxAbsDifference(graph.weights.flat(), eager.weights.flat())).toBeLessThan(1e-4);
+      }
+    }
     expect(tf.memory().numTensors).toBe(before);
   });
 });

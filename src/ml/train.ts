@@ -1,7 +1,9 @@
 import type { GradSaveFunc, LayersModel, Tensor } from '@tensorflow/tfjs';
 import { createRequire } from 'node:module';
 import { CatdogError } from '../errors.js';
+import type { GraphTrainer } from './graph/graph-trainer.js';
 import { initTensorflow, type Tensorflow } from './tf.js';
+import { adamSettings, graphTrainerFor } from './training-path.js';
 
 const require = createRequire(import.meta.url);
 
@@ -53,6 +55,8 @@ export interface TrainOptions {
   onEpoch?: (stats: EpochStats) => void | Promise<void>;
   /** Aborting stops between batches and rejects with the signal's reason. */
   signal?: AbortSignal;
+  /** Train through tfjs-layers' `trainOnBatch` even where the graph path could: the reference it is checked and benchmarked against. */
+  eager?: boolean;
 }
 
 export interface TrainResult {
@@ -64,13 +68,16 @@ export interface TrainResult {
 
 /**
  * Trains a binary classifier with early stopping on validation loss and leaves the best epoch's weights in
- * the model (the model the caller saves). Uses `model.trainOnBatch`: for the CNN at 128 px, batch 32, on native
- * TensorFlow it ran as fast as a hand-written `optimizer.minimize` loop (5.9 vs 6.1 img/s, interleaved runs on a
- * busy 2-core machine; `model.fit` per batch 5.1), and it applies the layers' regularizers itself. The loss is
- * `binaryCrossentropyLoss`, tfjs's binary cross-entropy with its gradient in closed form.
+ * the model (the model the caller saves). On the graph path (`trainingPath`) a network the training graph
+ * translates (the heads and the CNN) trains one TensorFlow session call per step, its weights copied into the model
+ * after each epoch; the same steps as the eager path up to float rounding. Other networks (fine-tuned blocks), and
+ * every network on the eager path, use `model.trainOnBatch`: for the CNN at 128 px, batch 32, on native TensorFlow it ran as fast as a
+ * hand-written `optimizer.minimize` loop (5.9 vs 6.1 img/s, interleaved runs on a busy 2-core machine; `model.fit`
+ * per batch 5.1), and it applies the layers' regularizers itself. The loss is `binaryCrossentropyLoss`, tfjs's
+ * binary cross-entropy with its gradient in closed form.
  */
 export async function trainBinaryClassifier(options: TrainOptions): Promise<TrainResult> {
-  const { model, train, validation, epochs, learningRate, earlyStoppingPatience, initialValLoss, onEpoch, signal } = options;
+  const { model, train, validation, epochs, learningRate, earlyStoppingPatience, initialValLoss, onEpoch, signal, eager } = options;
   const { tf, backend } = await initTensorflow();
   if (backend === 'tensorflow') useNativeReluGradient(tf);
   for (const [name, batches] of [['training', train], ['validation', validation]] as const) {
@@ -78,8 +85,11 @@ export async function trainBinaryClassifier(options: TrainOptions): Promise<Trai
       throw new CatdogError('dataset_too_small', `The ${name} split is empty: add images or change the split ratios`);
     }
   }
-  const optimizer = tf.train.adam(learningRate);
+  const adam = adamSettings(tf, learningRate);
+  const optimizer = tf.train.adam(adam.learningRate, adam.beta1, adam.beta2, adam.epsilon);
   model.compile({ optimizer, loss: binaryCrossentropyLoss(tf), metrics: ['accuracy'] });
+  const graphTrainer = eager ? undefined : await graphTrainerFor(tf, model, adam);
+  const step = graphTrainer ? graphStep(graphTrainer) : eagerStep(tf, model);
   const history: EpochStats[] = [];
   const snapshot = () => tf.tidy(() => model.getWeights().map((w) => w.clone()));
   let best: { epoch: number; valLoss: number; weights: Tensor[] } | undefined =
@@ -88,7 +98,8 @@ export async function trainBinaryClassifier(options: TrainOptions): Promise<Trai
     for (let epoch = 1; epoch <= epochs; epoch++) {
       signal?.throwIfAborted();
       const started = performance.now();
-      const trained = await trainEpoch(tf, model, train.batches(epoch), signal);
+      const trained = await accumulate(train.batches(epoch), signal, step);
+      graphTrainer?.copyWeightsToModel();
       const trainingMs = performance.now() - started;
       const validated = await evaluate(tf, model, validation.batches(epoch), signal);
       const stats: EpochStats = {
@@ -116,6 +127,7 @@ export async function trainBinaryClassifier(options: TrainOptions): Promise<Trai
   } finally {
     tf.dispose(best?.weights);
     optimizer.dispose();
+    graphTrainer?.dispose();
   }
 }
 
@@ -205,8 +217,10 @@ interface Averages {
   count: number;
 }
 
-async function trainEpoch(tf: Tensorflow, model: LayersModel, batches: AsyncIterable<Batch>, signal: AbortSignal | undefined): Promise<Averages> {
-  return accumulate(batches, signal, async ({ x, y }) => {
+type Step = (batch: Batch) => Promise<{ loss: number; correct: number }>;
+
+function eagerStep(tf: Tensorflow, model: LayersModel): Step {
+  return async ({ x, y }) => {
     const labels = y.rank === 1 ? tf.expandDims(y, 1) : y;
     try {
       const [meanLoss, accuracy] = (await model.trainOnBatch(x, labels)) as number[];
@@ -215,7 +229,11 @@ async function trainEpoch(tf: Tensorflow, model: LayersModel, batches: AsyncIter
     } finally {
       if (labels !== y) labels.dispose();
     }
-  });
+  };
+}
+
+function graphStep(trainer: GraphTrainer): Step {
+  return async ({ x, y }) => trainer.step(x, y);
 }
 
 /** Binary cross-entropy (without regularization) and accuracy over every validation batch. */
@@ -238,7 +256,7 @@ async function evaluate(tf: Tensorflow, model: LayersModel, batches: AsyncIterab
 async function accumulate(
   batches: AsyncIterable<Batch>,
   signal: AbortSignal | undefined,
-  step: (batch: Batch) => Promise<{ loss: number; correct: number }>,
+  step: Step,
 ): Promise<Averages> {
   let lossSum = 0;
   let correct = 0;

@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { formatConfigShow, initConfig, loadConfig } from '../../config/index.js';
 import { openDatabase } from '../../db/index.js';
 import { databaseUrl } from '../../config/index.js';
-import { initTensorflow } from '../../ml/index.js';
+import { initTensorflow, trainingPath } from '../../ml/index.js';
 import { printJson, withApp, type GlobalOptions } from '../app-runner.js';
 
 export function registerSystemCommands(program: Command, globals: () => GlobalOptions): void {
@@ -57,12 +57,14 @@ export function registerSystemCommands(program: Command, globals: () => GlobalOp
     .description('show the ML backend, database, storage and config in use')
     .action(async (options: { json?: boolean }) => {
       const { backend, reason, tf } = await initTensorflow();
+      const training = await trainingPath();
       await withApp(globals(), async (app) => {
         const dbCheck = await app.db.check();
         const report = {
           version: app.codeVersion,
           backend,
           backendNote: reason ?? (backend === 'tensorflow' ? 'native TensorFlow via @tensorflow/tfjs-node' : undefined),
+          training: `${training.kind}: ${training.detail}`,
           tfjs: tf.version.tfjs,
           node: process.version,
           configFile: app.loaded.file ?? '(none: defaults and environment)',

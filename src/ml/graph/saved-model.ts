@@ -8,7 +8,7 @@ import { ProtoWriter } from './protobuf.js';
  */
 
 /** TensorFlow's DataType enum values (types.proto) for the types the graphs use. */
-export const DataType = { float32: 1, int32: 3 } as const;
+export const DataType = { float32: 1, int32: 3, bool: 10 } as const;
 export type DataType = (typeof DataType)[keyof typeof DataType];
 
 /** A constant tensor: its values as little-endian bytes (TensorProto.tensor_content). */

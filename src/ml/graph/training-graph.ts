@@ -1,0 +1,440 @@
+import type { LayersModel, SymbolicTensor } from '@tensorflow/tfjs';
+import type { Tensorflow } from '../tf.js';
+import { UnsupportedLayerError } from './from-layers.js';
+import { type AttrValue, DataType, type GraphNode, type Signature, type SignatureTensor } from './saved-model.js';
+
+type Layer = LayersModel['layers'][number];
+type LayerVariable = LayersModel['weights'][number];
+
+/** tfjs's Adam: the same hyper-parameters give the same updates. */
+export interface AdamSettings {
+  learningRate: number;
+  beta1: number;
+  beta2: number;
+  epsilon: number;
+}
+
+/** A Dropout layer's mask, an input of every step: `floor(uniform[0, 1) + 1 − rate) / (1 − rate)`, [batch, units]. */
+export interface DropoutMask {
+  /** The step signature's input key. */
+  key: string;
+  rate: number;
+  seed: number | undefined;
+  units: number;
+}
+
+export type TrainingSignature = 'assign' | 'step' | 'read';
+
+/**
+ * A model's training step as one TensorFlow graph holding the weights and Adam's moments as resource variables,
+ * run through three signatures of one session:
+ * - `assign`: `weight_<i>` in (every weight, in `model.weights` order), sets the weights and resets Adam;
+ * - `step`: `x`, `y` ([n, 1] labels) and the dropout masks in, `sums` out ([total loss × n, correct answers], the
+ *   loss as tfjs-layers' `trainOnBatch` reports it: mean binary cross-entropy plus the L2 penalties) after one Adam
+ *   update of every trainable weight;
+ * - `read`: `weight_<i>` out.
+ */
+export interface TrainingGraph {
+  nodes: GraphNode[];
+  signatures: Record<TrainingSignature, Signature>;
+  dropouts: DropoutMask[];
+  /** Per weight (`model.weights` order), the node holding d loss / d weight for the step's batch; undefined for a frozen weight. */
+  gradients: (string | undefined)[];
+}
+
+const FLOAT: AttrValue = { type: DataType.float32 };
+const INT: AttrValue = { type: DataType.int32 };
+const X = 'x';
+const Y = 'y';
+
+/** The graph nodes of one layer call, and how to carry a gradient back through it. */
+interface LayerCall {
+  inputs: string[];
+  output: string;
+  /** Whether a trainable weight lies on this call or before it, i.e. whether its output needs a gradient. */
+  needsGradient: boolean;
+  inputsNeedGradient: boolean[];
+  /** Given d loss / d output: d loss / d each input that needs one, and adds its weights' gradients. */
+  backward(dOutput: string): (string | undefined)[];
+}
+
+/**
+ * Builds the training graph of a model ending in one sigmoid unit = P(dog), with tfjs-layers' training semantics:
+ * binary cross-entropy on P(dog) clipped to [ε, 1 − ε], its gradient in closed form as `binaryCrossentropyLoss`
+ * has it, dropout masks as tfjs draws them, L2 kernel penalties, BatchNormalization's moving statistics, and tfjs's
+ * Adam. Layers: Dense and Conv2D (linear, ReLU, sigmoid; softmax where no gradient passes), trainable
+ * BatchNormalization (training mode), MaxPooling2D, Flatten, Rescaling, Dropout, Activation, Concatenate (where no
+ * gradient passes). Throws UnsupportedLayerError for anything else; the model then trains eagerly.
+ */
+export function trainingGraph(tf: Tensorflow, model: LayersModel, adam: AdamSettings): TrainingGraph {
+  const [modelInput, ...otherInputs] = model.inputs;
+  const [modelOutput, ...otherOutputs] = model.outputs;
+  if (!modelInput || otherInputs.length > 0 || !modelOutput || otherOutputs.length > 0) {
+    throw new UnsupportedLayerError(model.name, model.getClassName(), 'has more than one input or output');
+  }
+  if (modelOutput.shape.length !== 2 || modelOutput.shape[1] !== 1) {
+    throw new UnsupportedLayerError(model.name, model.getClassName(), `outputs ${JSON.stringify(modelOutput.shape)}, not one P(dog) per example`);
+  }
+  const nodes: GraphNode[] = [];
+  const add = (name: string, op: string, inputs: string[], attrs: Record<string, AttrValue> = {}): string => {
+    nodes.push({ name, op, inputs, attrs });
+    return name;
+  };
+  const scalar = (name: string, value: number) =>
+    add(name, 'Const', [], { dtype: FLOAT, value: { tensor: { dtype: DataType.float32, shape: [], values: Float32Array.of(value) } } });
+  const ints = (name: string, values: number[], shape = [values.length]) =>
+    add(name, 'Const', [], { dtype: INT, value: { tensor: { dtype: DataType.int32, shape, values: Int32Array.from(values) } } });
+  const binary = (op: string) => (name: string, a: string, b: string) => add(name, op, [a, b], { T: FLOAT });
+  const [mul, sub, addV2, div] = ['Mul', 'Sub', 'AddV2', 'RealDiv'].map(binary) as [ReturnType<typeof binary>, ReturnType<typeof binary>, ReturnType<typeof binary>, ReturnType<typeof binary>];
+  const unary = (name: string, op: string, input: string) => add(name, op, [input], { T: FLOAT });
+  const sum = (name: string, input: string, axes: number[]) =>
+    add(name, 'Sum', [input, ints(`${name}/axes`, axes)], { T: FLOAT, Tidx: INT, keep_dims: { bool: false } });
+
+  // Variables: every weight (trainable or not), and Adam's moments of the trainable ones.
+  const weights = model.weights;
+  const trainable = new Set<LayerVariable>(model.trainableWeights);
+  const variable = (name: string, shape: readonly number[]) => {
+    const handle = add(name, 'VarHandleOp', [], { dtype: FLOAT, shape: { shape }, shared_name: { string: name }, container: { string: '' } });
+    return { handle, read: add(`${name}/read`, 'ReadVariableOp', [handle], { dtype: FLOAT }) };
+  };
+  const assign = (name: string, handle: string, value: string) => add(name, 'AssignVariableOp', [handle, value], { dtype: FLOAT });
+  const weightIndex = new Map<LayerVariable, number>(weights.map((weight, i) => [weight, i]));
+  const weightVariables = weights.map((weight, i) => variable(`weights/${i}`, weight.shape.map((size) => size ?? -1)));
+  const initial = weights.map((weight, i) => add(`initial/${i}`, 'Placeholder', [], { dtype: FLOAT, shape: { shape: weight.shape.map((size) => size ?? -1) } }));
+  const accumulatedBeta1 = variable('adam/beta1_power', []);
+  const accumulatedBeta2 = variable('adam/beta2_power', []);
+  const moments = weights.map((weight, i) =>
+    trainable.has(weight) ? { m: variable(`adam/m/${i}`, weight.shape.map((size) => size ?? -1)), v: variable(`adam/v/${i}`, weight.shape.map((size) => size ?? -1)) } : undefined,
+  );
+  const assignments = [
+    ...weightVariables.map((variable, i) => assign(`assign/weights/${i}`, variable.handle, initial[i]!)),
+    ...moments.flatMap((moment, i) => {
+      if (!moment) return [];
+      const zeros = add(`assign/zeros/${i}`, 'ZerosLike', [initial[i]!], { T: FLOAT });
+      return [assign(`assign/adam/m/${i}`, moment.m.handle, zeros), assign(`assign/adam/v/${i}`, moment.v.handle, zeros)];
+    }),
+    assign('assign/adam/beta1_power', accumulatedBeta1.handle, scalar('assign/beta1', adam.beta1)),
+    assign('assign/adam/beta2_power', accumulatedBeta2.handle, scalar('assign/beta2', adam.beta2)),
+  ];
+  const assigned = add('assigned', 'Identity', [scalar('assign/done', 1), ...assignments.map((node) => `^${node}`)], { T: FLOAT });
+
+  // Forward pass, recording each layer call for the backward pass.
+  const inputShape = modelInput.shape.map((size) => size ?? -1);
+  const x = add(X, 'Placeholder', [], { dtype: FLOAT, shape: { shape: inputShape } });
+  const y = add(Y, 'Placeholder', [], { dtype: FLOAT, shape: { shape: [-1, 1] } });
+  const calls: LayerCall[] = [];
+  const weightGradients = new Map<number, string[]>();
+  const addWeightGradient = (weight: LayerVariable, gradient: string) => {
+    const index = weightIndex.get(weight)!;
+    weightGradients.set(index, [...(weightGradients.get(index) ?? []), gradient]);
+  };
+  const regularizationLosses: string[] = [];
+  /** Assignments of BatchNormalization's moving statistics, which a training step makes beside Adam's. */
+  const statisticsUpdates: string[] = [];
+  const dropouts: DropoutMask[] = [];
+  const emitted = new Map<SymbolicTensor, { node: string; needsGradient: boolean }>([[modelInput, { node: x, needsGradient: false }]]);
+
+  const emit = (symbolic: SymbolicTensor): { node: string; needsGradient: boolean } => {
+    const known = emitted.get(symbolic);
+    if (known) return known;
+    const layer = symbolic.sourceLayer as Layer;
+    const inbound = layer.inboundNodes[symbolic.nodeIndex];
+    if (!inbound) throw new Error(`layer ${layer.name} has no call ${symbolic.nodeIndex}`);
+    if (layer instanceof tf.LayersModel) throw new UnsupportedLayerError(layer.name, layer.getClassName(), 'is a nested model, which the training graph does not inline');
+    const inputs = inbound.inputTensors.map(emit);
+    const name = `${layer.name}${symbolic.nodeIndex > 0 ? `_${symbolic.nodeIndex}` : ''}`.replace(/[^A-Za-z0-9_./-]/g, '_');
+    const inputsNeedGradient = inputs.map((input) => input.needsGradient);
+    const ownTrainable = layer.weights.some((weight) => trainable.has(weight));
+    const call = layerCall(layer, inputs.map((input) => input.node), inbound.inputTensors[0]!.shape.length, symbolic.shape, inputsNeedGradient, name);
+    const result = { node: call.output, needsGradient: ownTrainable || inputsNeedGradient.some(Boolean) };
+    calls.push({ ...call, needsGradient: result.needsGradient, inputsNeedGradient });
+    emitted.set(symbolic, result);
+    return result;
+  };
+
+  const layerCall = (layer: Layer, inputs: string[], inputRank: number, outputShape: (number | null)[], inputsNeedGradient: boolean[], name: string): Omit<LayerCall, 'needsGradient' | 'inputsNeedGradient'> => {
+    const className = layer.getClassName();
+    const config = layer.getConfig() as Record<string, unknown>;
+    const unsupported = (detail: string) => new UnsupportedLayerError(layer.name, className, detail);
+    const [input] = inputs as [string];
+    const outputRank = outputShape.length;
+    const activation = (from: string, kind: unknown): { output: string; gradient(dOutput: string): string } => {
+      switch (kind) {
+        case 'linear':
+          return { output: from, gradient: (dOutput) => dOutput };
+        case 'relu': {
+          const output = unary(`${name}/relu`, 'Relu', from);
+          return { output, gradient: (dOutput) => add(`${name}/relu_grad`, 'ReluGrad', [dOutput, output], { T: FLOAT }) };
+        }
+        case 'sigmoid': {
+          const output = unary(`${name}/sigmoid`, 'Sigmoid', from);
+          return { output, gradient: (dOutput) => add(`${name}/sigmoid_grad`, 'SigmoidGrad', [output, dOutput], { T: FLOAT }) };
+        }
+        case 'softmax': {
+          const output = unary(`${name}/softmax`, 'Softmax', from);
+          return {
+            output,
+            gradient: () => {
+              throw unsupported('passes a gradient through softmax, which the training graph does not differentiate');
+            },
+          };
+        }
+        default:
+          throw unsupported(`has activation ${String(kind)}, which the training graph does not translate`);
+      }
+    };
+    /**
+     * Dense and Conv2D: the kernel applied by `apply`, then the bias and the activation, with an optional L2 penalty
+     * on the kernel; `kernelGradient` and `inputGradient` take d loss / d the pre-activation.
+     */
+    const withKernel = (
+      apply: (kernel: string) => string,
+      kernelGradient: (dBiased: string) => string,
+      inputGradient: (dBiased: string, kernel: string) => string,
+    ): Omit<LayerCall, 'needsGradient' | 'inputsNeedGradient'> => {
+      const { activation: kind, useBias, kernelRegularizer, biasRegularizer, activityRegularizer, kernelConstraint, biasConstraint } = config;
+      if (biasRegularizer || activityRegularizer || kernelConstraint || biasConstraint) throw unsupported('has a bias or activity regularizer or a constraint');
+      const [kernel, bias] = layer.weights as [LayerVariable, LayerVariable | undefined];
+      const kernelValue = weightVariables[weightIndex.get(kernel)!]!.read;
+      const withBias = useBias === true && bias !== undefined;
+      const applied = apply(kernelValue);
+      const biased = withBias ? add(`${name}/bias_add`, 'BiasAdd', [applied, weightVariables[weightIndex.get(bias)!]!.read], { T: FLOAT, data_format: { string: 'NHWC' } }) : applied;
+      const activated = activation(biased, kind);
+      const l2 = kernelRegularizer ? l2Factor(kernelRegularizer, unsupported) : 0;
+      if (l2 > 0 && trainable.has(kernel)) {
+        const squared = mul(`${name}/l2_scaled`, scalar(`${name}/l2`, l2), unary(`${name}/kernel_squared`, 'Square', kernelValue));
+        regularizationLosses.push(sum(`${name}/l2_penalty`, squared, kernel.shape.map((_, axis) => axis)));
+      }
+      return {
+        inputs,
+        output: activated.output,
+        backward: (dOutput) => {
+          const dBiased = activated.gradient(dOutput);
+          if (trainable.has(kernel)) {
+            addWeightGradient(kernel, kernelGradient(dBiased));
+            if (l2 > 0) addWeightGradient(kernel, mul(`${name}/l2_grad`, kernelValue, scalar(`${name}/l2_twice`, 2 * l2)));
+          }
+          if (withBias && trainable.has(bias)) addWeightGradient(bias, add(`${name}/bias_grad`, 'BiasAddGrad', [dBiased], { T: FLOAT, data_format: { string: 'NHWC' } }));
+          return [inputsNeedGradient[0] ? inputGradient(dBiased, kernelValue) : undefined];
+        },
+      };
+    };
+    switch (className) {
+      case 'Dense':
+        if (inputRank !== 2) throw unsupported('multiplies something else than a [batch, features] tensor');
+        return withKernel(
+          (kernel) => add(`${name}/matmul`, 'MatMul', [input, kernel], { T: FLOAT, transpose_a: { bool: false }, transpose_b: { bool: false } }),
+          (dBiased) => add(`${name}/kernel_grad`, 'MatMul', [input, dBiased], { T: FLOAT, transpose_a: { bool: true }, transpose_b: { bool: false } }),
+          (dBiased, kernel) => add(`${name}/input_grad`, 'MatMul', [dBiased, kernel], { T: FLOAT, transpose_a: { bool: false }, transpose_b: { bool: true } }),
+        );
+      case 'Conv2D': {
+        const { strides, padding, dataFormat, dilationRate } = config as { strides: number[]; padding: string; dataFormat: string; dilationRate: number | number[] };
+        if (dataFormat !== 'channelsLast') throw unsupported(`has data format ${dataFormat}`);
+        if (padding !== 'same' && padding !== 'valid') throw unsupported(`has padding ${padding}`);
+        const dilation = typeof dilationRate === 'number' ? [dilationRate, dilationRate] : dilationRate;
+        const convolution = { T: FLOAT, strides: { ints: [1, ...strides, 1] }, padding: { string: padding.toUpperCase() }, data_format: { string: 'NHWC' }, dilations: { ints: [1, ...dilation, 1] } };
+        const kernelShape = layer.weights[0]!.shape as number[];
+        return withKernel(
+          (kernel) => add(`${name}/conv`, 'Conv2D', [input, kernel], convolution),
+          (dBiased) => add(`${name}/kernel_grad`, 'Conv2DBackpropFilter', [input, ints(`${name}/kernel_shape`, kernelShape), dBiased], convolution),
+          (dBiased, kernel) => add(`${name}/input_grad`, 'Conv2DBackpropInput', [add(`${name}/input_shape`, 'Shape', [input], { T: FLOAT, out_type: INT }), kernel, dBiased], convolution),
+        );
+      }
+      case 'BatchNormalization': {
+        const { axis, momentum, epsilon, center, scale, betaRegularizer, gammaRegularizer, betaConstraint, gammaConstraint } = config as Record<string, unknown> & { axis: number; momentum: number; epsilon: number };
+        if (outputRank !== 4 || (axis !== -1 && axis !== 3)) throw unsupported('normalizes something else than the channels of an NHWC tensor');
+        if (center !== true || scale !== true) throw unsupported('has no offset or no scale');
+        if (betaRegularizer || gammaRegularizer || betaConstraint || gammaConstraint) throw unsupported('has a regularizer or a constraint');
+        const [gamma, beta, movingMean, movingVariance] = layer.weights as [LayerVariable, LayerVariable, LayerVariable, LayerVariable];
+        // A frozen BatchNormalization (fine-tuning keeps the backbone's statistics) is not what training mode computes.
+        if (!trainable.has(gamma) || !trainable.has(beta)) throw unsupported('is frozen');
+        const variableOf = (weight: LayerVariable) => weightVariables[weightIndex.get(weight)!]!;
+        const batchNorm = { T: FLOAT, U: FLOAT, epsilon: { float: epsilon }, data_format: { string: 'NHWC' }, is_training: { bool: true } };
+        const empty = add(`${name}/no_statistics`, 'Const', [], { dtype: FLOAT, value: { tensor: { dtype: DataType.float32, shape: [0], values: new Float32Array(0) } } });
+        // Training mode: normalized by the batch's own mean and variance; outputs 1 and 2 are those statistics
+        // (the variance Bessel-corrected), 3 and 4 what the gradient needs.
+        const normalized = add(name, 'FusedBatchNormV3', [input, variableOf(gamma).read, variableOf(beta).read, empty, empty], { ...batchNorm, exponential_avg_factor: { float: 1 } });
+        // tfjs-layers moves the statistics toward the batch's mean and biased variance (tf.moments):
+        // moving − (moving − batch) × (1 − momentum).
+        const perChannel = add(`${name}/per_channel`, 'Cast', [add(`${name}/size`, 'Size', [input], { T: FLOAT, out_type: INT })], { SrcT: INT, DstT: FLOAT, Truncate: { bool: false } });
+        const examples = div(`${name}/examples`, perChannel, scalar(`${name}/channels`, movingMean.shape[0] as number));
+        const biasedVariance = mul(`${name}/biased_variance`, `${normalized}:2`, div(`${name}/bessel_inverse`, sub(`${name}/examples_minus_one`, examples, scalar(`${name}/one`, 1)), examples));
+        const decay = scalar(`${name}/decay`, 1 - momentum);
+        for (const [suffix, moving, batch] of [['mean', movingMean, `${normalized}:1`], ['variance', movingVariance, biasedVariance]] as const) {
+          const current = variableOf(moving);
+          const moved = sub(`${name}/moving_${suffix}`, current.read, mul(`${name}/moving_${suffix}_delta`, sub(`${name}/moving_${suffix}_gap`, current.read, batch), decay));
+          statisticsUpdates.push(assign(`${name}/assign_moving_${suffix}`, current.handle, moved));
+        }
+        return {
+          inputs,
+          output: `${normalized}:0`,
+          backward: (dOutput) => {
+            const gradient = add(`${name}/grad`, 'FusedBatchNormGradV3', [dOutput, input, variableOf(gamma).read, `${normalized}:3`, `${normalized}:4`, `${normalized}:5`], batchNorm);
+            if (trainable.has(gamma)) addWeightGradient(gamma, `${gradient}:1`);
+            if (trainable.has(beta)) addWeightGradient(beta, `${gradient}:2`);
+            return [`${gradient}:0`];
+          },
+        };
+      }
+      case 'MaxPooling2D': {
+        const { poolSize, strides, padding, dataFormat } = config as { poolSize: number[]; strides: number[] | null; padding: string; dataFormat: string };
+        if (dataFormat !== 'channelsLast') throw unsupported(`has data format ${dataFormat}`);
+        const pooling = { T: FLOAT, ksize: { ints: [1, ...poolSize, 1] }, strides: { ints: [1, ...(strides ?? poolSize), 1] }, padding: { string: padding.toUpperCase() }, data_format: { string: 'NHWC' } };
+        const output = add(name, 'MaxPool', [input], pooling);
+        return { inputs, output, backward: (dOutput) => [add(`${name}/grad`, 'MaxPoolGrad', [input, output, dOutput], pooling)] };
+      }
+      case 'Flatten': {
+        const output = add(name, 'Reshape', [input, ints(`${name}/shape`, [-1, outputShape[1] as number])], { T: FLOAT, Tshape: INT });
+        return {
+          inputs,
+          output,
+          backward: (dOutput) => [add(`${name}/grad`, 'Reshape', [dOutput, add(`${name}/input_shape`, 'Shape', [input], { T: FLOAT, out_type: INT })], { T: FLOAT, Tshape: INT })],
+        };
+      }
+      case 'Rescaling': {
+        const { scale: factor, offset } = config as { scale: number; offset: number };
+        const scaled = mul(`${name}/scale`, input, scalar(`${name}/factor`, factor));
+        const output = offset === 0 ? scaled : addV2(`${name}/offset`, scaled, scalar(`${name}/offset_value`, offset));
+        return { inputs, output, backward: (dOutput) => [mul(`${name}/grad`, dOutput, scalar(`${name}/grad_factor`, factor))] };
+      }
+      case 'Dropout': {
+        const { rate, noiseShape, seed } = config as { rate: number; noiseShape?: unknown; seed?: number };
+        if (noiseShape) throw unsupported('has a noise shape');
+        if (rate === 0) return { inputs, output: input, backward: (dOutput) => [dOutput] };
+        const units = layer.outputShape.at(-1);
+        if (layer.outputShape.length !== 2 || typeof units !== 'number') throw unsupported('drops out something else than a [batch, units] tensor');
+        const key = `dropout_${dropouts.length}`;
+        dropouts.push({ key, rate, seed: seed ?? undefined, units });
+        const mask = add(key, 'Placeholder', [], { dtype: FLOAT, shape: { shape: [-1, units] } });
+        return { inputs, output: mul(name, input, mask), backward: (dOutput) => [mul(`${name}/grad`, dOutput, mask)] };
+      }
+      case 'Activation': {
+        const activated = activation(input, config.activation);
+        return { inputs, output: activated.output, backward: (dOutput) => [activated.gradient(dOutput)] };
+      }
+      case 'Concatenate': {
+        const axis = config.axis as number;
+        if (axis !== -1 && axis !== layer.outputShape.length - 1) throw unsupported('joins along another axis than the last');
+        if (inputsNeedGradient.some(Boolean)) throw unsupported('passes a gradient back into its inputs, which the training graph does not split');
+        const output = add(name, 'ConcatV2', [...inputs, ints(`${name}/axis`, [-1], [])], { T: FLOAT, N: { int: inputs.length }, Tidx: INT });
+        return { inputs, output, backward: () => inputs.map(() => undefined) };
+      }
+      default:
+        throw unsupported('has no training graph translation');
+    }
+  };
+
+  const pDog = emit(modelOutput).node;
+
+  // Binary cross-entropy as tfjs-layers computes it (clip, logit, sigmoid cross-entropy), summed over the batch.
+  const epsilon = tf.backend().epsilon();
+  const clipped = add('loss/clipped', 'ClipByValue', [pDog, scalar('loss/epsilon', epsilon), scalar('loss/one_minus_epsilon', 1 - epsilon)], { T: FLOAT });
+  const one = scalar('loss/one', 1);
+  const logit = unary('loss/logit', 'Log', div('loss/odds', clipped, sub('loss/complement', one, clipped)));
+  const crossEntropy = addV2(
+    'loss/cross_entropy',
+    sub('loss/relu_minus_product', unary('loss/relu', 'Relu', logit), mul('loss/product', logit, y)),
+    unary('loss/log1p', 'Log1p', unary('loss/exp', 'Exp', unary('loss/negative_abs', 'Neg', unary('loss/abs', 'Abs', logit)))),
+  );
+  const count = add('loss/count', 'Cast', [add('loss/size', 'Size', [y], { T: FLOAT, out_type: INT })], { SrcT: INT, DstT: FLOAT, Truncate: { bool: false } });
+  const crossEntropySum = sum('loss/sum', crossEntropy, [0, 1]);
+  const penalty = regularizationLosses.length === 0 ? undefined : add('loss/penalty', 'AddN', regularizationLosses, { T: FLOAT, N: { int: regularizationLosses.length } });
+  const lossSum = penalty ? addV2('loss/total_sum', crossEntropySum, mul('loss/penalty_sum', penalty, count)) : crossEntropySum;
+  const predictedDog = add('accuracy/predicted', 'Cast', [add('accuracy/greater', 'Greater', [pDog, scalar('accuracy/threshold', 0.5)], { T: FLOAT })], {
+    SrcT: { type: DataType.bool },
+    DstT: FLOAT,
+    Truncate: { bool: false },
+  });
+  const correct = sum('accuracy/correct', add('accuracy/equal_float', 'Cast', [add('accuracy/equal', 'Equal', [y, predictedDog], { T: FLOAT })], { SrcT: { type: DataType.bool }, DstT: FLOAT, Truncate: { bool: false } }), [0, 1]);
+
+  // d mean loss / d P(dog): (q − y) / (q (1 − q)) / n for q the clipped P(dog), 0 where clipping cut it.
+  const inRange = add('loss_grad/in_range', 'Cast', [add('loss_grad/equal', 'Equal', [pDog, clipped], { T: FLOAT })], { SrcT: { type: DataType.bool }, DstT: FLOAT, Truncate: { bool: false } });
+  const perOutput = div('loss_grad/per_output', sub('loss_grad/error', clipped, y), mul('loss_grad/variance', clipped, sub('loss_grad/complement', one, clipped)));
+  const dPDog = mul('loss_grad/d_p_dog', mul('loss_grad/shared', perOutput, div('loss_grad/share', one, count)), inRange);
+
+  // Backward pass in reverse call order.
+  const outputGradients = new Map<string, string[]>([[pDog, [dPDog]]]);
+  for (const call of [...calls].reverse()) {
+    const contributions = outputGradients.get(call.output);
+    if (!contributions || !call.needsGradient) continue;
+    const dOutput = contributions.length === 1 ? contributions[0]! : add(`${call.output}/grad_sum`, 'AddN', contributions, { T: FLOAT, N: { int: contributions.length } });
+    call.backward(dOutput).forEach((dInput, i) => {
+      if (!dInput || !call.inputsNeedGradient[i]) return;
+      const input = call.inputs[i]!;
+      outputGradients.set(input, [...(outputGradients.get(input) ?? []), dInput]);
+    });
+  }
+
+  // Adam, as tfjs's AdamOptimizer applies it.
+  const oneMinusBeta1Power = sub('adam/one_minus_beta1_power', one, accumulatedBeta1.read);
+  const oneMinusBeta2Power = sub('adam/one_minus_beta2_power', one, accumulatedBeta2.read);
+  const constants = {
+    beta1: scalar('adam/beta1', adam.beta1),
+    oneMinusBeta1: scalar('adam/one_minus_beta1', 1 - adam.beta1),
+    beta2: scalar('adam/beta2', adam.beta2),
+    oneMinusBeta2: scalar('adam/one_minus_beta2', 1 - adam.beta2),
+    epsilon: scalar('adam/epsilon', adam.epsilon),
+    negativeLearningRate: scalar('adam/negative_learning_rate', -adam.learningRate),
+  };
+  const gradients = weights.map((_, i) => {
+    const contributions = weightGradients.get(i);
+    if (!contributions) return undefined;
+    return contributions.length === 1 ? contributions[0]! : add(`gradients/${i}`, 'AddN', contributions, { T: FLOAT, N: { int: contributions.length } });
+  });
+  const updates = [...statisticsUpdates];
+  moments.forEach((moment, i) => {
+    const gradient = gradients[i];
+    if (!moment || !gradient) return;
+    const at = (suffix: string) => `adam/${i}/${suffix}`;
+    const m = addV2(at('m'), mul(at('m_decayed'), moment.m.read, constants.beta1), mul(at('m_step'), gradient, constants.oneMinusBeta1));
+    const v = addV2(at('v'), mul(at('v_decayed'), moment.v.read, constants.beta2), mul(at('v_step'), unary(at('squared'), 'Square', gradient), constants.oneMinusBeta2));
+    const mCorrected = div(at('m_corrected'), m, oneMinusBeta1Power);
+    const vCorrected = div(at('v_corrected'), v, oneMinusBeta2Power);
+    const change = mul(at('change'), div(at('ratio'), mCorrected, addV2(at('denominator'), unary(at('sqrt'), 'Sqrt', vCorrected), constants.epsilon)), constants.negativeLearningRate);
+    updates.push(
+      assign(at('assign_m'), moment.m.handle, m),
+      assign(at('assign_v'), moment.v.handle, v),
+      assign(at('assign_weight'), weightVariables[i]!.handle, addV2(at('weight'), change, weightVariables[i]!.read)),
+    );
+  });
+  // Every update reads a variable through its one ReadVariableOp, which runs before the variable's assignment:
+  // the step computes from the weights and powers it started with, as tfjs's Adam does.
+  updates.push(
+    assign('adam/assign_beta1_power', accumulatedBeta1.handle, mul('adam/next_beta1_power', accumulatedBeta1.read, constants.beta1)),
+    assign('adam/assign_beta2_power', accumulatedBeta2.handle, mul('adam/next_beta2_power', accumulatedBeta2.read, constants.beta2)),
+  );
+  const sums = add('sums', 'Pack', [lossSum, correct, ...updates.map((node) => `^${node}`)], { T: FLOAT, N: { int: 2 }, axis: { int: 0 } });
+
+  const floatTensor = (tensor: string, shape: readonly number[]): SignatureTensor => ({ tensor: `${tensor}:0`, dtype: DataType.float32, shape });
+  const weightKey = (i: number) => `weight_${i}`;
+  return {
+    nodes,
+    dropouts,
+    gradients,
+    signatures: {
+      assign: {
+        inputs: Object.fromEntries(weights.map((weight, i) => [weightKey(i), floatTensor(initial[i]!, weight.shape.map((size) => size ?? -1))])),
+        outputs: { assigned: floatTensor(assigned, []) },
+      },
+      step: {
+        inputs: {
+          [X]: floatTensor(x, inputShape),
+          [Y]: floatTensor(y, [-1, 1]),
+          ...Object.fromEntries(dropouts.map(({ key, units }) => [key, floatTensor(key, [-1, units])])),
+        },
+        outputs: { sums: floatTensor(sums, [2]) },
+      },
+      read: {
+        inputs: {},
+        outputs: Object.fromEntries(weightVariables.map((variable, i) => [weightKey(i), floatTensor(variable.read, weights[i]!.shape.map((size) => size ?? -1))])),
+      },
+    },
+  };
+}
+
+/** The L2 factor of a serialized `L1L2` regularizer without an L1 part. */
+function l2Factor(regularizer: unknown, unsupported: (detail: string) => UnsupportedLayerError): number {
+  const { className, config } = regularizer as { className?: string; config?: { l1?: number; l2?: number } };
+  if (className !== 'L1L2' || (config?.l1 ?? 0) !== 0) throw unsupported(`has a ${className} kernel regularizer; only L2 is translated`);
+  return config?.l2 ?? 0;
+}
