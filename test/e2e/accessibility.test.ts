@@ -72,7 +72,7 @@ describe.skipIf(skipBrowser)('accessibility of every page (axe-core in Chromium)
       for (const path of PAGES) {
         await visit(page, server.url(path));
         if (path === '/api/docs') {
-          await expect.poll(() => page.locator('.operation').count()).toBeGreaterThan(20);
+          await expect.poll(() => page.locator('.operation').count(), { timeout: 30_000 }).toBeGreaterThan(20);
           // The try-it forms are inside closed <details>: open them all so their fields are checked too.
           await page.locator('details.operation').evaluateAll((details) => details.forEach((detail) => detail.setAttribute('open', '')));
         }

@@ -50,7 +50,7 @@ describe.skipIf(skipBrowser)('the API docs page', () => {
     try {
       await signIn(page, server.url(''), server.tokens.viewer);
       await page.click('nav a[href="/api/docs"]');
-      await expect.poll(() => page.locator('.operation').count()).toBeGreaterThan(20);
+      await expect.poll(() => page.locator('.operation').count(), { timeout: 30_000 }).toBeGreaterThan(20);
 
       const predict = await operation(page, 'post', '/api/v1/predictions');
       const predictCurl = await predict.locator('.curl code').textContent();
