@@ -70,7 +70,7 @@ describe.skipIf(skipBrowser)('the API docs page', () => {
 
       await id.fill(prediction.id);
       await show.locator('button[type="submit"]').click();
-      await expect.poll(() => show.locator('pre[aria-live]').textContent()).toMatch(/^HTTP 200\n/);
+      await expect.poll(() => show.locator('pre[aria-live]').textContent(), { timeout: 20_000 }).toMatch(/^HTTP 200\n/);
       const showCurl = await show.locator('.curl code').textContent();
       expect(showCurl).toBe(`curl -H "Authorization: Bearer $CATDOG_TOKEN" '${server.url(`/api/v1/predictions/${prediction.id}`)}'`);
       expect(await runCurl(showCurl!, folder, server.tokens.viewer)).toMatchObject({ status: 200, body: { id: prediction.id, label: 'cat' } });
@@ -83,7 +83,7 @@ describe.skipIf(skipBrowser)('the API docs page', () => {
         `curl -X POST -H "Authorization: Bearer $CATDOG_TOKEN" -H 'Content-Type: application/json' -d '{"label":"cat"}' '${server.url(`/api/v1/predictions/${prediction.id}/validation`)}'`,
       );
       await validate.locator('button[type="submit"]').click();
-      await expect.poll(() => validate.locator('pre[aria-live]').textContent()).toMatch(/^HTTP 403\n/);
+      await expect.poll(() => validate.locator('pre[aria-live]').textContent(), { timeout: 20_000 }).toMatch(/^HTTP 403\n/);
 
       await page.click('text=← Back to the app');
       await page.waitForURL(server.url('/'));

@@ -96,7 +96,7 @@ describe.skipIf(skipBrowser)('the camera on the Predict page (Chromium with its 
       const page = await cameraless.newPage(SCREENS.desktop);
       await signIn(page, server.url(''), server.tokens.viewer);
       await page.click('#camera-start');
-      await expect.poll(() => page.locator('#camera-status').textContent()).toMatch(/^(No camera found on this device|The camera is blocked)/);
+      await expect.poll(() => page.locator('#camera-status').textContent(), { timeout: 20_000 }).toMatch(/^(No camera found on this device|The camera is blocked)/);
       expect(await page.locator('#camera-video').isHidden()).toBe(true);
       expect(await page.locator('#camera-start').isEnabled()).toBe(true);
       expect(await page.locator('#camera-capture').isDisabled()).toBe(true);
