@@ -1,18 +1,34 @@
 #!/usr/bin/env node
-// Builds catdog's own native addon, native/jpeg-decode (JPEG decoding with libjpeg-turbo's DCT scaling, the fast
-// path of src/images/decode.ts), with the node-gyp that ships with npm, against libjpeg's system headers.
-// It never fails the install: without the addon every JPEG is decoded by sharp, as before, only slower. So any
-// failure (no compiler, no libjpeg headers, no native/ folder as in the Docker build's dependency layer) prints
-// one line saying so and exits 0.
+// Builds catdog's own native addons with the node-gyp that ships with npm: native/jpeg-decode (JPEG decoding with
+// libjpeg-turbo's DCT scaling, the fast path of src/images/decode.ts, against libjpeg's system headers) and
+// native/stderr-gate (dup2 for node, so src/ml/native-stderr.ts can hide what libtensorflow writes to fd 2 while it
+// loads). It never fails the install: each addon is an improvement catdog runs without, so any failure (no compiler,
+// no libjpeg headers, no native/ folder as in the Docker build's dependency layer) prints one line saying so.
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { localNodeHeaders } from './node-headers.mjs';
 
-const addonDir = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'native', 'jpeg-decode');
+const nativeDir = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'native');
 const log = (message) => console.log(`[catdog build-native] ${message}`);
-const FALLBACK = 'JPEGs will be decoded by sharp (slower); install g++, make and libjpeg62-turbo-dev, then run `node scripts/build-native.mjs`';
+
+const ADDONS = [
+  {
+    folder: 'jpeg-decode',
+    binary: 'jpeg_decode.node',
+    what: 'the JPEG decoder',
+    fallback: 'JPEGs will be decoded by sharp (slower); install g++, make and libjpeg62-turbo-dev, then run `node scripts/build-native.mjs`',
+    built: "JPEGs that shrink or enlarge up to 2x are decoded with libjpeg-turbo's DCT scaling",
+  },
+  {
+    folder: 'stderr-gate',
+    binary: 'stderr_gate.node',
+    what: 'the stderr gate',
+    fallback: "TensorFlow's start-up lines are hidden only when stderr is a terminal, a pipe or a file; install g++ and make, then run `node scripts/build-native.mjs`",
+    built: "TensorFlow's start-up lines are hidden whatever stderr is",
+  },
+];
 
 /** node-gyp as bundled with the npm that runs this install (or sits beside this node). */
 function findNodeGyp() {
@@ -23,14 +39,14 @@ function findNodeGyp() {
   return candidates.find((candidate) => candidate && fs.existsSync(candidate));
 }
 
-function main() {
+function build(addon, nodeGyp) {
+  const addonDir = path.join(nativeDir, addon.folder);
   if (!fs.existsSync(path.join(addonDir, 'binding.gyp'))) {
-    log(`no ${addonDir}/binding.gyp in this tree; ${FALLBACK}`);
+    log(`no ${addonDir}/binding.gyp in this tree; ${addon.fallback}`);
     return;
   }
-  const nodeGyp = findNodeGyp();
   if (!nodeGyp) {
-    log(`node-gyp not found next to npm; ${FALLBACK}`);
+    log(`node-gyp not found next to npm; ${addon.fallback}`);
     return;
   }
   const build = spawnSync(process.execPath, [nodeGyp, 'rebuild'], {
@@ -43,15 +59,16 @@ function main() {
     // node-gyp ends with its own "not ok"; the compiler's or make's first complaint is what says why.
     const lines = `${build.stdout ?? ''}\n${build.stderr ?? ''}\n${build.error?.message ?? ''}`.split('\n').map((line) => line.trim());
     const cause = lines.find((line) => /error|not found|no such/i.test(line) && !line.startsWith('gyp ')) ?? `node-gyp exited with ${build.status}`;
-    log(`the JPEG decoder did not build (${cause}); ${FALLBACK}`);
+    log(`${addon.what} did not build (${cause}); ${addon.fallback}`);
     return;
   }
-  const probe = spawnSync(process.execPath, ['-e', `require(${JSON.stringify(path.join(addonDir, 'build', 'Release', 'jpeg_decode.node'))})`], { encoding: 'utf8' });
+  const probe = spawnSync(process.execPath, ['-e', `require(${JSON.stringify(path.join(addonDir, 'build', 'Release', addon.binary))})`], { encoding: 'utf8' });
   if (probe.status !== 0) {
-    log(`the JPEG decoder built but does not load (${probe.stderr.trim().split('\n')[0]}); ${FALLBACK}`);
+    log(`${addon.what} built but does not load (${probe.stderr.trim().split('\n')[0]}); ${addon.fallback}`);
     return;
   }
-  log('built native/jpeg-decode: JPEGs that shrink or enlarge up to 2x are decoded with libjpeg-turbo\'s DCT scaling');
+  log(`built native/${addon.folder}: ${addon.built}`);
 }
 
-main();
+const nodeGyp = findNodeGyp();
+for (const addon of ADDONS) build(addon, nodeGyp);

@@ -4,6 +4,7 @@ import { createProgress } from './progress.js';
 
 export interface GlobalOptions {
   config?: string;
+  verbose?: boolean;
 }
 
 /** Opens the app for one command and always closes it, so a command never leaves the database open. */

@@ -20,10 +20,15 @@ const program = new Command('catdog')
   .description('cat-or-dog photo classifier with the whole MLOps loop')
   .version(codeVersion())
   .option('-c, --config <file>', 'config.json to use (default: $CATDOG_CONFIG, else ./config.json if present)')
+  .option('-v, --verbose', "also print native TensorFlow's own log lines (its start-up notices, INFO and up)")
   .showHelpAfterError('(run with --help for usage)')
   .exitOverride();
 
 const globals = (): GlobalOptions => program.opts<GlobalOptions>();
+// Before any command loads TensorFlow, which reads the level once; a level the user set is theirs to keep.
+program.hook('preAction', () => {
+  if (globals().verbose) process.env.TF_CPP_MIN_LOG_LEVEL ??= '0';
+});
 registerSystemCommands(program, globals);
 registerDatasetCommands(program, globals);
 registerTrainCommand(program, globals);

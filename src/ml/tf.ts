@@ -2,6 +2,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import type * as TensorflowModule from '@tensorflow/tfjs';
 import { CatdogError } from '../errors.js';
+import { withStderrMuted } from './native-stderr.js';
 
 export type Tensorflow = typeof TensorflowModule;
 export type MlBackend = 'tensorflow' | 'wasm';
@@ -39,6 +40,9 @@ export function tensorflow(): Tensorflow {
 async function loadTensorflow(): Promise<LoadedTensorflow> {
   // Before the native library loads: it reads the level once, and its INFO lines are noise for users.
   process.env.TF_CPP_MIN_LOG_LEVEL ??= '2';
+  // The lines absl writes while the library loads ignore that level; above 0 they are hidden too (`catdog --verbose`
+  // sets 0 to see them).
+  const quietLoad = Number(process.env.TF_CPP_MIN_LOG_LEVEL) > 0;
   const requested = process.env.CATDOG_BACKEND;
   if (requested === 'wasm') return { ...(await loadWasm()), reason: 'CATDOG_BACKEND=wasm is set' };
   if (requested !== undefined && requested !== '' && requested !== 'tensorflow') {
@@ -49,7 +53,8 @@ async function loadTensorflow(): Promise<LoadedTensorflow> {
   }
   let nativeFailure: string;
   try {
-    return { tf: require('@tensorflow/tfjs-node') as Tensorflow, backend: 'tensorflow' };
+    const loadNative = () => require('@tensorflow/tfjs-node') as Tensorflow;
+    return { tf: quietLoad ? withStderrMuted(loadNative) : loadNative(), backend: 'tensorflow' };
   } catch (error) {
     nativeFailure = firstLine(error);
   }

@@ -24,15 +24,15 @@ function confusionMatrix(metrics: StoredMetrics): SafeHtml {
   if (!confusion) return html`<p class="muted">No confusion matrix recorded.</p>`;
   const labels = confusion.labels;
   return html`<div class="confusion" role="table" aria-label="confusion matrix">
-<div class="cell corner" role="columnheader">true ↓ / predicted →</div>
-${labels.map((label) => html`<div class="cell header" role="columnheader">${label}</div>`)}
+<div class="row" role="row"><div class="cell corner" role="columnheader">true ↓ / predicted →</div>
+${labels.map((label) => html`<div class="cell header" role="columnheader">${label}</div>`)}</div>
 ${confusion.matrix.map((row, i) => {
     const rowTotal = row.reduce((sum, value) => sum + value, 0) || 1;
-    return html`<div class="cell header" role="rowheader">${labels[i] ?? ''}</div>
+    return html`<div class="row" role="row"><div class="cell header" role="rowheader">${labels[i] ?? ''}</div>
 ${row.map((value) => {
       const level = Math.min(HEAT_LEVELS - 1, Math.floor((value / rowTotal) * HEAT_LEVELS));
       return html`<div class="cell heat-${level}${level >= HEAT_LEVELS / 2 ? ' dark' : ''}" role="cell">${value}</div>`;
-    })}`;
+    })}</div>`;
   })}
 </div>`;
 }

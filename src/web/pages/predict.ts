@@ -1,21 +1,23 @@
 import type { ServerDeps } from '../../server/context.js';
 import { html } from '../html.js';
 import { page } from '../layout.js';
+import { cameraSection } from './camera.js';
 import { servingLabel } from './shared.js';
 
 export async function predictPage(deps: ServerDeps) {
   return page({
     title: 'Cat or dog?',
     path: '/',
-    scripts: ['predict.js'],
+    scripts: ['predict.js', 'camera.js'],
     body: html`
 <section class="card">
-  <div id="dropzone" class="dropzone" tabindex="0" role="button" aria-describedby="drop-help">
+  <div id="dropzone" class="dropzone">
     <p><strong>Drop photos here</strong></p>
     <p id="drop-help" class="muted">or <label class="file-label">choose photos<input id="file-input" type="file" accept="image/*" multiple></label> — JPEG, PNG, WebP, GIF or AVIF</p>
   </div>
   <p class="muted">Serving: <strong id="serving-model">${await servingLabel(deps)}</strong></p>
 </section>
+${cameraSection()}
 <ul id="results" class="results" aria-live="polite"></ul>
 <template id="result-template">
   <li class="result card">

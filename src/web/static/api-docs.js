@@ -1,5 +1,5 @@
-// Renders /api/openapi.json as a list of operations, each with a small try-it form. Built with DOM calls and
-// textContent only: the document's strings never become markup.
+// Renders /api/openapi.json as a list of operations, each with a small try-it form and the curl command that sends
+// the same request. Built with DOM calls and textContent only: the document's strings never become markup.
 (() => {
   const element = (tag, properties = {}, children = []) => {
     const node = document.createElement(tag);
@@ -14,12 +14,53 @@
 
   const field = (label, input) => element('label', {}, [label, input]);
 
+  // One shell word, quoted so that nothing in it is expanded; a variable the user sets stays outside the quotes.
+  const shellQuote = (word) => `'${word.replaceAll("'", "'\\''")}'`;
+
+  /**
+   * The curl command for what the form holds now: empty path parameters stay `{name}` placeholders, chosen files
+   * are `@name`, and the token comes from $CATDOG_TOKEN (catdog token create) unless the operation is public.
+   */
+  function curlCommand(form, path, method, operation, streaming) {
+    let url = path;
+    const query = new URLSearchParams();
+    const words = ['curl'];
+    if (streaming) words.push('-N');
+    if (method !== 'get') words.push('-X', method.toUpperCase());
+    if (operation['x-catdog-role'] !== 'public') words.push('-H', '"Authorization: Bearer $CATDOG_TOKEN"');
+    for (const input of form.elements) {
+      if (!input.name) continue;
+      const [where, name] = input.name.split(':');
+      if (where === 'path' && input.value !== '') url = url.replace(`{${name}}`, encodeURIComponent(input.value));
+      else if (where === 'query' && input.value !== '') query.set(name, input.value);
+      else if (where === 'form' && input.type === 'file') {
+        const files = input.files.length > 0 ? [...input.files].map((file) => file.name) : ['photo.jpg'];
+        for (const file of files) words.push('-F', shellQuote(`${name}=@${file}`));
+      } else if (where === 'form' && input.value !== '') words.push('-F', shellQuote(`${name}=${input.value}`));
+      else if (where === 'json') words.push('-H', shellQuote('Content-Type: application/json'), '-d', shellQuote(input.value));
+    }
+    words.push(shellQuote(`${location.origin}${url}${query.size > 0 ? `?${query}` : ''}`));
+    return words.join(' ');
+  }
+
+  function curlExample(form, path, method, operation, streaming) {
+    const code = element('code');
+    const show = () => (code.textContent = curlCommand(form, path, method, operation, streaming));
+    form.addEventListener('input', show);
+    form.addEventListener('change', show);
+    show();
+    // Scrolls sideways on a phone: focusable so a keyboard can scroll it too.
+    return element('div', { className: 'curl' }, [element('p', { className: 'muted', text: 'With curl:' }), element('pre', { tabindex: '0' }, [code])]);
+  }
+
   function tryItForm(path, method, operation) {
     const form = element('form');
     const parameters = operation.parameters ?? [];
     for (const parameter of parameters) {
       const input = element('input', { name: `${parameter.in}:${parameter.name}`, placeholder: parameter.schema?.default === undefined ? '' : String(parameter.schema.default) });
-      form.append(field(`${parameter.name} (${parameter.in}${parameter.required ? ', required' : ''})`, input));
+      // The browser refuses to send the form while one is empty (a path parameter always is required).
+      if (parameter.required || parameter.in === 'path') input.required = true;
+      form.append(field(`${parameter.name} (${parameter.in}${input.required ? ', required' : ''})`, input));
     }
     const content = operation.requestBody?.content ?? {};
     const multipart = content['multipart/form-data'];
@@ -31,11 +72,11 @@
         form.append(field(`${name} (form field)`, input));
       }
     } else if (json) {
-      const textarea = element('textarea', { name: 'json' });
+      const textarea = element('textarea', { name: 'json:body' });
       textarea.value = '{}';
       form.append(field('JSON body', textarea));
     }
-    const output = element('pre', { 'aria-live': 'polite' });
+    const output = element('pre', { 'aria-live': 'polite', tabindex: '0' });
     form.append(element('button', { type: 'submit', text: 'Send' }), output);
 
     form.addEventListener('submit', async (event) => {
@@ -82,10 +123,9 @@
       element('code', { text: path }),
       element('span', { className: 'muted', text: operation.summary ?? '' }),
     ]);
-    const body = streaming
-      ? element('p', { className: 'muted', text: 'A server-sent event stream: open it with EventSource or curl -N.' })
-      : tryItForm(path, method, operation);
-    return element('details', { className: 'operation card' }, [summary, body]);
+    const form = tryItForm(path, method, operation);
+    const body = streaming ? [element('p', { className: 'muted', text: 'A server-sent event stream: open it with EventSource or curl -N.' })] : [form];
+    return element('details', { className: 'operation card' }, [summary, ...body, curlExample(form, path, method, operation, streaming)]);
   }
 
   fetch('/api/openapi.json')

@@ -49,6 +49,7 @@
       prediction.label === 'neither'
         ? `neither cat nor dog (${prediction.reason === 'far_from_classes' ? 'unlike the cats and dogs it learnt' : 'no animal seen'})`
         : `${percent(prediction.confidence)} ${prediction.label}`;
+    item.querySelector('.thumb').alt = `photo classified as ${prediction.label}`;
     const fill = item.querySelector('.confidence-fill');
     fill.style.width = percent(prediction.confidence);
     fill.classList.add(prediction.label);
@@ -69,7 +70,8 @@
     const item = template.content.firstElementChild.cloneNode(true);
     const thumb = item.querySelector('.thumb');
     thumb.src = URL.createObjectURL(file);
-    thumb.alt = file.name;
+    // The file name is the text beside it; a name is no description of the photo (WCAG failure F30).
+    thumb.alt = 'photo being classified';
     item.querySelector('.file-name').textContent = file.name;
     results.prepend(item);
     const progress = item.querySelector('.upload-progress');
@@ -99,7 +101,8 @@
     dropzone.classList.remove('over');
     classifyAll([...event.dataTransfer.files]);
   });
-  dropzone.addEventListener('keydown', (event) => {
-    if (event.key === 'Enter' || event.key === ' ') input.click();
+  // Photos from elsewhere on the page (camera.js): classified like an upload; the sender may await `classified`.
+  document.addEventListener('catdog:classify-photo', (event) => {
+    event.detail.classified = classify(event.detail.file);
   });
 })();

@@ -1,0 +1,10 @@
+{
+  "targets": [
+    {
+      "target_name": "stderr_gate",
+      "sources": ["stderr_gate.c"],
+      "defines": ["NAPI_VERSION=8"],
+      "cflags": ["-Wall", "-Wextra"]
+    }
+  ]
+}
