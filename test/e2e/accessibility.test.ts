@@ -1,7 +1,7 @@
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Role } from '../../src/auth/index.js';
-import { catPhotos, dogPhotos, photoForm, startTestServer, type TestServer } from '../../src/server/test-support.js';
+import { catPhotos, dogPhotos, photoForm, startTestServer, type TestServer } from '../support/server.js';
 import { collectPageErrors, expectNoAxeViolations, launchChromium, SCREENS, signIn, skipBrowser, type Screen } from '../support/browser.js';
 
 if (skipBrowser) console.warn(`skipping accessibility in a browser: ${skipBrowser}`);

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestServer, type TestServer } from '../../src/server/test-support.js';
+import { startTestServer, type TestServer } from '../support/server.js';
 import { collectPageErrors, expectNoAxeViolations, fakeCameraArgs, launchChromium, photoAsY4m, SCREENS, signIn, skipBrowser, type Screen } from '../support/browser.js';
 import { kaggleFiles } from '../support/shared.js';
 
