@@ -3,6 +3,7 @@ import type { DatasetManifest } from '../datasets/versions.js';
 import type { BinaryMetrics } from '../ml/index.js';
 import type { BlobStore } from '../storage/index.js';
 import { loadClassifier, type BackboneProvider } from './classifier.js';
+import { degenerateReason } from './degenerate.js';
 import { evaluateOnSplit } from './evaluate.js';
 
 export type PromotionMetric = 'accuracy' | 'f1' | 'rocAuc';
@@ -33,6 +34,8 @@ export async function promoteIfBetter(
   actor = 'training',
 ): Promise<PromotionDecision> {
   const candidateValue = candidateMetrics[rule.metric];
+  const degenerate = degenerateReason(candidateMetrics);
+  if (degenerate) return { promoted: false, reason: `not promoted: ${degenerate}`, candidate: candidateValue };
   const current = await deps.db.models.current();
   if (!current) {
     await deps.db.models.promote(candidate.id, { reason: 'first model', actor });

@@ -21,6 +21,8 @@ import { rateLimiter, securityHeaders } from './security.js';
 import { accessResolver, authorize, identify, isLoopbackHost, registerSessionRoutes } from './auth-middleware.js';
 import { tokenRoutes } from './routes/tokens.js';
 import { signInPage } from '../web/pages/signin.js';
+import { notFoundPage } from '../web/pages/shared.js';
+import { webUser } from '../web/user.js';
 
 export const API_PREFIX = '/api/v1';
 /** Room for the multipart framing around a photo of exactly `images.maxBytes`. */
@@ -41,6 +43,8 @@ export interface ServerOptions {
 /** The HTTP face of catdog: the JSON API under /api/v1 (documented at /api/openapi.json) and the web UI. */
 export function createServer(app: AppContext, options: ServerOptions): OpenAPIHono {
   const metrics = createServerMetrics();
+  const server = new OpenAPIHono({ defaultHook: validationHook });
+  const accessFor = accessResolver(server);
   const deps: ServerDeps = {
     app,
     models: options.models,
@@ -48,6 +52,7 @@ export function createServer(app: AppContext, options: ServerOptions): OpenAPIHo
     jobs: options.jobs ?? createAppJobQueue(app),
     ...(options.retraining && { retraining: options.retraining }),
     metrics,
+    access: accessFor,
     closing: options.closing ?? new AbortController().signal,
   };
 
@@ -76,7 +81,6 @@ export function createServer(app: AppContext, options: ServerOptions): OpenAPIHo
     { labels: {}, value: process.memoryUsage.rss() },
   ]);
 
-  const server = new OpenAPIHono({ defaultHook: validationHook });
   server.use('*', securityHeaders, metrics.middleware);
   // At shutdown every answer closes its connection: a kept-alive one would hold the closing server open until its
   // keep-alive timeout (30 s, see startServer) ran out.
@@ -89,7 +93,6 @@ export function createServer(app: AppContext, options: ServerOptions): OpenAPIHo
     anonymousViewer: app.config.server.anonymousViewer,
     localViewer: app.config.server.localViewer && isLoopbackHost(app.config.server.host),
   };
-  const accessFor = accessResolver(server);
   // Identify first so the limiter keys on the token, then refuse: floods of refused requests are limited too.
   server.use('*', identify(accessFor, access));
   server.use(`${API_PREFIX}/*`, rateLimiter(app.config.server.rateLimit));
@@ -120,6 +123,7 @@ export function createServer(app: AppContext, options: ServerOptions): OpenAPIHo
   server.route('/', webRoutes(deps));
 
   server.onError(errorHandler(app.logger));
-  server.notFound(notFoundHandler);
+  // A mistyped address in the browser gets a page with the navigation; API clients keep the JSON error.
+  server.notFound((c) => (c.req.path.startsWith('/api/') ? notFoundHandler(c) : c.html(notFoundPage(c.req.path, webUser(c, accessFor)).text, 404)));
   return server;
 }

@@ -4,6 +4,7 @@ import type { JobQueue } from '../jobs/index.js';
 import type { ModelServer } from '../serving/model-server.js';
 import type { RetrainingTrigger } from '../training/retraining.js';
 import type { RunManager } from '../training/run-manager.js';
+import type { AccessResolver } from './auth-middleware.js';
 import { validationHook } from './errors.js';
 import type { ServerMetrics } from './metrics.js';
 
@@ -17,6 +18,8 @@ export interface ServerDeps {
   /** Present when `retraining.enabled`: told about each validation. */
   retraining?: RetrainingTrigger;
   metrics: ServerMetrics;
+  /** The role each method and path needs (the table the middleware enforces), for pages to offer only what is allowed. */
+  access: AccessResolver;
   /** Aborted when the server shuts down, so long-lived responses (event streams) end and let it close. */
   closing: AbortSignal;
 }

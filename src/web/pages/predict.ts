@@ -1,13 +1,15 @@
 import type { ServerDeps } from '../../server/context.js';
 import { html } from '../html.js';
 import { page } from '../layout.js';
+import type { WebUser } from '../user.js';
 import { servingLabel } from './shared.js';
 
-export async function predictPage(deps: ServerDeps) {
+export async function predictPage(deps: ServerDeps, user: WebUser) {
   return page({
     title: 'Cat or dog?',
     path: '/',
     scripts: ['predict.js'],
+    user,
     body: html`
 <section class="card">
   <div id="dropzone" class="dropzone" tabindex="0" role="button" aria-describedby="drop-help">

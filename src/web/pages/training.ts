@@ -1,7 +1,10 @@
+import { listDatasetVersions } from '../../datasets/catalog.js';
 import type { RunRow } from '../../db/index.js';
 import type { ServerDeps } from '../../server/context.js';
+import { recentRuns } from '../../training/history.js';
 import { html, type SafeHtml } from '../html.js';
-import { page, percent } from '../layout.js';
+import { gate, page, percent } from '../layout.js';
+import type { WebUser } from '../user.js';
 
 const HISTORY_SIZE = 30;
 
@@ -29,15 +32,17 @@ function historyTable(runs: RunRow[]): SafeHtml {
   )}</tbody></table>`;
 }
 
-export async function trainingPage({ app, runs }: ServerDeps) {
-  const [history, versions] = await Promise.all([app.db.runs.list({ limit: HISTORY_SIZE, offset: 0 }), app.db.datasets.list()]);
-  const inProgress = history.items.find((run) => run.status === 'running' || run.status === 'queued');
+export async function trainingPage({ app, runs }: ServerDeps, user: WebUser) {
+  const [history, versions] = await Promise.all([recentRuns(app, HISTORY_SIZE), listDatasetVersions(app)]);
+  const start = gate(user, 'POST', '/api/v1/training-runs');
+  const inProgress = history.find((run) => run.status === 'running' || run.status === 'queued');
   const { training } = app.config;
   return page({
     title: 'Training',
     path: '/training',
     charts: true,
     scripts: ['training.js'],
+    user,
     body: html`
 <form id="train-form" class="card">
   <h2>Start a run</h2>
@@ -58,7 +63,7 @@ export async function trainingPage({ app, runs }: ServerDeps) {
     <label>Learning rate <input name="learningRate" type="number" min="0.000001" max="1" step="any" value="${training.learningRate}"></label>
     <label>Batch size <input name="batchSize" type="number" min="1" max="1024" value="${training.batchSize}"></label>
   </div>
-  <button type="submit">Start training</button>
+  <button type="submit"${start.attributes}>Start training</button>${start.hint}
   <p id="train-error" class="notice error" hidden></p>
 </form>
 <section class="card" id="live" data-follow-run="${inProgress?.id ?? ''}">
@@ -71,7 +76,7 @@ export async function trainingPage({ app, runs }: ServerDeps) {
 </section>
 <section class="card">
   <h2>History</h2>
-  ${historyTable(history.items)}
+  ${historyTable(history)}
   <button type="button" id="compare-button">Compare the two selected runs</button>
   <p id="compare-status" class="muted"></p>
   <div class="charts"><div class="chart wide"><canvas id="compare-chart" aria-label="validation accuracy and loss of two runs"></canvas></div></div>
