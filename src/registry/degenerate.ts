@@ -1,23 +1,28 @@
-import type { ConfusionMatrix } from '../ml/index.js';
+import { z } from 'zod';
+
+/** The part of stored metrics (a model's or a run's JSON column, or fresh `binaryMetrics`) this check reads. */
+const ConfusionSchema = z.object({
+  confusionMatrix: z.object({
+    matrix: z.tuple([z.tuple([z.number(), z.number()]), z.tuple([z.number(), z.number()])]),
+  }),
+});
 
 /**
  * Why a model's test results show it answers one class whatever the photo, or undefined when it tells both
- * apart at least once. Such a model can score near 50% accuracy on a balanced split while being useless (F1 0
- * when it only says cat), so no metric threshold catches it: the confusion matrix's empty column does.
+ * apart at least once (or no confusion matrix was recorded). Such a model can score near 50% accuracy on a
+ * balanced split while being useless (F1 0 when it only says cat), so no metric threshold catches it: the
+ * confusion matrix's empty column does.
  */
-export function degenerateReason(metrics: { confusionMatrix?: ConfusionMatrix | undefined }): string | undefined {
-  const confusion = metrics.confusionMatrix;
-  if (!confusion) return undefined;
-  const [cats, dogs] = confusion.matrix;
-  if (!cats || !dogs) return undefined;
-  const trueCats = cats[0]! + cats[1]!;
-  const trueDogs = dogs[0]! + dogs[1]!;
+export function degenerateReason(metrics: unknown): string | undefined {
+  const parsed = ConfusionSchema.safeParse(metrics);
+  if (!parsed.success) return undefined;
+  const [[catsCalledCat, catsCalledDog], [dogsCalledCat, dogsCalledDog]] = parsed.data.confusionMatrix.matrix;
+  const trueCats = catsCalledCat + catsCalledDog;
+  const trueDogs = dogsCalledCat + dogsCalledDog;
   // A split of one class cannot show whether the model tells the classes apart.
   if (trueCats === 0 || trueDogs === 0) return undefined;
-  const calledCat = cats[0]! + dogs[0]!;
-  const calledDog = cats[1]! + dogs[1]!;
   const total = trueCats + trueDogs;
-  if (calledDog === 0) return `degenerate: it answers cat for all ${total} test photos (${trueDogs} of them dogs)`;
-  if (calledCat === 0) return `degenerate: it answers dog for all ${total} test photos (${trueCats} of them cats)`;
+  if (catsCalledDog + dogsCalledDog === 0) return `degenerate: it answers cat for all ${total} test photos (${trueDogs} of them dogs)`;
+  if (catsCalledCat + dogsCalledCat === 0) return `degenerate: it answers dog for all ${total} test photos (${trueCats} of them cats)`;
   return undefined;
 }

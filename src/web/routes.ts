@@ -14,7 +14,7 @@ import { jobsPage, jobsSection, stateFilter, type JobsView } from './pages/jobs.
 import { comparisonFragment, modelsPage, modelsSection, registryView } from './pages/models.js';
 import { predictPage } from './pages/predict.js';
 import { reviewPage } from './pages/review.js';
-import { trainingPage } from './pages/training.js';
+import { trainingHistory, trainingPage } from './pages/training.js';
 import { loadStaticFiles } from './static-files.js';
 import { webUser } from './user.js';
 
@@ -50,6 +50,7 @@ export function webRoutes(deps: ServerDeps): Hono {
   web.get('/models', async (c) => render(c, await modelsPage(deps, user(c), c.req.query('model'))));
   web.get('/jobs', async (c) => render(c, await jobsPage(deps, jobsView(c), user(c))));
 
+  web.get('/training/history', async (c) => render(c, await trainingHistory(deps)));
   web.get('/dataset/thumbnails', async (c) => {
     const label = c.req.query('label');
     const offset = Math.max(0, Number.parseInt(c.req.query('offset') ?? '0', 10) || 0);

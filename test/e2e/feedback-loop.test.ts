@@ -3,29 +3,17 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createToken } from '../../src/auth/index.js';
 import { openDatabase } from '../../src/db/index.js';
-import { kaggleFiles, skipWithoutShared, smallBackbone } from '../support/shared.js';
+import { browserSkipReason, launchChromium } from '../support/browser.js';
+import { kaggleFiles, smallBackbone } from '../support/shared.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const chromiumPath = '/usr/bin/chromium';
 const screenshots = path.join(repoRoot, 'test-output', 'screenshots');
-const skipReason = skipWithoutShared || (fs.existsSync(chromiumPath) ? '' : `${chromiumPath} is missing: apt-get install -y chromium (CI installs it)`);
+const skipReason = browserSkipReason;
 if (skipReason) console.warn(`skipping the browser feedback loop: ${skipReason}`);
-
-// Debian's Chromium in a closed network: without the networking switches it stalls on background requests.
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 
 /** `catdog serve` exactly as users start it, from the TypeScript sources, on a random port. */
 function startCli(home: string): Promise<{ child: ChildProcess; url: string }> {
@@ -112,7 +100,7 @@ describe.skipIf(skipReason)('the feedback loop in a browser', () => {
     const run = await waitForRun(server.url, started.id, auth());
     expect(run.status).toBe('succeeded');
     firstModelId = run.modelId!;
-    browser = await chromium.launch({ executablePath: chromiumPath, args: CHROMIUM_ARGS });
+    browser = await launchChromium();
     page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
     page.on('console', (message) => {
       if (message.type() === 'error') consoleErrors.push(message.text());
@@ -175,6 +163,8 @@ describe.skipIf(skipReason)('the feedback loop in a browser', () => {
     await page.goto(`${server.url}/models`);
     const row = page.locator(`tr[data-model-id="${newModelId}"]`);
     await expect.poll(() => row.count()).toBe(1);
+    // Promoting a model that scores below the serving one asks first (naming the drop): this test means it.
+    page.once('dialog', (dialog) => void dialog.accept());
     await row.locator('button.promote').click();
     await expect.poll(() => page.locator(`tr[data-model-id="${newModelId}"] .status`).textContent()).toBe('serving');
     await expect.poll(() => page.locator('#roc-status').textContent(), { timeout: 30_000 }).toContain('thresholds');

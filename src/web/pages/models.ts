@@ -77,7 +77,7 @@ const METRIC_NAMES: Record<PromotionMetric, string> = { accuracy: 'accuracy', f1
  * Stored metrics come from each model's own test split, which the question says.
  */
 function promotionWarning(candidate: ModelRow, serving: ModelRow | undefined, metric: PromotionMetric): string | undefined {
-  const degenerate = degenerateReason(candidate.metrics as StoredMetrics);
+  const degenerate = degenerateReason(candidate.metrics);
   const value = (model: ModelRow) => (model.metrics as StoredMetrics)[metric];
   const candidateValue = value(candidate);
   const servingValue = serving ? value(serving) : undefined;
@@ -110,7 +110,7 @@ ${models.length === 0
 <thead><tr><th>version</th><th>model</th><th>dataset</th><th>accuracy</th><th>F1</th><th>ROC AUC</th><th>created</th><th>actions</th></tr></thead>
 <tbody>${models.map((model) => {
         const metrics = model.metrics as StoredMetrics;
-        const degenerate = degenerateReason(metrics);
+        const degenerate = degenerateReason(model.metrics);
         const isServing = model.id === servingId;
         return html`<tr data-model-id="${model.id}"${isServing ? html` class="serving"` : ''}>
 <td>v${model.version}</td>
