@@ -11,6 +11,7 @@ import type { ModelRow } from '../db/index.js';
 import { buildDatasetVersion, loadManifest } from '../datasets/versions.js';
 import { binaryMetrics } from '../ml/index.js';
 import { compareModels, evaluateModelOn } from '../registry/comparison.js';
+import { degenerateReason } from '../registry/degenerate.js';
 import { promoteIfBetter } from '../registry/promotion.js';
 import { createServer } from '../server/app.js';
 import { withBearer } from '../server/test-support.js';
@@ -182,6 +183,16 @@ describe.skipIf(browserSkipReason)('the Models page in Chromium', () => {
     }
     // Dismissed: nothing changed.
     expect((await app.db.models.current())!.id).toBe(transfer.id);
+
+    // Each model's page says why it serves or never did.
+    await page.goto(`${origin}/models?model=${transfer.id}`);
+    expect(await page.locator('#model-promotion').textContent()).toContain('by test: test: the better model serves.');
+    expect(await page.locator('#model-promotion').textContent()).toContain('by training: first model.');
+    await page.goto(`${origin}/models?model=${cnn.id}`);
+    const degenerate = degenerateReason(cnn.metrics);
+    const line = await page.locator('#model-promotion').textContent();
+    if (degenerate) expect(line).toBe(`never promoted automatically: ${degenerate} Never promoted.`);
+    else expect(line).not.toContain('never promoted automatically');
     expect(errors).toEqual([]);
     await page.close();
   });

@@ -25,6 +25,8 @@ describe.skipIf(browserSkipReason)('the Predict page in Chromium', () => {
   beforeAll(async () => {
     app = await createTestApp();
     const models = new ModelServer({ db: app.db, blobs: app.blobs, backbones: app.backbones, logger: app.logger, defaultBackbone: app.config.training.backbone });
+    // The page names the serving (zero-shot) model: loaded here once, not inside the first page's time limit.
+    await models.classifier();
     http = serve({ fetch: createServer(app, { models, runs: new RunManager(app) }).fetch, port: 0, hostname: '127.0.0.1' });
     await new Promise((resolve) => http.once('listening', resolve));
     origin = `http://127.0.0.1:${(http.address() as AddressInfo).port}`;

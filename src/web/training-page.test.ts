@@ -81,9 +81,10 @@ describe.skipIf(browserSkipReason)('the Training page in Chromium', () => {
     await page.click('#compare-button');
     const parameters = page.locator('#compare-params');
     await expect.poll(() => parameters.isVisible()).toBe(true);
-    expect(await parameters.locator('th').allTextContents()).toEqual(['parameter', firstRunId, newRunId]);
+    // In the history's order: newest first.
+    expect(await parameters.locator('th').allTextContents()).toEqual(['parameter', newRunId, firstRunId]);
     const learningRate = parameters.locator('tr', { hasText: 'learningRate' });
-    expect(await learningRate.locator('td').allTextContents()).toEqual(['learningRate', '0.001', '0.01']);
+    expect(await learningRate.locator('td').allTextContents()).toEqual(['learningRate', '0.01', '0.001']);
     expect(await learningRate.getAttribute('class')).toBe('differs');
     expect(await parameters.locator('tr', { hasText: 'epochs' }).getAttribute('class')).toBeNull();
     const comparedRuns = await page.evaluate(() => (globalThis as unknown as { Chart: { getChart(id: string): { data: { datasets: unknown[] } } } }).Chart.getChart('compare-accuracy-chart')!.data.datasets.length);

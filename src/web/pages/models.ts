@@ -189,11 +189,21 @@ function decodeLine(model: ModelRow, card: ModelCard | undefined): SafeHtml {
     : html` <span class="notice error">this server decodes photos with <code>${DECODE_ID}</code>, so its pixels differ slightly from those the model was trained and measured on</span>`}</p>`;
 }
 
-function modelDetails(model: ModelRow, card: ModelCard | undefined): SafeHtml {
+/** Each time the model was put into service and why; a degenerate model says why it never was automatically. */
+function promotionLine(model: ModelRow, promotions: PromotionRow[]): SafeHtml {
+  const degenerate = degenerateReason(model.metrics);
+  const own = promotions.filter((promotion) => promotion.modelId === model.id);
+  return html`<p id="model-promotion">${degenerate ? html`<span class="flag degenerate">never promoted automatically: ${degenerate}</span> ` : ''}${own.length === 0
+    ? html`<span class="muted">Never promoted.</span>`
+    : own.map((promotion) => html`<span class="muted">Promoted ${promotion.promotedAt.slice(0, 16).replace('T', ' ')} by ${promotion.actor}: ${promotion.reason}.</span> `)}</p>`;
+}
+
+function modelDetails(model: ModelRow, card: ModelCard | undefined, promotions: PromotionRow[]): SafeHtml {
   const metrics = model.metrics as StoredMetrics;
   return html`<section class="card" id="model-details">
 <h2>v${model.version} <code>${model.id}</code></h2>
 <p class="muted">${model.name}; measured on the test split of dataset v${model.datasetId} (${metrics.count ?? '?'} photos)</p>
+${promotionLine(model, promotions)}
 ${decodeLine(model, card)}
 <ul class="stats">
   <li><span class="stat">${percent(metrics.accuracy)}</span> accuracy</li>
@@ -227,6 +237,6 @@ ${modelsSection(registry)}
 ${compareForm(models, versions, [])}
 <div id="comparison" aria-live="polite"></div>
 </section>
-${selected ? modelDetails(selected, await readModelCard(deps.app.blobs, selected.artifactPrefix)) : ''}`,
+${selected ? modelDetails(selected, await readModelCard(deps.app.blobs, selected.artifactPrefix), registry.promotions) : ''}`,
   });
 }
