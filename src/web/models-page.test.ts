@@ -6,7 +6,7 @@ import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestApp, importKagglePhotos, type TestApp } from '../../test/support/app.js';
 import { browserSkipReason, collectPageErrors, fitsViewportWidth, launchChromium, signIn, VIEWPORTS } from '../../test/support/browser.js';
-import { createToken, ROLES, type Role } from '../auth/index.js';
+import { createToken, revokeToken, ROLES, type Role } from '../auth/index.js';
 import type { ModelRow } from '../db/index.js';
 import { buildDatasetVersion, loadManifest } from '../datasets/versions.js';
 import { binaryMetrics } from '../ml/index.js';
@@ -194,6 +194,23 @@ describe.skipIf(browserSkipReason)('the Models page in Chromium', () => {
     if (degenerate) expect(line).toBe(`never promoted automatically: ${degenerate} Never promoted.`);
     else expect(line).not.toContain('never promoted automatically');
     expect(errors).toEqual([]);
+    await page.close();
+  });
+
+  it('shows a refusal next to the button that caused it: a session revoked while the page was open', async () => {
+    const token = await createToken(app.db, 'admin', 'models page revoked admin');
+    const page = await browser.newPage({ viewport: VIEWPORTS.phone });
+    await signIn(page, origin, token.secret, '/models');
+    await revokeToken(app.db, token.token.id);
+    page.on('dialog', (dialog) => void dialog.accept());
+    const promote = page.locator(`tr[data-model-id="${cnn.id}"] button.promote`);
+    await promote.click();
+    const refusal = page.locator(`tr[data-model-id="${cnn.id}"] .action-error`);
+    await expect.poll(() => refusal.textContent()).toContain(`POST /models/${cnn.id}/promote needs the admin role`);
+    expect(await refusal.textContent()).toContain('catdog token create --role admin');
+    expect(await refusal.getAttribute('role')).toBe('alert');
+    expect(await fitsViewportWidth(page)).toBe(true);
+    expect((await app.db.models.current())!.id).toBe(transfer.id);
     await page.close();
   });
 
