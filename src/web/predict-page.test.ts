@@ -21,6 +21,7 @@ describe.skipIf(browserSkipReason)('the Predict page in Chromium', () => {
   let origin: string;
   let browser: Browser;
   let viewerToken: string;
+  let curatorToken: string;
 
   beforeAll(async () => {
     app = await createTestApp();
@@ -31,6 +32,7 @@ describe.skipIf(browserSkipReason)('the Predict page in Chromium', () => {
     await new Promise((resolve) => http.once('listening', resolve));
     origin = `http://127.0.0.1:${(http.address() as AddressInfo).port}`;
     viewerToken = (await createToken(app.db, 'viewer', 'predict page viewer')).secret;
+    curatorToken = (await createToken(app.db, 'curator', 'predict page curator')).secret;
     browser = await launchChromium();
   });
 
@@ -57,7 +59,13 @@ describe.skipIf(browserSkipReason)('the Predict page in Chromium', () => {
       // Its Confirm/Cat/Dog/Neither are in the card, hidden: nothing to confirm about a photo never classified.
       expect(await failed.locator('button').count()).toBe(4);
       expect(await failed.locator('button:visible').count()).toBe(0);
-      for (const ok of [0, 1]) expect(await page.locator('.result').nth(ok).locator('.actions').isVisible()).toBe(true);
+      for (const ok of [0, 1]) {
+        // A viewer sees the verdict's feedback buttons, disabled: confirming or correcting needs a curator.
+        const actions = page.locator('.result').nth(ok).locator('.actions');
+        expect(await actions.isVisible()).toBe(true);
+        expect(await actions.locator('button:disabled').count()).toBe(4);
+        expect(await actions.locator('.needs-role').textContent()).toBe('needs curator');
+      }
       expect(await fitsViewportWidth(page)).toBe(true);
 
       // The next selection goes above the first.
@@ -69,4 +77,19 @@ describe.skipIf(browserSkipReason)('the Predict page in Chromium', () => {
       await page.close();
     });
   }
+
+  it('lets a curator correct a verdict from its card (phone)', async () => {
+    const page = await browser.newPage({ viewport: VIEWPORTS.phone });
+    const errors = collectPageErrors(page);
+    await signIn(page, origin, curatorToken, '/');
+    const [cat] = kaggleFiles('cat', 1, 702);
+    await page.setInputFiles('#file-input', [cat!]);
+    const card = page.locator('.result').first();
+    await expect.poll(() => card.locator('.actions').isVisible(), { timeout: 60_000 }).toBe(true);
+    expect(await card.locator('.needs-role').count()).toBe(0);
+    await card.locator('button[data-label="cat"]').click();
+    await expect.poll(() => card.locator('.feedback').textContent()).toBe('saved: cat');
+    expect(errors).toEqual([]);
+    await page.close();
+  });
 });
