@@ -4,9 +4,8 @@ import type { ModelRow } from '../db/index.js';
 import { loadManifest } from '../datasets/versions.js';
 import { CatdogError } from '../errors.js';
 import { binaryMetrics, type BinaryMetrics } from '../ml/index.js';
-import { loadClassifier } from './classifier.js';
 import { degenerateReason } from './degenerate.js';
-import { predictStored } from './evaluate.js';
+import { predictStoredWith } from './evaluate.js';
 import { findModel } from './resolve.js';
 
 /** The most models one comparison shows side by side: beyond that the page and the disagreement list stop being readable. */
@@ -55,13 +54,7 @@ async function scoreAndStore(deps: ComparisonDependencies, model: ModelRow, data
   const { manifest } = await loadManifest(deps, datasetId);
   const test = manifest.items.filter((item) => item.split === 'test');
   if (test.length === 0) throw new CatdogError('empty_test_split', `dataset v${datasetId} has no test photos: build a version with a test share above 0`, 409);
-  const classifier = await loadClassifier(deps, model);
-  let pDog: number[];
-  try {
-    pDog = await predictStored(deps, classifier, test.map((item) => item.hash));
-  } finally {
-    classifier.dispose();
-  }
+  const pDog = await predictStoredWith(deps, model, test.map((item) => item.hash));
   const stored: StoredEvaluation = {
     format: 'catdog-evaluation/1',
     modelId: model.id,

@@ -5,8 +5,7 @@ import { loadManifest } from '../../datasets/versions.js';
 import { CatdogError } from '../../errors.js';
 import { rocAuc, rocCurve } from '../../ml/index.js';
 import { readModelCard, readModelFiles } from '../../registry/artifacts.js';
-import { loadClassifier } from '../../registry/classifier.js';
-import { predictStored } from '../../registry/evaluate.js';
+import { predictStoredWith } from '../../registry/evaluate.js';
 import { EXPORT_FORMATS, exportModel } from '../../registry/export.js';
 import { importModel } from '../../registry/import.js';
 import { compareModels, evaluateModelOn, MAX_COMPARED_MODELS } from '../../registry/comparison.js';
@@ -229,14 +228,9 @@ export function modelRoutes({ app, models }: ServerDeps) {
   const computeRoc = async (model: ModelRow): Promise<z.infer<typeof RocCurveSchema>> => {
     const { manifest } = await loadManifest(app, model.datasetId);
     const test = manifest.items.filter((item) => item.split === 'test');
-    const classifier = await loadClassifier(app, model);
-    try {
-      const pDog = await predictStored(app, classifier, test.map((item) => item.hash));
-      const labels = test.map((item) => (item.label === 'dog' ? 1 : 0));
-      return { modelId: model.id, datasetId: model.datasetId, split: 'test', rocAuc: rocAuc(labels, pDog), points: rocCurve(labels, pDog) };
-    } finally {
-      classifier.dispose();
-    }
+    const pDog = await predictStoredWith(app, model, test.map((item) => item.hash));
+    const labels = test.map((item) => (item.label === 'dog' ? 1 : 0));
+    return { modelId: model.id, datasetId: model.datasetId, split: 'test', rocAuc: rocAuc(labels, pDog), points: rocCurve(labels, pDog) };
   };
 
   routes.openapi(listModels, async (c) => {
