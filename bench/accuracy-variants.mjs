@@ -18,7 +18,7 @@ import { pathToFileURL } from 'node:url';
 import { machine, repoRoot, requireShared, sharedDir } from './lib.mjs';
 
 requireShared();
-register(pathToFileURL(path.join(repoRoot, 'src', 'ml', 'typescript-hooks.mjs')).href);
+register(pathToFileURL(path.join(repoRoot, 'test', 'support', 'typescript-hooks.mjs')).href);
 const src = (file) => import(pathToFileURL(path.join(repoRoot, 'src', file)).href);
 const { loadConfig } = await src('config/index.ts');
 const { openApp } = await src('app/context.ts');

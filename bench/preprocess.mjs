@@ -19,7 +19,7 @@ function photoFiles(count) {
 }
 
 /**
- * catdog's side, parallel the way the product decodes a dataset (src/training/features.ts keeps a chunk of 32 photos in
+ * catdog's side, parallel the way the product decodes a dataset (src/ml/feature-cache.ts keeps a chunk of 32 photos in
  * flight): one JavaScript thread queues decodes on libuv's pool, sized to `workers` threads by the parent
  * (UV_THREADPOOL_SIZE), and normalises each result as it arrives. With 1 worker one photo is in flight at a time, so
  * decode and normalise never overlap: one core's worth, like one Python process. With more, 8 photos per worker are

@@ -1,10 +1,10 @@
 import path from 'node:path';
 import { blobRoot, databaseUrl, type CatdogConfig, type LoadedConfig } from '../config/index.js';
 import { openDatabase, type Database } from '../db/index.js';
-import { BackboneProvider } from '../registry/classifier.js';
-import { ownerIsGone } from '../training/run-owner.js';
+import { BackboneProvider } from '../ml/backbone-provider.js';
 import { createBlobStore, type BlobStore } from '../storage/index.js';
 import { createLogger, type Logger } from './logger.js';
+import { ownerIsGone } from './process-owner.js';
 import { codeVersion } from './version.js';
 
 /** The composition root: every entry point (CLI, server, worker) gets its adapters from here. */

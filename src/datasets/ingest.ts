@@ -1,6 +1,6 @@
 import type { Database, ImageRow } from '../db/index.js';
 import { inspectImage, sha256Hex, type ImageInfo } from '../images/index.js';
-import type { BlobStore } from '../storage/index.js';
+import { imageBlobKey, type BlobStore } from '../storage/index.js';
 
 export interface ImageLimits {
   maxBytes: number;
@@ -25,8 +25,6 @@ export interface IngestResult {
   /** false when the same content was already stored (it is stored once). */
   inserted: boolean;
 }
-
-export const imageBlobKey = (hash: string): string => `images/${hash.slice(0, 2)}/${hash}`;
 
 /**
  * Stores one photo by content. Validation (format by content, size, pixel count, a full decode) happens before

@@ -3,7 +3,7 @@ import type { AppContext } from '../app/context.js';
 import type { RunRow } from '../db/index.js';
 import { CatdogError } from '../errors.js';
 import type { TrainingParams } from '../training/run-training.js';
-import { thisProcessOwner } from '../training/run-owner.js';
+import { thisProcessOwner } from '../app/process-owner.js';
 
 /**
  * Training jobs are retried when their worker dies (BullMQ hands the job to another worker) or fails. The runs each

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from '../app/logger.js';
 import type { JobCondition, JobRow } from '../db/index.js';
 import { CatdogError, NotFoundError } from '../errors.js';
-import { ownerIsGone, thisProcessOwner } from '../training/run-owner.js';
+import { ownerIsGone, thisProcessOwner } from '../app/process-owner.js';
 import {
   assertValidEnqueueOptions,
   CANCELLED_REASON,

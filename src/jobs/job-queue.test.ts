@@ -431,7 +431,7 @@ describe('BullMqJobQueue only', () => {
     const queueName = (queue as unknown as { options: { queueName: string } }).options.queueName;
     const child = spawn(
       process.execPath,
-      [fileURLToPath(new URL('./stalling-worker.mjs', import.meta.url)), REDIS_URL, queueName, TEST_PREFIX],
+      [fileURLToPath(new URL('../../test/support/stalling-worker.mjs', import.meta.url)), REDIS_URL, queueName, TEST_PREFIX],
       { stdio: ['ignore', 'pipe', 'inherit'], cwd: fileURLToPath(new URL('../..', import.meta.url)) },
     );
     try {

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { kaggleFiles, sharedPath, skipWithoutShared, smallBackbone } from '../../test/support/shared.js';
 import { CatdogError } from '../errors.js';
 import { type Backbone, extractFeatures, loadBackbone } from './backbone.js';
-import { maxAbsDifference, rgbPixels } from './test-support.js';
+import { maxAbsDifference, rgbPixels } from '../../test/support/ml.js';
 import { initTensorflow, type Tensorflow } from './tf.js';
 
 const smallBackboneDir = path.dirname(smallBackbone);

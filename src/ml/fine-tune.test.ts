@@ -8,7 +8,7 @@ import { type Backbone, extractFeatures, loadBackbone } from './backbone.js';
 import { featuresFromActivations, fineTuneSplitLayer, fineTuningNetwork, splitBackbone, type BackboneSplit } from './fine-tune.js';
 import { deserializeModel, serializeModel } from './model-io.js';
 import { buildHead } from './models.js';
-import { maxAbsDifference, rgbPixels } from './test-support.js';
+import { maxAbsDifference, rgbPixels } from '../../test/support/ml.js';
 import { initTensorflow, type Tensorflow } from './tf.js';
 import { trainBinaryClassifier, type Batches } from './train.js';
 

@@ -2,7 +2,7 @@ import type { LayersModel, Tensor } from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
 import { kaggleFiles, skipWithoutShared, smallBackbone } from '../../test/support/shared.js';
 import { foldBatchNormalization } from './fold-batch-norm.js';
-import { rgbPixels } from './test-support.js';
+import { rgbPixels } from '../../test/support/ml.js';
 import { initTensorflow, type Tensorflow } from './tf.js';
 
 const classNames = (model: LayersModel) => model.layers.map((layer) => layer.getClassName());

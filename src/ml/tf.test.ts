@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { backendParityOutputs } from './test-support.js';
+import { backendParityOutputs } from '../../test/support/ml.js';
 import { initTensorflow, tensorflow } from './tf.js';
 
 const run = promisify(execFile);
@@ -17,14 +17,14 @@ async function inChildProcess(
 ): Promise<{ stdout: string; stderr: string }> {
   const script = `
     const { initTensorflow } = await import(${JSON.stringify(moduleUrl('./tf.ts'))});
-    const { backendParityOutputs } = await import(${JSON.stringify(moduleUrl('./test-support.ts'))});
+    const { backendParityOutputs } = await import(${JSON.stringify(moduleUrl('../../test/support/ml.ts'))});
     try {
       const { tf, backend, reason } = await initTensorflow();
       console.log(JSON.stringify({ backend, reason, outputs: backendParityOutputs(tf) }));
     } catch (error) {
       console.log(JSON.stringify({ error: { name: error.name, code: error.code, message: error.message } }));
     }`;
-  const registerHooks = `import { register } from 'node:module'; register(${JSON.stringify(moduleUrl('./typescript-hooks.mjs'))});`;
+  const registerHooks = `import { register } from 'node:module'; register(${JSON.stringify(moduleUrl('../../test/support/typescript-hooks.mjs'))});`;
   return run(
     process.execPath,
     [...nodeOptions, '--import', `data:text/javascript,${encodeURIComponent(registerHooks)}`, '--input-type=module', '-e', script],

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { kaggleFiles, skipWithoutShared, smallBackbone } from '../../test/support/shared.js';
 import { extractFeatures, loadBackbone } from './backbone.js';
 import { buildHead } from './models.js';
-import { rgbPixels } from './test-support.js';
+import { rgbPixels } from '../../test/support/ml.js';
 import { type Batches, binaryCrossentropyLoss, predictPDog, trainBinaryClassifier } from './train.js';
 import { initTensorflow, type Tensorflow } from './tf.js';
 

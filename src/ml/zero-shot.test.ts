@@ -2,7 +2,7 @@ import os from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { kaggleFiles, skipWithoutShared, smallBackbone } from '../../test/support/shared.js';
 import { type Backbone, loadBackbone } from './backbone.js';
-import { rgbPixels } from './test-support.js';
+import { rgbPixels } from '../../test/support/ml.js';
 import { initTensorflow } from './tf.js';
 import { imagenetAnimalMass, zeroShotPDog } from './zero-shot.js';
 

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { importFolder } from '../datasets/import-folder.js';
 import { loadManifest } from '../datasets/versions.js';
 import { applyTemperature } from '../ml/index.js';
-import { trainSmallModel } from '../serving/test-support.js';
+import { trainSmallModel } from '../../test/support/trained-model.js';
 import { suspiciousLabels } from '../training/suspicious.js';
 import { createTestApp, type TestApp } from '../../test/support/app.js';
 import { kaggleFiles, skipWithoutShared } from '../../test/support/shared.js';

@@ -1,12 +1,13 @@
 import type { ModelRow } from '../db/index.js';
 import type { DatasetManifest } from '../datasets/versions.js';
-import { imageBlobKey } from '../datasets/ingest.js';
+import { imageBlobKey } from '../storage/index.js';
 import type { Split } from '../datasets/split.js';
 import { decodeToRgb } from '../images/index.js';
 import { binaryMetrics, initTensorflow, predictPDog, type BinaryMetrics } from '../ml/index.js';
 import type { BlobStore } from '../storage/index.js';
-import { featuresFor, mirroredVariant } from '../training/features.js';
-import { combineViews, loadClassifier, type BackboneProvider, type Classifier } from './classifier.js';
+import { featuresFor, mirroredVariant } from '../ml/feature-cache.js';
+import type { BackboneProvider } from '../ml/backbone-provider.js';
+import { combineViews, loadClassifier, type Classifier } from './classifier.js';
 
 const DECODE_CHUNK = 64;
 /** Images whose cached network inputs are held at once: activations below fine-tuned blocks take ~300 KB each. */

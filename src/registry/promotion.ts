@@ -2,7 +2,8 @@ import type { Database, ModelRow } from '../db/index.js';
 import type { DatasetManifest } from '../datasets/versions.js';
 import type { BinaryMetrics } from '../ml/index.js';
 import type { BlobStore } from '../storage/index.js';
-import { loadClassifier, type BackboneProvider } from './classifier.js';
+import type { BackboneProvider } from '../ml/backbone-provider.js';
+import { loadClassifier } from './classifier.js';
 import { degenerateReason } from './degenerate.js';
 import { evaluateOnSplit } from './evaluate.js';
 

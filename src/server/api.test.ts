@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { countBySplit } from '../datasets/versions.js';
 import { DECODE_ID } from '../images/index.js';
 import { kaggleFullRes, skipWithoutShared } from '../../test/support/shared.js';
-import { catPhotos, dogPhotos, photoForm, readEvents, startTestServer, withBearer, type TestServer } from './test-support.js';
+import { catPhotos, dogPhotos, photoForm, readEvents, startTestServer, withBearer, type TestServer } from '../../test/support/server.js';
 
 interface PredictionJson {
   id: string;

@@ -1,4 +1,5 @@
 import { OpenAPIHono } from '@hono/zod-openapi';
+import type { Hono, NotFoundHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import type { AppContext } from '../app/context.js';
 import { createAppJobQueue, type JobQueue } from '../jobs/index.js';
@@ -6,7 +7,6 @@ import { initTensorflow } from '../ml/index.js';
 import type { ModelServer } from '../serving/model-server.js';
 import type { RetrainingTrigger } from '../training/retraining.js';
 import type { RunManager } from '../training/run-manager.js';
-import { webRoutes } from '../web/routes.js';
 import type { ServerDeps } from './context.js';
 import { errorHandler, errorJson, notFoundHandler, validationHook } from './errors.js';
 import { createServerMetrics, PROMETHEUS_CONTENT_TYPE } from './metrics.js';
@@ -18,11 +18,8 @@ import { predictionRoutes } from './routes/predictions.js';
 import { systemRoutes } from './routes/system.js';
 import { trainingRoutes } from './routes/training.js';
 import { rateLimiter, securityHeaders } from './security.js';
-import { accessResolver, authorize, identify, isLoopbackHost, registerSessionRoutes } from './auth-middleware.js';
+import { accessResolver, authorize, identify, isLoopbackHost, registerSessionRoutes, type SessionRouteOptions } from './auth-middleware.js';
 import { tokenRoutes } from './routes/tokens.js';
-import { signInPage } from '../web/pages/signin.js';
-import { notFoundPage } from '../web/pages/shared.js';
-import { webUser } from '../web/user.js';
 
 export const API_PREFIX = '/api/v1';
 /** Room for the multipart framing around a photo of exactly `images.maxBytes`. */
@@ -30,7 +27,16 @@ const MULTIPART_OVERHEAD_BYTES = 16 * 1024;
 /** Up to the batcher's default cap of 32 photos per call. */
 const MODEL_BATCH_BUCKETS = [1, 2, 4, 8, 16, 32];
 
+/** The web UI served beside the API. Its pages are built on the server's deps, so the server takes it as given. */
+export interface WebUi {
+  routes(deps: ServerDeps): Hono;
+  signInPage: SessionRouteOptions['renderSignIn'];
+  /** What a mistyped address outside /api/ answers: a page with the navigation rather than a JSON error. */
+  notFound(deps: ServerDeps): NotFoundHandler;
+}
+
 export interface ServerOptions {
+  web: WebUi;
   models: ModelServer;
   runs: RunManager;
   /** Default: the queue the config names, never closed (startServer passes its own and closes it). */
@@ -119,11 +125,11 @@ export function createServer(app: AppContext, options: ServerOptions): OpenAPIHo
       description: 'Classify photos as cat or dog, review predictions, build dataset versions, train, register and promote models.',
     },
   });
-  registerSessionRoutes(server, { ...access, sessionHours: app.config.server.sessionHours, renderSignIn: signInPage });
-  server.route('/', webRoutes(deps));
+  registerSessionRoutes(server, { ...access, sessionHours: app.config.server.sessionHours, renderSignIn: options.web.signInPage });
+  server.route('/', options.web.routes(deps));
 
   server.onError(errorHandler(app.logger));
-  // A mistyped address in the browser gets a page with the navigation; API clients keep the JSON error.
-  server.notFound((c) => (c.req.path.startsWith('/api/') ? notFoundHandler(c) : c.html(notFoundPage(c.req.path, webUser(c, accessFor)).text, 404)));
+  const webNotFound = options.web.notFound(deps);
+  server.notFound((c) => (c.req.path.startsWith('/api/') ? notFoundHandler(c) : webNotFound(c)));
   return server;
 }

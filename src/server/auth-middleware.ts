@@ -4,7 +4,7 @@ import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
 import { allows, authenticateSecret, closeSession, openSession, SESSION_COOKIE, sessionPrincipal, type Access, type Principal } from '../auth/index.js';
 import { isRole, type Role } from '../auth/roles.js';
 import { CatdogError } from '../errors.js';
-import { CANCEL_JOB_ROLE } from './routes/jobs.js';
+import { CANCEL_JOB_ROLE } from '../jobs/cancel.js';
 
 declare module 'hono' {
   interface ContextVariableMap {

@@ -1,7 +1,7 @@
 import type { z } from '@hono/zod-openapi';
 import type { AppContext } from '../app/context.js';
 import { configSchema, type CatdogConfig } from '../config/index.js';
-import { imageBlobKey } from '../datasets/ingest.js';
+import { imageBlobKey } from '../storage/index.js';
 import type { DatasetParams } from '../datasets/versions.js';
 import { CatdogError } from '../errors.js';
 import { augment, decodeToRgb, encodeJpeg, seededRandom, type AugmentationConfig } from '../images/index.js';

@@ -6,7 +6,7 @@ import { jobHandlers } from '../jobs/handlers.js';
 import { createAppJobQueue } from '../jobs/index.js';
 import { RetrainingTrigger } from '../training/retraining.js';
 import { RunManager } from '../training/run-manager.js';
-import { createServer } from './app.js';
+import { createServer, type WebUi } from './app.js';
 
 /**
  * How long an idle keep-alive connection stays open. A model call is synchronous native work that blocks the event
@@ -27,6 +27,7 @@ export interface RunningServer {
 }
 
 export interface StartOptions {
+  web: WebUi;
   port: number;
   host: string;
   /** Close on SIGTERM / SIGINT (the CLI); tests that start several servers in one process turn it off. */
@@ -74,7 +75,7 @@ export async function startServer(app: AppContext, options: StartOptions): Promi
   const retraining = app.config.retraining.enabled ? new RetrainingTrigger(app, jobs) : undefined;
   retraining?.start();
   const closing = new AbortController();
-  const hono = createServer(app, { models, runs, jobs, ...(retraining && { retraining }), closing: closing.signal });
+  const hono = createServer(app, { web: options.web, models, runs, jobs, ...(retraining && { retraining }), closing: closing.signal });
   const server = serve({ fetch: hono.fetch, port: options.port, hostname: options.host, serverOptions: { keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS } });
   const address = await listen(server);
   models.startWatching();

@@ -3,7 +3,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { skipWithoutShared } from '../../test/support/shared.js';
 import { BullMqJobQueue, type JobInfo, type JobState } from '../jobs/index.js';
-import { startTestServer, type TestServer } from './test-support.js';
+import { startTestServer, type TestServer } from '../../test/support/server.js';
 
 const REDIS_URL = 'redis://127.0.0.1:6379';
 

@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { skipWithoutShared } from '../../test/support/shared.js';
 import { loadManifest } from '../datasets/versions.js';
-import { trainSmallModel } from '../serving/test-support.js';
+import { trainSmallModel } from '../../test/support/trained-model.js';
 import { suspiciousLabels } from '../training/suspicious.js';
 import { escapeHtml } from '../web/html.js';
-import { catPhotos, dogPhotos, photoForm, startTestServer, type TestServer } from './test-support.js';
+import { catPhotos, dogPhotos, photoForm, startTestServer, type TestServer } from '../../test/support/server.js';
 
 interface SuspiciousJson {
   hash: string;

@@ -6,10 +6,10 @@ import type { ModelRow } from '../db/index.js';
 import { DECODE_ID } from '../images/index.js';
 import { readModelCard, writeModelCard, type ModelCard } from '../registry/artifacts.js';
 import { exportModel, type ExportedModelCard } from '../registry/export.js';
-import { startTestServer, type TestServer } from '../server/test-support.js';
+import { startTestServer, type TestServer } from '../../test/support/server.js';
 import { escapeHtml } from '../web/html.js';
 import { ModelServer } from './model-server.js';
-import { trainSmallModel } from './test-support.js';
+import { trainSmallModel } from '../../test/support/trained-model.js';
 
 /** The decode of a catdog built the other way: without the native JPEG decoder if this one has it, else with it. */
 const OTHER_DECODE = DECODE_ID === 'squash-linear' ? 'squash-linear-jpeg-dct-scaled-enlarging' : 'squash-linear';

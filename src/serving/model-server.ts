@@ -1,7 +1,8 @@
 import type { Database } from '../db/index.js';
 import type { Logger } from '../app/logger.js';
 import { DECODE_ID } from '../images/index.js';
-import { loadClassifier, zeroShotClassifier, type BackboneProvider, type Classifier } from '../registry/classifier.js';
+import type { BackboneProvider } from '../ml/backbone-provider.js';
+import { loadClassifier, zeroShotClassifier, type Classifier } from '../registry/classifier.js';
 import type { BlobStore } from '../storage/index.js';
 import { batchPredictions } from './batcher.js';
 

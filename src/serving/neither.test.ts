@@ -10,7 +10,7 @@ import { validatePrediction } from './feedback.js';
 import { ModelServer } from './model-server.js';
 import { neitherReason, suggestNeitherThreshold, tuneNeitherThreshold } from './neither.js';
 import { predictUploads } from './predict.js';
-import { SKIMAGE_CAT, SKIMAGE_NEITHER, skimageSamples, trainSmallModel } from './test-support.js';
+import { SKIMAGE_CAT, SKIMAGE_NEITHER, skimageSamples, trainSmallModel } from '../../test/support/trained-model.js';
 
 const settings = { enabled: true, threshold: 0.01, farFromClasses: true };
 

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CatdogError, NotFoundError } from '../errors.js';
 import { createBlobStore, LocalBlobStore, S3BlobStore, type BlobStore } from './index.js';
-import { startTestS3Server, type TestS3Server } from './test-s3-server.js';
+import { startTestS3Server, type TestS3Server } from '../../test/support/s3-server.js';
 
 interface StoreUnderTest {
   store: BlobStore;

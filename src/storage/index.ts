@@ -3,6 +3,7 @@ import { S3BlobStore, type S3BlobStoreOptions } from './s3-blob-store.js';
 import type { BlobStore } from './blob-store.js';
 
 export { assertValidBlobKey, assertValidBlobPrefix, type BlobStore } from './blob-store.js';
+export { imageBlobKey } from './keys.js';
 export { LocalBlobStore } from './local-blob-store.js';
 export { S3BlobStore, type S3BlobStoreOptions } from './s3-blob-store.js';
 

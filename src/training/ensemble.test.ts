@@ -15,7 +15,7 @@ import { exportModel } from '../registry/export.js';
 import { predictUploads } from '../serving/predict.js';
 import { datasetParams, trainingParams, withOverrides } from './params.js';
 import { trainOnDataset } from './run-training.js';
-import { maxAbsDifference } from '../ml/test-support.js';
+import { maxAbsDifference } from '../../test/support/ml.js';
 
 const v2Trunk = sharedPath('models', 'mobilenet_v2_0.35_trunk_tm', 'model.json');
 /** Two backbones over every photo, two training runs and an export, on a shared two-core machine. */

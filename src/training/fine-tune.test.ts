@@ -13,7 +13,7 @@ import { evaluateOnSplit, predictStored } from '../registry/evaluate.js';
 import { predictUploads } from '../serving/predict.js';
 import { datasetParams, trainingParams, withOverrides } from './params.js';
 import { trainOnDataset, type FineTuneSummary, type TrainingEvent, type TrainingOutcome } from './run-training.js';
-import { maxAbsDifference } from '../ml/test-support.js';
+import { maxAbsDifference } from '../../test/support/ml.js';
 
 const TOP_LAYERS = ['conv_dw_12', 'conv_pw_12', 'conv_dw_13', 'conv_pw_13'];
 const SPLIT_LAYER = 'conv_pw_11_relu';

@@ -4,7 +4,7 @@ import { buildDatasetVersion, type DatasetParams } from '../datasets/versions.js
 import { NotFoundError } from '../errors.js';
 import { datasetParams, trainingParams, withOverrides, type TrainingOverrides } from './params.js';
 import { trainOnDataset, type TrainingEvent, type TrainingParams } from './run-training.js';
-import { thisProcessOwner } from './run-owner.js';
+import { thisProcessOwner } from '../app/process-owner.js';
 
 export interface RunRequest extends Omit<TrainingOverrides, 'imageSize'> {
   /** Without one, a dataset version is built from the labelled images (or the identical latest one reused). */

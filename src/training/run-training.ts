@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { newId, type Database, type ModelRow } from '../db/index.js';
-import { imageBlobKey } from '../datasets/ingest.js';
+import { imageBlobKey } from '../storage/index.js';
 import { loadManifest, type DatasetManifest, type ManifestEntry } from '../datasets/versions.js';
 import { augment, DECODE_ID, decodeToRgb, seededRandom, type AugmentationConfig } from '../images/index.js';
 import {
@@ -27,13 +27,14 @@ import {
 import { classCentroids, nearestCentroidDistance, quantile } from '../ml/centroids.js';
 import { readModelFiles, writeModelCard, writeModelFiles, type Architecture, type ModelCard, type NeitherReference } from '../registry/artifacts.js';
 import { fitCalibration, withTestReliability, writeReliabilityPng } from '../registry/calibration.js';
-import { classifierFor, loadClassifier, type BackboneProvider } from '../registry/classifier.js';
+import type { BackboneProvider } from '../ml/backbone-provider.js';
+import { classifierFor, loadClassifier } from '../registry/classifier.js';
 import { scoreSplit } from '../registry/evaluate.js';
 import { promoteIfBetter, type PromotionDecision, type PromotionMetric } from '../registry/promotion.js';
 import type { BlobStore } from '../storage/index.js';
 import { featureBatches, pixelBatches } from './batches.js';
-import { thisProcessOwner } from './run-owner.js';
-import { featuresFor, type FeatureVariant } from './features.js';
+import { thisProcessOwner } from '../app/process-owner.js';
+import { featuresFor, type FeatureVariant } from '../ml/feature-cache.js';
 
 // A type alias, not an interface: it is stored as a JSON object column.
 export type TrainingParams = {

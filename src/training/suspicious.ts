@@ -1,7 +1,8 @@
 import type { Database } from '../db/index.js';
 import { loadManifest } from '../datasets/versions.js';
 import { CatdogError } from '../errors.js';
-import { loadClassifier, type BackboneProvider } from '../registry/classifier.js';
+import type { BackboneProvider } from '../ml/backbone-provider.js';
+import { loadClassifier } from '../registry/classifier.js';
 import { predictStored } from '../registry/evaluate.js';
 import type { BlobStore } from '../storage/index.js';
 

@@ -5,7 +5,7 @@ import { kerasPredict, skipWithoutPython } from '../../test/support/python.js';
 import { kaggleFiles, sharedPath, skipWithoutShared } from '../../test/support/shared.js';
 import { buildDatasetVersion } from '../datasets/versions.js';
 import { buildHead, deserializeModel, initTensorflow, petLogits, zeroShotPDog, type LayersModel, type Tensor } from '../ml/index.js';
-import { maxAbsDifference, rgbPixels } from '../ml/test-support.js';
+import { maxAbsDifference, rgbPixels } from '../../test/support/ml.js';
 import { loadClassifier } from '../registry/classifier.js';
 import { exportModel } from '../registry/export.js';
 import { datasetParams, trainingParams, withOverrides } from './params.js';

@@ -11,9 +11,10 @@ import { jobHandlers } from '../jobs/handlers.js';
 import { InlineJobQueue } from '../jobs/index.js';
 import { JOB } from '../jobs/product-jobs.js';
 import { createServer } from '../server/app.js';
-import { withBearer } from '../server/test-support.js';
+import { withBearer } from '../../test/support/server.js';
 import { ModelServer } from '../serving/model-server.js';
 import { RunManager } from '../training/run-manager.js';
+import { webUi } from './index.js';
 
 /** An id a person could choose (`catdog` enqueues with caller-chosen ids): markup in it must stay text. */
 const HOSTILE_ID = 'build <img src=x onerror=alert(1)>';
@@ -51,7 +52,7 @@ describe.skipIf(skipWithoutShared)('the Jobs page', () => {
     app = await createTestApp();
     jobs = new InlineJobQueue();
     const models = new ModelServer({ db: app.db, blobs: app.blobs, backbones: app.backbones, logger: app.logger, defaultBackbone: app.config.training.backbone });
-    const hono = createServer(app, { models, runs: new RunManager(app), jobs });
+    const hono = createServer(app, { web: webUi, models, runs: new RunManager(app), jobs });
     http = serve({ fetch: hono.fetch, port: 0, hostname: '127.0.0.1' });
     await new Promise((resolve) => http.once('listening', resolve));
     origin = `http://127.0.0.1:${(http.address() as AddressInfo).port}`;

@@ -14,7 +14,8 @@ import { compareModels, evaluateModelOn } from '../registry/comparison.js';
 import { degenerateReason } from '../registry/degenerate.js';
 import { promoteIfBetter } from '../registry/promotion.js';
 import { createServer } from '../server/app.js';
-import { withBearer } from '../server/test-support.js';
+import { webUi } from './index.js';
+import { withBearer } from '../../test/support/server.js';
 import { ModelServer } from '../serving/model-server.js';
 import { datasetParams, trainingParams, withOverrides } from '../training/params.js';
 import { RunManager } from '../training/run-manager.js';
@@ -55,7 +56,7 @@ describe.skipIf(browserSkipReason)('the Models page in Chromium', () => {
     newVersion = (await buildDatasetVersion(app, datasetParams(app.config))).version.id;
 
     const models = new ModelServer({ db: app.db, blobs: app.blobs, backbones: app.backbones, logger: app.logger, defaultBackbone: app.config.training.backbone });
-    const hono = createServer(app, { models, runs: new RunManager(app) });
+    const hono = createServer(app, { web: webUi, models, runs: new RunManager(app) });
     http = serve({ fetch: hono.fetch, port: 0, hostname: '127.0.0.1' });
     await new Promise((resolve) => http.once('listening', resolve));
     origin = `http://127.0.0.1:${(http.address() as AddressInfo).port}`;

@@ -9,6 +9,7 @@ import { browserSkipReason, collectPageErrors, fitsViewportWidth, launchChromium
 import { kaggleFiles } from '../../test/support/shared.js';
 import { createToken } from '../auth/index.js';
 import { createServer } from '../server/app.js';
+import { webUi } from './index.js';
 import { ModelServer } from '../serving/model-server.js';
 import { RunManager } from '../training/run-manager.js';
 
@@ -28,7 +29,7 @@ describe.skipIf(browserSkipReason)('the Predict page in Chromium', () => {
     const models = new ModelServer({ db: app.db, blobs: app.blobs, backbones: app.backbones, logger: app.logger, defaultBackbone: app.config.training.backbone });
     // The page names the serving (zero-shot) model: loaded here once, not inside the first page's time limit.
     await models.classifier();
-    http = serve({ fetch: createServer(app, { models, runs: new RunManager(app) }).fetch, port: 0, hostname: '127.0.0.1' });
+    http = serve({ fetch: createServer(app, { web: webUi, models, runs: new RunManager(app) }).fetch, port: 0, hostname: '127.0.0.1' });
     await new Promise((resolve) => http.once('listening', resolve));
     origin = `http://127.0.0.1:${(http.address() as AddressInfo).port}`;
     viewerToken = (await createToken(app.db, 'viewer', 'predict page viewer')).secret;

@@ -6,7 +6,7 @@ import { compareModels, evaluateModelOn } from '../registry/comparison.js';
 import { findModel } from '../registry/resolve.js';
 import type { ServerDeps } from '../server/context.js';
 import { datasetParamsFrom } from '../server/dataset-tools.js';
-import { CANCEL_JOB_ROLE, cancelQueuedJob } from '../server/routes/jobs.js';
+import { CANCEL_JOB_ROLE, cancelQueuedJob } from '../jobs/cancel.js';
 import { promoteAndServe } from '../serving/promote.js';
 import { html, type SafeHtml } from './html.js';
 import { buildRequestFromForm, datasetPage, previewFragment, suspiciousFragment, thumbnailsFragment, versionsSection } from './pages/dataset.js';
@@ -76,7 +76,7 @@ export function webRoutes(deps: ServerDeps): Hono {
   web.post('/models/:id/promote', async (c) => {
     const model = await findModel(deps.app, c.req.param('id'));
     if (!model) throw new CatdogError('not_found', `no model ${c.req.param('id')}`, 404);
-    await promoteAndServe({ db: deps.app.db, models: deps.models }, model, { reason: 'promoted from the web UI', actor: c.get('principal')?.name ?? 'web' });
+    await promoteAndServe(deps, model, { reason: 'promoted from the web UI', actor: c.get('principal')?.name ?? 'web' });
     return render(c, modelsSection(await registryView(deps, user(c)), `v${model.version} now serves.`));
   });
 

@@ -8,6 +8,7 @@ import { browserSkipReason, collectPageErrors, fitsViewportWidth, launchChromium
 import { createToken, ROLES, type Role } from '../auth/index.js';
 import { buildDatasetVersion } from '../datasets/versions.js';
 import { createServer } from '../server/app.js';
+import { webUi } from './index.js';
 import { ModelServer } from '../serving/model-server.js';
 import { datasetParams } from '../training/params.js';
 import { RunManager } from '../training/run-manager.js';
@@ -32,7 +33,7 @@ describe.skipIf(browserSkipReason)('the Training page in Chromium', () => {
     const datasetId = (await buildDatasetVersion(app, datasetParams(app.config))).version.id;
     const models = new ModelServer({ db: app.db, blobs: app.blobs, backbones: app.backbones, logger: app.logger, defaultBackbone: app.config.training.backbone });
     runs = new RunManager(app);
-    const hono = createServer(app, { models, runs });
+    const hono = createServer(app, { web: webUi, models, runs });
     http = serve({ fetch: hono.fetch, port: 0, hostname: '127.0.0.1' });
     await new Promise((resolve) => http.once('listening', resolve));
     origin = `http://127.0.0.1:${(http.address() as AddressInfo).port}`;

@@ -17,7 +17,7 @@ if (skipReason) console.warn(`skipping the browser feedback loop: ${skipReason}`
 
 /** `catdog serve` exactly as users start it, from the TypeScript sources, on a random port. */
 function startCli(home: string): Promise<{ child: ChildProcess; url: string }> {
-  const hooks = pathToFileURL(path.join(repoRoot, 'src', 'ml', 'typescript-hooks.mjs')).href;
+  const hooks = pathToFileURL(path.join(repoRoot, 'test', 'support', 'typescript-hooks.mjs')).href;
   const register = `import { register } from 'node:module'; register(${JSON.stringify(hooks)});`;
   const child = spawn(
     process.execPath,

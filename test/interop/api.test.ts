@@ -7,7 +7,7 @@ import { ingestImage } from '../../src/datasets/ingest.js';
 import type { ModelRow } from '../../src/db/index.js';
 import { decodeToRgb } from '../../src/images/index.js';
 import { loadClassifier } from '../../src/registry/classifier.js';
-import { startTestServer, type TestServer } from '../../src/server/test-support.js';
+import { startTestServer, type TestServer } from '../support/server.js';
 import { datasetParams, trainingParams, withOverrides } from '../../src/training/params.js';
 import { trainOnDataset } from '../../src/training/run-training.js';
 import { kaggleFiles, sharedPath, skipWithoutShared } from '../support/shared.js';

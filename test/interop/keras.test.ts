@@ -101,7 +101,7 @@ async function tfjsPredictions(model: LayersModel, images: readonly Uint8Array[]
 
 /** `catdog …` as users run it, from the TypeScript sources, against the test app's home. */
 function runCli(home: string, args: string[]): Promise<string> {
-  const hooks = pathToFileURL(path.join(repoRoot, 'src', 'ml', 'typescript-hooks.mjs')).href;
+  const hooks = pathToFileURL(path.join(repoRoot, 'test', 'support', 'typescript-hooks.mjs')).href;
   const register = `import { register } from 'node:module'; register(${JSON.stringify(hooks)});`;
   const child = spawn(process.execPath, ['--import', `data:text/javascript,${encodeURIComponent(register)}`, path.join(repoRoot, 'src', 'cli', 'main.ts'), ...args], {
     cwd: home,

@@ -17,6 +17,7 @@ import type { JobInfo } from '../../src/jobs/index.js';
 import { startServer, type RunningServer } from '../../src/server/index.js';
 import { datasetParams } from '../../src/training/params.js';
 import type { SweepRecord } from '../../src/training/sweep.js';
+import { webUi } from '../../src/web/index.js';
 import { builtCli } from '../support/cli.js';
 import { kaggleFiles, skipWithoutShared, smallBackbone } from '../support/shared.js';
 
@@ -139,7 +140,7 @@ describe.skipIf(skipWithoutShared)('scale-out: two worker processes on one Redis
     const report = await importFolder({ db: app.db, blobs: app.blobs, limits: app.config.images }, photos);
     expect(report.imported).toBe(40);
     datasetId = (await buildDatasetVersion(app, datasetParams(app.config))).version.id;
-    server = await startServer(app, { port: 0, host: '127.0.0.1', handleSignals: false });
+    server = await startServer(app, { web: webUi, port: 0, host: '127.0.0.1', handleSignals: false });
     workers.push(...(await Promise.all([startWorker(configFile), startWorker(configFile)])));
   }, 120_000);
 

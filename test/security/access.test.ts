@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROLES, type Role } from '../../src/auth/index.js';
-import { startTestServer, withBearer, type TestServer } from '../../src/server/test-support.js';
+import { startTestServer, withBearer, type TestServer } from '../support/server.js';
 import { kaggleFiles, skipWithoutShared } from '../support/shared.js';
 import { builtCli, cliEnv, fillPath, operationsOf, runNode, skipWithoutBuild, type ErrorJson, type OpenApiDocument } from './support.js';
 

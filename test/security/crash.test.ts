@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openApp, type AppContext } from '../../src/app/context.js';
 import { createLogger } from '../../src/app/logger.js';
 import { loadConfig } from '../../src/config/index.js';
-import { imageBlobKey } from '../../src/datasets/ingest.js';
+import { imageBlobKey } from '../../src/storage/index.js';
 import { openDatabase } from '../../src/db/index.js';
 import { decodeToRgb } from '../../src/images/index.js';
 import { loadClassifier } from '../../src/registry/classifier.js';

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NON_API_RULES } from '../../src/server/auth-middleware.js';
-import { startTestServer, type TestServer } from '../../src/server/test-support.js';
+import { startTestServer, type TestServer } from '../support/server.js';
 import { skipWithoutShared } from '../support/shared.js';
 import { ACCESS_TABLE_END, ACCESS_TABLE_START, operationsOf, renderAccessTable, repoRoot, type OpenApiDocument } from './support.js';
 

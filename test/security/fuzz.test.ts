@@ -4,7 +4,7 @@ import path from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, configSchema, loadConfig } from '../../src/config/index.js';
-import { startTestServer, type TestServer } from '../../src/server/test-support.js';
+import { startTestServer, type TestServer } from '../support/server.js';
 import { skipWithoutShared } from '../support/shared.js';
 import { operationsOf, type OpenApiDocument } from './support.js';
 

@@ -1,7 +1,7 @@
 import { Hono } from 'hono';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rateLimiter } from '../../src/server/security.js';
-import { startTestServer, withBearer, type TestServer } from '../../src/server/test-support.js';
+import { startTestServer, withBearer, type TestServer } from '../support/server.js';
 import { skipWithoutShared } from '../support/shared.js';
 import { fillPath, operationsOf, type ErrorJson, type OpenApiDocument } from './support.js';
 

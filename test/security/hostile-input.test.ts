@@ -3,7 +3,7 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sha256Hex } from '../../src/images/index.js';
-import { startTestServer, type TestServer } from '../../src/server/test-support.js';
+import { startTestServer, type TestServer } from '../support/server.js';
 import { kaggleFiles, skipWithoutShared } from '../support/shared.js';
 import { generateHostileCorpus, type HostileFile } from './hostile-corpus.js';
 import type { ErrorJson } from './support.js';

@@ -5,8 +5,8 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createToken } from '../../src/auth/index.js';
-import { catPhotos, dogPhotos, photoForm, startTestServer, withBearer, type TestServer } from '../../src/server/test-support.js';
-import { trainSmallModel } from '../../src/serving/test-support.js';
+import { catPhotos, dogPhotos, photoForm, startTestServer, withBearer, type TestServer } from '../support/server.js';
+import { trainSmallModel } from '../support/trained-model.js';
 import { skipWithoutShared } from '../support/shared.js';
 import { collect } from './support.js';
 

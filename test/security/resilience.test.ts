@@ -13,7 +13,7 @@ import { createToken } from '../../src/auth/index.js';
 import { isDatabaseUnavailable, openDatabase, type JobRow } from '../../src/db/index.js';
 import { BullMqJobQueue, InlineJobQueue, type JobInfo } from '../../src/jobs/index.js';
 import { JOB, type ImportJobData } from '../../src/jobs/product-jobs.js';
-import { catPhotos, photoForm, startTestServer, type TestServer } from '../../src/server/test-support.js';
+import { catPhotos, photoForm, startTestServer, type TestServer } from '../support/server.js';
 import { kaggleFullRes, skipWithoutShared } from '../support/shared.js';
 import { builtCli, cliEnv, collect, repoRoot, skipWithoutBuild, type ErrorJson, type Finished } from './support.js';
 
@@ -71,7 +71,7 @@ describe.skipIf(skipWithoutShared || skipWithoutBuild)('graceful shutdown', () =
 
 /** `catdog serve` from the TypeScript sources (always the code under test, unlike dist/), on a random port. */
 async function serveFromSources(home: string, env: Record<string, string>): Promise<{ child: ChildProcess; url: string; exited: Promise<Finished> }> {
-  const hooks = pathToFileURL(path.join(repoRoot, 'src', 'ml', 'typescript-hooks.mjs')).href;
+  const hooks = pathToFileURL(path.join(repoRoot, 'test', 'support', 'typescript-hooks.mjs')).href;
   const register = `import { register } from 'node:module'; register(${JSON.stringify(hooks)});`;
   const child = spawn(
     process.execPath,

@@ -2,6 +2,7 @@ import { InvalidArgumentError, type Command } from 'commander';
 import { openApp } from '../../app/context.js';
 import { loadConfig } from '../../config/index.js';
 import { startServer } from '../../server/index.js';
+import { webUi } from '../../web/index.js';
 import type { GlobalOptions } from '../app-runner.js';
 
 /** 0 asks the system for a free port (the start-up line tells which). */
@@ -22,7 +23,7 @@ export function registerServeCommand(program: Command, globals: () => GlobalOpti
       // Unlike one-shot commands, the app stays open: startServer closes it on SIGTERM / SIGINT.
       const app = await openApp(loaded);
       try {
-        const running = await startServer(app, { port: options.port ?? app.config.server.port, host: options.host ?? app.config.server.host });
+        const running = await startServer(app, { web: webUi, port: options.port ?? app.config.server.port, host: options.host ?? app.config.server.host });
         const model = running.servingModel;
         const modelText = model ? `${model.id}${model.version === null ? '' : ` (v${model.version})`}` : 'none (see the log)';
         process.stdout.write(`catdog listening on ${running.url} — serving model ${modelText}\n`);

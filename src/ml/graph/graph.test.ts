@@ -8,7 +8,7 @@ import type * as TensorflowNode from '@tensorflow/tfjs-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaultBackbone, kaggleFiles, sharedPath, skipWithoutShared, smallBackbone } from '../../../test/support/shared.js';
 import { type Backbone, loadBackbone } from '../backbone.js';
-import { maxAbsDifference, rgbPixels } from '../test-support.js';
+import { maxAbsDifference, rgbPixels } from '../../../test/support/ml.js';
 import { initTensorflow, type Tensorflow } from '../tf.js';
 import { layersGraph, UnsupportedLayerError } from './from-layers.js';
 
@@ -245,7 +245,7 @@ describe.skipIf(skipWithoutShared)('backbones on the WebAssembly backend', () =>
   it('run eagerly, with one stderr line saying so and why', async () => {
     const cacheDir = await fs.mkdtemp(path.join(os.tmpdir(), 'catdog-ml-graph-wasm-'));
     const moduleUrl = (file: string) => new URL(file, import.meta.url).href;
-    const registerHooks = `import { register } from 'node:module'; register(${JSON.stringify(moduleUrl('../typescript-hooks.mjs'))});`;
+    const registerHooks = `import { register } from 'node:module'; register(${JSON.stringify(moduleUrl('../../../test/support/typescript-hooks.mjs'))});`;
     const script = `
       const { loadBackbone } = await import(${JSON.stringify(moduleUrl('../backbone.ts'))});
       const backbone = await loadBackbone(${JSON.stringify(smallBackbone)}, { cacheDir: ${JSON.stringify(cacheDir)} });

@@ -1,5 +1,6 @@
 import { createRoute, z } from '@hono/zod-openapi';
-import { imageBlobKey, ingestImage } from '../../datasets/ingest.js';
+import { ingestImage } from '../../datasets/ingest.js';
+import { imageBlobKey } from '../../storage/index.js';
 import { NotFoundError } from '../../errors.js';
 import { ImageError, thumbnailJpeg, withoutMetadata } from '../../images/index.js';
 import { routeGroup, type ServerDeps } from '../context.js';

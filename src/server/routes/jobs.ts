@@ -1,7 +1,7 @@
 import { createRoute, z } from '@hono/zod-openapi';
-import type { Role } from '../../auth/index.js';
-import { CatdogError, NotFoundError } from '../../errors.js';
-import { JOB_STATES, type JobInfo, type JobQueue, type JobState } from '../../jobs/index.js';
+import { NotFoundError } from '../../errors.js';
+import { CANCEL_JOB_ROLE, cancelQueuedJob } from '../../jobs/cancel.js';
+import { JOB_STATES, type JobState } from '../../jobs/index.js';
 import { routeGroup, type ServerDeps } from '../context.js';
 import { errorResponse, jsonContent } from '../schemas.js';
 
@@ -60,9 +60,6 @@ const getJob = createRoute({
   responses: { 200: jsonContent(JobSchema, 'The job'), 404: errorResponse('No such job'), 503: errorResponse('The queue is unreachable') },
 });
 
-/** Who may cancel a job, through the API or the Jobs page (which shows its Cancel buttons to them only). */
-export const CANCEL_JOB_ROLE: Role = 'admin';
-
 const cancelJobRoute = createRoute({
   method: 'post',
   path: '/jobs/{id}/cancel',
@@ -77,16 +74,6 @@ const cancelJobRoute = createRoute({
     503: errorResponse('The queue is unreachable'),
   },
 });
-
-/** Cancels a waiting or active job; 404 for an unknown id, 409 `job_finished` for one that has already ended. */
-export async function cancelQueuedJob(jobs: JobQueue, id: string): Promise<JobInfo> {
-  const job = await jobs.get(id);
-  if (!job) throw new NotFoundError('job', id);
-  if (!(await jobs.cancel(id))) {
-    throw new CatdogError('job_finished', `job ${id} is already ${job.state}; only waiting or active jobs can be cancelled`, 409, { id, state: job.state });
-  }
-  return (await jobs.get(id)) ?? job;
-}
 
 export function jobRoutes({ jobs }: ServerDeps) {
   const routes = routeGroup();

@@ -266,7 +266,7 @@ export function modelRoutes({ app, models }: ServerDeps) {
     const model = await requireModel(c.req.valid('param').id);
     const { reason } = c.req.valid('json');
     const actor = c.get('principal')?.name ?? 'api';
-    const serving = await promoteAndServe({ db: app.db, models }, model, { reason: reason ?? 'promoted through the API', actor });
+    const serving = await promoteAndServe({ app, models }, model, { reason: reason ?? 'promoted through the API', actor });
     return c.json(await present(model, serving), 200);
   });
 

@@ -1,8 +1,6 @@
-import type { FeatureExtractor } from '../ml/index.js';
-import { extractFeatures } from '../ml/index.js';
 import { DECODE_ID, decodeToRgb } from '../images/index.js';
-import { imageBlobKey } from '../datasets/ingest.js';
-import type { BlobStore } from '../storage/index.js';
+import { imageBlobKey, type BlobStore } from '../storage/index.js';
+import { extractFeatures, type FeatureExtractor } from './backbone.js';
 
 /** A deterministic pixel transform whose features are cached under its own key (e.g. a seeded augmentation). */
 export interface FeatureVariant {

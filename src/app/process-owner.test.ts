@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import os from 'node:os';
 import { describe, expect, it } from 'vitest';
-import { ownerIsGone, thisProcessOwner } from './run-owner.js';
+import { ownerIsGone, thisProcessOwner } from './process-owner.js';
 
 describe('run ownership across processes', () => {
   it('keeps runs of live processes and of other machines, releases runs of dead local processes', async () => {

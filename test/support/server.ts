@@ -1,12 +1,13 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { openApp, type AppContext } from '../app/context.js';
-import { createLogger } from '../app/logger.js';
-import { createToken, ROLES, type Role } from '../auth/index.js';
-import { loadConfig } from '../config/index.js';
-import { kaggleFiles, smallBackbone } from '../../test/support/shared.js';
-import { startServer, type RunningServer } from './index.js';
+import { openApp, type AppContext } from '../../src/app/context.js';
+import { createLogger } from '../../src/app/logger.js';
+import { createToken, ROLES, type Role } from '../../src/auth/index.js';
+import { loadConfig } from '../../src/config/index.js';
+import { kaggleFiles, smallBackbone } from './shared.js';
+import { startServer, type RunningServer } from '../../src/server/index.js';
+import { webUi } from '../../src/web/index.js';
 
 export interface TestServer {
   app: AppContext;
@@ -36,7 +37,7 @@ export async function startTestServer(env: Record<string, string> = {}): Promise
     cwd: home,
   });
   const app = await openApp(loaded, { logger: createLogger('warn') });
-  const server = await startServer(app, { port: 0, host: '127.0.0.1', handleSignals: false });
+  const server = await startServer(app, { web: webUi, port: 0, host: '127.0.0.1', handleSignals: false });
   const tokens = Object.fromEntries(
     await Promise.all(ROLES.map(async (role) => [role, (await createToken(app.db, role, `test ${role}`)).secret] as const)),
   ) as Record<Role, string>;

@@ -2,11 +2,11 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { AppContext } from '../app/context.js';
-import { buildDatasetVersion } from '../datasets/versions.js';
-import { trainOnDataset, type TrainingOutcome } from '../training/run-training.js';
-import { datasetParams, trainingParams } from '../training/params.js';
-import { importKagglePhotos } from '../../test/support/app.js';
+import type { AppContext } from '../../src/app/context.js';
+import { buildDatasetVersion } from '../../src/datasets/versions.js';
+import { trainOnDataset, type TrainingOutcome } from '../../src/training/run-training.js';
+import { datasetParams, trainingParams } from '../../src/training/params.js';
+import { importKagglePhotos } from './app.js';
 
 /** Imports the first `perClass` Kaggle photos of each class (symlinked, never copied) and trains on them. */
 export async function trainSmallModel(app: AppContext, perClass: number): Promise<TrainingOutcome> {

@@ -4,11 +4,10 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { recordingBlobs } from '../../test/support/blobs.js';
 import { kaggleFiles, skipWithoutShared } from '../../test/support/shared.js';
-import { imageBlobKey } from '../datasets/ingest.js';
 import { DECODE_ID, decodeToRgb, sha256Hex } from '../images/index.js';
-import { initTensorflow, type FeatureExtractor } from '../ml/index.js';
-import { LocalBlobStore } from '../storage/index.js';
-import { featuresFor } from './features.js';
+import { imageBlobKey, LocalBlobStore } from '../storage/index.js';
+import { featuresFor } from './feature-cache.js';
+import { initTensorflow, type FeatureExtractor } from './index.js';
 
 describe.skipIf(skipWithoutShared)('the feature cache', () => {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'catdog-features-'));

@@ -1,6 +1,6 @@
 import sharp from 'sharp';
 import { expect } from 'vitest';
-import type { Tensorflow } from './tf.js';
+import type { Tensorflow } from '../../src/ml/tf.js';
 
 /** Real photos as the RGB HWC bytes the ml layer takes, squashed to `size` like the product does. */
 export async function rgbPixels(files: string[], size = 224): Promise<Uint8Array[]> {

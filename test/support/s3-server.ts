@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import type { S3BlobStoreOptions } from './s3-blob-store.js';
+import type { S3BlobStoreOptions } from '../../src/storage/s3-blob-store.js';
 
 export interface TestS3Server {
   /** Options for an `S3BlobStore` on this server's bucket. */
