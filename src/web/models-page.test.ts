@@ -146,6 +146,10 @@ describe.skipIf(browserSkipReason)('the Models page in Chromium', () => {
         expect(first).not.toBe(second);
       }
       expect(await fitsViewportWidth(page)).toBe(true);
+      // Every disagreement's thumbnail is served and drawn (a viewer may read images).
+      await expect
+        .poll(() => page.evaluate<boolean>("[...document.querySelectorAll('#comparison .disagreements img')].every((img) => img.complete && img.naturalWidth > 0)"))
+        .toBe(true);
       if (screenshotFolder) {
         fs.mkdirSync(screenshotFolder, { recursive: true });
         await page.locator('#compare').screenshot({ path: path.join(screenshotFolder, `models-comparison-${viewport}.png`) });

@@ -168,7 +168,7 @@ ${scored.length < 2
 ${comparison.disagreements.length === 0
         ? html`<p class="muted">They label every test photo the same way.</p>`
         : html`<ul class="disagreements">${comparison.disagreements.slice(0, DISAGREEMENTS_SHOWN).map((photo) => html`<li>
-<img src="${thumbnailUrl(photo.hash)}" alt="test photo labelled ${photo.label}" loading="lazy">
+<img src="${thumbnailUrl(photo.hash)}" alt="test photo labelled ${photo.label}">
 <span class="tag ${photo.label}">${photo.label}</span>
 <ul class="verdicts">${scored.map(({ model }, i) => {
             const pDog = photo.pDog[i]!;
