@@ -7,7 +7,7 @@ export type Access = 'public' | Role;
 
 export const ROLE_ABILITIES: Record<Role, string> = {
   viewer: 'classify photos, read predictions, images, datasets, training runs and models',
-  curator: 'viewer + validate or correct predictions, upload labelled photos, build dataset versions',
+  curator: 'viewer + validate or correct predictions, upload labelled photos, build dataset versions, score models on a dataset version',
   admin: 'curator + start training, promote models, manage API tokens (and any other administrative operation)',
 };
 

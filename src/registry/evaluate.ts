@@ -1,3 +1,4 @@
+import type { ModelRow } from '../db/index.js';
 import type { DatasetManifest } from '../datasets/versions.js';
 import { imageBlobKey } from '../storage/index.js';
 import type { Split } from '../datasets/split.js';
@@ -5,7 +6,8 @@ import { decodeToRgb } from '../images/index.js';
 import { binaryMetrics, initTensorflow, predictPDog, type BinaryMetrics } from '../ml/index.js';
 import type { BlobStore } from '../storage/index.js';
 import { featuresFor, mirroredVariant } from '../ml/feature-cache.js';
-import { combineViews, type Classifier } from './classifier.js';
+import type { BackboneProvider } from '../ml/backbone-provider.js';
+import { combineViews, loadClassifier, type Classifier } from './classifier.js';
 
 const DECODE_CHUNK = 64;
 /** Images whose cached network inputs are held at once: activations below fine-tuned blocks take ~300 KB each. */
@@ -46,6 +48,20 @@ export async function predictStored(deps: { blobs: BlobStore }, classifier: Clas
     for (const prediction of await classifier.predictPixels(pixels)) result.push(prediction.pDog);
   }
   return result;
+}
+
+/** P(dog) for stored images from a registered model, its classifier loaded for this and released after. */
+export async function predictStoredWith(
+  deps: { blobs: BlobStore; backbones: BackboneProvider },
+  model: Pick<ModelRow, 'id' | 'artifactPrefix' | 'version'>,
+  hashes: readonly string[],
+): Promise<number[]> {
+  const classifier = await loadClassifier(deps, model);
+  try {
+    return await predictStored(deps, classifier, hashes);
+  } finally {
+    classifier.dispose();
+  }
 }
 
 /** Labels (1 = dog) and the classifier's P(dog) for every image of one split. */

@@ -4,6 +4,7 @@ import type { BinaryMetrics } from '../ml/index.js';
 import type { BlobStore } from '../storage/index.js';
 import type { BackboneProvider } from '../ml/backbone-provider.js';
 import { loadClassifier } from './classifier.js';
+import { degenerateReason } from './degenerate.js';
 import { evaluateOnSplit } from './evaluate.js';
 
 export type PromotionMetric = 'accuracy' | 'f1' | 'rocAuc';
@@ -61,6 +62,8 @@ export async function promoteIfBetter(
   actor = 'training',
 ): Promise<PromotionDecision> {
   const candidateValue = candidateMetrics[rule.metric];
+  const degenerate = degenerateReason(candidateMetrics);
+  if (degenerate) return { promoted: false, reason: `not promoted: ${degenerate}`, candidate: candidateValue };
   for (let attempt = 1; attempt <= MAX_PROMOTION_ATTEMPTS; attempt += 1) {
     const current = await deps.db.models.current();
     if (current?.id === candidate.id) return { promoted: true, reason: 'already the serving model', candidate: candidateValue };

@@ -1,5 +1,5 @@
 import { OpenAPIHono } from '@hono/zod-openapi';
-import type { Hono } from 'hono';
+import type { Hono, NotFoundHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import type { AppContext } from '../app/context.js';
 import { createAppJobQueue, type JobQueue } from '../jobs/index.js';
@@ -31,6 +31,8 @@ const MODEL_BATCH_BUCKETS = [1, 2, 4, 8, 16, 32];
 export interface WebUi {
   routes(deps: ServerDeps): Hono;
   signInPage: SessionRouteOptions['renderSignIn'];
+  /** What a mistyped address outside /api/ answers: a page with the navigation rather than a JSON error. */
+  notFound(deps: ServerDeps): NotFoundHandler;
 }
 
 export interface ServerOptions {
@@ -46,6 +48,8 @@ export interface ServerOptions {
 /** The HTTP face of catdog: the JSON API under /api/v1 (documented at /api/openapi.json) and the web UI. */
 export function createServer(app: AppContext, options: ServerOptions): OpenAPIHono {
   const metrics = createServerMetrics();
+  const server = new OpenAPIHono({ defaultHook: validationHook });
+  const accessFor = accessResolver(server);
   const deps: ServerDeps = {
     app,
     models: options.models,
@@ -53,6 +57,7 @@ export function createServer(app: AppContext, options: ServerOptions): OpenAPIHo
     ...(options.retraining && { retraining: options.retraining }),
     metrics,
     decodeSlots: new DecodeSlots(app.config.images.decodeConcurrency),
+    access: accessFor,
     closing: options.closing ?? new AbortController().signal,
   };
 
@@ -80,7 +85,6 @@ export function createServer(app: AppContext, options: ServerOptions): OpenAPIHo
     { labels: {}, value: process.memoryUsage.rss() },
   ]);
 
-  const server = new OpenAPIHono({ defaultHook: validationHook });
   server.use('*', securityHeaders, metrics.middleware, hostGuard(allowedHostNames(app.config.server.host, app.config.server.allowedHosts)));
   // At shutdown every answer closes its connection: a kept-alive one would hold the closing server open until its
   // keep-alive timeout (30 s, see startServer) ran out.
@@ -93,7 +97,6 @@ export function createServer(app: AppContext, options: ServerOptions): OpenAPIHo
     anonymousViewer: app.config.server.anonymousViewer,
     localViewer: app.config.server.localViewer && isLoopbackHost(app.config.server.host),
   };
-  const accessFor = accessResolver(server);
   // Identify first so the limiter keys on the token, then refuse: floods of refused requests are limited too.
   server.use('*', identify(accessFor, access));
   server.use(`${API_PREFIX}/*`, rateLimiter(app.config.server.rateLimit));
@@ -129,6 +132,7 @@ export function createServer(app: AppContext, options: ServerOptions): OpenAPIHo
   server.route('/', options.web.routes(deps));
 
   server.onError(errorHandler(app.logger));
-  server.notFound(notFoundHandler);
+  const webNotFound = options.web.notFound(deps);
+  server.notFound((c) => (c.req.path.startsWith('/api/') ? notFoundHandler(c) : webNotFound(c)));
   return server;
 }

@@ -3,7 +3,7 @@ import type { Context, MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
 import { allows, authenticateSecret, closeSession, openSession, SESSION_COOKIE, sessionPrincipal, type Access, type Principal } from '../auth/index.js';
-import { isRole } from '../auth/roles.js';
+import { isRole, type Role } from '../auth/roles.js';
 import { CatdogError } from '../errors.js';
 import { CANCEL_JOB_ROLE } from '../jobs/cancel.js';
 import { errorJson } from './errors.js';
@@ -41,6 +41,7 @@ export const NON_API_RULES: readonly AccessRule[] = [
   { method: 'GET', path: '/metrics', access: 'viewer', what: 'Prometheus metrics' },
   { method: 'POST', path: '/dataset/versions', access: 'curator', what: 'build a dataset version from the Dataset page' },
   { method: 'POST', path: '/models/{id}/promote', access: 'admin', what: 'promote from the Models page' },
+  { method: 'POST', path: '/models/compare', access: 'curator', what: 'score models on a dataset version from the Models page comparison' },
   { method: 'POST', path: '/jobs/{id}/cancel', access: CANCEL_JOB_ROLE, what: 'cancel a waiting or active job from the Jobs page' },
 ];
 /** Every other web page (`/`, `/review`, `/dataset`, …) and fragment is a read: viewer (the fallback below). */
@@ -95,10 +96,11 @@ export function accessResolver(server: OpenAPIHono): AccessResolver {
   };
 }
 
-const unauthenticated = (why: string) =>
+/** `role`: the one the request needs, so the hint creates a token that will work (viewer when not known yet). */
+const unauthenticated = (why: string, role: Role = 'viewer') =>
   new CatdogError(
     'unauthenticated',
-    `${why}: send "Authorization: Bearer <token>" (an admin creates tokens with: catdog token create --role viewer), or sign in at /signin`,
+    `${why}: send "Authorization: Bearer <token>" (an admin creates tokens with: catdog token create --role ${role}), or sign in at /signin`,
     401,
   );
 
@@ -222,7 +224,7 @@ export function authorize(accessFor: AccessResolver, { anonymousViewer, localVie
       }
       if (!principal) {
         if (wantsPage(c) && SAFE_METHODS.has(method)) return c.redirect(`/signin?next=${encodeURIComponent(c.req.url.slice(new URL(c.req.url).origin.length))}`, 303);
-        throw unauthenticated(`${method} ${path} needs the ${needed} role`);
+        throw unauthenticated(`${method} ${path} needs the ${needed} role`, needed);
       }
       if (!allows(principal.role, needed)) {
         throw new CatdogError('forbidden', `${method} ${path} needs the ${needed} role; ${principal.name} has the ${principal.role} role`, 403, {

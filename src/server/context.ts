@@ -4,6 +4,7 @@ import type { DecodeSlots } from '../images/index.js';
 import type { JobQueue } from '../jobs/index.js';
 import type { ModelServer } from '../serving/model-server.js';
 import type { RetrainingTrigger } from '../training/retraining.js';
+import type { AccessResolver } from './auth-middleware.js';
 import { validationHook } from './errors.js';
 import type { ServerMetrics } from './metrics.js';
 
@@ -18,6 +19,8 @@ export interface ServerDeps {
   metrics: ServerMetrics;
   /** The server's decodes of uploads, shared in turn between clients (`images.decodeConcurrency`). */
   decodeSlots: DecodeSlots;
+  /** The role each method and path needs (the table the middleware enforces), for pages to offer only what is allowed. */
+  access: AccessResolver;
   /** Aborted when the server shuts down, so long-lived responses (event streams) end and let it close. */
   closing: AbortSignal;
 }

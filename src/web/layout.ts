@@ -1,4 +1,5 @@
 import { html, type SafeHtml } from './html.js';
+import { may, type WebUser } from './user.js';
 
 const NAVIGATION = [
   { href: '/', label: 'Predict' },
@@ -20,9 +21,40 @@ export interface PageOptions {
   /** Page scripts under /static, loaded after the vendor ones. */
   scripts?: string[];
   charts?: boolean;
+  /** Null on the sign-in page, which is rendered before anyone is known. */
+  user: WebUser | null;
 }
 
-export function page({ title, path, body, scripts = [], charts = false }: PageOptions): SafeHtml {
+/** Who is signed in and as what; Sign in for an anonymous viewer, Sign out only where a session exists. */
+function identity(user: WebUser, path: string): SafeHtml {
+  const signIn = html`<a class="signin-link" href="/signin?next=${encodeURIComponent(path)}">Sign in</a>`;
+  if (user.name === undefined) return html`<div class="identity"><span class="who">not signed in</span> <span class="role-badge">${user.role}</span> ${signIn}</div>`;
+  return html`<div class="identity"><span class="who">${user.name}</span> <span class="role-badge">${user.role}</span>
+${user.session
+    ? html`<form class="signout" method="post" action="/signout"><button type="submit" class="secondary">Sign out</button></form>`
+    : ''}</div>`;
+}
+
+export interface ActionGate {
+  allowed: boolean;
+  /** ` disabled` and its explanation for a button the user's role may not press; nothing otherwise. */
+  attributes: SafeHtml;
+  /** The role needed, shown beside the disabled button. */
+  hint: SafeHtml;
+}
+
+/** A button for `method path` that the user sees disabled, with the role it needs, when the server would refuse it. */
+export function gate(user: WebUser, method: string, path: string): ActionGate {
+  if (may(user, method, path)) return { allowed: true, attributes: html``, hint: html`` };
+  const needed = user.needs(method, path);
+  return {
+    allowed: false,
+    attributes: html` disabled title="needs the ${needed} role (you have ${user.role})"`,
+    hint: html`<span class="needs-role">needs ${needed}</span>`,
+  };
+}
+
+export function page({ title, path, body, scripts = [], charts = false, user }: PageOptions): SafeHtml {
   return html`<!doctype html>
 <html lang="en">
 <head>
@@ -34,13 +66,14 @@ export function page({ title, path, body, scripts = [], charts = false }: PageOp
 <link rel="stylesheet" href="/static/app.css">
 <script src="/static/vendor/htmx.min.js" defer></script>
 ${charts ? html`<script src="/static/vendor/chart.umd.min.js" defer></script>` : ''}
+<script src="/static/app.js" defer></script>
 ${scripts.map((script) => html`<script src="/static/${script}" defer></script>`)}
 </head>
 <body>
 <header class="top">
   <a class="brand" href="/">catdog</a>
   <nav>${NAVIGATION.map((item) => html`<a href="${item.href}"${item.href === path ? html` aria-current="page"` : ''}>${item.label}</a>`)}</nav>
-  ${path === '/signin' ? '' : html`<form class="signout" method="post" action="/signout"><button type="submit" class="secondary">Sign out</button></form>`}
+  ${user ? identity(user, path) : ''}
 </header>
 <main>
 <h1>${title}</h1>

@@ -2,19 +2,21 @@ import { Hono, type Context } from 'hono';
 import { allows } from '../auth/index.js';
 import { CatdogError } from '../errors.js';
 import { buildDatasetVersion } from '../datasets/versions.js';
+import { compareModels, evaluateModelOn } from '../registry/comparison.js';
 import { findModel } from '../registry/resolve.js';
 import type { ServerDeps } from '../server/context.js';
 import { datasetParamsFrom } from '../server/dataset-tools.js';
 import { CANCEL_JOB_ROLE, cancelQueuedJob } from '../jobs/cancel.js';
 import { promoteAndServe } from '../serving/promote.js';
-import type { SafeHtml } from './html.js';
+import { html, type SafeHtml } from './html.js';
 import { buildRequestFromForm, datasetPage, previewFragment, suspiciousFragment, thumbnailsFragment, versionsSection } from './pages/dataset.js';
 import { jobsPage, jobsSection, stateFilter, type JobsView } from './pages/jobs.js';
-import { modelsPage, modelsSection, registryView } from './pages/models.js';
+import { comparisonFragment, modelsPage, modelsSection, registryView } from './pages/models.js';
 import { predictPage } from './pages/predict.js';
 import { reviewPage } from './pages/review.js';
-import { trainingPage } from './pages/training.js';
+import { trainingHistory, trainingPage } from './pages/training.js';
 import { loadStaticFiles } from './static-files.js';
+import { webUser } from './user.js';
 
 const IMAGE_LABEL_FILTERS = new Set(['cat', 'dog', 'unlabelled']);
 
@@ -40,13 +42,15 @@ export function webRoutes(deps: ServerDeps): Hono {
   });
   web.get('/api/docs', (c) => c.redirect('/static/api-docs.html'));
 
-  web.get('/', async (c) => render(c, await predictPage(deps)));
-  web.get('/review', async (c) => render(c, await reviewPage(deps)));
-  web.get('/dataset', async (c) => render(c, await datasetPage(deps)));
-  web.get('/training', async (c) => render(c, await trainingPage(deps)));
-  web.get('/models', async (c) => render(c, await modelsPage(deps, c.req.query('model'))));
-  web.get('/jobs', async (c) => render(c, await jobsPage(deps, jobsView(c))));
+  const user = (c: Context) => webUser(c, deps.access);
+  web.get('/', async (c) => render(c, await predictPage(deps, user(c))));
+  web.get('/review', async (c) => render(c, await reviewPage(deps, user(c))));
+  web.get('/dataset', async (c) => render(c, await datasetPage(deps, user(c))));
+  web.get('/training', async (c) => render(c, await trainingPage(deps, user(c))));
+  web.get('/models', async (c) => render(c, await modelsPage(deps, user(c), c.req.query('model'))));
+  web.get('/jobs', async (c) => render(c, await jobsPage(deps, jobsView(c), user(c))));
 
+  web.get('/training/history', async (c) => render(c, await trainingHistory(deps)));
   web.get('/dataset/thumbnails', async (c) => {
     const label = c.req.query('label');
     const offset = Math.max(0, Number.parseInt(c.req.query('offset') ?? '0', 10) || 0);
@@ -72,8 +76,28 @@ export function webRoutes(deps: ServerDeps): Hono {
   web.post('/models/:id/promote', async (c) => {
     const model = await findModel(deps.app, c.req.param('id'));
     if (!model) throw new CatdogError('not_found', `no model ${c.req.param('id')}`, 404);
-    await promoteAndServe(deps, model, 'promoted from the web UI');
-    return render(c, modelsSection(await registryView(deps), `v${model.version} now serves.`));
+    await promoteAndServe(deps, model, { reason: 'promoted from the web UI', actor: c.get('principal')?.name ?? 'web' });
+    return render(c, modelsSection(await registryView(deps, user(c)), `v${model.version} now serves.`));
+  });
+
+  /** The comparison fragment for the compare form's models and dataset; `score` first scores those not yet scored. */
+  const comparison = async (c: Context, fields: { models: string[]; dataset: string | undefined }, score: boolean) => {
+    try {
+      const datasetId = Number(fields.dataset);
+      if (!Number.isInteger(datasetId) || datasetId < 1) throw new CatdogError('invalid_request', 'choose a dataset version to compare on', 400);
+      if (score) for (const model of fields.models) await evaluateModelOn(deps.app, model, datasetId);
+      return render(c, comparisonFragment(await compareModels(deps.app, fields.models, datasetId), user(c)));
+    } catch (error) {
+      if (!(error instanceof CatdogError)) throw error;
+      // htmx swaps only 2xx answers: the form's problem is shown where the comparison would be.
+      return render(c, html`<p class="notice error" role="alert">${error.message}</p>`);
+    }
+  };
+  web.get('/models/compare', (c) => comparison(c, { models: c.req.queries('model') ?? [], dataset: c.req.query('dataset') }, false));
+  web.post('/models/compare', async (c) => {
+    const body = await c.req.parseBody({ all: true });
+    const models = [body.model].flat().filter((value): value is string => typeof value === 'string');
+    return comparison(c, { models, dataset: typeof body.dataset === 'string' ? body.dataset : undefined }, true);
   });
 
   web.get('/jobs/table', async (c) => render(c, await jobsSection(deps, jobsView(c))));

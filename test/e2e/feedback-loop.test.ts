@@ -162,6 +162,8 @@ describe.skipIf(skipBrowser)('the feedback loop in a browser', () => {
     await page.goto(`${server.url}/models`);
     const row = page.locator(`tr[data-model-id="${newModelId}"]`);
     await expect.poll(() => row.count()).toBe(1);
+    // Promoting a model that scores below the serving one asks first (naming the drop): this test means it.
+    page.once('dialog', (dialog) => void dialog.accept());
     await row.locator('button.promote').click();
     await expect.poll(() => page.locator(`tr[data-model-id="${newModelId}"] .status`).textContent()).toBe('serving');
     await expect.poll(() => page.locator('#roc-status').textContent(), { timeout: 30_000 }).toContain('thresholds');

@@ -32,7 +32,16 @@ export const fakeCameraArgs = (videoFile: string): string[] => [
 export const launchChromium = (extraArgs: string[] = []): Promise<Browser> =>
   chromium.launch({ executablePath: chromiumPath, args: [...CHROMIUM_ARGS, ...extraArgs] });
 
-/** The two screens every UI feature is driven at. */
+/** The viewports of the pages' own browser tests (src/web/*-page.test.ts): the issue's 1366 px laptop and a phone. */
+export const VIEWPORTS = {
+  desktop: { width: 1366, height: 900 },
+  phone: { width: 390, height: 844 },
+} as const;
+
+/** True when nothing on the page is wider than the window: no sideways scrolling (on a phone above all). */
+export const fitsViewportWidth = (page: Page): Promise<boolean> => page.evaluate<boolean>('document.documentElement.scrollWidth <= window.innerWidth');
+
+/** The two screens every UI feature is driven at, as browser contexts. */
 export const SCREENS = {
   desktop: { viewport: { width: 1100, height: 900 } },
   phone: { viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true },

@@ -5,15 +5,15 @@ import { loadManifest } from '../../datasets/versions.js';
 import { CatdogError } from '../../errors.js';
 import { rocAuc, rocCurve } from '../../ml/index.js';
 import { readModelCard, readModelFiles } from '../../registry/artifacts.js';
-import { loadClassifier } from '../../registry/classifier.js';
-import { predictStored } from '../../registry/evaluate.js';
+import { predictStoredWith } from '../../registry/evaluate.js';
 import { EXPORT_FORMATS, exportModel } from '../../registry/export.js';
 import { importModel } from '../../registry/import.js';
+import { compareModels, evaluateModelOn, MAX_COMPARED_MODELS } from '../../registry/comparison.js';
 import { findModel } from '../../registry/resolve.js';
 import { promoteAndServe } from '../../serving/promote.js';
 import { routeGroup, type ServerDeps } from '../context.js';
-import { presentModel } from '../present.js';
-import { errorResponse, jsonContent, ModelSchema, PromotionSchema, RocCurveSchema } from '../schemas.js';
+import { presentModel, thumbnailUrl } from '../present.js';
+import { errorResponse, jsonContent, MetricsSchema, ModelSchema, PromotionSchema, RocCurveSchema } from '../schemas.js';
 
 const IdParam = z.object({
   id: z.string().min(1).openapi({ param: { name: 'id', in: 'path' }, description: 'Model id, version number, or "current"', example: 'current' }),
@@ -150,6 +150,68 @@ const importUpload = createRoute({
   },
 });
 
+const EvaluationSchema = z
+  .object({
+    modelId: z.string(),
+    datasetId: z.number().int(),
+    metrics: MetricsSchema,
+    degenerate: z.string().nullable().openapi({ description: 'Why the model is degenerate (it answers one class for every test photo), else null' }),
+    evaluatedAt: z.string(),
+  })
+  .openapi('ModelEvaluation');
+
+const evaluateModel = createRoute({
+  method: 'post',
+  path: '/models/{id}/evaluations',
+  'x-catdog-role': 'curator',
+  tags: ['models'],
+  summary: "Score a model on any dataset version's test split (kept: later comparisons on that split read it)",
+  description: 'Models and dataset versions never change, so a model already scored on that version answers at once with the stored result.',
+  request: { params: IdParam, body: { required: true, content: { 'application/json': { schema: z.object({ datasetId: z.number().int().positive() }) } } } },
+  responses: {
+    200: jsonContent(EvaluationSchema, 'The test metrics of the model on that version'),
+    404: errorResponse('No such model or dataset version'),
+    409: errorResponse('The version has no test photos (empty_test_split) or its manifest is missing'),
+  },
+});
+
+const compare = createRoute({
+  method: 'get',
+  path: '/model-comparisons',
+  'x-catdog-role': 'viewer',
+  tags: ['models'],
+  summary: "Two or more models on one dataset version's test split: metrics, confusion matrices and the photos they disagree on",
+  description:
+    'Reads stored evaluations only: a model not yet scored on that version has `evaluation: null` until a curator scores it ' +
+    '(POST /models/{id}/evaluations).',
+  request: {
+    query: z.object({
+      models: z
+        .string()
+        .transform((list) => list.split(',').map((item) => item.trim()).filter((item) => item !== ''))
+        .openapi({ description: `2 to ${MAX_COMPARED_MODELS} model ids or versions, comma-separated`, example: '3,4' }),
+      datasetId: z.coerce.number().int().positive().openapi({ description: 'The dataset version whose test split every model is scored on' }),
+    }),
+  },
+  responses: {
+    200: jsonContent(
+      z
+        .object({
+          datasetId: z.number().int(),
+          testCount: z.number().int(),
+          models: z.array(z.object({ model: ModelSchema, evaluation: EvaluationSchema.nullable() })),
+          disagreements: z.array(
+            z.object({ hash: z.string(), label: z.enum(['cat', 'dog']), pDog: z.array(z.number()).openapi({ description: 'Per model, in the order of `models`' }), thumbnailUrl: z.string() }),
+          ),
+        })
+        .openapi('ModelComparison'),
+      'The comparison',
+    ),
+    400: errorResponse('Fewer than 2 or too many models'),
+    404: errorResponse('No such model or dataset version'),
+  },
+});
+
 export function modelRoutes({ app, models }: ServerDeps) {
   const routes = routeGroup();
   // Models are immutable, so is their curve on their own test split.
@@ -166,14 +228,9 @@ export function modelRoutes({ app, models }: ServerDeps) {
   const computeRoc = async (model: ModelRow): Promise<z.infer<typeof RocCurveSchema>> => {
     const { manifest } = await loadManifest(app, model.datasetId);
     const test = manifest.items.filter((item) => item.split === 'test');
-    const classifier = await loadClassifier(app, model);
-    try {
-      const pDog = await predictStored(app, classifier, test.map((item) => item.hash));
-      const labels = test.map((item) => (item.label === 'dog' ? 1 : 0));
-      return { modelId: model.id, datasetId: model.datasetId, split: 'test', rocAuc: rocAuc(labels, pDog), points: rocCurve(labels, pDog) };
-    } finally {
-      classifier.dispose();
-    }
+    const pDog = await predictStoredWith(app, model, test.map((item) => item.hash));
+    const labels = test.map((item) => (item.label === 'dog' ? 1 : 0));
+    return { modelId: model.id, datasetId: model.datasetId, split: 'test', rocAuc: rocAuc(labels, pDog), points: rocCurve(labels, pDog) };
   };
 
   routes.openapi(listModels, async (c) => {
@@ -208,8 +265,27 @@ export function modelRoutes({ app, models }: ServerDeps) {
   routes.openapi(promote, async (c) => {
     const model = await requireModel(c.req.valid('param').id);
     const { reason } = c.req.valid('json');
-    const serving = await promoteAndServe({ app, models }, model, reason ?? 'promoted through the API');
+    const actor = c.get('principal')?.name ?? 'api';
+    const serving = await promoteAndServe({ app, models }, model, { reason: reason ?? 'promoted through the API', actor });
     return c.json(await present(model, serving), 200);
+  });
+
+  routes.openapi(evaluateModel, async (c) => {
+    return c.json(await evaluateModelOn(app, c.req.valid('param').id, c.req.valid('json').datasetId), 200);
+  });
+
+  routes.openapi(compare, async (c) => {
+    const { models: references, datasetId } = c.req.valid('query');
+    const comparison = await compareModels(app, references, datasetId);
+    const serving = await servingModelId();
+    return c.json(
+      {
+        ...comparison,
+        models: await Promise.all(comparison.models.map(async ({ model, evaluation }) => ({ model: await present(model, serving), evaluation }))),
+        disagreements: comparison.disagreements.map((photo) => ({ ...photo, thumbnailUrl: thumbnailUrl(photo.hash) })),
+      },
+      200,
+    );
   });
 
   routes.openapi(exportDownload, async (c) => {

@@ -7,7 +7,8 @@ import { augmentedSamples, datasetParamsFrom } from '../../server/dataset-tools.
 import { presentSuspiciousImage, thumbnailUrl } from '../../server/present.js';
 import { suspiciousLabels, type SuspiciousImage } from '../../training/suspicious.js';
 import { html, type SafeHtml } from '../html.js';
-import { page, percent } from '../layout.js';
+import { gate, page, percent, type ActionGate } from '../layout.js';
+import type { WebUser } from '../user.js';
 
 type AugmentationName = keyof AugmentationConfig;
 
@@ -112,7 +113,7 @@ export async function suspiciousFragment({ app }: ServerDeps): Promise<SafeHtml>
   )}</ul>`;
 }
 
-function buildForm(deps: ServerDeps): SafeHtml {
+function buildForm(deps: ServerDeps, build: ActionGate): SafeHtml {
   const { dataset } = deps.app.config;
   return html`<form id="build-form" class="card" hx-post="/dataset/versions" hx-target="#versions" hx-swap="outerHTML">
 <h2>Build a version</h2>
@@ -135,11 +136,11 @@ function buildForm(deps: ServerDeps): SafeHtml {
 </fieldset>
 <h3>Preview of augmented training samples</h3>
 <div id="preview" aria-live="polite"><p class="muted">loading…</p></div>
-<button type="submit">Build version</button>
+<button type="submit"${build.attributes}>Build version</button>${build.hint}
 </form>`;
 }
 
-export async function datasetPage(deps: ServerDeps) {
+export async function datasetPage(deps: ServerDeps, user: WebUser) {
   const { db, blobs } = deps.app;
   const [library, versions] = await Promise.all([db.images.countByLabel(), db.datasets.list()]);
   const latest = versions[0];
@@ -148,6 +149,7 @@ export async function datasetPage(deps: ServerDeps) {
   return page({
     title: 'Dataset',
     path: '/dataset',
+    user,
     body: html`
 <section class="card">
   <h2>Labelled photos</h2>
@@ -164,7 +166,7 @@ ${versionsSection(versions)}
   <h2>Suspicious labels</h2>
   <div hx-get="/dataset/suspicious" hx-trigger="load" hx-swap="outerHTML"><p class="muted">asking the promoted model…</p></div>
 </section>
-${buildForm(deps)}
+${buildForm(deps, gate(user, 'POST', '/dataset/versions'))}
 <section class="card">
   <h2>Photos</h2>
   <form class="filter" hx-get="/dataset/thumbnails" hx-target="#thumbnails" hx-swap="outerHTML" hx-trigger="change">

@@ -3,6 +3,7 @@ import { FINISHED_STATES, JOB_STATES, type JobInfo, type JobState } from '../../
 import type { ServerDeps } from '../../server/context.js';
 import { html, type SafeHtml } from '../html.js';
 import { page, percent } from '../layout.js';
+import type { WebUser } from '../user.js';
 
 const JOBS_SHOWN = 50;
 /** Workers change job state on their own, so the table polls; a few seconds keeps it current without load. */
@@ -61,10 +62,11 @@ ${items.length === 0
 </section>`;
 }
 
-export async function jobsPage(deps: ServerDeps, view: JobsView) {
+export async function jobsPage(deps: ServerDeps, view: JobsView, user: WebUser) {
   return page({
     title: 'Jobs',
     path: '/jobs',
+    user,
     body: html`
 <p class="muted">Background work (imports, training, sweep candidates, retraining) on the ${deps.jobs.kind === 'bullmq' ? 'Redis queue that catdog workers run' : "server's own in-process queue"}; the ${JOBS_SHOWN} newest are shown.</p>
 <form class="filter card" hx-get="/jobs/table" hx-target="#jobs" hx-swap="outerHTML" hx-trigger="change">

@@ -1,9 +1,17 @@
-import type { ModelRow, PromotionRow } from '../../db/index.js';
+import { listDatasetVersions } from '../../datasets/catalog.js';
+import type { DatasetVersionRow, ModelRow, PromotionRow } from '../../db/index.js';
 import { DECODE_ID } from '../../images/index.js';
+import type { ConfusionMatrix } from '../../ml/index.js';
 import { readModelCard, type ModelCard } from '../../registry/artifacts.js';
+import { registryListing } from '../../registry/catalog.js';
+import { MAX_COMPARED_MODELS, type ModelComparison } from '../../registry/comparison.js';
+import { degenerateReason } from '../../registry/degenerate.js';
+import type { PromotionMetric } from '../../registry/promotion.js';
 import type { ServerDeps } from '../../server/context.js';
+import { thumbnailUrl } from '../../server/present.js';
 import { html, type SafeHtml } from '../html.js';
-import { page, percent } from '../layout.js';
+import { gate, page, percent } from '../layout.js';
+import type { WebUser } from '../user.js';
 import { servingLabel } from './shared.js';
 
 interface StoredMetrics {
@@ -13,7 +21,7 @@ interface StoredMetrics {
   f1?: number;
   rocAuc?: number;
   count?: number;
-  confusionMatrix?: { labels: string[]; matrix: number[][] };
+  confusionMatrix?: ConfusionMatrix;
 }
 
 const HEAT_LEVELS = 10;
@@ -40,7 +48,7 @@ ${row.map((value) => {
 /** The model as a file that runs without catdog (raw RGB pixels in, P(dog) out). */
 function exportLinks(model: ModelRow): SafeHtml {
   const href = (format: string) => `/api/v1/models/${encodeURIComponent(model.id)}/export?format=${format}`;
-  return html`<a href="${href('keras')}" download>Download .keras</a> · <a href="${href('tfjs')}" download>Download TF.js</a>`;
+  return html`<span class="downloads"><a href="${href('keras')}" download>.keras</a> · <a href="${href('tfjs')}" download>TF.js</a></span>`;
 }
 
 export interface RegistryView {
@@ -48,52 +56,125 @@ export interface RegistryView {
   promotions: PromotionRow[];
   servingId: string;
   servingText: string;
+  /** The metric promotion compares (`training.promotion.metric`). */
+  metric: PromotionMetric;
+  user: WebUser;
 }
 
-export async function registryView(deps: ServerDeps): Promise<RegistryView> {
-  const { db } = deps.app;
-  const [models, promotions, servingId, servingText] = await Promise.all([
-    db.models.list(),
-    db.models.promotions(),
+export async function registryView(deps: ServerDeps, user: WebUser): Promise<RegistryView> {
+  const [{ models, promotions }, servingId, servingText] = await Promise.all([
+    registryListing(deps.app),
     deps.models.classifier().then((classifier) => classifier.modelId, () => ''),
     servingLabel(deps),
   ]);
-  return { models, promotions, servingId, servingText };
+  return { models, promotions, servingId, servingText, metric: deps.app.config.training.promotion.metric, user };
 }
 
-export function modelsSection({ models, promotions, servingId, servingText }: RegistryView, notice?: string): SafeHtml {
+const METRIC_NAMES: Record<PromotionMetric, string> = { accuracy: 'accuracy', f1: 'F1', rocAuc: 'ROC AUC' };
+
+/**
+ * Asked before promoting a model that scores below the serving one or is degenerate; undefined when it does not.
+ * Stored metrics come from each model's own test split, which the question says.
+ */
+function promotionWarning(candidate: ModelRow, serving: ModelRow | undefined, metric: PromotionMetric): string | undefined {
+  const degenerate = degenerateReason(candidate.metrics);
+  const value = (model: ModelRow) => (model.metrics as StoredMetrics)[metric];
+  const candidateValue = value(candidate);
+  const servingValue = serving ? value(serving) : undefined;
+  const drop = candidateValue !== undefined && servingValue !== undefined && candidateValue < servingValue
+    ? `Its ${METRIC_NAMES[metric]} ${percent(candidateValue)} is ${((servingValue - candidateValue) * 100).toFixed(1)} points below the serving v${serving!.version}'s ${percent(servingValue)}` +
+      (serving!.datasetId === candidate.datasetId ? ' on the same test split.' : ` (measured on dataset v${candidate.datasetId} and v${serving!.datasetId}: compare them on one split below).`)
+    : undefined;
+  if (!degenerate && !drop) return undefined;
+  return [`Promote v${candidate.version}?`, degenerate && `It is ${degenerate}.`, drop].filter(Boolean).join(' ');
+}
+
+export function modelsSection({ models, promotions, servingId, servingText, metric, user }: RegistryView, notice?: string): SafeHtml {
   const latest = promotions[0];
   const rollbackTarget = latest?.previousModelId ? models.find((model) => model.id === latest.previousModelId) : undefined;
+  const serving = models.find((model) => model.id === servingId);
+  const promoteButton = (model: ModelRow, label: string, className: string) => {
+    const path = `/models/${model.id}/promote`;
+    const allowed = gate(user, 'POST', path);
+    const warning = promotionWarning(model, serving, metric);
+    return html`<button type="button" class="${className}" hx-post="${path}" hx-target="#models" hx-swap="outerHTML"${warning ? html` hx-confirm="${warning}"` : ''}${allowed.attributes}>${label}</button>${allowed.hint}`;
+  };
   return html`<section id="models" class="card">
 <h2>Registry</h2>
 <p>Serving: <strong id="serving-model">${servingText}</strong></p>
 ${notice ? html`<p class="notice ok" role="status">${notice}</p>` : ''}
-${rollbackTarget
-    ? html`<p><button type="button" class="secondary" hx-post="/models/${rollbackTarget.id}/promote" hx-target="#models" hx-swap="outerHTML">Roll back to v${rollbackTarget.version}</button></p>`
-    : ''}
+${rollbackTarget ? html`<p>${promoteButton(rollbackTarget, `Roll back to v${rollbackTarget.version}`, 'secondary rollback')}</p>` : ''}
 ${models.length === 0
     ? html`<p class="muted">No trained model yet: the zero-shot ImageNet model answers predictions.</p>`
-    : html`<table>
-<thead><tr><th>version</th><th>model</th><th>architecture</th><th>dataset</th><th>accuracy</th><th>F1</th><th>ROC AUC</th><th>created</th><th>download</th><th>serving</th></tr></thead>
+    : html`<table class="registry">
+<thead><tr><th>version</th><th>model</th><th>dataset</th><th>accuracy</th><th>F1</th><th>ROC AUC</th><th>created</th><th>actions</th></tr></thead>
 <tbody>${models.map((model) => {
         const metrics = model.metrics as StoredMetrics;
-        const serving = model.id === servingId;
-        return html`<tr data-model-id="${model.id}"${serving ? html` class="serving"` : ''}>
+        const degenerate = degenerateReason(model.metrics);
+        const isServing = model.id === servingId;
+        return html`<tr data-model-id="${model.id}"${isServing ? html` class="serving"` : ''}>
 <td>v${model.version}</td>
-<td><a href="/models?model=${model.id}"><code>${model.id}</code></a></td>
-<td>${model.architecture}</td>
+<td><a href="/models?model=${model.id}"><code>${model.id}</code></a><br><span class="muted">${model.architecture}</span>${degenerate ? html` <span class="flag degenerate" title="${degenerate}">degenerate</span>` : ''}</td>
 <td>v${model.datasetId}</td>
 <td>${percent(metrics.accuracy)}</td>
 <td>${metrics.f1?.toFixed(3) ?? '–'}</td>
 <td>${metrics.rocAuc?.toFixed(3) ?? '–'}</td>
-<td>${model.createdAt.slice(0, 19).replace('T', ' ')}</td>
-<td>${exportLinks(model)}</td>
-<td>${serving
-          ? html`<span class="status succeeded">serving</span>`
-          : html`<button type="button" class="promote" hx-post="/models/${model.id}/promote" hx-target="#models" hx-swap="outerHTML">Promote</button>`}</td>
+<td>${model.createdAt.slice(0, 16).replace('T', ' ')}</td>
+<td class="actions-cell">${isServing ? html`<span class="status succeeded">serving</span>` : promoteButton(model, 'Promote', 'promote')}<br>${exportLinks(model)}</td>
 </tr>`;
       })}</tbody></table>`}
 </section>`;
+}
+
+/** Pick the models and the one test split they are all scored on; the result lands in #comparison. */
+function compareForm(models: ModelRow[], versions: DatasetVersionRow[], chosen: string[]): SafeHtml {
+  if (models.length < 2 || versions.length === 0) return html`<p class="muted">Comparing needs two models and a dataset version.</p>`;
+  const preselected = new Set(chosen.length > 0 ? chosen : models.slice(0, 2).map((model) => model.id));
+  return html`<form id="compare-form" hx-get="/models/compare" hx-target="#comparison" hx-swap="innerHTML">
+<fieldset class="compare-models"><legend>Models (2 to ${MAX_COMPARED_MODELS})</legend>
+${models.map((model) => html`<label><input type="checkbox" name="model" value="${model.id}"${preselected.has(model.id) ? html` checked` : ''}> v${model.version} <span class="muted">${model.architecture}, trained on v${model.datasetId}</span></label>`)}
+</fieldset>
+<label>Test split of <select name="dataset">${versions.map((version) => html`<option value="${version.id}">dataset v${version.id} (${version.imageCount} photos)</option>`)}</select></label>
+<button type="submit">Compare</button>
+</form>`;
+}
+
+const DISAGREEMENTS_SHOWN = 24;
+
+/** Metrics, confusion matrices and the photos the models disagree on, all on one test split. */
+export function comparisonFragment(comparison: ModelComparison, user: WebUser): SafeHtml {
+  const missing = comparison.models.filter((entry) => entry.evaluation === null);
+  const scored = comparison.models.filter((entry) => entry.evaluation !== null);
+  const evaluate = gate(user, 'POST', '/models/compare');
+  return html`<h3 id="comparison-split">On the test split of dataset v${comparison.datasetId} (${comparison.testCount} photos)</h3>
+${missing.length > 0
+    ? html`<p class="notice">Not yet scored on this split: ${missing.map((entry) => `v${entry.model.version}`).join(', ')}.
+<button type="button" id="evaluate-missing" hx-post="/models/compare" hx-include="#compare-form" hx-target="#comparison" hx-swap="innerHTML"${evaluate.attributes}>Score on dataset v${comparison.datasetId}</button>${evaluate.hint}</p>`
+    : ''}
+${scored.length === 0
+    ? ''
+    : html`<table class="comparison"><thead><tr><th>model</th><th>accuracy</th><th>precision</th><th>recall</th><th>F1</th><th>ROC AUC</th><th>note</th></tr></thead>
+<tbody>${scored.map(({ model, evaluation }) => {
+        const metrics = evaluation!.metrics;
+        return html`<tr data-compared-model="${model.id}"><td>v${model.version} <span class="muted">${model.architecture}</span></td>
+<td>${percent(metrics.accuracy)}</td><td>${percent(metrics.precision)}</td><td>${percent(metrics.recall)}</td><td>${metrics.f1.toFixed(3)}</td>
+<td>${Number.isNaN(metrics.rocAuc) ? '–' : metrics.rocAuc.toFixed(3)}</td>
+<td>${evaluation!.degenerate ? html`<span class="flag degenerate">${evaluation!.degenerate}</span>` : model.datasetId === comparison.datasetId ? 'its own test split' : html`<span class="muted">trained on v${model.datasetId}</span>`}</td></tr>`;
+      })}</tbody></table>
+<div class="charts">${scored.map(({ model, evaluation }) => html`<div class="chart-small"><h4>v${model.version}</h4>${confusionMatrix(evaluation!.metrics)}</div>`)}</div>`}
+${scored.length < 2
+    ? ''
+    : html`<h3>${comparison.disagreements.length} photos they disagree on</h3>
+${comparison.disagreements.length === 0
+        ? html`<p class="muted">They label every test photo the same way.</p>`
+        : html`<ul class="disagreements">${comparison.disagreements.slice(0, DISAGREEMENTS_SHOWN).map((photo) => html`<li>
+<img src="${thumbnailUrl(photo.hash)}" alt="test photo labelled ${photo.label}">
+<span class="tag ${photo.label}">${photo.label}</span>
+<ul class="verdicts">${scored.map(({ model }, i) => {
+            const pDog = photo.pDog[i]!;
+            const said = pDog >= 0.5 ? 'dog' : 'cat';
+            return html`<li class="${said === photo.label ? 'right' : 'wrong'}">v${model.version}: ${said} ${percent(said === 'dog' ? pDog : 1 - pDog)}</li>`;
+          })}</ul></li>`)}</ul>`}`}`;
 }
 
 /** Which decode made the pixels the model learnt from, and whether this server feeds it the same. */
@@ -108,11 +189,21 @@ function decodeLine(model: ModelRow, card: ModelCard | undefined): SafeHtml {
     : html` <span class="notice error">this server decodes photos with <code>${DECODE_ID}</code>, so its pixels differ slightly from those the model was trained and measured on</span>`}</p>`;
 }
 
-function modelDetails(model: ModelRow, card: ModelCard | undefined): SafeHtml {
+/** Each time the model was put into service and why; a degenerate model says why it never was automatically. */
+function promotionLine(model: ModelRow, promotions: PromotionRow[]): SafeHtml {
+  const degenerate = degenerateReason(model.metrics);
+  const own = promotions.filter((promotion) => promotion.modelId === model.id);
+  return html`<p id="model-promotion">${degenerate ? html`<span class="flag degenerate">never promoted automatically: ${degenerate}</span> ` : ''}${own.length === 0
+    ? html`<span class="muted">Never promoted.</span>`
+    : own.map((promotion) => html`<span class="muted">Promoted ${promotion.promotedAt.slice(0, 16).replace('T', ' ')} by ${promotion.actor}: ${promotion.reason}.</span> `)}</p>`;
+}
+
+function modelDetails(model: ModelRow, card: ModelCard | undefined, promotions: PromotionRow[]): SafeHtml {
   const metrics = model.metrics as StoredMetrics;
   return html`<section class="card" id="model-details">
 <h2>v${model.version} <code>${model.id}</code></h2>
 <p class="muted">${model.name}; measured on the test split of dataset v${model.datasetId} (${metrics.count ?? '?'} photos)</p>
+${promotionLine(model, promotions)}
 ${decodeLine(model, card)}
 <ul class="stats">
   <li><span class="stat">${percent(metrics.accuracy)}</span> accuracy</li>
@@ -128,8 +219,8 @@ ${decodeLine(model, card)}
 </section>`;
 }
 
-export async function modelsPage(deps: ServerDeps, selectedId: string | undefined) {
-  const registry = await registryView(deps);
+export async function modelsPage(deps: ServerDeps, user: WebUser, selectedId: string | undefined) {
+  const [registry, versions] = await Promise.all([registryView(deps, user), listDatasetVersions(deps.app)]);
   const { models } = registry;
   const selected = models.find((model) => model.id === selectedId) ?? models.find((model) => model.id === registry.servingId) ?? models[0];
   return page({
@@ -137,8 +228,15 @@ export async function modelsPage(deps: ServerDeps, selectedId: string | undefine
     path: '/models',
     charts: true,
     scripts: ['models.js'],
+    user,
     body: html`
 ${modelsSection(registry)}
-${selected ? modelDetails(selected, await readModelCard(deps.app.blobs, selected.artifactPrefix)) : ''}`,
+<section class="card" id="compare">
+<h2>Compare on one test split</h2>
+<p class="muted">Each model's own accuracy is measured on its own dataset version's test split; here every chosen model is scored on the same photos.</p>
+${compareForm(models, versions, [])}
+<div id="comparison" aria-live="polite"></div>
+</section>
+${selected ? modelDetails(selected, await readModelCard(deps.app.blobs, selected.artifactPrefix), registry.promotions) : ''}`,
   });
 }

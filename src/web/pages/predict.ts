@@ -1,14 +1,18 @@
 import type { ServerDeps } from '../../server/context.js';
 import { html } from '../html.js';
-import { page } from '../layout.js';
+import { gate, page } from '../layout.js';
+import type { WebUser } from '../user.js';
 import { cameraSection } from './camera.js';
 import { servingLabel } from './shared.js';
 
-export async function predictPage(deps: ServerDeps) {
+export async function predictPage(deps: ServerDeps, user: WebUser) {
+  // Anyone who may predict sees the verdict; confirming or correcting it changes the data set (curator).
+  const validate = gate(user, 'POST', '/api/v1/predictions/{id}/validation');
   return page({
     title: 'Cat or dog?',
     path: '/',
     scripts: ['predict.js', 'camera.js'],
+    user,
     body: html`
 <section class="card">
   <div id="dropzone" class="dropzone">
@@ -30,11 +34,11 @@ ${cameraSection()}
       <p class="model muted"></p>
       <p class="error"></p>
       <div class="actions" hidden>
-        <button type="button" class="confirm">Confirm</button>
+        <button type="button" class="confirm"${validate.attributes}>Confirm</button>
         <span class="muted">Correct:</span>
-        <button type="button" data-label="cat">Cat</button>
-        <button type="button" data-label="dog">Dog</button>
-        <button type="button" data-label="neither">Neither</button>
+        <button type="button" data-label="cat"${validate.attributes}>Cat</button>
+        <button type="button" data-label="dog"${validate.attributes}>Dog</button>
+        <button type="button" data-label="neither"${validate.attributes}>Neither</button>${validate.hint}
       </div>
       <p class="feedback muted"></p>
     </div>

@@ -1,8 +1,9 @@
 import type { ServerDeps } from '../../server/context.js';
 import { html } from '../html.js';
 import { page } from '../layout.js';
+import type { WebUser } from '../user.js';
 
-export async function reviewPage({ app }: ServerDeps) {
+export async function reviewPage({ app }: ServerDeps, user: WebUser) {
   const [validated, pending] = await Promise.all([
     app.db.predictions.list({ validated: true, limit: 1, offset: 0 }),
     app.db.predictions.list({ validated: false, limit: 1, offset: 0 }),
@@ -10,6 +11,7 @@ export async function reviewPage({ app }: ServerDeps) {
   return page({
     title: 'Review',
     path: '/review',
+    user,
     scripts: ['review.js'],
     body: html`
 <section class="card review">

@@ -6,6 +6,7 @@ export function signInPage({ next, error }: { next: string; error?: string }): s
   return page({
     title: 'Sign in',
     path: '/signin',
+    user: null,
     body: html`<form class="card signin" method="post" action="/signin">
   <p>Paste an API token. An administrator creates one with <code>catdog token create --role viewer|curator|admin</code>.</p>
   ${error ? html`<p class="notice error" role="alert">${error}</p>` : ''}

@@ -1,7 +1,11 @@
+import { listDatasetVersions } from '../../datasets/catalog.js';
 import type { RunRow } from '../../db/index.js';
+import { degenerateReason } from '../../registry/degenerate.js';
 import type { ServerDeps } from '../../server/context.js';
+import { queuedRunCount, recentRuns } from '../../training/history.js';
 import { html, type SafeHtml } from '../html.js';
-import { page, percent } from '../layout.js';
+import { gate, page, percent } from '../layout.js';
+import type { WebUser } from '../user.js';
 
 const HISTORY_SIZE = 30;
 
@@ -10,10 +14,26 @@ const metric = (run: RunRow, name: string): number | undefined => {
   return typeof value === 'number' ? value : undefined;
 };
 
+/** Whether the run's model went into service, and why not when it did not (degenerate models never do). */
+function promotionCell(run: RunRow): SafeHtml {
+  if (run.status !== 'succeeded') return html``;
+  const degenerate = degenerateReason(run.metrics);
+  if (degenerate) return html`<span class="flag degenerate">not promoted: ${degenerate}</span>`;
+  const promoted = run.metrics?.promoted;
+  return typeof promoted === 'boolean' ? html`${promoted ? 'promoted' : html`<span class="muted">not promoted: did not beat the serving model</span>`}` : html``;
+}
+
+/** The history table; the page refreshes it when a run is queued or a followed run ends. */
+export function historySection(runs: RunRow[]): SafeHtml {
+  return html`<div id="history" hx-get="/training/history" hx-trigger="catdog:runs-changed from:body" hx-swap="outerHTML">${historyTable(runs)}</div>`;
+}
+
+export const trainingHistory = async ({ app }: ServerDeps): Promise<SafeHtml> => historySection(await recentRuns(app, HISTORY_SIZE));
+
 function historyTable(runs: RunRow[]): SafeHtml {
   if (runs.length === 0) return html`<p class="muted">No training run yet.</p>`;
   return html`<table id="run-history">
-<thead><tr><th>compare</th><th>run</th><th>status</th><th>dataset</th><th>architecture</th><th>epochs</th><th>test accuracy</th><th>model</th><th>created</th></tr></thead>
+<thead><tr><th>compare</th><th>run</th><th>status</th><th>dataset</th><th>architecture</th><th>epochs</th><th>learning rate</th><th>batch</th><th>test accuracy</th><th>promotion</th><th>model</th><th>created</th></tr></thead>
 <tbody>${runs.map(
     (run) => html`<tr data-run-id="${run.id}">
 <td><input type="checkbox" name="compare" value="${run.id}" aria-label="compare ${run.id}"></td>
@@ -22,23 +42,27 @@ function historyTable(runs: RunRow[]): SafeHtml {
 <td>v${run.datasetId}</td>
 <td>${String(run.params.architecture ?? '')}</td>
 <td>${String(run.params.epochs ?? '')}</td>
+<td>${String(run.params.learningRate ?? '')}</td>
+<td>${String(run.params.batchSize ?? '')}</td>
 <td>${percent(metric(run, 'accuracy'))}</td>
+<td class="promotion">${promotionCell(run)}</td>
 <td>${run.modelId ? html`<a href="/models?model=${run.modelId}">${run.modelId}</a>` : ''}</td>
 <td>${run.createdAt.slice(0, 19).replace('T', ' ')}</td>
 </tr>`,
   )}</tbody></table>`;
 }
 
-export async function trainingPage({ app }: ServerDeps) {
-  const [history, versions, counts] = await Promise.all([app.db.runs.list({ limit: HISTORY_SIZE, offset: 0 }), app.db.datasets.list(), app.db.runs.countByStatus()]);
-  const queued = counts.queued ?? 0;
-  const inProgress = history.items.find((run) => run.status === 'running' || run.status === 'queued');
+export async function trainingPage({ app }: ServerDeps, user: WebUser) {
+  const [history, versions, queued] = await Promise.all([recentRuns(app, HISTORY_SIZE), listDatasetVersions(app), queuedRunCount(app)]);
+  const start = gate(user, 'POST', '/api/v1/training-runs');
+  const inProgress = history.find((run) => run.status === 'running' || run.status === 'queued');
   const { training } = app.config;
   return page({
     title: 'Training',
     path: '/training',
     charts: true,
     scripts: ['training.js'],
+    user,
     body: html`
 <form id="train-form" class="card">
   <h2>Start a run</h2>
@@ -59,23 +83,28 @@ export async function trainingPage({ app }: ServerDeps) {
     <label>Learning rate <input name="learningRate" type="number" min="0.000001" max="1" step="any" value="${training.learningRate}"></label>
     <label>Batch size <input name="batchSize" type="number" min="1" max="1024" value="${training.batchSize}"></label>
   </div>
-  <button type="submit">Start training</button>
+  <button type="submit"${start.attributes}>Start training</button>${start.hint}
   <p id="train-error" class="notice error" hidden></p>
 </form>
-<section class="card" id="live" data-follow-run="${inProgress?.id ?? ''}">
+<section class="card" id="live" data-follow-run="${inProgress?.id ?? ''}" data-last-run="${inProgress ? '' : (history[0]?.id ?? '')}">
   <h2>Live</h2>
+  <progress id="run-progress" max="1" value="0" hidden></progress>
   <p id="run-status" class="muted" aria-live="polite">${inProgress ? `following ${inProgress.id}` : 'no run in progress'}${queued > 0 ? ` (${queued} queued)` : ''}</p>
   <div class="charts">
-    <div class="chart"><canvas id="loss-chart" aria-label="loss per epoch"></canvas></div>
-    <div class="chart"><canvas id="accuracy-chart" aria-label="accuracy per epoch"></canvas></div>
+    <div class="chart"><canvas id="loss-chart" role="img" aria-label="loss per epoch"></canvas></div>
+    <div class="chart"><canvas id="accuracy-chart" role="img" aria-label="accuracy per epoch"></canvas></div>
   </div>
 </section>
 <section class="card">
   <h2>History</h2>
-  ${historyTable(history.items)}
+  ${historySection(history)}
   <button type="button" id="compare-button">Compare the two selected runs</button>
   <p id="compare-status" class="muted"></p>
-  <div class="charts"><div class="chart wide"><canvas id="compare-chart" aria-label="validation accuracy and loss of two runs"></canvas></div></div>
+  <table id="compare-params" hidden></table>
+  <div class="charts">
+    <div class="chart"><canvas id="compare-accuracy-chart" role="img" aria-label="validation accuracy per epoch of the compared runs"></canvas></div>
+    <div class="chart"><canvas id="compare-loss-chart" role="img" aria-label="validation loss per epoch of the compared runs"></canvas></div>
+  </div>
 </section>`,
   });
 }

@@ -66,14 +66,17 @@
     }
   }
 
-  async function classify(file) {
+  function card(file) {
     const item = template.content.firstElementChild.cloneNode(true);
     const thumb = item.querySelector('.thumb');
     thumb.src = URL.createObjectURL(file);
     // The file name is the text beside it; a name is no description of the photo (WCAG failure F30).
     thumb.alt = 'photo being classified';
     item.querySelector('.file-name').textContent = file.name;
-    results.prepend(item);
+    return item;
+  }
+
+  async function classify(file, item) {
     const progress = item.querySelector('.upload-progress');
     try {
       showPrediction(item, await upload(file, (fraction) => (progress.value = Math.round(fraction * 100))));
@@ -83,8 +86,13 @@
     }
   }
 
+  // The newest selection goes on top, its photos in the order they were chosen.
   async function classifyAll(files) {
-    for (const file of files) await classify(file);
+    const items = files.map(card);
+    const batch = document.createDocumentFragment();
+    batch.append(...items);
+    results.prepend(batch);
+    for (const [i, file] of files.entries()) await classify(file, items[i]);
   }
 
   input.addEventListener('change', () => {

@@ -1,27 +1,47 @@
-// Training page: start a run, draw its curves live from the server-sent events, compare two finished runs.
+// Training page: start a run, draw its curves live from the server-sent events (or the last run's after a reload),
+// refresh the history when a run ends, compare two runs with their parameters.
 (() => {
   const form = document.getElementById('train-form');
   const errorLine = document.getElementById('train-error');
   const status = document.getElementById('run-status');
+  const progress = document.getElementById('run-progress');
   const live = document.getElementById('live');
 
-  const lineChart = (canvas, title) =>
+  // Accuracy lives on 0–1 and is read against that scale; loss starts at 0 so curves of two runs are comparable.
+  const lineChart = (canvas, title, quantity) =>
     new Chart(canvas, {
       type: 'line',
       data: { labels: [], datasets: [] },
       options: {
         animation: false,
         maintainAspectRatio: false,
-        plugins: { title: { display: true, text: title } },
-        scales: { x: { title: { display: true, text: 'epoch' } } },
+        interaction: { mode: 'index', intersect: false },
+        plugins: { title: { display: true, text: title }, legend: { position: 'bottom' } },
+        scales: {
+          x: { title: { display: true, text: 'epoch' } },
+          y: quantity === 'accuracy'
+            ? { min: 0, max: 1, title: { display: true, text: 'accuracy' }, ticks: { callback: (value) => `${Math.round(value * 100)}%` } }
+            : { beginAtZero: true, title: { display: true, text: 'loss (cross-entropy)' } },
+        },
       },
     });
 
   const series = (label, color, dashed) => ({ label, data: [], borderColor: color, backgroundColor: color, borderDash: dashed ? [6, 4] : [], tension: 0.2 });
 
-  const lossChart = lineChart(document.getElementById('loss-chart'), 'loss');
-  const accuracyChart = lineChart(document.getElementById('accuracy-chart'), 'accuracy');
-  const compareChart = lineChart(document.getElementById('compare-chart'), 'validation accuracy (solid) and loss (dashed)');
+  const lossChart = lineChart(document.getElementById('loss-chart'), 'loss', 'loss');
+  const accuracyChart = lineChart(document.getElementById('accuracy-chart'), 'accuracy', 'accuracy');
+  const compareAccuracyChart = lineChart(document.getElementById('compare-accuracy-chart'), 'validation accuracy', 'accuracy');
+  const compareLossChart = lineChart(document.getElementById('compare-loss-chart'), 'validation loss', 'loss');
+
+  function showProgress(done, total) {
+    progress.hidden = !total;
+    if (total) {
+      progress.max = total;
+      progress.value = Math.min(done, total);
+    }
+  }
+
+  const refreshHistory = () => document.body.dispatchEvent(new Event('catdog:runs-changed'));
 
   function resetLive() {
     lossChart.data.labels = [];
@@ -58,24 +78,30 @@
       const stage = JSON.parse(event.data);
       const count = stage.total ? ` ${stage.done ?? 0}/${stage.total}` : '';
       status.textContent = `run ${runId}: ${stage.stage}${count}`;
+      showProgress(stage.done ?? 0, stage.total);
     });
     source.addEventListener('epoch', (event) => {
       const epoch = JSON.parse(event.data);
       addEpoch(epoch);
       const total = epoch.totalEpochs ? `/${epoch.totalEpochs}` : '';
       status.textContent = `run ${runId}: epoch ${epoch.epoch}${total}, validation accuracy ${(epoch.valAccuracy * 100).toFixed(1)}%${seconds(epoch.etaMs)}`;
+      showProgress(epoch.epoch, epoch.totalEpochs);
     });
     source.addEventListener('finished', (event) => {
       const finished = JSON.parse(event.data);
       const accuracy = finished.metrics && typeof finished.metrics.accuracy === 'number' ? ` test accuracy ${(finished.metrics.accuracy * 100).toFixed(1)}%;` : '';
-      const promoted = finished.promoted === undefined ? '' : finished.promoted ? ' promoted' : ' not promoted';
+      const promoted = finished.promoted === undefined ? '' : finished.promoted ? ' promoted' : ` not promoted${finished.promotion ? ` (${finished.promotion})` : ''}`;
       status.textContent = `run ${runId}: finished —${accuracy} model ${finished.modelId}${promoted}`;
       status.dataset.finishedModel = finished.modelId;
+      showProgress(0, 0);
       source.close();
+      refreshHistory();
     });
     source.addEventListener('failed', (event) => {
       status.textContent = `run ${runId}: failed — ${JSON.parse(event.data).error}`;
+      showProgress(0, 0);
       source.close();
+      refreshHistory();
     });
   }
 
@@ -97,7 +123,37 @@
       return;
     }
     follow(body.id);
+    refreshHistory(); // the queued run joins the history at once
   });
+
+  // After a reload with nothing running, the last run's curves are drawn again from its stored epochs.
+  async function showLastRun(runId) {
+    const response = await fetch(`/api/v1/training-runs/${encodeURIComponent(runId)}`);
+    if (!response.ok) return;
+    const run = await response.json();
+    resetLive();
+    for (const epoch of run.epochs) addEpoch(epoch);
+    const accuracy = run.metrics && typeof run.metrics.accuracy === 'number' ? `, test accuracy ${(run.metrics.accuracy * 100).toFixed(1)}%` : '';
+    status.textContent = `last run ${run.id}: ${run.status}${accuracy}`;
+  }
+
+  const PARAMETERS = ['datasetId', 'architecture', 'epochs', 'learningRate', 'batchSize', 'head', 'imageSize', 'seed'];
+  function parameterTable(runs) {
+    const table = document.getElementById('compare-params');
+    table.replaceChildren();
+    const head = table.createTHead().insertRow();
+    for (const text of ['parameter', ...runs.map((run) => run.id)]) head.appendChild(document.createElement('th')).textContent = text;
+    const body = table.createTBody();
+    for (const name of PARAMETERS) {
+      const values = runs.map((run) => (name === 'datasetId' ? `v${run.datasetId}` : run.params[name]));
+      if (values.every((value) => value === undefined)) continue;
+      const row = body.insertRow();
+      if (values.some((value) => String(value) !== String(values[0]))) row.className = 'differs';
+      row.insertCell().textContent = name;
+      for (const value of values) row.insertCell().textContent = value === undefined ? '–' : String(value);
+    }
+    table.hidden = false;
+  }
 
   document.getElementById('compare-button').addEventListener('click', async () => {
     const compareStatus = document.getElementById('compare-status');
@@ -108,16 +164,19 @@
     }
     const runs = await Promise.all(chosen.map((id) => fetch(`/api/v1/training-runs/${encodeURIComponent(id)}`).then((response) => response.json())));
     const colors = ['#2f6fde', '#d9822b'];
-    const longest = Math.max(...runs.map((run) => run.epochs.length));
-    compareChart.data.labels = Array.from({ length: longest }, (_, i) => String(i + 1));
-    compareChart.data.datasets = runs.flatMap((run, i) => [
-      { ...series(`${run.id} validation accuracy`, colors[i]), data: run.epochs.map((epoch) => epoch.valAccuracy) },
-      { ...series(`${run.id} validation loss`, colors[i], true), data: run.epochs.map((epoch) => epoch.valLoss) },
-    ]);
-    compareChart.update();
-    compareStatus.textContent = `comparing ${chosen.join(' and ')}`;
+    const labels = Array.from({ length: Math.max(...runs.map((run) => run.epochs.length)) }, (_, i) => String(i + 1));
+    const describe = (run) => `${run.id} (${run.params.architecture ?? '?'}, lr ${run.params.learningRate ?? '?'})`;
+    compareAccuracyChart.data.labels = labels;
+    compareAccuracyChart.data.datasets = runs.map((run, i) => ({ ...series(describe(run), colors[i]), data: run.epochs.map((epoch) => epoch.valAccuracy) }));
+    compareLossChart.data.labels = labels;
+    compareLossChart.data.datasets = runs.map((run, i) => ({ ...series(describe(run), colors[i]), data: run.epochs.map((epoch) => epoch.valLoss) }));
+    compareAccuracyChart.update();
+    compareLossChart.update();
+    parameterTable(runs);
+    compareStatus.textContent = `comparing ${chosen.join(' and ')}; parameters that differ are highlighted`;
   });
 
   resetLive();
   if (live.dataset.followRun) follow(live.dataset.followRun);
+  else if (live.dataset.lastRun) showLastRun(live.dataset.lastRun);
 })();
