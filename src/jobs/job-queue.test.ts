@@ -372,12 +372,34 @@ describe('InlineJobQueue on a database only', () => {
     expect(failed).toMatchObject({ state: 'failed', attempts: 2 });
     expect(failed.error).toBe('interrupted: the process running attempt 2 (dead-worker) stopped; interrupted 2 times, it is not started again');
 
-    // What a live process holds stays with it, and only it can stop its running job.
+    // What a live process holds stays with it; cancelling its running job asks that process, which alone can stop it.
     expect(await db.jobs.get('held-by-a-live-process')).toMatchObject({ state: 'waiting', owner: alive });
-    await expect(heir.cancel('running-in-a-live-process')).rejects.toMatchObject({ code: 'job_running_elsewhere', httpStatus: 409 });
+    expect(await heir.cancel('running-in-a-live-process')).toBe(true);
+    expect(await db.jobs.get('running-in-a-live-process')).toMatchObject({ state: 'active', owner: alive, cancelRequested: true });
     // A waiting one may be cancelled from anywhere: its holder finds it cancelled and never starts it.
     expect(await heir.cancel('held-by-a-live-process')).toBe(true);
     expect(await db.jobs.get('held-by-a-live-process')).toMatchObject({ state: 'cancelled' });
+  });
+
+  it('cancels a job that another process runs: the request is stored and that process aborts the job at its next look', async () => {
+    const db = await scratchDatabase();
+    // The server's own worker process, as `catdog serve` starts it on embedded defaults.
+    const worker = openInline({ store: db.jobs, adoptIntervalMs: 100 });
+    const started = deferred();
+    await worker.startWorker({
+      train: (_data, ctx) =>
+        new Promise((_resolve, reject) => {
+          started.resolve();
+          ctx.signal.addEventListener('abort', () => reject(new Error(String(ctx.signal.reason))));
+        }),
+    });
+    // The server: it enqueues and cancels, and runs nothing itself.
+    const server = openInline({ store: db.jobs });
+    const job = await server.enqueue('train', {});
+    expect((await db.jobs.get(job.id))?.owner).toBeNull();
+    await started.promise;
+    expect(await server.cancel(job.id)).toBe(true);
+    expect(await server.waitFor(job.id, 8000)).toMatchObject({ state: 'cancelled', error: 'cancelled', attempts: 1 });
   });
 
   it('a running worker takes the jobs another process hands back, at its next look', async () => {

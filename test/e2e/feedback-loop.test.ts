@@ -1,52 +1,108 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { Redis } from 'ioredis';
+import pg from 'pg';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createToken } from '../../src/auth/index.js';
 import { openDatabase } from '../../src/db/index.js';
 import { launchChromium, skipBrowser } from '../support/browser.js';
+import { startTestS3Server } from '../support/s3-server.js';
 import { kaggleFiles, smallBackbone } from '../support/shared.js';
+
+const POSTGRES_ADMIN_URL = process.env.CATDOG_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+const REDIS_URL = 'redis://127.0.0.1:6379';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const screenshots = path.join(repoRoot, 'test-output', 'screenshots');
 if (skipBrowser) console.warn(`skipping the browser feedback loop: ${skipBrowser}`);
 
-/** `catdog serve` exactly as users start it, from the TypeScript sources, on a random port. */
-function startCli(home: string): Promise<{ child: ChildProcess; url: string }> {
+/** A `catdog` command exactly as users start it, from the TypeScript sources; `ready` says when it has started. */
+function startCatdog(home: string, args: string[], env: Record<string, string>, ready: RegExp): Promise<{ child: ChildProcess; match: RegExpExecArray }> {
   const hooks = pathToFileURL(path.join(repoRoot, 'test', 'support', 'typescript-hooks.mjs')).href;
   const register = `import { register } from 'node:module'; register(${JSON.stringify(hooks)});`;
-  const child = spawn(
-    process.execPath,
-    ['--import', `data:text/javascript,${encodeURIComponent(register)}`, path.join(repoRoot, 'src', 'cli', 'main.ts'), 'serve', '--port', '0'],
-    {
-      cwd: home,
-      env: {
-        ...process.env,
-        CATDOG_HOME: home,
-        CATDOG_BACKBONE_URL: smallBackbone,
-        CATDOG_LOG_LEVEL: 'warn',
-        // Only the first model is promoted by training, so promoting the second is the user's act in the browser.
-        CATDOG_TRAINING__PROMOTION__MIN_IMPROVEMENT: '1',
-        // The browser runs on this machine: without this it would be a token-less local viewer and never sign in.
-        CATDOG_SERVER__LOCAL_VIEWER: 'false',
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
+  const child = spawn(process.execPath, ['--import', `data:text/javascript,${encodeURIComponent(register)}`, path.join(repoRoot, 'src', 'cli', 'main.ts'), ...args], {
+    cwd: home,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stderr = '';
   child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   return new Promise((resolve, reject) => {
     let stdout = '';
     child.stdout!.on('data', (chunk: Buffer) => {
       stdout += chunk.toString();
-      const match = /catdog listening on (http:\/\/\S+)/.exec(stdout);
-      if (match) resolve({ child, url: match[1]! });
+      const match = ready.exec(stdout);
+      if (match) resolve({ child, match });
     });
-    child.once('exit', (code) => reject(new Error(`catdog serve exited with ${code}: ${stderr}`)));
+    child.once('exit', (code) => reject(new Error(`catdog ${args[0]} exited with ${code}: ${stderr}`)));
   });
+}
+
+async function stopProcess(child: ChildProcess | undefined): Promise<number | null> {
+  if (child === undefined || child.exitCode !== null) return child?.exitCode ?? null;
+  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+  child.kill('SIGTERM');
+  return exited;
+}
+
+/** Where the app keeps its data, and the processes beside `catdog serve` that it needs. */
+interface Stack {
+  env: Record<string, string>;
+  databaseUrl: string;
+  /** Started once `catdog serve` has migrated the database. */
+  startWorkers(home: string, env: Record<string, string>): Promise<ChildProcess[]>;
+  dispose(): Promise<void>;
+}
+
+const embeddedDefaults = async (home: string): Promise<Stack> => ({
+  // On embedded defaults `catdog serve` starts its own worker process.
+  env: {},
+  databaseUrl: `sqlite:${path.join(home, 'catdog.db')}`,
+  startWorkers: async () => [],
+  dispose: async () => {},
+});
+
+/** What a team deploys: PostgreSQL, an S3-compatible bucket (s3rver) and BullMQ on Redis, with a separate `catdog worker`. */
+async function serverStack(): Promise<Stack> {
+  const name = `catdog_e2e_${randomUUID().replaceAll('-', '').slice(0, 12)}`;
+  const admin = new pg.Client({ connectionString: POSTGRES_ADMIN_URL });
+  await admin.connect();
+  await admin.query(`create database ${name}`);
+  const s3 = await startTestS3Server('catdog-e2e');
+  const { bucket, prefix, endpoint, credentials } = s3.storeOptions;
+  const queueName = `e2e-${randomUUID()}`;
+  const databaseUrl = POSTGRES_ADMIN_URL.replace(/\/test$/, `/${name}`);
+  return {
+    env: {
+      CATDOG_DATABASE_URL: databaseUrl,
+      CATDOG_STORAGE__KIND: 's3',
+      CATDOG_STORAGE__BUCKET: bucket,
+      CATDOG_STORAGE__PREFIX: prefix ?? '',
+      CATDOG_STORAGE__ENDPOINT: endpoint!,
+      CATDOG_STORAGE__FORCE_PATH_STYLE: 'true',
+      AWS_ACCESS_KEY_ID: credentials!.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: credentials!.secretAccessKey,
+      CATDOG_JOBS__KIND: 'bullmq',
+      CATDOG_REDIS_URL: REDIS_URL,
+      CATDOG_JOBS__QUEUE_NAME: queueName,
+    },
+    databaseUrl,
+    startWorkers: async (home, env) => [(await startCatdog(home, ['worker'], { ...env, CATDOG_LOG_LEVEL: 'info' }, /"worker ready"/)).child],
+    async dispose() {
+      await s3.stop();
+      const redis = new Redis(REDIS_URL);
+      const keys = await redis.keys(`catdog:${queueName}:*`);
+      if (keys.length > 0) await redis.del(...keys);
+      await redis.quit();
+      await admin.query(`drop database if exists ${name} with (force)`);
+      await admin.end();
+    },
+  };
 }
 
 function form(files: string[], label: string): FormData {
@@ -64,9 +120,14 @@ async function waitForRun(url: string, runId: string, auth: Record<string, strin
   }
 }
 
-describe.skipIf(skipBrowser)('the feedback loop in a browser', () => {
+describe.skipIf(skipBrowser).each([
+  { stackName: 'embedded defaults', makeStack: embeddedDefaults },
+  { stackName: 'PostgreSQL + S3 + BullMQ with a catdog worker', makeStack: serverStack },
+])('the feedback loop in a browser on $stackName', ({ stackName, makeStack }) => {
   let home: string;
   let server: { child: ChildProcess; url: string };
+  let stack: Stack;
+  let workers: ChildProcess[] = [];
   let browser: Browser;
   let page: Page;
   let firstModelId: string;
@@ -74,14 +135,27 @@ describe.skipIf(skipBrowser)('the feedback loop in a browser', () => {
   const auth = () => ({ Authorization: `Bearer ${adminToken}` });
   const consoleErrors: string[] = [];
 
-  const shoot = (name: string) => page.screenshot({ path: path.join(screenshots, `${name}.png`), fullPage: true });
+  const shoot = (name: string) => page.screenshot({ path: path.join(screenshots, `${name}${stackName === 'embedded defaults' ? '' : '-server-stack'}.png`), fullPage: true });
 
   beforeAll(async () => {
     fs.mkdirSync(screenshots, { recursive: true });
     home = fs.mkdtempSync(path.join(os.tmpdir(), 'catdog-e2e-'));
-    server = await startCli(home);
+    stack = await makeStack(home);
+    const env = {
+      CATDOG_HOME: home,
+      CATDOG_BACKBONE_URL: smallBackbone,
+      CATDOG_LOG_LEVEL: 'warn',
+      // Only the first model is promoted by training, so promoting the second is the user's act in the browser.
+      CATDOG_TRAINING__PROMOTION__MIN_IMPROVEMENT: '1',
+      // The browser runs on this machine: without this it would be a token-less local viewer and never sign in.
+      CATDOG_SERVER__LOCAL_VIEWER: 'false',
+      ...stack.env,
+    };
+    const serve = await startCatdog(home, ['serve', '--port', '0'], env, /catdog listening on (http:\/\/\S+)/);
+    server = { child: serve.child, url: serve.match[1]! };
+    workers = await stack.startWorkers(home, env);
     // The first way in, as docs/security.md tells a new installation: a token made offline on the database.
-    const database = await openDatabase(`sqlite:${path.join(home, 'catdog.db')}`);
+    const database = await openDatabase(stack.databaseUrl);
     try {
       adminToken = (await createToken(database, 'admin', 'e2e')).secret;
     } finally {
@@ -109,11 +183,9 @@ describe.skipIf(skipBrowser)('the feedback loop in a browser', () => {
 
   afterAll(async () => {
     await browser?.close();
-    if (server?.child.exitCode === null) {
-      const exited = new Promise((resolve) => server.child.once('exit', resolve));
-      server.child.kill('SIGTERM');
-      await exited;
-    }
+    await stopProcess(server?.child);
+    for (const worker of workers) await stopProcess(worker);
+    await stack?.dispose();
     if (home) fs.rmSync(home, { recursive: true, force: true });
   });
 
@@ -177,7 +249,7 @@ describe.skipIf(skipBrowser)('the feedback loop in a browser', () => {
     await expect.poll(() => page.locator('.result .model').first().textContent(), { timeout: 30_000 }).toContain(newModelId!);
 
     // A promotion made by another process (here: this test, on the same database) is served within seconds.
-    const database = await openDatabase(`sqlite:${path.join(home, 'catdog.db')}`);
+    const database = await openDatabase(stack.databaseUrl);
     try {
       await database.models.promote(firstModelId, { reason: 'rollback from another process', actor: 'e2e' });
     } finally {
@@ -197,8 +269,6 @@ describe.skipIf(skipBrowser)('the feedback loop in a browser', () => {
   }, 300_000);
 
   it('shuts down cleanly on SIGTERM', async () => {
-    const exited = new Promise<number | null>((resolve) => server.child.once('exit', resolve));
-    server.child.kill('SIGTERM');
-    expect(await exited).toBe(0);
+    expect(await stopProcess(server.child)).toBe(0);
   });
 });

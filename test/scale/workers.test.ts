@@ -18,6 +18,8 @@ import { startServer, type RunningServer } from '../../src/server/index.js';
 import { datasetParams } from '../../src/training/params.js';
 import type { SweepRecord } from '../../src/training/sweep.js';
 import { webUi } from '../../src/web/index.js';
+import { createToken } from '../../src/auth/index.js';
+import { launchChromium, signIn, skipBrowser } from '../support/browser.js';
 import { builtCli } from '../support/cli.js';
 import { kaggleFiles, skipWithoutShared, smallBackbone } from '../support/shared.js';
 
@@ -219,5 +221,29 @@ describe.skipIf(skipWithoutShared)('scale-out: two worker processes on one Redis
 
     const { items } = await api<{ items: JobInfo[] }>('/jobs?state=completed');
     expect(items.map((job) => job.id).sort()).toEqual([...jobIds].sort());
+  }, 120_000);
+
+  it.skipIf(skipBrowser)('runs a training started on the web UI\'s Training page on a worker process, not in the server', async () => {
+    const admin = (await createToken(app.db, 'admin', 'scale test')).secret;
+    const browser = await launchChromium();
+    try {
+      const page = await browser.newPage();
+      await signIn(page, server.url, admin, '/training');
+      await page.fill('input[name="epochs"]', '2');
+      await page.selectOption('select[name="architecture"]', 'mobilenet');
+      await page.click('#train-form button[type="submit"]');
+      await expect.poll(() => page.locator('#run-status').textContent(), { timeout: 90_000 }).toContain('finished');
+    } finally {
+      await browser.close();
+    }
+    const run = (await app.db.runs.list({ limit: 1, offset: 0 })).items[0]!;
+    expect(run).toMatchObject({ status: 'succeeded', jobId: `train-${run.id}` });
+    const job = await api<JobInfo>(`/jobs/${run.jobId}`);
+    expect(job).toMatchObject({ name: 'train', state: 'completed' });
+    // Trained by one of the two `catdog worker` processes, whose pid the run recorded as its owner.
+    const trainer = workers.find((worker) => worker.id === job.workerId);
+    expect(trainer, `job ran on ${job.workerId}`).toBeDefined();
+    expect(run.owner).toBe(`${hostname()}:${trainer!.child.pid}`);
+    expect(run.owner).not.toBe(`${hostname()}:${process.pid}`);
   }, 120_000);
 });
