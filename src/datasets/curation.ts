@@ -80,3 +80,8 @@ export async function galleryPage(
   const rows = await deps.db.images.getMany(hashes.slice(offset, offset + limit));
   return { items: rows.map((row) => ({ ...row, split: splitOf(row.hash, ratios, seed) })), total: hashes.length };
 }
+
+/** Every labelled photo of the data set, ordered by hash (what the next version is built from). */
+export async function labelledPhotos(deps: CurationDependencies): Promise<{ hash: string; label: ImageLabel }[]> {
+  return deps.db.images.listLabelled();
+}

@@ -1,4 +1,4 @@
-import type { Database, ImageLabel } from '../db/index.js';
+import type { Database, ImageLabel, ImageRow } from '../db/index.js';
 import { NotFoundError } from '../errors.js';
 import { hammingDistance, NEAR_DUPLICATE_DISTANCE, nearDuplicateGroups, perceptualHash } from '../images/index.js';
 import type { BlobStore } from '../storage/index.js';
@@ -14,7 +14,7 @@ export interface DuplicateGroup {
   distance: number;
   /** Cat and dog labels in one group: the same photo (or nearly) teaches both. */
   conflicting: boolean;
-  members: { hash: string; label: ImageLabel | null }[];
+  members: ImageRow[];
 }
 
 /** Photos hashed per call when photos stored before perceptual hashes were kept are backfilled. */
@@ -33,13 +33,14 @@ export async function backfillPerceptualHashes(deps: HealthDependencies, limit =
 /** Near-duplicate groups of the data set's photos (within NEAR_DUPLICATE_DISTANCE bits), conflicting ones first. */
 export async function duplicateGroups(deps: Pick<HealthDependencies, 'db'>): Promise<DuplicateGroup[]> {
   const groups = nearDuplicateGroups(await deps.db.images.perceptualHashes(), NEAR_DUPLICATE_DISTANCE);
+  const rows = new Map((await deps.db.images.getMany(groups.flat().map((member) => member.hash))).map((row) => [row.hash, row]));
   return groups
     .map((members) => {
       const labels = new Set(members.map((member) => member.label).filter((label) => label !== null));
       return {
         distance: Math.max(...members.map((member) => hammingDistance(members[0]!.perceptualHash, member.perceptualHash))),
         conflicting: labels.size > 1,
-        members: members.map(({ hash, label }) => ({ hash, label })),
+        members: members.flatMap((member) => rows.get(member.hash) ?? []),
       };
     })
     .sort((a, b) => Number(b.conflicting) - Number(a.conflicting) || b.members.length - a.members.length);
@@ -79,4 +80,13 @@ export async function changesSinceLatestVersion(deps: Pick<HealthDependencies, '
   if (!latest) return undefined;
   const current = new Map((await deps.db.images.listLabelled()).map((row) => [row.hash, row.label]));
   return { versionId: latest.id, changes: difference(await versionLabels(deps, latest.id), current) };
+}
+
+export async function classBalance(deps: Pick<HealthDependencies, 'db'>): Promise<{ cat: number; dog: number; unlabelled: number }> {
+  return deps.db.images.countByLabel();
+}
+
+/** Newest first. */
+export async function listVersions(deps: Pick<HealthDependencies, 'db'>) {
+  return deps.db.datasets.list();
 }

@@ -39,3 +39,10 @@ export async function scorePendingReview(deps: ScoreDependencies, limit = SCORE_
   await score(deps, classifier, await deps.db.predictions.pendingImageHashes(limit, classifier.modelId));
   return classifier;
 }
+
+/** Which model the gallery's model filters speak for, and how many labelled photos it has not scored yet. */
+export async function scoringStatus(deps: ScoreDependencies): Promise<{ modelId: string; version: number | null; unscored: number }> {
+  const classifier = await deps.models.classifier();
+  const { total } = await deps.db.images.unscored(classifier.modelId, 1);
+  return { modelId: classifier.modelId, version: classifier.version, unscored: total };
+}

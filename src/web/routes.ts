@@ -1,14 +1,18 @@
 import { Hono, type Context } from 'hono';
 import { allows } from '../auth/index.js';
 import { CatdogError } from '../errors.js';
+import { listVersions } from '../datasets/health.js';
 import { buildDatasetVersion } from '../datasets/versions.js';
 import { findModel } from '../registry/resolve.js';
 import type { ServerDeps } from '../server/context.js';
 import { datasetParamsFrom } from '../server/dataset-tools.js';
 import { CANCEL_JOB_ROLE, cancelQueuedJob } from '../server/routes/jobs.js';
 import { promoteAndServe } from '../server/routes/models.js';
+import { reviewerOf } from '../server/routes/predictions.js';
 import type { SafeHtml } from './html.js';
 import { buildRequestFromForm, datasetPage, previewFragment, suspiciousFragment, thumbnailsFragment, versionsSection } from './pages/dataset.js';
+import { galleryGrid, galleryPageView, type CurationView } from './pages/gallery.js';
+import { healthPage } from './pages/health.js';
 import { jobsPage, jobsSection, stateFilter, type JobsView } from './pages/jobs.js';
 import { modelsPage, modelsSection, registryView } from './pages/models.js';
 import { predictPage } from './pages/predict.js';
@@ -26,6 +30,9 @@ async function formFields(c: Context): Promise<Record<string, string | undefined
   return Object.fromEntries(Object.entries(body).map(([key, value]) => [key, typeof value === 'string' ? value : undefined]));
 }
 
+/** Relabelling, deleting and reviewing need the role of the API routes they call. */
+const curationView = (c: Context): CurationView => ({ canCurate: allows(c.get('principal')?.role, 'curator') });
+
 const jobsView = (c: Context): JobsView => ({ state: stateFilter(c.req.query('state')), canCancel: allows(c.get('principal')?.role, CANCEL_JOB_ROLE) });
 
 /** Pages (full HTML), the fragments htmx swaps into them, and the static files they load. */
@@ -41,8 +48,8 @@ export function webRoutes(deps: ServerDeps): Hono {
   web.get('/api/docs', (c) => c.redirect('/static/api-docs.html'));
 
   web.get('/', async (c) => render(c, await predictPage(deps)));
-  web.get('/review', async (c) => render(c, await reviewPage(deps)));
-  web.get('/dataset', async (c) => render(c, await datasetPage(deps)));
+  web.get('/review', async (c) => render(c, await reviewPage(deps, { ...curationView(c), actor: reviewerOf(c) })));
+  web.get('/dataset', async (c) => render(c, await datasetPage(deps, curationView(c))));
   web.get('/training', async (c) => render(c, await trainingPage(deps)));
   web.get('/models', async (c) => render(c, await modelsPage(deps, c.req.query('model'))));
   web.get('/jobs', async (c) => render(c, await jobsPage(deps, jobsView(c))));
@@ -53,6 +60,9 @@ export function webRoutes(deps: ServerDeps): Hono {
     const filter = label && IMAGE_LABEL_FILTERS.has(label) ? (label as 'cat' | 'dog' | 'unlabelled') : undefined;
     return render(c, await thumbnailsFragment(deps, { label: filter, offset }));
   });
+  web.get('/dataset/gallery', async (c) => render(c, await galleryPageView(deps, curationView(c), c.req.query())));
+  web.get('/dataset/gallery/grid', async (c) => render(c, await galleryGrid(deps, c.req.query(), curationView(c))));
+  web.get('/dataset/health', async (c) => render(c, await healthPage(deps, curationView(c), c.req.query())));
   web.get('/dataset/preview', async (c) => render(c, await previewFragment(deps, c.req.query())));
   web.get('/dataset/suspicious', async (c) => render(c, await suspiciousFragment(deps)));
   web.post('/dataset/versions', async (c) => {
@@ -66,7 +76,7 @@ export function webRoutes(deps: ServerDeps): Hono {
       // htmx swaps only 2xx answers: the form's problem is shown in the section it targets.
       notice = { kind: 'error', text: error.message };
     }
-    return render(c, versionsSection(await app.db.datasets.list(), notice));
+    return render(c, versionsSection(await listVersions(app), notice));
   });
 
   web.post('/models/:id/promote', async (c) => {

@@ -1,66 +1,17 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createToken } from '../../src/auth/index.js';
 import { openDatabase } from '../../src/db/index.js';
-import { kaggleFiles, skipWithoutShared, smallBackbone } from '../support/shared.js';
+import { browserSkipReason, chromiumPath, CHROMIUM_ARGS, repoRoot, startCli, stopCli } from '../support/browser.js';
+import { kaggleFiles } from '../support/shared.js';
 
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const chromiumPath = '/usr/bin/chromium';
 const screenshots = path.join(repoRoot, 'test-output', 'screenshots');
-const skipReason = skipWithoutShared || (fs.existsSync(chromiumPath) ? '' : `${chromiumPath} is missing: apt-get install -y chromium (CI installs it)`);
+const skipReason = browserSkipReason;
 if (skipReason) console.warn(`skipping the browser feedback loop: ${skipReason}`);
-
-// Debian's Chromium in a closed network: without the networking switches it stalls on background requests.
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
-
-/** `catdog serve` exactly as users start it, from the TypeScript sources, on a random port. */
-function startCli(home: string): Promise<{ child: ChildProcess; url: string }> {
-  const hooks = pathToFileURL(path.join(repoRoot, 'src', 'ml', 'typescript-hooks.mjs')).href;
-  const register = `import { register } from 'node:module'; register(${JSON.stringify(hooks)});`;
-  const child = spawn(
-    process.execPath,
-    ['--import', `data:text/javascript,${encodeURIComponent(register)}`, path.join(repoRoot, 'src', 'cli', 'main.ts'), 'serve', '--port', '0'],
-    {
-      cwd: home,
-      env: {
-        ...process.env,
-        CATDOG_HOME: home,
-        CATDOG_BACKBONE_URL: smallBackbone,
-        CATDOG_LOG_LEVEL: 'warn',
-        // Only the first model is promoted by training, so promoting the second is the user's act in the browser.
-        CATDOG_TRAINING__PROMOTION__MIN_IMPROVEMENT: '1',
-        // The browser runs on this machine: without this it would be a token-less local viewer and never sign in.
-        CATDOG_SERVER__LOCAL_VIEWER: 'false',
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
-  let stderr = '';
-  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  return new Promise((resolve, reject) => {
-    let stdout = '';
-    child.stdout!.on('data', (chunk: Buffer) => {
-      stdout += chunk.toString();
-      const match = /catdog listening on (http:\/\/\S+)/.exec(stdout);
-      if (match) resolve({ child, url: match[1]! });
-    });
-    child.once('exit', (code) => reject(new Error(`catdog serve exited with ${code}: ${stderr}`)));
-  });
-}
 
 function form(files: string[], label: string): FormData {
   const body = new FormData();
@@ -92,7 +43,8 @@ describe.skipIf(skipReason)('the feedback loop in a browser', () => {
   beforeAll(async () => {
     fs.mkdirSync(screenshots, { recursive: true });
     home = fs.mkdtempSync(path.join(os.tmpdir(), 'catdog-e2e-'));
-    server = await startCli(home);
+    // Only the first model is promoted by training, so promoting the second is the user's act in the browser.
+    server = await startCli(home, { CATDOG_TRAINING__PROMOTION__MIN_IMPROVEMENT: '1' });
     // The first way in, as docs/security.md tells a new installation: a token made offline on the database.
     const database = await openDatabase(`sqlite:${path.join(home, 'catdog.db')}`);
     try {
@@ -122,11 +74,7 @@ describe.skipIf(skipReason)('the feedback loop in a browser', () => {
 
   afterAll(async () => {
     await browser?.close();
-    if (server?.child.exitCode === null) {
-      const exited = new Promise((resolve) => server.child.once('exit', resolve));
-      server.child.kill('SIGTERM');
-      await exited;
-    }
+    await stopCli(server);
     if (home) fs.rmSync(home, { recursive: true, force: true });
   });
 
