@@ -45,6 +45,7 @@
 
   function open(button) {
     opened = button.dataset;
+    dialog.dataset.hash = opened.hash;
     viewImage.src = opened.url;
     viewImage.alt = `${opened.label} photo ${opened.name}`;
     viewName.textContent = opened.name;
