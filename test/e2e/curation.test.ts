@@ -56,7 +56,14 @@ describe.skipIf(browserSkipReason)('curating the data set in a browser', () => {
     await page.waitForURL(`${server.url}/`);
     return { context, page };
   }
-  const shoot = (page: Page, name: string) => page.screenshot({ path: path.join(screenshots, `${name}.png`), fullPage: true });
+  /** A full-page screenshot once every lazy thumbnail has come into view and loaded. */
+  async function shoot(page: Page, name: string) {
+    const height = await page.evaluate<number>('document.documentElement.scrollHeight');
+    for (let y = 0; y < height; y += 500) await page.evaluate(`window.scrollTo(0, ${y})`);
+    await expect.poll(() => page.evaluate<boolean>('[...document.images].every((image) => image.complete)'), { timeout: 15_000 }).toBe(true);
+    await page.evaluate('window.scrollTo(0, 0)');
+    await page.screenshot({ path: path.join(screenshots, `${name}.png`), fullPage: true });
+  }
 
   beforeAll(async () => {
     fs.mkdirSync(screenshots, { recursive: true });

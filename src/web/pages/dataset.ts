@@ -153,7 +153,7 @@ export async function datasetPage(deps: ServerDeps, view: CurationView) {
   return page({
     title: 'Dataset',
     path: '/dataset',
-    scripts: ['gallery.js'],
+    scripts: ['api-error.js', 'gallery.js'],
     body: html`
 <p class="subnav"><a href="/dataset" aria-current="page">Dataset</a> · <a href="/dataset/gallery">Gallery</a> · <a href="/dataset/health">Health</a></p>
 ${curationControls(view, { bulk: false })}

@@ -59,7 +59,7 @@ ${view.canCurate ? html`<input type="checkbox" class="select" value="${image.has
   data-split="${image.split ?? ''}" data-source="${image.source}" data-size="${image.width}×${image.height}" data-pdog="${scored === null ? '' : scored.toFixed(4)}" aria-label="view ${name} large">
 <img src="${thumbnailUrl(image.hash)}" alt="${image.label ?? 'unlabelled'} photo ${name}" loading="lazy"></button>
 <span class="tag ${image.label ?? 'none'}">${image.label ?? 'unlabelled'}</span>
-${pLabel === undefined ? '' : html`<span class="p-label" title="the serving model's probability of the stored label">P(${image.label}) ${percent(pLabel)}</span>`}
+${pLabel === undefined ? '' : html`<span class="p-label" title="the serving model's probability of the stored label, P(${image.label})">${percent(pLabel)}</span>`}
 </li>`;
 }
 
@@ -136,7 +136,7 @@ export async function galleryPageView(deps: ServerDeps, view: CurationView, form
   return page({
     title: 'Gallery',
     path: '/dataset',
-    scripts: ['gallery.js'],
+    scripts: ['api-error.js', 'gallery.js'],
     body: html`
 <p class="subnav"><a href="/dataset">Dataset</a> · <a href="/dataset/gallery" aria-current="page">Gallery</a> · <a href="/dataset/health">Health</a></p>
 <section class="card">

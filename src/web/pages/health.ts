@@ -95,7 +95,7 @@ export async function healthPage(deps: ServerDeps, view: CurationView, form: Hea
   return page({
     title: 'Dataset health',
     path: '/dataset',
-    scripts: ['gallery.js'],
+    scripts: ['api-error.js', 'gallery.js'],
     body: html`
 <p class="subnav"><a href="/dataset">Dataset</a> · <a href="/dataset/gallery">Gallery</a> · <a href="/dataset/health" aria-current="page">Health</a></p>
 ${balanceSection(balance)}

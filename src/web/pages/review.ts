@@ -10,7 +10,7 @@ export async function reviewPage({ app }: ServerDeps, view: CurationView & { act
   return page({
     title: 'Review',
     path: '/review',
-    scripts: ['review.js'],
+    scripts: ['api-error.js', 'review.js'],
     body: html`
 <section class="card review" data-can-label="${view.canCurate ? 'true' : 'false'}">
   <p class="progress-line"><span id="validated-count">${progress.validated}</span> validated · <span id="pending-count">${progress.pending}</span> photos to label

@@ -12,13 +12,7 @@
   const selected = new Set();
   let opened;
 
-  async function errorOf(response) {
-    try {
-      return (await response.json()).error.message;
-    } catch {
-      return `the server answered ${response.status}`;
-    }
-  }
+  const errorOf = window.catdogApiError;
 
   /** The gallery's grid again with the same filters and page, or the whole page elsewhere (health, Dataset). */
   function reload() {

@@ -37,13 +37,7 @@
     if (response.ok) showProgress(await response.json());
   }
 
-  async function errorOf(response) {
-    try {
-      return (await response.json()).error.message;
-    } catch {
-      return `the server answered ${response.status}`;
-    }
-  }
+  const errorOf = window.catdogApiError;
 
   /** The serving model's current view when it has scored the photo, else the prediction's own. */
   function guess(prediction) {
