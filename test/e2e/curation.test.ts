@@ -147,6 +147,16 @@ describe.skipIf(browserSkipReason)('curating the data set in a browser', () => {
     await page.click('#score-photos');
     await expect.poll(() => page.locator('#scoring').textContent(), { timeout: 120_000 }).toContain('Every labelled photo is scored');
     await page.selectOption('select[name="split"]', '');
+    await page.selectOption('select[name="maxLabelProbability"]', '0.5');
+    await expect.poll(() => page.locator('#gallery-grid').getAttribute('data-reload'), { timeout: 15_000 }).toContain('maxLabelProbability=0.5');
+    expect(await page.locator('.tile:not(.disagrees)').count()).toBe(0);
+    await page.selectOption('select[name="agreement"]', 'disagree');
+    await expect.poll(() => page.locator('#gallery-grid').getAttribute('data-reload'), { timeout: 15_000 }).toContain('agreement=disagree');
+    const disagreeing = Number((await page.locator('#gallery-total').textContent())!.split(' ')[0]);
+    await page.selectOption('select[name="agreement"]', '');
+    await page.selectOption('select[name="maxLabelProbability"]', '');
+    await expect.poll(() => page.locator('#gallery-grid').getAttribute('data-reload'), { timeout: 15_000 }).not.toContain('agreement=');
+    expect(Number((await page.locator('#gallery-total').textContent())!.split(' ')[0])).toBeGreaterThanOrEqual(disagreeing);
     await page.selectOption('select[name="order"]', 'suspicious');
     await expect.poll(() => page.locator('#gallery-grid').getAttribute('data-reload'), { timeout: 15_000 }).toContain('order=suspicious');
     expect(await page.locator('.tile .p-label').count()).toBeGreaterThan(0);

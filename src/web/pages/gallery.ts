@@ -19,6 +19,7 @@ const SPLITS = ['train', 'validation', 'test'] as const;
 const SOURCES = ['import', 'upload', 'feedback', 'curation'] as const;
 const AGREEMENT = ['disagree', 'agree'] as const;
 const CONFIDENCE_CEILINGS = ['0.6', '0.75', '0.9'] as const;
+const SUSPICION_CEILINGS = ['0.1', '0.25', '0.5'] as const;
 const ORDERS = ['newest', 'suspicious'] as const;
 
 export type GalleryForm = Record<string, string | undefined>;
@@ -30,12 +31,14 @@ const oneOf = <T extends string>(allowed: readonly T[], value: string | undefine
 export function galleryQueryFrom(form: GalleryForm): GalleryQuery {
   const agreement = oneOf(AGREEMENT, form.agreement);
   const ceiling = oneOf(CONFIDENCE_CEILINGS, form.maxConfidence);
+  const suspicion = oneOf(SUSPICION_CEILINGS, form.maxLabelProbability);
   return {
     label: oneOf(LABELS, form.label),
     split: oneOf(SPLITS, form.split),
     sourceKind: oneOf(SOURCES, form.source),
     disagreement: agreement === undefined ? undefined : agreement === 'disagree',
     maxConfidence: ceiling === undefined ? undefined : Number(ceiling),
+    maxLabelProbability: suspicion === undefined ? undefined : Number(suspicion),
     order: oneOf(ORDERS, form.order) ?? 'newest',
     limit: GALLERY_PAGE_SIZE,
     offset: Math.max(0, Number.parseInt(form.offset ?? '0', 10) || 0),
@@ -99,6 +102,7 @@ function galleryQueryString(query: GalleryQuery, offset: number): string {
   if (query.sourceKind) params.set('source', query.sourceKind);
   if (query.disagreement !== undefined) params.set('agreement', query.disagreement ? 'disagree' : 'agree');
   if (query.maxConfidence !== undefined) params.set('maxConfidence', String(query.maxConfidence));
+  if (query.maxLabelProbability !== undefined) params.set('maxLabelProbability', String(query.maxLabelProbability));
   params.set('order', query.order);
   params.set('offset', String(offset));
   return params.toString();
@@ -146,6 +150,7 @@ export async function galleryPageView(deps: ServerDeps, view: CurationView, form
     ${select('source', 'Source', [['', 'all'], ['import', 'folder import'], ['upload', 'upload'], ['feedback', 'review feedback'], ['curation', 'gallery']])}
     ${select('agreement', `${modelName} says`, [['', 'anything'], ['disagree', 'the other label'], ['agree', 'the same label']])}
     ${select('maxConfidence', 'Confidence', [['', 'any'], ['0.6', '≤ 60%'], ['0.75', '≤ 75%'], ['0.9', '≤ 90%']])}
+    ${select('maxLabelProbability', 'Suspicious', [['', 'any'], ['0.1', 'P(label) ≤ 10%'], ['0.25', 'P(label) ≤ 25%'], ['0.5', 'P(label) ≤ 50%']])}
     ${select('order', 'Order', [['newest', 'newest first'], ['suspicious', 'most suspicious first']])}
   </form>
   <p id="scoring" class="muted" data-unscored="${status.unscored}">
