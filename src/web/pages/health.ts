@@ -52,7 +52,7 @@ ${total === 0
 }
 
 function versionDifferenceSection(versions: readonly number[], from: number | undefined, to: number | undefined, changes: VersionDifference | undefined): SafeHtml {
-  if (versions.length < 2) return html`<section class="card" id="version-difference"><h2>Difference between two versions</h2><p class="muted">Two versions are needed; ${versions.length} is built.</p></section>`;
+  if (versions.length < 2) return html`<section class="card" id="version-difference"><h2>Difference between two versions</h2><p class="muted">Two versions are needed; ${versions.length === 0 ? 'none is' : 'only one is'} built.</p></section>`;
   const options = (chosen: number | undefined) => versions.map((id) => html`<option value="${id}"${id === chosen ? html` selected` : ''}>v${id}</option>`);
   return html`<section class="card" id="version-difference">
 <h2>Difference between two versions</h2>
@@ -108,7 +108,7 @@ ${changesSection(pending, view)}
   ${curationControls(view, { bulk: true })}
   <ol class="duplicate-groups">${groups.slice(0, GROUPS_SHOWN).map(
     (group) => html`<li class="duplicate-group${group.conflicting ? ' conflicting' : ''}">
-<p>${group.conflicting ? html`<strong class="conflict">conflicting labels</strong> · ` : ''}${group.members.length} photos · ${group.distance === 0 ? 'identical hash' : `${group.distance} bits apart`}</p>
+<p>${group.conflicting ? html`<strong class="conflict">conflicting labels</strong> · ` : ''}${group.members.length} photos · ${group.distance === 0 ? 'identical hash' : `${group.distance} bit${group.distance === 1 ? '' : 's'} apart`}</p>
 <ul class="thumbnails">${group.members.map((member) => photoTile(member, view, modelId))}</ul>
 </li>`,
   )}</ol>
