@@ -238,6 +238,34 @@ describe.skipIf(skipWithoutShared)('REST API', () => {
     expect(missing.body.error.code).toBe('not_found');
   });
 
+  it('relabels and soft-deletes photos one at a time or in bulk, all or nothing, and keeps them out of the next version only', async () => {
+    const upload = await json<{ items: { hash: string }[] }>('/api/v1/images', { method: 'POST', body: photoForm(catPhotos(3, 40), { label: 'cat' }) });
+    const [a, b, c] = upload.body.items.map((item) => item.hash) as [string, string, string];
+    const put = (body: unknown): RequestInit => ({ method: 'PUT', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
+    expect((await json(`/api/v1/images/${a}/label`, put({ label: 'dog' }))).body).toEqual({ changed: 1 });
+    expect((await json(`/api/v1/images/${a}/label`, put({ label: 'dog' }))).body).toEqual({ changed: 0 });
+    expect(await imageLabel(a)).toBe('dog');
+
+    const unknown = 'ab'.repeat(32);
+    const refused = await json<ErrorJson>('/api/v1/images/bulk', post({ action: 'delete', hashes: [b, unknown] }));
+    expect(refused.status).toBe(404);
+    expect(refused.body.error.code).toBe('image_not_found');
+    expect(refused.body.error.message).toContain(unknown);
+    expect(await imageLabel(b)).toBe('cat');
+    const tooMany = await json<ErrorJson>('/api/v1/images/bulk', post({ action: 'delete', hashes: Array.from({ length: 1001 }, () => b) }));
+    expect(tooMany.status).toBe(400);
+
+    expect((await json('/api/v1/images/bulk', post({ action: 'relabel', label: 'dog', hashes: [b, c] }))).body).toEqual({ changed: 2 });
+    const before = (await json<{ id: number; imageCount: number }>('/api/v1/datasets', post({}))).body;
+    expect((await json('/api/v1/images/bulk', post({ action: 'delete', hashes: [b, c] }))).body).toEqual({ deleted: 2 });
+    expect((await json(`/api/v1/images/${b}`, { method: 'DELETE' })).status).toBe(404);
+    expect(await imageLabel(b)).toBeUndefined();
+    expect((await fetch(t.url(`/api/v1/images/${b}?size=thumb`))).status).toBe(200);
+    const after = (await json<{ id: number; imageCount: number }>('/api/v1/datasets', post({}))).body;
+    expect(after).toMatchObject({ id: before.id + 1, imageCount: before.imageCount - 2 });
+    expect((await json<{ imageCount: number }>(`/api/v1/datasets/${before.id}`)).body.imageCount).toBe(before.imageCount);
+  });
+
   it('trains in the background, streams epochs over SSE, registers and serves the new model', async () => {
     const started = await json<{ id: string; status: string }>('/api/v1/training-runs', post({ epochs: 2 }));
     expect(started.status).toBe(202);
