@@ -21,7 +21,7 @@ export interface DuplicateGroup {
 const BACKFILL_BATCH = 200;
 
 /**
- * Computes the perceptual hash of up to `limit` photos that have none (stored before migration 0006, whose blobs
+ * Computes the perceptual hash of up to `limit` photos that have none (stored before migration 0007, whose blobs
  * are read again); returns how many still have none. Each Dataset health view does one batch.
  */
 export async function backfillPerceptualHashes(deps: HealthDependencies, limit = BACKFILL_BATCH): Promise<number> {

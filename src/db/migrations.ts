@@ -226,7 +226,7 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.alterTable('training_epochs').dropColumn('total_epochs').execute();
       },
     },
-    '0006_curation': {
+    '0007_curation': {
       // The gallery and health views: a soft delete (built versions keep the photo, the next one leaves it out),
       // the serving model's latest P(dog) stored per photo so filters never run the model per page view, a
       // perceptual hash for near-duplicates, and each reviewer's skips.

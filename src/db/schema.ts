@@ -30,7 +30,7 @@ export interface ImagesTable {
   updated_at: string;
   /** Null for photos in the data set; set by a curator's delete (built versions keep the photo). */
   deleted_at: string | null;
-  /** 16 hex digits of dHash; null until computed (photos stored before 0006 are hashed lazily). */
+  /** 16 hex digits of dHash; null until computed (photos stored before 0007 are hashed lazily). */
   perceptual_hash: string | null;
   /** The latest P(dog) the model `p_dog_model_id` gave this photo; null until scored. */
   p_dog: number | null;
