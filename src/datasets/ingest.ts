@@ -1,5 +1,5 @@
 import type { Database, ImageRow } from '../db/index.js';
-import { inspectImage, sha256Hex, type DecodeTurn, type ImageInfo, type ImageLimits } from '../images/index.js';
+import { inspectImage, perceptualHash, sha256Hex, type DecodeTurn, type ImageInfo, type ImageLimits } from '../images/index.js';
 import { imageBlobKey, type BlobStore } from '../storage/index.js';
 
 export type { ImageLimits } from '../images/index.js';
@@ -51,8 +51,12 @@ export async function storeInspectedImage(deps: Omit<IngestDependencies, 'limits
     return { image: existing, inserted: false };
   }
   const key = imageBlobKey(hash);
-  if (!(await deps.blobs.has(key))) await deps.blobs.put(key, request.bytes);
+  const [nearDuplicateKey] = await Promise.all([
+    perceptualHash(request.bytes),
+    deps.blobs.has(key).then((stored) => (stored ? undefined : deps.blobs.put(key, request.bytes))),
+  ]);
   return deps.db.images.insertIfAbsent({
+    perceptualHash: nearDuplicateKey,
     hash,
     label: request.label,
     source: request.source,

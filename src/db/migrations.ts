@@ -238,5 +238,30 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.alterTable('training_runs').dropColumn('job_id').execute();
       },
     },
+    '0007_curation': {
+      // The gallery and health views: a soft delete (built versions keep the photo, the next one leaves it out),
+      // the serving model's latest P(dog) stored per photo so filters never run the model per page view, a
+      // perceptual hash for near-duplicates, and each reviewer's skips.
+      async up(db) {
+        await db.schema.alterTable('images').addColumn('deleted_at', time).execute();
+        await db.schema.alterTable('images').addColumn('perceptual_hash', 'varchar(16)').execute();
+        await db.schema.alterTable('images').addColumn('p_dog', 'double precision').execute();
+        await db.schema.alterTable('images').addColumn('p_dog_model_id', 'varchar(64)').execute();
+        await db.schema.createIndex('images_curation_idx').on('images').columns(['deleted_at', 'label', 'created_at']).execute();
+        await createTable(db, 'review_skips')
+          .addColumn('actor', 'varchar(200)', (col) => col.notNull())
+          .addColumn('image_hash', 'varchar(64)', (col) => col.notNull())
+          .addColumn('created_at', time, (col) => col.notNull())
+          .addPrimaryKeyConstraint('review_skips_pk', ['actor', 'image_hash'])
+          .execute();
+      },
+      async down(db) {
+        await db.schema.dropTable('review_skips').execute();
+        await db.schema.dropIndex('images_curation_idx').on('images').execute();
+        for (const column of ['p_dog_model_id', 'p_dog', 'perceptual_hash', 'deleted_at']) {
+          await db.schema.alterTable('images').dropColumn(column).execute();
+        }
+      },
+    },
   };
 }

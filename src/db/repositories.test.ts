@@ -236,6 +236,7 @@ describe.each(['sqlite', 'postgres', 'mysql'] as const)('repositories on %s', (d
   beforeEach(async () => {
     for (const table of [
       'jobs',
+      'review_skips',
       'validations',
       'predictions',
       'model_promotions',
@@ -298,6 +299,58 @@ describe.each(['sqlite', 'postgres', 'mysql'] as const)('repositories on %s', (d
       expect(new Set([...dogs.items, ...rest.items].map((row) => row.hash))).toEqual(new Set([hashOf(3), hashOf(4), hashOf(5)]));
       expect((await db.images.list({ label: 'unlabelled', limit: 10, offset: 0 })).items.map((row) => row.hash)).toEqual([hashOf(1)]);
       expect((await db.images.list({ limit: 10, offset: 0 })).total).toBe(5);
+    });
+  });
+
+  describe('curation', () => {
+    it('soft-deletes, filters the gallery by label, source and the serving model, and keeps perceptual hashes', async () => {
+      for (let n = 1; n <= 6; n++) {
+        await db.images.insertIfAbsent(
+          image(n, { label: n <= 3 ? 'cat' : n <= 5 ? 'dog' : null, source: n % 2 ? `import:/p/${n}.jpg` : 'upload', perceptualHash: n === 6 ? null : `00000000000000${n}0` }),
+        );
+        await pause();
+      }
+      expect(await db.images.softDelete([hashOf(3), hashOf(3), hashOf(99)])).toBe(1);
+      expect(await db.images.softDelete([hashOf(3)])).toBe(0);
+      expect((await db.images.get(hashOf(3)))?.deletedAt).toMatch(/^\d{4}-/);
+      expect(await db.images.countByLabel()).toEqual({ cat: 2, dog: 2, unlabelled: 1 });
+      expect((await db.images.listLabelled()).map((row) => row.hash)).toEqual([hashOf(1), hashOf(2), hashOf(4), hashOf(5)]);
+      expect((await db.images.getMany([hashOf(5), hashOf(99), hashOf(1)])).map((row) => row.hash)).toEqual([hashOf(5), hashOf(1)]);
+
+      const gallery = (filter: Partial<Parameters<typeof db.images.galleryHashes>[0]>) =>
+        db.images.galleryHashes({ order: 'newest', scoreModelId: 'mdl_now', ...filter });
+      expect(await gallery({})).toEqual([hashOf(6), hashOf(5), hashOf(4), hashOf(2), hashOf(1)]);
+      expect(await gallery({ label: 'cat' })).toEqual([hashOf(2), hashOf(1)]);
+      expect(await gallery({ label: 'unlabelled' })).toEqual([hashOf(6)]);
+      expect(await gallery({ sourceKind: 'import' })).toEqual([hashOf(5), hashOf(1)]);
+      expect(await gallery({ sourceKind: 'upload' })).toEqual([hashOf(6), hashOf(4), hashOf(2)]);
+
+      await db.images.setScores('mdl_now', [
+        { hash: hashOf(1), pDog: 0.9 },
+        { hash: hashOf(2), pDog: 0.3 },
+        { hash: hashOf(4), pDog: 0.55 },
+      ]);
+      await db.images.setScores('mdl_old', [{ hash: hashOf(5), pDog: 0.01 }]);
+      expect(await gallery({ disagreement: true })).toEqual([hashOf(1)]);
+      expect(await gallery({ disagreement: false })).toEqual([hashOf(4), hashOf(2)]);
+      expect(await gallery({ maxConfidence: 0.7 })).toEqual([hashOf(4), hashOf(2)]);
+      expect(await gallery({ order: 'suspicious' })).toEqual([hashOf(1), hashOf(4), hashOf(2)]);
+      expect(await gallery({ maxLabelProbability: 0.6 })).toEqual([hashOf(4), hashOf(1)]);
+      expect(await db.images.unscored('mdl_now', 10)).toEqual({ hashes: [hashOf(5)], total: 1 });
+
+      expect(await db.images.withoutPerceptualHash(10)).toEqual({ hashes: [hashOf(6)], total: 1 });
+      await db.images.setPerceptualHash(hashOf(6), 'ffffffffffffffff');
+      expect((await db.images.perceptualHashes()).map((row) => [row.hash, row.perceptualHash])).toEqual([
+        [hashOf(1), '0000000000000010'],
+        [hashOf(2), '0000000000000020'],
+        [hashOf(4), '0000000000000040'],
+        [hashOf(5), '0000000000000050'],
+        [hashOf(6), 'ffffffffffffffff'],
+      ]);
+
+      // A person labelling a deleted photo again brings it back.
+      expect(await db.images.setLabel(hashOf(3), 'dog', 'upload')).toMatchObject({ label: 'dog', deletedAt: null });
+      expect(await db.images.countByLabel()).toEqual({ cat: 2, dog: 3, unlabelled: 1 });
     });
   });
 
@@ -624,26 +677,50 @@ describe.each(['sqlite', 'postgres', 'mysql'] as const)('repositories on %s', (d
       expect((await db.predictions.history(id)).map((row) => row.label)).toEqual(['cat', 'neither', 'dog']);
     });
 
-    it('orders unvalidated predictions for review by each strategy', async () => {
-      const created = [];
-      for (const confidence of [0.9, 0.51, 0.75, 0.6, 0.99]) {
-        created.push(await db.predictions.create(prediction({ confidence })));
+    it('queues one item per photo that needs a label, ranked by the serving model, minus what each reviewer skipped', async () => {
+      // Photos 1–5 unlabelled; 6 labelled by the folder import; 7 deleted by a curator.
+      for (let n = 1; n <= 7; n++) await db.images.insertIfAbsent(image(n, { label: n === 6 ? 'dog' : null }));
+      await db.images.softDelete([hashOf(7)]);
+      const predict = async (n: number, confidence: number, modelId = 'zero-shot') => {
+        const row = await db.predictions.create(prediction({ imageHash: hashOf(n), confidence, modelId }));
         await pause();
-      }
-      const [c90, c51, c75, c60, c99] = created.map((row) => row.id);
-      await db.predictions.validate(c51 ?? '', { label: 'dog', actor: 'alice' });
+        return row.id;
+      };
+      const first1 = await predict(1, 0.51);
+      const latest1 = await predict(1, 0.52);
+      const p2 = await predict(2, 0.9);
+      const p3 = await predict(3, 0.6);
+      const p4 = await predict(4, 0.99);
+      const p5 = await predict(5, 0.7);
+      const other5 = await predict(5, 0.55);
+      await predict(6, 0.5);
+      await predict(7, 0.5);
+      // Someone labelled photo 5 through one of its two predictions: the other one leaves the queue too.
+      await db.predictions.validate(p5, { label: 'neither', actor: 'alice' });
 
-      const ids = async (strategy: 'uncertain' | 'oldest' | 'random', limit?: number) =>
-        (await db.predictions.nextForReview(strategy, limit)).map((row) => row.id);
-      expect(await ids('uncertain', 10)).toEqual([c60, c75, c90, c99]);
-      expect(await ids('uncertain')).toEqual([c60]);
-      expect(await ids('oldest', 2)).toEqual([c90, c75]);
-      const random = await ids('random', 10);
-      expect(random.slice().sort()).toEqual([c60, c75, c90, c99].sort());
-      expect(await ids('random')).toHaveLength(1);
-      const orders = new Set<string>();
-      for (let i = 0; i < 20; i++) orders.add((await ids('random', 10)).join());
-      expect(orders.size).toBeGreaterThan(1);
+      const queue = async (strategy: 'uncertain' | 'oldest' | 'random', actor = 'alice', exclude: string[] = []) =>
+        (await db.predictions.reviewQueue({ actor, servingModelId: 'mdl_now', strategy, exclude, limit: 10 })).map((row) => row.id);
+      expect(await queue('oldest')).toEqual([latest1, p2, p3, p4]);
+      expect(await queue('uncertain')).toEqual([latest1, p3, p2, p4]);
+      expect((await queue('random')).sort()).toEqual([latest1, p2, p3, p4].sort());
+      expect(await queue('oldest', 'alice', [p2])).toEqual([latest1, p3, p4]);
+      expect(first1).not.toBe(latest1);
+      expect(other5).toBeDefined();
+
+      // The serving model scored photos 4 and 2: they rank by its uncertainty, before the photos it has not scored.
+      await db.images.setScores('mdl_now', [{ hash: hashOf(4), pDog: 0.45 }, { hash: hashOf(2), pDog: 0.2 }]);
+      await db.images.setScores('mdl_old', [{ hash: hashOf(3), pDog: 0.5 }]);
+      expect(await queue('uncertain')).toEqual([p4, p2, latest1, p3]);
+      expect(await db.predictions.pendingImageHashes(10, 'mdl_now')).toEqual([hashOf(1), hashOf(3)]);
+
+      await db.predictions.skipForReview('alice', hashOf(4));
+      await db.predictions.skipForReview('alice', hashOf(4));
+      expect(await queue('uncertain')).toEqual([p2, latest1, p3]);
+      expect(await queue('uncertain', 'bob')).toEqual([p4, p2, latest1, p3]);
+      expect(await db.predictions.reviewCounts('alice')).toEqual({ pending: 3, skipped: 1 });
+      expect(await db.predictions.reviewCounts('bob')).toEqual({ pending: 4, skipped: 0 });
+      expect(await db.predictions.clearReviewSkips('alice')).toBe(1);
+      expect(await db.predictions.reviewCounts('alice')).toEqual({ pending: 4, skipped: 0 });
     });
   });
 });

@@ -14,6 +14,7 @@ export interface Schema {
   predictions: PredictionsTable;
   validations: ValidationsTable;
   jobs: JobsTable;
+  review_skips: ReviewSkipsTable;
 }
 
 export interface ImagesTable {
@@ -27,6 +28,20 @@ export interface ImagesTable {
   byte_size: number;
   created_at: string;
   updated_at: string;
+  /** Null for photos in the data set; set by a curator's delete (built versions keep the photo). */
+  deleted_at: string | null;
+  /** 16 hex digits of dHash; null until computed (photos stored before 0007 are hashed lazily). */
+  perceptual_hash: string | null;
+  /** The latest P(dog) the model `p_dog_model_id` gave this photo; null until scored. */
+  p_dog: number | null;
+  p_dog_model_id: string | null;
+}
+
+export interface ReviewSkipsTable {
+  /** The token id of the reviewer (or the principal's name without one). */
+  actor: string;
+  image_hash: string;
+  created_at: string;
 }
 
 export interface DatasetVersionsTable {

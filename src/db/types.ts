@@ -27,9 +27,35 @@ export interface ImageRow {
   byteSize: number;
   createdAt: string;
   updatedAt: string;
+  /** When a curator took the photo out of the data set; built versions keep it. */
+  deletedAt: string | null;
+  perceptualHash: string | null;
+  /** The latest P(dog) of model `scoreModelId` for this photo (null until scored). */
+  pDog: number | null;
+  scoreModelId: string | null;
 }
 
-export type NewImage = Omit<ImageRow, 'createdAt' | 'updatedAt'>;
+export type NewImage = Omit<ImageRow, 'createdAt' | 'updatedAt' | 'deletedAt' | 'perceptualHash' | 'pDog' | 'scoreModelId'> & {
+  perceptualHash?: string | null;
+};
+
+/** What the gallery filters on; every filter is optional. */
+export interface GalleryFilter {
+  label?: ImageLabel | 'unlabelled';
+  /** The source's kind: `upload`, `import`, `feedback`, … (the part before the first colon). */
+  sourceKind?: string;
+  /** Only photos scored by this model count for the model filters below. */
+  scoreModelId?: string;
+  /** The scoring model calls the photo the other class than its label. */
+  disagreement?: boolean;
+  /** max(P(dog), 1 − P(dog)) at most this. */
+  maxConfidence?: number;
+  /** The scoring model's probability of the stored label at most this (low = suspicious). */
+  maxLabelProbability?: number;
+  order: 'newest' | 'suspicious';
+  limit: number;
+  offset: number;
+}
 
 export interface DatasetVersionRow {
   id: number;

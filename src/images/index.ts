@@ -16,5 +16,6 @@ export {
 export { ImageError, type ImageErrorCode } from './errors.js';
 export { sniffImageFormat, type ImageFormat } from './format.js';
 export { sha256Hex } from './hash.js';
+export { hammingDistance, NEAR_DUPLICATE_DISTANCE, nearDuplicateGroups, perceptualHash, type PerceptualHash } from './perceptual-hash.js';
 export { seededRandom } from './random.js';
 export { withoutMetadata } from './metadata.js';

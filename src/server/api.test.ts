@@ -146,27 +146,41 @@ describe.skipIf(skipWithoutShared)('REST API', () => {
     expect(validatedOnly.body.items.some((p) => p.id === prediction.id)).toBe(false);
   });
 
-  it('serves the review queue least certain first, honours skips, and counts progress', async () => {
-    await predict([...catPhotos(2, 5), ...dogPhotos(2, 5)]);
-    const pending = await json<{ items: PredictionJson[]; total: number }>('/api/v1/predictions?validated=false&limit=200');
-    const byConfidence = [...pending.body.items].sort((a, b) => a.confidence - b.confidence);
+  it('queues one item per photo, least certain for the serving model first, remembers skips per reviewer, and counts progress', async () => {
+    type ReviewJson = PredictionJson & { serving: { modelId: string; pDog: number } | null; image: { width: number; height: number } };
+    type ProgressJson = { validated: number; pending: number; skipped: number };
+    const progress = async () => (await json<ProgressJson>('/api/v1/review/progress')).body;
+    const start = await progress();
+    const photos = [...catPhotos(2, 5), ...dogPhotos(2, 5)];
+    await predict(photos);
+    // The same photos predicted again are the same photos to label: the queue does not grow.
+    await predict(photos);
+    const afterPredictions = await progress();
+    expect(afterPredictions.pending).toBe(start.pending + photos.length);
 
-    const first = await json<PredictionJson>('/api/v1/review/next');
-    expect(first.body.id).toBe(byConfidence[0]!.id);
-    const afterSkip = await json<PredictionJson>(`/api/v1/review/next?strategy=uncertain&exclude=${first.body.id}`);
-    expect(afterSkip.body.id).toBe(byConfidence[1]!.id);
+    const first = (await json<ReviewJson>('/api/v1/review/next')).body;
+    expect(first.serving).toMatchObject({ modelId: first.modelId, pDog: expect.any(Number) });
+    expect(first.image.width).toBeGreaterThan(0);
+    expect(first.fileName).toMatch(/^(cat|dog)\.\d+\.jpg$/);
+    const skipped = await json<ProgressJson>('/api/v1/review/skips', post({ predictionId: first.id }));
+    expect(skipped.body).toEqual({ ...afterPredictions, pending: afterPredictions.pending - 1, skipped: 1 });
+    const second = (await json<ReviewJson>('/api/v1/review/next')).body;
+    expect(second.imageHash).not.toBe(first.imageHash);
+    expect(Math.abs(second.serving!.pDog - 0.5)).toBeGreaterThanOrEqual(Math.abs(first.serving!.pDog - 0.5));
 
-    const oldest = await json<PredictionJson>('/api/v1/review/next?strategy=oldest');
-    expect(oldest.body.id).toBe(pending.body.items.at(-1)!.id);
+    await json(`/api/v1/predictions/${second.id}/validation`, post({ label: 'cat' }));
+    expect(await progress()).toEqual({ validated: afterPredictions.validated + 1, pending: afterPredictions.pending - 2, skipped: 1 });
+    const restored = await json<ProgressJson & { restored: number }>('/api/v1/review/skips', { method: 'DELETE' });
+    expect(restored.body).toMatchObject({ restored: 1, pending: afterPredictions.pending - 1, skipped: 0 });
+    expect((await json<ReviewJson>('/api/v1/review/next')).body.imageHash).toBe(first.imageHash);
 
-    const before = await json<{ validated: number; pending: number }>('/api/v1/review/progress');
-    await json(`/api/v1/predictions/${first.body.id}/validation`, post({ label: 'cat' }));
-    const after = await json<{ validated: number; pending: number }>('/api/v1/review/progress');
-    expect(after.body).toEqual({ validated: before.body.validated + 1, pending: before.body.pending - 1 });
-
-    const everyId = pending.body.items.map((p) => p.id).join(',');
-    const none = await fetch(t.url(`/api/v1/review/next?exclude=${everyId}`));
-    expect(none.status).toBe(204);
+    const oldest = await json<ReviewJson>('/api/v1/review/next?strategy=oldest');
+    expect(oldest.status).toBe(200);
+    const pending = await json<{ items: PredictionJson[] }>('/api/v1/predictions?validated=false&limit=200');
+    const none = await fetch(t.url(`/api/v1/review/next?exclude=${pending.body.items.slice(0, 100).map((p) => p.id).join(',')}`));
+    expect([200, 204]).toContain(none.status);
+    const unknown = await json<ErrorJson>('/api/v1/review/skips', post({ predictionId: 'prd_missing' }));
+    expect(unknown.status).toBe(404);
   });
 
   it('stores a labelled upload once by content', async () => {
@@ -227,6 +241,34 @@ describe.skipIf(skipWithoutShared)('REST API', () => {
     const missing = await json<ErrorJson>('/api/v1/datasets/999');
     expect(missing.status).toBe(404);
     expect(missing.body.error.code).toBe('not_found');
+  });
+
+  it('relabels and soft-deletes photos one at a time or in bulk, all or nothing, and keeps them out of the next version only', async () => {
+    const upload = await json<{ items: { hash: string }[] }>('/api/v1/images', { method: 'POST', body: photoForm(catPhotos(3, 40), { label: 'cat' }) });
+    const [a, b, c] = upload.body.items.map((item) => item.hash) as [string, string, string];
+    const put = (body: unknown): RequestInit => ({ method: 'PUT', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
+    expect((await json(`/api/v1/images/${a}/label`, put({ label: 'dog' }))).body).toEqual({ changed: 1 });
+    expect((await json(`/api/v1/images/${a}/label`, put({ label: 'dog' }))).body).toEqual({ changed: 0 });
+    expect(await imageLabel(a)).toBe('dog');
+
+    const unknown = 'ab'.repeat(32);
+    const refused = await json<ErrorJson>('/api/v1/images/bulk', post({ action: 'delete', hashes: [b, unknown] }));
+    expect(refused.status).toBe(404);
+    expect(refused.body.error.code).toBe('image_not_found');
+    expect(refused.body.error.message).toContain(unknown);
+    expect(await imageLabel(b)).toBe('cat');
+    const tooMany = await json<ErrorJson>('/api/v1/images/bulk', post({ action: 'delete', hashes: Array.from({ length: 1001 }, () => b) }));
+    expect(tooMany.status).toBe(400);
+
+    expect((await json('/api/v1/images/bulk', post({ action: 'relabel', label: 'dog', hashes: [b, c] }))).body).toEqual({ changed: 2 });
+    const before = (await json<{ id: number; imageCount: number }>('/api/v1/datasets', post({}))).body;
+    expect((await json('/api/v1/images/bulk', post({ action: 'delete', hashes: [b, c] }))).body).toEqual({ deleted: 2 });
+    expect((await json(`/api/v1/images/${b}`, { method: 'DELETE' })).status).toBe(404);
+    expect(await imageLabel(b)).toBeUndefined();
+    expect((await fetch(t.url(`/api/v1/images/${b}?size=thumb`))).status).toBe(200);
+    const after = (await json<{ id: number; imageCount: number }>('/api/v1/datasets', post({}))).body;
+    expect(after).toMatchObject({ id: before.id + 1, imageCount: before.imageCount - 2 });
+    expect((await json<{ imageCount: number }>(`/api/v1/datasets/${before.id}`)).body.imageCount).toBe(before.imageCount);
   });
 
   it('trains in the background, streams epochs over SSE, registers and serves the new model', async () => {
@@ -309,6 +351,12 @@ describe.skipIf(skipWithoutShared)('REST API', () => {
         'DELETE /api/v1/predictions/{id}/validation',
         'GET /api/v1/review/next',
         'GET /api/v1/review/progress',
+        'POST /api/v1/review/skips',
+        'DELETE /api/v1/review/skips',
+        'PUT /api/v1/images/{hash}/label',
+        'DELETE /api/v1/images/{hash}',
+        'POST /api/v1/images/bulk',
+        'POST /api/v1/images/scores',
         'GET /api/v1/images/{hash}',
         'GET /api/v1/images',
         'POST /api/v1/images',

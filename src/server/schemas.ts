@@ -61,6 +61,14 @@ export const RefusedFileSchema = z
   })
   .openapi('RefusedFile');
 
+export const ReviewItemSchema = PredictionSchema.extend({
+  image: z.object({ width: z.number().int(), height: z.number().int(), source: z.string() }),
+  serving: z
+    .object({ modelId: z.string(), version: z.number().int().nullable(), pDog: probability })
+    .nullable()
+    .openapi({ description: 'What the serving model says of the photo now; null while it has not scored it' }),
+}).openapi('ReviewItem');
+
 export const ImageSchema = z
   .object({
     hash: z.string(),
@@ -72,6 +80,10 @@ export const ImageSchema = z
     height: z.number().int(),
     byteSize: z.number().int(),
     createdAt: z.string(),
+    deletedAt: z.string().nullable().openapi({ description: 'When a curator took the photo out of the data set (built versions keep it)' }),
+    perceptualHash: z.string().nullable().openapi({ description: '64-bit dHash (16 hex digits) for near-duplicates; null until computed' }),
+    pDog: probability.nullable().openapi({ description: 'The latest P(dog) of model scoreModelId; null until scored' }),
+    scoreModelId: z.string().nullable(),
     url: z.string(),
     thumbnailUrl: z.string(),
   })

@@ -1,6 +1,7 @@
 import { Hono, type Context } from 'hono';
 import { allows } from '../auth/index.js';
 import { CatdogError } from '../errors.js';
+import { listVersions } from '../datasets/health.js';
 import { buildDatasetVersion } from '../datasets/versions.js';
 import { compareModels, evaluateModelOn } from '../registry/comparison.js';
 import { findModel } from '../registry/resolve.js';
@@ -9,7 +10,10 @@ import { datasetParamsFrom } from '../server/dataset-tools.js';
 import { CANCEL_JOB_ROLE, cancelQueuedJob } from '../jobs/cancel.js';
 import { promoteAndServe } from '../serving/promote.js';
 import { html, type SafeHtml } from './html.js';
+import { reviewerOf } from '../server/routes/predictions.js';
 import { buildRequestFromForm, datasetPage, previewFragment, suspiciousFragment, thumbnailsFragment, versionsSection } from './pages/dataset.js';
+import { galleryGrid, galleryPageView, type CurationView } from './pages/gallery.js';
+import { healthPage } from './pages/health.js';
 import { jobsPage, jobsSection, stateFilter, type JobsView } from './pages/jobs.js';
 import { comparisonFragment, modelsPage, modelsSection, registryView } from './pages/models.js';
 import { predictPage } from './pages/predict.js';
@@ -28,6 +32,7 @@ async function formFields(c: Context): Promise<Record<string, string | undefined
   return Object.fromEntries(Object.entries(body).map(([key, value]) => [key, typeof value === 'string' ? value : undefined]));
 }
 
+
 const jobsView = (c: Context): JobsView => ({ state: stateFilter(c.req.query('state')), canCancel: allows(c.get('principal')?.role, CANCEL_JOB_ROLE) });
 
 /** Pages (full HTML), the fragments htmx swaps into them, and the static files they load. */
@@ -43,9 +48,10 @@ export function webRoutes(deps: ServerDeps): Hono {
   web.get('/api/docs', (c) => c.redirect('/static/api-docs.html'));
 
   const user = (c: Context) => webUser(c, deps.access);
+  const curationView = (c: Context): CurationView => ({ canCurate: allows(c.get('principal')?.role, 'curator'), user: user(c) });
   web.get('/', async (c) => render(c, await predictPage(deps, user(c))));
-  web.get('/review', async (c) => render(c, await reviewPage(deps, user(c))));
-  web.get('/dataset', async (c) => render(c, await datasetPage(deps, user(c))));
+  web.get('/review', async (c) => render(c, await reviewPage(deps, { ...curationView(c), actor: reviewerOf(c) })));
+  web.get('/dataset', async (c) => render(c, await datasetPage(deps, curationView(c))));
   web.get('/training', async (c) => render(c, await trainingPage(deps, user(c))));
   web.get('/models', async (c) => render(c, await modelsPage(deps, user(c), c.req.query('model'))));
   web.get('/jobs', async (c) => render(c, await jobsPage(deps, jobsView(c), user(c))));
@@ -57,6 +63,9 @@ export function webRoutes(deps: ServerDeps): Hono {
     const filter = label && IMAGE_LABEL_FILTERS.has(label) ? (label as 'cat' | 'dog' | 'unlabelled') : undefined;
     return render(c, await thumbnailsFragment(deps, { label: filter, offset }));
   });
+  web.get('/dataset/gallery', async (c) => render(c, await galleryPageView(deps, curationView(c), c.req.query())));
+  web.get('/dataset/gallery/grid', async (c) => render(c, await galleryGrid(deps, c.req.query(), curationView(c))));
+  web.get('/dataset/health', async (c) => render(c, await healthPage(deps, curationView(c), c.req.query())));
   web.get('/dataset/preview', async (c) => render(c, await previewFragment(deps, c.req.query())));
   web.get('/dataset/suspicious', async (c) => render(c, await suspiciousFragment(deps)));
   web.post('/dataset/versions', async (c) => {
@@ -70,7 +79,7 @@ export function webRoutes(deps: ServerDeps): Hono {
       // htmx swaps only 2xx answers: the form's problem is shown in the section it targets.
       notice = { kind: 'error', text: error.message };
     }
-    return render(c, versionsSection(await app.db.datasets.list(), notice));
+    return render(c, versionsSection(await listVersions(app), notice));
   });
 
   web.post('/models/:id/promote', async (c) => {

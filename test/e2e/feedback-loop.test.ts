@@ -1,16 +1,16 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createToken } from '../../src/auth/index.js';
 import { openDatabase } from '../../src/db/index.js';
-import { launchChromium, skipBrowser } from '../support/browser.js';
+import { launchChromium, skipBrowser, startCatdog, stopProcess } from '../support/browser.js';
 import { startTestS3Server } from '../support/s3-server.js';
 import { kaggleFiles, smallBackbone } from '../support/shared.js';
 
@@ -20,35 +20,6 @@ const REDIS_URL = 'redis://127.0.0.1:6379';
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const screenshots = path.join(repoRoot, 'test-output', 'screenshots');
 if (skipBrowser) console.warn(`skipping the browser feedback loop: ${skipBrowser}`);
-
-/** A `catdog` command exactly as users start it, from the TypeScript sources; `ready` says when it has started. */
-function startCatdog(home: string, args: string[], env: Record<string, string>, ready: RegExp): Promise<{ child: ChildProcess; match: RegExpExecArray }> {
-  const hooks = pathToFileURL(path.join(repoRoot, 'test', 'support', 'typescript-hooks.mjs')).href;
-  const register = `import { register } from 'node:module'; register(${JSON.stringify(hooks)});`;
-  const child = spawn(process.execPath, ['--import', `data:text/javascript,${encodeURIComponent(register)}`, path.join(repoRoot, 'src', 'cli', 'main.ts'), ...args], {
-    cwd: home,
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stderr = '';
-  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  return new Promise((resolve, reject) => {
-    let stdout = '';
-    child.stdout!.on('data', (chunk: Buffer) => {
-      stdout += chunk.toString();
-      const match = ready.exec(stdout);
-      if (match) resolve({ child, match });
-    });
-    child.once('exit', (code) => reject(new Error(`catdog ${args[0]} exited with ${code}: ${stderr}`)));
-  });
-}
-
-async function stopProcess(child: ChildProcess | undefined): Promise<number | null> {
-  if (child === undefined || child.exitCode !== null) return child?.exitCode ?? null;
-  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
-  child.kill('SIGTERM');
-  return exited;
-}
 
 /** Where the app keeps its data, and the processes beside `catdog serve` that it needs. */
 interface Stack {

@@ -6,7 +6,7 @@ import { startTestServer, withBearer, type TestServer } from '../support/server.
 import { skipWithoutShared } from '../support/shared.js';
 import { fillPath, operationsOf, type ErrorJson, type OpenApiDocument } from './support.js';
 
-const WEB_PAGES = ['/', '/review', '/dataset', '/training', '/models', '/signin', '/dataset/thumbnails', '/dataset/preview'];
+const WEB_PAGES = ['/', '/review', '/dataset', '/dataset/gallery', '/dataset/gallery/grid', '/dataset/health', '/training', '/models', '/signin', '/dataset/thumbnails', '/dataset/preview'];
 
 function expectSecurityHeaders(response: Response, what: string): void {
   const policy = response.headers.get('content-security-policy') ?? '';

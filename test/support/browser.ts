@@ -1,10 +1,12 @@
+import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import sharp from 'sharp';
 import { chromium, type Browser, type BrowserContextOptions, type Page } from 'playwright-core';
 import { expect } from 'vitest';
-import { skipWithoutShared } from './shared.js';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { skipWithoutShared, smallBackbone } from './shared.js';
 
 const chromiumPath = '/usr/bin/chromium';
 /** Why browser tests cannot run here ('' when they can). */
@@ -125,4 +127,50 @@ export async function photoAsY4m(photo: string, file: string, width = 640, heigh
     }
   }
   fs.writeFileSync(file, Buffer.concat([Buffer.from(`YUV4MPEG2 W${width} H${height} F30:1 Ip A1:1 C420jpeg\nFRAME\n`), luma, cb, cr]));
+}
+
+export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+
+/** A `catdog` command exactly as users start it, from the TypeScript sources; `ready` says when it has started. */
+export function startCatdog(home: string, args: string[], env: Record<string, string>, ready: RegExp): Promise<{ child: ChildProcess; match: RegExpExecArray }> {
+  const hooks = pathToFileURL(path.join(repoRoot, 'test', 'support', 'typescript-hooks.mjs')).href;
+  const register = `import { register } from 'node:module'; register(${JSON.stringify(hooks)});`;
+  const child = spawn(process.execPath, ['--import', `data:text/javascript,${encodeURIComponent(register)}`, path.join(repoRoot, 'src', 'cli', 'main.ts'), ...args], {
+    cwd: home,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  return new Promise((resolve, reject) => {
+    let stdout = '';
+    child.stdout!.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString();
+      const match = ready.exec(stdout);
+      if (match) resolve({ child, match });
+    });
+    child.once('exit', (code) => reject(new Error(`catdog ${args[0]} exited with ${code}: ${stderr}`)));
+  });
+}
+
+/** SIGTERM, then the exit code once it has exited. */
+export async function stopProcess(child: ChildProcess | undefined): Promise<number | null> {
+  if (child === undefined || child.exitCode !== null) return child?.exitCode ?? null;
+  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+  child.kill('SIGTERM');
+  return exited;
+}
+
+/** `catdog serve` on embedded defaults in `home` with the small shared backbone, on a random port; `env` adds CATDOG_* settings. */
+export async function startCli(home: string, env: Record<string, string> = {}): Promise<{ child: ChildProcess; url: string }> {
+  const settings = {
+    CATDOG_HOME: home,
+    CATDOG_BACKBONE_URL: smallBackbone,
+    CATDOG_LOG_LEVEL: 'warn',
+    // The browser runs on this machine: without this it would be a token-less local viewer and never sign in.
+    CATDOG_SERVER__LOCAL_VIEWER: 'false',
+    ...env,
+  };
+  const { child, match } = await startCatdog(home, ['serve', '--port', '0'], settings, /catdog listening on (http:\/\/\S+)/);
+  return { child, url: match[1]! };
 }

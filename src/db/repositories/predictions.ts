@@ -4,6 +4,16 @@ import type { PredictionsTable, Schema, ValidationsTable } from '../schema.js';
 import { newId, normalizeTime, nowIso, parseJson, toJson, toNumber, withConflictRetry, type Dialect } from '../support.js';
 import type { Label, NewPrediction, Page, PredictionFilter, PredictionRow, ReviewStrategy, ValidationRow } from '../types.js';
 
+export interface ReviewQueueQuery {
+  actor: string;
+  /** The model whose stored scores rank `uncertain`. */
+  servingModelId: string;
+  strategy: ReviewStrategy;
+  /** Prediction ids to leave out (skipped in this page before the skip was stored). */
+  exclude?: readonly string[];
+  limit: number;
+}
+
 function toPrediction(row: Selectable<PredictionsTable>): PredictionRow {
   return {
     id: row.id,
@@ -54,6 +64,37 @@ export function predictionsRepository(db: Kysely<Schema>, dialect: Dialect) {
   }
 
   const randomOrder = dialect === 'mysql' ? sql`rand()` : sql`random()`;
+
+  /** The latest unvalidated prediction of each photo that needs a label, minus the photos `actor` skipped. */
+  const pendingReview = (actor: string | null) =>
+    db
+      .selectFrom('predictions as p')
+      .innerJoin('images as i', 'i.hash', 'p.image_hash')
+      .where('p.validated_label', 'is', null)
+      .where('i.label', 'is', null)
+      .where('i.deleted_at', 'is', null)
+      .where((eb) =>
+        eb.not(
+          eb.exists(
+            eb
+              .selectFrom('predictions as other')
+              .select('other.id')
+              .whereRef('other.image_hash', '=', 'p.image_hash')
+              .where((inner) =>
+                inner.or([
+                  inner('other.validated_label', 'is not', null),
+                  inner('other.created_at', '>', inner.ref('p.created_at')),
+                  inner.and([inner('other.created_at', '=', inner.ref('p.created_at')), inner('other.id', '>', inner.ref('p.id'))]),
+                ]),
+              ),
+          ),
+        ),
+      )
+      .$if(actor !== null, (query) =>
+        query.where((eb) =>
+          eb.not(eb.exists(eb.selectFrom('review_skips as s').select('s.image_hash').whereRef('s.image_hash', '=', 'p.image_hash').where('s.actor', '=', actor!))),
+        ),
+      );
 
   return {
     get,
@@ -144,16 +185,60 @@ export function predictionsRepository(db: Kysely<Schema>, dialect: Dialect) {
     },
 
     /**
-     * Unvalidated predictions to show a reviewer. `uncertain` puts the lowest confidence first: confidence is
-     * max(p, 1 − p), so the lowest is the one closest to a coin flip.
+     * Photos waiting for a person's label, one item per photo (its latest prediction): unlabelled, in the data
+     * set, never validated, and not skipped by `actor`. `uncertain` ranks by the serving model's stored score of
+     * the photo (closest to a coin flip first); photos it has not scored yet follow, by their prediction's
+     * confidence.
      */
-    async nextForReview(strategy: ReviewStrategy, limit = 1): Promise<PredictionRow[]> {
-      let query = db.selectFrom('predictions').selectAll().where('validated_label', 'is', null);
-      if (strategy === 'uncertain') query = query.orderBy('confidence').orderBy('created_at').orderBy('id');
-      else if (strategy === 'oldest') query = query.orderBy('created_at').orderBy('id');
+    async reviewQueue({ actor, servingModelId, strategy, exclude = [], limit }: ReviewQueueQuery): Promise<PredictionRow[]> {
+      let query = pendingReview(actor).selectAll('p');
+      if (exclude.length > 0) query = query.where('p.id', 'not in', exclude);
+      if (strategy === 'uncertain') {
+        query = query
+          .orderBy(sql`case when i.p_dog_model_id = ${servingModelId} then 0 else 1 end`)
+          .orderBy(sql`case when i.p_dog_model_id = ${servingModelId} then abs(i.p_dog - 0.5) end`)
+          .orderBy('p.confidence')
+          .orderBy('p.created_at')
+          .orderBy('p.id');
+      } else if (strategy === 'oldest') query = query.orderBy('p.created_at').orderBy('p.id');
       else query = query.orderBy(randomOrder);
       const rows = await query.limit(limit).execute();
       return rows.map(toPrediction);
+    },
+
+    /** How many photos wait in `actor`'s review queue, and how many of the others they skipped. */
+    async reviewCounts(actor: string): Promise<{ pending: number; skipped: number }> {
+      const [pending, skipped] = await Promise.all([
+        pendingReview(actor).select((eb) => eb.fn.countAll().as('total')).executeTakeFirstOrThrow(),
+        pendingReview(null)
+          .where((eb) => eb.exists(eb.selectFrom('review_skips as s').select('s.image_hash').whereRef('s.image_hash', '=', 'p.image_hash').where('s.actor', '=', actor)))
+          .select((eb) => eb.fn.countAll().as('total'))
+          .executeTakeFirstOrThrow(),
+      ]);
+      return { pending: toNumber(pending.total), skipped: toNumber(skipped.total) };
+    },
+
+    /** `actor` does not want to see this photo in their queue again (others still do). */
+    async skipForReview(actor: string, imageHash: string): Promise<void> {
+      const insert = db.insertInto('review_skips').values({ actor, image_hash: imageHash, created_at: nowIso() });
+      await (dialect === 'mysql' ? insert.ignore() : insert.onConflict((oc) => oc.columns(['actor', 'image_hash']).doNothing())).execute();
+    },
+
+    /** Puts every photo `actor` skipped back into their queue; returns how many. */
+    async clearReviewSkips(actor: string): Promise<number> {
+      const result = await db.deleteFrom('review_skips').where('actor', '=', actor).executeTakeFirst();
+      return toNumber(result.numDeletedRows);
+    },
+
+    /** Unvalidated predictions of the photos the review queue holds, for scoring them with the serving model. */
+    async pendingImageHashes(limit: number, unscoredBy: string): Promise<string[]> {
+      const rows = await pendingReview(null)
+        .where((eb) => eb.or([eb('i.p_dog_model_id', 'is', null), eb('i.p_dog_model_id', '!=', unscoredBy)]))
+        .select('p.image_hash')
+        .orderBy('p.created_at')
+        .limit(limit)
+        .execute();
+      return rows.map((row) => row.image_hash);
     },
 
     /** How many predictions carry a user's label given at or after `since`. */

@@ -1,6 +1,8 @@
 import { createRoute, z } from '@hono/zod-openapi';
+import { deleteImages, MAX_BULK, relabelImages } from '../../datasets/curation.js';
 import { storeInspectedImage } from '../../datasets/ingest.js';
 import { storedThumbnail } from '../../datasets/thumbnails.js';
+import { scoreLabelledPhotos, SCORE_BATCH } from '../../serving/scores.js';
 import { imageBlobKey } from '../../storage/index.js';
 import { NotFoundError } from '../../errors.js';
 import { ImageError, inspectImage, withoutMetadata } from '../../images/index.js';
@@ -68,7 +70,67 @@ const uploadLabelled = createRoute({
   },
 });
 
-export function imageRoutes({ app, decodeSlots }: ServerDeps) {
+const HashParam = z.object({ hash: ImageHashSchema.openapi({ param: { name: 'hash', in: 'path' } }) });
+const curationErrors = {
+  400: errorResponse('Invalid label, no photo or too many (too_many_photos)'),
+  404: errorResponse('A photo that is unknown or already deleted (image_not_found): nothing was changed'),
+};
+
+const relabelImage = createRoute({
+  method: 'put',
+  path: '/images/{hash}/label',
+  'x-catdog-role': 'curator',
+  tags: ['images'],
+  summary: "Give a photo of the data set a curator's label (the next version trains on it)",
+  request: { params: HashParam, body: { required: true, content: { 'application/json': { schema: z.object({ label: LabelSchema }) } } } },
+  responses: { 200: jsonContent(z.object({ changed: z.number().int() }), '1 when the label changed, 0 when it already was'), ...curationErrors },
+});
+
+const deleteImage = createRoute({
+  method: 'delete',
+  path: '/images/{hash}',
+  'x-catdog-role': 'curator',
+  tags: ['images'],
+  summary: 'Take a photo out of the data set: the next version leaves it out; built versions and the stored bytes stay',
+  request: { params: HashParam },
+  responses: { 200: jsonContent(z.object({ deleted: z.number().int() }), 'The photo is out of the data set'), ...curationErrors },
+});
+
+const BulkCurationSchema = z
+  .discriminatedUnion('action', [
+    z.object({ action: z.literal('relabel'), label: LabelSchema, hashes: z.array(ImageHashSchema).min(1).max(MAX_BULK) }),
+    z.object({ action: z.literal('delete'), hashes: z.array(ImageHashSchema).min(1).max(MAX_BULK) }),
+  ])
+  .openapi('BulkCuration');
+
+const bulkCuration = createRoute({
+  method: 'post',
+  path: '/images/bulk',
+  'x-catdog-role': 'curator',
+  tags: ['images'],
+  summary: `Relabel or delete many photos at once (at most ${MAX_BULK}); all or nothing`,
+  request: { body: { required: true, content: { 'application/json': { schema: BulkCurationSchema } } } },
+  responses: {
+    200: jsonContent(z.object({ changed: z.number().int().optional(), deleted: z.number().int().optional() }), 'How many photos changed'),
+    ...curationErrors,
+  },
+});
+
+const scoreImages = createRoute({
+  method: 'post',
+  path: '/images/scores',
+  'x-catdog-role': 'curator',
+  tags: ['images'],
+  summary: `Store the serving model's P(dog) of up to ${SCORE_BATCH} labelled photos it has not scored yet (for the gallery's model filters)`,
+  responses: {
+    200: jsonContent(z.object({ modelId: z.string(), scored: z.number().int(), remaining: z.number().int() }), 'How many were scored and how many remain'),
+  },
+});
+
+/** Who changed a label, as the image's source records it. */
+const curatorOf = (c: { get(key: 'principal'): { name: string } | undefined }): string => c.get('principal')?.name ?? 'api';
+
+export function imageRoutes({ app, models, decodeSlots }: ServerDeps) {
   const routes = routeGroup();
 
   routes.openapi(getImage, async (c) => {
@@ -90,6 +152,19 @@ export function imageRoutes({ app, decodeSlots }: ServerDeps) {
     const [page, counts] = await Promise.all([app.db.images.list(c.req.valid('query')), app.db.images.countByLabel()]);
     return c.json({ items: page.items.map(presentImage), total: page.total, counts }, 200);
   });
+
+  routes.openapi(relabelImage, async (c) =>
+    c.json(await relabelImages(app, [c.req.valid('param').hash], c.req.valid('json').label, curatorOf(c)), 200),
+  );
+
+  routes.openapi(deleteImage, async (c) => c.json(await deleteImages(app, [c.req.valid('param').hash]), 200));
+
+  routes.openapi(bulkCuration, async (c) => {
+    const request = c.req.valid('json');
+    return c.json(request.action === 'relabel' ? await relabelImages(app, request.hashes, request.label, curatorOf(c)) : await deleteImages(app, request.hashes), 200);
+  });
+
+  routes.openapi(scoreImages, async (c) => c.json(await scoreLabelledPhotos({ db: app.db, blobs: app.blobs, models }), 200));
 
   routes.openapi(uploadLabelled, async (c) => {
     const { file, label } = c.req.valid('form');

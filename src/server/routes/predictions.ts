@@ -1,11 +1,13 @@
 import { createRoute, z } from '@hono/zod-openapi';
+import type { Context } from 'hono';
 import { undoValidation, validatePrediction } from '../../serving/feedback.js';
+import { nextForReview, restoreSkipped, reviewProgress, skipForReview } from '../../serving/review.js';
 import { predictEachUpload } from '../../serving/predict.js';
 import { NotFoundError } from '../../errors.js';
 import { routeGroup, type ServerDeps } from '../context.js';
 import { modelVersions, presentPrediction, presentPredictionResult } from '../present.js';
 import { clientKey } from '../security.js';
-import { errorResponse, FeedbackLabelSchema, jsonContent, LabelSchema, pagingQuery, PredictionSchema, RefusedFileSchema, UploadedFiles } from '../schemas.js';
+import { errorResponse, FeedbackLabelSchema, jsonContent, LabelSchema, pagingQuery, PredictionSchema, RefusedFileSchema, ReviewItemSchema, UploadedFiles } from '../schemas.js';
 import { namingFile, readUploads } from '../uploads.js';
 
 const IdParam = z.object({ id: z.string().min(1).openapi({ param: { name: 'id', in: 'path' }, example: 'prd_0123456789abcdef' }) });
@@ -106,33 +108,70 @@ const reviewNext = createRoute({
   path: '/review/next',
   'x-catdog-role': 'viewer',
   tags: ['review'],
-  summary: 'The next prediction waiting for a human verdict',
+  summary: 'The next photo waiting for a label: one per photo, ranked by the serving model, without the ones the caller skipped',
   request: {
     query: z.object({
-      strategy: z.enum(['uncertain', 'oldest', 'random']).default('uncertain').openapi({ description: 'uncertain: closest to a coin flip first.' }),
+      strategy: z
+        .enum(['uncertain', 'oldest', 'random'])
+        .default('uncertain')
+        .openapi({ description: "uncertain: what the serving model finds closest to a coin flip first (photos it has not scored yet follow)." }),
       exclude: z
         .string()
         .optional()
         .transform((ids) => (ids ? ids.split(',').filter(Boolean) : []))
         .pipe(z.array(z.string()).max(100))
-        .openapi({ description: 'Comma-separated prediction ids skipped in this session (at most 100).' }),
+        .openapi({ description: 'Comma-separated prediction ids to leave out besides the stored skips (at most 100).' }),
     }),
   },
   responses: {
-    200: jsonContent(PredictionSchema, 'The next prediction'),
+    200: jsonContent(ReviewItemSchema, 'The latest prediction of the next photo, with what the serving model says of it now'),
     204: { description: 'Nothing left to review' },
     400: errorResponse('Invalid query'),
   },
 });
 
-const reviewProgress = createRoute({
+const ReviewProgressSchema = z.object({
+  validated: z.number().int(),
+  pending: z.number().int().openapi({ description: 'Photos waiting in the caller’s queue (skipped ones not counted)' }),
+  skipped: z.number().int().openapi({ description: 'Photos the caller skipped that still need a label' }),
+});
+
+const reviewProgressRoute = createRoute({
   method: 'get',
   path: '/review/progress',
   'x-catdog-role': 'viewer',
   tags: ['review'],
-  summary: 'How many predictions are validated and how many wait',
-  responses: { 200: jsonContent(z.object({ validated: z.number().int(), pending: z.number().int() }), 'Counts') },
+  summary: 'How many predictions are validated, and how many photos wait in (or were skipped from) the caller’s queue',
+  responses: { 200: jsonContent(ReviewProgressSchema, 'Counts') },
 });
+
+const skipReview = createRoute({
+  method: 'post',
+  path: '/review/skips',
+  'x-catdog-role': 'curator',
+  tags: ['review'],
+  summary: "Skip a prediction's photo: it leaves the caller's queue (not other reviewers') until skips are restored",
+  request: { body: { required: true, content: { 'application/json': { schema: z.object({ predictionId: z.string().min(1) }) } } } },
+  responses: {
+    200: jsonContent(ReviewProgressSchema, 'The caller’s counts after the skip'),
+    404: errorResponse('No such prediction'),
+  },
+});
+
+const restoreSkips = createRoute({
+  method: 'delete',
+  path: '/review/skips',
+  'x-catdog-role': 'curator',
+  tags: ['review'],
+  summary: "Bring every photo the caller skipped back into their queue",
+  responses: { 200: jsonContent(ReviewProgressSchema.extend({ restored: z.number().int() }), 'How many came back, and the counts') },
+});
+
+/** Whose skips: the token (a session is its token's), else the principal's name. */
+export const reviewerOf = (c: Context): string => {
+  const principal = c.get('principal');
+  return principal?.tokenId ?? principal?.name ?? 'anonymous';
+};
 
 export function predictionRoutes({ app, models, metrics, retraining, decodeSlots }: ServerDeps) {
   const routes = routeGroup();
@@ -185,19 +224,30 @@ export function predictionRoutes({ app, models, metrics, retraining, decodeSlots
 
   routes.openapi(reviewNext, async (c) => {
     const { strategy, exclude } = c.req.valid('query');
-    const skipped = new Set(exclude);
-    const candidates = await db.predictions.nextForReview(strategy, skipped.size + 1);
-    const next = candidates.find((row) => !skipped.has(row.id));
-    if (!next) return c.body(null, 204);
-    return c.json(presentPrediction(next, (await modelVersions(db))(next.modelId)), 200);
+    const item = await nextForReview({ db, blobs: app.blobs, models }, { actor: reviewerOf(c), strategy, exclude });
+    if (!item) return c.body(null, 204);
+    const { prediction, image, serving } = item;
+    return c.json(
+      {
+        ...presentPrediction(prediction, (await modelVersions(db))(prediction.modelId)),
+        fileName: image.originalName ?? undefined,
+        image: { width: image.width, height: image.height, source: image.source },
+        serving,
+      },
+      200,
+    );
   });
 
-  routes.openapi(reviewProgress, async (c) => {
-    const [validated, pending] = await Promise.all([
-      db.predictions.list({ validated: true, limit: 1, offset: 0 }),
-      db.predictions.list({ validated: false, limit: 1, offset: 0 }),
-    ]);
-    return c.json({ validated: validated.total, pending: pending.total }, 200);
+  routes.openapi(reviewProgressRoute, async (c) => c.json(await reviewProgress(app, reviewerOf(c)), 200));
+
+  routes.openapi(skipReview, async (c) => {
+    await skipForReview(app, reviewerOf(c), await findPrediction(c.req.valid('json').predictionId));
+    return c.json(await reviewProgress(app, reviewerOf(c)), 200);
+  });
+
+  routes.openapi(restoreSkips, async (c) => {
+    const restored = await restoreSkipped(app, reviewerOf(c));
+    return c.json({ restored, ...(await reviewProgress(app, reviewerOf(c))) }, 200);
   });
 
   return routes;

@@ -1,14 +1,17 @@
 import type { AugmentationConfig } from '../../images/index.js';
 import type { DatasetVersionRow, ImageListFilter } from '../../db/index.js';
+import { galleryPage, labelledPhotos } from '../../datasets/curation.js';
+import { classBalance, listVersions } from '../../datasets/health.js';
 import { manifestMissing, type SplitCounts } from '../../datasets/versions.js';
 import { CatdogError } from '../../errors.js';
 import type { ServerDeps } from '../../server/context.js';
 import { augmentedSamples, datasetParamsFrom } from '../../server/dataset-tools.js';
 import { presentSuspiciousImage, thumbnailUrl } from '../../server/present.js';
+import { findModel } from '../../registry/resolve.js';
 import { suspiciousLabels, type SuspiciousImage } from '../../training/suspicious.js';
 import { html, type SafeHtml } from '../html.js';
+import { curationControls, type CurationView } from './gallery.js';
 import { gate, page, percent, type ActionGate } from '../layout.js';
-import type { WebUser } from '../user.js';
 
 type AugmentationName = keyof AugmentationConfig;
 
@@ -58,7 +61,7 @@ export function versionsSection(versions: DatasetVersionRow[], notice?: { kind: 
 ${notice ? html`<p class="notice ${notice.kind}" role="status">${notice.text}</p>` : ''}
 ${versions.length === 0
     ? html`<p class="muted">No version yet: label some photos, then build one below.</p>`
-    : html`<table tabindex="0"><thead><tr><th>version</th><th>created</th><th>images</th><th>image size</th><th>train cat/dog</th><th>test cat/dog</th></tr></thead>
+    : html`<table><thead><tr><th>version</th><th>created</th><th>images</th><th>image size</th><th>train cat/dog</th><th>test cat/dog</th></tr></thead>
 <tbody>${versions.map((version) => {
         const counts = version.counts as unknown as SplitCounts;
         return html`<tr><td>v${version.id}</td><td>${version.createdAt.slice(0, 19).replace('T', ' ')}</td><td>${version.imageCount}</td><td>${String(version.params.imageSize)}</td><td>${counts.train.cat}/${counts.train.dog}</td><td>${counts.test.cat}/${counts.test.dog}</td></tr>`;
@@ -67,7 +70,7 @@ ${versions.length === 0
 }
 
 export async function thumbnailsFragment({ app }: ServerDeps, filter: { label?: ImageListFilter['label']; offset: number }): Promise<SafeHtml> {
-  const pageOfImages = await app.db.images.list({ label: filter.label, limit: THUMBNAILS_PER_PAGE, offset: filter.offset });
+  const pageOfImages = await galleryPage(app, { label: filter.label, order: 'newest', limit: THUMBNAILS_PER_PAGE, offset: filter.offset }, '');
   const next = filter.offset + THUMBNAILS_PER_PAGE;
   const query = (offset: number) => `/dataset/thumbnails?label=${filter.label ?? ''}&offset=${offset}`;
   return html`<div id="thumbnails">
@@ -89,7 +92,7 @@ export async function previewFragment(deps: ServerDeps, form: Record<string, str
   } catch (error) {
     return html`<p class="notice error">${(error as Error).message}</p>`;
   }
-  const labelled = await deps.app.db.images.listLabelled();
+  const labelled = await labelledPhotos(deps.app);
   if (labelled.length === 0) return html`<p class="muted">No labelled photos yet.</p>`;
   const samples = await augmentedSamples(deps.app, labelled, params, PREVIEW_SAMPLES);
   return html`<ul class="preview">${samples.map((sample) => html`<li><img src="${sample.dataUrl}" alt="augmented ${sample.label}"></li>`)}</ul>`;
@@ -97,7 +100,7 @@ export async function previewFragment(deps: ServerDeps, form: Record<string, str
 
 /** The promoted model's judgement of the training photos it learnt from: the ones it disagrees with most. */
 export async function suspiciousFragment({ app }: ServerDeps): Promise<SafeHtml> {
-  const model = await app.db.models.current();
+  const model = await findModel(app, 'current');
   if (!model) return html`<p class="muted">No model is promoted yet: once one is trained, the training photos it disagrees with most are listed here.</p>`;
   let images: SuspiciousImage[];
   try {
@@ -109,8 +112,9 @@ export async function suspiciousFragment({ app }: ServerDeps): Promise<SafeHtml>
   }
   return html`<p class="muted">Training photos of dataset v${model.datasetId} whose label model v${model.version} finds least likely: look at these first for wrong labels and photos of neither.</p>
 <ul class="thumbnails" id="suspicious-list">${images.map(presentSuspiciousImage).map(
-    (image) => html`<li data-hash="${image.hash}"><a href="${image.imageUrl}"><img src="${image.thumbnailUrl}" alt="photo labelled ${image.label}" loading="lazy"></a><span class="tag ${image.label}">${image.label}</span><span class="p-label" title="the model's probability of the stored label">P(${image.label}) ${percent(image.pLabel)}</span></li>`,
-  )}</ul>`;
+    (image) => html`<li data-hash="${image.hash}"><button type="button" class="open" data-hash="${image.hash}" data-url="${image.imageUrl}" data-name="${image.hash.slice(0, 12)}" data-label="${image.label}" data-split="train" data-source="dataset v${model.datasetId}" data-size="" data-pdog="${image.pDog.toFixed(4)}" aria-label="view the photo labelled ${image.label} large"><img src="${image.thumbnailUrl}" alt="photo labelled ${image.label}" loading="lazy"></button><span class="tag ${image.label}">${image.label}</span><span class="p-label" title="the model's probability of the stored label">P(${image.label}) ${percent(image.pLabel)}</span></li>`,
+  )}</ul>
+<p><a href="/dataset/gallery?order=suspicious">All photos, most suspicious first, in the gallery</a></p>`;
 }
 
 function buildForm(deps: ServerDeps, build: ActionGate): SafeHtml {
@@ -140,17 +144,20 @@ function buildForm(deps: ServerDeps, build: ActionGate): SafeHtml {
 </form>`;
 }
 
-export async function datasetPage(deps: ServerDeps, user: WebUser) {
-  const { db, blobs } = deps.app;
-  const [library, versions] = await Promise.all([db.images.countByLabel(), db.datasets.list()]);
+export async function datasetPage(deps: ServerDeps, view: CurationView) {
+  const { blobs } = deps.app;
+  const [library, versions] = await Promise.all([classBalance(deps.app), listVersions(deps.app)]);
   const latest = versions[0];
   // The counts come from the database row; only the manifest says training can use this version.
   const lostManifest = latest && !(await blobs.has(latest.manifestKey)) ? manifestMissing(latest) : undefined;
   return page({
+    user: view.user,
     title: 'Dataset',
     path: '/dataset',
-    user,
+    scripts: ['api-error.js', 'gallery.js'],
     body: html`
+<p class="subnav"><a href="/dataset" aria-current="page">Dataset</a> · <a href="/dataset/gallery">Gallery</a> · <a href="/dataset/health">Health</a></p>
+${curationControls(view, { bulk: false })}
 <section class="card">
   <h2>Labelled photos</h2>
   <ul class="stats" id="library-counts">
@@ -166,7 +173,7 @@ ${versionsSection(versions)}
   <h2>Suspicious labels</h2>
   <div hx-get="/dataset/suspicious" hx-trigger="load" hx-swap="outerHTML"><p class="muted">asking the promoted model…</p></div>
 </section>
-${buildForm(deps, gate(user, 'POST', '/dataset/versions'))}
+${buildForm(deps, gate(view.user, 'POST', '/dataset/versions'))}
 <section class="card">
   <h2>Photos</h2>
   <form class="filter" hx-get="/dataset/thumbnails" hx-target="#thumbnails" hx-swap="outerHTML" hx-trigger="change">

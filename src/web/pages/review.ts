@@ -1,21 +1,22 @@
 import type { ServerDeps } from '../../server/context.js';
+import { reviewProgress } from '../../serving/review.js';
 import { html } from '../html.js';
 import { page } from '../layout.js';
-import type { WebUser } from '../user.js';
+import type { CurationView } from './gallery.js';
 
-export async function reviewPage({ app }: ServerDeps, user: WebUser) {
-  const [validated, pending] = await Promise.all([
-    app.db.predictions.list({ validated: true, limit: 1, offset: 0 }),
-    app.db.predictions.list({ validated: false, limit: 1, offset: 0 }),
-  ]);
+/** `actor`: whose skips the counts leave out (see reviewerOf). */
+export async function reviewPage({ app }: ServerDeps, view: CurationView & { actor: string }) {
+  const progress = await reviewProgress(app, view.actor);
   return page({
+    user: view.user,
     title: 'Review',
     path: '/review',
-    user,
-    scripts: ['review.js'],
+    scripts: ['api-error.js', 'review.js'],
     body: html`
-<section class="card review">
-  <p class="progress-line"><span id="validated-count">${validated.total}</span> validated · <span id="pending-count">${pending.total}</span> pending
+<section class="card review" data-can-label="${view.canCurate ? 'true' : 'false'}">
+  <p class="progress-line"><span id="validated-count">${progress.validated}</span> validated · <span id="pending-count">${progress.pending}</span> photos to label
+    <span id="skipped-line"${progress.skipped === 0 ? html` hidden` : ''}>· <span id="skipped-count">${progress.skipped}</span> skipped
+      ${view.canCurate ? html`<button type="button" class="secondary" id="restore-skips">bring them back</button>` : ''}</span>
     <label class="strategy">order
       <select id="strategy">
         <option value="uncertain">least certain first</option>
@@ -25,15 +26,19 @@ export async function reviewPage({ app }: ServerDeps, user: WebUser) {
     </label>
   </p>
   <div id="review-item" hidden>
-    <img id="review-image" class="review-image" alt="photo to review">
+    <div class="review-panel"><img id="review-image" class="review-image" alt="photo to review"></div>
     <p id="review-verdict" class="verdict"></p>
-    <div class="actions">
+    <p id="review-details" class="muted"></p>
+    ${view.canCurate
+      ? html`<div class="actions">
+      <button type="button" id="accept" class="accept"><kbd>A</kbd> Accept <span id="accept-label"></span></button>
       <button type="button" data-label="cat"><kbd>C</kbd> Cat</button>
       <button type="button" data-label="dog"><kbd>D</kbd> Dog</button>
       <button type="button" data-label="neither"><kbd>N</kbd> Neither</button>
       <button type="button" id="skip"><kbd>S</kbd> Skip</button>
       <button type="button" id="undo" disabled><kbd>U</kbd> Undo</button>
-    </div>
+    </div>`
+      : html`<p class="muted" id="read-only-note">You can look at the queue; labelling needs the curator role.</p>`}
   </div>
   <p id="review-empty" class="muted" hidden>Nothing left to review. Upload photos on the Predict page.</p>
   <p id="review-status" class="muted" aria-live="polite"></p>

@@ -1,0 +1,91 @@
+import type { Database, ImageLabel, ImageRow } from '../db/index.js';
+import { NotFoundError } from '../errors.js';
+import { hammingDistance, NEAR_DUPLICATE_DISTANCE, nearDuplicateGroups, perceptualHash } from '../images/index.js';
+import { imageBlobKey, type BlobStore } from '../storage/index.js';
+
+export interface HealthDependencies {
+  db: Pick<Database, 'images' | 'datasets'>;
+  blobs: BlobStore;
+}
+
+export interface DuplicateGroup {
+  /** The largest distance between a member and the group's first photo, in bits of 64. */
+  distance: number;
+  /** Cat and dog labels in one group: the same photo (or nearly) teaches both. */
+  conflicting: boolean;
+  members: ImageRow[];
+}
+
+/** Photos hashed per call when photos stored before perceptual hashes were kept are backfilled. */
+const BACKFILL_BATCH = 200;
+
+/**
+ * Computes the perceptual hash of up to `limit` photos that have none (stored before migration 0007, whose blobs
+ * are read again); returns how many still have none. Each Dataset health view does one batch.
+ */
+export async function backfillPerceptualHashes(deps: HealthDependencies, limit = BACKFILL_BATCH): Promise<number> {
+  const { hashes, total } = await deps.db.images.withoutPerceptualHash(limit);
+  for (const hash of hashes) await deps.db.images.setPerceptualHash(hash, await perceptualHash(await deps.blobs.get(imageBlobKey(hash))));
+  return total - hashes.length;
+}
+
+/** Near-duplicate groups of the data set's photos (within NEAR_DUPLICATE_DISTANCE bits), conflicting ones first. */
+export async function duplicateGroups(deps: Pick<HealthDependencies, 'db'>): Promise<DuplicateGroup[]> {
+  const groups = nearDuplicateGroups(await deps.db.images.perceptualHashes(), NEAR_DUPLICATE_DISTANCE);
+  const rows = new Map((await deps.db.images.getMany(groups.flat().map((member) => member.hash))).map((row) => [row.hash, row]));
+  return groups
+    .map((members) => {
+      const labels = new Set(members.map((member) => member.label).filter((label) => label !== null));
+      return {
+        distance: Math.max(...members.map((member) => hammingDistance(members[0]!.perceptualHash, member.perceptualHash))),
+        conflicting: labels.size > 1,
+        members: members.flatMap((member) => rows.get(member.hash) ?? []),
+      };
+    })
+    .sort((a, b) => Number(b.conflicting) - Number(a.conflicting) || b.members.length - a.members.length);
+}
+
+export interface VersionDifference {
+  added: { hash: string; label: ImageLabel }[];
+  removed: { hash: string; label: ImageLabel }[];
+  relabelled: { hash: string; from: ImageLabel; to: ImageLabel }[];
+}
+
+function difference(before: ReadonlyMap<string, ImageLabel>, after: ReadonlyMap<string, ImageLabel>): VersionDifference {
+  const result: VersionDifference = { added: [], removed: [], relabelled: [] };
+  for (const [hash, label] of after) {
+    const previous = before.get(hash);
+    if (previous === undefined) result.added.push({ hash, label });
+    else if (previous !== label) result.relabelled.push({ hash, from: previous, to: label });
+  }
+  for (const [hash, label] of before) if (!after.has(hash)) result.removed.push({ hash, label });
+  return result;
+}
+
+async function versionLabels(deps: Pick<HealthDependencies, 'db'>, id: number): Promise<Map<string, ImageLabel>> {
+  if (!(await deps.db.datasets.get(id))) throw new NotFoundError('dataset version', id);
+  const { items } = await deps.db.datasets.items(id);
+  return new Map(items.map((item) => [item.hash, item.label]));
+}
+
+/** What changed from version `from` to version `to`: photos added, removed and relabelled. */
+export async function compareVersions(deps: Pick<HealthDependencies, 'db'>, from: number, to: number): Promise<VersionDifference> {
+  return difference(await versionLabels(deps, from), await versionLabels(deps, to));
+}
+
+/** What the next version would change against the latest one (none when no version is built yet). */
+export async function changesSinceLatestVersion(deps: Pick<HealthDependencies, 'db'>): Promise<{ versionId: number; changes: VersionDifference } | undefined> {
+  const latest = await deps.db.datasets.latest();
+  if (!latest) return undefined;
+  const current = new Map((await deps.db.images.listLabelled()).map((row) => [row.hash, row.label]));
+  return { versionId: latest.id, changes: difference(await versionLabels(deps, latest.id), current) };
+}
+
+export async function classBalance(deps: Pick<HealthDependencies, 'db'>): Promise<{ cat: number; dog: number; unlabelled: number }> {
+  return deps.db.images.countByLabel();
+}
+
+/** Newest first. */
+export async function listVersions(deps: Pick<HealthDependencies, 'db'>) {
+  return deps.db.datasets.list();
+}
