@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
+import { DEFAULT_PRESET, TRAINING_PRESETS } from './presets.js';
 import { blobRoot, configSchema, databaseUrl, effectiveImageSize, pipelineRoot } from './schema.js';
 
 describe('configSchema', () => {
@@ -23,12 +24,15 @@ describe('configSchema', () => {
       },
       training: {
         architecture: 'mobilenet',
-        backbone: 'https://storage.googleapis.com/tfjs-models/tfjs/mobilenet_v1_0.75_224/model.json',
-        ensemble: [],
+        preset: DEFAULT_PRESET,
+        backbone: TRAINING_PRESETS[DEFAULT_PRESET].backbone,
+        ensemble: TRAINING_PRESETS[DEFAULT_PRESET].ensemble,
+        backboneDir: '',
+        backboneScaling: {},
         head: 'logistic',
-        tta: false,
+        tta: TRAINING_PRESETS[DEFAULT_PRESET].tta,
         zeroShotVote: false,
-        backboneImageSize: null,
+        backboneImageSize: TRAINING_PRESETS[DEFAULT_PRESET].backboneImageSize,
         batchSize: 32,
         epochs: 20,
         learningRate: 0.001,

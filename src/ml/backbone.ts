@@ -4,10 +4,12 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { io, LayersModel, SymbolicTensor, Tensor, Tensor2D, Tensor4D } from '@tensorflow/tfjs';
 import { CatdogError } from '../errors.js';
+import { NATIVE_SCALING, type PixelScaling } from './catalogue.js';
 import { foldBatchNormalization } from './fold-batch-norm.js';
 import { type LayersGraph, layersGraph, UnsupportedLayerError } from './graph/from-layers.js';
 import { type DebugLogger, type GraphSession, loadGraphSession } from './graph/session.js';
 import { weightBytes } from './model-io.js';
+import { foldPixelScaling } from './pixel-scaling.js';
 import { initTensorflow, type LoadedTensorflow, tensorflow, type Tensorflow } from './tf.js';
 
 /**
@@ -78,6 +80,11 @@ export interface LoadBackboneOptions {
    * network with global pooling takes any size); its id then ends in `-<size>px`.
    */
   inputSize?: number;
+  /**
+   * How the model wants its pixels scaled (absent: x/127.5 − 1); another scaling is folded into its first
+   * convolution, so that it takes x/127.5 − 1 like every backbone, and its id then ends in `-<scaling>`.
+   */
+  scaling?: PixelScaling;
 }
 
 const IMAGENET_CLASSES = 1000;
@@ -129,8 +136,14 @@ export async function loadBackbone(source: string, options: LoadBackboneOptions)
   }
   let inference: LayersModel | undefined;
   try {
+    const scaling = options.scaling ?? NATIVE_SCALING;
+    foldPixelScaling(model, scaling, source);
     inference = await foldBatchNormalization(model);
-    const id = resized?.changed ? `${backboneId(source, files)}-${options.inputSize}px` : backboneId(source, files);
+    const id = [
+      backboneId(source, files),
+      ...(scaling === NATIVE_SCALING ? [] : [scalingTag(scaling)]),
+      ...(resized?.changed ? [`${options.inputSize}px`] : []),
+    ].join('-');
     const outputs = backboneOutputs(tf, { model, inference }, source);
     const passes = await forwardPasses(loaded, { model, inference }, outputs, { cacheDir: options.cacheDir, id, logger: options.logger });
     process.stderr.write(
@@ -494,6 +507,9 @@ function shardPaths(modelJson: ModelJson): string[] {
   }
   return paths;
 }
+
+/** `x/255` → `x255`: a scaling as an id part, in the characters ids keep. */
+const scalingTag = (scaling: PixelScaling): string => scaling.replace(/[^A-Za-z0-9.]/g, '');
 
 function backboneId(source: string, { modelJsonBytes, shards }: ModelFiles): string {
   const hash = createHash('sha256').update(modelJsonBytes);

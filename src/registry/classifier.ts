@@ -18,6 +18,7 @@ import {
   type NetworkInput,
   type Tensor2D,
 } from '../ml/index.js';
+import { resolveBackbone, type BackboneResolution } from '../ml/catalogue.js';
 import type { BlobStore } from '../storage/index.js';
 import { readModelFiles, type BackboneReference, type ModelCard } from './artifacts.js';
 
@@ -59,17 +60,23 @@ export interface Classifier {
   dispose(): void;
 }
 
-/** Loads each backbone once per process: several models and the zero-shot fallback share it. */
+/**
+ * Loads each backbone once per process: several models and the zero-shot fallback share it. Sources are catalogue
+ * names, URLs or paths, as model cards and training parameters record them.
+ */
 export class BackboneProvider {
   private readonly loaded = new Map<string, Promise<Backbone>>();
 
-  constructor(private readonly options: LoadBackboneOptions) {}
+  /** Without `resolution`, catalogue names resolve to their published URLs and every other source takes x/127.5−1. */
+  constructor(private readonly options: LoadBackboneOptions & { resolution?: BackboneResolution }) {}
 
   /** The backbone fed `inputSize` px images (absent: its own size, which the zero-shot fallback also uses). */
-  async get(source: string, inputSize?: number): Promise<Backbone> {
-    const own = await this.once(source, () => loadBackbone(source, this.options));
+  async get(nameOrSource: string, inputSize?: number): Promise<Backbone> {
+    const { resolution = { backboneDir: '', scaling: {} }, ...options } = this.options;
+    const { source, scaling } = resolveBackbone(nameOrSource, resolution);
+    const own = await this.once(nameOrSource, () => loadBackbone(source, { ...options, scaling }));
     if (inputSize === undefined || inputSize === own.inputSize) return own;
-    return this.once(`${source}@${inputSize}px`, () => loadBackbone(source, { ...this.options, inputSize }));
+    return this.once(`${nameOrSource}@${inputSize}px`, () => loadBackbone(source, { ...options, scaling, inputSize }));
   }
 
   /** An ensemble: the backbones of `sources` as one, their features side by side in order (one source: itself). */

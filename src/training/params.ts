@@ -1,5 +1,5 @@
 import type { CatdogConfig } from '../config/index.js';
-import { ConfigError, effectiveImageSize, trainingConflicts } from '../config/index.js';
+import { ConfigError, effectiveImageSize, trainingConflicts, WITHOUT_BACKBONE } from '../config/index.js';
 import type { DatasetParams } from '../datasets/versions.js';
 import type { TrainingParams } from './run-training.js';
 
@@ -13,11 +13,14 @@ export interface TrainingOverrides {
 
 /** Applies command-line overrides on top of the validated config, so both CLI and API train the same way. */
 export function withOverrides(config: CatdogConfig, overrides: TrainingOverrides): CatdogConfig {
+  // Switching to the cnn drops what training.preset set for a backbone, as loading a cnn config does.
+  const toCnn = overrides.architecture === 'cnn' && config.training.architecture !== 'cnn';
   return {
     ...config,
     dataset: { ...config.dataset, imageSize: overrides.imageSize ?? config.dataset.imageSize },
     training: {
       ...config.training,
+      ...(toCnn ? { ...WITHOUT_BACKBONE, ensemble: [] } : {}),
       architecture: overrides.architecture ?? config.training.architecture,
       epochs: overrides.epochs ?? config.training.epochs,
       learningRate: overrides.learningRate ?? config.training.learningRate,
