@@ -90,22 +90,25 @@ export function catalogueBackbone(name: string): CatalogueBackbone | undefined {
   return BACKBONE_CATALOGUE.find((entry) => entry.name === name);
 }
 
-/** A backbone source as the loader takes it: a URL or path, with the pixel scaling it wants. */
+/** A backbone source as the loader takes it: a URL or path, with the pixel scaling declared for it, if any. */
 export interface ResolvedBackbone {
   source: string;
-  scaling: PixelScaling;
+  scaling?: PixelScaling;
 }
 
 export interface BackboneResolution {
   /** Folder holding catalogue backbones at their `localPath` (offline copies); "" = download from their URL. */
   backboneDir: string;
-  /** Declared scaling of backbones given by URL or path; absent: `x/127.5-1`. */
+  /** Declared scaling of backbones given by URL or path; absent: what a TFLite file states, else `x/127.5-1`. */
   scaling: Readonly<Record<string, PixelScaling>>;
 }
 
 /** A catalogue name → its local copy under `backboneDir` or its published URL; any other source as it is. */
 export function resolveBackbone(nameOrSource: string, { backboneDir, scaling }: BackboneResolution): ResolvedBackbone {
   const entry = catalogueBackbone(nameOrSource);
-  if (!entry) return { source: nameOrSource, scaling: scaling[nameOrSource] ?? NATIVE_SCALING };
+  if (!entry) {
+    const declared = scaling[nameOrSource];
+    return { source: nameOrSource, ...(declared ? { scaling: declared } : {}) };
+  }
   return { source: backboneDir === '' ? entry.url : path.join(backboneDir, entry.localPath), scaling: entry.scaling };
 }

@@ -74,9 +74,10 @@ export class BackboneProvider {
   async get(nameOrSource: string, inputSize?: number): Promise<Backbone> {
     const { resolution = { backboneDir: '', scaling: {} }, ...options } = this.options;
     const { source, scaling } = resolveBackbone(nameOrSource, resolution);
-    const own = await this.once(nameOrSource, () => loadBackbone(source, { ...options, scaling }));
+    const declared = scaling ? { scaling } : {};
+    const own = await this.once(nameOrSource, () => loadBackbone(source, { ...options, ...declared }));
     if (inputSize === undefined || inputSize === own.inputSize) return own;
-    return this.once(`${nameOrSource}@${inputSize}px`, () => loadBackbone(source, { ...options, scaling, inputSize }));
+    return this.once(`${nameOrSource}@${inputSize}px`, () => loadBackbone(source, { ...options, ...declared, inputSize }));
   }
 
   /** An ensemble: the backbones of `sources` as one, their features side by side in order (one source: itself). */
