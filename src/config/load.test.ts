@@ -39,7 +39,9 @@ describe('loadConfig sources and precedence', () => {
   it('loads the defaults when there is no file and no CATDOG_ variable', () => {
     const loaded = loadConfig({ cwd: dir, env: { PATH: '/usr/bin' } });
     expect(loaded.file).toBeUndefined();
-    expect(loaded.config).toEqual({ ...configSchema.parse({}), home: path.join(dir, '.catdog') });
+    const defaults = configSchema.parse({});
+    const { summary: _summary, ...preset } = TRAINING_PRESETS[DEFAULT_PRESET];
+    expect(loaded.config).toEqual({ ...defaults, home: path.join(dir, '.catdog'), training: { ...defaults.training, ...preset } });
     const presetKeys = ['training.backbone', 'training.ensemble', 'training.backboneImageSize', 'training.tta'];
     expect(Object.entries(loaded.sources).every(([key, source]) => source.kind === (presetKeys.includes(key) ? 'preset' : 'default'))).toBe(true);
     expect(loaded.sources['training.backbone']).toEqual({ kind: 'preset', preset: DEFAULT_PRESET });
@@ -174,7 +176,9 @@ describe('loadConfig sources and precedence', () => {
     const env = Object.fromEntries([...RESERVED_ENV].filter((name) => name !== 'CATDOG_CONFIG').map((name) => [name, 'whatever']));
     expect(RESERVED_ENV.has('CATDOG_SHARED')).toBe(true);
     const loaded = loadConfig({ cwd: dir, env: { ...env, HOME: '/root', NODE_ENV: 'test' } });
-    expect(loaded.config).toEqual({ ...configSchema.parse({}), home: path.join(dir, '.catdog') });
+    const defaults = configSchema.parse({});
+    const { summary: _summary, ...preset } = TRAINING_PRESETS[DEFAULT_PRESET];
+    expect(loaded.config).toEqual({ ...defaults, home: path.join(dir, '.catdog'), training: { ...defaults.training, ...preset } });
   });
 });
 

@@ -101,6 +101,13 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
   return { config: resolvePaths(config, baseOf), sources, ...(file ? { file } : {}) };
 }
 
+/** The configuration with no file and no environment: the schema's defaults with training.preset's applied. */
+export function builtInDefaults(): CatdogConfig {
+  const input: PlainObject = {};
+  applyPreset(input);
+  return configSchema.parse(input);
+}
+
 /**
  * Fills the backbone keys that the file and environment leave unset from `training.preset` (its default included);
  * returns which keys it set. A cnn has no backbone, so no preset applies to it: it gets no ensemble, size or TTA.

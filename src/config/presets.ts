@@ -36,7 +36,7 @@ export const TRAINING_PRESETS = {
 
 export type TrainingPresetName = keyof typeof TRAINING_PRESETS;
 
-export const DEFAULT_PRESET: TrainingPresetName = 'balanced';
+export const DEFAULT_PRESET: TrainingPresetName = 'best';
 
 /** The keys a preset sets. */
 export const PRESET_KEYS = ['backbone', 'ensemble', 'backboneImageSize', 'tta'] as const;

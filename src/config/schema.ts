@@ -26,6 +26,13 @@ function isHttpUrl(value: string): boolean {
   }
 }
 
+/**
+ * The preset whose values are the schema's own defaults for the preset keys: loading a config fills those keys from
+ * training.preset instead (config/load.ts); these single-backbone values are what a schema parse alone, a cnn
+ * among them, can take.
+ */
+const SCHEMA_PRESET = 'fast';
+
 const fraction = (max: number) => z.number().min(0).max(max);
 
 const toggle = <Amount extends Record<string, z.ZodDefault<z.ZodNumber>>>(what: string, enabled: boolean, amount: Amount) => {
@@ -109,7 +116,7 @@ const trainingSchema = z
     backbone: z
       .string()
       .min(1)
-      .default(TRAINING_PRESETS[DEFAULT_PRESET].backbone)
+      .default(TRAINING_PRESETS[SCHEMA_PRESET].backbone)
       .describe(
         `The pretrained backbone: a catalogue name (${BACKBONE_NAMES.join(', ')}; downloaded once from its published URL, or read from training.backboneDir), ` +
           'or a TensorFlow.js layers model.json or TFLite .tflite file: http(s) URL (downloaded once and cached), file:// URL or path. Default: from training.preset. Env: CATDOG_BACKBONE_URL.',
@@ -117,7 +124,7 @@ const trainingSchema = z
     ensemble: z
       .array(z.string().min(1))
       .max(3)
-      .default([...TRAINING_PRESETS[DEFAULT_PRESET].ensemble])
+      .default([...TRAINING_PRESETS[SCHEMA_PRESET].ensemble])
       .describe(
         'Further backbones (catalogue names, URLs or paths, like training.backbone) whose features are put beside training.backbone\'s: one head on all of them. ' +
           'Every photo then runs through every backbone (slower training and answers); [] = training.backbone alone. Default: from training.preset. mobilenet only.',
@@ -139,7 +146,7 @@ const trainingSchema = z
     head: z.enum(['logistic', 'mlp']).default('logistic').describe('Classifier on top of the backbone features: logistic regression or a small MLP.'),
     tta: z
       .boolean()
-      .default(TRAINING_PRESETS[DEFAULT_PRESET].tta)
+      .default(TRAINING_PRESETS[SCHEMA_PRESET].tta)
       .describe('Test-time augmentation: every answer averages P(dog) over the photo and its mirror image (twice the backbone work per photo). Default: from training.preset.'),
     zeroShotVote: z
       .boolean()
@@ -153,7 +160,7 @@ const trainingSchema = z
       .min(32)
       .max(512)
       .nullable()
-      .default(TRAINING_PRESETS[DEFAULT_PRESET].backboneImageSize)
+      .default(TRAINING_PRESETS[SCHEMA_PRESET].backboneImageSize)
       .describe(
         'Side in pixels of the images the backbone (and training.ensemble) sees; null = its own (224 for the MobileNets). A fully convolutional backbone takes larger photos, ' +
           'in which the animal looks larger than in its ImageNet training: MobileNet v1 0.75 at 288 px had 29% lower validation log loss on kaggle-dev (docs/benchmarks.md). ' +

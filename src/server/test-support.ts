@@ -32,7 +32,7 @@ export async function startTestServer(env: Record<string, string> = {}): Promise
   const home = fs.mkdtempSync(path.join(os.tmpdir(), 'catdog-server-'));
   const loaded = loadConfig({
     // Tests reach the server over loopback: without this, every token-less request would act as a local viewer.
-    env: { CATDOG_HOME: home, CATDOG_BACKBONE_URL: smallBackbone, CATDOG_TRAINING__EPOCHS: '3', CATDOG_SERVER__LOCAL_VIEWER: 'false', ...env },
+    env: { CATDOG_HOME: home, CATDOG_BACKBONE_URL: smallBackbone, CATDOG_TRAINING__PRESET: 'fast', CATDOG_TRAINING__EPOCHS: '3', CATDOG_SERVER__LOCAL_VIEWER: 'false', ...env },
     cwd: home,
   });
   const app = await openApp(loaded, { logger: createLogger('warn') });

@@ -40,6 +40,7 @@ function startCli(home: string): Promise<{ child: ChildProcess; url: string }> {
         ...process.env,
         CATDOG_HOME: home,
         CATDOG_BACKBONE_URL: smallBackbone,
+        CATDOG_TRAINING__PRESET: 'fast',
         CATDOG_LOG_LEVEL: 'warn',
         // Only the first model is promoted by training, so promoting the second is the user's act in the browser.
         CATDOG_TRAINING__PROMOTION__MIN_IMPROVEMENT: '1',
