@@ -1,4 +1,4 @@
-import type { io } from '@tensorflow/tfjs';
+import type { io, LayersModel } from '@tensorflow/tfjs';
 import type { PixelMap } from '../pixel-scaling.js';
 import type { Tensorflow } from '../tf.js';
 import { readTflite } from './model.js';
@@ -40,4 +40,12 @@ export async function tfliteModelFiles(
   } finally {
     model.dispose();
   }
+}
+
+/**
+ * A TFLite model as a network fed raw RGB 0..255 pixels (what catdog's model import takes), the scaling its input
+ * quantization states as its first layer. A float input is taken as raw pixels as it is.
+ */
+export function tfliteNetwork(tf: Tensorflow, bytes: Uint8Array): LayersModel {
+  return tfliteToLayers(tf, readTflite(bytes), { scaleInside: true }).model;
 }

@@ -8,7 +8,7 @@ import { petLogits } from '../imagenet-head.js';
 import { rgbPixels } from '../test-support.js';
 import { initTensorflow, type Tensorflow } from '../tf.js';
 import { zeroShotPDog } from '../zero-shot.js';
-import { readTflite } from './index.js';
+import { readTflite, tfliteNetwork } from './index.js';
 
 const mobilenetV2Tflite = sharedPath('models', 'tflite', 'tf2_mobilenet_v2_1.0_224_ptq.tflite');
 const lite0Tflite = sharedPath('models', 'tflite', 'efficientnet_lite0_modelmaker_3class.tflite');
@@ -91,6 +91,23 @@ describe.skipIf(skipWithoutShared)('TFLite backbones', () => {
   it('has no ImageNet head where the file ends in another classifier (Model Maker\'s 3 classes)', async () => {
     const backbone = await load(lite0Tflite);
     expect(backbone.imagenet).toBeUndefined();
+  });
+
+  it('imports a TFLite model as a network fed raw 0..255 pixels: the same ImageNet answers as the backbone fed x/127.5 − 1', async () => {
+    const backbone = await load(mobilenetV2Tflite);
+    const network = tfliteNetwork(tf, new Uint8Array(await fs.readFile(mobilenetV2Tflite)));
+    try {
+      expect(network.inputs[0]!.shape).toEqual([null, 224, 224, 3]);
+      const [imported, reference] = tf.tidy(() => {
+        const batch = pixels();
+        return [(network.predict(batch) as ReturnType<Tensorflow['tensor']>).dataSync(), backbone.imagenet!(batch).dataSync()];
+      });
+      let worst = 0;
+      for (let i = 0; i < imported.length; i++) worst = Math.max(worst, Math.abs(imported[i]! - reference[i]!));
+      expect(worst).toBeLessThan(1e-3);
+    } finally {
+      network.dispose();
+    }
   });
 
   it('refuses a declared scaling that the file\'s input quantization contradicts', async () => {

@@ -11,7 +11,8 @@ export interface TfliteNetwork {
   model: LayersModel;
   /**
    * How the file turns RGB 0..255 pixels into that input, read from its input quantization and the constant
-   * MUL/ADD ops right after it; undefined for a float input, whose scaling the file does not state.
+   * MUL/ADD ops right after it; undefined for a float input, whose scaling the file does not state, and when the
+   * network was asked to take pixels and scale them inside.
    */
   pixelMap?: PixelMap;
 }
@@ -27,17 +28,21 @@ const ACTIVATIONS: Record<number, string | undefined> = { 0: 'linear', 1: 'relu'
  * with float32 weights; (DE)QUANTIZE ops are the identity on real values. A 1,001-class output loses its
  * background class, so that ImageNet classes keep their usual 0..999 indices.
  */
-export function tfliteToLayers(tf: Tensorflow, graph: TfliteGraph): TfliteNetwork {
+export function tfliteToLayers(tf: Tensorflow, graph: TfliteGraph, { scaleInside = false }: { scaleInside?: boolean } = {}): TfliteNetwork {
   const [inputIndex] = graph.inputs;
   const inputTensor = inputIndex === undefined ? undefined : graph.tensors[inputIndex];
   if (!inputTensor || inputTensor.shape.length !== 4) throw new UnsupportedTfliteError('the model has no 4-D image input');
   const pixels = tf.input({ shape: inputTensor.shape.slice(1), name: 'pixels' });
-  const symbolic = new Map<number, SymbolicTensor>([[inputIndex!, pixels]]);
+  const symbolic = new Map<number, SymbolicTensor>();
   let pixelMap = quantizedPixelMap(inputTensor);
   // Constant scalings applied to the input before any layer are part of how the file scales pixels.
   const untouchedInput = new Set([inputIndex!]);
+  let scaledPixels: SymbolicTensor | undefined;
+  // Built when the first layer reads the input, once the scalings before it are all known.
+  const inputOfLayers = (): SymbolicTensor => (scaledPixels ??= scaleInside && pixelMap ? pixelScalingLayer(tf, pixels, pixelMap) : pixels);
   const constant = (index: number) => graph.tensors[index]?.values;
   const tensorOf = (index: number, op: TfliteOperator): SymbolicTensor => {
+    if (untouchedInput.has(index)) return inputOfLayers();
     const known = symbolic.get(index);
     if (!known) throw new UnsupportedTfliteError(`${op.op} reads tensor ${graph.tensors[index]?.name ?? index}, which no supported op computes`);
     return known;
@@ -48,28 +53,37 @@ export function tfliteToLayers(tf: Tensorflow, graph: TfliteGraph): TfliteNetwor
     const output = op.outputs[0]!;
     const name = `${op.op.toLowerCase()}_${index}`;
     if (op.op === 'QUANTIZE' || op.op === 'DEQUANTIZE') {
-      symbolic.set(output, tensorOf(first, op));
       if (untouchedInput.has(first)) untouchedInput.add(output);
+      else symbolic.set(output, tensorOf(first, op));
       return;
     }
     const scalar = constant(second);
-    if ((op.op === 'MUL' || op.op === 'ADD') && untouchedInput.has(first) && scalar?.length === 1 && pixelMap) {
+    if ((op.op === 'MUL' || op.op === 'ADD') && untouchedInput.has(first) && !scaledPixels && scalar?.length === 1 && pixelMap) {
       const value = scalar[0]!;
       pixelMap = op.op === 'MUL'
         ? { ...pixelMap, scale: pixelMap.scale.map((s) => s * value), offset: pixelMap.offset.map((o) => o * value) }
         : { ...pixelMap, offset: pixelMap.offset.map((o) => o + value) };
-      symbolic.set(output, tensorOf(first, op));
       untouchedInput.add(output);
       return;
     }
     symbolic.set(output, layerFor(tf, graph, op, name, (i) => tensorOf(i, op)));
   });
   const outputs = graph.outputs.map((index) => {
-    const tensor = symbolic.get(index);
+    const tensor = untouchedInput.has(index) ? inputOfLayers() : symbolic.get(index);
     if (!tensor) throw new UnsupportedTfliteError(`output ${graph.tensors[index]?.name ?? index} is computed by no supported op`);
     return tensor;
   });
-  return { model: tf.model({ inputs: pixels, outputs }), ...(pixelMap ? { pixelMap } : {}) };
+  return { model: tf.model({ inputs: pixels, outputs }), ...(pixelMap && !scaleInside ? { pixelMap } : {}) };
+}
+
+/**
+ * `scale · x + offset` per channel as a 1×1 depthwise convolution: exact at the border too, where a scaling folded
+ * into a padded convolution is not, and a layer that Keras and TensorFlow graphs both know.
+ */
+function pixelScalingLayer(tf: Tensorflow, pixels: SymbolicTensor, map: PixelMap): SymbolicTensor {
+  if (map.from.some((from, channel) => from !== channel)) throw new UnsupportedTfliteError('the input scaling reorders channels');
+  const layer = tf.layers.depthwiseConv2d({ name: 'pixel_scaling', kernelSize: 1, depthMultiplier: 1, useBias: true, trainable: false });
+  return withWeights(tf, layer, pixels, [tf.tensor4d(map.scale, [1, 1, 3, 1]), tf.tensor1d(map.offset)]);
 }
 
 /** `real = scale · (q − zeroPoint)`, where an 8-bit input's q is the pixel (uint8) or the pixel − 128 (int8). */
