@@ -3,14 +3,15 @@
 // score every kaggle-dev photo numbered >= 4000 (held out). Each row is a whole training run through the product's
 // own path (features cached by earlier rows are reused, as a later `catdog train` would); its train time therefore
 // counts only the features that row adds: run one row alone (third argument) for its time from an empty cache.
-// Backbones come from ../shared/models through training.backboneDir, as the catalogue names them.
+// Rows: each training.preset, and the three shared backbones side by side. Backbones are catalogue names read from
+// ../shared/models through training.backboneDir.
 // Usage: node bench/backbone-presets.mjs [perClass=1000] [rows, comma-separated (name substrings); default all]
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { register } from 'node:module';
 import { pathToFileURL } from 'node:url';
-import { machine, repoRoot, requireShared, sharedDir } from './lib.mjs';
+import { kaggleTrainAndHeldOut, machine, repoRoot, requireShared, sharedDir } from './lib.mjs';
 
 requireShared();
 register(pathToFileURL(path.join(repoRoot, 'src', 'ml', 'typescript-hooks.mjs')).href);
@@ -30,30 +31,19 @@ const { binaryMetrics } = await src('ml/index.ts');
 const perClass = Number(process.argv[2] ?? 1000);
 const only = process.argv[3]?.split(',');
 const heldOutFrom = 4000;
-const models = path.join(sharedDir, 'models');
-const folder = (name) => path.join(models, name, 'model.json');
-const v1 = folder('mobilenet_v1_0.75_224');
-const v2 = folder('mobilenet_v2_1.0_224');
-const lite0 = folder('efficientnet_lite0_224');
+const { TRAINING_PRESETS } = await src('config/presets.ts');
+const presetRow = (name) => {
+  const { summary: _summary, ...training } = TRAINING_PRESETS[name];
+  return { name: `preset ${name}`, training };
+};
 const rows = [
-  { name: 'v1 0.75 @224 (issue 8 default)', training: { backbone: v1 } },
-  { name: 'V2 1.0 @288 + TTA', training: { backbone: v2, backboneImageSize: 288, tta: true } },
-  { name: 'Lite0 + V2 1.0 @288', training: { backbone: v2, ensemble: [lite0], backboneImageSize: 288 } },
-  { name: 'Lite0 + V2 1.0 @288 + TTA', training: { backbone: v2, ensemble: [lite0], backboneImageSize: 288, tta: true } },
-  { name: 'v1 0.75 + Lite0 + V2 1.0 @288 + TTA', training: { backbone: v2, ensemble: [lite0, v1], backboneImageSize: 288, tta: true } },
+  ...Object.keys(TRAINING_PRESETS).map(presetRow),
+  { name: 'v1 0.75 + Lite0 + V2 1.0 @288 + TTA', training: { backbone: 'mobilenet_v2_1.0', ensemble: ['efficientnet_lite0', 'mobilenet_v1_0.75'], backboneImageSize: 288, tta: true } },
 ].filter((row) => !only || only.some((name) => row.name.includes(name)));
 
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'catdog-bench-presets-'));
-const trainDir = path.join(work, 'train');
-const heldOut = [];
-for (const label of ['cat', 'dog']) {
-  const source = path.join(sharedDir, 'data', 'kaggle-dev', label);
-  const numbered = fs.readdirSync(source).map((name) => ({ name, n: Number(name.split('.')[1]) })).sort((a, b) => a.n - b.n);
-  fs.mkdirSync(path.join(trainDir, label), { recursive: true });
-  for (const { name } of numbered.slice(0, perClass)) fs.symlinkSync(path.join(source, name), path.join(trainDir, label, name));
-  for (const { name, n } of numbered) if (n >= heldOutFrom) heldOut.push({ file: path.join(source, name), name, label: label === 'dog' ? 1 : 0 });
-}
-const loaded = loadConfig({ env: { CATDOG_HOME: path.join(work, 'home') }, cwd: work });
+const { trainDir, heldOut } = kaggleTrainAndHeldOut(work, perClass, heldOutFrom);
+const loaded = loadConfig({ env: { CATDOG_HOME: path.join(work, 'home'), CATDOG_BACKBONE_DIR: path.join(sharedDir, 'models') }, cwd: work });
 const app = await openApp(loaded, { logger: createLogger('warn') });
 const load = () => os.loadavg()[0].toFixed(1);
 try {
