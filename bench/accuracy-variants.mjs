@@ -15,7 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { register } from 'node:module';
 import { pathToFileURL } from 'node:url';
-import { machine, repoRoot, requireShared, sharedDir } from './lib.mjs';
+import { kaggleTrainAndHeldOut, machine, repoRoot, requireShared, sharedDir } from './lib.mjs';
 
 requireShared();
 register(pathToFileURL(path.join(repoRoot, 'test', 'support', 'typescript-hooks.mjs')).href);
@@ -43,16 +43,7 @@ const models = path.join(sharedDir, 'models');
 const v1 = path.join(models, 'mobilenet_v1_0.75_224', 'model.json');
 const v2 = path.join(models, 'mobilenet_v2_0.35_trunk_tm', 'model.json');
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'catdog-bench-variants-'));
-const trainDir = path.join(work, 'train');
-const heldOut = [];
-for (const label of ['cat', 'dog']) {
-  const source = path.join(sharedDir, 'data', 'kaggle-dev', label);
-  const numbered = fs.readdirSync(source).map((name) => ({ name, n: Number(name.split('.')[1]) })).sort((a, b) => a.n - b.n);
-  fs.mkdirSync(path.join(trainDir, label), { recursive: true });
-  for (const { name } of numbered.slice(0, perClass)) fs.symlinkSync(path.join(source, name), path.join(trainDir, label, name));
-  for (const { name, n } of numbered) if (n >= heldOutFrom) heldOut.push({ file: path.join(source, name), label: label === 'dog' ? 1 : 0 });
-}
-
+const { trainDir, heldOut } = kaggleTrainAndHeldOut(work, perClass, heldOutFrom);
 const loaded = loadConfig({ env: { CATDOG_HOME: path.join(work, 'home'), CATDOG_BACKBONE_URL: v1 }, cwd: work });
 const app = await openApp(loaded, { logger: createLogger('warn') });
 const load = () => os.loadavg()[0].toFixed(1);

@@ -262,3 +262,20 @@ export async function closedLoopLoad({ url, clientHeaders, nextBody, seconds, wa
     mean: latencies.length > 0 ? latencies.reduce((sum, ms) => sum + ms, 0) / latencies.length : null,
   };
 }
+
+/**
+ * Symlinks the first `perClass` kaggle-dev photos per class into `<work>/train/{cat,dog}` and lists every photo
+ * numbered ≥ `heldOutFrom` (held out: never imported with a label), label 1 = dog.
+ */
+export function kaggleTrainAndHeldOut(work, perClass, heldOutFrom) {
+  const trainDir = path.join(work, 'train');
+  const heldOut = [];
+  for (const label of ['cat', 'dog']) {
+    const source = path.join(sharedDir, 'data', 'kaggle-dev', label);
+    const numbered = fs.readdirSync(source).map((name) => ({ name, n: Number(name.split('.')[1]) })).sort((a, b) => a.n - b.n);
+    fs.mkdirSync(path.join(trainDir, label), { recursive: true });
+    for (const { name } of numbered.slice(0, perClass)) fs.symlinkSync(path.join(source, name), path.join(trainDir, label, name));
+    for (const { name, n } of numbered) if (n >= heldOutFrom) heldOut.push({ file: path.join(source, name), name, label: label === 'dog' ? 1 : 0 });
+  }
+  return { trainDir, heldOut };
+}

@@ -47,7 +47,12 @@ export async function openApp(loaded: LoadedConfig, options: { logger?: Logger; 
     logger,
     db,
     blobs,
-    backbones: new BackboneProvider({ cacheDir, onDownload: options.onBackboneDownload, logger }),
+    backbones: new BackboneProvider({
+      cacheDir,
+      onDownload: options.onBackboneDownload,
+      logger,
+      resolution: { backboneDir: config.training.backboneDir, scaling: config.training.backboneScaling },
+    }),
     codeVersion: codeVersion(),
     cacheDir,
     close: () => db.close(),

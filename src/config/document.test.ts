@@ -4,7 +4,7 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { CatdogError } from '../errors.js';
 import { configJsonSchema, defaultConfigDocument, formatConfigShow, initConfig } from './document.js';
-import { loadConfig } from './load.js';
+import { builtInDefaults, loadConfig } from './load.js';
 import { configSchema } from './schema.js';
 
 let dir: string;
@@ -27,7 +27,7 @@ describe('initConfig', () => {
     expect(JSON.parse(readFileSync(configPath, 'utf8')).$schema).toBe('./config.schema.json');
 
     const loaded = loadConfig({ file: configPath, env: {} });
-    expect(loaded.config).toEqual({ ...configSchema.parse({}), home: path.join(dir, 'project', '.catdog') });
+    expect(loaded.config).toEqual({ ...builtInDefaults(), home: path.join(dir, 'project', '.catdog') });
     expect(loaded.sources['training.epochs']).toEqual({ kind: 'file', file: configPath });
     expect(loaded.sources.$schema).toBeUndefined();
   });

@@ -2,6 +2,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { CatdogError } from '../errors.js';
+import { PRESET_KEYS } from './presets.js';
 import { isPlainObject } from './shape.js';
 import type { ConfigSource, LoadedConfig } from './load.js';
 import { configSchema } from './schema.js';
@@ -19,9 +20,11 @@ export function configJsonSchema(): Record<string, unknown> {
   return z.toJSONSchema(configSchema, { io: 'input' });
 }
 
+/** Every default, except the keys training.preset sets: written out, they would pin today's preset's values. */
 export function defaultConfigDocument(): string {
   const defaults = configSchema.parse({});
-  return `${JSON.stringify({ $schema: `./${CONFIG_SCHEMA_FILE_NAME}`, ...defaults }, null, 2)}\n`;
+  const training = Object.fromEntries(Object.entries(defaults.training).filter(([key]) => !(PRESET_KEYS as readonly string[]).includes(key)));
+  return `${JSON.stringify({ $schema: `./${CONFIG_SCHEMA_FILE_NAME}`, ...defaults, training }, null, 2)}\n`;
 }
 
 export function initConfig(dir: string, options: { force?: boolean } = {}): { configPath: string; schemaPath: string } {
@@ -42,6 +45,8 @@ function sourceText(source: ConfigSource): string {
   switch (source.kind) {
     case 'default':
       return '(default)';
+    case 'preset':
+      return `(preset ${source.preset})`;
     case 'file':
       return `(file ${source.file})`;
     case 'env':

@@ -64,9 +64,12 @@ export function describeIssue(issue: z.core.$ZodIssue, context: IssueContext): s
     case 'invalid_union':
       if ('options' in issue && issue.options) return [`${subject}: must be one of ${issue.options.map((option) => JSON.stringify(option)).join(', ')}`];
       return [`${subject}: must be ${allowed()}`];
+    case 'invalid_value':
+      // Inside a record (training.backboneScaling) the schema walk finds no field; the issue lists what is allowed.
+      if (!schemaAt(context.schema, path, context.input)) return [`${subject}: must be one of ${issue.values.map((option) => JSON.stringify(option)).join(', ')}`];
+      return [`${subject}: must be ${allowed()}`];
     case 'too_small':
     case 'too_big':
-    case 'invalid_value':
     case 'invalid_format':
     case 'not_multiple_of':
       return [`${subject}: must be ${allowed()}`];

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ConfigError } from './errors.js';
 import { loadConfig, RESERVED_ENV } from './load.js';
+import { DEFAULT_PRESET, TRAINING_PRESETS } from './presets.js';
 import { configSchema } from './schema.js';
 
 let dir: string;
@@ -38,12 +39,53 @@ describe('loadConfig sources and precedence', () => {
   it('loads the defaults when there is no file and no CATDOG_ variable', () => {
     const loaded = loadConfig({ cwd: dir, env: { PATH: '/usr/bin' } });
     expect(loaded.file).toBeUndefined();
-    expect(loaded.config).toEqual({ ...configSchema.parse({}), home: path.join(dir, '.catdog') });
-    expect(Object.values(loaded.sources).every((source) => source.kind === 'default')).toBe(true);
+    const defaults = configSchema.parse({});
+    const { summary: _summary, ...preset } = TRAINING_PRESETS[DEFAULT_PRESET];
+    expect(loaded.config).toEqual({ ...defaults, home: path.join(dir, '.catdog'), training: { ...defaults.training, ...preset } });
+    const presetKeys = ['training.backbone', 'training.ensemble', 'training.backboneImageSize', 'training.tta'];
+    expect(Object.entries(loaded.sources).every(([key, source]) => source.kind === (presetKeys.includes(key) ? 'preset' : 'default'))).toBe(true);
+    expect(loaded.sources['training.backbone']).toEqual({ kind: 'preset', preset: DEFAULT_PRESET });
     expect(loaded.sources['training.epochs']).toEqual({ kind: 'default' });
     expect(loaded.sources['dataset.augmentation.rotation.maxDegrees']).toEqual({ kind: 'default' });
     expect(loaded.sources['storage.kind']).toEqual({ kind: 'default' });
     expect(loaded.sources.training).toBeUndefined();
+  });
+
+  it('fills the backbone keys left unset from training.preset, and nothing for a cnn', () => {
+    const file = writeConfig({ training: { preset: 'fast', tta: true } });
+    const fast = loadConfig({ cwd: dir, env: {} });
+    expect(fast.config.training.backbone).toBe('mobilenet_v1_0.75');
+    expect(fast.config.training.backboneImageSize).toBe(TRAINING_PRESETS.fast.backboneImageSize);
+    expect(fast.config.training.tta).toBe(true);
+    expect(fast.sources['training.backbone']).toEqual({ kind: 'preset', preset: 'fast' });
+    expect(fast.sources['training.tta']).toEqual({ kind: 'file', file });
+
+    const best = loadConfig({ cwd: dir, env: { CATDOG_TRAINING__PRESET: 'best', CATDOG_BACKBONE_URL: 'models/v1/model.json' } });
+    expect(best.config.training.backbone).toBe(path.join(dir, 'models/v1/model.json'));
+    expect(best.config.training.ensemble).toEqual(TRAINING_PRESETS.best.ensemble);
+
+    writeConfig({ training: { architecture: 'cnn' } });
+    const cnn = loadConfig({ cwd: dir, env: {} });
+    expect(cnn.config.training.ensemble).toEqual([]);
+    expect(cnn.config.training.backboneImageSize).toBeNull();
+    expect(cnn.sources['training.backbone']).toEqual({ kind: 'default' });
+  });
+
+  it('keeps catalogue names as names and resolves backbone paths, backboneDir and backboneScaling keys alike', () => {
+    writeConfig({
+      training: { backbone: 'efficientnet_lite0', ensemble: ['own/model.json'], backboneDir: 'models', backboneScaling: { 'own/model.json': 'x/255' } },
+    });
+    const { config } = loadConfig({ cwd: dir, env: {} });
+    expect(config.training.backbone).toBe('efficientnet_lite0');
+    expect(config.training.ensemble).toEqual([path.join(dir, 'own/model.json')]);
+    expect(config.training.backboneDir).toBe(path.join(dir, 'models'));
+    expect(config.training.backboneScaling).toEqual({ [path.join(dir, 'own/model.json')]: 'x/255' });
+    expect(loadConfig({ cwd: dir, env: { CATDOG_BACKBONE_DIR: '/srv/models' } }).config.training.backboneDir).toBe('/srv/models');
+  });
+
+  it('names the allowed scalings when a declared one is unknown', () => {
+    writeConfig({ training: { backboneScaling: { 'own/model.json': 'x/128' } } });
+    expect(() => loadConfig({ cwd: dir, env: {} })).toThrow(/training\.backboneScaling.*x\/127\.5-1.*x\/255.*caffe.*none/s);
   });
 
   it('reads ./config.json, lets it win over defaults and the environment win over it', () => {
@@ -140,7 +182,9 @@ describe('loadConfig sources and precedence', () => {
     const env = Object.fromEntries([...RESERVED_ENV].filter((name) => name !== 'CATDOG_CONFIG').map((name) => [name, 'whatever']));
     expect(RESERVED_ENV.has('CATDOG_SHARED')).toBe(true);
     const loaded = loadConfig({ cwd: dir, env: { ...env, HOME: '/root', NODE_ENV: 'test' } });
-    expect(loaded.config).toEqual({ ...configSchema.parse({}), home: path.join(dir, '.catdog') });
+    const defaults = configSchema.parse({});
+    const { summary: _summary, ...preset } = TRAINING_PRESETS[DEFAULT_PRESET];
+    expect(loaded.config).toEqual({ ...defaults, home: path.join(dir, '.catdog'), training: { ...defaults.training, ...preset } });
   });
 });
 
@@ -237,7 +281,7 @@ describe('ConfigError messages', () => {
   it('rejects an env var naming no key, with the allowed keys', () => {
     const message = configProblem(() => loadConfig({ cwd: dir, env: { CATDOG_TRAINING__EPOCH: '5' } }));
     expect(message).toContain('environment variable CATDOG_TRAINING__EPOCH names no configuration key: training has no key "EPOCH"');
-    expect(message).toContain('allowed keys of training: architecture, backbone, ensemble, head');
+    expect(message).toContain('allowed keys of training: architecture, preset, backbone, ensemble, backboneDir, backboneScaling, head');
     expect(configProblem(() => loadConfig({ cwd: dir, env: { CATDOG_VERBOSE: '1' } }))).toContain('the top level has no key "VERBOSE"');
     expect(configProblem(() => loadConfig({ cwd: dir, env: { CATDOG_SERVER: 'x' } }))).toContain(
       'CATDOG_SERVER names the section server, not a key; set one of CATDOG_SERVER__HOST, CATDOG_SERVER__PORT, CATDOG_SERVER__ANONYMOUS_VIEWER',

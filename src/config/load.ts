@@ -1,10 +1,12 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { ConfigError, describeIssue, dottedKey, showValue } from './errors.js';
+import { catalogueBackbone } from '../ml/catalogue.js';
+import { DEFAULT_PRESET, PRESET_KEYS, TRAINING_PRESETS, WITHOUT_BACKBONE, type TrainingPresetName } from './presets.js';
 import { configSchema, isUrl, type CatdogConfig } from './schema.js';
 import { childSchema, coerceEnvValue, isPlainObject, isSection, sectionKeys } from './shape.js';
 
-export type ConfigSource = { kind: 'default' } | { kind: 'file'; file: string } | { kind: 'env'; name: string };
+export type ConfigSource = { kind: 'default' } | { kind: 'preset'; preset: string } | { kind: 'file'; file: string } | { kind: 'env'; name: string };
 
 export interface LoadedConfig {
   config: CatdogConfig;
@@ -41,6 +43,7 @@ export const RESERVED_ENV: ReadonlySet<string> = new Set([
 export const ENV_ALIASES: Readonly<Record<string, string>> = {
   CATDOG_HOME: 'home',
   CATDOG_BACKBONE_URL: 'training.backbone',
+  CATDOG_BACKBONE_DIR: 'training.backboneDir',
   CATDOG_DATABASE_URL: 'database.url',
   CATDOG_REDIS_URL: 'jobs.redisUrl',
   CATDOG_PORT: 'server.port',
@@ -65,6 +68,7 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
 
   const input = structuredClone(fileValues);
   for (const override of overrides) setAt(input, override.path, override.value);
+  const preset = applyPreset(input);
 
   const fileOrigin = file ? ` (file ${file})` : '';
   const origin = (at: readonly string[]): string => {
@@ -87,13 +91,41 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
       ? { kind: 'env', name: override.name }
       : file && hasAt(fileValues, leaf)
         ? { kind: 'file', file }
-        : { kind: 'default' };
+        : preset?.keys.includes(dottedKey(leaf))
+          ? { kind: 'preset', preset: preset.name }
+          : { kind: 'default' };
   }
   const baseOf = (key: string) => {
     const source = sources[key];
     return source?.kind === 'file' ? path.dirname(source.file) : cwd;
   };
   return { config: resolvePaths(config, baseOf), sources, ...(file ? { file } : {}) };
+}
+
+/** The configuration with no file and no environment: the schema's defaults with training.preset's applied. */
+export function builtInDefaults(): CatdogConfig {
+  const input: PlainObject = {};
+  applyPreset(input);
+  return configSchema.parse(input);
+}
+
+/**
+ * Fills the backbone keys that the file and environment leave unset from `training.preset` (its default included);
+ * returns which keys it set. A cnn has no backbone, so no preset applies to it: it gets no ensemble, size or TTA.
+ */
+function applyPreset(input: PlainObject): { name: TrainingPresetName; keys: string[] } | undefined {
+  const training = isPlainObject(input.training) ? input.training : {};
+  if (training.architecture === 'cnn') {
+    input.training = { ...structuredClone(WITHOUT_BACKBONE), ...training };
+    return undefined;
+  }
+  const name = training.preset ?? DEFAULT_PRESET;
+  if (typeof name !== 'string' || !Object.hasOwn(TRAINING_PRESETS, name)) return undefined;
+  const preset = TRAINING_PRESETS[name as TrainingPresetName];
+  const keys = PRESET_KEYS.filter((key) => !(key in training));
+  if (keys.length === 0) return { name: name as TrainingPresetName, keys: [] };
+  input.training = { ...training, ...Object.fromEntries(keys.map((key) => [key, structuredClone(preset[key])])) };
+  return { name: name as TrainingPresetName, keys: keys.map((key) => `training.${key}`) };
 }
 
 function resolveConfigFile(explicit: string | undefined, env: NodeJS.ProcessEnv, cwd: string): string | undefined {
@@ -217,6 +249,11 @@ function leafPaths(value: unknown, prefix: string[] = []): string[][] {
     .flatMap(([key, child]) => leafPaths(child, [...prefix, key]));
 }
 
+/** A catalogue name or URL as it is; a path made absolute. */
+function backboneSource(source: string, resolve: (value: string) => string): string {
+  return catalogueBackbone(source) || isUrl(source) ? source : resolve(source);
+}
+
 /** Relative paths are relative to the config file when they come from it, to the working directory otherwise. */
 function resolvePaths(config: Omit<CatdogConfig, '$schema'>, baseOf: (key: string) => string): CatdogConfig {
   const resolve = (key: string, value: string) => (value === '' ? value : path.resolve(baseOf(key), value));
@@ -227,8 +264,13 @@ function resolvePaths(config: Omit<CatdogConfig, '$schema'>, baseOf: (key: strin
     home: resolve('home', config.home),
     training: {
       ...config.training,
-      backbone: isUrl(config.training.backbone) ? config.training.backbone : resolve('training.backbone', config.training.backbone),
-      ensemble: config.training.ensemble.map((source) => (isUrl(source) ? source : resolve('training.ensemble', source))),
+      backbone: backboneSource(config.training.backbone, (value) => resolve('training.backbone', value)),
+      ensemble: config.training.ensemble.map((source) => backboneSource(source, (value) => resolve('training.ensemble', value))),
+      backboneDir: resolve('training.backboneDir', config.training.backboneDir),
+      // Keyed by the sources above, so resolved the same way.
+      backboneScaling: Object.fromEntries(
+        Object.entries(config.training.backboneScaling).map(([source, scaling]) => [backboneSource(source, (value) => resolve('training.backboneScaling', value)), scaling]),
+      ),
     },
     database: {
       url: sqlitePath !== undefined && sqlitePath !== ':memory:' ? `sqlite:${resolve('database.url', sqlitePath)}` : config.database.url,

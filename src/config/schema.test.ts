@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
+import { DEFAULT_PRESET, TRAINING_PRESETS } from './presets.js';
 import { blobRoot, configSchema, databaseUrl, effectiveImageSize, pipelineRoot } from './schema.js';
 
 describe('configSchema', () => {
@@ -29,8 +30,11 @@ describe('configSchema', () => {
       },
       training: {
         architecture: 'mobilenet',
-        backbone: 'https://storage.googleapis.com/tfjs-models/tfjs/mobilenet_v1_0.75_224/model.json',
+        preset: DEFAULT_PRESET,
+        backbone: TRAINING_PRESETS.fast.backbone,
         ensemble: [],
+        backboneDir: '',
+        backboneScaling: {},
         head: 'logistic',
         tta: false,
         zeroShotVote: false,

@@ -1,5 +1,7 @@
 import path from 'node:path';
 import { z } from 'zod';
+import { BACKBONE_NAMES, PIXEL_SCALINGS } from '../ml/catalogue.js';
+import { DEFAULT_PRESET, TRAINING_PRESETS } from './presets.js';
 
 /**
  * The one configuration of catdog. Every object is strict (a typo is an error, not a silently ignored key) and
@@ -23,6 +25,13 @@ function isHttpUrl(value: string): boolean {
     return false;
   }
 }
+
+/**
+ * The preset whose values are the schema's own defaults for the preset keys: loading a config fills those keys from
+ * training.preset instead (config/load.ts); these single-backbone values are what a schema parse alone, a cnn
+ * among them, can take.
+ */
+const SCHEMA_PRESET = 'fast';
 
 const fraction = (max: number) => z.number().min(0).max(max);
 
@@ -97,24 +106,50 @@ const trainingSchema = z
       .enum(['mobilenet', 'cnn'])
       .default('mobilenet')
       .describe('mobilenet: a head trained on features of a pretrained backbone (accurate, fast); cnn: a small network trained from scratch.'),
+    preset: z
+      .enum(['fast', 'balanced', 'best'])
+      .default(DEFAULT_PRESET)
+      .describe(
+        `Named backbone settings, so that nobody needs backbone names: ${Object.entries(TRAINING_PRESETS)
+          .map(([name, preset]) => `${name} = ${preset.summary}`)
+          .join('; ')} (held-out errors, training time and serving speed of each in docs/benchmarks.md). ` +
+          'It sets training.backbone, training.ensemble, training.backboneImageSize and training.tta wherever the config file or environment does not.',
+      ),
     backbone: z
       .string()
       .min(1)
-      .default('https://storage.googleapis.com/tfjs-models/tfjs/mobilenet_v1_0.75_224/model.json')
-      .describe('TensorFlow.js layers model.json of the pretrained backbone: http(s) URL (downloaded once and cached), file:// URL or path. Env: CATDOG_BACKBONE_URL.'),
+      .default(TRAINING_PRESETS[SCHEMA_PRESET].backbone)
+      .describe(
+        `The pretrained backbone: a catalogue name (${BACKBONE_NAMES.join(', ')}; downloaded once from its published URL, or read from training.backboneDir), ` +
+          'or a TensorFlow.js layers model.json or TFLite .tflite file: http(s) URL (downloaded once and cached), file:// URL or path. Default: from training.preset. Env: CATDOG_BACKBONE_URL.',
+      ),
     ensemble: z
       .array(z.string().min(1))
       .max(3)
-      .default([])
+      .default([...TRAINING_PRESETS[SCHEMA_PRESET].ensemble])
       .describe(
-        'Further backbones (model.json URL or path, like training.backbone) whose features are put beside training.backbone\'s: one head on all of them, ' +
-          'e.g. MobileNetV2 0.35 next to MobileNet v1 0.75. Every photo then runs through every backbone (slower training and answers); [] = training.backbone alone. mobilenet only.',
+        'Further backbones (catalogue names, URLs or paths, like training.backbone) whose features are put beside training.backbone\'s: one head on all of them. ' +
+          'Every photo then runs through every backbone (slower training and answers); [] = training.backbone alone. Default: from training.preset. mobilenet only.',
+      ),
+    backboneDir: z
+      .string()
+      .default('')
+      .describe(
+        'Folder holding local copies of catalogue backbones, laid out as their published files (mobilenet_v1_0.75_224/model.json, tflite/tf2_mobilenet_v2_1.0_224_ptq.tflite, ' +
+          'efficientnet_lite0_224/model.json, …; docs/architecture.md lists them): a name is then read from there instead of downloaded. "" = download. Env: CATDOG_BACKBONE_DIR.',
+      ),
+    backboneScaling: z
+      .record(z.string().min(1), z.enum(PIXEL_SCALINGS))
+      .default({})
+      .describe(
+        `How backbones given by URL or path want their RGB 0..255 pixels x scaled, keyed by that URL or path: ${PIXEL_SCALINGS.join(', ')} ` +
+          '(caffe = BGR minus the ImageNet channel means; none = the model scales inside). Absent: x/127.5-1, as Keras MobileNets and EfficientNet-Lite. Catalogue names know their own; a TFLite file states its own in its input quantization, which is checked.',
       ),
     head: z.enum(['logistic', 'mlp']).default('logistic').describe('Classifier on top of the backbone features: logistic regression or a small MLP.'),
     tta: z
       .boolean()
-      .default(false)
-      .describe('Test-time augmentation: every answer averages P(dog) over the photo and its mirror image (twice the backbone work per photo).'),
+      .default(TRAINING_PRESETS[SCHEMA_PRESET].tta)
+      .describe('Test-time augmentation: every answer averages P(dog) over the photo and its mirror image (twice the backbone work per photo). Default: from training.preset.'),
     zeroShotVote: z
       .boolean()
       .default(false)
@@ -127,11 +162,11 @@ const trainingSchema = z
       .min(32)
       .max(512)
       .nullable()
-      .default(null)
+      .default(TRAINING_PRESETS[SCHEMA_PRESET].backboneImageSize)
       .describe(
         'Side in pixels of the images the backbone (and training.ensemble) sees; null = its own (224 for the MobileNets). A fully convolutional backbone takes larger photos, ' +
           'in which the animal looks larger than in its ImageNet training: MobileNet v1 0.75 at 288 px had 29% lower validation log loss on kaggle-dev (docs/benchmarks.md). ' +
-          'The work per photo grows with the side squared. mobilenet only.',
+          'The work per photo grows with the side squared. Default: from training.preset. mobilenet only.',
       ),
     batchSize: z.int().min(1).max(1024).default(32).describe('Images per training step (1..1024).'),
     epochs: z.int().min(1).max(1000).default(20).describe('Largest number of passes over the training split (1..1000).'),

@@ -1,16 +1,24 @@
 import { combineBackbones, loadBackbone, type Backbone, type LoadBackboneOptions } from './backbone.js';
+import { resolveBackbone, type BackboneResolution } from './catalogue.js';
 
-/** Loads each backbone once per process: several models and the zero-shot fallback share it. */
+/**
+ * Loads each backbone once per process: several models and the zero-shot fallback share it. Sources are catalogue
+ * names, URLs or paths, as model cards and training parameters record them.
+ */
 export class BackboneProvider {
   private readonly loaded = new Map<string, Promise<Backbone>>();
 
-  constructor(private readonly options: LoadBackboneOptions) {}
+  /** Without `resolution`, catalogue names resolve to their published URLs and every other source takes x/127.5−1. */
+  constructor(private readonly options: LoadBackboneOptions & { resolution?: BackboneResolution }) {}
 
   /** The backbone fed `inputSize` px images (absent: its own size, which the zero-shot fallback also uses). */
-  async get(source: string, inputSize?: number): Promise<Backbone> {
-    const own = await this.once(source, () => loadBackbone(source, this.options));
+  async get(nameOrSource: string, inputSize?: number): Promise<Backbone> {
+    const { resolution = { backboneDir: '', scaling: {} }, ...options } = this.options;
+    const { source, scaling } = resolveBackbone(nameOrSource, resolution);
+    const declared = scaling ? { scaling } : {};
+    const own = await this.once(nameOrSource, () => loadBackbone(source, { ...options, ...declared }));
     if (inputSize === undefined || inputSize === own.inputSize) return own;
-    return this.once(`${source}@${inputSize}px`, () => loadBackbone(source, { ...this.options, inputSize }));
+    return this.once(`${nameOrSource}@${inputSize}px`, () => loadBackbone(source, { ...options, ...declared, inputSize }));
   }
 
   /** An ensemble: the backbones of `sources` as one, their features side by side in order (one source: itself). */

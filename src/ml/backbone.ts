@@ -4,10 +4,13 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { io, LayersModel, SymbolicTensor, Tensor, Tensor2D, Tensor4D } from '@tensorflow/tfjs';
 import { CatdogError } from '../errors.js';
+import { NATIVE_SCALING, type PixelScaling } from './catalogue.js';
 import { foldBatchNormalization } from './fold-batch-norm.js';
 import { type LayersGraph, layersGraph, UnsupportedLayerError } from './graph/from-layers.js';
 import { type DebugLogger, type GraphSession, loadGraphSession } from './graph/session.js';
 import { weightBytes } from './model-io.js';
+import { foldPixelMap, pixelMap, samePixelMap, type PixelMap } from './pixel-scaling.js';
+import { isTfliteSource, tfliteModelFiles } from './tflite/index.js';
 import { initTensorflow, type LoadedTensorflow, tensorflow, type Tensorflow } from './tf.js';
 
 /**
@@ -78,6 +81,13 @@ export interface LoadBackboneOptions {
    * network with global pooling takes any size); its id then ends in `-<size>px`.
    */
   inputSize?: number;
+  /**
+   * How the model wants its pixels scaled (absent: what a TFLite file's input quantization states, else x/127.5 − 1);
+   * it is folded into the first convolution, so that the backbone takes x/127.5 − 1 like every backbone. A TFLite
+   * file's own scaling must agree with a declared one. A declared scaling other than x/127.5 − 1 ends the id in
+   * `-<scaling>`.
+   */
+  scaling?: PixelScaling;
 }
 
 const IMAGENET_CLASSES = 1000;
@@ -91,25 +101,27 @@ interface ModelJson {
 }
 
 /**
- * Loads a layers-format backbone from an `http(s)://` URL (downloaded once into the cache, offline afterwards),
- * a `file://` URL or a path to its model.json (or to the folder holding it).
+ * Loads a backbone from an `http(s)://` URL (downloaded once into the cache, offline afterwards), a `file://` URL
+ * or a path: a TF.js layers model.json (or the folder holding it), or a TFLite `.tflite` file, rebuilt as float
+ * layers (`ml/tflite/`).
  */
 export async function loadBackbone(source: string, options: LoadBackboneOptions): Promise<Backbone> {
   const loaded = await initTensorflow();
   const { tf } = loaded;
-  let modelJsonPath: string;
+  const tflite = isTfliteSource(source);
+  let modelPath: string;
   try {
-    modelJsonPath = /^https?:\/\//i.test(source)
-      ? await downloadOnce(source, options)
-      : await localModelJsonPath(source);
+    modelPath = /^https?:\/\//i.test(source)
+      ? await downloadOnce(source, options, tflite)
+      : await localModelPath(source);
   } catch (error) {
     throw unavailable(source, error);
   }
-  let files: ModelFiles;
+  let files: ModelFiles & { pixelMap?: PixelMap };
   try {
-    files = await readModelFiles(modelJsonPath);
+    files = tflite ? await tfliteModelFiles(tf, await fs.readFile(modelPath)) : await readModelFiles(modelPath);
   } catch (error) {
-    throw unavailable(source, error, `reading ${modelJsonPath}`);
+    throw unavailable(source, error, `reading ${modelPath}`);
   }
   const resized = options.inputSize === undefined ? undefined : withInputSize(files.modelJson, options.inputSize, source);
   let model: LayersModel;
@@ -125,12 +137,18 @@ export async function loadBackbone(source: string, options: LoadBackboneOptions)
         { source },
       );
     }
-    throw unavailable(source, error, `building the TensorFlow.js layers model from ${modelJsonPath}`);
+    throw unavailable(source, error, `building the TensorFlow.js layers model from ${modelPath}`);
   }
   let inference: LayersModel | undefined;
   try {
+    const scaling = inputScaling(source, files.pixelMap, options.scaling);
+    foldPixelMap(model, scaling.map, 'scaled', (reason) => cannotFold(source, scaling.tag, reason));
     inference = await foldBatchNormalization(model);
-    const id = resized?.changed ? `${backboneId(source, files)}-${options.inputSize}px` : backboneId(source, files);
+    const id = [
+      backboneId(source, files),
+      ...(options.scaling && options.scaling !== NATIVE_SCALING && !files.pixelMap ? [scalingTag(options.scaling)] : []),
+      ...(resized?.changed ? [`${options.inputSize}px`] : []),
+    ].join('-');
     const outputs = backboneOutputs(tf, { model, inference }, source);
     const passes = await forwardPasses(loaded, { model, inference }, outputs, { cacheDir: options.cacheDir, id, logger: options.logger });
     process.stderr.write(
@@ -495,32 +513,76 @@ function shardPaths(modelJson: ModelJson): string[] {
   return paths;
 }
 
+/**
+ * The pixel map to fold: a TFLite file's own (checked against a declared scaling), else the declared scaling's.
+ * `tag` names it in messages.
+ */
+function inputScaling(source: string, fromFile: PixelMap | undefined, declared: PixelScaling | undefined): { map: PixelMap; tag: string } {
+  if (!fromFile) return { map: pixelMap(declared ?? NATIVE_SCALING), tag: declared ?? NATIVE_SCALING };
+  if (declared && !samePixelMap(fromFile, pixelMap(declared))) {
+    const [scale, offset] = [fromFile.scale[0]!, fromFile.offset[0]!].map((value) => Number(value.toPrecision(4)));
+    throw new CatdogError(
+      'backbone_unavailable',
+      `backbone ${source} is declared to take pixels scaled ${declared} (training.backboneScaling or its catalogue entry), but its input quantization ` +
+        `says ${scale}·x + ${offset}; remove the declaration, since a TFLite file states its own scaling`,
+      400,
+      { source },
+    );
+  }
+  return { map: fromFile, tag: 'its input quantization' };
+}
+
+function cannotFold(source: string, scaling: string, reason: string): CatdogError {
+  return new CatdogError(
+    'backbone_unavailable',
+    `backbone ${source} takes pixels scaled ${scaling} (training.backboneScaling, its catalogue entry or its TFLite input), but catdog cannot fold that ` +
+      `scaling into it: ${reason}. Declare x/127.5-1 if the model takes that, or convert it with its scaling inside.`,
+    400,
+    { source },
+  );
+}
+
+/** `x/255` → `x255`: a scaling as an id part, in the characters ids keep. */
+const scalingTag = (scaling: PixelScaling): string => scaling.replace(/[^A-Za-z0-9.]/g, '');
+
 function backboneId(source: string, { modelJsonBytes, shards }: ModelFiles): string {
   const hash = createHash('sha256').update(modelJsonBytes);
   for (const shard of shards) hash.update(shard);
   const sourcePath = /^https?:\/\//i.test(source) ? new URL(source).pathname : source;
-  const name = path.basename(path.dirname(sourcePath.endsWith('.json') ? sourcePath : path.join(sourcePath, 'model.json')));
+  const name = isTfliteSource(source)
+    ? path.basename(sourcePath, '.tflite')
+    : path.basename(path.dirname(sourcePath.endsWith('.json') ? sourcePath : path.join(sourcePath, 'model.json')));
   return `${name.replace(/[^A-Za-z0-9._-]/g, '_') || 'backbone'}-${hash.digest('hex').slice(0, 12)}`;
 }
 
-async function localModelJsonPath(source: string): Promise<string> {
+/** A local model.json (or its folder) or .tflite file. */
+async function localModelPath(source: string): Promise<string> {
   const file = source.startsWith('file://') ? fileURLToPath(source) : path.resolve(source);
   const stat = await fs.stat(file).catch(() => undefined);
   if (!stat) throw new Error(`${file} does not exist`);
   return stat.isDirectory() ? path.join(file, 'model.json') : file;
 }
 
-/** Downloads model.json and its shards into the cache unless already there; returns the cached model.json. */
-async function downloadOnce(url: string, { cacheDir, onDownload }: LoadBackboneOptions): Promise<string> {
+/**
+ * Downloads a .tflite file, or a model.json and its shards, into the cache unless already there; returns the
+ * cached model.tflite or model.json.
+ */
+async function downloadOnce(url: string, { cacheDir, onDownload }: LoadBackboneOptions, tflite: boolean): Promise<string> {
   const backbonesDir = path.join(cacheDir, 'backbones');
   const finalDir = path.join(backbonesDir, createHash('sha256').update(url).digest('hex').slice(0, 16));
-  const cached = path.join(finalDir, 'model.json');
+  const marker = tflite ? 'model.tflite' : 'model.json';
+  const cached = path.join(finalDir, marker);
   if (await exists(cached)) return cached;
 
   await fs.mkdir(backbonesDir, { recursive: true });
   const tempDir = path.join(backbonesDir, `.download-${randomUUID()}`);
   await fs.mkdir(tempDir);
   try {
+    if (tflite) {
+      let received = 0;
+      await fs.writeFile(path.join(tempDir, marker), await fetchBytes(url, (chunk) => onDownload?.((received += chunk), undefined)));
+      return await publishDownload(tempDir, finalDir, cached);
+    }
     const modelJsonBytes = await fetchBytes(url);
     const modelJson = parseModelJson(modelJsonBytes);
     const shards = shardPaths(modelJson);
@@ -537,16 +599,20 @@ async function downloadOnce(url: string, { cacheDir, onDownload }: LoadBackboneO
     }
     // model.json last: its presence in the final folder is what marks a complete download.
     await fs.writeFile(path.join(tempDir, 'model.json'), modelJsonBytes);
-    try {
-      await fs.rename(tempDir, finalDir);
-    } catch (error) {
-      // Another process finished the same download first; its copy is as good as ours.
-      if (!(await exists(cached))) throw error;
-    }
-    return cached;
+    return await publishDownload(tempDir, finalDir, cached);
   } finally {
     await fs.rm(tempDir, { recursive: true, force: true });
   }
+}
+
+async function publishDownload(tempDir: string, finalDir: string, cached: string): Promise<string> {
+  try {
+    await fs.rename(tempDir, finalDir);
+  } catch (error) {
+    // Another process finished the same download first; its copy is as good as ours.
+    if (!(await exists(cached))) throw error;
+  }
+  return cached;
 }
 
 async function fetchBytes(url: string, onChunk?: (bytes: number) => void): Promise<Uint8Array> {
@@ -569,11 +635,11 @@ function unavailable(source: string, error: unknown, step?: string): CatdogError
   const reason = error instanceof Error ? error.message : String(error);
   const kind = /^https?:\/\//i.test(source)
     ? 'tried to download it'
-    : 'tried to read it as a local path or file:// URL to a TensorFlow.js layers model.json';
+    : 'tried to read it as a local path or file:// URL to a TensorFlow.js layers model.json or a TFLite .tflite file';
   return new CatdogError(
     'backbone_unavailable',
     `Cannot load the backbone ${source}: ${step ? `${step} failed` : kind}: ${reason}. ` +
-      'Set CATDOG_BACKBONE_URL to a reachable TensorFlow.js layers model.json URL or path.',
+      'Set training.backbone (CATDOG_BACKBONE_URL) to a catalogue name, or to a reachable model.json or .tflite URL or path; offline, point training.backboneDir (CATDOG_BACKBONE_DIR) at local copies of catalogue backbones.',
     503,
     { source },
   );

@@ -5,7 +5,8 @@ import type { AppContext } from '../app/context.js';
 import { newId, type ModelRow } from '../db/index.js';
 import { loadManifest } from '../datasets/versions.js';
 import { CatdogError } from '../errors.js';
-import { serializeModel, type BinaryMetrics, type LayersModel } from '../ml/index.js';
+import { initTensorflow, serializeModel, type BinaryMetrics, type LayersModel } from '../ml/index.js';
+import { isTfliteSource, tfliteNetwork, UnsupportedTfliteError } from '../ml/tflite/index.js';
 import { importKerasModel, importTfjsModel } from '../ml/keras/import.js';
 import { writeModelFiles, type ModelCard } from './artifacts.js';
 import { classifierFor } from './classifier.js';
@@ -14,7 +15,7 @@ import { outputLayer } from './export.js';
 import { registerAndPromote, type PromotionDecision } from './promotion.js';
 
 /**
- * A model to import: one file (a Keras `.keras`, a legacy Keras `.h5`, or a zip of a TF.js model folder), or a
+ * A model to import: one file (a Keras `.keras`, a legacy Keras `.h5`, a TFLite `.tflite`, or a zip of a TF.js model folder), or a
  * TF.js model's files by name (`model.json` and the weight shards it lists).
  */
 export type ModelUpload = { fileName: string; bytes: Uint8Array } | { files: Record<string, Uint8Array> };
@@ -82,10 +83,10 @@ export async function importModel(app: ImportDependencies, upload: ModelUpload, 
   }
 }
 
-/** What a user points `catdog models import` at: a `.keras`/`.h5`/zip file, a TF.js `model.json`, or its folder. */
+/** What a user points `catdog models import` at: a `.keras`/`.h5`/`.tflite`/zip file, a TF.js `model.json`, or its folder. */
 export async function readModelUpload(target: string): Promise<ModelUpload> {
   const stat = await fs.stat(target).catch(() => undefined);
-  if (!stat) throw new CatdogError('file_not_found', `${target} does not exist: name a .keras, .h5 or TF.js model.json file`);
+  if (!stat) throw new CatdogError('file_not_found', `${target} does not exist: name a .keras, .h5, .tflite or TF.js model.json file`);
   const modelJsonPath = stat.isDirectory() ? path.join(target, 'model.json') : target;
   if (stat.isFile() && !target.toLowerCase().endsWith('.json')) {
     return { fileName: path.basename(target), bytes: new Uint8Array(await fs.readFile(target)) };
@@ -123,9 +124,10 @@ function shardPaths(modelJson: Uint8Array, where: string): string[] {
 
 const ZIP_MAGIC = [0x50, 0x4b, 0x03, 0x04];
 
-async function readNetwork(upload: ModelUpload): Promise<{ fileName: string; format: 'keras' | 'h5' | 'tfjs'; network: LayersModel }> {
+async function readNetwork(upload: ModelUpload): Promise<{ fileName: string; format: 'keras' | 'h5' | 'tfjs' | 'tflite'; network: LayersModel }> {
   if ('files' in upload) return tfjsNetwork(upload.files);
   const { fileName, bytes } = upload;
+  if (isTfliteSource(fileName)) return { fileName, format: 'tflite', network: await readTfliteNetwork(bytes, fileName) };
   if (ZIP_MAGIC.every((byte, index) => bytes[index] === byte)) {
     // Names only: a .keras file is a zip too, told apart by holding no model.json.
     const names: string[] = [];
@@ -144,6 +146,17 @@ async function readNetwork(upload: ModelUpload): Promise<{ fileName: string; for
   }
   const format = fileName.toLowerCase().endsWith('.h5') ? 'h5' : 'keras';
   return { fileName, format, network: await importKerasModel(bytes, fileName) };
+}
+
+async function readTfliteNetwork(bytes: Uint8Array, fileName: string): Promise<LayersModel> {
+  const { tf } = await initTensorflow();
+  try {
+    return tfliteNetwork(tf, bytes);
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    const hint = error instanceof UnsupportedTfliteError ? 'catdog reads conv, depthwise conv, add, mean, fully connected, pad, reshape and softmax/sigmoid ops' : 'is it a TensorFlow Lite file?';
+    throw new CatdogError('invalid_model', `${fileName} cannot be read as a TFLite image model: ${reason} (${hint})`, 422);
+  }
 }
 
 async function tfjsNetwork(files: Record<string, Uint8Array>): Promise<{ fileName: string; format: 'tfjs'; network: LayersModel }> {

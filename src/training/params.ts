@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import type { CatdogConfig } from '../config/index.js';
-import { augmentationSchema, ConfigError, effectiveImageSize, trainingConflicts } from '../config/index.js';
+import { augmentationSchema, ConfigError, effectiveImageSize, trainingConflicts, WITHOUT_BACKBONE } from '../config/index.js';
 import type { DatasetParams } from '../datasets/versions.js';
 
 /** What a person may change for one run (CLI flags, the API's and web form's fields, a sweep's grid). */
@@ -75,8 +75,11 @@ export function datasetParams(config: CatdogConfig): DatasetParams {
  * of the dataset version it trains on. Refuses settings that contradict each other once the overrides apply.
  */
 export function resolveTrainingParams(config: CatdogConfig, overrides: TrainingOverrides = {}): TrainingParams {
+  // Switching to the cnn drops what training.preset set for a backbone, as loading a cnn config does.
+  const toCnn = overrides.architecture === 'cnn' && config.training.architecture !== 'cnn';
   const training = {
     ...config.training,
+    ...(toCnn ? { ...WITHOUT_BACKBONE, ensemble: [] } : {}),
     architecture: overrides.architecture ?? config.training.architecture,
     epochs: overrides.epochs ?? config.training.epochs,
     learningRate: overrides.learningRate ?? config.training.learningRate,

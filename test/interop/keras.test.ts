@@ -105,7 +105,7 @@ function runCli(home: string, args: string[]): Promise<string> {
   const register = `import { register } from 'node:module'; register(${JSON.stringify(hooks)});`;
   const child = spawn(process.execPath, ['--import', `data:text/javascript,${encodeURIComponent(register)}`, path.join(repoRoot, 'src', 'cli', 'main.ts'), ...args], {
     cwd: home,
-    env: { ...process.env, CATDOG_HOME: home, CATDOG_BACKBONE_URL: smallBackbone, CATDOG_LOG_LEVEL: 'warn' },
+    env: { ...process.env, CATDOG_HOME: home, CATDOG_BACKBONE_URL: smallBackbone, CATDOG_TRAINING__PRESET: 'fast', CATDOG_LOG_LEVEL: 'warn' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stdout = '';

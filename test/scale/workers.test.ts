@@ -131,7 +131,7 @@ describe.skipIf(skipWithoutShared)('scale-out: two worker processes on one Redis
         // The CNN candidates train on 64 px photos (the transfer ones decode at the backbone's 224 px): seconds per
         // epoch. Small batches keep each synchronous TensorFlow step short, so lock renewals run on time.
         dataset: { imageSize: 64 },
-        training: { backbone: smallBackbone, epochs: 6, earlyStoppingPatience: 0, batchSize: 8 },
+        training: { preset: 'fast', backbone: smallBackbone, epochs: 6, earlyStoppingPatience: 0, batchSize: 8 },
         // Shorter than the 30 s default so a killed worker's job moves within seconds; still several training steps
         // long, so a live worker never loses its job (every job below must start exactly once, bar the killed one).
         jobs: { kind: 'bullmq', redisUrl: REDIS_URL, queueName, lockDurationMs: 12_000, stalledIntervalMs: 1000 },

@@ -64,7 +64,7 @@ describe.skipIf(skipWithoutShared || skipWithoutBuild)('crash safety (SIGKILL mi
   }
 
   async function reopen(): Promise<AppContext> {
-    const loaded = loadConfig({ env: { CATDOG_HOME: home, CATDOG_BACKBONE_URL: smallBackbone }, cwd: home });
+    const loaded = loadConfig({ env: { CATDOG_HOME: home, CATDOG_BACKBONE_URL: smallBackbone, CATDOG_TRAINING__PRESET: 'fast' }, cwd: home });
     return openApp(loaded, { logger: createLogger('silent') });
   }
 

@@ -20,7 +20,7 @@ export interface TestApp extends AppContext {
  */
 export async function createTestApp(env: Record<string, string> = {}): Promise<TestApp> {
   const home = fs.mkdtempSync(path.join(os.tmpdir(), 'catdog-test-'));
-  const loaded = loadConfig({ env: { CATDOG_HOME: home, CATDOG_BACKBONE_URL: smallBackbone, ...env }, cwd: home });
+  const loaded = loadConfig({ env: { CATDOG_HOME: home, CATDOG_BACKBONE_URL: smallBackbone, CATDOG_TRAINING__PRESET: 'fast', ...env }, cwd: home });
   const app = await openApp(loaded, { logger: createLogger('warn') });
   return {
     ...app,

@@ -14,6 +14,8 @@ export const cliEnv = (home: string, extra: Record<string, string> = {}): NodeJS
   ...process.env,
   CATDOG_HOME: home,
   CATDOG_BACKBONE_URL: smallBackbone,
+  // The small backbone alone, at its own size, as before presets: the default preset adds backbones at 288 px.
+  CATDOG_TRAINING__PRESET: 'fast',
   CATDOG_LOG_LEVEL: 'warn',
   ...extra,
 });

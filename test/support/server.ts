@@ -33,7 +33,7 @@ export function withBearer(secret: string, init: RequestInit = {}): RequestInit 
 export async function startTestServer(env: Record<string, string> = {}): Promise<TestServer> {
   const home = fs.mkdtempSync(path.join(os.tmpdir(), 'catdog-server-'));
   // Tests reach the server over loopback: without CATDOG_SERVER__LOCAL_VIEWER, every token-less request would act as a local viewer.
-  const settings = { CATDOG_HOME: home, CATDOG_BACKBONE_URL: smallBackbone, CATDOG_TRAINING__EPOCHS: '3', CATDOG_SERVER__LOCAL_VIEWER: 'false', ...env };
+  const settings = { CATDOG_HOME: home, CATDOG_BACKBONE_URL: smallBackbone, CATDOG_TRAINING__PRESET: 'fast', CATDOG_TRAINING__EPOCHS: '3', CATDOG_SERVER__LOCAL_VIEWER: 'false', ...env };
   const loaded = loadConfig({ env: settings, cwd: home });
   const app = await openApp(loaded, { logger: createLogger('warn') });
   // The server's job worker process, from the built CLI as `catdog serve` starts it, on the same settings.

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { goldenConfigEnv, goldenDatabasePassword, goldenSecret } from '../../../test/support/kfp-golden.js';
-import { loadConfig } from '../../config/index.js';
+import { builtInDefaults, loadConfig } from '../../config/index.js';
 import { configSchema } from '../../config/schema.js';
 import { CatdogError } from '../../errors.js';
 import { catdogPipeline, trainComponent } from '../catdog-pipeline.js';
@@ -194,7 +194,7 @@ describe('compiled steps get catdog\'s configuration', () => {
     expect(stepEnvironment(configFrom({ CATDOG_DATABASE_URL: 'postgres://catdog@db.catdog.svc/catdog' })).env).toEqual([
       { name: 'CATDOG_DATABASE_URL', value: 'postgres://catdog@db.catdog.svc/catdog' },
     ]);
-    expect(stepEnvironment(configSchema.parse({}))).toEqual({ env: [], secrets: [], notPassed: [] });
+    expect(stepEnvironment(builtInDefaults())).toEqual({ env: [], secrets: [], notPassed: [] });
   });
 
   it('refuses a Secret name Kubernetes would refuse', () => {

@@ -1,5 +1,6 @@
 import { isDeepStrictEqual } from 'node:util';
-import { configSchema, envVarName, type CatdogConfig } from '../../config/index.js';
+import { builtInDefaults, envVarName, type CatdogConfig } from '../../config/index.js';
+import { catalogueBackbone } from '../../ml/catalogue.js';
 import { isUrl } from '../../config/schema.js';
 import type { SecretEnv } from './compile.js';
 import type { ContainerEnvVar } from './pipeline-spec.js';
@@ -71,7 +72,7 @@ function notPassedReason(key: string, value: Leaf, secretName: string | undefine
   }
   if (holdsPassword(value)) return 'it holds a password, which is never written into the spec: pass --secret NAME';
   if (key === 'storage.path') return 'a folder on this machine, which the pods do not see: use storage.kind s3';
-  if (key === 'training.backbone' && typeof value === 'string' && !isUrl(value)) return 'a file on this machine: give an http(s):// URL, or set it in the image';
+  if (key === 'training.backbone' && typeof value === 'string' && !isUrl(value) && !catalogueBackbone(value)) return 'a file on this machine: give an http(s):// URL, or set it in the image';
   if (Array.isArray(value)) return 'a list, which CATDOG_* variables cannot carry: set it in a config file in the image';
   return undefined;
 }
@@ -82,7 +83,7 @@ function notPassedReason(key: string, value: Leaf, secretName: string | undefine
  * file or an environment variable), and with `secretName` the Secret-backed database URL and S3 credentials.
  */
 export function stepEnvironment(config: CatdogConfig, secretName?: string): StepEnvironment {
-  const defaults = stepLeaves(configSchema.parse({}));
+  const defaults = stepLeaves(builtInDefaults());
   const env: ContainerEnvVar[] = [];
   const notPassed: StepEnvironment['notPassed'] = [];
   for (const [key, value] of stepLeaves(config)) {

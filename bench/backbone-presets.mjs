@@ -1,0 +1,76 @@
+#!/usr/bin/env node
+// Backbone presets: train on the first N kaggle-dev photos per class (default 1000) with each backbone set, then
+// score every kaggle-dev photo numbered >= 4000 (held out). Each row is a whole training run through the product's
+// own path (features cached by earlier rows are reused, as a later `catdog train` would); its train time therefore
+// counts only the features that row adds: run one row alone (third argument) for its time from an empty cache.
+// Rows: each training.preset, and the three shared backbones side by side. Backbones are catalogue names read from
+// ../shared/models through training.backboneDir.
+// Usage: node bench/backbone-presets.mjs [perClass=1000] [rows, comma-separated (name substrings); default all]
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { register } from 'node:module';
+import { pathToFileURL } from 'node:url';
+import { kaggleTrainAndHeldOut, machine, repoRoot, requireShared, sharedDir } from './lib.mjs';
+
+requireShared();
+register(pathToFileURL(path.join(repoRoot, 'src', 'ml', 'typescript-hooks.mjs')).href);
+const src = (file) => import(pathToFileURL(path.join(repoRoot, 'src', file)).href);
+const { loadConfig } = await src('config/index.ts');
+const { openApp } = await src('app/context.ts');
+const { createLogger } = await src('app/logger.ts');
+const { importFolder } = await src('datasets/import-folder.ts');
+const { ingestImage } = await src('datasets/ingest.ts');
+const { buildDatasetVersion } = await src('datasets/versions.ts');
+const { trainOnDataset } = await src('training/run-training.ts');
+const { datasetParams, trainingParams } = await src('training/params.ts');
+const { loadClassifier } = await src('registry/classifier.ts');
+const { predictStored } = await src('registry/evaluate.ts');
+const { binaryMetrics } = await src('ml/index.ts');
+
+const perClass = Number(process.argv[2] ?? 1000);
+const only = process.argv[3]?.split(',');
+const heldOutFrom = 4000;
+const { TRAINING_PRESETS } = await src('config/presets.ts');
+const presetRow = (name) => {
+  const { summary: _summary, ...training } = TRAINING_PRESETS[name];
+  return { name: `preset ${name}`, training };
+};
+const rows = [
+  ...Object.keys(TRAINING_PRESETS).map(presetRow),
+  { name: 'v1 0.75 + Lite0 + V2 1.0 @288 + TTA', training: { backbone: 'mobilenet_v2_1.0', ensemble: ['efficientnet_lite0', 'mobilenet_v1_0.75'], backboneImageSize: 288, tta: true } },
+].filter((row) => !only || only.some((name) => row.name.includes(name)));
+
+const work = fs.mkdtempSync(path.join(os.tmpdir(), 'catdog-bench-presets-'));
+const { trainDir, heldOut } = kaggleTrainAndHeldOut(work, perClass, heldOutFrom);
+const loaded = loadConfig({ env: { CATDOG_HOME: path.join(work, 'home'), CATDOG_BACKBONE_DIR: path.join(sharedDir, 'models') }, cwd: work });
+const app = await openApp(loaded, { logger: createLogger('warn') });
+const load = () => os.loadavg()[0].toFixed(1);
+try {
+  await importFolder({ db: app.db, blobs: app.blobs, limits: app.config.images }, trainDir);
+  // Held-out photos go into the blob store unlabelled, so no dataset version ever contains them.
+  const hashes = [];
+  for (const { file } of heldOut) hashes.push((await ingestImage({ db: app.db, blobs: app.blobs, limits: app.config.images }, { bytes: fs.readFileSync(file), label: null, source: 'bench' })).image.hash);
+  const params = datasetParams(app.config);
+  const { version } = await buildDatasetVersion(app, params);
+  const labels = heldOut.map((item) => item.label);
+  const results = [];
+  for (const row of rows) {
+    const loadBefore = load();
+    let started = Date.now();
+    const training = { ...app.config.training, ensemble: [], backboneImageSize: null, tta: false, ...row.training };
+    const outcome = await trainOnDataset(app, { datasetId: version.id, params: trainingParams({ ...app.config, training }, params) });
+    const trainSeconds = (Date.now() - started) / 1000;
+    const classifier = await loadClassifier(app, outcome.model);
+    const pDog = await predictStored(app, classifier, hashes);
+    classifier.dispose();
+    const metrics = binaryMetrics(labels, pDog);
+    const wrong = heldOut.filter((item, i) => (pDog[i] >= 0.5 ? 1 : 0) !== item.label).map((item) => item.name);
+    results.push({ row: row.name, heldOutErrors: wrong.length, heldOutAccuracy: metrics.accuracy, testSplitAccuracy: outcome.metrics.accuracy, trainSeconds, epochs: outcome.epochs.length, loadBefore, loadAfter: load(), wrong });
+    console.error(JSON.stringify(results.at(-1)));
+  }
+  console.log(JSON.stringify({ figure: 'backbone-presets', machine: machine(), trainPhotos: perClass * 2, heldOutPhotos: heldOut.length, rows: results }));
+} finally {
+  await app.close();
+  fs.rmSync(work, { recursive: true, force: true });
+}

@@ -1,0 +1,113 @@
+import type { LayersModel, Tensor } from '@tensorflow/tfjs';
+import type { PixelScaling } from './catalogue.js';
+import { tensorflow } from './tf.js';
+
+type Layer = LayersModel['layers'][number];
+
+/** ImageNet channel means in BGR order, as Keras's `caffe` preprocessing subtracts them. */
+const CAFFE_BGR_MEANS = [103.939, 116.779, 123.68];
+
+/**
+ * Per model input channel `c`: the model wants `scale[c] · x[from[c]] + offset[c]` of the RGB 0..255 pixels `x`
+ * (`from` reorders channels: BGR models read channel 2 first).
+ */
+export interface PixelMap {
+  from: number[];
+  scale: number[];
+  offset: number[];
+}
+
+const PIXEL_MAPS: Record<PixelScaling, PixelMap> = {
+  'x/127.5-1': { from: [0, 1, 2], scale: [1 / 127.5, 1 / 127.5, 1 / 127.5], offset: [-1, -1, -1] },
+  'x/255': { from: [0, 1, 2], scale: [1 / 255, 1 / 255, 1 / 255], offset: [0, 0, 0] },
+  caffe: { from: [2, 1, 0], scale: [1, 1, 1], offset: CAFFE_BGR_MEANS.map((mean) => -mean) },
+  none: { from: [0, 1, 2], scale: [1, 1, 1], offset: [0, 0, 0] },
+};
+
+export const pixelMap = (scaling: PixelScaling): PixelMap => PIXEL_MAPS[scaling];
+
+/**
+ * Whether two maps give the same input within 2% of its range at black and white (a file's quantization states
+ * x/127.5 − 1 as (x − 127)/127.5, for instance).
+ */
+export function samePixelMap(a: PixelMap, b: PixelMap): boolean {
+  return [0, 1, 2].every((c) => {
+    if (a.from[c] !== b.from[c]) return false;
+    const range = Math.abs(a.scale[c]! * 255);
+    return [0, 255].every((x) => Math.abs(a.scale[c]! * x + a.offset[c]! - (b.scale[c]! * x + b.offset[c]!)) <= 0.02 * range);
+  });
+}
+
+/**
+ * How the fed values relate to RGB 0..255 pixels x: `scaled` is catdog's backbone input s = x/127.5 − 1
+ * (x = 127.5·s + 127.5); `raw` is x itself (an imported model takes pixels).
+ */
+const FED = { scaled: { scale: 127.5, offset: 127.5 }, raw: { scale: 1, offset: 0 } } as const;
+
+/**
+ * Rewrites `model`'s first convolution in place so that, fed `fed` values, it computes what it computed on pixels
+ * mapped by `map`. With x = a·v + b for the fed v, the model's channel c is `scale[c]·a·v[from[c]] + (scale[c]·b +
+ * offset[c])`: the factor goes into the kernel, the constant into the bias (or, subtracted, into the moving mean of
+ * a BatchNormalization right after a convolution without bias). Exact away from the image border; at the border,
+ * the convolution's zero padding stands for the value v = 0 instead of the map's zero.
+ */
+export function foldPixelMap(model: LayersModel, map: PixelMap, fed: keyof typeof FED, cannotFold: (reason: string) => Error): void {
+  const factor = map.scale.map((scale) => scale * FED[fed].scale);
+  const constant = map.scale.map((scale, c) => scale * FED[fed].offset + map.offset[c]!);
+  if (factor.every((value) => value === 1) && constant.every((value) => value === 0) && map.from.every((from, c) => from === c)) return;
+  const tf = tensorflow();
+  const conv = firstConvolution(model, cannotFold);
+  const [kernel, bias] = conv.getWeights() as [Tensor, Tensor | undefined];
+  const [height, width, inChannels, outChannels] = kernel.shape as [number, number, number, number];
+  if (inChannels !== 3) throw cannotFold(`its first convolution ${conv.name} reads ${inChannels} channels, not RGB`);
+  const weights = kernel.dataSync() as Float32Array;
+  const folded = new Float32Array(weights.length);
+  const shift = new Float32Array(outChannels);
+  for (let position = 0; position < height * width; position++) {
+    for (let c = 0; c < 3; c++) {
+      for (let out = 0; out < outChannels; out++) {
+        const w = weights[(position * 3 + c) * outChannels + out]!;
+        // The model's channel c reads the fed channel from[c].
+        folded[(position * 3 + map.from[c]!) * outChannels + out] = w * factor[c]!;
+        shift[out] = shift[out]! + w * constant[c]!;
+      }
+    }
+  }
+  const newKernel = tf.tensor(folded, kernel.shape);
+  if (bias) {
+    const newBias = tf.add(bias, tf.tensor1d(shift));
+    conv.setWeights([newKernel, newBias]);
+    newBias.dispose();
+  } else {
+    const batchNorm = onlyConsumer(conv);
+    if (batchNorm?.getClassName() !== 'BatchNormalization') {
+      newKernel.dispose();
+      throw cannotFold(`its first convolution ${conv.name} has no bias and no BatchNormalization after it to take the offset`);
+    }
+    // The folded convolution answers `shift` less than the original: a moving mean smaller by as much makes up for it.
+    const config = batchNorm.getConfig() as { center: boolean; scale: boolean };
+    const normWeights = batchNorm.getWeights();
+    const meanIndex = (config.scale ? 1 : 0) + (config.center ? 1 : 0);
+    const mean = normWeights[meanIndex]!;
+    const shiftedMean = tf.sub(mean, tf.tensor1d(shift));
+    batchNorm.setWeights(normWeights.map((weight, index) => (index === meanIndex ? shiftedMean : weight)));
+    shiftedMean.dispose();
+    conv.setWeights([newKernel]);
+  }
+  newKernel.dispose();
+}
+
+/** The first Conv2D, reached from the image input through zero padding only. */
+function firstConvolution(model: LayersModel, cannotFold: (reason: string) => Error): Layer {
+  let layer = onlyConsumer(model.inputs[0]!.sourceLayer as Layer);
+  while (layer?.getClassName() === 'ZeroPadding2D') layer = onlyConsumer(layer);
+  if (layer?.getClassName() !== 'Conv2D') {
+    throw cannotFold(`its image input feeds ${layer ? `layer ${layer.name} (${layer.getClassName()})` : 'several layers'}, not one Conv2D (zero padding allowed before it)`);
+  }
+  return layer;
+}
+
+function onlyConsumer(layer: Layer): Layer | undefined {
+  const consumers = layer.outboundNodes.map((node) => node.outboundLayer);
+  return consumers.length === 1 ? consumers[0] : undefined;
+}
