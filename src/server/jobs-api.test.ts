@@ -1,8 +1,9 @@
+import { z } from 'zod';
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { skipWithoutShared } from '../../test/support/shared.js';
-import { BullMqJobQueue, type JobInfo, type JobState } from '../jobs/index.js';
+import { BullMqJobQueue, defineJob, handlerFor, type JobInfo, type JobState } from '../jobs/index.js';
 import { startTestServer, type TestServer } from '../../test/support/server.js';
 
 const REDIS_URL = 'redis://127.0.0.1:6379';
@@ -84,7 +85,7 @@ describe.skipIf(skipWithoutShared)('/api/v1/jobs on a Redis queue', () => {
           started();
           ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason as Error));
         }),
-      echo: async (data) => String(data),
+      ...handlerFor(defineJob('echo', z.object({ text: z.string() })), async (data) => data.text),
     });
     await isRunning;
     expect((await json<JobInfo>('/jobs/build-b')).body.state).toBe('active');

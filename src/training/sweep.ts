@@ -128,7 +128,7 @@ function candidateParams(deps: SweepDependencies, combinations: readonly Trainin
       return resolveTrainingParams(deps.config, overrides);
     } catch (error) {
       if (!(error instanceof ConfigError)) throw error;
-      throw new CatdogError('invalid_sweep_grid', `sweep candidate #${index} ${JSON.stringify(overrides)} conflicts with the config: ${error.message}`);
+      throw new CatdogError('invalid_sweep_grid', `sweep candidate #${index} ${JSON.stringify(overrides)} conflicts with ${error.problems.join('; ')}`);
     }
   });
 }
