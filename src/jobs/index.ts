@@ -33,7 +33,7 @@ export function createJobQueue(config: JobQueueConfig, inline: InlineJobQueueOpt
  * The queue the config names (`jobs.kind`): inline jobs run in the process that asks, and are kept in the app's
  * database so that the next process takes over those it leaves unfinished; bullmq ones run on `catdog worker`s.
  */
-export function createAppJobQueue(app: Pick<AppContext, 'config' | 'db' | 'logger'>, inline: Pick<InlineJobQueueOptions, 'adoptIntervalMs'> = {}): JobQueue {
-  return createJobQueue(app.config.jobs, { store: app.db.jobs, logger: app.logger, adoptIntervalMs: inline.adoptIntervalMs ?? app.config.jobs.stalledIntervalMs });
+export function createAppJobQueue(app: Pick<AppContext, 'config' | 'db' | 'logger'>, inline: Pick<InlineJobQueueOptions, 'adoptIntervalMs' | 'holdsProcess'> = {}): JobQueue {
+  return createJobQueue(app.config.jobs, { ...inline, store: app.db.jobs, logger: app.logger, adoptIntervalMs: inline.adoptIntervalMs ?? app.config.jobs.stalledIntervalMs });
 }
 export { defineJob, enqueueJob, handlerFor, type JobDefinition, type PayloadOf } from './job-definition.js';

@@ -37,6 +37,11 @@ export interface InlineJobQueueOptions {
   closeTimeoutMs?: number;
   /** How often a worker looks for jobs a stopped process left in the store; default 30 s. */
   adoptIntervalMs?: number;
+  /**
+   * A process that exists to run this queue's jobs (`catdog worker`): looking for jobs keeps it running. Elsewhere
+   * (the CLI, tests) the queue never holds its process open.
+   */
+  holdsProcess?: boolean;
   /** Told about what no caller hears of, such as a job's outcome that could not be saved. */
   logger?: Pick<Logger, 'warn' | 'error'>;
 }
@@ -82,6 +87,7 @@ export class InlineJobQueue implements JobQueue {
   private readonly closeTimeoutMs: number;
   private readonly adoptIntervalMs: number;
   private readonly logger: Pick<Logger, 'warn' | 'error'> | undefined;
+  private readonly holdsProcess: boolean;
 
   constructor(options: InlineJobQueueOptions = {}) {
     this.store = options.store ?? new MemoryJobStore();
@@ -89,6 +95,7 @@ export class InlineJobQueue implements JobQueue {
     this.closeTimeoutMs = options.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS;
     this.adoptIntervalMs = options.adoptIntervalMs ?? DEFAULT_ADOPT_INTERVAL_MS;
     this.logger = options.logger;
+    this.holdsProcess = options.holdsProcess ?? false;
   }
 
   async enqueue<T>(name: string, data: T, options: EnqueueOptions = {}): Promise<JobInfo<T>> {
@@ -165,7 +172,7 @@ export class InlineJobQueue implements JobQueue {
     this.adoptTimer = setInterval(() => {
       this.adoptAbandoned().catch((error: unknown) => this.logger?.warn({ err: error }, 'looking for jobs left by stopped processes failed'));
     }, this.adoptIntervalMs);
-    this.adoptTimer.unref();
+    if (!this.holdsProcess) this.adoptTimer.unref();
     this.pump();
   }
 

@@ -44,7 +44,7 @@ export function registerWorkerCommand(program: Command, globals: () => GlobalOpt
       const app = await openApp(loaded);
       // In-process jobs live in the app database: a worker on it (the server's own worker process) looks for new ones
       // often, since no broker tells it about them.
-      const queue = app.config.jobs.kind === 'inline' ? createAppJobQueue(app, { adoptIntervalMs: INLINE_POLL_MS }) : createAppJobQueue(app);
+      const queue = app.config.jobs.kind === 'inline' ? createAppJobQueue(app, { adoptIntervalMs: INLINE_POLL_MS, holdsProcess: true }) : createAppJobQueue(app);
       const workerId = `${hostname()}-${process.pid}`;
       const concurrency = options.concurrency ?? app.config.jobs.concurrency;
       try {

@@ -1,0 +1,122 @@
+// Issue 13's figure: how `catdog serve` answers while it trains. The built CLI serves on embedded defaults (its own
+// worker process trains); health checks and predictions are timed idle, then while a CNN training started through the
+// API runs. Prints p50/p99 of both and the ratios to idle.
+//   node bench/serving-during-training.mjs [photosPerClass=150] [epochs=4]
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { machine, ratio, repoRoot, requireShared, sharedDir } from './lib.mjs';
+
+requireShared();
+const perClass = Number(process.argv[2] ?? 150);
+const epochs = Number(process.argv[3] ?? 4);
+const cli = path.join(repoRoot, 'dist', 'cli', 'main.js');
+const home = fs.mkdtempSync(path.join(os.tmpdir(), 'catdog-bench-serving-'));
+const env = {
+  ...process.env,
+  CATDOG_HOME: home,
+  CATDOG_BACKBONE_URL: path.join(sharedDir, 'models', 'mobilenet_v1_0.75_224', 'model.json'),
+  CATDOG_TRAINING__PRESET: 'fast',
+  CATDOG_SERVER__LOCAL_VIEWER: 'false',
+  CATDOG_LOG_LEVEL: 'warn',
+};
+const photos = (label, count, from) => fs.readdirSync(path.join(sharedDir, 'data', 'kaggle-dev', label))
+  .filter((name) => Number(name.split('.')[1]) >= from)
+  .sort((a, b) => Number(a.split('.')[1]) - Number(b.split('.')[1]))
+  .slice(0, count)
+  .map((name) => path.join(sharedDir, 'data', 'kaggle-dev', label, name));
+
+function run(args) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [cli, ...args], { env, cwd: home });
+    let out = '';
+    child.stdout.on('data', (chunk) => (out += chunk));
+    child.once('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`catdog ${args.join(' ')} exited ${code}`))));
+  });
+}
+
+function percentile(values, p) {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+
+const timed = async (request) => {
+  const started = performance.now();
+  const response = await request();
+  await response.arrayBuffer();
+  if (!response.ok) throw new Error(`HTTP ${response.status}`);
+  return performance.now() - started;
+};
+
+async function sample(url, token, photo, keepGoing) {
+  const health = [];
+  const predictions = [];
+  const body = () => {
+    const form = new FormData();
+    form.append('file', new Blob([fs.readFileSync(photo)]), path.basename(photo));
+    return form;
+  };
+  while (await keepGoing()) {
+    health.push(await timed(() => fetch(`${url}/api/v1/health`)));
+    predictions.push(await timed(() => fetch(`${url}/api/v1/predictions`, { method: 'POST', body: body(), headers: { Authorization: `Bearer ${token}` } })));
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  return { health, predictions };
+}
+
+const folder = path.join(home, 'photos');
+for (const label of ['cat', 'dog']) {
+  fs.mkdirSync(path.join(folder, label), { recursive: true });
+  for (const file of photos(label, perClass, 0)) fs.symlinkSync(file, path.join(folder, label, path.basename(file)));
+}
+await run(['dataset', 'import', folder]);
+await run(['dataset', 'build']);
+const token = JSON.parse(await run(['token', 'create', '--role', 'admin', '--json'])).secret;
+const server = spawn(process.execPath, [cli, 'serve', '--port', '0'], { env, cwd: home, stdio: ['ignore', 'pipe', 'inherit'] });
+const url = await new Promise((resolve) => {
+  let out = '';
+  server.stdout.on('data', (chunk) => {
+    out += chunk;
+    const match = /catdog listening on (http:\/\/\S+)/.exec(out);
+    if (match) resolve(match[1]);
+  });
+});
+try {
+  const photo = photos('cat', 1, 4000)[0];
+  for (let warm = 0; warm < 5; warm += 1) await timed(() => fetch(`${url}/api/v1/health`));
+  let idleRounds = 0;
+  const idle = await sample(url, token, photo, async () => idleRounds++ < 40);
+  const started = await fetch(`${url}/api/v1/training-runs`, {
+    method: 'POST',
+    headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
+    body: JSON.stringify({ architecture: 'cnn', epochs }),
+  });
+  const { id } = await started.json();
+  const status = async () => (await (await fetch(`${url}/api/v1/training-runs/${id}`, { headers: { Authorization: `Bearer ${token}` } })).json()).status;
+  while ((await status()) === 'queued') await new Promise((resolve) => setTimeout(resolve, 100));
+  const during = await sample(url, token, photo, async () => (await status()) === 'running');
+  const finalStatus = await status();
+  const row = (what, values) => ({ p50: percentile(values, 50), p99: percentile(values, 99), n: values.length, what });
+  const result = {
+    machine: machine(),
+    training: { architecture: 'cnn', epochs, photos: perClass * 2, status: finalStatus },
+    idle: { health: row('health', idle.health), prediction: row('prediction', idle.predictions) },
+    duringTraining: { health: row('health', during.health), prediction: row('prediction', during.predictions) },
+  };
+  result.ratios = {
+    healthP99DuringVsIdle: ratio(result.duringTraining.health.p99, result.idle.health.p99),
+    predictionP50DuringVsIdle: ratio(result.duringTraining.prediction.p50, result.idle.prediction.p50),
+  };
+  console.log(JSON.stringify(result, null, 2));
+  console.log(
+    `health p50/p99 idle ${result.idle.health.p50.toFixed(1)}/${result.idle.health.p99.toFixed(1)} ms, during training ` +
+      `${result.duringTraining.health.p50.toFixed(1)}/${result.duringTraining.health.p99.toFixed(1)} ms (target p99 <= 100 ms); ` +
+      `prediction p50 idle ${result.idle.prediction.p50.toFixed(1)} ms, during ${result.duringTraining.prediction.p50.toFixed(1)} ms = ` +
+      `${result.ratios.predictionP50DuringVsIdle.toFixed(2)}x idle (target <= 2x)`,
+  );
+} finally {
+  server.kill('SIGTERM');
+  await new Promise((resolve) => server.once('exit', resolve));
+  fs.rmSync(home, { recursive: true, force: true });
+}
