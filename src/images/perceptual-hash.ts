@@ -19,7 +19,9 @@ const SMOOTHING_SIDE = 32;
  * horizontal neighbour pair (is the left one brighter?). Resizing and re-encoding move few bits.
  */
 export async function perceptualHash(bytes: Uint8Array): Promise<PerceptualHash> {
-  const smooth = await sharp(bytes, { limitInputPixels: false })
+  // Called on photos already inspected within the limits; a prediction's photo may decode with warnings, and its grey
+  // fill still hashes.
+  const smooth = await sharp(bytes, { limitInputPixels: false, failOn: 'none' })
     .rotate()
     .flatten({ background: '#ffffff' })
     .greyscale()
