@@ -8,7 +8,6 @@ import { CatdogError } from '../errors.js';
 import type { BinaryMetrics } from '../ml/index.js';
 import { loadClassifier } from '../registry/classifier.js';
 import { evaluateOnSplit } from '../registry/evaluate.js';
-import { promoteIfBetter } from '../registry/promotion.js';
 import { resolveTrainingParams, trainingParamsSchema } from '../training/params.js';
 import { finalizeCandidate, trainCandidate } from '../training/run-training.js';
 import { catdogComponents } from './catdog-pipeline.js';
@@ -159,7 +158,10 @@ const train: Implementation = async (app, inputs, outputPaths, log, signal) => {
   const dataset = await readArtifact(stringInput(inputs, 'dataset'), datasetArtifactSchema, 'dataset');
   const version = await app.db.datasets.get(dataset.datasetId);
   if (!version) throw new CatdogError('not_found', `dataset version ${dataset.datasetId} of the dataset artifact does not exist in this database`, 404);
+  // The image size build-dataset was given (the pipeline's imageSize parameter) is this run's.
+  const builtSize = version.params.imageSize;
   const params = resolveTrainingParams(app.config, {
+    ...(typeof builtSize === 'number' && { imageSize: builtSize }),
     architecture: architectureOf(stringInput(inputs, 'architecture')),
     epochs: numberInput(inputs, 'epochs'),
     learningRate: numberInput(inputs, 'learningRate'),

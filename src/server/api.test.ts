@@ -271,9 +271,23 @@ describe.skipIf(skipWithoutShared)('REST API', () => {
     expect((await json<{ imageCount: number }>(`/api/v1/datasets/${before.id}`)).body.imageCount).toBe(before.imageCount);
   });
 
+  it('cancels a training through its run: it ends cancelled and registers nothing', async () => {
+    const modelsBefore = (await t.app.db.models.list()).length;
+    const started = await json<{ id: string; jobId: string }>('/api/v1/training-runs', post({ architecture: 'cnn', epochs: 200 }));
+    expect(started.status, JSON.stringify(started.body)).toBe(202);
+    expect(started.body.jobId).toBe(`train-${started.body.id}`);
+    const cancelled = await json<{ id: string }>(`/api/v1/training-runs/${started.body.id}/cancel`, { method: 'POST' });
+    expect(cancelled.status, JSON.stringify(cancelled.body)).toBe(202);
+    await expect.poll(async () => (await t.app.db.runs.get(started.body.id))?.status, { timeout: 60_000 }).toBe('cancelled');
+    expect((await json<{ state: string }>(`/api/v1/jobs/${started.body.jobId}`)).body.state).toBe('cancelled');
+    expect((await t.app.db.models.list()).length).toBe(modelsBefore);
+    const again = await json<ErrorJson>(`/api/v1/training-runs/${started.body.id}/cancel`, { method: 'POST' });
+    expect([again.status, again.body.error.code]).toEqual([409, 'run_not_cancellable']);
+  });
+
   it('trains in the background, streams epochs over SSE, registers and serves the new model', async () => {
     const started = await json<{ id: string; status: string }>('/api/v1/training-runs', post({ epochs: 2 }));
-    expect(started.status).toBe(202);
+    expect(started.status, JSON.stringify(started.body)).toBe(202);
     expect(started.body.status).toBe('queued');
 
     const stream = await fetch(t.url(`/api/v1/training-runs/${started.body.id}/events`));

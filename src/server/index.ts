@@ -68,13 +68,15 @@ export async function startServer(app: AppContext, options: StartOptions): Promi
   // Jobs never run on this event loop: bullmq ones on `catdog worker`s, inline ones in a worker process of our own.
   const worker = jobs.kind === 'inline' && options.worker ? new WorkerProcess(options.worker, app.logger) : undefined;
   if (jobs.kind === 'inline' && !worker) app.logger.warn('no job worker process: queued trainings and imports wait for a `catdog worker` on this database');
-  worker?.start();
+
   const retraining = app.config.retraining.enabled ? new RetrainingTrigger(app, jobs) : undefined;
   retraining?.start();
   const closing = new AbortController();
   const hono = createServer(app, { web: options.web, models, jobs, ...(retraining && { retraining }), closing: closing.signal });
   const server = serve({ fetch: hono.fetch, port: options.port, hostname: app.config.server.host, serverOptions: { keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS } });
   const address = await listen(server);
+  // Started once the port is ours: a server that cannot listen leaves no worker behind.
+  worker?.start();
   models.startWatching();
 
   const url = `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;

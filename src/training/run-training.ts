@@ -35,6 +35,7 @@ import { registerAndPromote, type PromotionDecision } from '../registry/promotio
 import type { BlobStore } from '../storage/index.js';
 import { featureBatches, pixelBatches } from './batches.js';
 import { thisProcessOwner } from '../app/process-owner.js';
+import { CANCELLED_REASON } from '../jobs/index.js';
 import { featuresFor, type FeatureVariant } from '../ml/feature-cache.js';
 import type { FineTuneParams, TrainingParams } from './params.js';
 
@@ -127,7 +128,7 @@ function neitherReference(trainFeatures: Float32Array[], trainLabels: number[], 
  * blocks' activations below the cut (per image and augmentation variant), the head's features are the pretrained
  * top blocks run on them, and the activations are kept for the second phase.
  */
-async function prepareTransfer(deps: TrainingDependencies, manifest: DatasetManifest, params: TrainingParams, emit: (event: TrainingEvent) => void, runId: string): Promise<Trainable> {
+async function prepareTransfer(deps: TrainingDependencies, manifest: DatasetManifest, params: TrainingParams, emit: (event: TrainingEvent) => void, runId: string, signal?: AbortSignal): Promise<Trainable> {
   const { tf } = await initTensorflow();
   const sources = [params.backbone, ...(params.ensemble ?? [])];
   const inputSize = params.backboneImageSize ?? undefined;
@@ -143,7 +144,10 @@ async function prepareTransfer(deps: TrainingDependencies, manifest: DatasetMani
   const variant = anyAugmentation(params.augmentation) ? augmentationVariant(params.augmentation, backbone.inputSize, params.seed) : undefined;
   const total = trainItems.length * (variant ? 2 : 1) + validationItems.length;
   let offset = 0;
-  const progress = ({ done }: { done: number }) => emit({ type: 'stage', runId, stage: 'features', done: offset + done, total });
+  const progress = ({ done }: { done: number }) => {
+    signal?.throwIfAborted();
+    emit({ type: 'stage', runId, stage: 'features', done: offset + done, total });
+  };
   const collect = async (items: ManifestEntry[], featureVariant?: FeatureVariant) => {
     const outputs = await featuresFor(deps, extractor, items.map((item) => item.hash), { variant: featureVariant, onProgress: progress });
     offset += items.length;
@@ -287,9 +291,10 @@ async function asRun<T>(
     await deps.db.runs.finish(run.id, outcome);
     return value;
   } catch (error) {
-    const message = (error as Error).message;
-    const status = request.signal?.aborted ? 'cancelled' : 'failed';
-    await deps.db.runs.finish(run.id, { status, error: message });
+    // Only a cancel ends a run cancelled; a worker shutting down interrupts it, and the job's next attempt opens another.
+    const cancelled = request.signal?.aborted === true && request.signal.reason === CANCELLED_REASON;
+    const message = request.signal?.aborted && !cancelled ? `interrupted: ${String(request.signal.reason)}` : (error as Error).message;
+    await deps.db.runs.finish(run.id, { status: cancelled ? 'cancelled' : 'failed', error: message });
     emit({ type: 'failed', runId: run.id, error: message });
     throw error;
   }
@@ -305,7 +310,7 @@ async function trainModel(deps: TrainingDependencies, request: TrainingRequest, 
   let trainable: Trainable | undefined;
   try {
     trainable = params.architecture === 'mobilenet'
-      ? await prepareTransfer(deps, manifest, params, emit, runId)
+      ? await prepareTransfer(deps, manifest, params, emit, runId, request.signal)
       : await prepareCnn(deps, manifest, params, emit, runId);
 
     emit({ type: 'stage', runId, stage: 'training' });
@@ -433,6 +438,8 @@ export async function trainOnDataset(deps: TrainingDependencies, request: Traini
   const started = Date.now();
   return asRun(deps, request, async (runId, emit) => {
     const { candidate, fineTuned } = await trainModel(deps, request, runId, emit);
+    // A cancel that came after the last epoch still registers nothing.
+    request.signal?.throwIfAborted();
     const { model, metrics, promotion } = await finalizeCandidate(deps, candidate, { actor: request.actor ?? 'training', emit });
     emit({ type: 'finished', runId, modelId: model.id, metrics, promotion });
     const { bestEpoch } = candidate.validation;

@@ -31,7 +31,9 @@ export async function startTraining(app: ServiceApp, jobs: JobQueue, submission:
   const jobId = trainingJobId(runId);
   const pending = await app.db.runs.create({ id: runId, datasetId, params: { ...params }, codeVersion: app.codeVersion, owner: thisProcessOwner(), jobId });
   try {
-    await enqueueJob(jobs, trainJob, { runId: pending.id, datasetId, params }, { jobId });
+    // One attempt: a deterministic failure must not train three times behind the run the caller follows. A worker
+    // that dies mid-run still hands the job on (stalled-job recovery), which opens a new run.
+    await enqueueJob(jobs, trainJob, { runId: pending.id, datasetId, params }, { jobId, attempts: 1 });
   } catch (error) {
     await app.db.runs.finish(pending.id, { status: 'failed', error: `could not be queued: ${(error as Error).message}` });
     throw error;
@@ -56,4 +58,16 @@ export async function cancelTraining(app: Pick<AppContext, 'db'>, jobs: JobQueue
   const after = await app.db.runs.get(runId);
   if (after?.status === 'queued') return app.db.runs.finish(runId, { status: 'cancelled', error: 'cancelled before it started' });
   return after ?? run;
+}
+
+/**
+ * After a training's job was cancelled by its id (the Jobs page, `POST /jobs/{id}/cancel`): a run that never started
+ * is recorded cancelled, as `cancelTraining` does; one that started records its own end.
+ */
+export async function settleCancelledTrainingJob(app: Pick<AppContext, 'db'>, job: { name: string; data: unknown }): Promise<void> {
+  if (job.name !== trainJob.name) return;
+  const payload = trainJob.payload.safeParse(job.data);
+  if (!payload.success) return;
+  const run = await app.db.runs.get(payload.data.runId);
+  if (run?.status === 'queued') await app.db.runs.finish(run.id, { status: 'cancelled', error: 'cancelled before it started' });
 }

@@ -8,6 +8,7 @@ import { findModel } from '../registry/resolve.js';
 import type { ServerDeps } from '../server/context.js';
 import { datasetParamsFrom } from '../server/dataset-tools.js';
 import { CANCEL_JOB_ROLE, cancelQueuedJob } from '../jobs/cancel.js';
+import { settleCancelledTrainingJob } from '../training/service.js';
 import { promoteAndServe } from '../serving/promote.js';
 import { html, type SafeHtml } from './html.js';
 import { reviewerOf } from '../server/routes/predictions.js';
@@ -114,6 +115,7 @@ export function webRoutes(deps: ServerDeps): Hono {
     let notice: JobsView['notice'];
     try {
       const job = await cancelQueuedJob(deps.jobs, c.req.param('id'));
+      await settleCancelledTrainingJob(deps.app, job);
       notice = { kind: 'ok', text: job.state === 'cancelled' ? `Cancelled ${job.id}.` : `Asked the worker running ${job.id} to stop.` };
     } catch (error) {
       if (!(error instanceof CatdogError)) throw error;

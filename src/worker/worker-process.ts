@@ -14,8 +14,8 @@ const MAX_RESTART_DELAY_MS = 30_000;
 const FIRST_RESTART_DELAY_MS = 1_000;
 /** A worker that ran this long before it died counts as healthy: its next restart waits the first delay again. */
 const HEALTHY_RUN_MS = 60_000;
-/** SIGTERM lets a running job finish for the queue's close timeout (10 s) and go back to waiting; then it is killed. */
-const STOP_GRACE_MS = 20_000;
+/** SIGTERM lets a running job finish for the queue's close timeout (10 s, twice at most) and go back to waiting; then it is killed. */
+const STOP_GRACE_MS = 25_000;
 
 /**
  * The server's own job worker on embedded defaults: `catdog worker` in a child process, so training and imports run

@@ -1,6 +1,7 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import { NotFoundError } from '../../errors.js';
 import { CANCEL_JOB_ROLE, cancelQueuedJob } from '../../jobs/cancel.js';
+import { settleCancelledTrainingJob } from '../../training/service.js';
 import { JOB_STATES, type JobState } from '../../jobs/index.js';
 import { routeGroup, type ServerDeps } from '../context.js';
 import { errorResponse, jsonContent } from '../schemas.js';
@@ -75,7 +76,7 @@ const cancelJobRoute = createRoute({
   },
 });
 
-export function jobRoutes({ jobs }: ServerDeps) {
+export function jobRoutes({ app, jobs }: ServerDeps) {
   const routes = routeGroup();
 
   routes.openapi(listJobs, async (c) => {
@@ -91,7 +92,11 @@ export function jobRoutes({ jobs }: ServerDeps) {
     return c.json(job, 200);
   });
 
-  routes.openapi(cancelJobRoute, async (c) => c.json({ cancelled: true as const, job: await cancelQueuedJob(jobs, c.req.valid('param').id) }, 202));
+  routes.openapi(cancelJobRoute, async (c) => {
+    const job = await cancelQueuedJob(jobs, c.req.valid('param').id);
+    await settleCancelledTrainingJob(app, job);
+    return c.json({ cancelled: true as const, job }, 202);
+  });
 
   return routes;
 }

@@ -9,7 +9,7 @@ import { EpochSchema, errorResponse, jsonContent, pagingQuery, RunSchema, StartR
 
 const IdParam = z.object({ id: z.string().min(1).openapi({ param: { name: 'id', in: 'path' }, example: 'run_0123456789abcdef' }) });
 const KEEPALIVE_MS = 15_000;
-/** Runs this process does not hold in memory (an earlier process, the CLI) are followed through the database. */
+/** Runs are trained by worker processes: the server follows them through the database. */
 const DATABASE_POLL_MS = 1_000;
 
 const startRun = createRoute({
@@ -123,7 +123,7 @@ export function trainingRoutes({ app, jobs, closing }: ServerDeps) {
     };
     while (!stop.aborted) {
       const [run, epochs] = await Promise.all([findRun(runId), app.db.runs.epochs(runId)]);
-      if (!startedSent && run.status !== 'queued') {
+      if (!startedSent && run.startedAt !== null) {
         await writeEvent('started', { runId, datasetId: run.datasetId, params: run.params });
         startedSent = true;
       }

@@ -76,9 +76,9 @@
     source.addEventListener('started', () => (status.textContent = `run ${runId}: started`));
     source.addEventListener('stage', (event) => {
       const stage = JSON.parse(event.data);
-      const count = stage.total ? ` ${stage.done ?? 0}/${stage.total}` : '';
-      status.textContent = `run ${runId}: ${stage.stage}${count}`;
-      showProgress(stage.done ?? 0, stage.total);
+      // The worker reports what it does and how far the whole run is (fraction of 1).
+      status.textContent = `run ${runId}: ${stage.stage}`;
+      showProgress(stage.fraction ?? 0, 1);
     });
     source.addEventListener('epoch', (event) => {
       const epoch = JSON.parse(event.data);
