@@ -298,7 +298,8 @@ describe.skipIf(skipWithoutShared)('REST API', () => {
     expect(epochs.length).toBeGreaterThanOrEqual(1);
     expect(epochs[0]!.data).toMatchObject({ runId: started.body.id, epoch: 1, totalEpochs: 2 });
     for (const key of ['loss', 'accuracy', 'valLoss', 'valAccuracy', 'etaMs']) expect(typeof epochs[0]!.data[key]).toBe('number');
-    expect(events.some((event) => event.event === 'stage')).toBe(true);
+    // Stages are the worker's progress as the database last saw it: a short run may end between two looks.
+    expect(events[0]!.event).toBe('started');
 
     // A late subscriber gets the whole history replayed, ending with the outcome.
     const replay = await readEvents(await fetch(t.url(`/api/v1/training-runs/${started.body.id}/events`)), () => false);

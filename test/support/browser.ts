@@ -140,16 +140,17 @@ export function startCatdog(home: string, args: string[], env: Record<string, st
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  let stderr = '';
-  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  // `serve` announces itself on stdout; the log (where `worker` says it is ready) goes to stderr.
+  let output = '';
   return new Promise((resolve, reject) => {
-    let stdout = '';
-    child.stdout!.on('data', (chunk: Buffer) => {
-      stdout += chunk.toString();
-      const match = ready.exec(stdout);
+    const look = (chunk: Buffer) => {
+      output += chunk.toString();
+      const match = ready.exec(output);
       if (match) resolve({ child, match });
-    });
-    child.once('exit', (code) => reject(new Error(`catdog ${args[0]} exited with ${code}: ${stderr}`)));
+    };
+    child.stdout!.on('data', look);
+    child.stderr!.on('data', look);
+    child.once('exit', (code) => reject(new Error(`catdog ${args[0]} exited with ${code}: ${output}`)));
   });
 }
 

@@ -43,10 +43,13 @@ export function modelsRepository(db: Kysely<Schema>) {
     return withConflictRetry(db, async (trx) => {
       const model = await trx.selectFrom('models').select('id').where('id', '=', id).executeTakeFirst();
       if (!model) throw new NotFoundError('model', id);
-      const previousModelId = (await latestPromotion(trx))?.model_id ?? null;
+      const latest = await latestPromotion(trx);
+      const previousModelId = latest?.model_id ?? null;
       if (!stillExpected(previousModelId)) return undefined;
       const row = {
-        id: await nextNumber(trx, ['model_promotions', 'id']),
+        // The number after the promotion just read, not max + 1 read later: a promotion committed since takes this
+        // number first, the key refuses this one, and the retry reads the new serving model.
+        id: (latest?.id ?? 0) + 1,
         model_id: id,
         promoted_at: nowIso(),
         reason,

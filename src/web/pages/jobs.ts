@@ -56,8 +56,8 @@ export async function jobsSection({ jobs }: ServerDeps, view: JobsView): Promise
 ${view.notice ? html`<p class="notice ${view.notice.kind}" role="status">${view.notice.text}</p>` : ''}
 ${items.length === 0
     ? html`<p class="muted">No ${view.state ?? ''} job${view.state ? '' : ' yet'}.</p>`
-    : html`<table id="job-table">
-<thead><tr><th>job</th><th>state</th><th>progress</th><th>attempts</th><th>created</th><th>finished</th><th>error</th><th></th></tr></thead>
+    : html`<table id="job-table" tabindex="0">
+<thead><tr><th>job</th><th>state</th><th>progress</th><th>attempts</th><th>created</th><th>finished</th><th>error</th><th>action</th></tr></thead>
 <tbody>${items.map((job) => jobRow(job, view))}</tbody></table>`}
 </section>`;
 }

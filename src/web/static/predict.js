@@ -111,6 +111,6 @@
   });
   // Photos from elsewhere on the page (camera.js): classified like an upload; the sender may await `classified`.
   document.addEventListener('catdog:classify-photo', (event) => {
-    event.detail.classified = classify(event.detail.file);
+    event.detail.classified = classifyAll([event.detail.file]);
   });
 })();
