@@ -83,9 +83,9 @@ function form(files: string[], label: string): FormData {
   return body;
 }
 
-async function waitForRun(url: string, runId: string, auth: Record<string, string>): Promise<{ status: string; modelId: string | null }> {
+async function waitForRun(url: string, runId: string, auth: Record<string, string>): Promise<{ status: string; modelId: string | null; error?: string | null }> {
   for (;;) {
-    const run = (await (await fetch(`${url}/api/v1/training-runs/${runId}`, { headers: auth })).json()) as { status: string; modelId: string | null };
+    const run = (await (await fetch(`${url}/api/v1/training-runs/${runId}`, { headers: auth })).json()) as { status: string; modelId: string | null; error?: string | null };
     if (run.status !== 'queued' && run.status !== 'running') return run;
     await new Promise((resolve) => setTimeout(resolve, 500));
   }
@@ -142,7 +142,7 @@ describe.skipIf(skipBrowser).each([
       body: JSON.stringify({ epochs: 2 }),
     })).json()) as { id: string };
     const run = await waitForRun(server.url, started.id, auth());
-    expect(run.status).toBe('succeeded');
+    expect(run.status, JSON.stringify(run)).toBe('succeeded');
     firstModelId = run.modelId!;
     browser = await launchChromium();
     page = await browser.newPage({ viewport: { width: 1100, height: 900 } });

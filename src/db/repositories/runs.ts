@@ -118,7 +118,8 @@ export function runsRepository(db: Kysely<Schema>, dialect: Dialect) {
           accuracy: epoch.accuracy,
           val_loss: epoch.valLoss,
           val_accuracy: epoch.valAccuracy,
-          duration_ms: epoch.durationMs,
+          // Integer milliseconds: PostgreSQL and MySQL refuse a fraction in an integer column, SQLite keeps it.
+          duration_ms: Math.round(epoch.durationMs),
           total_epochs: epoch.totalEpochs ?? null,
         })
         .execute();

@@ -61,7 +61,7 @@ export function versionsSection(versions: DatasetVersionRow[], notice?: { kind: 
 ${notice ? html`<p class="notice ${notice.kind}" role="status">${notice.text}</p>` : ''}
 ${versions.length === 0
     ? html`<p class="muted">No version yet: label some photos, then build one below.</p>`
-    : html`<table><thead><tr><th>version</th><th>created</th><th>images</th><th>image size</th><th>train cat/dog</th><th>test cat/dog</th></tr></thead>
+    : html`<table tabindex="0" aria-label="dataset versions"><thead><tr><th>version</th><th>created</th><th>images</th><th>image size</th><th>train cat/dog</th><th>test cat/dog</th></tr></thead>
 <tbody>${versions.map((version) => {
         const counts = version.counts as unknown as SplitCounts;
         return html`<tr><td>v${version.id}</td><td>${version.createdAt.slice(0, 19).replace('T', ' ')}</td><td>${version.imageCount}</td><td>${String(version.params.imageSize)}</td><td>${counts.train.cat}/${counts.train.dog}</td><td>${counts.test.cat}/${counts.test.dog}</td></tr>`;
