@@ -8,6 +8,11 @@ export default class SummaryLineReporter implements Reporter {
     let skipped = 0;
     for (const testModule of testModules) {
       if (testModule.state() === 'failed' && [...testModule.children.allTests()].length === 0) failed += 1;
+      // A suite whose beforeAll failed leaves its tests skipped: the suite counts as one failure.
+      for (const suite of testModule.children.allSuites()) {
+        const tests = [...suite.children.allTests()];
+        if (suite.state() === 'failed' && tests.length > 0 && tests.every((test) => test.result().state === 'skipped')) failed += 1;
+      }
       for (const test of testModule.children.allTests()) {
         const state = test.result().state;
         if (state === 'passed') passed += 1;
