@@ -5,8 +5,8 @@ import { buildDatasetVersion } from '../datasets/versions.js';
 import { CatdogError } from '../errors.js';
 import { enqueueJob, type JobInfo, type JobQueue } from '../jobs/index.js';
 import { retrainJob } from './jobs.js';
-import { datasetParams, parseTrainingParams, resolveTrainingParams } from './params.js';
-import { finalizeCandidate, trainOnDataset, type TrainingEvent, type TrainingOutcome } from './run-training.js';
+import { datasetParams, resolveTrainingParams } from './params.js';
+import { finalizeCandidate, storedCandidateOf, trainOnDataset, type TrainingEvent, type TrainingOutcome } from './run-training.js';
 
 /** The lock every retraining holds while it runs, on whichever worker: two never overlap. */
 export const RETRAIN_LOCK = 'retrain';
@@ -138,8 +138,7 @@ export async function retrain(
     const registered = modelId === undefined ? undefined : await app.db.models.get(modelId);
     if (registered?.runId) {
       // An earlier attempt of this job trained and registered the model: decide its promotion again, train nothing.
-      const candidate = { runId: registered.runId, datasetId: registered.datasetId, modelId: registered.id, artifactPrefix: registered.artifactPrefix, params: parseTrainingParams(registered.params, `model ${registered.id}`) };
-      const { metrics, promotion } = await finalizeCandidate(app, candidate, { actor: 'retraining' });
+      const { metrics, promotion } = await finalizeCandidate(app, storedCandidateOf(registered, registered.runId), { actor: 'retraining' });
       return { retrained: true, datasetId: version.id, training: { runId: registered.runId, modelId: registered.id, metrics, promotion } };
     }
     training.signal?.throwIfAborted();

@@ -37,7 +37,7 @@ import { featureBatches, pixelBatches } from './batches.js';
 import { thisProcessOwner } from '../app/process-owner.js';
 import { CANCELLED_REASON } from '../jobs/index.js';
 import { featuresFor, type FeatureVariant } from '../ml/feature-cache.js';
-import type { FineTuneParams, TrainingParams } from './params.js';
+import { parseTrainingParams, type FineTuneParams, type TrainingParams } from './params.js';
 
 /** What the fine-tuning phase did, recorded in the run's metrics. */
 export interface FineTuneSummary {
@@ -467,6 +467,11 @@ export async function trainCandidate(deps: TrainingDependencies, request: Traini
 
 /** What finalizing needs of a stored model: where its files are and how it was trained. */
 export type StoredCandidate = Pick<CandidateOutcome, 'runId' | 'datasetId' | 'modelId' | 'artifactPrefix' | 'params'>;
+
+/** The stored model behind a registered row, as `finalizeCandidate` takes it to decide its promotion again. */
+export function storedCandidateOf(model: ModelRow, runId: string): StoredCandidate {
+  return { runId, datasetId: model.datasetId, modelId: model.id, artifactPrefix: model.artifactPrefix, params: parseTrainingParams(model.params, `model ${model.id}`) };
+}
 
 const MODEL_NAME_SUFFIX: Record<string, string> = { sweep: ' (sweep winner)', pipeline: ' (pipeline)' };
 

@@ -9,7 +9,7 @@ import { modelIdForJob, openAttemptRun, settleEarlierAttempts } from '../trainin
 import { candidateSummarySchema, finalizeCandidateJob, retrainJob, trainCandidateJob, trainJob, type CandidateSummary, type FinalizeCandidateResult } from '../training/jobs.js';
 import { datasetParams, parseTrainingParams } from '../training/params.js';
 import { retrain } from '../training/retraining.js';
-import { finalizeCandidate, trainCandidate, trainOnDataset, type TrainingEvent } from '../training/run-training.js';
+import { finalizeCandidate, storedCandidateOf, trainCandidate, trainOnDataset, type TrainingEvent } from '../training/run-training.js';
 
 /** Progress reports go to Redis or the database; per-image feature progress would flood them, so reports are spaced out. */
 const PROGRESS_INTERVAL_MS = 500;
@@ -57,15 +57,6 @@ function trainResult(runId: string, model: ModelRow, promotion: { promoted: bool
   return { runId, modelId: model.id, modelVersion: model.version, metrics: model.metrics, promotion: { promoted: promotion.promoted, reason: promotion.reason } };
 }
 
-/** The stored model behind a registered row, for deciding its promotion again. */
-const storedCandidateOf = (model: ModelRow, run: Pick<RunRow, 'id'>) => ({
-  runId: run.id,
-  datasetId: model.datasetId,
-  modelId: model.id,
-  artifactPrefix: model.artifactPrefix,
-  params: parseTrainingParams(model.params, `model ${model.id}`),
-});
-
 /** The candidate an earlier attempt of the same job stored, as its run recorded it. */
 async function recordedCandidate(app: AppContext, run: RunRow): Promise<CandidateSummary> {
   const metrics = candidateSummarySchema.pick({ validation: true }).extend({ candidate: candidateSummarySchema.pick({ modelId: true, artifactPrefix: true }) }).parse(run.metrics);
@@ -111,7 +102,7 @@ export function jobHandlers(app: AppContext, queue: JobQueue): Record<string, Jo
       const registered = await app.db.models.get(modelId);
       if (registered !== undefined) {
         // An earlier attempt registered the model and died before it recorded the end of its run: decide the promotion again.
-        const { promotion } = await finalizeCandidate(app, storedCandidateOf(registered, earlier ?? { id: registered.runId ?? data.runId }), { actor: `job:${ctx.id}` });
+        const { promotion } = await finalizeCandidate(app, storedCandidateOf(registered, earlier?.id ?? registered.runId ?? data.runId), { actor: `job:${ctx.id}` });
         return trainResult(earlier?.id ?? registered.runId ?? data.runId, registered, promotion);
       }
       const run = await openAttemptRun(app, ctx.id, data.datasetId, data.params, data.runId);
