@@ -263,5 +263,19 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
         }
       },
     },
+    '0008_job_locks': {
+      // The in-process queue's named locks lived in one process's memory, but its jobs run in another one (the
+      // server's worker process, or several `catdog worker`s on one database): a lock every process sees.
+      async up(db) {
+        await createTable(db, 'job_locks')
+          .addColumn('name', 'varchar(200)', (col) => col.primaryKey())
+          .addColumn('holder', 'varchar(200)', (col) => col.notNull())
+          .addColumn('expires_at', time, (col) => col.notNull())
+          .execute();
+      },
+      async down(db) {
+        await db.schema.dropTable('job_locks').execute();
+      },
+    },
   };
 }

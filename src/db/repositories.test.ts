@@ -236,6 +236,7 @@ describe.each(['sqlite', 'postgres', 'mysql'] as const)('repositories on %s', (d
   beforeEach(async () => {
     for (const table of [
       'jobs',
+      'job_locks',
       'review_skips',
       'validations',
       'predictions',
@@ -601,6 +602,31 @@ describe.each(['sqlite', 'postgres', 'mysql'] as const)('repositories on %s', (d
       expect((await db.jobs.get('released'))?.owner).toBeNull();
       // A running job stays with its process: if it dies, the job is taken as interrupted.
       expect((await db.jobs.get('running'))?.owner).toBe('heir:3');
+    });
+
+    it('lets one holder at a time take a named lock across connections; it lapses unless renewed', async () => {
+      const other = await openDatabase(scratch.url);
+      try {
+        const outcomes = await Promise.all([db.jobs.tryLock('retrain', 'left', 60_000), other.jobs.tryLock('retrain', 'right', 60_000)]);
+        expect(outcomes.filter(Boolean)).toHaveLength(1);
+        const [winner, loser] = outcomes[0] ? ['left', 'right'] : ['right', 'left'];
+        expect(await other.jobs.isLocked('retrain')).toBe(true);
+        expect(await db.jobs.renewLock('retrain', loser!, 60_000)).toBe(false);
+        expect(await db.jobs.renewLock('retrain', winner!, 60_000)).toBe(true);
+        // Only its holder frees it.
+        await db.jobs.releaseLock('retrain', loser!);
+        expect(await db.jobs.isLocked('retrain')).toBe(true);
+        await other.jobs.releaseLock('retrain', winner!);
+        expect(await db.jobs.isLocked('retrain')).toBe(false);
+
+        expect(await db.jobs.tryLock('retrain', 'short-lived', 50)).toBe(true);
+        await new Promise((resolve) => setTimeout(resolve, 120));
+        expect(await other.jobs.isLocked('retrain')).toBe(false);
+        expect(await other.jobs.tryLock('retrain', 'next', 60_000)).toBe(true);
+        expect(await db.jobs.renewLock('retrain', 'short-lived', 60_000)).toBe(false);
+      } finally {
+        await other.close();
+      }
     });
 
     it('forgets the jobs that finished longest ago beyond the newest kept', async () => {

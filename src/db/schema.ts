@@ -15,6 +15,7 @@ export interface Schema {
   validations: ValidationsTable;
   jobs: JobsTable;
   review_skips: ReviewSkipsTable;
+  job_locks: JobLocksTable;
 }
 
 export interface ImagesTable {
@@ -156,4 +157,13 @@ export interface JobsTable {
   owner: string | null;
   /** 1 once a process asked to cancel the job while another process runs it (0006). */
   cancel_requested: number;
+}
+
+/** The named locks of in-process queues (`JobQueue.tryLock`), in the database every process on the queue shares. */
+export interface JobLocksTable {
+  name: string;
+  /** Who holds it: only the holder renews or releases it. */
+  holder: string;
+  /** A holder that died stops renewing; the lock is free once this time has passed. */
+  expires_at: string;
 }

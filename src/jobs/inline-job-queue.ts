@@ -82,7 +82,7 @@ export class InlineJobQueue implements JobQueue {
   private closing: Promise<void> | undefined;
   private adoptTimer: NodeJS.Timeout | undefined;
   private adopting: Promise<void> | undefined;
-  private readonly locks = new Set<string>();
+  private readonly lockRenewals = new Set<NodeJS.Timeout>();
   private readonly keepFinished: number;
   private readonly closeTimeoutMs: number;
   private readonly adoptIntervalMs: number;
@@ -185,21 +185,26 @@ export class InlineJobQueue implements JobQueue {
     return () => this.listeners.delete(listener);
   }
 
-  /** Nothing outlives this process, so the lock needs no expiry. */
-  async tryLock(name: string, _ttlMs: number): Promise<JobLock | undefined> {
-    if (this.locks.has(name)) return undefined;
-    this.locks.add(name);
-    let held = true;
+  /** Held in the store, so every process on it (the server and its worker process) sees the same lock. */
+  async tryLock(name: string, ttlMs: number): Promise<JobLock | undefined> {
+    const holder = `${this.owner}:${randomUUID()}`;
+    if (!(await this.store.tryLock(name, holder, ttlMs))) return undefined;
+    const renewal = setInterval(() => {
+      void this.store.renewLock(name, holder, ttlMs).catch((error: unknown) => this.logger?.warn({ err: error, lock: name }, 'could not renew a job lock'));
+    }, Math.max(1, Math.floor(ttlMs / 3)));
+    renewal.unref();
+    this.lockRenewals.add(renewal);
     return {
       release: async () => {
-        if (held) this.locks.delete(name);
-        held = false;
+        clearInterval(renewal);
+        this.lockRenewals.delete(renewal);
+        await this.store.releaseLock(name, holder);
       },
     };
   }
 
-  async isLocked(name: string): Promise<boolean> {
-    return this.locks.has(name);
+  isLocked(name: string): Promise<boolean> {
+    return this.store.isLocked(name);
   }
 
   close(): Promise<void> {
@@ -210,6 +215,7 @@ export class InlineJobQueue implements JobQueue {
   private async shutDown(): Promise<void> {
     this.closed = true;
     clearInterval(this.adoptTimer);
+    for (const renewal of this.lockRenewals) clearInterval(renewal);
     for (const timer of this.retryTimers.values()) clearTimeout(timer);
     this.retryTimers.clear();
     this.ready.length = 0;

@@ -70,7 +70,7 @@ export interface JobQueue {
   /** Called on every progress report and when a job finishes, so a progress view never stalls. */
   onProgress(listener: (job: JobInfo) => void): () => void;
   /**
-   * A named lock shared by every process on this queue (inline: this process only), so that work which must never
+   * A named lock shared by every process on this queue (inline: every process on its database), so that work which must never
    * overlap (two retrainings) does not. Renewed while held; lapses `ttlMs` after a holder dies without releasing it.
    * Undefined when someone else holds it.
    */

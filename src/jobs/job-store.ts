@@ -20,6 +20,12 @@ export interface JobStore {
   releaseWaiting(owner: string): Promise<void>;
   /** Forgets the jobs that finished longest ago beyond the newest `keep`. */
   pruneFinished(keep: number): Promise<void>;
+  /** Takes the lock `name` for `holder` unless another holder has it and renewed it within its `ttlMs`. */
+  tryLock(name: string, holder: string, ttlMs: number): Promise<boolean>;
+  /** False when `holder` no longer holds it. */
+  renewLock(name: string, holder: string, ttlMs: number): Promise<boolean>;
+  releaseLock(name: string, holder: string): Promise<void>;
+  isLocked(name: string): Promise<boolean>;
 }
 
 let lastCreatedMs = 0;
@@ -59,6 +65,7 @@ const isAsExpected = (job: JobRow, { states, owner }: JobCondition): boolean =>
 export class MemoryJobStore implements JobStore {
   // Map iteration follows insertion order, which is the order the jobs were created in.
   private readonly jobs = new Map<string, JobRow>();
+  private readonly locks = new Map<string, { holder: string; expiresAtMs: number }>();
 
   async insertIfAbsent(job: JobRow): Promise<{ inserted: boolean; job: JobRow }> {
     const existing = this.jobs.get(job.id);
@@ -111,5 +118,27 @@ export class MemoryJobStore implements JobStore {
     const finished = [...this.jobs.values()].filter((job) => FINISHED_STATES.includes(job.state));
     finished.sort((a, b) => (a.finishedAt ?? '').localeCompare(b.finishedAt ?? ''));
     for (const job of finished.slice(0, Math.max(0, finished.length - keep))) this.jobs.delete(job.id);
+  }
+
+  async tryLock(name: string, holder: string, ttlMs: number): Promise<boolean> {
+    if (await this.isLocked(name)) return false;
+    this.locks.set(name, { holder, expiresAtMs: Date.now() + ttlMs });
+    return true;
+  }
+
+  async renewLock(name: string, holder: string, ttlMs: number): Promise<boolean> {
+    const lock = this.locks.get(name);
+    if (lock?.holder !== holder) return false;
+    lock.expiresAtMs = Date.now() + ttlMs;
+    return true;
+  }
+
+  async releaseLock(name: string, holder: string): Promise<void> {
+    if (this.locks.get(name)?.holder === holder) this.locks.delete(name);
+  }
+
+  async isLocked(name: string): Promise<boolean> {
+    const lock = this.locks.get(name);
+    return lock !== undefined && lock.expiresAtMs > Date.now();
   }
 }

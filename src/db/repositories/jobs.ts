@@ -1,6 +1,6 @@
 import type { Kysely, Selectable, Updateable } from 'kysely';
 import type { JobsTable, Schema } from '../schema.js';
-import { toNumber, type Dialect } from '../support.js';
+import { nowIso, toNumber, type Dialect } from '../support.js';
 import type { JobRow, JobState } from '../types.js';
 
 const UNFINISHED: JobState[] = ['waiting', 'active'];
@@ -57,6 +57,8 @@ function toColumns(changes: Partial<JobRow>): Updateable<JobsTable> {
   if ('cancelRequested' in changes) columns.cancel_requested = changes.cancelRequested ? 1 : 0;
   return columns;
 }
+
+const expiresAfter = (ttlMs: number): string => new Date(Date.now() + ttlMs).toISOString();
 
 /**
  * The jobs of in-process queues. Every process on the database sees them all; a job is run only by the process
@@ -140,6 +142,29 @@ export function jobsRepository(db: Kysely<Schema>, dialect: Dialect) {
       // Jobs can finish within the same millisecond: the older-created one goes first, not a random id.
       const oldest = await db.selectFrom('jobs').select('id').where('state', 'in', FINISHED).orderBy('finished_at').orderBy('created_at').orderBy('id').limit(excess).execute();
       await db.deleteFrom('jobs').where('id', 'in', oldest.map((row) => row.id)).execute();
+    },
+
+    /** Takes the lock `name` for `holder` unless someone holds it and has renewed it within its time. */
+    async tryLock(name: string, holder: string, ttlMs: number): Promise<boolean> {
+      await db.deleteFrom('job_locks').where('name', '=', name).where('expires_at', '<=', nowIso()).execute();
+      const insert = db.insertInto('job_locks').values({ name, holder, expires_at: expiresAfter(ttlMs) });
+      const result = await (dialect === 'mysql' ? insert.ignore() : insert.onConflict((oc) => oc.column('name').doNothing())).executeTakeFirst();
+      return toNumber(result.numInsertedOrUpdatedRows) > 0;
+    },
+
+    /** False when `holder` no longer holds it (it lapsed and someone else took it). */
+    async renewLock(name: string, holder: string, ttlMs: number): Promise<boolean> {
+      const result = await db.updateTable('job_locks').set({ expires_at: expiresAfter(ttlMs) }).where('name', '=', name).where('holder', '=', holder).executeTakeFirst();
+      return toNumber(result.numUpdatedRows) > 0;
+    },
+
+    async releaseLock(name: string, holder: string): Promise<void> {
+      await db.deleteFrom('job_locks').where('name', '=', name).where('holder', '=', holder).execute();
+    },
+
+    async isLocked(name: string): Promise<boolean> {
+      const row = await db.selectFrom('job_locks').select('name').where('name', '=', name).where('expires_at', '>', nowIso()).executeTakeFirst();
+      return row !== undefined;
     },
   };
 }
