@@ -4,6 +4,7 @@ import { CatdogError, NotFoundError } from '../errors.js';
 import {
   assertValidEnqueueOptions,
   CANCELLED_REASON,
+  JobCancelledError,
   clampFraction,
   DEFAULT_ATTEMPTS,
   DEFAULT_BACKOFF_MS,
@@ -449,7 +450,7 @@ export class BullMqJobQueue implements JobQueue {
         },
       });
     } catch (error) {
-      if (signal.aborted && signal.reason === CANCELLED_REASON) throw new UnrecoverableError(CANCELLED_REASON);
+      if ((signal.aborted && signal.reason === CANCELLED_REASON) || error instanceof JobCancelledError) throw new UnrecoverableError(CANCELLED_REASON);
       if (signal.aborted && signal.reason === SHUTDOWN_REASON) {
         // Back to the front of the waiting list without counting as a failed attempt; the next worker starts it again.
         await job.moveToWait(token);

@@ -6,6 +6,7 @@ import { ownerIsGone, thisProcessOwner } from '../app/process-owner.js';
 import {
   assertValidEnqueueOptions,
   CANCELLED_REASON,
+  JobCancelledError,
   clampFraction,
   DEFAULT_ATTEMPTS,
   DEFAULT_BACKOFF_MS,
@@ -342,7 +343,7 @@ export class InlineJobQueue implements JobQueue {
     const held: JobCondition = { states: ['active'], owner: this.owner };
     if ('result' in outcome) {
       await this.finish(job, 'completed', { result: outcome.result }, held);
-    } else if (controller.signal.aborted && controller.signal.reason === CANCELLED_REASON) {
+    } else if ((controller.signal.aborted && controller.signal.reason === CANCELLED_REASON) || outcome.error instanceof JobCancelledError) {
       await this.finish(job, 'cancelled', { error: CANCELLED_REASON }, held);
     } else if (controller.signal.aborted && controller.signal.reason === SHUTDOWN_REASON) {
       // Back to waiting without counting a failed attempt, for the next process to take.

@@ -10,7 +10,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { openDatabase, type Database, type JobRow } from '../db/index.js';
 import { CatdogError } from '../errors.js';
 import { z } from 'zod';
-import { BullMqJobQueue, createJobQueue, defineJob, handlerFor, InlineJobQueue, type JobContext, type JobInfo, type JobQueue } from './index.js';
+import { BullMqJobQueue, createJobQueue, defineJob, handlerFor, InlineJobQueue, JobCancelledError, type JobContext, type JobInfo, type JobQueue } from './index.js';
 import { newWaitingJob } from './job-store.js';
 
 const numbered = z.object({ n: z.number() });
@@ -259,6 +259,13 @@ describe.each(adapters)('$label JobQueue', ({ kind, durable, open }) => {
     const jobs = await Promise.all([1, 2, 3, 4, 5].map((n) => queue.enqueue('slow', { n })));
     await Promise.all(jobs.map((job) => queue.waitFor(job.id, 8000)));
     expect(mostAtOnce).toBe(2);
+  });
+
+  it('ends cancelled, not failed, a job whose handler finds its work was cancelled before it started', async () => {
+    const queue = await open();
+    await queue.startWorker({ train: async () => { throw new JobCancelledError('its run was cancelled'); } });
+    const job = await queue.enqueue('train', {}, { attempts: 3 });
+    expect(await queue.waitFor(job.id, 8000)).toMatchObject({ state: 'cancelled', attempts: 1 });
   });
 
   it('lets one holder at a time take a named lock, and another once it is released', async () => {

@@ -91,6 +91,17 @@ export const DEFAULT_KEEP_FINISHED = 1000;
 export const DEFAULT_CLOSE_TIMEOUT_MS = 10_000;
 /** The abort reason, error text and marker of a cancelled job, the same in both adapters. */
 export const CANCELLED_REASON = 'cancelled';
+/**
+ * Thrown by a handler that finds its work was cancelled before its signal said so (a cancel that raced the job's
+ * start): the job ends cancelled, as if its signal had been aborted, in both adapters.
+ */
+export class JobCancelledError extends Error {
+  constructor(readonly why: string) {
+    super(CANCELLED_REASON);
+    this.name = 'JobCancelledError';
+  }
+}
+
 /** The abort reason of a job still running when its queue's close timeout ends: it goes back to waiting, not to failed. */
 export const SHUTDOWN_REASON = 'the queue is shutting down';
 /** `waitFor` also looks every so often, so that a missed event (or a job another process finishes) delays it, never hangs it. */

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import type { AppContext } from '../app/context.js';
 import type { RunRow } from '../db/index.js';
 import { CatdogError } from '../errors.js';
+import { JobCancelledError } from '../jobs/index.js';
 import { thisProcessOwner } from '../app/process-owner.js';
 import type { TrainingParams } from './params.js';
 
@@ -58,6 +59,8 @@ export async function settleEarlierAttempts(app: LedgerApp, jobId: string, attem
  */
 export async function openAttemptRun(app: LedgerApp, jobId: string, datasetId: number, params: TrainingParams, queuedRunId?: string): Promise<RunRow> {
   const queued = queuedRunId === undefined ? undefined : await app.db.runs.get(queuedRunId);
+  // Cancelled while this worker was picking the job up: the run the caller follows has ended, train nothing.
+  if (queued?.status === 'cancelled') throw new JobCancelledError(`training run ${queued.id} was cancelled before it started`);
   const run = queued?.status === 'queued' ? queued : await app.db.runs.create({ datasetId, params: { ...params }, codeVersion: app.codeVersion, owner: thisProcessOwner(), jobId });
   const ledger = await readLedger(app, jobId);
   if (!ledger.runIds.includes(run.id)) ledger.runIds.push(run.id);

@@ -35,7 +35,8 @@ import { registerAndPromote, type PromotionDecision } from '../registry/promotio
 import type { BlobStore } from '../storage/index.js';
 import { featureBatches, pixelBatches } from './batches.js';
 import { thisProcessOwner } from '../app/process-owner.js';
-import { CANCELLED_REASON } from '../jobs/index.js';
+import { CatdogError } from '../errors.js';
+import { CANCELLED_REASON, JobCancelledError } from '../jobs/index.js';
 import { featuresFor, type FeatureVariant } from '../ml/feature-cache.js';
 import { parseTrainingParams, type FineTuneParams, type TrainingParams } from './params.js';
 
@@ -277,6 +278,18 @@ interface TrainedModel {
  * Runs `work` as the training run `request` names (or a new one): marks it running, reports `started`, and records
  * how it ended — failed, or cancelled when the request's signal aborted it.
  */
+/** A run cancelled between its job's pick-up and its start ends the job cancelled, not failed. */
+async function markRunning(deps: TrainingDependencies, runId: string): Promise<void> {
+  try {
+    await deps.db.runs.markRunning(runId, thisProcessOwner());
+  } catch (error) {
+    if (error instanceof CatdogError && error.code === 'run_state_conflict' && (await deps.db.runs.get(runId))?.status === 'cancelled') {
+      throw new JobCancelledError(`training run ${runId} was cancelled before it started`);
+    }
+    throw error;
+  }
+}
+
 async function asRun<T>(
   deps: TrainingDependencies,
   request: TrainingRequest,
@@ -284,7 +297,7 @@ async function asRun<T>(
 ): Promise<T> {
   const emit = (event: TrainingEvent) => request.onEvent?.(event);
   const run = request.runId ? { id: request.runId } : await deps.db.runs.create({ datasetId: request.datasetId, params: { ...request.params }, codeVersion: deps.codeVersion, owner: thisProcessOwner() });
-  await deps.db.runs.markRunning(run.id, thisProcessOwner());
+  await markRunning(deps, run.id);
   emit({ type: 'started', runId: run.id, datasetId: request.datasetId, params: request.params });
   try {
     const { value, outcome } = await work(run.id, emit);

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestApp, importKagglePhotos, type TestApp } from '../../test/support/app.js';
 import { skipWithoutShared } from '../../test/support/shared.js';
 import { buildDatasetVersion } from '../datasets/versions.js';
-import { InlineJobQueue, type JobContext, type PayloadOf } from '../jobs/index.js';
+import { enqueueJob, InlineJobQueue, type JobContext, type PayloadOf } from '../jobs/index.js';
 import { modelIdForJob, openAttemptRun } from '../training/attempts.js';
 import { trainCandidateJob, trainJob, type CandidateSummary } from '../training/jobs.js';
 import { datasetParams, resolveTrainingParams } from '../training/params.js';
@@ -53,6 +53,26 @@ describe.skipIf(skipWithoutShared)('training jobs under retries', () => {
     expect((await app.db.runs.list({ limit: 10, offset: 0 })).total).toBe(2);
     expect(new Set((await app.blobs.list('models/')).map((key) => key.split('/')[1]))).toEqual(new Set([retried.modelId]));
     expect(await app.db.models.list()).toEqual([]);
+  });
+
+  it('a train job whose run was cancelled while a worker picked it up ends cancelled and trains nothing', async () => {
+    const queued = await app.db.runs.create({ datasetId: data.datasetId, params: { ...data.params }, codeVersion: 'test' });
+    const runsBefore = (await app.db.runs.list({ limit: 100, offset: 0 })).total;
+    const modelsBefore = (await app.db.models.list()).length;
+    const picker = new InlineJobQueue();
+    try {
+      const job = await enqueueJob(picker, trainJob, { runId: queued.id, ...data }, { jobId: trainingJobId(queued.id), attempts: 1 });
+      // What `cancelTraining` does when the job is already active in another process: the run is recorded cancelled
+      // and the job only gets a cancel request, which its worker may see after it has started the handler.
+      await app.db.runs.finish(queued.id, { status: 'cancelled', error: 'cancelled before it started' });
+      await picker.startWorker(jobHandlers(app, picker));
+      expect(await picker.waitFor(job.id, 30_000)).toMatchObject({ state: 'cancelled' });
+    } finally {
+      await picker.close();
+    }
+    expect(await app.db.runs.get(queued.id)).toMatchObject({ status: 'cancelled' });
+    expect((await app.db.runs.list({ limit: 100, offset: 0 })).total).toBe(runsBefore);
+    expect((await app.db.models.list()).length).toBe(modelsBefore);
   });
 
   it('a retried train job that an earlier attempt registered answers that model instead of registering another', async () => {
