@@ -40,9 +40,10 @@ export class WorkerProcess {
   start(): void {
     if (this.stopping) return;
     const startedAt = Date.now();
-    const child = spawn(this.spec.command, this.spec.args, { env: this.spec.env, cwd: this.spec.cwd, stdio: ['ignore', 'inherit', 'inherit'] });
+    // The IPC channel is how the worker knows the server is gone: it closes when the server dies, SIGKILL included.
+    const child = spawn(this.spec.command, this.spec.args, { env: this.spec.env, cwd: this.spec.cwd, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     this.child = child;
-    this.logger.info({ pid: child.pid }, 'job worker process started');
+    this.logger.info({ workerPid: child.pid }, 'job worker process started');
     child.once('error', (error) => this.logger.error({ err: error }, 'the job worker process could not be started'));
     child.once('exit', (code, signal) => {
       this.child = undefined;

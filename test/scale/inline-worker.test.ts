@@ -24,4 +24,31 @@ describe.skipIf(skipWithoutShared)('catdog worker on the in-process queue', () =
     worker.kill('SIGTERM');
     expect(await exited).toBe(0);
   });
+
+  it('stops when the catdog serve that started it is killed with SIGKILL', async () => {
+    const serve = spawn(process.execPath, [builtCli, 'serve', '--port', '0'], { cwd: home, env: cliEnv(home, { CATDOG_LOG_LEVEL: 'info' }), stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    // Both processes log to stderr: the worker inherits the server's.
+    serve.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    try {
+      await expect.poll(() => output, { timeout: 60_000 }).toContain('"worker ready"');
+      const started = /"workerPid":(\d+)/.exec(output);
+      expect(started, output).not.toBeNull();
+      const workerPid = Number(started![1]);
+      const isAlive = () => {
+        try {
+          process.kill(workerPid, 0);
+          return true;
+        } catch {
+          return false;
+        }
+      };
+      expect(isAlive()).toBe(true);
+      serve.kill('SIGKILL');
+      await expect.poll(isAlive, { timeout: 30_000 }).toBe(false);
+      expect(output).toContain('the server that started this worker has gone');
+    } finally {
+      serve.kill('SIGKILL');
+    }
+  }, 90_000);
 });

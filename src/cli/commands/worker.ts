@@ -60,10 +60,10 @@ export function registerWorkerCommand(program: Command, globals: () => GlobalOpt
       app.logger.info({ workerId, queue: app.config.jobs.queueName, concurrency }, 'worker ready');
 
       let stopping: Promise<void> | undefined;
-      const stop = (signal: NodeJS.Signals) => {
+      const stop = (reason: string) => {
         stopping ??= (async () => {
           // Active jobs get the queue's close timeout to finish; any still running then go back to the queue for another worker.
-          app.logger.info({ signal, workerId }, 'worker stopping: finishing active jobs');
+          app.logger.info({ reason, workerId }, 'worker stopping: finishing active jobs');
           await queue.close();
           await app.close();
           app.logger.info({ workerId }, 'worker stopped');
@@ -77,5 +77,8 @@ export function registerWorkerCommand(program: Command, globals: () => GlobalOpt
       };
       process.once('SIGTERM', stop);
       process.once('SIGINT', stop);
+      // Started by `catdog serve` (with an IPC channel): a server that died, even by SIGKILL, takes its worker with it
+      // rather than leaving it running jobs nobody started the server for.
+      if (process.channel !== undefined) process.once('disconnect', () => stop('the server that started this worker has gone'));
     });
 }
