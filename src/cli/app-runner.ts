@@ -34,17 +34,19 @@ export function printJson(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
 }
 
-export function printTable(rows: Record<string, unknown>[]): void {
+/** Any rows of plain fields: the columns are the first row's own keys. */
+export function printTable<Row extends object>(rows: readonly Row[]): void {
   if (rows.length === 0) {
     process.stdout.write('(none)\n');
     return;
   }
   const columns = Object.keys(rows[0]!);
   const cell = (value: unknown) => (value === null || value === undefined ? '' : String(value));
-  const widths = columns.map((column) => Math.max(column.length, ...rows.map((row) => cell(row[column]).length)));
+  const field = (row: Row, column: string): unknown => (Object.entries(row).find(([key]) => key === column) ?? [])[1];
+  const widths = columns.map((column) => Math.max(column.length, ...rows.map((row) => cell(field(row, column)).length)));
   const line = (values: string[]) => values.map((value, i) => value.padEnd(widths[i]!)).join('  ').trimEnd();
   process.stdout.write(`${line(columns)}\n${line(widths.map((w) => '-'.repeat(w)))}\n`);
-  for (const row of rows) process.stdout.write(`${line(columns.map((column) => cell(row[column])))}\n`);
+  for (const row of rows) process.stdout.write(`${line(columns.map((column) => cell(field(row, column))))}\n`);
 }
 
 export const percent = (value: number): string => `${(value * 100).toFixed(1)}%`;

@@ -462,8 +462,8 @@ describe('BullMqJobQueue only', () => {
   });
 
   it('gives the job of a worker killed mid-job to another worker', async () => {
-    const queue = openBullMq();
-    const queueName = (queue as unknown as { options: { queueName: string } }).options.queueName;
+    const queueName = `test-${randomUUID()}`;
+    const queue = openBullMq(queueName);
     const child = spawn(
       process.execPath,
       [fileURLToPath(new URL('../../test/support/stalling-worker.mjs', import.meta.url)), REDIS_URL, queueName, TEST_PREFIX],

@@ -99,7 +99,7 @@ export function registerModelsCommands(program: Command, globals: () => GlobalOp
     .command('history')
     .description('promotion history, newest first')
     .action(async () => {
-      await withApp(globals(), async (app) => printTable((await app.db.models.promotions()) as unknown as Record<string, unknown>[]));
+      await withApp(globals(), async (app) => printTable(await app.db.models.promotions()));
     });
 
   models
