@@ -81,7 +81,9 @@ export async function buildDatasetVersion(
   params: DatasetParams,
 ): Promise<{ version: DatasetVersionRow; created: boolean }> {
   const labelled = await deps.db.images.listLabelled();
-  const items: ManifestEntry[] = labelled.map((row) => ({ hash: row.hash, label: row.label, split: splitOf(row.hash, params.split, params.seed) }));
+  const items: ManifestEntry[] = labelled
+    .filter((row): row is { hash: string; label: Label } => row.label === 'cat' || row.label === 'dog')
+    .map((row) => ({ hash: row.hash, label: row.label, split: splitOf(row.hash, params.split, params.seed) }));
   const counts = countBySplit(items);
   assertTrainable(counts);
 

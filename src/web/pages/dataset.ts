@@ -138,7 +138,7 @@ function buildForm(deps: ServerDeps, build: ActionGate): SafeHtml {
 /** Image size and augmentation belong to the training run: this tries settings out, the config decides what runs use. */
 function trainingImagesForm(deps: ServerDeps): SafeHtml {
   const { dataset } = deps.app.config;
-  return html`<form id="training-images-form" class="card" hx-get="/dataset/preview" hx-trigger="change, load" hx-target="#preview" hx-swap="innerHTML">
+  return html`<form id="training-images-form" class="card" hx-get="/dataset/preview" hx-trigger="change, submit, load" hx-target="#preview" hx-swap="innerHTML">
 <h2>What training sees</h2>
 <p class="muted">Image size and augmentation are settings of each training run, not of a version: every run uses dataset.imageSize and dataset.augmentation from the config (a run started from the Training page or <code>catdog train --image-size</code> can set its own image size). Try settings here to preview them.</p>
 <div class="fields">
