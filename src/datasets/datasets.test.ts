@@ -5,17 +5,13 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createTestApp, type TestApp } from '../../test/support/app.js';
 import { kaggleFiles, skipWithoutShared } from '../../test/support/shared.js';
 import { importFolder } from './import-folder.js';
+import { datasetParams } from '../training/params.js';
 import { buildDatasetVersion, loadManifest, type DatasetParams } from './versions.js';
 
 let app: TestApp;
 let folder: string;
 
-const params = (): DatasetParams => ({
-  imageSize: 224,
-  split: { train: 0.7, validation: 0.2, test: 0.1 },
-  seed: 42,
-  augmentation: app.config.dataset.augmentation,
-});
+const params = (): DatasetParams => ({ split: { train: 0.7, validation: 0.2, test: 0.1 }, seed: 42 });
 
 const ingestDeps = () => ({ db: app.db, blobs: app.blobs, limits: app.config.images });
 
@@ -97,6 +93,71 @@ describe.skipIf(Boolean(skipWithoutShared))('dataset import and versions', () =>
     expect(v1.manifest.items).toHaveLength(30);
     const counts = v2.version.counts as Record<string, Record<string, number>>;
     expect(counts.train!.cat! + counts.validation!.cat! + counts.test!.cat!).toBe(30);
+  });
+
+  it('is data only: another image size or augmentation gives the same version, another photo, label, split or seed a new one', async () => {
+    for (const file of kaggleFiles('cat', 10)) copy(file, 'cat', path.basename(file));
+    for (const file of kaggleFiles('dog', 10)) copy(file, 'dog', path.basename(file));
+    await importFolder(ingestDeps(), folder);
+    const first = await buildDatasetVersion(app, datasetParams(app.config));
+    expect(first.created).toBe(true);
+
+    // What every entry point does: the dataset params of the config, here a config whose training image settings differ.
+    const { dataset } = app.config;
+    const retuned = {
+      ...app.config,
+      dataset: {
+        ...dataset,
+        imageSize: (dataset.imageSize ?? 224) + 32,
+        augmentation: { ...dataset.augmentation, horizontalFlip: { ...dataset.augmentation.horizontalFlip, enabled: !dataset.augmentation.horizontalFlip.enabled }, rotation: { enabled: true, maxDegrees: 30 } },
+      },
+    };
+    expect(await buildDatasetVersion(app, datasetParams(retuned))).toMatchObject({ created: false, version: { id: first.version.id } });
+    expect(await app.blobs.list('datasets/')).toHaveLength(1);
+
+    const reseeded = await buildDatasetVersion(app, { ...datasetParams(app.config), seed: dataset.seed + 1 });
+    expect(reseeded.version.id).toBe(first.version.id + 1);
+    const resplit = await buildDatasetVersion(app, { ...datasetParams(app.config), split: { train: 0.6, validation: 0.2, test: 0.2 } });
+    expect(resplit.version.id).toBe(first.version.id + 2);
+    expect((await buildDatasetVersion(app, { ...datasetParams(app.config), split: { train: 0.6, validation: 0.2, test: 0.2 } })).created).toBe(false);
+
+    const [relabelled] = (await loadManifest(app, resplit.version.id)).manifest.items;
+    await app.db.images.setLabel(relabelled!.hash, relabelled!.label === 'cat' ? 'dog' : 'cat', 'test');
+    const afterRelabel = await buildDatasetVersion(app, { ...datasetParams(app.config), split: { train: 0.6, validation: 0.2, test: 0.2 } });
+    expect(afterRelabel).toMatchObject({ created: true, version: { id: resplit.version.id + 1, imageCount: 20 } });
+
+    copy(kaggleFiles('cat', 1, 10)[0]!, 'cat', 'one-more.jpg');
+    await importFolder(ingestDeps(), folder);
+    const afterPhoto = await buildDatasetVersion(app, { ...datasetParams(app.config), split: { train: 0.6, validation: 0.2, test: 0.2 } });
+    expect(afterPhoto).toMatchObject({ created: true, version: { imageCount: 21 } });
+    expect((await loadManifest(app, afterPhoto.version.id)).manifest).toMatchObject({ format: 'catdog-dataset/2', params: { split: { train: 0.6 }, seed: dataset.seed } });
+    expect(Object.keys((await loadManifest(app, afterPhoto.version.id)).manifest.params).sort()).toEqual(['seed', 'split']);
+  });
+
+  it('reads a version built before image size moved to training, and builds it again (restoring its manifest) instead of copying it', async () => {
+    for (const file of kaggleFiles('cat', 8)) copy(file, 'cat', path.basename(file));
+    for (const file of kaggleFiles('dog', 8)) copy(file, 'dog', path.basename(file));
+    await importFolder(ingestDeps(), folder);
+    // As the previous release stored a version (its row as migration 0008 leaves it): a `catdog-dataset/1` manifest
+    // with the image size and augmentation in its params.
+    const current = await buildDatasetVersion(app, params());
+    const { manifest } = await loadManifest(app, current.version.id);
+    const legacyKey = 'datasets/written-by-the-previous-release.json';
+    const legacyManifest = { format: 'catdog-dataset/1', params: { imageSize: 128, ...params(), augmentation: app.config.dataset.augmentation }, items: manifest.items };
+    await app.blobs.put(legacyKey, new TextEncoder().encode(JSON.stringify(legacyManifest)));
+    const legacy = await app.db.datasets.create({ params: params(), manifestKey: legacyKey, counts: current.version.counts, items: manifest.items });
+
+    const loaded = await loadManifest(app, legacy.id);
+    expect(loaded.manifest).toEqual({ format: 'catdog-dataset/1', params: params(), items: manifest.items });
+
+    expect(await buildDatasetVersion(app, params())).toMatchObject({ created: false, version: { id: legacy.id } });
+    await app.blobs.delete(legacyKey);
+    await expect(loadManifest(app, legacy.id)).rejects.toMatchObject({ code: 'dataset_manifest_missing' });
+    expect(await buildDatasetVersion(app, params())).toMatchObject({ created: false, version: { id: legacy.id } });
+    expect((await loadManifest(app, legacy.id)).manifest).toEqual({ format: 'catdog-dataset/2', params: params(), items: manifest.items });
+
+    await app.blobs.put(legacyKey, new TextEncoder().encode(JSON.stringify({ format: 'catdog-dataset/9', items: [] })));
+    await expect(loadManifest(app, legacy.id)).rejects.toMatchObject({ code: 'dataset_manifest_invalid', message: expect.stringContaining(legacyKey) });
   });
 
   it('refuses a dataset without both classes, naming what is missing', async () => {

@@ -1,30 +1,34 @@
 import { createHash } from 'node:crypto';
-import type { Database, DatasetVersionRow } from '../db/index.js';
+import { z } from 'zod';
+import { datasetParamsSchema, type Database, type DatasetParams, type DatasetVersionRow } from '../db/index.js';
 import { CatdogError, NotFoundError } from '../errors.js';
-import type { AugmentationConfig } from '../images/index.js';
 import type { BlobStore } from '../storage/index.js';
-import type { Label } from './labels.js';
-import { splitOf, type Split, type SplitRatios } from './split.js';
+import { LABELS, type Label } from './labels.js';
+import { splitOf, type Split } from './split.js';
 
-// A type alias, not an interface: it is stored as a JSON object column.
-export type DatasetParams = {
-  imageSize: number;
-  split: SplitRatios;
-  seed: number;
-  augmentation: AugmentationConfig;
-};
+export type { DatasetParams } from '../db/index.js';
 
-export interface ManifestEntry {
-  hash: string;
-  label: Label;
-  split: Split;
-}
+const MANIFEST_FORMAT = 'catdog-dataset/2';
 
-export interface DatasetManifest {
-  format: 'catdog-dataset/1';
-  params: DatasetParams;
-  items: ManifestEntry[];
-}
+const manifestEntrySchema = z.object({
+  hash: z.string(),
+  label: z.enum(LABELS),
+  split: z.enum(['train', 'validation', 'test']),
+});
+
+/**
+ * The manifest blob of a version. `catdog-dataset/1` manifests (built before image size and augmentation became
+ * settings of the training run) also carry those two in `params`: built versions are immutable, so their blobs
+ * stay as written and the two are dropped when read.
+ */
+const manifestSchema = z.object({
+  format: z.enum(['catdog-dataset/1', MANIFEST_FORMAT]),
+  params: datasetParamsSchema,
+  items: z.array(manifestEntrySchema),
+});
+
+export type ManifestEntry = z.infer<typeof manifestEntrySchema>;
+export type DatasetManifest = z.infer<typeof manifestSchema>;
 
 export type SplitCounts = Record<Split, Record<Label, number>>;
 
@@ -55,9 +59,22 @@ function assertTrainable(counts: SplitCounts): void {
   }
 }
 
+const sameParams = (a: DatasetParams, b: DatasetParams): boolean =>
+  a.seed === b.seed && a.split.train === b.split.train && a.split.validation === b.split.validation && a.split.test === b.split.test;
+
+async function holdsExactly(deps: DatasetDependencies, version: DatasetVersionRow, items: readonly ManifestEntry[]): Promise<boolean> {
+  if (version.imageCount !== items.length) return false;
+  const stored = new Map((await deps.db.datasets.items(version.id)).items.map((item) => [item.hash, item]));
+  return items.every((item) => {
+    const same = stored.get(item.hash);
+    return same?.label === item.label && same.split === item.split;
+  });
+}
+
 /**
- * Snapshots every labelled image into an immutable, numbered version. A version is identified by its manifest:
- * building again with the same images and parameters returns the existing version instead of a copy.
+ * Snapshots every labelled image into an immutable, numbered version. A version is data only (photos, labels,
+ * splits): building again when the labelled photos, their labels, the split ratios and the seed are the latest
+ * version's returns that version instead of a copy, whatever the image size or augmentation training will use.
  */
 export async function buildDatasetVersion(
   deps: DatasetDependencies,
@@ -70,19 +87,20 @@ export async function buildDatasetVersion(
   const counts = countBySplit(items);
   assertTrainable(counts);
 
-  const manifest: DatasetManifest = { format: 'catdog-dataset/1', params, items };
+  const manifest: DatasetManifest = { format: MANIFEST_FORMAT, params: { split: params.split, seed: params.seed }, items };
   const manifestBytes = new TextEncoder().encode(JSON.stringify(manifest));
-  const manifestKey = `datasets/${createHash('sha256').update(manifestBytes).digest('hex')}.json`;
 
   const latest = await deps.db.datasets.latest();
-  if (latest?.manifestKey === manifestKey) {
-    // The same bytes under the same key: building again is how a lost manifest is restored (see manifestMissing).
-    if (!(await deps.blobs.has(manifestKey))) await deps.blobs.put(manifestKey, manifestBytes);
+  if (latest && sameParams(latest.params, params) && (await holdsExactly(deps, latest, items))) {
+    // Building again is how a lost manifest is restored (see manifestMissing). It goes back under the key the row
+    // names, also for a version first written as `catdog-dataset/1`: what it lists is the same.
+    if (!(await deps.blobs.has(latest.manifestKey))) await deps.blobs.put(latest.manifestKey, manifestBytes);
     return { version: latest, created: false };
   }
 
+  const manifestKey = `datasets/${createHash('sha256').update(manifestBytes).digest('hex')}.json`;
   await deps.blobs.put(manifestKey, manifestBytes);
-  const version = await deps.db.datasets.create({ params, manifestKey, counts, items });
+  const version = await deps.db.datasets.create({ params: manifest.params, manifestKey, counts, items });
   return { version, created: true };
 }
 
@@ -106,6 +124,15 @@ export async function loadManifest(deps: DatasetDependencies, datasetId: number)
   if (!version) throw new NotFoundError('dataset version', datasetId);
   const bytes = await deps.blobs.getOrUndefined(version.manifestKey);
   if (bytes === undefined) throw manifestMissing(version);
-  const manifest = JSON.parse(new TextDecoder().decode(bytes)) as DatasetManifest;
-  return { version, manifest };
+  const parsed = manifestSchema.safeParse(JSON.parse(new TextDecoder().decode(bytes)));
+  if (!parsed.success) {
+    throw new CatdogError(
+      'dataset_manifest_invalid',
+      `dataset version v${version.id}: blob ${version.manifestKey} is not a dataset manifest this catdog reads (${z.prettifyError(parsed.error)}). ` +
+        'Restore the blob from a backup, or build a new version (catdog dataset build).',
+      409,
+      { datasetId: version.id, key: version.manifestKey },
+    );
+  }
+  return { version, manifest: parsed.data };
 }

@@ -1,6 +1,7 @@
 export { openDatabase, type Database, type DatabaseCheck } from './database.js';
 export { newId, type Dialect } from './support.js';
 export type { Schema } from './schema.js';
+export { datasetParamsSchema, type DatasetParams } from './documents/dataset-version.js';
 export type { ImageListFilter, ImagesRepository } from './repositories/images.js';
 export type { DatasetItemFilter, DatasetsRepository } from './repositories/datasets.js';
 export type { RunsRepository } from './repositories/runs.js';

@@ -1,4 +1,5 @@
 import { sql, type ColumnDataType, type Expression, type Kysely, type Migration } from 'kysely';
+import { datasetParamsSchema } from './documents/dataset-version.js';
 import type { Dialect } from './support.js';
 
 /**
@@ -263,7 +264,26 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
         }
       },
     },
-    '0008_job_locks': {
+    '0008_dataset_params_data_only': {
+      // A dataset version is data only: its params keep the split ratios and seed and drop imageSize and
+      // augmentation. Safe because nothing reads those from the version any more, and every run already trained on
+      // an old version recorded its own image size and augmentation in training_runs.params (TrainingParams has
+      // carried both since the first release) and its model card its input size. Manifests (blobs) are not
+      // rewritten: loadManifest still reads the `catdog-dataset/1` format. Rewriting is idempotent, so a run cut short
+      // (MySQL has no transactional DDL, so Kysely runs it outside a transaction) is finished by the next. No `down`: the
+      // dropped settings are gone.
+      async up(db) {
+        // The table as this migration knows it, whatever later migrations make of it.
+        const versions: Kysely<{ dataset_versions: { id: number; params: string } }> = db;
+        const rows = await versions.selectFrom('dataset_versions').select(['id', 'params']).execute();
+        for (const row of rows) {
+          const parsed = datasetParamsSchema.safeParse(JSON.parse(row.params));
+          if (!parsed.success) throw new Error(`dataset version v${row.id}: its params have no valid split and seed: ${parsed.error.message}`);
+          await versions.updateTable('dataset_versions').set({ params: JSON.stringify(parsed.data) }).where('id', '=', row.id).execute();
+        }
+      },
+    },
+    '0009_job_locks': {
       // The in-process queue's named locks lived in one process's memory, but its jobs run in another one (the
       // server's worker process, or several `catdog worker`s on one database): a lock every process sees.
       async up(db) {

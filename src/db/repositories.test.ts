@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { sql } from 'kysely';
+import { Migrator, sql } from 'kysely';
 import mysql from 'mysql2/promise';
 import pg from 'pg';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -65,6 +65,7 @@ const scratchDatabases: Record<'sqlite' | 'postgres' | 'mysql', () => Promise<Sc
 };
 
 const hashOf = (n: number) => n.toString(16).padStart(64, '0');
+const versionParams = { split: { train: 0.8, validation: 0.1, test: 0.1 }, seed: 42 };
 const pause = (ms = 3) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function image(n: number, overrides: Partial<NewImage> = {}): NewImage {
@@ -184,7 +185,7 @@ describe('openDatabase', () => {
     try {
       await worker.migrate();
       await worker.images.insertIfAbsent(image(1));
-      const dataset = await worker.datasets.create({ params: {}, manifestKey: 'm', counts: {}, items: [{ hash: hashOf(1), label: 'cat', split: 'train' }] });
+      const dataset = await worker.datasets.create({ params: versionParams, manifestKey: 'm', counts: {}, items: [{ hash: hashOf(1), label: 'cat', split: 'train' }] });
       const run = await worker.runs.create({ datasetId: dataset.id, params: {}, codeVersion: 'test' });
       // As two workers sharing one file: this one reads, the other process commits a write, then this one writes.
       // SQLite refuses the upgrade at once (not after busy_timeout); withConflictRetry starts over with a fresh view.
@@ -213,6 +214,62 @@ describe('openDatabase', () => {
       expect((await db.images.insertIfAbsent(image(1))).inserted).toBe(true);
     } finally {
       await db.close();
+    }
+  });
+});
+
+describe.each(['sqlite', 'postgres', 'mysql'] as const)('migration 0008 on %s', (dialect) => {
+  it("rewrites every dataset version's params to its split and seed; the runs keep the image size they trained at", async () => {
+    const scratch = await scratchDatabases[dialect]();
+    const db = await openDatabase(scratch.url);
+    try {
+      const all = migrations(dialect);
+      const migrator = new Migrator({ db: db.kysely, provider: { getMigrations: async () => all } });
+      expect((await migrator.migrateTo('0007_curation')).error).toBeUndefined();
+      // Rows as the previous release wrote them: image size and augmentation in the version.
+      const split = { train: 0.7, validation: 0.2, test: 0.1 };
+      const augmentation = { horizontalFlip: { enabled: true, probability: 0.5 }, rotation: { enabled: false, maxDegrees: 15 } };
+      const now = new Date().toISOString();
+      await db.kysely
+        .insertInto('dataset_versions')
+        .values([
+          { id: 1, created_at: now, params: JSON.stringify({ imageSize: 224, split, seed: 42, augmentation }), manifest_key: 'datasets/a.json', image_count: 0, counts: '{}' },
+          { id: 2, created_at: now, params: JSON.stringify({ imageSize: 64, split, seed: 7, augmentation }), manifest_key: 'datasets/b.json', image_count: 0, counts: '{}' },
+        ])
+        .execute();
+      const runParams = { architecture: 'cnn', imageSize: 64, seed: 7, augmentation };
+      await db.kysely
+        .insertInto('training_runs')
+        .values({ id: 'run_before', dataset_id: 2, status: 'succeeded', params: JSON.stringify(runParams), code_version: 'previous', created_at: now })
+        .execute();
+
+      expect(await db.migrate()).toEqual(['0008_dataset_params_data_only']);
+
+      // The stored text itself: the repository's schema would drop the old keys on reading anyway.
+      const stored = await db.kysely.selectFrom('dataset_versions').select(['id', 'params']).orderBy('id').execute();
+      expect(stored.map((row) => JSON.parse(row.params))).toEqual([{ split, seed: 42 }, { split, seed: 7 }]);
+      expect((await db.datasets.get(2))?.params).toEqual({ split, seed: 7 });
+      expect((await db.runs.get('run_before'))?.params).toEqual(runParams);
+    } finally {
+      await db.close();
+      await scratch.drop();
+    }
+  });
+
+  it('names the version whose params it cannot rewrite', async () => {
+    const scratch = await scratchDatabases[dialect]();
+    const db = await openDatabase(scratch.url);
+    try {
+      const migrator = new Migrator({ db: db.kysely, provider: { getMigrations: async () => migrations(dialect) } });
+      expect((await migrator.migrateTo('0007_curation')).error).toBeUndefined();
+      await db.kysely
+        .insertInto('dataset_versions')
+        .values({ id: 3, created_at: new Date().toISOString(), params: JSON.stringify({ imageSize: 224 }), manifest_key: 'datasets/c.json', image_count: 0, counts: '{}' })
+        .execute();
+      await expect(db.migrate()).rejects.toMatchObject({ code: 'database_migration_failed', message: expect.stringMatching(/0008_dataset_params_data_only.*dataset version v3/s) });
+    } finally {
+      await db.close();
+      await scratch.drop();
     }
   });
 });
@@ -386,7 +443,7 @@ describe.each(['sqlite', 'postgres', 'mysql'] as const)('repositories on %s', (d
       for (const count of [itemCount, 10, 3]) {
         created.push(
           await db.datasets.create({
-            params: { ratios: { train: 0.8, validation: 0.1, test: 0.1 } },
+            params: versionParams,
             manifestKey: (id) => `datasets/${id}/manifest.json`,
             counts: { total: count },
             items: items(count),
@@ -417,7 +474,7 @@ describe.each(['sqlite', 'postgres', 'mysql'] as const)('repositories on %s', (d
     it('numbers concurrent versions without gaps or duplicates', async () => {
       const created = await Promise.all(
         Array.from({ length: 4 }, (_, i) =>
-          db.datasets.create({ params: {}, manifestKey: `datasets/concurrent-${i}`, counts: {}, items: items(50) }),
+          db.datasets.create({ params: versionParams, manifestKey: `datasets/concurrent-${i}`, counts: {}, items: items(50) }),
         ),
       );
       expect(created.map((version) => version.id).sort()).toEqual([1, 2, 3, 4]);
@@ -426,9 +483,9 @@ describe.each(['sqlite', 'postgres', 'mysql'] as const)('repositories on %s', (d
 
     it('stores a version with all its items or not at all', async () => {
       const withUnknownImage = [...items(5), { hash: 'f'.repeat(64), label: 'cat' as const, split: 'train' as const }];
-      await expect(db.datasets.create({ params: {}, manifestKey: 'k', counts: {}, items: withUnknownImage })).rejects.toThrow();
+      await expect(db.datasets.create({ params: versionParams, manifestKey: 'k', counts: {}, items: withUnknownImage })).rejects.toThrow();
       expect(await db.datasets.list()).toEqual([]);
-      expect((await db.datasets.create({ params: {}, manifestKey: 'k', counts: {}, items: items(5) })).id).toBe(1);
+      expect((await db.datasets.create({ params: versionParams, manifestKey: 'k', counts: {}, items: items(5) })).id).toBe(1);
     });
   });
 
@@ -437,7 +494,7 @@ describe.each(['sqlite', 'postgres', 'mysql'] as const)('repositories on %s', (d
 
     beforeEach(async () => {
       await db.images.insertIfAbsent(image(1));
-      datasetId = (await db.datasets.create({ params: {}, manifestKey: 'm', counts: {}, items: [{ hash: hashOf(1), label: 'cat', split: 'train' }] })).id;
+      datasetId = (await db.datasets.create({ params: versionParams, manifestKey: 'm', counts: {}, items: [{ hash: hashOf(1), label: 'cat', split: 'train' }] })).id;
     });
 
     it('runs through its lifecycle and keeps its epochs', async () => {

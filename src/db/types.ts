@@ -1,3 +1,5 @@
+import type { DatasetParams } from './documents/dataset-version.js';
+
 /** A label a user or a model can give a photo; `neither` marks photos that are no cat and no dog. */
 export type Label = 'cat' | 'dog' | 'neither';
 /** Only cats and dogs train a model, so an image's label is one of these or null (unlabelled). */
@@ -60,7 +62,7 @@ export interface GalleryFilter {
 export interface DatasetVersionRow {
   id: number;
   createdAt: string;
-  params: JsonObject;
+  params: DatasetParams;
   manifestKey: string;
   imageCount: number;
   counts: JsonObject;
@@ -73,7 +75,7 @@ export interface DatasetItemRow {
 }
 
 export interface NewDatasetVersion {
-  params: JsonObject;
+  params: DatasetParams;
   /** A function when the key contains the version number, which is only known inside the transaction. */
   manifestKey: string | ((id: number) => string);
   counts: JsonObject;

@@ -23,8 +23,7 @@ export const buildDatasetComponent: ComponentDefinition = {
   description: 'Freezes the labelled image library into an immutable dataset version with a hash-based split.',
   inputs: {
     imported: { type: 'artifact', artifactType: 'Artifact', description: 'Output of ingest; orders this step after it.' },
-    imageSize: { type: 'integer', description: 'Side in pixels images are resized to.' },
-    seed: { type: 'integer', description: 'Seed of augmentation and shuffling.' },
+    seed: { type: 'integer', description: 'Seed of the hash-based split.' },
     trainSplit: { type: 'number', description: 'Fraction of images used for training.' },
     validationSplit: { type: 'number', description: 'Fraction of images used for early stopping.' },
     testSplit: { type: 'number', description: 'Fraction of images held out to compare models.' },
@@ -44,6 +43,7 @@ export const trainComponent: ComponentDefinition = {
     epochs: { type: 'integer' },
     learningRate: { type: 'number' },
     batchSize: { type: 'integer' },
+    imageSize: { type: 'integer', description: 'Side in pixels the cnn trains at (a backbone takes its own input size).' },
   },
   outputs: {
     model: { type: 'artifact', artifactType: 'Model' },
@@ -84,7 +84,6 @@ export function catdogPipeline(config: CatdogConfig = configSchema.parse({})): P
     description: 'Ingest photos, build a dataset version, train, evaluate on the test split and promote if better.',
     parameters: {
       source: { type: 'string', default: '', description: 'Folder or bucket of new photos; "" = train on the library as it is.' },
-      imageSize: { type: 'integer', default: effectiveImageSize(config) },
       seed: { type: 'integer', default: dataset.seed },
       trainSplit: { type: 'number', default: dataset.split.train },
       validationSplit: { type: 'number', default: dataset.split.validation },
@@ -93,6 +92,7 @@ export function catdogPipeline(config: CatdogConfig = configSchema.parse({})): P
       epochs: { type: 'integer', default: training.epochs },
       learningRate: { type: 'number', default: training.learningRate },
       batchSize: { type: 'integer', default: training.batchSize },
+      imageSize: { type: 'integer', default: effectiveImageSize(config) },
     },
     tasks: [
       { name: 'ingest', component: ingestComponent, inputs: { source: { parameter: 'source' } } },
@@ -101,7 +101,6 @@ export function catdogPipeline(config: CatdogConfig = configSchema.parse({})): P
         component: buildDatasetComponent,
         inputs: {
           imported: { fromTask: 'ingest', output: 'imported' },
-          imageSize: { parameter: 'imageSize' },
           seed: { parameter: 'seed' },
           trainSplit: { parameter: 'trainSplit' },
           validationSplit: { parameter: 'validationSplit' },
@@ -117,6 +116,7 @@ export function catdogPipeline(config: CatdogConfig = configSchema.parse({})): P
           epochs: { parameter: 'epochs' },
           learningRate: { parameter: 'learningRate' },
           batchSize: { parameter: 'batchSize' },
+          imageSize: { parameter: 'imageSize' },
         },
       },
       {

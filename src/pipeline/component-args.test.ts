@@ -33,11 +33,11 @@ function problemsOf(run: () => unknown): unknown {
 
 describe('parseComponentArgs', () => {
   const root = '/kfp';
-  const trainParameters = { architecture: 'mobilenet', epochs: '20', learningRate: '0.001', batchSize: '32' };
+  const trainParameters = { architecture: 'mobilenet', epochs: '20', learningRate: '0.001', batchSize: '32', imageSize: '224' };
 
   it('reads back, typed, what the compiled executor passes', () => {
     expect(parseComponentArgs(trainComponent, launch(trainComponent, trainParameters, root))).toEqual({
-      inputs: { dataset: '/kfp/in/dataset', architecture: 'mobilenet', epochs: 20, learningRate: 0.001, batchSize: 32 },
+      inputs: { dataset: '/kfp/in/dataset', architecture: 'mobilenet', epochs: 20, learningRate: 0.001, batchSize: 32, imageSize: 224 },
       outputPaths: { model: '/kfp/out/model', metrics: '/kfp/out/metrics' },
     });
     expect(parseComponentArgs(ingestComponent, launch(ingestComponent, { source: '' }, root))).toEqual({
@@ -51,12 +51,13 @@ describe('parseComponentArgs', () => {
       ...trainComponent,
       inputs: { ...trainComponent.inputs, batchSize: { type: 'integer', default: 16 }, augment: { type: 'boolean', optional: true } },
     };
-    const argv = ['--input-dataset=/d', '--input-architecture', '--odd', '--input-epochs', '-3', '--input-learningRate=1e-3'];
+    const argv = ['--input-dataset=/d', '--input-architecture', '--odd', '--input-epochs', '-3', '--input-learningRate=1e-3', '--input-imageSize=96'];
     expect(parseComponentArgs(withDefault, [...argv, '--output-model', '/m', '--output-metrics', '/x']).inputs).toEqual({
       dataset: '/d',
       architecture: '--odd',
       epochs: -3,
       learningRate: 0.001,
+      imageSize: 96,
       batchSize: 16,
     });
   });

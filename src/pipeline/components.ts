@@ -3,7 +3,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import type { AppContext } from '../app/context.js';
 import { importFolder } from '../datasets/import-folder.js';
-import { buildDatasetVersion, loadManifest, type DatasetParams } from '../datasets/versions.js';
+import { buildDatasetVersion, loadManifest } from '../datasets/versions.js';
 import { CatdogError } from '../errors.js';
 import type { BinaryMetrics } from '../ml/index.js';
 import { loadClassifier } from '../registry/classifier.js';
@@ -137,13 +137,7 @@ const buildDataset: Implementation = async (app, inputs, outputPaths, log) => {
   if (split.train <= 0 || split.test <= 0 || split.validation < 0 || Math.abs(sum - 1) > 1e-6) {
     throw new CatdogError('invalid_split', `trainSplit ${split.train} + validationSplit ${split.validation} + testSplit ${split.test} must be fractions summing to 1, with train and test above 0`);
   }
-  const params: DatasetParams = {
-    imageSize: numberInput(inputs, 'imageSize'),
-    split,
-    seed: numberInput(inputs, 'seed'),
-    augmentation: app.config.dataset.augmentation,
-  };
-  const { version, created } = await buildDatasetVersion(app, params);
+  const { version, created } = await buildDatasetVersion(app, { split, seed: numberInput(inputs, 'seed') });
   log(`${created ? 'built' : 'reused'} dataset version ${version.id}: ${version.imageCount} images (${imported.images.length} new from ingest)`);
   await writeArtifact(outputPaths.dataset!, { datasetId: version.id, manifestKey: version.manifestKey, imageCount: version.imageCount } satisfies DatasetArtifact);
   return {};
@@ -158,14 +152,12 @@ const train: Implementation = async (app, inputs, outputPaths, log, signal) => {
   const dataset = await readArtifact(stringInput(inputs, 'dataset'), datasetArtifactSchema, 'dataset');
   const version = await app.db.datasets.get(dataset.datasetId);
   if (!version) throw new CatdogError('not_found', `dataset version ${dataset.datasetId} of the dataset artifact does not exist in this database`, 404);
-  // The image size build-dataset was given (the pipeline's imageSize parameter) is this run's.
-  const builtSize = version.params.imageSize;
   const params = resolveTrainingParams(app.config, {
-    ...(typeof builtSize === 'number' && { imageSize: builtSize }),
     architecture: architectureOf(stringInput(inputs, 'architecture')),
     epochs: numberInput(inputs, 'epochs'),
     learningRate: numberInput(inputs, 'learningRate'),
     batchSize: numberInput(inputs, 'batchSize'),
+    imageSize: numberInput(inputs, 'imageSize'),
   });
   const candidate = await trainCandidate(app, {
     datasetId: version.id,

@@ -19,6 +19,7 @@ const trainTask = (inputs: TaskDefinition['inputs']): TaskDefinition => ({
     epochs: { parameter: 'epochs' },
     learningRate: { parameter: 'learningRate' },
     batchSize: { parameter: 'batchSize' },
+    imageSize: { parameter: 'imageSize' },
     ...inputs,
   },
 });

@@ -6,6 +6,7 @@ import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createTestApp, type TestApp } from '../../test/support/app.js';
 import { kaggleFiles, skipWithoutShared } from '../../test/support/shared.js';
+import { effectiveImageSize } from '../config/index.js';
 import { BullMqJobQueue } from '../jobs/bullmq-job-queue.js';
 import { InlineJobQueue } from '../jobs/inline-job-queue.js';
 import type { JobQueue } from '../jobs/job-queue.js';
@@ -66,9 +67,12 @@ describe.skipIf(skipWithoutShared)('runPipeline', () => {
     expect(version?.imageCount).toBe(24);
 
     const train = step(run, 'train');
-    expect(train.inputs).toMatchObject({ epochs: 3, batchSize: 8, architecture: 'mobilenet' });
+    expect(train.inputs).toMatchObject({ epochs: 3, batchSize: 8, architecture: 'mobilenet', imageSize: effectiveImageSize(app.config) });
     expect(train.logs.filter((line) => line.startsWith('epoch ')).length).toBeGreaterThanOrEqual(1);
     const model = readJson(train.artifacts!.model!);
+    // Image size is a setting of the run: the train step's parameter, recorded with the model; the version has none.
+    expect(step(run, 'build-dataset').inputs).not.toHaveProperty('imageSize');
+    expect(model.params).toMatchObject({ imageSize: effectiveImageSize(app.config) });
     const trainMetrics = readJson(train.artifacts!.metrics!);
     expect(trainMetrics.epochsRun).toBeGreaterThanOrEqual(1);
 

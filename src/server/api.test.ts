@@ -2,6 +2,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import sharp from 'sharp';
+import { effectiveImageSize } from '../config/index.js';
 import { countBySplit } from '../datasets/versions.js';
 import { DECODE_ID } from '../images/index.js';
 import { kaggleFullRes, skipWithoutShared } from '../../test/support/shared.js';
@@ -212,7 +214,17 @@ describe.skipIf(skipWithoutShared)('REST API', () => {
     expect(badSplit.body.error.code).toBe('invalid_request');
     expect(badSplit.body.error.message).toContain('split');
 
-    const settings = { split: { train: 0.6, validation: 0.2, test: 0.2 }, augmentation: { rotation: { enabled: true, maxDegrees: 20 } } };
+    // Image size and augmentation are settings of the training run: a client still sending them learns where they went.
+    const versionsBefore = (await json<{ items: unknown[] }>('/api/v1/datasets')).body.items.length;
+    for (const moved of [{ imageSize: 64 }, { augmentation: { rotation: { enabled: true, maxDegrees: 20 } } }, { imageSize: null }]) {
+      const refused = await json<ErrorJson>('/api/v1/datasets', post({ split: { train: 0.6, validation: 0.2, test: 0.2 }, ...moved }));
+      expect(refused.status, JSON.stringify(moved)).toBe(422);
+      expect(refused.body.error.code).toBe('setting_moved');
+      expect(refused.body.error.message).toContain('imageSize' in moved ? 'POST /api/v1/training-runs' : 'dataset.augmentation in the config');
+    }
+    expect((await json<{ items: unknown[] }>('/api/v1/datasets')).body.items, 'a refused build makes no version').toHaveLength(versionsBefore);
+
+    const settings = { split: { train: 0.6, validation: 0.2, test: 0.2 }, seed: 7 };
     const built = await json<{ id: number; created: boolean; imageCount: number; counts: Record<string, { cat: number; dog: number }>; params: Record<string, unknown> }>(
       '/api/v1/datasets',
       post(settings),
@@ -221,7 +233,7 @@ describe.skipIf(skipWithoutShared)('REST API', () => {
     expect(built.body.created).toBe(true);
     const counted = Object.values(built.body.counts).reduce((sum, split) => sum + split.cat + split.dog, 0);
     expect(counted).toBe(built.body.imageCount);
-    expect(built.body.params).toMatchObject({ split: settings.split, augmentation: { rotation: { enabled: true, maxDegrees: 20 } } });
+    expect(built.body.params).toEqual(settings);
 
     const reused = await json<{ id: number; created: boolean }>('/api/v1/datasets', post(settings));
     expect(reused.status).toBe(200);
@@ -232,12 +244,28 @@ describe.skipIf(skipWithoutShared)('REST API', () => {
     const listed = await json<{ items: { id: number }[] }>('/api/v1/datasets');
     expect(listed.body.items.map((version) => version.id)).toContain(built.body.id);
 
+    // The version has no image size: samples come at the size training would use, from the config.
     const preview = await json<{ samples: { dataUrl: string; label: string }[] }>(`/api/v1/datasets/${built.body.id}/preview?n=3`);
     expect(preview.body.samples).toHaveLength(3);
     for (const sample of preview.body.samples) {
       const jpeg = Buffer.from(sample.dataUrl.replace('data:image/jpeg;base64,', ''), 'base64');
       expect(jpeg.subarray(0, 3).equals(Buffer.from([0xff, 0xd8, 0xff]))).toBe(true);
+      expect((await sharp(jpeg).metadata()).width).toBe(effectiveImageSize(t.app.config));
     }
+
+    // The Dataset page builds from split and seed only; image size and augmentation are tried out apart from it.
+    const page = await (await fetch(t.url('/dataset'))).text();
+    const buildForm = page.slice(page.indexOf('<form id="build-form"'), page.indexOf('</form>', page.indexOf('<form id="build-form"')));
+    expect(buildForm).toContain('name="seed"');
+    expect(buildForm).not.toMatch(/name="imageSize"|\.enabled"/);
+    expect(page).toMatch(/<form id="training-images-form"[^]*name="imageSize"[^]*name="rotation\.enabled"/);
+    const webPreview = await (await fetch(t.url('/dataset/preview?imageSize=40&rotation.enabled=on&rotation.maxDegrees=30'))).text();
+    const [firstSample] = [...webPreview.matchAll(/data:image\/jpeg;base64,([^"]+)/g)].map((match) => Buffer.from(match[1]!, 'base64'));
+    expect((await sharp(firstSample!).metadata()).width).toBe(40);
+    const webBuild = await fetch(t.url('/dataset/versions'), { method: 'POST', body: new URLSearchParams({ train: '0.6', validation: '0.2', test: '0.2', seed: '7' }) });
+    expect(webBuild.status).toBe(200);
+    expect(await webBuild.text()).toContain(`Nothing changed since v${built.body.id}`);
+    expect((await json<{ items: unknown[] }>('/api/v1/datasets')).body.items, 'the same photos, split and seed: no new version').toHaveLength(versionsBefore + 1);
     const missing = await json<ErrorJson>('/api/v1/datasets/999');
     expect(missing.status).toBe(404);
     expect(missing.body.error.code).toBe('not_found');
@@ -273,9 +301,11 @@ describe.skipIf(skipWithoutShared)('REST API', () => {
 
   it('cancels a training through its run: it ends cancelled and registers nothing', async () => {
     const modelsBefore = (await t.app.db.models.list()).length;
-    const started = await json<{ id: string; jobId: string }>('/api/v1/training-runs', post({ architecture: 'cnn', epochs: 200 }));
+    const started = await json<{ id: string; jobId: string }>('/api/v1/training-runs', post({ architecture: 'cnn', epochs: 200, imageSize: 48 }));
     expect(started.status, JSON.stringify(started.body)).toBe(202);
     expect(started.body.jobId).toBe(`train-${started.body.id}`);
+    // Image size is the run's own setting, where a build request's imageSize is now sent.
+    expect((await t.app.db.runs.get(started.body.id))?.params).toMatchObject({ imageSize: 48 });
     const cancelled = await json<{ id: string }>(`/api/v1/training-runs/${started.body.id}/cancel`, { method: 'POST' });
     expect(cancelled.status, JSON.stringify(cancelled.body)).toBe(202);
     await expect.poll(async () => (await t.app.db.runs.get(started.body.id))?.status, { timeout: 60_000 }).toBe('cancelled');
@@ -337,7 +367,7 @@ describe.skipIf(skipWithoutShared)('REST API', () => {
     // (the pages render its counts).
     const dataset =
       (await t.app.db.datasets.latest()) ??
-      (await t.app.db.datasets.create({ params: {}, manifestKey: 'datasets/replay-test.json', counts: countBySplit([]), items: [] }));
+      (await t.app.db.datasets.create({ params: { split: { train: 0.7, validation: 0.2, test: 0.1 }, seed: 42 }, manifestKey: 'datasets/replay-test.json', counts: countBySplit([]), items: [] }));
     const run = await t.app.db.runs.create({ datasetId: dataset.id, params: { epochs: 20 }, codeVersion: 'test' });
     await t.app.db.runs.markRunning(run.id);
     const epoch = { loss: 0.4, accuracy: 0.8, valLoss: 0.5, valAccuracy: 0.75, durationMs: 100 };

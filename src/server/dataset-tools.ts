@@ -1,6 +1,6 @@
 import type { z } from '@hono/zod-openapi';
 import type { AppContext } from '../app/context.js';
-import { configSchema, type CatdogConfig } from '../config/index.js';
+import { configSchema, effectiveImageSize, type CatdogConfig } from '../config/index.js';
 import { imageBlobKey } from '../storage/index.js';
 import type { DatasetParams } from '../datasets/versions.js';
 import { CatdogError } from '../errors.js';
@@ -22,20 +22,34 @@ export function mergeAugmentation(base: AugmentationConfig, changes: Augmentatio
   };
 }
 
-/**
- * The configured dataset settings with a request's changes on top, checked by the config schema itself so the
- * API accepts exactly what config.json accepts (ranges, split summing to 1).
- */
-export function datasetParamsFrom(config: CatdogConfig, request: z.infer<typeof BuildDatasetSchema> = {}): DatasetParams {
-  const requested = {
-    imageSize: request.imageSize === undefined ? config.dataset.imageSize : request.imageSize,
-    split: request.split ?? config.dataset.split,
-    seed: request.seed ?? config.dataset.seed,
-    augmentation: mergeAugmentation(config.dataset.augmentation, request.augmentation),
-  };
-  const parsed = configSchema.shape.dataset.safeParse(requested);
+/** Throws `invalid_request` with the config schema's own wording, so requests accept exactly what config.json accepts. */
+function validDatasetSection(dataset: CatdogConfig['dataset']): CatdogConfig['dataset'] {
+  const parsed = configSchema.shape.dataset.safeParse(dataset);
   if (!parsed.success) throw new CatdogError('invalid_request', describeZodError(parsed.error), 400);
-  return datasetParams({ ...config, dataset: parsed.data });
+  return parsed.data;
+}
+
+/** The configured split and seed with a build request's changes on top. */
+export function datasetParamsFrom(config: CatdogConfig, request: Pick<z.infer<typeof BuildDatasetSchema>, 'split' | 'seed'> = {}): DatasetParams {
+  const dataset = validDatasetSection({ ...config.dataset, split: request.split ?? config.dataset.split, seed: request.seed ?? config.dataset.seed });
+  return datasetParams({ ...config, dataset });
+}
+
+/** How training will transform its photos: image size and augmentation are settings of the run, not of a version. */
+export interface TrainingImageSettings {
+  imageSize: number;
+  augmentation: AugmentationConfig;
+  seed: number;
+}
+
+/** The configured training image settings with a preview's changes on top (what a run would use if the config said so). */
+export function trainingImageSettingsFrom(config: CatdogConfig, changes: { imageSize?: number | null; augmentation?: AugmentationRequest } = {}): TrainingImageSettings {
+  const dataset = validDatasetSection({
+    ...config.dataset,
+    imageSize: changes.imageSize === undefined ? config.dataset.imageSize : changes.imageSize,
+    augmentation: mergeAugmentation(config.dataset.augmentation, changes.augmentation),
+  });
+  return { imageSize: effectiveImageSize({ ...config, dataset }), augmentation: dataset.augmentation, seed: dataset.seed };
 }
 
 export interface AugmentedSample {
@@ -52,7 +66,7 @@ export interface AugmentedSample {
 export async function augmentedSamples(
   app: Pick<AppContext, 'blobs'>,
   items: readonly { hash: string; label: string }[],
-  params: Pick<DatasetParams, 'imageSize' | 'augmentation' | 'seed'>,
+  params: TrainingImageSettings,
   count: number,
 ): Promise<AugmentedSample[]> {
   const step = Math.max(1, Math.floor(items.length / count));

@@ -49,7 +49,7 @@ describe.skipIf(skipWithoutShared)('/api/v1/jobs on a Redis queue', () => {
   it('lists jobs newest first with counts, filters by state, gets one, and refuses unknown states and ids', async () => {
     const first = await producer.enqueue('import', { folder: '/photos/a' }, { jobId: 'import-a' });
     await new Promise((resolve) => setTimeout(resolve, 5));
-    await producer.enqueue('build-dataset', { imageSize: 64 }, { jobId: 'build-b' });
+    await producer.enqueue('build-dataset', {}, { jobId: 'build-b' });
 
     const all = await json<JobList>('/jobs');
     expect(all.status).toBe(200);

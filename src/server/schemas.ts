@@ -97,7 +97,9 @@ export const DatasetSchema = z
     id: z.number().int(),
     createdAt: z.string(),
     imageCount: z.number().int(),
-    params: z.record(z.string(), z.unknown()),
+    params: z
+      .object({ split: z.object({ train: z.number(), validation: z.number(), test: z.number() }), seed: z.number().int() })
+      .openapi({ description: 'What decides which photo is in which split. Image size and augmentation are settings of the training run.' }),
     counts: SplitCountsSchema,
   })
   .openapi('DatasetVersion');
@@ -128,12 +130,16 @@ export const AugmentationRequestSchema = z
   .partial()
   .openapi('AugmentationSettings', { description: 'Only what differs from the configured augmentation.' });
 
+/** A field a build request used to take: documented so that clients see where it went, refused when sent. */
+const movedToTraining = (where: string) =>
+  z.unknown().optional().openapi({ deprecated: true, description: `No longer a dataset setting; sending it is refused with 422 \`setting_moved\`. ${where}` });
+
 export const BuildDatasetSchema = z
   .object({
-    imageSize: z.number().int().min(16).max(512).nullable().optional(),
     split: z.object({ train: z.number().gt(0).max(1), validation: z.number().min(0).max(1), test: z.number().gt(0).max(1) }).optional(),
     seed: z.number().int().optional(),
-    augmentation: AugmentationRequestSchema.optional(),
+    imageSize: movedToTraining('Image size is a setting of the training run: `imageSize` of POST /api/v1/training-runs (default: dataset.imageSize in the config).'),
+    augmentation: movedToTraining('Augmentation is a setting of training: dataset.augmentation in the config.'),
   })
   .openapi('BuildDataset');
 
@@ -174,6 +180,7 @@ export const StartRunSchema = z
     epochs: z.number().int().min(1).max(1000).optional(),
     learningRate: z.number().gt(0).max(1).optional(),
     batchSize: z.number().int().min(1).max(1024).optional(),
+    imageSize: z.number().int().min(16).max(512).optional().openapi({ description: 'Side in pixels the cnn trains at (a backbone takes its own input size). Default: dataset.imageSize in the config, else the architecture default.' }),
   })
   .openapi('StartTrainingRun');
 

@@ -61,12 +61,7 @@ export function parseTrainingParams(value: unknown, where: string): TrainingPara
 
 /** What a dataset version is built with: which photos go to which split. */
 export function datasetParams(config: CatdogConfig): DatasetParams {
-  return {
-    imageSize: effectiveImageSize(config),
-    split: config.dataset.split,
-    seed: config.dataset.seed,
-    augmentation: config.dataset.augmentation,
-  };
+  return { split: config.dataset.split, seed: config.dataset.seed };
 }
 
 /**

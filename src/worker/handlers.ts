@@ -88,10 +88,8 @@ export function jobHandlers(app: AppContext, queue: JobQueue): Record<string, Jo
       return { ...result, skipped: result.skipped.length, skippedFiles: result.skipped.slice(0, 100) };
     }),
 
-    ...handlerFor(buildDatasetJob, async (data, ctx) => {
-      const params = datasetParams(app.config);
-      if (data.imageSize !== undefined) params.imageSize = data.imageSize;
-      const { version, created } = await buildDatasetVersion(app, params);
+    ...handlerFor(buildDatasetJob, async (_data, ctx) => {
+      const { version, created } = await buildDatasetVersion(app, datasetParams(app.config));
       await ctx.reportProgress(1, created ? `built dataset v${version.id}` : `reused dataset v${version.id}`);
       return { datasetId: version.id, created, imageCount: version.imageCount, counts: version.counts };
     }),

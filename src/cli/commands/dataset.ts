@@ -1,4 +1,4 @@
-import type { Command } from 'commander';
+import { InvalidArgumentError, Option, type Command } from 'commander';
 import type { AppContext } from '../../app/context.js';
 import { importFolder, type ImportReport } from '../../datasets/import-folder.js';
 import { buildDatasetVersion, countBySplit, loadManifest } from '../../datasets/versions.js';
@@ -52,14 +52,19 @@ export function registerDatasetCommands(program: Command, globals: () => GlobalO
 
   dataset
     .command('build')
-    .option('--image-size <n>', 'image size in pixels', (value) => Number.parseInt(value, 10))
+    // Scripts written when a version had an image size learn where it went instead of "unknown option".
+    .addOption(
+      new Option('--image-size <n>').hideHelp().argParser(() => {
+        throw new InvalidArgumentError(
+          'a dataset version is data only: image size is a setting of the training run. Use `catdog train --image-size N` (or dataset.imageSize in the config).',
+        );
+      }),
+    )
     .option('--json', 'print the version as JSON')
-    .description('snapshot all labelled photos into a new numbered dataset version')
-    .action(async (options: { imageSize?: number; json?: boolean }) => {
+    .description('snapshot all labelled photos into a new numbered dataset version (or reuse the latest one if it holds exactly these)')
+    .action(async (options: { json?: boolean }) => {
       await withApp(globals(), async (app) => {
-        const params = datasetParams(app.config);
-        if (options.imageSize) params.imageSize = options.imageSize;
-        const { version, created } = await buildDatasetVersion(app, params);
+        const { version, created } = await buildDatasetVersion(app, datasetParams(app.config));
         if (options.json) printJson({ ...version, created });
         else process.stdout.write(`${created ? 'built' : 'unchanged, reusing'} dataset version ${version.id}: ${version.imageCount} images ${JSON.stringify(version.counts)}\n`);
       });
@@ -83,7 +88,8 @@ export function registerDatasetCommands(program: Command, globals: () => GlobalO
               train: counts.train.cat + counts.train.dog,
               validation: counts.validation.cat + counts.validation.dog,
               test: counts.test.cat + counts.test.dog,
-              imageSize: (version.params as { imageSize?: number }).imageSize,
+              split: `${version.params.split.train}/${version.params.split.validation}/${version.params.split.test}`,
+              seed: version.params.seed,
             };
           }),
         );

@@ -1,4 +1,6 @@
 import type { Kysely, Selectable } from 'kysely';
+import { CatdogError } from '../../errors.js';
+import { datasetParamsSchema, type DatasetParams } from '../documents/dataset-version.js';
 import type { DatasetVersionsTable, Schema } from '../schema.js';
 import { nextNumber, nowIso, parseJson, toJson, toNumber, withConflictRetry } from '../support.js';
 import type { DatasetItemRow, DatasetVersionRow, ImageLabel, NewDatasetVersion, Page, Split } from '../types.js';
@@ -14,11 +16,23 @@ export interface DatasetItemFilter {
 /** 4 values a row: far below the bound-parameter limits of MySQL (65,535) and SQLite (32,766). */
 const itemsPerInsert = 1000;
 
+function storedParams(row: Pick<Selectable<DatasetVersionsTable>, 'id' | 'params'>): DatasetParams {
+  const parsed = datasetParamsSchema.safeParse(parseJson(row.params));
+  if (parsed.success) return parsed.data;
+  throw new CatdogError(
+    'stored_document_invalid',
+    `dataset version v${row.id} has parameters this catdog cannot read (${parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).join('; ')}); ` +
+      'run `catdog db migrate` with this version of catdog, or restore the row from a backup.',
+    500,
+    { datasetId: row.id },
+  );
+}
+
 function toDatasetVersion(row: Selectable<DatasetVersionsTable>): DatasetVersionRow {
   return {
     id: row.id,
     createdAt: row.created_at,
-    params: parseJson(row.params),
+    params: storedParams(row),
     manifestKey: row.manifest_key,
     imageCount: row.image_count,
     counts: parseJson(row.counts),

@@ -41,6 +41,7 @@ describe('compileToKfp', () => {
         '--input-epochs', "{{$.inputs.parameters['epochs']}}",
         '--input-learningRate', "{{$.inputs.parameters['learningRate']}}",
         '--input-batchSize', "{{$.inputs.parameters['batchSize']}}",
+        '--input-imageSize', "{{$.inputs.parameters['imageSize']}}",
         '--output-model', "{{$.outputs.artifacts['model'].path}}",
         '--output-metrics', "{{$.outputs.artifacts['metrics'].path}}",
       ],
@@ -53,6 +54,9 @@ describe('compileToKfp', () => {
     expect(promote?.dependentTasks).toEqual(['evaluate', 'train']);
     expect(promote?.inputs?.artifacts?.metrics).toEqual({ taskOutputArtifact: { producerTask: 'evaluate', outputArtifactKey: 'metrics' } });
     expect(spec.root.dag.tasks.train?.inputs?.parameters?.epochs).toEqual({ componentInputParameter: 'epochs' });
+    // Image size is a setting of the training run: the train step takes it, build-dataset does not.
+    expect(spec.root.dag.tasks.train?.inputs?.parameters?.imageSize).toEqual({ componentInputParameter: 'imageSize' });
+    expect(spec.root.dag.tasks['build-dataset']?.inputs?.parameters).not.toHaveProperty('imageSize');
     expect(spec.root.inputDefinitions?.parameters?.epochs).toMatchObject({ parameterType: 'NUMBER_INTEGER', defaultValue: 20 });
     expect(spec.root.inputDefinitions?.parameters?.learningRate).toMatchObject({ parameterType: 'NUMBER_DOUBLE', defaultValue: 0.001 });
     expect(spec.components?.['comp-train']?.outputDefinitions?.artifacts?.model?.artifactType).toEqual({

@@ -1,9 +1,9 @@
 import { createRoute, z } from '@hono/zod-openapi';
-import { buildDatasetVersion, type DatasetParams } from '../../datasets/versions.js';
-import { NotFoundError } from '../../errors.js';
+import { buildDatasetVersion } from '../../datasets/versions.js';
+import { CatdogError, NotFoundError } from '../../errors.js';
 import { suspiciousLabels } from '../../training/suspicious.js';
 import { routeGroup, type ServerDeps } from '../context.js';
-import { augmentedSamples, datasetParamsFrom } from '../dataset-tools.js';
+import { augmentedSamples, datasetParamsFrom, trainingImageSettingsFrom } from '../dataset-tools.js';
 import { presentDataset, presentSuspiciousImage } from '../present.js';
 import { BuildDatasetSchema, DatasetSchema, errorResponse, jsonContent, SuspiciousImageSchema } from '../schemas.js';
 
@@ -30,8 +30,26 @@ const buildDataset = createRoute({
     201: jsonContent(DatasetSchema.extend({ created: z.literal(true) }), 'A new version'),
     400: errorResponse('Invalid settings'),
     409: errorResponse('Too few labelled photos (dataset_too_small)'),
+    422: errorResponse('imageSize or augmentation sent: they are settings of the training run now (setting_moved)'),
   },
 });
+
+/**
+ * A version is data only. A client still sending image size or augmentation is refused rather than ignored: ignored,
+ * it would go on believing its version (and the runs on it) had that size, and find out from a model card.
+ */
+const MOVED_TO_TRAINING = {
+  imageSize: 'imageSize is a setting of the training run: send it as `imageSize` to POST /api/v1/training-runs',
+  augmentation: 'augmentation is a setting of training: set dataset.augmentation in the config',
+} as const;
+
+function refuseTrainingSettings(request: z.infer<typeof BuildDatasetSchema>): void {
+  const fields = (Object.keys(MOVED_TO_TRAINING) as (keyof typeof MOVED_TO_TRAINING)[]).filter((field) => request[field] !== undefined);
+  if (fields.length > 0) {
+    const where = fields.map((field) => MOVED_TO_TRAINING[field]).join('; ');
+    throw new CatdogError('setting_moved', `a dataset version is data only (photos, labels, splits): ${where}.`, 422, { fields });
+  }
+}
 
 const getDataset = createRoute({
   method: 'get',
@@ -48,7 +66,7 @@ const previewDataset = createRoute({
   path: '/datasets/{id}/preview',
   'x-catdog-role': 'viewer',
   tags: ['datasets'],
-  summary: "Training images of a version through its augmentation, as training sees them",
+  summary: "Training images of a version as a run with the configured image size and augmentation sees them",
   request: { params: IdParam, query: z.object({ n: z.coerce.number().int().min(1).max(24).default(6) }) },
   responses: {
     200: jsonContent(
@@ -89,7 +107,9 @@ export function datasetRoutes({ app }: ServerDeps) {
   routes.openapi(listDatasets, async (c) => c.json({ items: (await app.db.datasets.list()).map(presentDataset) }, 200));
 
   routes.openapi(buildDataset, async (c) => {
-    const { version, created } = await buildDatasetVersion(app, datasetParamsFrom(app.config, c.req.valid('json')));
+    const request = c.req.valid('json') ?? {};
+    refuseTrainingSettings(request);
+    const { version, created } = await buildDatasetVersion(app, datasetParamsFrom(app.config, request));
     return created ? c.json({ ...presentDataset(version), created }, 201) : c.json({ ...presentDataset(version), created }, 200);
   });
 
@@ -98,7 +118,7 @@ export function datasetRoutes({ app }: ServerDeps) {
   routes.openapi(previewDataset, async (c) => {
     const version = await findVersion(c.req.valid('param').id);
     const { items } = await app.db.datasets.items(version.id, { split: 'train' });
-    const samples = await augmentedSamples(app, items, version.params as unknown as DatasetParams, c.req.valid('query').n);
+    const samples = await augmentedSamples(app, items, trainingImageSettingsFrom(app.config), c.req.valid('query').n);
     return c.json({ samples }, 200);
   });
 

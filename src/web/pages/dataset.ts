@@ -5,7 +5,7 @@ import { classBalance, listVersions } from '../../datasets/health.js';
 import { manifestMissing, type SplitCounts } from '../../datasets/versions.js';
 import { CatdogError } from '../../errors.js';
 import type { ServerDeps } from '../../server/context.js';
-import { augmentedSamples, datasetParamsFrom } from '../../server/dataset-tools.js';
+import { augmentedSamples, trainingImageSettingsFrom } from '../../server/dataset-tools.js';
 import { presentSuspiciousImage, thumbnailUrl } from '../../server/present.js';
 import { findModel } from '../../registry/resolve.js';
 import { suspiciousLabels, type SuspiciousImage } from '../../training/suspicious.js';
@@ -15,7 +15,7 @@ import { gate, page, percent, type ActionGate } from '../layout.js';
 
 type AugmentationName = keyof AugmentationConfig;
 
-/** The build form's augmentation controls: one checkbox and one amount per augmentation. */
+/** The training preview's augmentation controls: one checkbox and one amount per augmentation. */
 export const AUGMENTATION_FIELDS: readonly { name: AugmentationName; label: string; amount: string; max: number; step: number }[] = [
   { name: 'horizontalFlip', label: 'Horizontal flip (probability)', amount: 'probability', max: 1, step: 0.05 },
   { name: 'rotation', label: 'Rotation (max degrees)', amount: 'maxDegrees', max: 180, step: 1 },
@@ -33,18 +33,21 @@ const optionalNumber = (text: string | undefined): number | undefined => (text =
 
 /** The build form's fields as the API's BuildDataset request; datasetParamsFrom validates the result. */
 export function buildRequestFromForm(form: Record<string, string | undefined>) {
-  const augmentation = Object.fromEntries(
-    AUGMENTATION_FIELDS.map(({ name, amount }) => [name, { enabled: form[`${name}.enabled`] === 'on', [amount]: optionalNumber(form[`${name}.${amount}`]) }]),
-  );
   const train = optionalNumber(form.train);
   const validation = optionalNumber(form.validation);
   const test = optionalNumber(form.test);
   return {
-    imageSize: optionalNumber(form.imageSize) ?? null,
     split: train === undefined || validation === undefined || test === undefined ? undefined : { train, validation, test },
     seed: optionalNumber(form.seed),
-    augmentation,
   };
+}
+
+/** The training preview's fields; trainingImageSettingsFrom validates the result. */
+function previewRequestFromForm(form: Record<string, string | undefined>) {
+  const augmentation = Object.fromEntries(
+    AUGMENTATION_FIELDS.map(({ name, amount }) => [name, { enabled: form[`${name}.enabled`] === 'on', [amount]: optionalNumber(form[`${name}.${amount}`]) }]),
+  );
+  return { imageSize: optionalNumber(form.imageSize) ?? null, augmentation };
 }
 
 function splitTable(counts: SplitCounts): SafeHtml {
@@ -61,10 +64,10 @@ export function versionsSection(versions: DatasetVersionRow[], notice?: { kind: 
 ${notice ? html`<p class="notice ${notice.kind}" role="status">${notice.text}</p>` : ''}
 ${versions.length === 0
     ? html`<p class="muted">No version yet: label some photos, then build one below.</p>`
-    : html`<table tabindex="0" aria-label="dataset versions"><thead><tr><th>version</th><th>created</th><th>images</th><th>image size</th><th>train cat/dog</th><th>test cat/dog</th></tr></thead>
+    : html`<table tabindex="0" aria-label="dataset versions"><thead><tr><th>version</th><th>created</th><th>images</th><th>split train/val/test · seed</th><th>train cat/dog</th><th>test cat/dog</th></tr></thead>
 <tbody>${versions.map((version) => {
         const counts = version.counts as unknown as SplitCounts;
-        return html`<tr><td>v${version.id}</td><td>${version.createdAt.slice(0, 19).replace('T', ' ')}</td><td>${version.imageCount}</td><td>${String(version.params.imageSize)}</td><td>${counts.train.cat}/${counts.train.dog}</td><td>${counts.test.cat}/${counts.test.dog}</td></tr>`;
+        return html`<tr><td>v${version.id}</td><td>${version.createdAt.slice(0, 19).replace('T', ' ')}</td><td>${version.imageCount}</td><td>${version.params.split.train}/${version.params.split.validation}/${version.params.split.test} · ${version.params.seed}</td><td>${counts.train.cat}/${counts.train.dog}</td><td>${counts.test.cat}/${counts.test.dog}</td></tr>`;
       })}</tbody></table>`}
 </section>`;
 }
@@ -88,7 +91,7 @@ ${next < pageOfImages.total ? html`<button type="button" hx-get="${query(next)}"
 export async function previewFragment(deps: ServerDeps, form: Record<string, string | undefined>): Promise<SafeHtml> {
   let params;
   try {
-    params = datasetParamsFrom(deps.app.config, buildRequestFromForm(form));
+    params = trainingImageSettingsFrom(deps.app.config, previewRequestFromForm(form));
   } catch (error) {
     return html`<p class="notice error">${(error as Error).message}</p>`;
   }
@@ -121,14 +124,27 @@ function buildForm(deps: ServerDeps, build: ActionGate): SafeHtml {
   const { dataset } = deps.app.config;
   return html`<form id="build-form" class="card" hx-post="/dataset/versions" hx-target="#versions" hx-swap="outerHTML">
 <h2>Build a version</h2>
+<p class="muted">A version is data only: the labelled photos, their labels and splits. Building again with the same photos, labels, split and seed gives the latest version back.</p>
 <div class="fields">
-  <label>Image size <input name="imageSize" type="number" min="16" max="512" placeholder="architecture default" value="${dataset.imageSize ?? ''}"></label>
   <label>Train <input name="train" type="number" min="0.01" max="1" step="0.01" value="${dataset.split.train}"></label>
   <label>Validation <input name="validation" type="number" min="0" max="1" step="0.01" value="${dataset.split.validation}"></label>
   <label>Test <input name="test" type="number" min="0.01" max="1" step="0.01" value="${dataset.split.test}"></label>
   <label>Seed <input name="seed" type="number" step="1" value="${dataset.seed}"></label>
 </div>
-<fieldset class="augmentations" hx-get="/dataset/preview" hx-include="#build-form" hx-trigger="change, load" hx-target="#preview" hx-swap="innerHTML">
+<button type="submit"${build.attributes}>Build version</button>${build.hint}
+</form>`;
+}
+
+/** Image size and augmentation belong to the training run: this tries settings out, the config decides what runs use. */
+function trainingImagesForm(deps: ServerDeps): SafeHtml {
+  const { dataset } = deps.app.config;
+  return html`<form id="training-images-form" class="card" hx-get="/dataset/preview" hx-trigger="change, submit, load" hx-target="#preview" hx-swap="innerHTML">
+<h2>What training sees</h2>
+<p class="muted">Image size and augmentation are settings of each training run, not of a version: every run uses dataset.imageSize and dataset.augmentation from the config (a run started from the Training page or <code>catdog train --image-size</code> can set its own image size). Try settings here to preview them.</p>
+<div class="fields">
+  <label>Image size <input name="imageSize" type="number" min="16" max="512" placeholder="architecture default" value="${dataset.imageSize ?? ''}"></label>
+</div>
+<fieldset class="augmentations">
   <legend>Augmentation (training split only)</legend>
   ${AUGMENTATION_FIELDS.map(({ name, label, amount, max, step }) => {
     const setting = dataset.augmentation[name] as { enabled: boolean } & Record<string, number | boolean>;
@@ -140,7 +156,6 @@ function buildForm(deps: ServerDeps, build: ActionGate): SafeHtml {
 </fieldset>
 <h3>Preview of augmented training samples</h3>
 <div id="preview" aria-live="polite"><p class="muted">loading…</p></div>
-<button type="submit"${build.attributes}>Build version</button>${build.hint}
 </form>`;
 }
 
@@ -174,6 +189,7 @@ ${versionsSection(versions)}
   <div hx-get="/dataset/suspicious" hx-trigger="load" hx-swap="outerHTML"><p class="muted">asking the promoted model…</p></div>
 </section>
 ${buildForm(deps, gate(view.user, 'POST', '/dataset/versions'))}
+${trainingImagesForm(deps)}
 <section class="card">
   <h2>Photos</h2>
   <form class="filter" hx-get="/dataset/thumbnails" hx-target="#thumbnails" hx-swap="outerHTML" hx-trigger="change">

@@ -82,6 +82,7 @@ export async function trainingPage({ app }: ServerDeps, user: WebUser) {
     <label>Epochs <input name="epochs" type="number" min="1" max="1000" value="${training.epochs}"></label>
     <label>Learning rate <input name="learningRate" type="number" min="0.000001" max="1" step="any" value="${training.learningRate}"></label>
     <label>Batch size <input name="batchSize" type="number" min="1" max="1024" value="${training.batchSize}"></label>
+    <label>Image size <input name="imageSize" type="number" min="16" max="512" placeholder="${String(app.config.dataset.imageSize ?? 'architecture default')}" title="cnn only: a backbone takes its own input size"></label>
   </div>
   <button type="submit"${start.attributes}>Start training</button>${start.hint}
   <p id="train-error" class="notice error" hidden></p>

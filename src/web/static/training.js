@@ -110,7 +110,7 @@
     errorLine.hidden = true;
     const fields = new FormData(form);
     const request = {};
-    for (const name of ['datasetId', 'epochs', 'learningRate', 'batchSize']) {
+    for (const name of ['datasetId', 'epochs', 'learningRate', 'batchSize', 'imageSize']) {
       const value = String(fields.get(name) ?? '').trim();
       if (value !== '') request[name] = Number(value);
     }

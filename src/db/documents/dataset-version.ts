@@ -1,0 +1,14 @@
+import { z } from 'zod';
+
+/**
+ * `dataset_versions.params`: what decides which photo goes to which split, and nothing else. Image size and
+ * augmentation are settings of the training run (recorded in `training_runs.params`), so two builds of the same
+ * photos never differ by them.
+ */
+export const datasetParamsSchema = z.object({
+  split: z.object({ train: z.number(), validation: z.number(), test: z.number() }),
+  seed: z.int(),
+});
+
+// A type alias, not an interface: it is stored as a JSON object column.
+export type DatasetParams = z.infer<typeof datasetParamsSchema>;
