@@ -27,7 +27,25 @@ export interface RateLimit {
   /** Sustained rate; 0 turns limiting off. */
   requestsPerMinute: number;
   burst: number;
+  /**
+   * Tokens each photo the request had refused (`image_*` errors: a scan bomb, a corrupt or oversized file) takes
+   * besides the request's own one; 0 or absent: none. A refused photo costs the server work a client can make it
+   * repeat at will, so a client sending nothing else runs dry after a few and then waits.
+   */
+  refusedImageCost?: number;
 }
+
+declare module 'hono' {
+  interface ContextVariableMap {
+    /** Photos of this request refused as unusable, set by the upload routes for the rate limiter's penalty. */
+    refusedImages: number | undefined;
+  }
+}
+
+/** Tells the rate limiter that `count` photos of this request were refused (see `RateLimit.refusedImageCost`). */
+export const countRefusedImages = (c: Context, count: number): void => {
+  c.set('refusedImages', (c.get('refusedImages') ?? 0) + count);
+};
 
 /** Beyond this many clients the oldest buckets are forgotten: a flood of new addresses cannot exhaust memory. */
 const MAX_TRACKED_CLIENTS = 10_000;
@@ -64,11 +82,17 @@ export const clientKey = (c: Context): string => {
 
 /**
  * A token bucket per client: `burst` requests at once, refilled at `requestsPerMinute`. Over the limit the
- * answer is 429 `rate_limited` with Retry-After in whole seconds.
+ * answer is 429 `rate_limited` with Retry-After in whole seconds, and the connection is closed rather than kept
+ * alive: the request's body is left unread, where keeping the connection would mean reading it to its end (a
+ * client posting hundreds of KB in a loop would have the server read them all to refuse them). Refused photos
+ * take `refusedImageCost` tokens each on top, down to at most `burst` tokens in debt, so a client that sends only
+ * refused photos waits at most (2 × burst) / rate for its next request, while one bad photo among good ones only
+ * spends part of the burst.
  */
 export function rateLimiter(limit: RateLimit, keyOf: (c: Context) => string = clientKey, now: () => number = Date.now): MiddlewareHandler {
   const buckets = new Map<string, { tokens: number; at: number }>();
   const perMs = limit.requestsPerMinute / 60_000;
+  const refusedImageCost = limit.refusedImageCost ?? 0;
   return async (c, next) => {
     if (limit.requestsPerMinute === 0) return next();
     const key = keyOf(c);
@@ -81,11 +105,16 @@ export function rateLimiter(limit: RateLimit, keyOf: (c: Context) => string = cl
       buckets.set(key, { tokens, at: time });
       const retryAfter = Math.max(1, Math.ceil((1 - tokens) / perMs / 1000));
       c.header('Retry-After', String(retryAfter));
-      return errorJson(c, 429, 'rate_limited', `too many requests: at most ${limit.requestsPerMinute} per minute (bursts of ${limit.burst}); retry in ${retryAfter} s`);
+      c.header('Connection', 'close');
+      return errorJson(c, 429, 'rate_limited', `too many requests: at most ${limit.requestsPerMinute} per minute (bursts of ${limit.burst}, refused photos count more); retry in ${retryAfter} s`);
     }
     buckets.set(key, { tokens: tokens - 1, at: time });
     if (buckets.size > MAX_TRACKED_CLIENTS) buckets.delete(buckets.keys().next().value!);
-    return next();
+    await next();
+    const penalty = (c.get('refusedImages') ?? 0) * refusedImageCost;
+    // The bucket as it is now: other requests of the same client may have spent from it meanwhile.
+    const bucket = buckets.get(key);
+    if (penalty > 0 && bucket) bucket.tokens = Math.max(-limit.burst, bucket.tokens - penalty);
   };
 }
 
