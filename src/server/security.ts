@@ -1,4 +1,5 @@
 import os from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { getConnInfo } from '@hono/node-server/conninfo';
 import type { Context, MiddlewareHandler } from 'hono';
 import { errorJson } from './errors.js';
@@ -80,16 +81,26 @@ export const clientKey = (c: Context): string => {
   return principal?.tokenId ? `token:${principal.tokenId}` : `ip:${clientAddress(c)}`;
 };
 
+/** How long a 429 is held back at most: a client that must wait anyway loses nothing by hearing it later. */
+export const RATE_LIMITED_HOLD_MS = 1_000;
+
 /**
  * A token bucket per client: `burst` requests at once, refilled at `requestsPerMinute`. Over the limit the
- * answer is 429 `rate_limited` with Retry-After in whole seconds, and the connection is closed rather than kept
- * alive: the request's body is left unread, where keeping the connection would mean reading it to its end (a
- * client posting hundreds of KB in a loop would have the server read them all to refuse them). Refused photos
+ * answer is 429 `rate_limited`, held back for `holdMs` (or until a token is due, if sooner) and then sent with the
+ * rest of the wait in Retry-After (whole seconds, 0 when none is left) and the connection closed: the request's
+ * body is left unread, where keeping the connection would mean reading it to its end. A client that ignores
+ * Retry-After (an attack loop posting hundreds of KB) thus gets about one answer per request in flight per second,
+ * instead of making the server read and refuse hundreds a second. Refused photos
  * take `refusedImageCost` tokens each on top, down to at most `burst` tokens in debt, so a client that sends only
- * refused photos waits at most (2 × burst) / rate for its next request, while one bad photo among good ones only
+ * refused photos waits at most (burst + 1) / rate for its next request, while one bad photo among good ones only
  * spends part of the burst.
  */
-export function rateLimiter(limit: RateLimit, keyOf: (c: Context) => string = clientKey, now: () => number = Date.now): MiddlewareHandler {
+export function rateLimiter(
+  limit: RateLimit,
+  keyOf: (c: Context) => string = clientKey,
+  now: () => number = Date.now,
+  holdMs = RATE_LIMITED_HOLD_MS,
+): MiddlewareHandler {
   const buckets = new Map<string, { tokens: number; at: number }>();
   const perMs = limit.requestsPerMinute / 60_000;
   const refusedImageCost = limit.refusedImageCost ?? 0;
@@ -103,7 +114,10 @@ export function rateLimiter(limit: RateLimit, keyOf: (c: Context) => string = cl
     buckets.delete(key);
     if (tokens < 1) {
       buckets.set(key, { tokens, at: time });
-      const retryAfter = Math.max(1, Math.ceil((1 - tokens) / perMs / 1000));
+      const waitMs = (1 - tokens) / perMs;
+      const heldMs = Math.min(holdMs, waitMs);
+      if (heldMs > 0) await sleep(heldMs);
+      const retryAfter = Math.ceil((waitMs - heldMs) / 1000);
       c.header('Retry-After', String(retryAfter));
       c.header('Connection', 'close');
       return errorJson(c, 429, 'rate_limited', `too many requests: at most ${limit.requestsPerMinute} per minute (bursts of ${limit.burst}, refused photos count more); retry in ${retryAfter} s`);

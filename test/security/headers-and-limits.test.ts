@@ -1,7 +1,7 @@
 import http from 'node:http';
 import { Hono } from 'hono';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { countRefusedImages, rateLimiter } from '../../src/server/security.js';
+import { countRefusedImages, RATE_LIMITED_HOLD_MS, rateLimiter } from '../../src/server/security.js';
 import { progressiveScanBomb } from '../support/jpeg-scan-bomb.mjs';
 import { catPhotos, photoForm, startTestServer, withBearer, type TestServer } from '../support/server.js';
 import { skipWithoutShared } from '../support/shared.js';
@@ -68,7 +68,7 @@ describe.skipIf(skipWithoutShared)('security headers', () => {
 describe.skipIf(skipWithoutShared)('rate limit (server.rateLimit)', () => {
   let t: TestServer;
   beforeAll(async () => {
-    t = await startTestServer({ CATDOG_SERVER__RATE_LIMIT__REQUESTS_PER_MINUTE: '60', CATDOG_SERVER__RATE_LIMIT__BURST: '5' });
+    t = await startTestServer({ CATDOG_SERVER__RATE_LIMIT__REQUESTS_PER_MINUTE: '6', CATDOG_SERVER__RATE_LIMIT__BURST: '5' });
   });
   afterAll(async () => {
     await t?.close();
@@ -80,7 +80,8 @@ describe.skipIf(skipWithoutShared)('rate limit (server.rateLimit)', () => {
     expect(statuses).toEqual([200, 200, 200, 200, 200, 429]);
     const limited = await t.fetchAs('/api/v1/models', {}, 'viewer');
     expect(limited.status).toBe(429);
-    expect(Number(limited.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+    // A token every 10 s; the answer was held back 1 s of it.
+    expect(Number(limited.headers.get('retry-after'))).toBeGreaterThanOrEqual(5);
     const body = (await limited.json()) as ErrorJson;
     expect(body.error.code).toBe('rate_limited');
     expectSecurityHeaders(limited, '429');
@@ -147,14 +148,17 @@ describe.skipIf(skipWithoutShared)('refused photos cost more of the rate limit (
     expect((await t.fetchAs('/api/v1/models', {}, 'curator')).status).toBe(429);
   });
 
-  it('answers a limited client at once without reading its body, and closes the connection', async () => {
+  it('answers a limited client after a second without reading its body, and closes the connection', async () => {
     const target = new URL(t.url('/api/v1/predictions'));
     const headers = { authorization: `Bearer ${t.tokens.viewer}`, 'content-type': 'multipart/form-data; boundary=x' };
+    const sent = performance.now();
     // 20 MB announced, 64 KiB sent: an answer can only come from a server that did not wait for the rest.
     const answer = await Promise.race([
       postPartly(target, headers, 20_000_000, `--x\r\n${'a'.repeat(64 * 1024)}`),
       new Promise<never>((_, reject) => setTimeout(() => reject(new Error('no answer: the server reads the body of a limited client')), 5_000)),
     ]);
+    // Held back: a loop that ignores Retry-After gets one answer a second per request in flight.
+    expect(performance.now() - sent).toBeGreaterThanOrEqual(RATE_LIMITED_HOLD_MS - 50);
     expect(answer.status).toBe(429);
     expect(answer.headers.connection).toBe('close');
     await answer.closed;
@@ -241,7 +245,7 @@ describe('rateLimiter', () => {
   it('refills at the configured rate', async () => {
     let now = 0;
     const app = new Hono();
-    app.use('*', rateLimiter({ requestsPerMinute: 60, burst: 2 }, () => 'one client', () => now));
+    app.use('*', rateLimiter({ requestsPerMinute: 60, burst: 2 }, () => 'one client', () => now, 0));
     app.get('/', (c) => c.text('ok'));
     const status = async () => (await app.request('/')).status;
     expect([await status(), await status(), await status()]).toEqual([200, 200, 429]);
@@ -256,7 +260,7 @@ describe('rateLimiter', () => {
   it('takes refusedImageCost tokens per refused photo on top, down to burst tokens in debt', async () => {
     let now = 0;
     const app = new Hono();
-    app.use('*', rateLimiter({ requestsPerMinute: 60, burst: 10, refusedImageCost: 4 }, () => 'one client', () => now));
+    app.use('*', rateLimiter({ requestsPerMinute: 60, burst: 10, refusedImageCost: 4 }, () => 'one client', () => now, 0));
     app.get('/', (c) => c.text('ok'));
     app.post('/refuse/:count', (c) => {
       countRefusedImages(c, Number(c.req.param('count')));
