@@ -205,6 +205,22 @@ export function replaceBenchmarkSection(id, body) {
   fs.writeFileSync(markdownFile, markdown);
 }
 
+const MULTIPART_BOUNDARY = 'catdogbenchmultipart';
+/** The Content-Type of `multipartBody`'s bodies. */
+export const MULTIPART_CONTENT_TYPE = `multipart/form-data; boundary=${MULTIPART_BOUNDARY}`;
+
+/** A multipart/form-data body with every `{ name, bytes }` as a `file` field, as `curl -F file=@…` sends them. */
+export function multipartBody(files) {
+  return Buffer.concat([
+    ...files.flatMap(({ name, bytes }) => [
+      Buffer.from(`--${MULTIPART_BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="${name}"\r\nContent-Type: image/jpeg\r\n\r\n`),
+      bytes,
+      Buffer.from('\r\n'),
+    ]),
+    Buffer.from(`--${MULTIPART_BOUNDARY}--\r\n`),
+  ]);
+}
+
 /**
  * Closed-loop HTTP load: one client per entry of `clientHeaders`, each POSTing `nextBody()` to `url` again as soon
  * as its previous answer arrived, for `warmupSeconds` then `seconds` without a pause between them. Requests started
@@ -212,15 +228,16 @@ export function replaceBenchmarkSection(id, body) {
  * request sent is counted and the server is idle when this resolves. A fetch loop rather than autocannon:
  * autocannon completed only the first request per connection against Werkzeug (Flask's server), with keep-alive or
  * without, and it drops the requests in flight when its time is up.
- * Returns, for the measured requests: 2xx answers and their latencies (ms), non-2xx answers, network errors, up to 5
- * failure samples, and the seconds from the warm-up's end until the last answer.
+ * Returns, for the measured requests: 2xx answers and their latencies (ms: p50, p95, p99, mean, max), non-2xx
+ * answers (also by status: `byStatus`), network errors, up to 5 failure samples, and the seconds from the warm-up's
+ * end until the last answer.
  */
 export async function closedLoopLoad({ url, clientHeaders, nextBody, seconds, warmupSeconds = 0 }) {
   const started = performance.now();
   const measuredFrom = started + warmupSeconds * 1000;
   const deadline = measuredFrom + seconds * 1000;
   const latencies = [];
-  const tally = () => ({ answered: 0, non2xx: 0, errors: 0 });
+  const tally = () => ({ answered: 0, non2xx: 0, errors: 0, byStatus: {} });
   const warmUp = tally();
   const measured = tally();
   const failureSamples = [];
@@ -236,6 +253,7 @@ export async function closedLoopLoad({ url, clientHeaders, nextBody, seconds, wa
         const response = await fetch(url, { method: 'POST', headers, body: nextBody() });
         const text = await response.text();
         if (!response.ok) {
+          counts.byStatus[response.status] = (counts.byStatus[response.status] ?? 0) + 1;
           fail(counts, 'non2xx', `${response.status} ${text.slice(0, 200)}`);
           continue;
         }
@@ -257,6 +275,7 @@ export async function closedLoopLoad({ url, clientHeaders, nextBody, seconds, wa
     failureSamples,
     measuredSeconds: (performance.now() - measuredFrom) / 1000,
     p50: percentile(50),
+    p95: percentile(95),
     p99: percentile(99),
     max: latencies.at(-1) ?? null,
     mean: latencies.length > 0 ? latencies.reduce((sum, ms) => sum + ms, 0) / latencies.length : null,
