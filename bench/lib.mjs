@@ -1,5 +1,5 @@
 // Shared plumbing for the benchmark scripts: peers run as child processes, one at a time, on the same machine.
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -203,6 +203,52 @@ export function replaceBenchmarkSection(id, body) {
   const to = markdown.indexOf(end);
   markdown = from >= 0 && to > from ? markdown.slice(0, from) + block + markdown.slice(to + end.length) : `${markdown.trimEnd()}\n\n${block}\n`;
   fs.writeFileSync(markdownFile, markdown);
+}
+
+/** The environment of a `catdog` process on embedded defaults over `home`, serving with MobileNet v1 0.75 from shared/. */
+export function serveEnv(home) {
+  return {
+    ...process.env,
+    CATDOG_HOME: home,
+    CATDOG_BACKBONE_URL: path.join(sharedDir, 'models', 'mobilenet_v1_0.75_224', 'model.json'),
+    CATDOG_LOG_LEVEL: 'warn',
+    TF_CPP_MIN_LOG_LEVEL: '2',
+  };
+}
+
+/**
+ * `catdog serve` (dist/) with `env` (see `serveEnv`) on a free port, once its health check answers, with one viewer
+ * token per name in `tokenNames` made on its database. `stop()` SIGTERMs it and waits for its exit.
+ */
+export async function startServe(env, tokenNames) {
+  const dist = (module) => import(path.join(repoRoot, 'dist', module));
+  const [{ databaseUrl, loadConfig }, { openDatabase }, { createToken }] = await Promise.all([dist('config/index.js'), dist('db/index.js'), dist('auth/index.js')]);
+  const port = await freePort();
+  const base = `http://127.0.0.1:${port}`;
+  const server = spawn(process.execPath, [path.join(repoRoot, 'dist', 'cli', 'main.js'), 'serve', '--port', String(port)], { env, stdio: ['ignore', 'ignore', 'inherit'] });
+  const stop = async () => {
+    if (server.exitCode !== null) return;
+    server.kill('SIGTERM');
+    await new Promise((resolve) => (server.exitCode !== null ? resolve() : server.once('exit', resolve)));
+  };
+  try {
+    await waitFor(`${base}/api/v1/health`, server);
+    const { servingModelId } = await (await fetch(`${base}/api/v1/health`)).json();
+    const db = await openDatabase(databaseUrl(loadConfig({ env: { CATDOG_HOME: env.CATDOG_HOME }, cwd: env.CATDOG_HOME }).config));
+    const tokens = await Promise.all(tokenNames.map(async (name) => (await createToken(db, 'viewer', name)).secret)).finally(() => db.close());
+    return { base, server, servingModelId, tokens, stop };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
+
+/** The kaggle-fullres-sample photos (full-size camera photos, cats then dogs) as `{ name, bytes }`. */
+export function fullResPhotos() {
+  const photoDir = path.join(sharedDir, 'data', 'kaggle-fullres-sample');
+  return ['cat', 'dog'].flatMap((label) =>
+    fs.readdirSync(path.join(photoDir, label)).map((name) => ({ name, bytes: fs.readFileSync(path.join(photoDir, label, name)) })),
+  );
 }
 
 const MULTIPART_BOUNDARY = 'catdogbenchmultipart';

@@ -23,7 +23,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   closedLoopLoad,
-  freePort,
+  fullResPhotos,
   kagglePhotoFolder,
   loadAverage,
   machine,
@@ -37,25 +37,18 @@ import {
   repoRoot,
   requireShared,
   runMeasured,
-  sharedDir,
-  waitFor,
+  serveEnv,
+  startServe,
 } from './lib.mjs';
 
 const opts = options({ seconds: 60, warmup: 60, clients: 50, trainPerClass: 50, sampleEvery: 5, attackers: 0 });
 requireShared();
 const python = opts.attackers > 0 ? undefined : peersPython();
 const cli = path.join(repoRoot, 'dist', 'cli', 'main.js');
-const dist = (module) => import(path.join(repoRoot, 'dist', module));
-const { databaseUrl, loadConfig } = await dist('config/index.js');
-const { openDatabase } = await dist('db/index.js');
-const { createToken } = await dist('auth/index.js');
 
 /** The batcher's default cap (`maxBatch` in src/serving/batcher.ts): the largest model call the server makes. */
 const FULL_BATCH = 32;
-const photoDir = path.join(sharedDir, 'data', 'kaggle-fullres-sample');
-const photos = ['cat', 'dog'].flatMap((label) =>
-  fs.readdirSync(path.join(photoDir, label)).map((name) => ({ name, bytes: fs.readFileSync(path.join(photoDir, label, name)) })),
-);
+const photos = fullResPhotos();
 const bodies = photos.map((photo) => multipartBody([photo]));
 /** The photos in turn from the first: each run of clients sends the same sequence. */
 const photosInTurn = () => {
@@ -90,13 +83,7 @@ async function scrape(base, token) {
 
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'catdog-bench-load-'));
 const home = path.join(work, 'home');
-const env = {
-  ...process.env,
-  CATDOG_HOME: home,
-  CATDOG_BACKBONE_URL: path.join(sharedDir, 'models', 'mobilenet_v1_0.75_224', 'model.json'),
-  CATDOG_LOG_LEVEL: 'warn',
-  TF_CPP_MIN_LOG_LEVEL: '2',
-};
+const env = serveEnv(home);
 const started = Date.now();
 const loadBefore = loadAverage();
 let server;
@@ -110,17 +97,11 @@ try {
     trained = { modelId: result.modelId, testAccuracy: result.metrics.accuracy, testPhotos: result.metrics.count };
   }
 
-  const port = await freePort();
-  const base = `http://127.0.0.1:${port}`;
-  server = spawn(process.execPath, [cli, 'serve', '--port', String(port)], { env, stdio: ['ignore', 'ignore', 'inherit'] });
-  await waitFor(`${base}/api/v1/health`, server);
-  const { servingModelId } = await (await fetch(`${base}/api/v1/health`)).json();
+  const tokenNames = ['load monitor', 'load attacker', ...Array.from({ length: opts.clients }, (_, i) => `load client ${i + 1}`)];
+  server = await startServe(env, tokenNames);
+  const { base, servingModelId } = server;
   if (trained && servingModelId !== trained.modelId) throw new Error(`serving ${servingModelId}, not the trained ${trained.modelId}`);
-
-  const db = await openDatabase(databaseUrl(loadConfig({ env: { CATDOG_HOME: home }, cwd: home }).config));
-  const [monitor, attackerToken, ...clientTokens] = await Promise.all(
-    Array.from({ length: opts.clients + 2 }, async (_, i) => (await createToken(db, 'viewer', ['load monitor', 'load attacker'][i] ?? `load client ${i - 1}`)).secret),
-  ).finally(() => db.close());
+  const [monitor, attackerToken, ...clientTokens] = server.tokens;
 
   // The warm-up starts with one full-size model call, so the memory such a call takes is held before the measured
   // window rather than taken whenever enough requests first coincide in it.
@@ -189,7 +170,7 @@ try {
         end: end.rssMiB,
         growthPercent: ((end.rssMiB - warm.rssMiB) / warm.rssMiB) * 100,
         idleAfter: idle.rssMiB,
-        peak: peakRssMiB(server.pid),
+        peak: peakRssMiB(server.server.pid),
       },
       tensors: { warmUpEnd: warm.tensors, min: Math.min(...tensorsAfterWarmUp), max: Math.max(...tensorsAfterWarmUp), idleAfter: idle.tensors },
       modelCalls,
@@ -207,10 +188,7 @@ try {
     };
   }
 } finally {
-  if (server && server.exitCode === null) {
-    server.kill('SIGTERM');
-    await new Promise((resolve) => (server.exitCode !== null ? resolve() : server.once('exit', resolve)));
-  }
+  await server?.stop();
   fs.rmSync(work, { recursive: true, force: true });
 }
 
