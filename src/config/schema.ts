@@ -353,7 +353,7 @@ const serverSchema = z
           ),
       })
       .prefault({})
-      .describe('Per-client token bucket on /api/v1; over it the API answers 429 rate_limited with Retry-After and closes the connection.'),
+      .describe('Per-client token bucket on /api/v1; over it the API answers 429 rate_limited with Retry-After, held back up to a second, and closes the connection without reading the body.'),
     allowedHosts: z
       .array(z.string().min(1))
       .default([])
