@@ -1,5 +1,5 @@
 // Shared plumbing for the benchmark scripts: peers run as child processes, one at a time, on the same machine.
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -205,6 +205,68 @@ export function replaceBenchmarkSection(id, body) {
   fs.writeFileSync(markdownFile, markdown);
 }
 
+/** The environment of a `catdog` process on embedded defaults over `home`, serving with MobileNet v1 0.75 from shared/. */
+export function serveEnv(home) {
+  return {
+    ...process.env,
+    CATDOG_HOME: home,
+    CATDOG_BACKBONE_URL: path.join(sharedDir, 'models', 'mobilenet_v1_0.75_224', 'model.json'),
+    CATDOG_LOG_LEVEL: 'warn',
+    TF_CPP_MIN_LOG_LEVEL: '2',
+  };
+}
+
+/**
+ * `catdog serve` (dist/) with `env` (see `serveEnv`) on a free port, once its health check answers, with one viewer
+ * token per name in `tokenNames` made on its database. `stop()` SIGTERMs it and waits for its exit.
+ */
+export async function startServe(env, tokenNames) {
+  const dist = (module) => import(path.join(repoRoot, 'dist', module));
+  const [{ databaseUrl, loadConfig }, { openDatabase }, { createToken }] = await Promise.all([dist('config/index.js'), dist('db/index.js'), dist('auth/index.js')]);
+  const port = await freePort();
+  const base = `http://127.0.0.1:${port}`;
+  const server = spawn(process.execPath, [path.join(repoRoot, 'dist', 'cli', 'main.js'), 'serve', '--port', String(port)], { env, stdio: ['ignore', 'ignore', 'inherit'] });
+  const stop = async () => {
+    if (server.exitCode !== null) return;
+    server.kill('SIGTERM');
+    await new Promise((resolve) => (server.exitCode !== null ? resolve() : server.once('exit', resolve)));
+  };
+  try {
+    await waitFor(`${base}/api/v1/health`, server);
+    const { servingModelId } = await (await fetch(`${base}/api/v1/health`)).json();
+    const db = await openDatabase(databaseUrl(loadConfig({ env: { CATDOG_HOME: env.CATDOG_HOME }, cwd: env.CATDOG_HOME }).config));
+    const tokens = await Promise.all(tokenNames.map(async (name) => (await createToken(db, 'viewer', name)).secret)).finally(() => db.close());
+    return { base, server, servingModelId, tokens, stop };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
+
+/** The kaggle-fullres-sample photos (full-size camera photos, cats then dogs) as `{ name, bytes }`. */
+export function fullResPhotos() {
+  const photoDir = path.join(sharedDir, 'data', 'kaggle-fullres-sample');
+  return ['cat', 'dog'].flatMap((label) =>
+    fs.readdirSync(path.join(photoDir, label)).map((name) => ({ name, bytes: fs.readFileSync(path.join(photoDir, label, name)) })),
+  );
+}
+
+const MULTIPART_BOUNDARY = 'catdogbenchmultipart';
+/** The Content-Type of `multipartBody`'s bodies. */
+export const MULTIPART_CONTENT_TYPE = `multipart/form-data; boundary=${MULTIPART_BOUNDARY}`;
+
+/** A multipart/form-data body with every `{ name, bytes }` as a `file` field, as `curl -F file=@…` sends them. */
+export function multipartBody(files) {
+  return Buffer.concat([
+    ...files.flatMap(({ name, bytes }) => [
+      Buffer.from(`--${MULTIPART_BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="${name}"\r\nContent-Type: image/jpeg\r\n\r\n`),
+      bytes,
+      Buffer.from('\r\n'),
+    ]),
+    Buffer.from(`--${MULTIPART_BOUNDARY}--\r\n`),
+  ]);
+}
+
 /**
  * Closed-loop HTTP load: one client per entry of `clientHeaders`, each POSTing `nextBody()` to `url` again as soon
  * as its previous answer arrived, for `warmupSeconds` then `seconds` without a pause between them. Requests started
@@ -212,15 +274,16 @@ export function replaceBenchmarkSection(id, body) {
  * request sent is counted and the server is idle when this resolves. A fetch loop rather than autocannon:
  * autocannon completed only the first request per connection against Werkzeug (Flask's server), with keep-alive or
  * without, and it drops the requests in flight when its time is up.
- * Returns, for the measured requests: 2xx answers and their latencies (ms), non-2xx answers, network errors, up to 5
- * failure samples, and the seconds from the warm-up's end until the last answer.
+ * Returns, for the measured requests: 2xx answers and their latencies (ms: p50, p95, p99, mean, max), non-2xx
+ * answers (also by status: `byStatus`), network errors, up to 5 failure samples, and the seconds from the warm-up's
+ * end until the last answer.
  */
 export async function closedLoopLoad({ url, clientHeaders, nextBody, seconds, warmupSeconds = 0 }) {
   const started = performance.now();
   const measuredFrom = started + warmupSeconds * 1000;
   const deadline = measuredFrom + seconds * 1000;
   const latencies = [];
-  const tally = () => ({ answered: 0, non2xx: 0, errors: 0 });
+  const tally = () => ({ answered: 0, non2xx: 0, errors: 0, byStatus: {} });
   const warmUp = tally();
   const measured = tally();
   const failureSamples = [];
@@ -236,6 +299,7 @@ export async function closedLoopLoad({ url, clientHeaders, nextBody, seconds, wa
         const response = await fetch(url, { method: 'POST', headers, body: nextBody() });
         const text = await response.text();
         if (!response.ok) {
+          counts.byStatus[response.status] = (counts.byStatus[response.status] ?? 0) + 1;
           fail(counts, 'non2xx', `${response.status} ${text.slice(0, 200)}`);
           continue;
         }
@@ -257,6 +321,7 @@ export async function closedLoopLoad({ url, clientHeaders, nextBody, seconds, wa
     failureSamples,
     measuredSeconds: (performance.now() - measuredFrom) / 1000,
     p50: percentile(50),
+    p95: percentile(95),
     p99: percentile(99),
     max: latencies.at(-1) ?? null,
     mean: latencies.length > 0 ? latencies.reduce((sum, ms) => sum + ms, 0) / latencies.length : null,

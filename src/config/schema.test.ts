@@ -51,7 +51,7 @@ describe('configSchema', () => {
       storage: { kind: 'local', path: '' },
       jobs: { kind: 'inline', redisUrl: 'redis://127.0.0.1:6379', concurrency: 1, queueName: 'catdog', lockDurationMs: 30_000, stalledIntervalMs: 30_000 },
       pipeline: { root: '', region: 'us-central1', project: '', image: 'ghcr.io/catdog/catdog:latest', kubeflowUrl: '' },
-      server: { host: '127.0.0.1', port: 8080, anonymousViewer: false, localViewer: true, sessionHours: 12, maxFilesPerRequest: 64, rateLimit: { requestsPerMinute: 1200, burst: 200 }, allowedHosts: [], signInRateLimit: { requestsPerMinute: 10, burst: 10 } },
+      server: { host: '127.0.0.1', port: 8080, anonymousViewer: false, localViewer: true, sessionHours: 12, maxFilesPerRequest: 64, rateLimit: { requestsPerMinute: 1200, burst: 200, refusedImageCost: 50 }, allowedHosts: [], signInRateLimit: { requestsPerMinute: 10, burst: 10 } },
       serving: { neither: { enabled: true, farFromClasses: true, threshold: 0.01 } },
       retraining: { enabled: false, minNewValidated: 100, cron: '' },
     });

@@ -315,13 +315,10 @@ const pipelineSchema = z
   .describe('Training pipelines compiled to Kubeflow Pipelines v2 (local runner, Kubeflow or Vertex AI).');
 
 /** A per-client token bucket: `burst` at once, refilled at `requestsPerMinute` (0 = no limit). */
-const tokenBucketSchema = (defaults: { requestsPerMinute: number; burst: number }, describe: { rate: string; burst: string }) =>
-  z
-    .strictObject({
-      requestsPerMinute: z.int().min(0).default(defaults.requestsPerMinute).describe(`${describe.rate}; 0 turns the limit off.`),
-      burst: z.int().min(1).default(defaults.burst).describe(describe.burst),
-    })
-    .prefault({});
+const tokenBucketFields = (defaults: { requestsPerMinute: number; burst: number }, describe: { rate: string; burst: string }) => ({
+  requestsPerMinute: z.int().min(0).default(defaults.requestsPerMinute).describe(`${describe.rate}; 0 turns the limit off.`),
+  burst: z.int().min(1).default(defaults.burst).describe(describe.burst),
+});
 
 const serverSchema = z
   .strictObject({
@@ -341,20 +338,37 @@ const serverSchema = z
       .max(10_000)
       .default(64)
       .describe('Most photos in one upload request (POST /api/v1/predictions, POST /api/v1/images); more are refused with 413 too_many_files before any is decoded.'),
-    rateLimit: tokenBucketSchema({ requestsPerMinute: 1200, burst: 200 }, {
-      rate: 'Sustained API requests per minute per token (or per IP without one)',
-      burst: 'Requests a client may make at once before the per-minute rate applies (a page of thumbnails).',
-    }).describe('Per-client token bucket on /api/v1; over it the API answers 429 rate_limited with Retry-After.'),
+    rateLimit: z
+      .strictObject({
+        ...tokenBucketFields({ requestsPerMinute: 1200, burst: 200 }, {
+          rate: 'Sustained API requests per minute per token (or per IP without one)',
+          burst: 'Requests a client may make at once before the per-minute rate applies (a page of thumbnails).',
+        }),
+        refusedImageCost: z
+          .int()
+          .min(0)
+          .default(50)
+          .describe(
+            'Requests each uploaded photo refused as unusable (image_too_complex, image_too_many_pixels, image_corrupt, …) counts as besides its request, down to burst requests in debt: a client sending only refused files gets about one answered per refusedImageCost requests of the rate (one every 2.5 s at the defaults), while an honest client\'s one bad photo spends a quarter of the default burst. 0: refusals count as ordinary requests.',
+          ),
+      })
+      .prefault({})
+      .describe('Per-client token bucket on /api/v1; over it the API answers 429 rate_limited with Retry-After, held back up to a second, and closes the connection without reading the body.'),
     allowedHosts: z
       .array(z.string().min(1))
       .default([])
       .describe(
         'Host names (or addresses) requests may carry in Host besides this machine\'s loopback names and server.host (bound to 0.0.0.0 or ::, also its host name and interface addresses): the public name of a reverse proxy, a LAN name. Others are refused with 421 host_not_allowed (against DNS rebinding). "*" allows any. Env: comma-separated.',
       ),
-    signInRateLimit: tokenBucketSchema({ requestsPerMinute: 10, burst: 10 }, {
-      rate: 'Sustained sign-in attempts (POST /signin) per minute per client address',
-      burst: 'Sign-in attempts a client address may make at once before the per-minute rate applies.',
-    }).describe('Per-address token bucket on POST /signin, against token guessing and floods; over it the answer is 429 rate_limited with Retry-After.'),
+    signInRateLimit: z
+      .strictObject(
+        tokenBucketFields({ requestsPerMinute: 10, burst: 10 }, {
+          rate: 'Sustained sign-in attempts (POST /signin) per minute per client address',
+          burst: 'Sign-in attempts a client address may make at once before the per-minute rate applies.',
+        }),
+      )
+      .prefault({})
+      .describe('Per-address token bucket on POST /signin, against token guessing and floods; over it the answer is 429 rate_limited with Retry-After.'),
   })
   .prefault({})
   .describe('Web UI and HTTP API.');

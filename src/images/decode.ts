@@ -3,7 +3,7 @@ import { acceptedFormatsText, ImageError } from './errors.js';
 import { describeUnsupportedContent, sniffImageFormat, type ImageFormat } from './format.js';
 import type { DecodeSlots } from './decode-slots.js';
 import { decodeJpegScaled, findJpegWarning, jpegFastPathAvailable } from './jpeg-fast-path.js';
-import { readJpegLayout } from './jpeg-scans.js';
+import { readJpegLayout, type JpegLayout } from './jpeg-scans.js';
 
 export interface ImageLimits {
   maxBytes: number;
@@ -165,12 +165,13 @@ async function decodeRgb(bytes: Uint8Array, format: ImageFormat, size: number, l
  * sharp reads the header (which walks every scan too).
  */
 function assertJpegWorkWithinLimits(bytes: Uint8Array, limits: ImageLimits): void {
-  const { width, height, scans } = readJpegLayout(bytes);
+  const withinLimits = ({ width, height, scans }: JpegLayout) => scans <= limits.maxJpegScans && width * height * scans <= limits.maxJpegScanPixels;
+  const { width, height, scans } = readJpegLayout(bytes, (layout) => !withinLimits(layout));
   if (width * height > limits.maxPixels) throw tooManyPixels(width, height, limits.maxPixels);
-  if (scans <= limits.maxJpegScans && width * height * scans <= limits.maxJpegScanPixels) return;
+  if (withinLimits({ width, height, scans })) return;
   throw new ImageError(
     'image_too_complex',
-    `The JPEG has ${scans} scans over ${width}×${height} pixels, more decoding work than accepted (at most ` +
+    `The JPEG has at least ${scans} scans over ${width}×${height} pixels, more decoding work than accepted (at most ` +
       `${limits.maxJpegScans} scans and ${limits.maxJpegScanPixels} pixels × scans); save it again as a baseline ` +
       'or ordinary progressive JPEG and send it again.',
     { scans, width, height, maxJpegScans: limits.maxJpegScans, maxJpegScanPixels: limits.maxJpegScanPixels },

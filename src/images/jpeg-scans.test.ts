@@ -24,4 +24,11 @@ describe('readJpegLayout', () => {
     const withExif = await sharp(await photo({})).withExif({ IFD0: { Make: 'catdog' } }).jpeg().toBuffer();
     expect(readJpegLayout(withExif)).toEqual({ width: 300, height: 200, scans: 1 });
   });
+
+  it('stops at the first scan its caller has seen enough at, with the frame size already read', () => {
+    const bomb = progressiveScanBomb({ width: 640, height: 480 });
+    expect(readJpegLayout(bomb, (layout) => layout.scans > 100)).toEqual({ width: 640, height: 480, scans: 101 });
+    expect(readJpegLayout(bomb, (layout) => layout.width * layout.height * layout.scans > 640 * 480 * 10)).toEqual({ width: 640, height: 480, scans: 11 });
+    expect(readJpegLayout(bomb, () => false).scans).toBe(2_647);
+  });
 });

@@ -17,9 +17,11 @@ const isFrameHeader = (marker: number): boolean => marker >= 0xc0 && marker <= 0
  * The frame size and number of scans of a JPEG stream, from its markers: pixels × scans bounds a progressive
  * decode's work, so thousands of valid scans in a few hundred KB can be refused before any decoder sees them.
  * Stops at the end-of-image marker or at the end of the bytes; a stream it cannot follow counts the scans seen so
- * far, as the decoders reject that stream themselves.
+ * far, as the decoders reject that stream themselves. With `enough`, it also stops at the first scan for which
+ * `enough(layout)` holds: walking a refused file's remaining thousands of scans would be work spent for an
+ * attacker (about a millisecond for a 4,992² bomb of 2,647 scans).
  */
-export function readJpegLayout(bytes: Uint8Array): JpegLayout {
+export function readJpegLayout(bytes: Uint8Array, enough?: (layout: JpegLayout) => boolean): JpegLayout {
   const layout: JpegLayout = { width: 0, height: 0, scans: 0 };
   let at = 2; // past SOI
   while (at + 1 < bytes.length) {
@@ -39,6 +41,7 @@ export function readJpegLayout(bytes: Uint8Array): JpegLayout {
     at += 2 + length;
     if (marker !== SOS) continue;
     layout.scans++;
+    if (enough?.(layout)) return layout;
     // Entropy-coded data runs to the next marker that is neither a stuffed 0xFF00 nor a restart marker (0xFFD0–D7).
     for (;;) {
       at = bytes.indexOf(0xff, at);

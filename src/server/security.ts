@@ -1,4 +1,5 @@
 import os from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { getConnInfo } from '@hono/node-server/conninfo';
 import type { Context, MiddlewareHandler } from 'hono';
 import { errorJson } from './errors.js';
@@ -27,7 +28,25 @@ export interface RateLimit {
   /** Sustained rate; 0 turns limiting off. */
   requestsPerMinute: number;
   burst: number;
+  /**
+   * Tokens each photo the request had refused (`image_*` errors: a scan bomb, a corrupt or oversized file) takes
+   * besides the request's own one; 0 or absent: none. A refused photo costs the server work a client can make it
+   * repeat at will, so a client sending nothing else runs dry after a few and then waits.
+   */
+  refusedImageCost?: number;
 }
+
+declare module 'hono' {
+  interface ContextVariableMap {
+    /** Photos of this request refused as unusable, set by the upload routes for the rate limiter's penalty. */
+    refusedImages: number | undefined;
+  }
+}
+
+/** Tells the rate limiter that `count` photos of this request were refused (see `RateLimit.refusedImageCost`). */
+export const countRefusedImages = (c: Context, count: number): void => {
+  c.set('refusedImages', (c.get('refusedImages') ?? 0) + count);
+};
 
 /** Beyond this many clients the oldest buckets are forgotten: a flood of new addresses cannot exhaust memory. */
 const MAX_TRACKED_CLIENTS = 10_000;
@@ -62,13 +81,29 @@ export const clientKey = (c: Context): string => {
   return principal?.tokenId ? `token:${principal.tokenId}` : `ip:${clientAddress(c)}`;
 };
 
+/** How long a 429 is held back at most: a client that must wait anyway loses nothing by hearing it later. */
+export const RATE_LIMITED_HOLD_MS = 1_000;
+
 /**
  * A token bucket per client: `burst` requests at once, refilled at `requestsPerMinute`. Over the limit the
- * answer is 429 `rate_limited` with Retry-After in whole seconds.
+ * answer is 429 `rate_limited`, held back for `holdMs` (or until a token is due, if sooner) and then sent with the
+ * rest of the wait in Retry-After (whole seconds, 0 when none is left) and the connection closed: the request's
+ * body is left unread, where keeping the connection would mean reading it to its end. A client that ignores
+ * Retry-After (an attack loop posting hundreds of KB) thus gets about one answer per request in flight per second,
+ * instead of making the server read and refuse hundreds a second. Refused photos
+ * take `refusedImageCost` tokens each on top, down to at most `burst` tokens in debt, so a client that sends only
+ * refused photos waits at most (burst + 1) / rate for its next request, while one bad photo among good ones only
+ * spends part of the burst.
  */
-export function rateLimiter(limit: RateLimit, keyOf: (c: Context) => string = clientKey, now: () => number = Date.now): MiddlewareHandler {
+export function rateLimiter(
+  limit: RateLimit,
+  keyOf: (c: Context) => string = clientKey,
+  now: () => number = Date.now,
+  holdMs = RATE_LIMITED_HOLD_MS,
+): MiddlewareHandler {
   const buckets = new Map<string, { tokens: number; at: number }>();
   const perMs = limit.requestsPerMinute / 60_000;
+  const refusedImageCost = limit.refusedImageCost ?? 0;
   return async (c, next) => {
     if (limit.requestsPerMinute === 0) return next();
     const key = keyOf(c);
@@ -79,13 +114,21 @@ export function rateLimiter(limit: RateLimit, keyOf: (c: Context) => string = cl
     buckets.delete(key);
     if (tokens < 1) {
       buckets.set(key, { tokens, at: time });
-      const retryAfter = Math.max(1, Math.ceil((1 - tokens) / perMs / 1000));
+      const waitMs = (1 - tokens) / perMs;
+      const heldMs = Math.min(holdMs, waitMs);
+      if (heldMs > 0) await sleep(heldMs);
+      const retryAfter = Math.ceil((waitMs - heldMs) / 1000);
       c.header('Retry-After', String(retryAfter));
-      return errorJson(c, 429, 'rate_limited', `too many requests: at most ${limit.requestsPerMinute} per minute (bursts of ${limit.burst}); retry in ${retryAfter} s`);
+      c.header('Connection', 'close');
+      return errorJson(c, 429, 'rate_limited', `too many requests: at most ${limit.requestsPerMinute} per minute (bursts of ${limit.burst}, refused photos count more); retry in ${retryAfter} s`);
     }
     buckets.set(key, { tokens: tokens - 1, at: time });
     if (buckets.size > MAX_TRACKED_CLIENTS) buckets.delete(buckets.keys().next().value!);
-    return next();
+    await next();
+    const penalty = (c.get('refusedImages') ?? 0) * refusedImageCost;
+    // The bucket as it is now: other requests of the same client may have spent from it meanwhile.
+    const bucket = buckets.get(key);
+    if (penalty > 0 && bucket) bucket.tokens = Math.max(-limit.burst, bucket.tokens - penalty);
   };
 }
 

@@ -1,8 +1,9 @@
 import http from 'node:http';
 import { Hono } from 'hono';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { rateLimiter } from '../../src/server/security.js';
-import { startTestServer, withBearer, type TestServer } from '../support/server.js';
+import { countRefusedImages, RATE_LIMITED_HOLD_MS, rateLimiter } from '../../src/server/security.js';
+import { progressiveScanBomb } from '../support/jpeg-scan-bomb.mjs';
+import { catPhotos, photoForm, startTestServer, withBearer, type TestServer } from '../support/server.js';
 import { skipWithoutShared } from '../support/shared.js';
 import { fillPath, operationsOf, type ErrorJson, type OpenApiDocument } from './support.js';
 
@@ -67,7 +68,7 @@ describe.skipIf(skipWithoutShared)('security headers', () => {
 describe.skipIf(skipWithoutShared)('rate limit (server.rateLimit)', () => {
   let t: TestServer;
   beforeAll(async () => {
-    t = await startTestServer({ CATDOG_SERVER__RATE_LIMIT__REQUESTS_PER_MINUTE: '60', CATDOG_SERVER__RATE_LIMIT__BURST: '5' });
+    t = await startTestServer({ CATDOG_SERVER__RATE_LIMIT__REQUESTS_PER_MINUTE: '6', CATDOG_SERVER__RATE_LIMIT__BURST: '5' });
   });
   afterAll(async () => {
     await t?.close();
@@ -79,7 +80,8 @@ describe.skipIf(skipWithoutShared)('rate limit (server.rateLimit)', () => {
     expect(statuses).toEqual([200, 200, 200, 200, 200, 429]);
     const limited = await t.fetchAs('/api/v1/models', {}, 'viewer');
     expect(limited.status).toBe(429);
-    expect(Number(limited.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+    // A token every 10 s; the answer was held back 1 s of it.
+    expect(Number(limited.headers.get('retry-after'))).toBeGreaterThanOrEqual(5);
     const body = (await limited.json()) as ErrorJson;
     expect(body.error.code).toBe('rate_limited');
     expectSecurityHeaders(limited, '429');
@@ -94,26 +96,107 @@ describe.skipIf(skipWithoutShared)('rate limit (server.rateLimit)', () => {
   });
 });
 
-/** POSTs a form-encoded sign-in declaring `declaredBytes`, sends `sentBytes` of it, and waits for the answer. */
-function postHugeSignIn(url: string, declaredBytes: number, sentBytes: number): Promise<{ status: number; body: string }> {
-  const target = new URL('/signin', url);
-  return new Promise((resolve, reject) => {
-    const request = http.request(target, {
-      method: 'POST',
-      // The browser's own marks of a same-origin form, so that only the body decides.
-      headers: { 'content-type': 'application/x-www-form-urlencoded', 'content-length': declaredBytes, origin: target.origin, 'sec-fetch-site': 'same-origin' },
+function bombForm(count: number, fields: Record<string, string> = {}): FormData {
+  const form = new FormData();
+  const bomb = progressiveScanBomb({ width: 640, height: 480 });
+  for (let i = 0; i < count; i++) form.append('file', new Blob([bomb]), `bomb-${i}.jpg`);
+  for (const [name, value] of Object.entries(fields)) form.append(name, value);
+  return form;
+}
+
+describe.skipIf(skipWithoutShared)('refused photos cost more of the rate limit (server.rateLimit.refusedImageCost)', () => {
+  let t: TestServer;
+  beforeAll(async () => {
+    t = await startTestServer({
+      CATDOG_SERVER__RATE_LIMIT__REQUESTS_PER_MINUTE: '60',
+      CATDOG_SERVER__RATE_LIMIT__BURST: '10',
+      CATDOG_SERVER__RATE_LIMIT__REFUSED_IMAGE_COST: '4',
     });
+  });
+  afterAll(async () => {
+    await t?.close();
+  });
+
+  const predict = (form: FormData) => t.fetchAs('/api/v1/predictions', { method: 'POST', body: form }, 'viewer');
+  const codeOf = async (response: Response) => ((await response.json()) as ErrorJson).error.code;
+
+  it('leaves an honest client that sends one bad photo its requests, and makes one sending only refused photos wait', async () => {
+    // 10 tokens: the bomb takes 1 + 4, the good photo 1 after it.
+    const bomb = await predict(bombForm(1));
+    expect([bomb.status, await codeOf(bomb)]).toEqual([422, 'image_too_complex']);
+    const good = await predict(photoForm(catPhotos(1)));
+    expect(good.status, 'one bad photo does not lock its sender out').toBe(200);
+    // Three refused files in one request: 1 + 3 × 4 tokens, more than are left.
+    const three = await predict(bombForm(3));
+    expect([three.status, await codeOf(three)]).toEqual([422, 'image_too_complex']);
+    const limited = await predict(photoForm(catPhotos(1)));
+    expect(limited.status).toBe(429);
+    expect(await codeOf(limited)).toBe('rate_limited');
+    // About 9 tokens in debt at 1 a second: a plain request's 429 would say 1 s.
+    expect(Number(limited.headers.get('retry-after'))).toBeGreaterThanOrEqual(5);
+    expect((await t.fetchAs('/api/v1/models', {}, 'admin')).status, 'other clients keep their own bucket').toBe(200);
+  });
+
+  it('counts labelled uploads refused as unusable the same way', async () => {
+    const statuses = [];
+    for (let i = 0; i < 2; i++) {
+      const refused = await t.fetchAs('/api/v1/images', { method: 'POST', body: bombForm(1, { label: 'cat' }) }, 'curator');
+      statuses.push(`${refused.status} ${await codeOf(refused)}`);
+    }
+    expect(statuses).toEqual(['422 image_too_complex', '422 image_too_complex']);
+    // 10 − 2 × (1 + 4) = 0 left.
+    expect((await t.fetchAs('/api/v1/models', {}, 'curator')).status).toBe(429);
+  });
+
+  it('answers a limited client after a second without reading its body, and closes the connection', async () => {
+    const target = new URL(t.url('/api/v1/predictions'));
+    const headers = { authorization: `Bearer ${t.tokens.viewer}`, 'content-type': 'multipart/form-data; boundary=x' };
+    const sent = performance.now();
+    // 20 MB announced, 64 KiB sent: an answer can only come from a server that did not wait for the rest.
+    const answer = await Promise.race([
+      postPartly(target, headers, 20_000_000, `--x\r\n${'a'.repeat(64 * 1024)}`),
+      new Promise<never>((_, reject) => setTimeout(() => reject(new Error('no answer: the server reads the body of a limited client')), 5_000)),
+    ]);
+    // Held back: a loop that ignores Retry-After gets one answer a second per request in flight.
+    expect(performance.now() - sent).toBeGreaterThanOrEqual(RATE_LIMITED_HOLD_MS - 50);
+    expect(answer.status).toBe(429);
+    expect(answer.headers.connection).toBe('close');
+    await answer.closed;
+  });
+});
+
+/**
+ * POSTs a body declaring `declaredBytes`, sends only `sent` of it, and waits for the answer: an answer can only
+ * come from a server that stopped reading. `closed` tells whether the server then closed the connection.
+ */
+function postPartly(
+  target: URL,
+  headers: Record<string, string>,
+  declaredBytes: number,
+  sent: string,
+): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string; closed: Promise<void> }> {
+  return new Promise((resolve, reject) => {
+    const request = http.request(target, { method: 'POST', headers: { ...headers, 'content-length': declaredBytes } });
     request.on('response', (response) => {
       let body = '';
+      const closed = new Promise<void>((done) => request.socket?.once('close', () => done()));
       response.on('data', (chunk: Buffer) => (body += chunk.toString()));
       response.on('end', () => {
-        resolve({ status: response.statusCode ?? 0, body });
+        resolve({ status: response.statusCode ?? 0, headers: response.headers, body, closed });
         request.destroy();
       });
     });
     request.on('error', reject);
-    request.write(`token=${'a'.repeat(sentBytes - 6)}`);
+    request.write(sent);
   });
+}
+
+/** A sign-in form declaring `declaredBytes`, of which `sentBytes` are sent. */
+function postHugeSignIn(url: string, declaredBytes: number, sentBytes: number) {
+  const target = new URL('/signin', url);
+  // The browser's own marks of a same-origin form, so that only the body decides.
+  const headers = { 'content-type': 'application/x-www-form-urlencoded', origin: target.origin, 'sec-fetch-site': 'same-origin' };
+  return postPartly(target, headers, declaredBytes, `token=${'a'.repeat(sentBytes - 6)}`);
 }
 
 describe.skipIf(skipWithoutShared)('sign-in limits', () => {
@@ -162,7 +245,7 @@ describe('rateLimiter', () => {
   it('refills at the configured rate', async () => {
     let now = 0;
     const app = new Hono();
-    app.use('*', rateLimiter({ requestsPerMinute: 60, burst: 2 }, () => 'one client', () => now));
+    app.use('*', rateLimiter({ requestsPerMinute: 60, burst: 2 }, () => 'one client', () => now, 0));
     app.get('/', (c) => c.text('ok'));
     const status = async () => (await app.request('/')).status;
     expect([await status(), await status(), await status()]).toEqual([200, 200, 429]);
@@ -172,6 +255,31 @@ describe('rateLimiter', () => {
     expect([await status(), await status()]).toEqual([200, 429]);
     now += 60_000;
     expect([await status(), await status(), await status()]).toEqual([200, 200, 429]);
+  });
+
+  it('takes refusedImageCost tokens per refused photo on top, down to burst tokens in debt', async () => {
+    let now = 0;
+    const app = new Hono();
+    app.use('*', rateLimiter({ requestsPerMinute: 60, burst: 10, refusedImageCost: 4 }, () => 'one client', () => now, 0));
+    app.get('/', (c) => c.text('ok'));
+    app.post('/refuse/:count', (c) => {
+      countRefusedImages(c, Number(c.req.param('count')));
+      return c.text('refused', 422);
+    });
+    const status = async (path = '/', method = 'GET') => (await app.request(path, { method })).status;
+    // 10 − (1 + 4) leaves 5.
+    expect(await status('/refuse/1', 'POST')).toBe(422);
+    expect(await Promise.all([1, 2, 3, 4, 5, 6].map(() => status()))).toEqual([200, 200, 200, 200, 200, 429]);
+    now += 60_000;
+    // 1 + 100 × 4 would be 401 tokens of debt; it stops at 10, which 11 s of refill pay back.
+    expect(await status('/refuse/100', 'POST')).toBe(422);
+    const limited = await app.request('/');
+    expect(limited.status).toBe(429);
+    expect(limited.headers.get('retry-after')).toBe('11');
+    now += 10_999;
+    expect(await status()).toBe(429);
+    now += 2;
+    expect(await status()).toBe(200);
   });
 
   it('is off at 0 requests per minute', async () => {

@@ -8,7 +8,7 @@ import { NotFoundError } from '../../errors.js';
 import { ImageError, inspectImage, withoutMetadata } from '../../images/index.js';
 import { routeGroup, type ServerDeps } from '../context.js';
 import { presentImage } from '../present.js';
-import { clientKey } from '../security.js';
+import { clientKey, countRefusedImages } from '../security.js';
 import { errorResponse, ImageHashSchema, ImageSchema, jsonContent, LabelSchema, pagingQuery, UploadedFiles } from '../schemas.js';
 import { namingFile, readUploads } from '../uploads.js';
 
@@ -174,7 +174,9 @@ export function imageRoutes({ app, models, decodeSlots }: ServerDeps) {
     for (const upload of uploads) {
       // Labelled photos teach the model: strict, a photo that decodes only with warnings is refused.
       const info = await inspectImage(upload.bytes, app.config.images, { strict: true, turn: { slots: decodeSlots, client: clientKey(c) } }).catch((error: unknown) => {
-        throw error instanceof ImageError ? namingFile(error, upload.fileName) : error;
+        if (!(error instanceof ImageError)) throw error;
+        countRefusedImages(c, 1);
+        throw namingFile(error, upload.fileName);
       });
       inspected.push({ upload, info });
     }

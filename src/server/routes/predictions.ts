@@ -6,7 +6,7 @@ import { predictEachUpload } from '../../serving/predict.js';
 import { NotFoundError } from '../../errors.js';
 import { routeGroup, type ServerDeps } from '../context.js';
 import { modelVersions, presentPrediction, presentPredictionResult } from '../present.js';
-import { clientKey } from '../security.js';
+import { clientKey, countRefusedImages } from '../security.js';
 import { errorResponse, FeedbackLabelSchema, jsonContent, LabelSchema, pagingQuery, PredictionSchema, RefusedFileSchema, ReviewItemSchema, UploadedFiles } from '../schemas.js';
 import { namingFile, readUploads } from '../uploads.js';
 
@@ -189,6 +189,7 @@ export function predictionRoutes({ app, models, metrics, retraining, decodeSlots
       uploads,
       'api',
     );
+    countRefusedImages(c, refused.length);
     // A single file (the usual call) keeps its own status; many answer for the good ones and list the others.
     const firstRefused = refused[0];
     if (predictions.length === 0 && firstRefused) throw namingFile(firstRefused.error, uploads[firstRefused.index]!.fileName);
