@@ -164,6 +164,17 @@ export const RunSchema = z
     metrics: z.record(z.string(), z.unknown()).nullable(),
     modelId: z.string().nullable(),
     jobId: z.string().nullable().openapi({ description: 'The queue job training it (GET /jobs/{id}); null for runs trained by `catdog train` itself.' }),
+    warnings: z
+      .array(
+        z
+          .object({
+            code: z.enum(['degenerate_model']),
+            summary: z.string().openapi({ example: 'degenerate: predicts only cat' }),
+            reason: z.string().openapi({ example: 'degenerate: it answers cat for all 27 test photos (13 of them dogs)' }),
+          })
+          .openapi('RunWarning'),
+      )
+      .openapi({ description: 'What is wrong with a succeeded run\'s outcome: degenerate_model when its model answers one class for every test photo (registered, never promoted automatically). Empty otherwise.' }),
   })
   .openapi('TrainingRun');
 

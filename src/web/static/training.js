@@ -66,11 +66,21 @@
 
   const seconds = (ms) => (ms === null || ms === undefined ? '' : `, about ${Math.max(1, Math.round(ms / 1000))} s left`);
 
+  // A succeeded run can still have produced a useless model (one class only): said in amber, not as a plain success.
+  const warningText = (warnings) => (warnings ?? []).map((warning) => ` — ${warning.summary}`).join('');
+  function showWarning(warnings) {
+    const [warning] = warnings ?? [];
+    status.classList.toggle('warning', Boolean(warning));
+    if (warning) status.title = warning.reason;
+    else status.removeAttribute('title');
+  }
+
   let source;
   function follow(runId) {
     if (source) source.close();
     resetLive();
     live.dataset.followRun = runId;
+    showWarning([]);
     status.textContent = `run ${runId}: queued`;
     source = new EventSource(`/api/v1/training-runs/${encodeURIComponent(runId)}/events`);
     source.addEventListener('started', () => (status.textContent = `run ${runId}: started`));
@@ -91,7 +101,8 @@
       const finished = JSON.parse(event.data);
       const accuracy = finished.metrics && typeof finished.metrics.accuracy === 'number' ? ` test accuracy ${(finished.metrics.accuracy * 100).toFixed(1)}%;` : '';
       const promoted = finished.promoted === undefined ? '' : finished.promoted ? ' promoted' : ` not promoted${finished.promotion ? ` (${finished.promotion})` : ''}`;
-      status.textContent = `run ${runId}: finished —${accuracy} model ${finished.modelId}${promoted}`;
+      status.textContent = `run ${runId}: finished —${accuracy} model ${finished.modelId}${promoted}${warningText(finished.warnings)}`;
+      showWarning(finished.warnings);
       status.dataset.finishedModel = finished.modelId;
       showProgress(0, 0);
       source.close();
@@ -134,7 +145,8 @@
     resetLive();
     for (const epoch of run.epochs) addEpoch(epoch);
     const accuracy = run.metrics && typeof run.metrics.accuracy === 'number' ? `, test accuracy ${(run.metrics.accuracy * 100).toFixed(1)}%` : '';
-    status.textContent = `last run ${run.id}: ${run.status}${accuracy}`;
+    status.textContent = `last run ${run.id}: ${run.status}${warningText(run.warnings)}${accuracy}`;
+    showWarning(run.warnings);
   }
 
   const PARAMETERS = ['datasetId', 'architecture', 'epochs', 'learningRate', 'batchSize', 'head', 'imageSize', 'seed'];
