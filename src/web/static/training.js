@@ -84,10 +84,13 @@
     status.textContent = `run ${runId}: queued`;
     source = new EventSource(`/api/v1/training-runs/${encodeURIComponent(runId)}/events`);
     source.addEventListener('started', () => (status.textContent = `run ${runId}: started`));
+    // A run on the job queue reports how far the whole run is, within each epoch too; the bar follows that alone.
+    let runFraction = false;
     source.addEventListener('stage', (event) => {
       const stage = JSON.parse(event.data);
-      // The worker reports what it does and how far the whole run is (fraction of 1).
+      // The worker reports what it does ("epoch 1 of 3: batch 4 of 10") and how far the whole run is (fraction of 1).
       status.textContent = `run ${runId}: ${stage.stage}`;
+      runFraction = typeof stage.fraction === 'number';
       showProgress(stage.fraction ?? 0, 1);
     });
     source.addEventListener('epoch', (event) => {
@@ -95,7 +98,7 @@
       addEpoch(epoch);
       const total = epoch.totalEpochs ? `/${epoch.totalEpochs}` : '';
       status.textContent = `run ${runId}: epoch ${epoch.epoch}${total}, validation accuracy ${(epoch.valAccuracy * 100).toFixed(1)}%${seconds(epoch.etaMs)}`;
-      showProgress(epoch.epoch, epoch.totalEpochs);
+      if (!runFraction) showProgress(epoch.epoch, epoch.totalEpochs);
     });
     source.addEventListener('finished', (event) => {
       const finished = JSON.parse(event.data);
