@@ -1,11 +1,13 @@
 import { createRoute, z } from '@hono/zod-openapi';
+import { changedLabelCount, datasetHealth } from '../../datasets/health.js';
 import { buildDatasetVersion, type DatasetParams } from '../../datasets/versions.js';
+import { NEAR_DUPLICATE_DISTANCE } from '../../images/index.js';
 import { NotFoundError } from '../../errors.js';
 import { suspiciousLabels } from '../../training/suspicious.js';
 import { routeGroup, type ServerDeps } from '../context.js';
 import { augmentedSamples, datasetParamsFrom } from '../dataset-tools.js';
-import { presentDataset, presentSuspiciousImage } from '../present.js';
-import { BuildDatasetSchema, DatasetSchema, errorResponse, jsonContent, SuspiciousImageSchema } from '../schemas.js';
+import { presentDataset, presentImage, presentSuspiciousImage } from '../present.js';
+import { BuildDatasetSchema, DatasetHealthSchema, DatasetSchema, errorResponse, jsonContent, SuspiciousImageSchema } from '../schemas.js';
 
 const IdParam = z.object({ id: z.coerce.number().int().positive().openapi({ param: { name: 'id', in: 'path' }, example: 1 }) });
 
@@ -30,6 +32,28 @@ const buildDataset = createRoute({
     201: jsonContent(DatasetSchema.extend({ created: z.literal(true) }), 'A new version'),
     400: errorResponse('Invalid settings'),
     409: errorResponse('Too few labelled photos (dataset_too_small)'),
+  },
+});
+
+const versionQuery = (description: string) =>
+  z.coerce.number().int().positive().optional().openapi({ description, example: 1 });
+
+const datasetHealthRoute = createRoute({
+  method: 'get',
+  path: '/datasets/health',
+  'x-catdog-role': 'viewer',
+  tags: ['datasets'],
+  summary: 'Dataset health: class balance, near-duplicate groups (conflicting labels flagged), what changed since the latest version, and the difference between two versions',
+  request: {
+    query: z.object({
+      from: versionQuery('The older version of the difference (default: the second newest)'),
+      to: versionQuery('The newer version of the difference (default: the newest)'),
+    }),
+  },
+  responses: {
+    200: jsonContent(DatasetHealthSchema, 'The health of the labelled photos'),
+    400: errorResponse('from or to is not a version number'),
+    404: errorResponse('No such version (from or to)'),
   },
 });
 
@@ -91,6 +115,29 @@ export function datasetRoutes({ app }: ServerDeps) {
   routes.openapi(buildDataset, async (c) => {
     const { version, created } = await buildDatasetVersion(app, datasetParamsFrom(app.config, c.req.valid('json')));
     return created ? c.json({ ...presentDataset(version), created }, 201) : c.json({ ...presentDataset(version), created }, 200);
+  });
+
+  // Before /datasets/{id}, which would take "health" for an id.
+  routes.openapi(datasetHealthRoute, async (c) => {
+    const { from, to } = c.req.valid('query');
+    for (const id of [from, to]) if (id !== undefined) await findVersion(id);
+    const health = await datasetHealth(app, { from, to });
+    const since = health.sinceLatest;
+    return c.json(
+      {
+        balance: health.balance,
+        nearDuplicates: {
+          maxDistance: NEAR_DUPLICATE_DISTANCE,
+          notHashed: health.notHashed,
+          groups: health.groups.map((group) => ({ distance: group.distance, conflicting: group.conflicting, members: group.members.map(presentImage) })),
+        },
+        sinceLatestVersion: since
+          ? { versionId: since.versionId, newLabels: changedLabelCount(since.changes), summary: `${changedLabelCount(since.changes)} new labels since v${since.versionId}`, changes: since.changes }
+          : null,
+        versionDifference: health.comparison ?? null,
+      },
+      200,
+    );
   });
 
   routes.openapi(getDataset, async (c) => c.json(presentDataset(await findVersion(c.req.valid('param').id)), 200));
