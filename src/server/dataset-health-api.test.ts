@@ -59,8 +59,8 @@ describe.skipIf(skipWithoutShared)('GET /api/v1/datasets/health', () => {
       for (const item of await upload(files, label)) hashOf.set(item.originalName, item.hash);
     }
     // The same Kaggle photos at full size: cat.1 with the other label (a conflict), cat.2 with the same one.
-    [{ hash: fullSizeCat1 }] = await upload([path.join(kaggleFullRes, 'cat', 'cat.1.jpg')], 'dog');
-    [{ hash: fullSizeCat2 }] = await upload([path.join(kaggleFullRes, 'cat', 'cat.2.jpg')], 'cat');
+    fullSizeCat1 = (await upload([path.join(kaggleFullRes, 'cat', 'cat.1.jpg')], 'dog'))[0]!.hash;
+    fullSizeCat2 = (await upload([path.join(kaggleFullRes, 'cat', 'cat.2.jpg')], 'cat'))[0]!.hash;
   });
 
   afterAll(async () => {

@@ -81,7 +81,8 @@ describe.skipIf(skipBrowser)('a training run whose model answers one class only 
       expect(await status.getAttribute('class')).toBe('status warning');
       expect(await status.getAttribute('title')).toBe(warning!.reason);
       // Amber (the --warn colour), where a plain success is green.
-      expect(await status.evaluate((element) => getComputedStyle(element).color)).toBe('rgb(138, 90, 0)');
+      const colour = (element: unknown) => (globalThis as unknown as { getComputedStyle(element: unknown): { color: string } }).getComputedStyle(element).color;
+      expect(await status.evaluate(colour)).toBe('rgb(138, 90, 0)');
       expect(await page.locator(`tr[data-run-id="${jsonOutput.runId}"] td.promotion`).textContent()).toBe(`not promoted: ${warning!.reason}`);
       expect(await page.locator('#run-history .status.succeeded').count()).toBe(0);
       // Nothing runs: the live panel shows the last run, with its warning.

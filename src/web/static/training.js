@@ -83,7 +83,10 @@
     showWarning([]);
     status.textContent = `run ${runId}: queued`;
     source = new EventSource(`/api/v1/training-runs/${encodeURIComponent(runId)}/events`);
-    source.addEventListener('started', () => (status.textContent = `run ${runId}: started`));
+    source.addEventListener('started', () => {
+      status.textContent = `run ${runId}: started`;
+      refreshHistory(); // its row said queued
+    });
     // A run on the job queue reports how far the whole run is, within each epoch too; the bar follows that alone.
     let runFraction = false;
     source.addEventListener('stage', (event) => {
