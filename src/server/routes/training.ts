@@ -70,7 +70,7 @@ const runEvents = createRoute({
   path: '/training-runs/{id}/events',
   'x-catdog-role': 'viewer',
   tags: ['training'],
-  summary: 'Server-sent events: what already happened, then live (started, stage, epoch, finished with its warnings, failed)',
+  summary: 'Server-sent events: what already happened, then live (started; stage: what the worker does, batch by batch within an epoch, with the whole run\'s fraction done; epoch; finished with its warnings; failed)',
   request: { params: IdParam },
   responses: {
     200: { description: 'An event stream that ends after finished or failed', content: { 'text/event-stream': { schema: z.string() } } },
