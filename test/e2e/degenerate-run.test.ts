@@ -70,6 +70,19 @@ describe.skipIf(skipBrowser)('a training run whose model answers one class only 
     for (const item of list.items) expect(item.warnings.map((warning) => warning.code)).toEqual(['degenerate_model']);
   });
 
+  it('flags both models on the Models page with what they predict, and says why they were never promoted automatically', async () => {
+    const [warning] = jsonOutput.warnings;
+    const page = await browser.newPage({ viewport: VIEWPORTS.desktop });
+    await signIn(page, t.url(''), t.tokens.viewer, '/models');
+    const flags = page.locator('table.registry .flag.degenerate');
+    expect(await flags.allTextContents()).toEqual([warning!.summary, warning!.summary]);
+    expect(await flags.first().getAttribute('title')).toBe(warning!.reason);
+    const run = (await (await t.fetchAs(`/api/v1/training-runs/${jsonOutput.runId}`, undefined, 'viewer')).json()) as { modelId: string };
+    await page.goto(t.url(`/models?model=${run.modelId}`));
+    expect(await page.locator('#model-promotion .flag.degenerate').textContent()).toBe(`never promoted automatically: ${warning!.reason}`);
+    await page.close();
+  });
+
   for (const viewport of ['desktop', 'phone'] as const) {
     it(`shows the runs on the Training page as "succeeded — degenerate" in amber with the reason, not a green success (${viewport})`, async () => {
       const page = await browser.newPage({ viewport: VIEWPORTS[viewport] });
