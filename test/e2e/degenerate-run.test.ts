@@ -5,7 +5,7 @@ import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { catdog } from '../support/cli.js';
 import { collectPageErrors, expectNoAxeViolations, fitsViewportWidth, launchChromium, signIn, skipBrowser, VIEWPORTS } from '../support/browser.js';
-import { startTestServer, type TestServer } from '../support/server.js';
+import { readEvents, startTestServer, type TestServer } from '../support/server.js';
 import { kaggleFiles } from '../support/shared.js';
 
 /** Enough photos that the test split holds at least 5 of each class, the fewest a degenerate model is judged on. */
@@ -59,7 +59,7 @@ describe.skipIf(skipBrowser)('a training run whose model answers one class only 
     expect(jsonOutput.warnings).toEqual([{ code: 'degenerate_model', summary: `degenerate: predicts only ${warning![1]}`, reason: expect.stringMatching(/^degenerate: it answers (cat|dog) for all \d+ test photos/) }]);
   });
 
-  it('GET /api/v1/training-runs/{id} and the run list carry the warning; a viewer reads them', async () => {
+  it('GET /api/v1/training-runs/{id}, the run list and the run\'s finished event carry the warning; a viewer reads them', async () => {
     const response = await t.fetchAs(`/api/v1/training-runs/${jsonOutput.runId}`, undefined, 'viewer');
     expect(response.status).toBe(200);
     const run = (await response.json()) as RunJson;
@@ -68,6 +68,9 @@ describe.skipIf(skipBrowser)('a training run whose model answers one class only 
     const list = (await (await t.fetchAs('/api/v1/training-runs', undefined, 'viewer')).json()) as { items: (RunJson & { id: string })[] };
     expect(list.items).toHaveLength(2);
     for (const item of list.items) expect(item.warnings.map((warning) => warning.code)).toEqual(['degenerate_model']);
+    // The event stream's last word, which a page following the run live shows.
+    const events = await readEvents(await t.fetchAs(`/api/v1/training-runs/${jsonOutput.runId}/events`, undefined, 'viewer'), () => false);
+    expect(events.at(-1)).toMatchObject({ event: 'finished', data: { promoted: false, warnings: jsonOutput.warnings } });
   });
 
   it('flags both models on the Models page with what they predict, and says why they were never promoted automatically', async () => {
