@@ -89,3 +89,35 @@ export async function classBalance(deps: Pick<HealthDependencies, 'db'>): Promis
 export async function listVersions(deps: Pick<HealthDependencies, 'db'>) {
   return deps.db.datasets.list();
 }
+
+export interface DatasetHealth {
+  balance: { cat: number; dog: number; unlabelled: number };
+  /** Photos stored before perceptual hashes were kept that are still not hashed: each look hashes one more batch. */
+  notHashed: number;
+  groups: DuplicateGroup[];
+  /** Against the latest version; undefined when none is built. */
+  sinceLatest: { versionId: number; changes: VersionDifference } | undefined;
+  /** Every version's id, newest first. */
+  versionIds: number[];
+  /** Between the versions asked for, by default the two newest; undefined when fewer than two are built or one asked for is not. */
+  comparison: { from: number; to: number; changes: VersionDifference } | undefined;
+}
+
+/**
+ * Everything the Dataset health view and its API show: class balance, near-duplicate groups (hashing a batch of
+ * photos stored before perceptual hashes were kept), what changed since the latest version, and the difference
+ * between two versions (none when a version asked for does not exist).
+ */
+export async function datasetHealth(deps: HealthDependencies, versions: { from?: number; to?: number } = {}): Promise<DatasetHealth> {
+  const notHashed = await backfillPerceptualHashes(deps);
+  const [balance, groups, sinceLatest, built] = await Promise.all([classBalance(deps), duplicateGroups(deps), changesSinceLatestVersion(deps), listVersions(deps)]);
+  const versionIds = built.map((version) => version.id);
+  const to = versions.to ?? versionIds[0];
+  const from = versions.from ?? versionIds[1];
+  const known = (id: number | undefined): id is number => id !== undefined && versionIds.includes(id);
+  const comparison = known(from) && known(to) ? { from, to, changes: await compareVersions(deps, from, to) } : undefined;
+  return { balance, notHashed, groups, sinceLatest, versionIds, comparison };
+}
+
+/** How many labels changed in `changes`: what "N new labels since vN" counts. */
+export const changedLabelCount = (changes: VersionDifference): number => changes.added.length + changes.removed.length + changes.relabelled.length;

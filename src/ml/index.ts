@@ -27,6 +27,7 @@ export {
   trainBinaryClassifier,
   type Batch,
   type Batches,
+  type BatchProgress,
   type EpochStats,
   type TrainOptions,
   type TrainResult,

@@ -76,6 +76,27 @@ describe('trainBinaryClassifier', () => {
     expect(tf.memory().numTensors).toBe(before);
   });
 
+  it('reports every training batch of every epoch, the last one smaller, before the epoch ends', async () => {
+    const { tf } = await initTensorflow();
+    const train = signDataset(64, false);
+    const validation = signDataset(20, false);
+    const model = buildHead('logistic', 2, 7);
+    const reports: string[] = [];
+    await trainBinaryClassifier({
+      model,
+      // 64 examples in batches of 24: 24, 24 and 16.
+      train: featureBatches(tf, train.features, train.labels, 24),
+      validation: featureBatches(tf, validation.features, validation.labels, 8),
+      epochs: 2,
+      learningRate: 0.1,
+      earlyStoppingPatience: 0,
+      onBatch: ({ epoch, batch, batchCount }) => reports.push(`${epoch}:${batch}/${batchCount}`),
+      onEpoch: ({ epoch }) => void reports.push(`epoch ${epoch}`),
+    });
+    model.dispose();
+    expect(reports).toEqual(['1:1/3', '1:2/3', '1:3/3', 'epoch 1', '2:1/3', '2:2/3', '2:3/3', 'epoch 2']);
+  });
+
   it('trains the same weights from the same seed, dropout included, and other weights from another seed', async () => {
     const { tf } = await initTensorflow();
     const data = signDataset(64, false);

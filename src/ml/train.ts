@@ -53,10 +53,20 @@ export interface TrainOptions {
    */
   initialValLoss?: number;
   onEpoch?: (stats: EpochStats) => void | Promise<void>;
+  /** After each training batch, so progress shows within an epoch (an epoch of the CNN takes minutes). */
+  onBatch?: (progress: BatchProgress) => void;
   /** Aborting stops between batches and rejects with the signal's reason. */
   signal?: AbortSignal;
   /** Train through tfjs-layers' `trainOnBatch` even where the graph path could: the reference it is checked and benchmarked against. */
   eager?: boolean;
+}
+
+export interface BatchProgress {
+  /** 1-based. */
+  epoch: number;
+  /** Training batches of this epoch done, 1-based. */
+  batch: number;
+  batchCount: number;
 }
 
 export interface TrainResult {
@@ -77,7 +87,7 @@ export interface TrainResult {
  * binary cross-entropy with its gradient in closed form.
  */
 export async function trainBinaryClassifier(options: TrainOptions): Promise<TrainResult> {
-  const { model, train, validation, epochs, learningRate, earlyStoppingPatience, initialValLoss, onEpoch, signal, eager } = options;
+  const { model, train, validation, epochs, learningRate, earlyStoppingPatience, initialValLoss, onEpoch, onBatch, signal, eager } = options;
   const { tf, backend } = await initTensorflow();
   if (backend === 'tensorflow') useNativeReluGradient(tf);
   for (const [name, batches] of [['training', train], ['validation', validation]] as const) {
@@ -98,7 +108,8 @@ export async function trainBinaryClassifier(options: TrainOptions): Promise<Trai
     for (let epoch = 1; epoch <= epochs; epoch++) {
       signal?.throwIfAborted();
       const started = performance.now();
-      const trained = await accumulate(train.batches(epoch), signal, step);
+      const batchCount = Math.ceil(train.count / train.size);
+      const trained = await accumulate(train.batches(epoch), signal, step, onBatch && ((batch) => onBatch({ epoch, batch, batchCount })));
       graphTrainer?.copyWeightsToModel();
       const trainingMs = performance.now() - started;
       const validated = await evaluate(tf, model, validation.batches(epoch), signal);
@@ -250,17 +261,19 @@ async function evaluate(tf: Tensorflow, model: LayersModel, batches: AsyncIterab
 }
 
 /**
- * Runs `step` on every batch (disposing it after), adds up its summed loss and correct answers, and checks for an
- * abort and yields to the event loop between batches.
+ * Runs `step` on every batch (disposing it after), adds up its summed loss and correct answers, reports each batch
+ * done to `afterBatch`, and checks for an abort and yields to the event loop between batches.
  */
 async function accumulate(
   batches: AsyncIterable<Batch>,
   signal: AbortSignal | undefined,
   step: Step,
+  afterBatch?: (batchesDone: number) => void,
 ): Promise<Averages> {
   let lossSum = 0;
   let correct = 0;
   let count = 0;
+  let done = 0;
   for await (const batch of batches) {
     try {
       const sums = await step(batch);
@@ -271,6 +284,8 @@ async function accumulate(
       batch.x.dispose();
       batch.y.dispose();
     }
+    done += 1;
+    afterBatch?.(done);
     signal?.throwIfAborted();
     await yieldToEventLoop();
   }

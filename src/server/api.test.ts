@@ -407,6 +407,7 @@ describe.skipIf(skipWithoutShared)('REST API', () => {
         'POST /api/v1/images',
         'GET /api/v1/datasets',
         'POST /api/v1/datasets',
+        'GET /api/v1/datasets/health',
         'GET /api/v1/datasets/{id}',
         'GET /api/v1/datasets/{id}/preview',
         'GET /api/v1/datasets/{id}/suspicious',

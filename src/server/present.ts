@@ -1,10 +1,11 @@
 import type { z } from '@hono/zod-openapi';
-import type { Database, DatasetVersionRow, ImageRow, ModelRow, PredictionRow } from '../db/index.js';
+import type { Database, DatasetVersionRow, ImageRow, ModelRow, PredictionRow, RunRow } from '../db/index.js';
 import type { ModelCard } from '../registry/artifacts.js';
 import { storedNeitherReason } from '../serving/neither.js';
 import type { PredictionResult } from '../serving/predict.js';
 import type { SuspiciousImage } from '../training/suspicious.js';
-import type { DatasetSchema, ImageSchema, ModelSchema, PredictionSchema, SuspiciousImageSchema } from './schemas.js';
+import { runWarnings } from '../training/warnings.js';
+import type { DatasetSchema, ImageSchema, ModelSchema, PredictionSchema, RunSchema, SuspiciousImageSchema } from './schemas.js';
 
 /** The JSON shapes of the API, built in one place so every route answers the same way. */
 
@@ -68,4 +69,8 @@ export function presentModel(row: ModelRow, servingModelId: string | undefined, 
     serving: row.id === servingModelId,
     decodeId: card?.decodeId ?? null,
   };
+}
+
+export function presentRun(run: RunRow): z.infer<typeof RunSchema> {
+  return { ...run, warnings: runWarnings(run) };
 }

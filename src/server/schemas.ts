@@ -89,6 +89,45 @@ export const ImageSchema = z
   })
   .openapi('Image');
 
+const labelled = z.object({ hash: z.string(), label: LabelSchema });
+export const VersionDifferenceSchema = z
+  .object({
+    added: z.array(labelled),
+    removed: z.array(labelled),
+    relabelled: z.array(z.object({ hash: z.string(), from: LabelSchema, to: LabelSchema })),
+  })
+  .openapi('VersionDifference');
+
+export const DatasetHealthSchema = z
+  .object({
+    balance: z.object({ cat: z.number().int(), dog: z.number().int(), unlabelled: z.number().int().openapi({ description: 'Photos without a label (waiting for review, or neither)' }) }),
+    nearDuplicates: z.object({
+      maxDistance: z.number().int().openapi({ description: 'Photos whose 64-bit perceptual hashes are at most this many bits apart are grouped' }),
+      notHashed: z.number().int().openapi({ description: 'Photos stored before perceptual hashes were kept and not hashed yet; every request hashes another batch' }),
+      groups: z.array(
+        z.object({
+          distance: z.number().int().openapi({ description: 'The largest distance in bits between a member and the first one (0: the same picture as other bytes)' }),
+          conflicting: z.boolean().openapi({ description: 'Members labelled cat and dog' }),
+          members: z.array(ImageSchema),
+        }),
+      ).openapi({ description: 'Conflicting groups first, then the largest' }),
+    }),
+    sinceLatestVersion: z
+      .object({
+        versionId: z.number().int(),
+        newLabels: z.number().int().openapi({ description: 'Photos added, removed or relabelled since that version: what the next build would change' }),
+        summary: z.string().openapi({ example: '12 new labels since v3' }),
+        changes: VersionDifferenceSchema,
+      })
+      .nullable()
+      .openapi({ description: 'Null while no version is built' }),
+    versionDifference: z
+      .object({ from: z.number().int(), to: z.number().int(), changes: VersionDifferenceSchema })
+      .nullable()
+      .openapi({ description: 'Between ?from= and ?to= (default: the two newest versions); null while fewer than two are built' }),
+  })
+  .openapi('DatasetHealth');
+
 const labelCounts = z.object({ cat: z.number().int(), dog: z.number().int() });
 export const SplitCountsSchema = z.object({ train: labelCounts, validation: labelCounts, test: labelCounts }).openapi('SplitCounts');
 
@@ -170,6 +209,17 @@ export const RunSchema = z
     metrics: z.record(z.string(), z.unknown()).nullable(),
     modelId: z.string().nullable(),
     jobId: z.string().nullable().openapi({ description: 'The queue job training it (GET /jobs/{id}); null for runs trained by `catdog train` itself.' }),
+    warnings: z
+      .array(
+        z
+          .object({
+            code: z.enum(['degenerate_model']),
+            summary: z.string().openapi({ example: 'degenerate: predicts only cat' }),
+            reason: z.string().openapi({ example: 'degenerate: it answers cat for all 27 test photos (13 of them dogs)' }),
+          })
+          .openapi('RunWarning'),
+      )
+      .openapi({ description: 'What is wrong with a succeeded run\'s outcome: degenerate_model when its model answers one class for every test photo (registered, never promoted automatically). Empty otherwise.' }),
   })
   .openapi('TrainingRun');
 

@@ -66,6 +66,15 @@ describe.skipIf(Boolean(skipWithoutShared))('fine-tuning the backbone in a train
     // What a client replaying the run from the database is told: the totals live clients saw.
     expect(recorded.map((epoch) => epoch.totalEpochs)).toEqual(epochEvents.map((event) => event.totalEpochs));
     expect(outcome.bestEpoch).toBe(headEpochs + summary.bestEpoch);
+    // Both phases report their batches, the fine-tuning one numbered on like its epochs, each epoch's last batch last.
+    const batchEvents = events.flatMap((event) => (event.type === 'batch' ? [event] : []));
+    expect([...new Set(batchEvents.map((event) => event.epoch))]).toEqual(epochEvents.map((event) => event.stats.epoch));
+    for (const epoch of epochEvents) {
+      const ofEpoch = batchEvents.filter((event) => event.epoch === epoch.stats.epoch);
+      expect(ofEpoch.map((event) => event.batch)).toEqual(ofEpoch.map((_, i) => i + 1));
+      expect(ofEpoch.every((event) => event.batchCount === ofEpoch.length && event.totalEpochs === epoch.totalEpochs)).toBe(true);
+      expect(events.indexOf(ofEpoch.at(-1)!)).toBeLessThan(events.indexOf(epoch));
+    }
 
     const { card } = await readModelFiles(app.blobs, outcome.model.artifactPrefix);
     expect(card.fineTuned).toEqual({ blocks: 2, layer: SPLIT_LAYER });

@@ -19,6 +19,7 @@ import {
   binaryMetricsSchema,
   type BackboneSplit,
   type Batches,
+  type BatchProgress,
   type BinaryMetrics,
   type EpochStats,
   type LayersModel,
@@ -60,6 +61,7 @@ export type TrainingEvent =
   | { type: 'started'; runId: string; datasetId: number; params: TrainingParams }
   | { type: 'stage'; runId: string; stage: TrainingStage; done?: number; total?: number }
   | { type: 'epoch'; runId: string; stats: EpochStats; totalEpochs: number; etaMs: number }
+  | { type: 'batch'; runId: string; epoch: number; totalEpochs: number; batch: number; batchCount: number }
   | { type: 'finished'; runId: string; modelId: string; metrics: BinaryMetrics; promotion: PromotionDecision }
   | { type: 'failed'; runId: string; error: string };
 
@@ -327,7 +329,7 @@ async function trainModel(deps: TrainingDependencies, request: TrainingRequest, 
       : await prepareCnn(deps, manifest, params, emit, runId);
 
     emit({ type: 'stage', runId, stage: 'training' });
-    const recordEpochs = epochRecorder(deps, runId, emit);
+    const phaseReporter = progressRecorder(deps, runId, emit);
     const headPhase = await trainBinaryClassifier({
       model: trainable.network,
       train: trainable.train,
@@ -336,7 +338,7 @@ async function trainModel(deps: TrainingDependencies, request: TrainingRequest, 
       learningRate: params.learningRate,
       earlyStoppingPatience: params.earlyStoppingPatience,
       signal: request.signal,
-      onEpoch: recordEpochs(0, params.epochs),
+      ...phaseReporter(0, params.epochs),
     });
     let history = { epochs: headPhase.epochs, bestEpoch: headPhase.bestEpoch };
     let fineTuned: FineTuneSummary | undefined;
@@ -347,7 +349,7 @@ async function trainModel(deps: TrainingDependencies, request: TrainingRequest, 
       const tuning = await fineTuneBlocks(trainable, trainable.fineTuning, headPhase, settings, {
         earlyStoppingPatience: params.earlyStoppingPatience,
         signal: request.signal,
-        onEpoch: recordEpochs(offset, settings.epochs),
+        ...phaseReporter(offset, settings.epochs),
       });
       fineTuned = tuning.summary;
       history = {
@@ -382,19 +384,22 @@ async function trainModel(deps: TrainingDependencies, request: TrainingRequest, 
 }
 
 /**
- * Records each epoch of a training phase and reports it, numbered after `offset` so that the fine-tuning phase
- * continues the head's epochs (one curve, one epoch table per run).
+ * Records each epoch of a training phase and reports it and each of its batches, numbered after `offset` so that
+ * the fine-tuning phase continues the head's epochs (one curve, one epoch table per run).
  */
-function epochRecorder(deps: TrainingDependencies, runId: string, emit: (event: TrainingEvent) => void) {
+function progressRecorder(deps: TrainingDependencies, runId: string, emit: (event: TrainingEvent) => void) {
   return (offset: number, phaseEpochs: number) => {
     const started = Date.now();
-    return async (phaseStats: EpochStats) => {
-      const stats = { ...phaseStats, epoch: offset + phaseStats.epoch };
-      const totalEpochs = offset + phaseEpochs;
-      await deps.db.runs.addEpoch(runId, { ...stats, totalEpochs });
-      // phaseStats.epoch is 1-based.
-      const averageMs = (Date.now() - started) / phaseStats.epoch;
-      emit({ type: 'epoch', runId, stats, totalEpochs, etaMs: averageMs * (phaseEpochs - phaseStats.epoch) });
+    const totalEpochs = offset + phaseEpochs;
+    return {
+      onEpoch: async (phaseStats: EpochStats) => {
+        const stats = { ...phaseStats, epoch: offset + phaseStats.epoch };
+        await deps.db.runs.addEpoch(runId, { ...stats, totalEpochs });
+        // phaseStats.epoch is 1-based.
+        const averageMs = (Date.now() - started) / phaseStats.epoch;
+        emit({ type: 'epoch', runId, stats, totalEpochs, etaMs: averageMs * (phaseEpochs - phaseStats.epoch) });
+      },
+      onBatch: ({ epoch, batch, batchCount }: BatchProgress) => emit({ type: 'batch', runId, epoch: offset + epoch, totalEpochs, batch, batchCount }),
     };
   };
 }
@@ -410,7 +415,7 @@ async function fineTuneBlocks(
   material: FineTuning,
   head: TrainResult,
   settings: FineTuneParams,
-  options: { earlyStoppingPatience: number; signal?: AbortSignal; onEpoch: (stats: EpochStats) => Promise<void> },
+  options: { earlyStoppingPatience: number; signal?: AbortSignal; onEpoch: (stats: EpochStats) => Promise<void>; onBatch: (progress: BatchProgress) => void },
 ): Promise<{ result: TrainResult; summary: FineTuneSummary }> {
   const started = Date.now();
   const headBest = head.epochs.find((stats) => stats.epoch === head.bestEpoch) ?? head.epochs[head.epochs.length - 1]!;
@@ -427,6 +432,7 @@ async function fineTuneBlocks(
     initialValLoss: headBest.valLoss,
     signal: options.signal,
     onEpoch: options.onEpoch,
+    onBatch: options.onBatch,
   });
   const kept = result.epochs.find((stats) => stats.epoch === result.bestEpoch) ?? headBest;
   return {

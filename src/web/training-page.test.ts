@@ -105,6 +105,56 @@ describe.skipIf(skipBrowser)('the Training page in Chromium', () => {
     await page.close();
   });
 
+  it('at phone size, starts a CNN run whose progress bar moves within the first epoch, batch by batch (admin)', async () => {
+    // More photos than the first runs had, trained one at a time: the epoch is over a hundred batches and lasts
+    // seconds, while the worker reports at most twice a second and the server polls once a second.
+    await importKagglePhotos(app, path.join(t.home, 'more-photos'), 100, 800);
+    const page = await browser.newPage({ viewport: VIEWPORTS.phone });
+    const errors = collectPageErrors(page);
+    await signIn(page, origin, tokens.admin, '/training');
+    expect(await fitsViewportWidth(page)).toBe(true);
+    // Every line the live panel shows, with where its bar stood then (the stage handler sets both in one task).
+    await page.evaluate(() => {
+      const doc = (globalThis as unknown as { document: { getElementById(id: string): { textContent: string | null; value?: number; hidden?: boolean } } }).document;
+      const samples: { text: string; value: number; hidden: boolean }[] = [];
+      (globalThis as unknown as { progressSamples: typeof samples }).progressSamples = samples;
+      const status = doc.getElementById('run-status');
+      const bar = doc.getElementById('run-progress');
+      const Observer = (globalThis as unknown as { MutationObserver: new (callback: () => void) => { observe(target: unknown, options: unknown): void } }).MutationObserver;
+      new Observer(() => samples.push({ text: status.textContent ?? '', value: bar.value ?? 0, hidden: bar.hidden ?? true })).observe(status, { childList: true, characterData: true, subtree: true });
+    });
+    await page.selectOption('select[name="architecture"]', 'cnn');
+    await page.fill('input[name="epochs"]', '1');
+    await page.fill('input[name="batchSize"]', '1');
+    await page.click('#train-form button[type="submit"]');
+    const status = page.locator('#run-status');
+    await expect.poll(() => status.textContent(), { timeout: 60_000, interval: 100 }).toMatch(/epoch 1 of 1: batch \d+ of \d+$/);
+    // While it trains, the long status line wraps instead of widening the page.
+    expect(await fitsViewportWidth(page)).toBe(true);
+    // The history row of the run says it runs (it was queued when the page started it).
+    const runId = (await page.locator('#live').getAttribute('data-follow-run'))!;
+    await expect.poll(() => page.locator(`tr[data-run-id="${runId}"] .status`).textContent()).toMatch(/^(running|succeeded)$/);
+    await expect.poll(() => status.textContent(), { timeout: 180_000 }).toContain('finished');
+    const samples = await page.evaluate(() => (globalThis as unknown as { progressSamples: { text: string; value: number; hidden: boolean }[] }).progressSamples);
+    const firstEpochEnd = samples.findIndex((sample) => /: epoch 1\/1,/.test(sample.text));
+    expect(firstEpochEnd, samples.map((sample) => sample.text).join('\n')).toBeGreaterThan(0);
+    const withinEpoch = samples.slice(0, firstEpochEnd).filter((sample) => /epoch 1 of 1: batch \d+ of \d+$/.test(sample.text));
+    const fractions = [...new Set(withinEpoch.map((sample) => sample.value))];
+    expect(fractions.length, withinEpoch.map((sample) => `${sample.text} @ ${sample.value}`).join('\n')).toBeGreaterThanOrEqual(2);
+    // The bar shows the whole run's fraction: training's share lies after extraction (0.4) and before evaluation (0.9).
+    for (const fraction of fractions) {
+      expect(fraction).toBeGreaterThan(0.4);
+      expect(fraction).toBeLessThanOrEqual(0.9);
+    }
+    expect(fractions).toEqual([...fractions].sort((a, b) => a - b));
+    expect(withinEpoch.every((sample) => !sample.hidden)).toBe(true);
+    const batches = withinEpoch.map((sample) => Number(/batch (\d+) of/.exec(sample.text)![1]));
+    expect(batches).toEqual([...batches].sort((a, b) => a - b));
+    expect(await fitsViewportWidth(page)).toBe(true);
+    expect(errors).toEqual([]);
+    await page.close();
+  });
+
   for (const [role, viewport] of [['viewer', 'phone'], ['viewer', 'desktop']] as const) {
     it(`shows a ${role} Start training disabled with the role it needs (${viewport})`, async () => {
       const page = await browser.newPage({ viewport: VIEWPORTS[viewport] });

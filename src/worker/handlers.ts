@@ -11,17 +11,18 @@ import { datasetParams, parseTrainingParams } from '../training/params.js';
 import { retrain } from '../training/retraining.js';
 import { finalizeCandidate, storedCandidateOf, trainCandidate, trainOnDataset, type TrainingEvent } from '../training/run-training.js';
 
-/** Progress reports go to Redis or the database; per-image feature progress would flood them, so reports are spaced out. */
+/**
+ * Progress reports go to Redis or the database; per-image feature progress and per-batch training progress would
+ * flood them, so reports are spaced out (at most two a second) unless `force` says a milestone must be seen.
+ */
 const PROGRESS_INTERVAL_MS = 500;
 
 function throttledProgress(ctx: JobContext): (fraction: number, message: string, force?: boolean) => void {
   let lastAt = 0;
-  let lastMessage = '';
   return (fraction, message, force = false) => {
     const now = Date.now();
-    if (!force && message === lastMessage && now - lastAt < PROGRESS_INTERVAL_MS) return;
+    if (!force && now - lastAt < PROGRESS_INTERVAL_MS) return;
     lastAt = now;
-    lastMessage = message;
     ctx.reportProgress(fraction, message).catch(() => {});
   };
 }
@@ -39,6 +40,9 @@ function trainingProgress(ctx: JobContext): (event: TrainingEvent) => void {
           // Training and fine-tuning report their epochs below; the stages after them are the last 10 %.
           report(0.9, event.stage, true);
         }
+        break;
+      case 'batch':
+        report(0.4 + (0.5 * (event.epoch - 1 + event.batch / event.batchCount)) / event.totalEpochs, `epoch ${event.epoch} of ${event.totalEpochs}: batch ${event.batch} of ${event.batchCount}`);
         break;
       case 'epoch':
         report(0.4 + (0.5 * event.stats.epoch) / event.totalEpochs, `epoch ${event.stats.epoch} of ${event.totalEpochs}`, true);

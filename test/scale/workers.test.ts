@@ -166,12 +166,13 @@ describe.skipIf(skipWithoutShared)('scale-out: two worker processes on one Redis
       for (const worker of workers) console.error(`worker ${worker.id}:\n${worker.log.join('\n')}`);
     });
 
-    // Mid-training: a CNN candidate that has reported an epoch and has more to go.
+    // Mid-training: a CNN candidate that has finished an epoch and has more to go ("epoch 2 of 6" once it ends, then
+    // "epoch 3 of 6: batch 4 of 9" while the next one trains).
     const target = await until(
-      'a CNN candidate between epochs',
+      'a CNN candidate past its first epoch',
       async () => {
         const { items } = await api<{ items: JobInfo<{ params: { architecture: string } }>[] }>('/jobs?state=active');
-        return items.find((job) => job.data.params.architecture === 'cnn' && /^epoch [1-4] of 6$/.test(job.progressMessage ?? '') && job.workerId !== undefined);
+        return items.find((job) => job.data.params.architecture === 'cnn' && /^epoch ([1-4] of 6|[2-5] of 6: batch \d+ of \d+)$/.test(job.progressMessage ?? '') && job.workerId !== undefined);
       },
       90_000,
     );

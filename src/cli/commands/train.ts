@@ -3,6 +3,7 @@ import { buildDatasetVersion } from '../../datasets/versions.js';
 import { CatdogError } from '../../errors.js';
 import { trainOnDataset, type TrainingEvent } from '../../training/run-training.js';
 import { datasetParams, resolveTrainingParams, type TrainingOverrides } from '../../training/params.js';
+import { runWarnings } from '../../training/warnings.js';
 import { percent, printJson, withApp, type GlobalOptions } from '../app-runner.js';
 import { createProgress, formatDuration } from '../progress.js';
 import { printImportReport, runImport } from './dataset.js';
@@ -97,14 +98,16 @@ export function registerTrainCommand(program: Command, globals: () => GlobalOpti
           const params = resolveTrainingParams(app.config, { architecture, epochs, imageSize, learningRate, batchSize });
           const outcome = await trainOnDataset(app, { datasetId: dataset.id, params, onEvent: trainingEventPrinter(), actor: 'cli' });
           const m = outcome.metrics;
+          const warnings = runWarnings({ status: 'succeeded', metrics: { ...m } });
           if (options.json) {
-            printJson({ runId: outcome.runId, modelId: outcome.model.id, modelVersion: outcome.model.version, metrics: m, promotion: outcome.promotion, bestEpoch: outcome.bestEpoch, durationMs: outcome.durationMs });
+            printJson({ runId: outcome.runId, modelId: outcome.model.id, modelVersion: outcome.model.version, metrics: m, promotion: outcome.promotion, bestEpoch: outcome.bestEpoch, durationMs: outcome.durationMs, warnings });
             return;
           }
           process.stdout.write(
             `model ${outcome.model.id} (v${outcome.model.version}) — test accuracy ${percent(m.accuracy)}, F1 ${m.f1.toFixed(3)}, ROC AUC ${m.rocAuc.toFixed(3)} on ${m.count} images; ` +
               `best epoch ${outcome.bestEpoch}; ${formatDuration(outcome.durationMs)}\n` +
-              `${outcome.promotion.promoted ? 'promoted' : 'not promoted'}: ${outcome.promotion.reason}\n`,
+              `${outcome.promotion.promoted ? 'promoted' : 'not promoted'}: ${outcome.promotion.reason}\n` +
+              warnings.map((warning) => `warning: the run succeeded but its model is ${warning.summary} (${warning.reason})\n`).join(''),
           );
         },
       );

@@ -1,11 +1,13 @@
 import { createRoute, z } from '@hono/zod-openapi';
+import { changedLabelCount, datasetHealth } from '../../datasets/health.js';
 import { buildDatasetVersion } from '../../datasets/versions.js';
 import { CatdogError, NotFoundError } from '../../errors.js';
+import { NEAR_DUPLICATE_DISTANCE } from '../../images/index.js';
 import { suspiciousLabels } from '../../training/suspicious.js';
 import { routeGroup, type ServerDeps } from '../context.js';
 import { augmentedSamples, datasetParamsFrom, trainingImageSettingsFrom } from '../dataset-tools.js';
-import { presentDataset, presentSuspiciousImage } from '../present.js';
-import { BuildDatasetSchema, DatasetSchema, errorResponse, jsonContent, SuspiciousImageSchema } from '../schemas.js';
+import { presentDataset, presentImage, presentSuspiciousImage } from '../present.js';
+import { BuildDatasetSchema, DatasetHealthSchema, DatasetSchema, errorResponse, jsonContent, SuspiciousImageSchema } from '../schemas.js';
 
 const IdParam = z.object({ id: z.coerce.number().int().positive().openapi({ param: { name: 'id', in: 'path' }, example: 1 }) });
 
@@ -50,6 +52,28 @@ function refuseTrainingSettings(request: z.infer<typeof BuildDatasetSchema>): vo
     throw new CatdogError('setting_moved', `a dataset version is data only (photos, labels, splits): ${where}.`, 422, { fields });
   }
 }
+
+const versionQuery = (description: string) =>
+  z.coerce.number().int().positive().optional().openapi({ description, example: 1 });
+
+const datasetHealthRoute = createRoute({
+  method: 'get',
+  path: '/datasets/health',
+  'x-catdog-role': 'viewer',
+  tags: ['datasets'],
+  summary: 'Dataset health: class balance, near-duplicate groups (conflicting labels flagged), what changed since the latest version, and the difference between two versions',
+  request: {
+    query: z.object({
+      from: versionQuery('The older version of the difference (default: the second newest)'),
+      to: versionQuery('The newer version of the difference (default: the newest)'),
+    }),
+  },
+  responses: {
+    200: jsonContent(DatasetHealthSchema, 'The health of the labelled photos'),
+    400: errorResponse('from or to is not a version number'),
+    404: errorResponse('No such version (from or to)'),
+  },
+});
 
 const getDataset = createRoute({
   method: 'get',
@@ -111,6 +135,29 @@ export function datasetRoutes({ app }: ServerDeps) {
     refuseTrainingSettings(request);
     const { version, created } = await buildDatasetVersion(app, datasetParamsFrom(app.config, request));
     return created ? c.json({ ...presentDataset(version), created }, 201) : c.json({ ...presentDataset(version), created }, 200);
+  });
+
+  // Before /datasets/{id}, which would take "health" for an id.
+  routes.openapi(datasetHealthRoute, async (c) => {
+    const { from, to } = c.req.valid('query');
+    for (const id of [from, to]) if (id !== undefined) await findVersion(id);
+    const health = await datasetHealth(app, { from, to });
+    const since = health.sinceLatest;
+    return c.json(
+      {
+        balance: health.balance,
+        nearDuplicates: {
+          maxDistance: NEAR_DUPLICATE_DISTANCE,
+          notHashed: health.notHashed,
+          groups: health.groups.map((group) => ({ distance: group.distance, conflicting: group.conflicting, members: group.members.map(presentImage) })),
+        },
+        sinceLatestVersion: since
+          ? { versionId: since.versionId, newLabels: changedLabelCount(since.changes), summary: `${changedLabelCount(since.changes)} new labels since v${since.versionId}`, changes: since.changes }
+          : null,
+        versionDifference: health.comparison ?? null,
+      },
+      200,
+    );
   });
 
   routes.openapi(getDataset, async (c) => c.json(presentDataset(await findVersion(c.req.valid('param').id)), 200));

@@ -4,7 +4,9 @@ import { streamSSE, type SSEStreamingApi } from 'hono/streaming';
 import type { RunRow } from '../../db/index.js';
 import { NotFoundError } from '../../errors.js';
 import { cancelTraining, startTraining } from '../../training/service.js';
+import { runWarnings } from '../../training/warnings.js';
 import { routeGroup, type ServerDeps } from '../context.js';
+import { presentRun } from '../present.js';
 import { EpochSchema, errorResponse, jsonContent, pagingQuery, RunSchema, StartRunSchema } from '../schemas.js';
 
 const IdParam = z.object({ id: z.string().min(1).openapi({ param: { name: 'id', in: 'path' }, example: 'run_0123456789abcdef' }) });
@@ -68,7 +70,7 @@ const runEvents = createRoute({
   path: '/training-runs/{id}/events',
   'x-catdog-role': 'viewer',
   tags: ['training'],
-  summary: 'Server-sent events: what already happened, then live (started, stage, epoch, finished, failed)',
+  summary: 'Server-sent events: what already happened, then live (started; stage: what the worker does, batch by batch within an epoch, with the whole run\'s fraction done; epoch; finished with its warnings; failed)',
   request: { params: IdParam },
   responses: {
     200: { description: 'An event stream that ends after finished or failed', content: { 'text/event-stream': { schema: z.string() } } },
@@ -95,17 +97,17 @@ export function trainingRoutes({ app, jobs, closing }: ServerDeps) {
     return c.json({ id: run.id, status: run.status, datasetId: run.datasetId, jobId: run.jobId ?? '' }, 202);
   });
 
-  routes.openapi(cancelRun, async (c) => c.json(await cancelTraining(app, jobs, c.req.valid('param').id), 202));
+  routes.openapi(cancelRun, async (c) => c.json(presentRun(await cancelTraining(app, jobs, c.req.valid('param').id)), 202));
 
   routes.openapi(listRuns, async (c) => {
     const [page, counts] = await Promise.all([app.db.runs.list(c.req.valid('query')), app.db.runs.countByStatus()]);
-    return c.json({ ...page, queueDepth: counts.queued ?? 0 }, 200);
+    return c.json({ items: page.items.map(presentRun), total: page.total, queueDepth: counts.queued ?? 0 }, 200);
   });
 
   routes.openapi(getRun, async (c) => {
     const { id } = c.req.valid('param');
     const [run, epochs] = await Promise.all([findRun(id), app.db.runs.epochs(id)]);
-    return c.json({ ...run, epochs }, 200);
+    return c.json({ ...presentRun(run), epochs }, 200);
   });
 
   /**
@@ -142,7 +144,7 @@ export function trainingRoutes({ app, jobs, closing }: ServerDeps) {
       }
       sent = epochs.length;
       if (isFinished(run)) {
-        if (run.status === 'succeeded') await writeEvent('finished', { runId, modelId: run.modelId, metrics: run.metrics, promoted: run.metrics?.promoted === true, promotion: run.metrics?.promotion });
+        if (run.status === 'succeeded') await writeEvent('finished', { runId, modelId: run.modelId, metrics: run.metrics, promoted: run.metrics?.promoted === true, promotion: run.metrics?.promotion, warnings: runWarnings(run) });
         else await writeEvent('failed', { runId, error: run.error ?? run.status, status: run.status });
         return;
       }

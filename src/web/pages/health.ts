@@ -1,4 +1,4 @@
-import { backfillPerceptualHashes, changesSinceLatestVersion, classBalance, compareVersions, duplicateGroups, listVersions, type VersionDifference } from '../../datasets/health.js';
+import { changedLabelCount, datasetHealth, type DatasetHealth, type VersionDifference } from '../../datasets/health.js';
 import { NEAR_DUPLICATE_DISTANCE } from '../../images/index.js';
 import type { ServerDeps } from '../../server/context.js';
 import { thumbnailUrl } from '../../server/present.js';
@@ -39,10 +39,10 @@ const thumbnails = (hashes: readonly { hash: string; label: string }[]) =>
     ({ hash, label }) => html`<li><img src="${thumbnailUrl(hash)}" alt="${label} photo" loading="lazy"><span class="tag ${label}">${label}</span></li>`,
   )}</ul>`;
 
-function changesSection(pending: Awaited<ReturnType<typeof changesSinceLatestVersion>>, view: CurationView): SafeHtml {
+function changesSection(pending: DatasetHealth['sinceLatest'], view: CurationView): SafeHtml {
   if (!pending) return html`<section class="card" id="changes"><h2>Since the latest version</h2><p class="muted">No version is built yet.</p></section>`;
   const { versionId, changes } = pending;
-  const total = changes.added.length + changes.removed.length + changes.relabelled.length;
+  const total = changedLabelCount(changes);
   return html`<section class="card" id="changes">
 <h2>Since the latest version</h2>
 ${total === 0
@@ -78,19 +78,10 @@ export interface HealthForm {
 const versionNumber = (text: string | undefined) => (text && /^\d+$/.test(text) ? Number(text) : undefined);
 
 export async function healthPage(deps: ServerDeps, view: CurationView, form: HealthForm): Promise<SafeHtml> {
-  const { app } = deps;
-  const notHashed = await backfillPerceptualHashes(app);
-  const [balance, groups, pending, versions, { modelId }] = await Promise.all([
-    classBalance(app),
-    duplicateGroups(app),
-    changesSinceLatestVersion(app),
-    listVersions(app),
+  const [{ balance, notHashed, groups, sinceLatest: pending, versionIds: ids, comparison }, { modelId }] = await Promise.all([
+    datasetHealth(deps.app, { from: versionNumber(form.from), to: versionNumber(form.to) }),
     deps.models.classifier(),
   ]);
-  const ids = versions.map((version) => version.id);
-  const to = versionNumber(form.to) ?? ids[0];
-  const from = versionNumber(form.from) ?? ids[1];
-  const difference = from !== undefined && to !== undefined && ids.includes(from) && ids.includes(to) ? await compareVersions(app, from, to) : undefined;
   const conflicting = groups.filter((group) => group.conflicting).length;
   return page({
     user: view.user,
@@ -115,6 +106,6 @@ ${changesSection(pending, view)}
   )}</ol>
   ${groups.length > GROUPS_SHOWN ? html`<p class="muted">${groups.length - GROUPS_SHOWN} more groups: fix these first.</p>` : ''}
 </section>
-${versionDifferenceSection(ids, from, to, difference)}`,
+${versionDifferenceSection(ids, comparison?.from, comparison?.to, comparison?.changes)}`,
   });
 }

@@ -5,7 +5,7 @@ import type { ConfusionMatrix } from '../../ml/index.js';
 import { readModelCard, type ModelCard } from '../../registry/artifacts.js';
 import { registryListing } from '../../registry/catalog.js';
 import { MAX_COMPARED_MODELS, type ModelComparison } from '../../registry/comparison.js';
-import { degenerateReason } from '../../registry/degenerate.js';
+import { degenerateReason, degenerateVerdict } from '../../registry/degenerate.js';
 import type { PromotionMetric } from '../../registry/promotion.js';
 import type { ServerDeps } from '../../server/context.js';
 import { thumbnailUrl } from '../../server/present.js';
@@ -110,11 +110,11 @@ ${models.length === 0
 <thead><tr><th>version</th><th>model</th><th>dataset</th><th>accuracy</th><th>F1</th><th>ROC AUC</th><th>created</th><th>actions</th></tr></thead>
 <tbody>${models.map((model) => {
         const metrics = model.metrics as StoredMetrics;
-        const degenerate = degenerateReason(model.metrics);
+        const degenerate = degenerateVerdict(model.metrics);
         const isServing = model.id === servingId;
         return html`<tr data-model-id="${model.id}"${isServing ? html` class="serving"` : ''}>
 <td>v${model.version}</td>
-<td><a href="/models?model=${model.id}"><code>${model.id}</code></a><br><span class="muted">${model.architecture}</span>${degenerate ? html` <span class="flag degenerate" title="${degenerate}">degenerate</span>` : ''}</td>
+<td><a href="/models?model=${model.id}"><code>${model.id}</code></a><br><span class="muted">${model.architecture}</span>${degenerate ? html` <span class="flag degenerate" title="${degenerate.reason}">${degenerate.summary}</span>` : ''}</td>
 <td>v${model.datasetId}</td>
 <td>${percent(metrics.accuracy)}</td>
 <td>${metrics.f1?.toFixed(3) ?? '–'}</td>

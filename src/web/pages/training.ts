@@ -3,6 +3,7 @@ import type { RunRow } from '../../db/index.js';
 import { degenerateReason } from '../../registry/degenerate.js';
 import type { ServerDeps } from '../../server/context.js';
 import { queuedRunCount, recentRuns } from '../../training/history.js';
+import { runWarnings } from '../../training/warnings.js';
 import { html, type SafeHtml } from '../html.js';
 import { gate, page, percent } from '../layout.js';
 import type { WebUser } from '../user.js';
@@ -23,6 +24,13 @@ function promotionCell(run: RunRow): SafeHtml {
   return typeof promoted === 'boolean' ? html`${promoted ? 'promoted' : html`<span class="muted">not promoted: did not beat the serving model</span>`}` : html``;
 }
 
+/** A succeeded run whose model is useless (degenerate) shows as a warning, not as a plain success. */
+function statusCell(run: RunRow): SafeHtml {
+  const [warning] = runWarnings(run);
+  if (warning) return html`<span class="status warning" title="${warning.reason}">${run.status} — ${warning.summary}</span>`;
+  return html`<span class="status ${run.status}">${run.status}</span>${run.error ? html` <span class="muted">${run.error}</span>` : ''}`;
+}
+
 /** The history table; the page refreshes it when a run is queued or a followed run ends. */
 export function historySection(runs: RunRow[]): SafeHtml {
   return html`<div id="history" hx-get="/training/history" hx-trigger="catdog:runs-changed from:body" hx-swap="outerHTML">${historyTable(runs)}</div>`;
@@ -38,7 +46,7 @@ function historyTable(runs: RunRow[]): SafeHtml {
     (run) => html`<tr data-run-id="${run.id}">
 <td><input type="checkbox" name="compare" value="${run.id}" aria-label="compare ${run.id}"></td>
 <td><code>${run.id}</code></td>
-<td><span class="status ${run.status}">${run.status}</span>${run.error ? html` <span class="muted">${run.error}</span>` : ''}</td>
+<td>${statusCell(run)}</td>
 <td>v${run.datasetId}</td>
 <td>${String(run.params.architecture ?? '')}</td>
 <td>${String(run.params.epochs ?? '')}</td>

@@ -66,18 +66,34 @@
 
   const seconds = (ms) => (ms === null || ms === undefined ? '' : `, about ${Math.max(1, Math.round(ms / 1000))} s left`);
 
+  // A succeeded run can still have produced a useless model (one class only): said in amber, not as a plain success.
+  const warningText = (warnings) => (warnings ?? []).map((warning) => ` — ${warning.summary}`).join('');
+  function showWarning(warnings) {
+    const [warning] = warnings ?? [];
+    status.classList.toggle('warning', Boolean(warning));
+    if (warning) status.title = warning.reason;
+    else status.removeAttribute('title');
+  }
+
   let source;
   function follow(runId) {
     if (source) source.close();
     resetLive();
     live.dataset.followRun = runId;
+    showWarning([]);
     status.textContent = `run ${runId}: queued`;
     source = new EventSource(`/api/v1/training-runs/${encodeURIComponent(runId)}/events`);
-    source.addEventListener('started', () => (status.textContent = `run ${runId}: started`));
+    source.addEventListener('started', () => {
+      status.textContent = `run ${runId}: started`;
+      refreshHistory(); // its row said queued
+    });
+    // A run on the job queue reports how far the whole run is, within each epoch too; the bar follows that alone.
+    let runFraction = false;
     source.addEventListener('stage', (event) => {
       const stage = JSON.parse(event.data);
-      // The worker reports what it does and how far the whole run is (fraction of 1).
+      // The worker reports what it does ("epoch 1 of 3: batch 4 of 10") and how far the whole run is (fraction of 1).
       status.textContent = `run ${runId}: ${stage.stage}`;
+      runFraction = typeof stage.fraction === 'number';
       showProgress(stage.fraction ?? 0, 1);
     });
     source.addEventListener('epoch', (event) => {
@@ -85,13 +101,14 @@
       addEpoch(epoch);
       const total = epoch.totalEpochs ? `/${epoch.totalEpochs}` : '';
       status.textContent = `run ${runId}: epoch ${epoch.epoch}${total}, validation accuracy ${(epoch.valAccuracy * 100).toFixed(1)}%${seconds(epoch.etaMs)}`;
-      showProgress(epoch.epoch, epoch.totalEpochs);
+      if (!runFraction) showProgress(epoch.epoch, epoch.totalEpochs);
     });
     source.addEventListener('finished', (event) => {
       const finished = JSON.parse(event.data);
       const accuracy = finished.metrics && typeof finished.metrics.accuracy === 'number' ? ` test accuracy ${(finished.metrics.accuracy * 100).toFixed(1)}%;` : '';
       const promoted = finished.promoted === undefined ? '' : finished.promoted ? ' promoted' : ` not promoted${finished.promotion ? ` (${finished.promotion})` : ''}`;
-      status.textContent = `run ${runId}: finished —${accuracy} model ${finished.modelId}${promoted}`;
+      status.textContent = `run ${runId}: finished —${accuracy} model ${finished.modelId}${promoted}${warningText(finished.warnings)}`;
+      showWarning(finished.warnings);
       status.dataset.finishedModel = finished.modelId;
       showProgress(0, 0);
       source.close();
@@ -134,7 +151,8 @@
     resetLive();
     for (const epoch of run.epochs) addEpoch(epoch);
     const accuracy = run.metrics && typeof run.metrics.accuracy === 'number' ? `, test accuracy ${(run.metrics.accuracy * 100).toFixed(1)}%` : '';
-    status.textContent = `last run ${run.id}: ${run.status}${accuracy}`;
+    status.textContent = `last run ${run.id}: ${run.status}${warningText(run.warnings)}${accuracy}`;
+    showWarning(run.warnings);
   }
 
   const PARAMETERS = ['datasetId', 'architecture', 'epochs', 'learningRate', 'batchSize', 'head', 'imageSize', 'seed'];
