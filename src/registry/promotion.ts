@@ -63,7 +63,7 @@ export async function promoteIfBetter(
 ): Promise<PromotionDecision> {
   const candidateValue = candidateMetrics[rule.metric];
   const degenerate = degenerateReason(candidateMetrics);
-  if (degenerate) return { promoted: false, reason: `not promoted: ${degenerate}`, candidate: candidateValue };
+  if (degenerate) return { promoted: false, reason: degenerate, candidate: candidateValue };
   for (let attempt = 1; attempt <= MAX_PROMOTION_ATTEMPTS; attempt += 1) {
     const current = await deps.db.models.current();
     if (current?.id === candidate.id) return { promoted: true, reason: 'already the serving model', candidate: candidateValue };

@@ -73,7 +73,7 @@ describe.skipIf(Boolean(skipWithoutShared))('training runs, registry and promoti
     // A CNN this small may answer one class only: such a model is never promoted, whatever its accuracy.
     const degenerate = degenerateReason(outcome.metrics);
     const incumbent = outcome.promotion.incumbent;
-    expect(outcome.promotion).toMatchObject(degenerate ? { promoted: false, reason: `not promoted: ${degenerate}` } : { incumbent: { modelId: before!.id } });
+    expect(outcome.promotion).toMatchObject(degenerate ? { promoted: false, reason: degenerate } : { incumbent: { modelId: before!.id } });
     expect(outcome.promotion.promoted).toBe(!degenerate && outcome.metrics.accuracy > incumbent!.value);
     expect((await app.db.models.current())!.id).toBe(outcome.promotion.promoted ? outcome.model.id : before!.id);
 
