@@ -10,3 +10,4 @@ export type { PredictionsRepository } from './repositories/predictions.js';
 export type * from './types.js';
 export type { NewToken, TokenRow, TokensRepository } from './repositories/tokens.js';
 export { isDatabaseUnavailable } from './connection-errors.js';
+export * from './documents/index.js';

@@ -6,10 +6,12 @@ import { sql } from 'kysely';
 import mysql from 'mysql2/promise';
 import pg from 'pg';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { augmentationSchema } from '../config/schema.js';
 import { CatdogError } from '../errors.js';
+import type { BinaryMetrics } from '../ml/metrics.js';
 import { migrations } from './migrations.js';
 import { withConflictRetry } from './support.js';
-import { openDatabase, type Database, type DatasetItemRow, type JobRow, type NewImage, type NewPrediction } from './index.js';
+import { openDatabase, type Database, type DatasetItemRow, type EvaluatedRunMetrics, type JobRow, type NewImage, type NewPrediction, type TrainingParams } from './index.js';
 
 const postgresAdminUrl = process.env.CATDOG_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const mysqlAdminUrl = process.env.CATDOG_TEST_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306/test';
@@ -105,6 +107,32 @@ function job(id: string, overrides: Partial<JobRow> = {}): JobRow {
   };
 }
 
+/** Every option recorded, as `resolveTrainingParams` makes them. */
+const trainingParams: TrainingParams = {
+  architecture: 'mobilenet',
+  imageSize: 224,
+  batchSize: 32,
+  epochs: 2,
+  learningRate: 0.001,
+  earlyStoppingPatience: 3,
+  head: 'logistic',
+  tta: false,
+  zeroShotVote: false,
+  backbone: 'mobilenet_v2_100_224',
+  backboneImageSize: null,
+  ensemble: [],
+  fineTune: { enabled: false, blocks: 1, learningRate: 0.00001, epochs: 5 },
+  seed: 42,
+  augmentation: augmentationSchema.parse({}),
+  promotion: { metric: 'accuracy', minImprovement: 0 },
+};
+
+function testMetrics(accuracy: number): BinaryMetrics {
+  return { accuracy, precision: 0.8, recall: 1, f1: 0.875, rocAuc: 0.95, count: 10, confusionMatrix: { labels: ['cat', 'dog'], matrix: [[4, 1], [0, 5]] } };
+}
+
+const evaluatedRun = (accuracy: number): EvaluatedRunMetrics => ({ ...testMetrics(accuracy), bestEpoch: 2, promoted: true, promotion: 'first model' });
+
 function prediction(overrides: Partial<NewPrediction> = {}): NewPrediction {
   return {
     imageHash: hashOf(1),
@@ -185,7 +213,7 @@ describe('openDatabase', () => {
       await worker.migrate();
       await worker.images.insertIfAbsent(image(1));
       const dataset = await worker.datasets.create({ params: {}, manifestKey: 'm', counts: {}, items: [{ hash: hashOf(1), label: 'cat', split: 'train' }] });
-      const run = await worker.runs.create({ datasetId: dataset.id, params: {}, codeVersion: 'test' });
+      const run = await worker.runs.create({ datasetId: dataset.id, params: trainingParams, codeVersion: 'test' });
       // As two workers sharing one file: this one reads, the other process commits a write, then this one writes.
       // SQLite refuses the upgrade at once (not after busy_timeout); withConflictRetry starts over with a fresh view.
       let attempts = 0;
@@ -440,7 +468,7 @@ describe.each(['sqlite', 'postgres', 'mysql'] as const)('repositories on %s', (d
     });
 
     it('runs through its lifecycle and keeps its epochs', async () => {
-      const queued = await db.runs.create({ datasetId, params: { epochs: 2 }, codeVersion: 'abc123' });
+      const queued = await db.runs.create({ datasetId, params: { ...trainingParams, epochs: 2 }, codeVersion: 'abc123' });
       expect(queued).toMatchObject({ status: 'queued', datasetId, params: { epochs: 2 }, startedAt: null, metrics: null });
       expect(queued.id).toMatch(/^run_[0-9a-f]{16}$/);
 
@@ -463,11 +491,11 @@ describe.each(['sqlite', 'postgres', 'mysql'] as const)('repositories on %s', (d
         architecture: 'mobilenet+logistic',
         datasetId,
         runId: queued.id,
-        params: {},
-        metrics: { accuracy: 0.9 },
+        params: trainingParams,
+        metrics: testMetrics(0.9),
         artifactPrefix: 'models/x/',
       });
-      const finished = await db.runs.finish(queued.id, { status: 'succeeded', metrics: { accuracy: 0.9 }, modelId: model.id });
+      const finished = await db.runs.finish(queued.id, { status: 'succeeded', metrics: evaluatedRun(0.9), modelId: model.id });
       expect(finished).toMatchObject({ status: 'succeeded', metrics: { accuracy: 0.9 }, modelId: model.id, error: null });
       expect(finished.durationMs).toBeGreaterThan(0);
       expect(finished.durationMs).toBe(Date.parse(finished.finishedAt ?? '') - Date.parse(finished.startedAt ?? ''));
@@ -478,9 +506,9 @@ describe.each(['sqlite', 'postgres', 'mysql'] as const)('repositories on %s', (d
     });
 
     it('fails runs interrupted by a crash and pages the list', async () => {
-      const queued = await db.runs.create({ datasetId, params: {}, codeVersion: 'v' });
-      const running = await db.runs.create({ datasetId, params: {}, codeVersion: 'v' });
-      const done = await db.runs.create({ datasetId, params: {}, codeVersion: 'v' });
+      const queued = await db.runs.create({ datasetId, params: trainingParams, codeVersion: 'v' });
+      const running = await db.runs.create({ datasetId, params: trainingParams, codeVersion: 'v' });
+      const done = await db.runs.create({ datasetId, params: trainingParams, codeVersion: 'v' });
       await db.runs.markRunning(running.id);
       await db.runs.finish(done.id, { status: 'cancelled' });
 
@@ -499,11 +527,11 @@ describe.each(['sqlite', 'postgres', 'mysql'] as const)('repositories on %s', (d
 
     it('versions models and keeps the promotion history', async () => {
       const newModel = (name: string) =>
-        db.models.create({ name, architecture: 'cnn', datasetId, params: { lr: 0.001 }, metrics: { f1: 0.8 }, artifactPrefix: `models/${name}/` });
+        db.models.create({ name, architecture: 'imported', datasetId, params: { importedFrom: `${name}.keras`, format: 'keras', imageSize: 160 }, metrics: testMetrics(0.8), artifactPrefix: `models/${name}/` });
       const first = await newModel('first');
       const second = await newModel('second');
       expect([first.version, second.version]).toEqual([1, 2]);
-      expect(first).toMatchObject({ runId: null, params: { lr: 0.001 }, metrics: { f1: 0.8 } });
+      expect(first).toMatchObject({ runId: null, params: { importedFrom: 'first.keras', imageSize: 160 }, metrics: { accuracy: 0.8 } });
       expect(await db.models.getByVersion(2)).toEqual(second);
       expect(await db.models.get(first.id)).toEqual(first);
       expect((await db.models.list()).map((model) => model.version)).toEqual([2, 1]);
@@ -521,12 +549,12 @@ describe.each(['sqlite', 'postgres', 'mysql'] as const)('repositories on %s', (d
       await expect(db.models.promote('mdl_missing', { reason: 'x', actor: 'y' })).rejects.toMatchObject({ code: 'not_found' });
 
       const chosenId = 'mdl_00000000000000aa';
-      expect((await db.models.create({ id: chosenId, name: 'third', architecture: 'cnn', datasetId, params: {}, metrics: {}, artifactPrefix: 'p' })).id).toBe(chosenId);
+      expect((await db.models.create({ id: chosenId, name: 'third', architecture: 'cnn', datasetId, params: trainingParams, metrics: testMetrics(0.5), artifactPrefix: 'p' })).id).toBe(chosenId);
     });
 
     it('promotes compare-and-set: of two candidates racing against the same serving model, one wins and the other is told', async () => {
       const newModel = (name: string) =>
-        db.models.create({ name, architecture: 'cnn', datasetId, params: {}, metrics: {}, artifactPrefix: `models/${name}/` });
+        db.models.create({ name, architecture: 'cnn', datasetId, params: trainingParams, metrics: testMetrics(0.5), artifactPrefix: `models/${name}/` });
       const incumbent = await newModel('incumbent');
       await db.models.promote(incumbent.id, { reason: 'first model', actor: 'test' });
       // A second connection, as a second worker process has: the race crosses connections, not only promises.

@@ -17,7 +17,7 @@ export interface BinaryMetrics {
 }
 
 /** Metrics as a JSON column or file holds them: JSON has no NaN, so an undefined ROC AUC comes back as null. */
-export const binaryMetricsSchema: z.ZodType<BinaryMetrics, unknown> = z.object({
+export const binaryMetricsSchema = z.object({
   accuracy: z.number(),
   precision: z.number(),
   recall: z.number(),
@@ -25,7 +25,7 @@ export const binaryMetricsSchema: z.ZodType<BinaryMetrics, unknown> = z.object({
   rocAuc: z.number().nullable().transform((value) => value ?? Number.NaN),
   count: z.number(),
   confusionMatrix: z.object({ labels: z.tuple([z.literal('cat'), z.literal('dog')]), matrix: z.array(z.array(z.number())) }),
-});
+}) satisfies z.ZodType<BinaryMetrics, unknown>;
 
 export interface RocPoint {
   falsePositiveRate: number;

@@ -64,7 +64,6 @@ export function presentModel(row: ModelRow, servingModelId: string | undefined, 
   const { artifactPrefix: _artifactPrefix, ...fields } = row;
   return {
     ...fields,
-    metrics: row.metrics as z.infer<typeof ModelSchema>['metrics'],
     serving: row.id === servingModelId,
     decodeId: card?.decodeId ?? null,
   };

@@ -1,10 +1,9 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import type { AppContext } from '../app/context.js';
-import type { RunRow } from '../db/index.js';
+import type { RunRow, TrainingParams } from '../db/index.js';
 import { CatdogError } from '../errors.js';
 import { thisProcessOwner } from '../app/process-owner.js';
-import type { TrainingParams } from './params.js';
 
 /**
  * Training jobs are retried when their worker dies (BullMQ hands the job to another worker) or fails. The runs each
@@ -58,7 +57,7 @@ export async function settleEarlierAttempts(app: LedgerApp, jobId: string, attem
  */
 export async function openAttemptRun(app: LedgerApp, jobId: string, datasetId: number, params: TrainingParams, queuedRunId?: string): Promise<RunRow> {
   const queued = queuedRunId === undefined ? undefined : await app.db.runs.get(queuedRunId);
-  const run = queued?.status === 'queued' ? queued : await app.db.runs.create({ datasetId, params: { ...params }, codeVersion: app.codeVersion, owner: thisProcessOwner(), jobId });
+  const run = queued?.status === 'queued' ? queued : await app.db.runs.create({ datasetId, params, codeVersion: app.codeVersion, owner: thisProcessOwner(), jobId });
   const ledger = await readLedger(app, jobId);
   if (!ledger.runIds.includes(run.id)) ledger.runIds.push(run.id);
   await app.blobs.put(ledgerKey(jobId), new TextEncoder().encode(JSON.stringify(ledger)));
