@@ -11,7 +11,7 @@ import { CatdogError } from '../errors.js';
 import type { BinaryMetrics } from '../ml/metrics.js';
 import { migrations } from './migrations.js';
 import { withConflictRetry } from './support.js';
-import { openDatabase, type Database, type DatasetItemRow, type EvaluatedRunMetrics, type JobRow, type NewImage, type NewPrediction, type TrainingParams } from './index.js';
+import { openDatabase, StoredDocumentError, type Database, type DatasetItemRow, type EvaluatedRunMetrics, type JobRow, type NewImage, type NewPrediction, type TrainingParams } from './index.js';
 
 const postgresAdminUrl = process.env.CATDOG_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const mysqlAdminUrl = process.env.CATDOG_TEST_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306/test';
@@ -577,6 +577,123 @@ describe.each(['sqlite', 'postgres', 'mysql'] as const)('repositories on %s', (d
       } finally {
         await other.close();
       }
+    });
+  });
+
+  describe('stored documents', () => {
+    let datasetId: number;
+
+    beforeEach(async () => {
+      await db.images.insertIfAbsent(image(1));
+      datasetId = (await db.datasets.create({ params: {}, manifestKey: 'm', counts: {}, items: [{ hash: hashOf(1), label: 'cat', split: 'train' }] })).id;
+    });
+
+    /** A row as an earlier catdog wrote it: the JSON columns exactly as given, no repository in between. */
+    const storeRun = (id: string, params: string, metrics: string | null) =>
+      db.kysely
+        .insertInto('training_runs')
+        .values({ id, dataset_id: datasetId, status: 'succeeded', params, code_version: 'old', created_at: new Date().toISOString(), started_at: null, finished_at: null, duration_ms: null, error: null, metrics, model_id: null, owner: null, job_id: null })
+        .execute();
+    const storeModel = (id: string, params: string, metrics: string) =>
+      db.kysely
+        .insertInto('models')
+        .values({ id, version: 1, name: id, architecture: 'cnn', dataset_id: datasetId, run_id: null, params, metrics, artifact_prefix: `models/${id}/`, created_at: new Date().toISOString() })
+        .execute();
+
+    it('reads rows written before versioning as version 1 and upgrades them to what the code uses', async () => {
+      // Runs recorded before TTA, the zero-shot vote, backbone sizes and ensembles existed lack them: they were off.
+      const { tta: _tta, zeroShotVote: _vote, backboneImageSize: _size, ensemble: _ensemble, fineTune: _fineTune, ...older } = trainingParams;
+      const upgraded = { ...older, tta: false, zeroShotVote: false, backboneImageSize: null, ensemble: [] };
+      // JSON has no NaN: an undefined ROC AUC (one class in the test split) was written as null.
+      await storeRun('run_unversioned', JSON.stringify(older), JSON.stringify({ ...evaluatedRun(0.9), rocAuc: null }));
+      const run = await db.runs.get('run_unversioned');
+      expect(run?.params).toEqual(upgraded);
+      expect(run?.metrics).toEqual({ ...evaluatedRun(0.9), rocAuc: Number.NaN });
+
+      // Today's rows record every option and carry no marker either: read as version 1, they come back unchanged.
+      await storeRun('run_unmarked', JSON.stringify(trainingParams), JSON.stringify({ validation: { accuracy: 0.8, loss: null, bestEpoch: 1 }, candidate: { modelId: 'mdl_c', artifactPrefix: 'models/mdl_c/' } }));
+      expect(await db.runs.get('run_unmarked')).toMatchObject({
+        params: trainingParams,
+        metrics: { validation: { accuracy: 0.8, loss: Number.NaN, bestEpoch: 1 }, candidate: { modelId: 'mdl_c', artifactPrefix: 'models/mdl_c/' } },
+      });
+
+      await storeModel('mdl_trained', JSON.stringify(older), JSON.stringify(testMetrics(0.7)));
+      expect(await db.models.get('mdl_trained')).toMatchObject({ params: upgraded, metrics: testMetrics(0.7) });
+      const imported = { importedFrom: 'cats.h5', format: 'h5', imageSize: 128 };
+      await db.kysely.updateTable('models').set({ id: 'mdl_imported', params: JSON.stringify(imported), version: 2 }).where('id', '=', 'mdl_trained').execute();
+      expect((await db.models.list()).map((model) => model.params)).toEqual([imported]);
+
+      await db.kysely
+        .insertInto('predictions')
+        .values({ id: 'prd_unversioned', image_hash: hashOf(1), model_id: 'mdl_imported', label: 'dog', confidence: 0.9, probabilities: '{"cat":0.1,"dog":0.9}', latency_ms: 3, created_at: new Date().toISOString(), validated_label: null, validated_at: null })
+        .execute();
+      expect((await db.predictions.get('prd_unversioned'))?.probabilities).toEqual({ cat: 0.1, dog: 0.9 });
+    });
+
+    it('names the table, column and row of a document that does not fit, and stores none that does not', async () => {
+      await storeRun('run_broken', JSON.stringify({ ...trainingParams, architecture: 'rnn' }), null);
+      const error = await expectCatdogError(db.runs.get('run_broken'), 'stored_document_invalid');
+      expect(error).toBeInstanceOf(StoredDocumentError);
+      expect(error.details).toMatchObject({ table: 'training_runs', column: 'params', rowId: 'run_broken' });
+      expect(error.message).toContain('training_runs.params of row run_broken does not hold valid training parameters');
+      expect(error.message).toMatch(/architecture/);
+      await expectCatdogError(db.runs.list({ limit: 10, offset: 0 }), 'stored_document_invalid');
+
+      const { accuracy: _accuracy, ...withoutAccuracy } = testMetrics(0.5);
+      await storeModel('mdl_broken', JSON.stringify({ $version: 2, ...trainingParams }), JSON.stringify(withoutAccuracy));
+      const modelError = await expectCatdogError(db.models.get('mdl_broken'), 'stored_document_invalid');
+      expect(modelError.details).toMatchObject({ table: 'models', column: 'metrics', rowId: 'mdl_broken' });
+      expect(modelError.message).toMatch(/accuracy/);
+
+      await storeRun('run_half_metrics', JSON.stringify(trainingParams), JSON.stringify({ accuracy: 0.5 }));
+      const metricsError = await expectCatdogError(db.runs.get('run_half_metrics'), 'stored_document_invalid');
+      expect(metricsError.details).toMatchObject({ table: 'training_runs', column: 'metrics', rowId: 'run_half_metrics' });
+      // Neither a registered model's metrics nor a candidate's: the message says what each form misses.
+      expect(metricsError.message).toMatch(/fits none of its forms: \(1\) .*precision.* \(2\) .*validation/);
+
+      await storeRun('run_newer', JSON.stringify({ $version: 3, ...trainingParams }), null);
+      expect((await expectCatdogError(db.runs.get('run_newer'), 'stored_document_invalid')).message).toContain('version 3, written by a newer catdog');
+      await storeRun('run_not_json', 'architecture=cnn', null);
+      expect((await expectCatdogError(db.runs.get('run_not_json'), 'stored_document_invalid')).message).toContain('not JSON');
+
+      await expectCatdogError(db.runs.create({ id: 'run_zero_epochs', datasetId, params: { ...trainingParams, epochs: 0 }, codeVersion: 'v' }), 'stored_document_invalid');
+      expect(await db.kysely.selectFrom('training_runs').select('id').where('id', '=', 'run_zero_epochs').executeTakeFirst()).toBeUndefined();
+    });
+
+    it('stores every document whole, marked with its version', async () => {
+      const params: TrainingParams = {
+        ...trainingParams,
+        tta: true,
+        zeroShotVote: true,
+        backboneImageSize: 288,
+        ensemble: ['efficientnet_lite0'],
+        fineTune: { enabled: true, blocks: 2, learningRate: 0.0001, epochs: 3 },
+      };
+      const fineTune = { blocks: 2, layer: 'block_14_add', epochs: 3, bestEpoch: 2, before: { valLoss: 0.4, valAccuracy: 0.8 }, after: { valLoss: 0.3, valAccuracy: 0.85 }, durationMs: 1234 };
+      const evaluated = { ...evaluatedRun(0.9), rocAuc: Number.NaN, promoted: false, promotion: 'accuracy 0.9000 does not beat mdl_x (0.9100) by more than 0', fineTune };
+      const run = await db.runs.create({ datasetId, params, codeVersion: 'v' });
+      await db.runs.markRunning(run.id);
+      const finished = await db.runs.finish(run.id, { status: 'succeeded', metrics: evaluated });
+      expect(finished).toMatchObject({ params, metrics: evaluated });
+      expect(await db.runs.get(run.id)).toEqual(finished);
+      const stored = await db.kysely.selectFrom('training_runs').select(['params', 'metrics']).where('id', '=', run.id).executeTakeFirstOrThrow();
+      expect(JSON.parse(stored.params)).toEqual({ $version: 2, ...params });
+      expect(JSON.parse(stored.metrics!)).toMatchObject({ $version: 1, rocAuc: null });
+
+      const candidate = { validation: { accuracy: 0.8, loss: 0.45, bestEpoch: 3 }, candidate: { modelId: 'mdl_candidate', artifactPrefix: 'models/mdl_candidate/' }, fineTune };
+      const candidateRun = await db.runs.create({ datasetId, params, codeVersion: 'v' });
+      await db.runs.finish(candidateRun.id, { status: 'succeeded', metrics: candidate });
+      expect((await db.runs.get(candidateRun.id))?.metrics).toEqual(candidate);
+
+      const trained = await db.models.create({ name: 'trained', architecture: 'mobilenet', datasetId, runId: run.id, params, metrics: testMetrics(0.9), artifactPrefix: 'models/trained/' });
+      const imported = await db.models.create({ name: 'imported', architecture: 'imported', datasetId, params: { importedFrom: 'dogs.tflite', format: 'tflite', imageSize: 224 }, metrics: { ...testMetrics(0.6), rocAuc: Number.NaN }, artifactPrefix: 'models/imported/' });
+      expect(await db.models.get(trained.id)).toEqual(trained);
+      expect(trained).toMatchObject({ params, metrics: testMetrics(0.9) });
+      expect(await db.models.get(imported.id)).toMatchObject({ params: { importedFrom: 'dogs.tflite', format: 'tflite', imageSize: 224 }, metrics: { ...testMetrics(0.6), rocAuc: Number.NaN } });
+
+      const probabilities = { cat: 0.25, dog: 0.75, animalMass: 0.02, centroidDistance: 12.5, neitherReason: 1 };
+      const storedPrediction = await db.predictions.create(prediction({ label: 'neither', probabilities }));
+      expect((await db.predictions.get(storedPrediction.id))?.probabilities).toEqual(probabilities);
     });
   });
 

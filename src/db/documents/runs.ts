@@ -1,11 +1,8 @@
 import { z } from 'zod';
-import { binaryMetricsSchema } from '../../ml/metrics.js';
+import { binaryMetricsSchema, storedFigure } from '../../ml/metrics.js';
 import { storedDocument } from './stored-document.js';
 
-/** A loss or accuracy of a training that diverged is NaN, which JSON stores as null. */
-const trainingFigure = z.number().nullable().transform((value) => value ?? Number.NaN);
-
-/** What the fine-tuning phase did. */
+/** What the fine-tuning phase did. Losses and accuracies are NaN when training diverged. */
 const fineTuneSummarySchema = z.object({
   blocks: z.int(),
   /** The backbone layer whose activations the fine-tuned network takes. */
@@ -14,13 +11,13 @@ const fineTuneSummarySchema = z.object({
   /** 1-based epoch of the phase whose weights were kept; 0 when none beat the head alone on validation loss. */
   bestEpoch: z.int(),
   /** Validation loss and accuracy of the head alone, then of the kept fine-tuned network. */
-  before: z.object({ valLoss: trainingFigure, valAccuracy: trainingFigure }),
-  after: z.object({ valLoss: trainingFigure, valAccuracy: trainingFigure }),
+  before: z.object({ valLoss: storedFigure, valAccuracy: storedFigure }),
+  after: z.object({ valLoss: storedFigure, valAccuracy: storedFigure }),
   durationMs: z.number(),
 });
 
 /** Validation-split figures of a run's best epoch: what a sweep compares candidates on. */
-export const validationSummarySchema = z.object({ accuracy: trainingFigure, loss: trainingFigure, bestEpoch: z.int() });
+export const validationSummarySchema = z.object({ accuracy: storedFigure, loss: storedFigure, bestEpoch: z.int() });
 
 /** A run that trained, evaluated and registered its model: the test-split metrics and what promotion decided. */
 const evaluatedRunMetricsSchema = binaryMetricsSchema.extend({

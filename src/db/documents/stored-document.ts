@@ -52,9 +52,22 @@ export function storedDocument<Schema extends z.ZodType>(name: string, first: Sc
   return documentVersion<z.output<Schema>>(name, 1, check, (_version, value) => check(value));
 }
 
+/** One line per issue; a document of several forms (a union) lists why it fits none of them. */
+function describeIssues(issues: readonly z.core.$ZodIssue[], prefix: PropertyKey[] = []): string {
+  return issues
+    .map((issue) => {
+      const path = [...prefix, ...issue.path];
+      const where = path.length > 0 ? path.map(String).join('.') : 'the document';
+      if (issue.code !== 'invalid_union' || issue.errors.length === 0) return `${where}: ${issue.message}`;
+      const forms = issue.errors.map((formIssues, index) => `(${index + 1}) ${describeIssues(formIssues, path)}`);
+      return `${where} fits none of its forms: ${forms.join(' ')}`;
+    })
+    .join('; ');
+}
+
 function checked<Schema extends z.ZodType>(schema: Schema, value: unknown): Parsed<z.output<Schema>> {
   const parsed = schema.safeParse(value);
-  return parsed.success ? { success: true, data: parsed.data } : { success: false, problem: z.prettifyError(parsed.error) };
+  return parsed.success ? { success: true, data: parsed.data } : { success: false, problem: describeIssues(parsed.error.issues) };
 }
 
 const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
