@@ -16,7 +16,7 @@ export function presentPredictionResult(result: PredictionResult): z.infer<typeo
 }
 
 export function presentPrediction(row: PredictionRow, modelVersion: number | null): z.infer<typeof PredictionSchema> {
-  const dog = row.probabilities.dog ?? (row.label === 'dog' ? row.confidence : 1 - row.confidence);
+  const { dog } = row.probabilities;
   return {
     id: row.id,
     label: row.label,
