@@ -610,6 +610,11 @@ describe.each(['sqlite', 'postgres', 'mysql'] as const)('repositories on %s', (d
       expect(run?.params).toEqual(upgraded);
       expect(run?.metrics).toEqual({ ...evaluatedRun(0.9), rocAuc: Number.NaN });
 
+      // The first catdog recorded whether a run's model was promoted, not why.
+      const { promotion: _reason, ...withoutReason } = evaluatedRun(0.8);
+      await storeRun('run_first_release', JSON.stringify(older), JSON.stringify(withoutReason));
+      expect((await db.runs.get('run_first_release'))?.metrics).toEqual(withoutReason);
+
       // Today's rows record every option and carry no marker either: read as version 1, they come back unchanged.
       await storeRun('run_unmarked', JSON.stringify(trainingParams), JSON.stringify({ validation: { accuracy: 0.8, loss: null, bestEpoch: 1 }, candidate: { modelId: 'mdl_c', artifactPrefix: 'models/mdl_c/' } }));
       expect(await db.runs.get('run_unmarked')).toMatchObject({

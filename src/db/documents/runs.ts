@@ -23,8 +23,8 @@ export const validationSummarySchema = z.object({ accuracy: storedFigure, loss: 
 const evaluatedRunMetricsSchema = binaryMetricsSchema.extend({
   bestEpoch: z.int(),
   promoted: z.boolean(),
-  /** Why it was or was not promoted. */
-  promotion: z.string(),
+  /** Why it was or was not promoted; runs recorded before the reason was kept have none. */
+  promotion: z.string().optional(),
   fineTune: fineTuneSummarySchema.optional(),
 });
 
