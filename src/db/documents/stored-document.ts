@@ -52,7 +52,7 @@ export function storedDocument<Schema extends z.ZodType>(name: string, first: Sc
   return documentVersion<z.output<Schema>>(name, 1, check, (_version, value) => check(value));
 }
 
-/** One line per issue; a document of several forms (a union) lists why it fits none of them. */
+/** Each issue at its path; a document of several forms (a union) lists why it fits none of them. */
 function describeIssues(issues: readonly z.core.$ZodIssue[], prefix: PropertyKey[] = []): string {
   return issues
     .map((issue) => {
