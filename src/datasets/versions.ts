@@ -1,12 +1,12 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import { datasetParamsSchema, type Database, type DatasetParams, type DatasetVersionRow } from '../db/index.js';
+import { datasetParamsSchema, type Database, type DatasetParams, type DatasetVersionRow, type SplitCounts } from '../db/index.js';
 import { CatdogError, NotFoundError } from '../errors.js';
 import type { BlobStore } from '../storage/index.js';
 import { LABELS, type Label } from './labels.js';
 import { splitOf, type Split } from './split.js';
 
-export type { DatasetParams } from '../db/index.js';
+export type { DatasetParams, SplitCounts } from '../db/index.js';
 
 const MANIFEST_FORMAT = 'catdog-dataset/2';
 
@@ -30,7 +30,6 @@ const manifestSchema = z.object({
 export type ManifestEntry = z.infer<typeof manifestEntrySchema>;
 export type DatasetManifest = z.infer<typeof manifestSchema>;
 
-export type SplitCounts = Record<Split, Record<Label, number>>;
 
 export interface DatasetDependencies {
   db: Pick<Database, 'images' | 'datasets'>;

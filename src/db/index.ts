@@ -1,7 +1,7 @@
 export { openDatabase, type Database, type DatabaseCheck } from './database.js';
 export { newId, type Dialect } from './support.js';
 export type { Schema } from './schema.js';
-export { datasetParamsSchema, type DatasetParams } from './documents/dataset-version.js';
+export { datasetParamsSchema, type DatasetParams, type SplitCounts } from './documents/dataset-version.js';
 export type { ImageListFilter, ImagesRepository } from './repositories/images.js';
 export type { DatasetItemFilter, DatasetsRepository } from './repositories/datasets.js';
 export type { RunsRepository } from './repositories/runs.js';
@@ -11,3 +11,4 @@ export type { PredictionsRepository } from './repositories/predictions.js';
 export type * from './types.js';
 export type { NewToken, TokenRow, TokensRepository } from './repositories/tokens.js';
 export { isDatabaseUnavailable } from './connection-errors.js';
+export * from './documents/index.js';

@@ -6,10 +6,12 @@ import { Migrator, sql } from 'kysely';
 import mysql from 'mysql2/promise';
 import pg from 'pg';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { augmentationSchema } from '../config/schema.js';
 import { CatdogError } from '../errors.js';
+import type { BinaryMetrics } from '../ml/metrics.js';
 import { migrations } from './migrations.js';
 import { withConflictRetry } from './support.js';
-import { openDatabase, type Database, type DatasetItemRow, type JobRow, type NewImage, type NewPrediction } from './index.js';
+import { openDatabase, StoredDocumentError, type Database, type DatasetItemRow, type EvaluatedRunMetrics, type JobRow, type NewImage, type NewPrediction, type TrainingParams } from './index.js';
 
 const postgresAdminUrl = process.env.CATDOG_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const mysqlAdminUrl = process.env.CATDOG_TEST_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306/test';
@@ -66,6 +68,7 @@ const scratchDatabases: Record<'sqlite' | 'postgres' | 'mysql', () => Promise<Sc
 
 const hashOf = (n: number) => n.toString(16).padStart(64, '0');
 const versionParams = { split: { train: 0.8, validation: 0.1, test: 0.1 }, seed: 42 };
+const noCounts = { train: { cat: 0, dog: 0 }, validation: { cat: 0, dog: 0 }, test: { cat: 0, dog: 0 } };
 const pause = (ms = 3) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function image(n: number, overrides: Partial<NewImage> = {}): NewImage {
@@ -105,6 +108,32 @@ function job(id: string, overrides: Partial<JobRow> = {}): JobRow {
     ...overrides,
   };
 }
+
+/** Every option recorded, as `resolveTrainingParams` makes them. */
+const trainingParams: TrainingParams = {
+  architecture: 'mobilenet',
+  imageSize: 224,
+  batchSize: 32,
+  epochs: 2,
+  learningRate: 0.001,
+  earlyStoppingPatience: 3,
+  head: 'logistic',
+  tta: false,
+  zeroShotVote: false,
+  backbone: 'mobilenet_v2_100_224',
+  backboneImageSize: null,
+  ensemble: [],
+  fineTune: { enabled: false, blocks: 1, learningRate: 0.00001, epochs: 5 },
+  seed: 42,
+  augmentation: augmentationSchema.parse({}),
+  promotion: { metric: 'accuracy', minImprovement: 0 },
+};
+
+function testMetrics(accuracy: number): BinaryMetrics {
+  return { accuracy, precision: 0.8, recall: 1, f1: 0.875, rocAuc: 0.95, count: 10, confusionMatrix: { labels: ['cat', 'dog'], matrix: [[4, 1], [0, 5]] } };
+}
+
+const evaluatedRun = (accuracy: number): EvaluatedRunMetrics => ({ ...testMetrics(accuracy), bestEpoch: 2, promoted: true, promotion: 'first model' });
 
 function prediction(overrides: Partial<NewPrediction> = {}): NewPrediction {
   return {
@@ -185,8 +214,8 @@ describe('openDatabase', () => {
     try {
       await worker.migrate();
       await worker.images.insertIfAbsent(image(1));
-      const dataset = await worker.datasets.create({ params: versionParams, manifestKey: 'm', counts: {}, items: [{ hash: hashOf(1), label: 'cat', split: 'train' }] });
-      const run = await worker.runs.create({ datasetId: dataset.id, params: {}, codeVersion: 'test' });
+      const dataset = await worker.datasets.create({ params: versionParams, manifestKey: 'm', counts: noCounts, items: [{ hash: hashOf(1), label: 'cat', split: 'train' }] });
+      const run = await worker.runs.create({ datasetId: dataset.id, params: trainingParams, codeVersion: 'test' });
       // As two workers sharing one file: this one reads, the other process commits a write, then this one writes.
       // SQLite refuses the upgrade at once (not after busy_timeout); withConflictRetry starts over with a fresh view.
       let attempts = 0;
@@ -445,13 +474,13 @@ describe.each(['sqlite', 'postgres', 'mysql'] as const)('repositories on %s', (d
           await db.datasets.create({
             params: versionParams,
             manifestKey: (id) => `datasets/${id}/manifest.json`,
-            counts: { total: count },
+            counts: { ...noCounts, train: { cat: count, dog: 0 } },
             items: items(count),
           }),
         );
       }
       expect(created.map((version) => version.id)).toEqual([1, 2, 3]);
-      expect(created[0]).toMatchObject({ manifestKey: 'datasets/1/manifest.json', imageCount: itemCount, counts: { total: itemCount } });
+      expect(created[0]).toMatchObject({ manifestKey: 'datasets/1/manifest.json', imageCount: itemCount, counts: { ...noCounts, train: { cat: itemCount, dog: 0 } } });
       expect(await db.datasets.get(1)).toEqual(created[0]);
       expect(await db.datasets.get(99)).toBeUndefined();
       expect((await db.datasets.latest())?.id).toBe(3);
@@ -474,7 +503,7 @@ describe.each(['sqlite', 'postgres', 'mysql'] as const)('repositories on %s', (d
     it('numbers concurrent versions without gaps or duplicates', async () => {
       const created = await Promise.all(
         Array.from({ length: 4 }, (_, i) =>
-          db.datasets.create({ params: versionParams, manifestKey: `datasets/concurrent-${i}`, counts: {}, items: items(50) }),
+          db.datasets.create({ params: versionParams, manifestKey: `datasets/concurrent-${i}`, counts: noCounts, items: items(50) }),
         ),
       );
       expect(created.map((version) => version.id).sort()).toEqual([1, 2, 3, 4]);
@@ -483,9 +512,9 @@ describe.each(['sqlite', 'postgres', 'mysql'] as const)('repositories on %s', (d
 
     it('stores a version with all its items or not at all', async () => {
       const withUnknownImage = [...items(5), { hash: 'f'.repeat(64), label: 'cat' as const, split: 'train' as const }];
-      await expect(db.datasets.create({ params: versionParams, manifestKey: 'k', counts: {}, items: withUnknownImage })).rejects.toThrow();
+      await expect(db.datasets.create({ params: versionParams, manifestKey: 'k', counts: noCounts, items: withUnknownImage })).rejects.toThrow();
       expect(await db.datasets.list()).toEqual([]);
-      expect((await db.datasets.create({ params: versionParams, manifestKey: 'k', counts: {}, items: items(5) })).id).toBe(1);
+      expect((await db.datasets.create({ params: versionParams, manifestKey: 'k', counts: noCounts, items: items(5) })).id).toBe(1);
     });
   });
 
@@ -494,11 +523,11 @@ describe.each(['sqlite', 'postgres', 'mysql'] as const)('repositories on %s', (d
 
     beforeEach(async () => {
       await db.images.insertIfAbsent(image(1));
-      datasetId = (await db.datasets.create({ params: versionParams, manifestKey: 'm', counts: {}, items: [{ hash: hashOf(1), label: 'cat', split: 'train' }] })).id;
+      datasetId = (await db.datasets.create({ params: versionParams, manifestKey: 'm', counts: noCounts, items: [{ hash: hashOf(1), label: 'cat', split: 'train' }] })).id;
     });
 
     it('runs through its lifecycle and keeps its epochs', async () => {
-      const queued = await db.runs.create({ datasetId, params: { epochs: 2 }, codeVersion: 'abc123' });
+      const queued = await db.runs.create({ datasetId, params: { ...trainingParams, epochs: 2 }, codeVersion: 'abc123' });
       expect(queued).toMatchObject({ status: 'queued', datasetId, params: { epochs: 2 }, startedAt: null, metrics: null });
       expect(queued.id).toMatch(/^run_[0-9a-f]{16}$/);
 
@@ -521,11 +550,11 @@ describe.each(['sqlite', 'postgres', 'mysql'] as const)('repositories on %s', (d
         architecture: 'mobilenet+logistic',
         datasetId,
         runId: queued.id,
-        params: {},
-        metrics: { accuracy: 0.9 },
+        params: trainingParams,
+        metrics: testMetrics(0.9),
         artifactPrefix: 'models/x/',
       });
-      const finished = await db.runs.finish(queued.id, { status: 'succeeded', metrics: { accuracy: 0.9 }, modelId: model.id });
+      const finished = await db.runs.finish(queued.id, { status: 'succeeded', metrics: evaluatedRun(0.9), modelId: model.id });
       expect(finished).toMatchObject({ status: 'succeeded', metrics: { accuracy: 0.9 }, modelId: model.id, error: null });
       expect(finished.durationMs).toBeGreaterThan(0);
       expect(finished.durationMs).toBe(Date.parse(finished.finishedAt ?? '') - Date.parse(finished.startedAt ?? ''));
@@ -536,9 +565,9 @@ describe.each(['sqlite', 'postgres', 'mysql'] as const)('repositories on %s', (d
     });
 
     it('fails runs interrupted by a crash and pages the list', async () => {
-      const queued = await db.runs.create({ datasetId, params: {}, codeVersion: 'v' });
-      const running = await db.runs.create({ datasetId, params: {}, codeVersion: 'v' });
-      const done = await db.runs.create({ datasetId, params: {}, codeVersion: 'v' });
+      const queued = await db.runs.create({ datasetId, params: trainingParams, codeVersion: 'v' });
+      const running = await db.runs.create({ datasetId, params: trainingParams, codeVersion: 'v' });
+      const done = await db.runs.create({ datasetId, params: trainingParams, codeVersion: 'v' });
       await db.runs.markRunning(running.id);
       await db.runs.finish(done.id, { status: 'cancelled' });
 
@@ -557,11 +586,11 @@ describe.each(['sqlite', 'postgres', 'mysql'] as const)('repositories on %s', (d
 
     it('versions models and keeps the promotion history', async () => {
       const newModel = (name: string) =>
-        db.models.create({ name, architecture: 'cnn', datasetId, params: { lr: 0.001 }, metrics: { f1: 0.8 }, artifactPrefix: `models/${name}/` });
+        db.models.create({ name, architecture: 'imported', datasetId, params: { importedFrom: `${name}.keras`, format: 'keras', imageSize: 160 }, metrics: testMetrics(0.8), artifactPrefix: `models/${name}/` });
       const first = await newModel('first');
       const second = await newModel('second');
       expect([first.version, second.version]).toEqual([1, 2]);
-      expect(first).toMatchObject({ runId: null, params: { lr: 0.001 }, metrics: { f1: 0.8 } });
+      expect(first).toMatchObject({ runId: null, params: { importedFrom: 'first.keras', imageSize: 160 }, metrics: { accuracy: 0.8 } });
       expect(await db.models.getByVersion(2)).toEqual(second);
       expect(await db.models.get(first.id)).toEqual(first);
       expect((await db.models.list()).map((model) => model.version)).toEqual([2, 1]);
@@ -579,12 +608,12 @@ describe.each(['sqlite', 'postgres', 'mysql'] as const)('repositories on %s', (d
       await expect(db.models.promote('mdl_missing', { reason: 'x', actor: 'y' })).rejects.toMatchObject({ code: 'not_found' });
 
       const chosenId = 'mdl_00000000000000aa';
-      expect((await db.models.create({ id: chosenId, name: 'third', architecture: 'cnn', datasetId, params: {}, metrics: {}, artifactPrefix: 'p' })).id).toBe(chosenId);
+      expect((await db.models.create({ id: chosenId, name: 'third', architecture: 'cnn', datasetId, params: trainingParams, metrics: testMetrics(0.5), artifactPrefix: 'p' })).id).toBe(chosenId);
     });
 
     it('promotes compare-and-set: of two candidates racing against the same serving model, one wins and the other is told', async () => {
       const newModel = (name: string) =>
-        db.models.create({ name, architecture: 'cnn', datasetId, params: {}, metrics: {}, artifactPrefix: `models/${name}/` });
+        db.models.create({ name, architecture: 'cnn', datasetId, params: trainingParams, metrics: testMetrics(0.5), artifactPrefix: `models/${name}/` });
       const incumbent = await newModel('incumbent');
       await db.models.promote(incumbent.id, { reason: 'first model', actor: 'test' });
       // A second connection, as a second worker process has: the race crosses connections, not only promises.
@@ -607,6 +636,128 @@ describe.each(['sqlite', 'postgres', 'mysql'] as const)('repositories on %s', (d
       } finally {
         await other.close();
       }
+    });
+  });
+
+  describe('stored documents', () => {
+    let datasetId: number;
+
+    beforeEach(async () => {
+      await db.images.insertIfAbsent(image(1));
+      datasetId = (await db.datasets.create({ params: versionParams, manifestKey: 'm', counts: noCounts, items: [{ hash: hashOf(1), label: 'cat', split: 'train' }] })).id;
+    });
+
+    /** A row as an earlier catdog wrote it: the JSON columns exactly as given, no repository in between. */
+    const storeRun = (id: string, params: string, metrics: string | null) =>
+      db.kysely
+        .insertInto('training_runs')
+        .values({ id, dataset_id: datasetId, status: 'succeeded', params, code_version: 'old', created_at: new Date().toISOString(), started_at: null, finished_at: null, duration_ms: null, error: null, metrics, model_id: null, owner: null, job_id: null })
+        .execute();
+    const storeModel = (id: string, params: string, metrics: string) =>
+      db.kysely
+        .insertInto('models')
+        .values({ id, version: 1, name: id, architecture: 'cnn', dataset_id: datasetId, run_id: null, params, metrics, artifact_prefix: `models/${id}/`, created_at: new Date().toISOString() })
+        .execute();
+
+    it('reads rows written before versioning as version 1 and upgrades them to what the code uses', async () => {
+      // Runs recorded before TTA, the zero-shot vote, backbone sizes and ensembles existed lack them: they were off.
+      const { tta: _tta, zeroShotVote: _vote, backboneImageSize: _size, ensemble: _ensemble, fineTune: _fineTune, ...older } = trainingParams;
+      const upgraded = { ...older, tta: false, zeroShotVote: false, backboneImageSize: null, ensemble: [] };
+      // JSON has no NaN: an undefined ROC AUC (one class in the test split) was written as null.
+      await storeRun('run_unversioned', JSON.stringify(older), JSON.stringify({ ...evaluatedRun(0.9), rocAuc: null }));
+      const run = await db.runs.get('run_unversioned');
+      expect(run?.params).toEqual(upgraded);
+      expect(run?.metrics).toEqual({ ...evaluatedRun(0.9), rocAuc: Number.NaN });
+
+      // The first catdog recorded whether a run's model was promoted, not why.
+      const { promotion: _reason, ...withoutReason } = evaluatedRun(0.8);
+      await storeRun('run_first_release', JSON.stringify(older), JSON.stringify(withoutReason));
+      expect((await db.runs.get('run_first_release'))?.metrics).toEqual(withoutReason);
+
+      // Today's rows record every option and carry no marker either: read as version 1, they come back unchanged.
+      await storeRun('run_unmarked', JSON.stringify(trainingParams), JSON.stringify({ validation: { accuracy: 0.8, loss: null, bestEpoch: 1 }, candidate: { modelId: 'mdl_c', artifactPrefix: 'models/mdl_c/' } }));
+      expect(await db.runs.get('run_unmarked')).toMatchObject({
+        params: trainingParams,
+        metrics: { validation: { accuracy: 0.8, loss: Number.NaN, bestEpoch: 1 }, candidate: { modelId: 'mdl_c', artifactPrefix: 'models/mdl_c/' } },
+      });
+
+      await storeModel('mdl_trained', JSON.stringify(older), JSON.stringify(testMetrics(0.7)));
+      expect(await db.models.get('mdl_trained')).toMatchObject({ params: upgraded, metrics: testMetrics(0.7) });
+      const imported = { importedFrom: 'cats.h5', format: 'h5', imageSize: 128 };
+      await db.kysely.updateTable('models').set({ id: 'mdl_imported', params: JSON.stringify(imported), version: 2 }).where('id', '=', 'mdl_trained').execute();
+      expect((await db.models.list()).map((model) => model.params)).toEqual([imported]);
+
+      await db.kysely
+        .insertInto('predictions')
+        .values({ id: 'prd_unversioned', image_hash: hashOf(1), model_id: 'mdl_imported', label: 'dog', confidence: 0.9, probabilities: '{"cat":0.1,"dog":0.9}', latency_ms: 3, created_at: new Date().toISOString(), validated_label: null, validated_at: null })
+        .execute();
+      expect((await db.predictions.get('prd_unversioned'))?.probabilities).toEqual({ cat: 0.1, dog: 0.9 });
+    });
+
+    it('names the table, column and row of a document that does not fit, and stores none that does not', async () => {
+      await storeRun('run_broken', JSON.stringify({ ...trainingParams, architecture: 'rnn' }), null);
+      const error = await expectCatdogError(db.runs.get('run_broken'), 'stored_document_invalid');
+      expect(error).toBeInstanceOf(StoredDocumentError);
+      expect(error.details).toMatchObject({ table: 'training_runs', column: 'params', rowId: 'run_broken' });
+      expect(error.message).toContain('training_runs.params of row run_broken does not hold valid training parameters');
+      expect(error.message).toMatch(/architecture/);
+      await expectCatdogError(db.runs.list({ limit: 10, offset: 0 }), 'stored_document_invalid');
+
+      const { accuracy: _accuracy, ...withoutAccuracy } = testMetrics(0.5);
+      await storeModel('mdl_broken', JSON.stringify({ $version: 2, ...trainingParams }), JSON.stringify(withoutAccuracy));
+      const modelError = await expectCatdogError(db.models.get('mdl_broken'), 'stored_document_invalid');
+      expect(modelError.details).toMatchObject({ table: 'models', column: 'metrics', rowId: 'mdl_broken' });
+      expect(modelError.message).toMatch(/accuracy/);
+
+      await storeRun('run_half_metrics', JSON.stringify(trainingParams), JSON.stringify({ accuracy: 0.5 }));
+      const metricsError = await expectCatdogError(db.runs.get('run_half_metrics'), 'stored_document_invalid');
+      expect(metricsError.details).toMatchObject({ table: 'training_runs', column: 'metrics', rowId: 'run_half_metrics' });
+      // Neither a registered model's metrics nor a candidate's: the message says what each form misses.
+      expect(metricsError.message).toMatch(/fits none of its forms: \(1\) .*precision.* \(2\) .*validation/);
+
+      await storeRun('run_newer', JSON.stringify({ $version: 3, ...trainingParams }), null);
+      expect((await expectCatdogError(db.runs.get('run_newer'), 'stored_document_invalid')).message).toContain('version 3, written by a newer catdog');
+      await storeRun('run_not_json', 'architecture=cnn', null);
+      expect((await expectCatdogError(db.runs.get('run_not_json'), 'stored_document_invalid')).message).toContain('not JSON');
+
+      await expectCatdogError(db.runs.create({ id: 'run_zero_epochs', datasetId, params: { ...trainingParams, epochs: 0 }, codeVersion: 'v' }), 'stored_document_invalid');
+      expect(await db.kysely.selectFrom('training_runs').select('id').where('id', '=', 'run_zero_epochs').executeTakeFirst()).toBeUndefined();
+    });
+
+    it('stores every document whole, marked with its version', async () => {
+      const params: TrainingParams = {
+        ...trainingParams,
+        tta: true,
+        zeroShotVote: true,
+        backboneImageSize: 288,
+        ensemble: ['efficientnet_lite0'],
+        fineTune: { enabled: true, blocks: 2, learningRate: 0.0001, epochs: 3 },
+      };
+      const fineTune = { blocks: 2, layer: 'block_14_add', epochs: 3, bestEpoch: 2, before: { valLoss: 0.4, valAccuracy: 0.8 }, after: { valLoss: 0.3, valAccuracy: 0.85 }, durationMs: 1234 };
+      const evaluated = { ...evaluatedRun(0.9), rocAuc: Number.NaN, promoted: false, promotion: 'accuracy 0.9000 does not beat mdl_x (0.9100) by more than 0', fineTune };
+      const run = await db.runs.create({ datasetId, params, codeVersion: 'v' });
+      await db.runs.markRunning(run.id);
+      const finished = await db.runs.finish(run.id, { status: 'succeeded', metrics: evaluated });
+      expect(finished).toMatchObject({ params, metrics: evaluated });
+      expect(await db.runs.get(run.id)).toEqual(finished);
+      const stored = await db.kysely.selectFrom('training_runs').select(['params', 'metrics']).where('id', '=', run.id).executeTakeFirstOrThrow();
+      expect(JSON.parse(stored.params)).toEqual({ $version: 2, ...params });
+      expect(JSON.parse(stored.metrics!)).toMatchObject({ $version: 1, rocAuc: null });
+
+      const candidate = { validation: { accuracy: 0.8, loss: 0.45, bestEpoch: 3 }, candidate: { modelId: 'mdl_candidate', artifactPrefix: 'models/mdl_candidate/' }, fineTune };
+      const candidateRun = await db.runs.create({ datasetId, params, codeVersion: 'v' });
+      await db.runs.finish(candidateRun.id, { status: 'succeeded', metrics: candidate });
+      expect((await db.runs.get(candidateRun.id))?.metrics).toEqual(candidate);
+
+      const trained = await db.models.create({ name: 'trained', architecture: 'mobilenet', datasetId, runId: run.id, params, metrics: testMetrics(0.9), artifactPrefix: 'models/trained/' });
+      const imported = await db.models.create({ name: 'imported', architecture: 'imported', datasetId, params: { importedFrom: 'dogs.tflite', format: 'tflite', imageSize: 224 }, metrics: { ...testMetrics(0.6), rocAuc: Number.NaN }, artifactPrefix: 'models/imported/' });
+      expect(await db.models.get(trained.id)).toEqual(trained);
+      expect(trained).toMatchObject({ params, metrics: testMetrics(0.9) });
+      expect(await db.models.get(imported.id)).toMatchObject({ params: { importedFrom: 'dogs.tflite', format: 'tflite', imageSize: 224 }, metrics: { ...testMetrics(0.6), rocAuc: Number.NaN } });
+
+      const probabilities = { cat: 0.25, dog: 0.75, animalMass: 0.02, centroidDistance: 12.5, neitherReason: 1 };
+      const storedPrediction = await db.predictions.create(prediction({ label: 'neither', probabilities }));
+      expect((await db.predictions.get(storedPrediction.id))?.probabilities).toEqual(probabilities);
     });
   });
 

@@ -1,7 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { sql, type Kysely } from 'kysely';
 import type { Schema } from './schema.js';
-import type { JsonObject } from './types.js';
 
 export type Dialect = 'sqlite' | 'postgres' | 'mysql';
 
@@ -12,8 +11,6 @@ export function newId(prefix: 'run' | 'mdl' | 'prd' | 'val'): string {
   return `${prefix}_${randomBytes(8).toString('hex')}`;
 }
 
-export const toJson = (value: unknown): string => JSON.stringify(value);
-export const parseJson = (text: string): JsonObject => JSON.parse(text) as JsonObject;
 
 /** PostgreSQL returns bigint aggregates as strings and MySQL returns SUM as a decimal string. */
 export const toNumber = (value: string | number | bigint | null | undefined): number => Number(value ?? 0);

@@ -1,4 +1,6 @@
-import type { DatasetParams } from './documents/dataset-version.js';
+import type { BinaryMetrics } from '../ml/metrics.js';
+import type { DatasetParams, SplitCounts } from './documents/dataset-version.js';
+import type { ModelParams, PredictionProbabilities, RunMetrics, TrainingParams } from './documents/index.js';
 
 /** A label a user or a model can give a photo; `neither` marks photos that are no cat and no dog. */
 export type Label = 'cat' | 'dog' | 'neither';
@@ -10,7 +12,6 @@ export type FinishedRunStatus = Exclude<RunStatus, 'queued' | 'running'>;
 export type ReviewStrategy = 'uncertain' | 'oldest' | 'random';
 /** The states of a background job, in every queue (the `jobs` table keeps those of in-process queues). */
 export type JobState = 'waiting' | 'active' | 'completed' | 'failed' | 'cancelled';
-export type JsonObject = Record<string, unknown>;
 
 export interface Page<T> {
   items: T[];
@@ -65,7 +66,7 @@ export interface DatasetVersionRow {
   params: DatasetParams;
   manifestKey: string;
   imageCount: number;
-  counts: JsonObject;
+  counts: SplitCounts;
 }
 
 export interface DatasetItemRow {
@@ -78,7 +79,7 @@ export interface NewDatasetVersion {
   params: DatasetParams;
   /** A function when the key contains the version number, which is only known inside the transaction. */
   manifestKey: string | ((id: number) => string);
-  counts: JsonObject;
+  counts: SplitCounts;
   items: DatasetItemRow[];
 }
 
@@ -86,14 +87,15 @@ export interface RunRow {
   id: string;
   datasetId: number;
   status: RunStatus;
-  params: JsonObject;
+  params: TrainingParams;
   codeVersion: string;
   createdAt: string;
   startedAt: string | null;
   finishedAt: string | null;
   durationMs: number | null;
   error: string | null;
-  metrics: JsonObject | null;
+  /** Null until the run succeeds. */
+  metrics: RunMetrics | null;
   modelId: string | null;
   owner: string | null;
   /** The queue job that trains it; null for a run trained by the process that asked (`catdog train`). */
@@ -104,7 +106,7 @@ export interface NewRun {
   /** Pass an id from `newId('run')` when something (a queue job) must name the run before it exists. */
   id?: string;
   datasetId: number;
-  params: JsonObject;
+  params: TrainingParams;
   codeVersion: string;
   /** `host:pid` of the process that will hold the run. */
   owner?: string;
@@ -114,7 +116,7 @@ export interface NewRun {
 export interface RunOutcome {
   status: FinishedRunStatus;
   error?: string;
-  metrics?: JsonObject;
+  metrics?: RunMetrics;
   modelId?: string;
 }
 
@@ -136,9 +138,9 @@ export interface ModelRow {
   architecture: string;
   datasetId: number;
   runId: string | null;
-  params: JsonObject;
+  params: ModelParams;
   /** Metrics on the dataset version's test split. */
-  metrics: JsonObject;
+  metrics: BinaryMetrics;
   /** Blob key prefix of the artifacts, e.g. `models/mdl_…/`. */
   artifactPrefix: string;
   createdAt: string;
@@ -151,8 +153,8 @@ export interface NewModel {
   architecture: string;
   datasetId: number;
   runId?: string | null;
-  params: JsonObject;
-  metrics: JsonObject;
+  params: ModelParams;
+  metrics: BinaryMetrics;
   artifactPrefix: string;
 }
 
@@ -172,7 +174,7 @@ export interface PredictionRow {
   label: Label;
   /** max(p, 1 − p): 0.5 is a coin flip, 1 is certain. */
   confidence: number;
-  probabilities: Record<string, number>;
+  probabilities: PredictionProbabilities;
   latencyMs: number;
   createdAt: string;
   validatedLabel: Label | null;

@@ -33,7 +33,7 @@ export {
   type TrainResult,
 } from './train.js';
 export { trainingPath, type TrainingPath } from './training-path.js';
-export { binaryMetrics, binaryMetricsSchema, rocAuc, rocCurve, type BinaryMetrics, type ConfusionMatrix, type RocPoint } from './metrics.js';
+export { binaryMetrics, rocAuc, rocCurve, type BinaryMetrics, type ConfusionMatrix, type RocPoint } from './metrics.js';
 export { deserializeModel, serializeModel, weightBytes, type SerializedModel } from './model-io.js';
 export {
   applyTemperature,

@@ -16,16 +16,19 @@ export interface BinaryMetrics {
   confusionMatrix: ConfusionMatrix;
 }
 
-/** Metrics as a JSON column or file holds them: JSON has no NaN, so an undefined ROC AUC comes back as null. */
-export const binaryMetricsSchema: z.ZodType<BinaryMetrics, unknown> = z.object({
+/** A figure that may be undefined (NaN), as JSON holds it: JSON has no NaN, so NaN is written as null and read back as NaN. */
+export const storedFigure = z.union([z.number(), z.nan()]).nullable().transform((value) => value ?? Number.NaN);
+
+/** Metrics as a JSON column or file holds them, where an undefined ROC AUC is null. */
+export const binaryMetricsSchema = z.object({
   accuracy: z.number(),
   precision: z.number(),
   recall: z.number(),
   f1: z.number(),
-  rocAuc: z.number().nullable().transform((value) => value ?? Number.NaN),
+  rocAuc: storedFigure,
   count: z.number(),
   confusionMatrix: z.object({ labels: z.tuple([z.literal('cat'), z.literal('dog')]), matrix: z.array(z.array(z.number())) }),
-});
+}) satisfies z.ZodType<BinaryMetrics, unknown>;
 
 export interface RocPoint {
   falsePositiveRate: number;

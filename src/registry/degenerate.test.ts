@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { modelMetricsDocument } from '../db/index.js';
 import { binaryMetrics } from '../ml/index.js';
 import { degenerateReason, MIN_PHOTOS_PER_CLASS } from './degenerate.js';
 
@@ -22,10 +23,9 @@ describe('degenerateReason', () => {
     expect(degenerateReason(binaryMetrics([0, 0, 0, 0, 0, 0], [0.1, 0.2, 0.3, 0.1, 0.2, 0.3]))).toBeUndefined();
   });
 
-  it('reads stored metrics as they come from the database, and ignores ones without a confusion matrix', () => {
-    const stored: unknown = JSON.parse(JSON.stringify(binaryMetrics(labels, scores(() => 0.4))));
+  it('reads metrics as a model row stores them', () => {
+    const cell = { table: 'models', column: 'metrics', rowId: 'mdl_test' };
+    const stored = modelMetricsDocument.read(modelMetricsDocument.write(binaryMetrics(labels, scores(() => 0.4)), cell), cell);
     expect(degenerateReason(stored)).toContain('answers cat');
-    expect(degenerateReason({ accuracy: 0.5 })).toBeUndefined();
-    expect(degenerateReason(null)).toBeUndefined();
   });
 });

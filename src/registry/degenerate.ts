@@ -1,11 +1,4 @@
-import { z } from 'zod';
-
-/** The part of stored metrics (a model's or a run's JSON column, or fresh `binaryMetrics`) this check reads. */
-const ConfusionSchema = z.object({
-  confusionMatrix: z.object({
-    matrix: z.tuple([z.tuple([z.number(), z.number()]), z.tuple([z.number(), z.number()])]),
-  }),
-});
+import type { BinaryMetrics } from '../ml/index.js';
 
 /**
  * Below this many test photos of either class, one answer for all of them says little: a working but biased
@@ -25,14 +18,12 @@ export interface DegenerateVerdict {
 
 /**
  * Whether a model's test results show it answers one class whatever the photo; undefined when it tells both apart
- * at least once (or no confusion matrix was recorded, or the split has too few photos of a class to tell). Such a
- * model can score near 50% accuracy on a balanced split while being useless (F1 0 when it only says cat), so no
- * metric threshold catches it: the confusion matrix's empty column does.
+ * at least once (or the split has too few photos of a class to tell). Such a model can score near 50% accuracy on a
+ * balanced split while being useless (F1 0 when it only says cat), so no metric threshold catches it: the confusion
+ * matrix's empty column does.
  */
-export function degenerateVerdict(metrics: unknown): DegenerateVerdict | undefined {
-  const parsed = ConfusionSchema.safeParse(metrics);
-  if (!parsed.success) return undefined;
-  const [[catsCalledCat, catsCalledDog], [dogsCalledCat, dogsCalledDog]] = parsed.data.confusionMatrix.matrix;
+export function degenerateVerdict({ confusionMatrix }: Pick<BinaryMetrics, 'confusionMatrix'>): DegenerateVerdict | undefined {
+  const [[catsCalledCat = 0, catsCalledDog = 0] = [], [dogsCalledCat = 0, dogsCalledDog = 0] = []] = confusionMatrix.matrix;
   const trueCats = catsCalledCat + catsCalledDog;
   const trueDogs = dogsCalledCat + dogsCalledDog;
   if (trueCats < MIN_PHOTOS_PER_CLASS || trueDogs < MIN_PHOTOS_PER_CLASS) return undefined;
@@ -48,4 +39,4 @@ export function degenerateVerdict(metrics: unknown): DegenerateVerdict | undefin
 }
 
 /** Why a model is degenerate (`degenerateVerdict`'s reason), or undefined when it is not. */
-export const degenerateReason = (metrics: unknown): string | undefined => degenerateVerdict(metrics)?.reason;
+export const degenerateReason = (metrics: Pick<BinaryMetrics, 'confusionMatrix'>): string | undefined => degenerateVerdict(metrics)?.reason;

@@ -2,7 +2,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { unzipSync } from 'fflate';
 import type { AppContext } from '../app/context.js';
-import { newId, type ModelRow } from '../db/index.js';
+import { newId, type ImportedModelParams, type ModelRow } from '../db/index.js';
 import { loadManifest } from '../datasets/versions.js';
 import { CatdogError } from '../errors.js';
 import { initTensorflow, serializeModel, type BinaryMetrics, type LayersModel } from '../ml/index.js';
@@ -51,7 +51,7 @@ export async function importModel(app: ImportDependencies, upload: ModelUpload, 
     const imageSize = pixelInputSize(network, fileName);
     const { manifest } = await loadManifest(app, dataset.id);
     const modelId = newId('mdl');
-    const params = { importedFrom: fileName, format, imageSize };
+    const params: ImportedModelParams = { importedFrom: fileName, format, imageSize };
     const card: ModelCard = {
       format: 'catdog-model/1',
       modelId,
@@ -71,7 +71,7 @@ export async function importModel(app: ImportDependencies, upload: ModelUpload, 
     const artifactPrefix = await writeModelFiles(app.blobs, { ...(await serializeModel(network)), card });
     const { model, promotion } = await registerAndPromote(
       app,
-      { id: modelId, name: options.name ?? `imported ${fileName}`, architecture: 'imported', datasetId: dataset.id, runId: null, params, metrics: { ...metrics }, artifactPrefix },
+      { id: modelId, name: options.name ?? `imported ${fileName}`, architecture: 'imported', datasetId: dataset.id, runId: null, params, metrics, artifactPrefix },
       metrics,
       manifest,
       app.config.training.promotion,

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import sharp from 'sharp';
 import { effectiveImageSize } from '../config/index.js';
 import { countBySplit } from '../datasets/versions.js';
+import { resolveTrainingParams } from '../training/params.js';
 import { DECODE_ID } from '../images/index.js';
 import { kaggleFullRes, skipWithoutShared } from '../../test/support/shared.js';
 import { catPhotos, dogPhotos, photoForm, readEvents, startTestServer, withBearer, type TestServer } from '../../test/support/server.js';
@@ -368,7 +369,7 @@ describe.skipIf(skipWithoutShared)('REST API', () => {
     const dataset =
       (await t.app.db.datasets.latest()) ??
       (await t.app.db.datasets.create({ params: { split: { train: 0.7, validation: 0.2, test: 0.1 }, seed: 42 }, manifestKey: 'datasets/replay-test.json', counts: countBySplit([]), items: [] }));
-    const run = await t.app.db.runs.create({ datasetId: dataset.id, params: { epochs: 20 }, codeVersion: 'test' });
+    const run = await t.app.db.runs.create({ datasetId: dataset.id, params: resolveTrainingParams(t.app.config, { epochs: 20 }), codeVersion: 'test' });
     await t.app.db.runs.markRunning(run.id);
     const epoch = { loss: 0.4, accuracy: 0.8, valLoss: 0.5, valAccuracy: 0.75, durationMs: 100 };
     await t.app.db.runs.addEpoch(run.id, { ...epoch, epoch: 1, totalEpochs: 20 });

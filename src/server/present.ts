@@ -17,7 +17,7 @@ export function presentPredictionResult(result: PredictionResult): z.infer<typeo
 }
 
 export function presentPrediction(row: PredictionRow, modelVersion: number | null): z.infer<typeof PredictionSchema> {
-  const dog = row.probabilities.dog ?? (row.label === 'dog' ? row.confidence : 1 - row.confidence);
+  const { dog } = row.probabilities;
   return {
     id: row.id,
     label: row.label,
@@ -65,7 +65,6 @@ export function presentModel(row: ModelRow, servingModelId: string | undefined, 
   const { artifactPrefix: _artifactPrefix, ...fields } = row;
   return {
     ...fields,
-    metrics: row.metrics as z.infer<typeof ModelSchema>['metrics'],
     serving: row.id === servingModelId,
     decodeId: card?.decodeId ?? null,
   };

@@ -1,5 +1,5 @@
 import type { CatdogConfig } from '../config/index.js';
-import type { Database, Label, PredictionRow } from '../db/index.js';
+import type { Database, Label, PredictionProbabilities, PredictionRow } from '../db/index.js';
 import { CatdogError } from '../errors.js';
 import type { ModelCard } from '../registry/artifacts.js';
 import type { Prediction } from '../registry/classifier.js';
@@ -28,8 +28,8 @@ export function neitherReason(prediction: Prediction, card: Pick<ModelCard, 'nei
  * What a prediction row stores besides P(cat) and P(dog): the column holds numbers only, so the reason is kept
  * as its index in NEITHER_REASONS.
  */
-export function neitherEvidence(prediction: Prediction, reason: NeitherReason | undefined): Record<string, number> {
-  const evidence: Record<string, number> = {};
+export function neitherEvidence(prediction: Prediction, reason: NeitherReason | undefined): Omit<PredictionProbabilities, 'cat' | 'dog'> {
+  const evidence: Omit<PredictionProbabilities, 'cat' | 'dog'> = {};
   if (prediction.animalMass !== undefined) evidence.animalMass = prediction.animalMass;
   if (prediction.centroidDistance !== undefined) evidence.centroidDistance = prediction.centroidDistance;
   if (reason) evidence.neitherReason = NEITHER_REASONS.indexOf(reason);

@@ -32,10 +32,10 @@ export interface PredictDependencies {
 }
 
 export function toPredictionResult(row: PredictionRow, modelVersion: number | null = null, fileName?: string): PredictionResult {
-  const dog = row.probabilities.dog ?? 0;
+  const { dog } = row.probabilities;
   return {
     id: row.id,
-    label: row.label as 'cat' | 'dog' | 'neither',
+    label: row.label,
     reason: storedNeitherReason(row),
     confidence: row.confidence,
     probabilities: { cat: 1 - dog, dog },

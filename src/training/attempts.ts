@@ -1,11 +1,10 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import type { AppContext } from '../app/context.js';
-import type { RunRow } from '../db/index.js';
+import type { RunRow, TrainingParams } from '../db/index.js';
 import { CatdogError } from '../errors.js';
 import { JobCancelledError } from '../jobs/index.js';
 import { thisProcessOwner } from '../app/process-owner.js';
-import type { TrainingParams } from './params.js';
 
 /**
  * Training jobs are retried when their worker dies (BullMQ hands the job to another worker) or fails. The runs each
@@ -61,7 +60,7 @@ export async function openAttemptRun(app: LedgerApp, jobId: string, datasetId: n
   const queued = queuedRunId === undefined ? undefined : await app.db.runs.get(queuedRunId);
   // Cancelled while this worker was picking the job up: the run the caller follows has ended, train nothing.
   if (queued?.status === 'cancelled') throw new JobCancelledError(`training run ${queued.id} was cancelled before it started`);
-  const run = queued?.status === 'queued' ? queued : await app.db.runs.create({ datasetId, params: { ...params }, codeVersion: app.codeVersion, owner: thisProcessOwner(), jobId });
+  const run = queued?.status === 'queued' ? queued : await app.db.runs.create({ datasetId, params, codeVersion: app.codeVersion, owner: thisProcessOwner(), jobId });
   const ledger = await readLedger(app, jobId);
   if (!ledger.runIds.includes(run.id)) ledger.runIds.push(run.id);
   await app.blobs.put(ledgerKey(jobId), new TextEncoder().encode(JSON.stringify(ledger)));

@@ -12,7 +12,7 @@ import { loadClassifier } from '../registry/classifier.js';
 import { evaluateOnSplit, predictStored } from '../registry/evaluate.js';
 import { predictUploads } from '../serving/predict.js';
 import { datasetParams, resolveTrainingParams } from './params.js';
-import { trainOnDataset, type FineTuneSummary, type TrainingEvent, type TrainingOutcome } from './run-training.js';
+import { trainOnDataset, type TrainingEvent, type TrainingOutcome } from './run-training.js';
 import { maxAbsDifference } from '../../test/support/ml.js';
 
 const TOP_LAYERS = ['conv_dw_12', 'conv_pw_12', 'conv_dw_13', 'conv_pw_13'];
@@ -51,7 +51,7 @@ describe.skipIf(Boolean(skipWithoutShared))('fine-tuning the backbone in a train
     expect(stages.indexOf('fine-tuning')).toBeGreaterThan(stages.indexOf('training'));
     const epochEvents = events.flatMap((event) => (event.type === 'epoch' ? [event] : []));
     const run = (await app.db.runs.get(outcome.runId))!;
-    const summary = run.metrics!.fineTune as FineTuneSummary;
+    const summary = run.metrics!.fineTune!;
     expect(summary).toMatchObject({ blocks: 2, layer: SPLIT_LAYER, epochs: 2 });
     expect(summary.bestEpoch, 'fine-tuning lowered the (training) loss, so its weights are kept').toBeGreaterThan(0);
     expect(summary.after.valLoss).toBeLessThan(summary.before.valLoss);

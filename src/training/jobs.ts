@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { defineJob } from '../jobs/index.js';
-import { trainingParamsSchema } from './params.js';
+import { trainingParamsSchema, validationSummarySchema } from '../db/index.js';
 import type { CandidateOutcome } from './run-training.js';
 
 /** A training the server (API, web UI) started: its run was recorded as queued when it was asked for. */
@@ -48,7 +48,7 @@ export const retrainJob = defineJob(
 export type CandidateSummary = Omit<CandidateOutcome, 'epochs'> & { epochsRun: number };
 
 export const candidateSummarySchema = storedCandidateSchema.extend({
-  validation: z.object({ accuracy: z.number(), loss: z.number(), bestEpoch: z.int() }),
+  validation: validationSummarySchema,
   durationMs: z.number(),
   epochsRun: z.int(),
 });

@@ -1,6 +1,6 @@
-import { z } from 'zod';
 import type { CatdogConfig } from '../config/index.js';
-import { augmentationSchema, ConfigError, effectiveImageSize, trainingConflicts, WITHOUT_BACKBONE } from '../config/index.js';
+import { ConfigError, effectiveImageSize, trainingConflicts, WITHOUT_BACKBONE } from '../config/index.js';
+import type { TrainingParams } from '../db/index.js';
 import type { DatasetParams } from '../datasets/versions.js';
 
 /** What a person may change for one run (CLI flags, the API's and web form's fields, a sweep's grid). */
@@ -12,51 +12,6 @@ export interface TrainingOverrides {
   batchSize?: number;
   head?: 'logistic' | 'mlp';
   earlyStoppingPatience?: number;
-}
-
-const fineTuneParamsSchema = z.object({
-  enabled: z.boolean(),
-  blocks: z.int().min(1),
-  learningRate: z.number().positive(),
-  epochs: z.int().min(1),
-});
-
-/**
- * The parameters a run trains with and records (runs' `params` column, training jobs' payloads, model cards).
- * Optional fields are those that runs recorded before they existed lack.
- */
-export const trainingParamsSchema = z.object({
-  architecture: z.enum(['mobilenet', 'cnn']),
-  imageSize: z.int().min(16),
-  batchSize: z.int().min(1),
-  epochs: z.int().min(1),
-  learningRate: z.number().positive(),
-  earlyStoppingPatience: z.int().min(0),
-  head: z.enum(['logistic', 'mlp']),
-  /** Average P(dog) over each photo and its mirror image. */
-  tta: z.boolean().optional(),
-  /** The head also takes the backbone's ImageNet zero-shot vote. */
-  zeroShotVote: z.boolean().optional(),
-  backbone: z.string().min(1),
-  /** Side of the images the backbones see; null or absent: the backbone's own. */
-  backboneImageSize: z.int().nullable().optional(),
-  /** Further backbones whose features join the backbone's. */
-  ensemble: z.array(z.string().min(1)).optional(),
-  /** The second phase training the backbone's top blocks. */
-  fineTune: fineTuneParamsSchema.optional(),
-  seed: z.int(),
-  augmentation: augmentationSchema,
-  promotion: z.object({ metric: z.enum(['accuracy', 'f1', 'rocAuc']), minImprovement: z.number() }),
-});
-
-export type TrainingParams = z.infer<typeof trainingParamsSchema>;
-export type FineTuneParams = z.infer<typeof fineTuneParamsSchema>;
-
-/** Params read back from storage (a run row, a job payload, a model card): checked, never cast. */
-export function parseTrainingParams(value: unknown, where: string): TrainingParams {
-  const parsed = trainingParamsSchema.safeParse(value);
-  if (!parsed.success) throw new ConfigError([`${where}: stored training parameters are not valid: ${z.prettifyError(parsed.error)}`]);
-  return parsed.data;
 }
 
 /** What a dataset version is built with: which photos go to which split. */

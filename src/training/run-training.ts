@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { newId, type Database, type ModelRow, type RunOutcome } from '../db/index.js';
+import { newId, type Database, type FineTuneParams, type FineTuneSummary, type ModelRow, type RunOutcome, type TrainingParams, type ValidationSummary } from '../db/index.js';
 import { imageBlobKey } from '../storage/index.js';
 import { loadManifest, type DatasetManifest, type ManifestEntry } from '../datasets/versions.js';
 import { augment, DECODE_ID, decodeToRgb, seededRandom, type AugmentationConfig } from '../images/index.js';
@@ -16,7 +16,6 @@ import {
   splitBackbone,
   trainBinaryClassifier,
   binaryMetrics,
-  binaryMetricsSchema,
   type BackboneSplit,
   type Batches,
   type BatchProgress,
@@ -39,21 +38,6 @@ import { thisProcessOwner } from '../app/process-owner.js';
 import { CatdogError } from '../errors.js';
 import { CANCELLED_REASON, JobCancelledError } from '../jobs/index.js';
 import { featuresFor, type FeatureVariant } from '../ml/feature-cache.js';
-import { parseTrainingParams, type FineTuneParams, type TrainingParams } from './params.js';
-
-/** What the fine-tuning phase did, recorded in the run's metrics. */
-export interface FineTuneSummary {
-  blocks: number;
-  /** The backbone layer whose activations the fine-tuned network takes. */
-  layer: string;
-  epochs: number;
-  /** 1-based epoch of the phase whose weights were kept; 0 when none beat the head alone on validation loss. */
-  bestEpoch: number;
-  /** Validation loss and accuracy of the head alone, then of the kept fine-tuned network. */
-  before: { valLoss: number; valAccuracy: number };
-  after: { valLoss: number; valAccuracy: number };
-  durationMs: number;
-}
 
 export type TrainingStage = 'features' | 'decoding' | 'training' | 'fine-tuning' | 'calibrating' | 'evaluating' | 'saving' | 'promoting';
 
@@ -234,8 +218,7 @@ export interface CandidateOutcome {
   modelId: string;
   artifactPrefix: string;
   params: TrainingParams;
-  /** Validation-split figures of the best epoch: what a sweep compares candidates on. */
-  validation: { accuracy: number; loss: number; bestEpoch: number };
+  validation: ValidationSummary;
   epochs: EpochStats[];
   durationMs: number;
 }
@@ -264,7 +247,7 @@ const modelCard = (candidate: Omit<CandidateOutcome, 'epochs' | 'durationMs'>, t
   decodeId: DECODE_ID,
   datasetId: candidate.datasetId,
   runId: candidate.runId,
-  params: { ...candidate.params },
+  params: candidate.params,
   metrics,
   codeVersion,
   createdAt: new Date().toISOString(),
@@ -298,7 +281,7 @@ async function asRun<T>(
   work: (runId: string, emit: (event: TrainingEvent) => void) => Promise<{ value: T; outcome: RunOutcome }>,
 ): Promise<T> {
   const emit = (event: TrainingEvent) => request.onEvent?.(event);
-  const run = request.runId ? { id: request.runId } : await deps.db.runs.create({ datasetId: request.datasetId, params: { ...request.params }, codeVersion: deps.codeVersion, owner: thisProcessOwner() });
+  const run = request.runId ? { id: request.runId } : await deps.db.runs.create({ datasetId: request.datasetId, params: request.params, codeVersion: deps.codeVersion, owner: thisProcessOwner() });
   await markRunning(deps, run.id);
   emit({ type: 'started', runId: run.id, datasetId: request.datasetId, params: request.params });
   try {
@@ -489,7 +472,10 @@ export type StoredCandidate = Pick<CandidateOutcome, 'runId' | 'datasetId' | 'mo
 
 /** The stored model behind a registered row, as `finalizeCandidate` takes it to decide its promotion again. */
 export function storedCandidateOf(model: ModelRow, runId: string): StoredCandidate {
-  return { runId, datasetId: model.datasetId, modelId: model.id, artifactPrefix: model.artifactPrefix, params: parseTrainingParams(model.params, `model ${model.id}`) };
+  if ('importedFrom' in model.params) {
+    throw new CatdogError('not_a_trained_model', `model ${model.id} was imported from ${model.params.importedFrom}, not trained by a run: there is no training to finish`, 409, { id: model.id });
+  }
+  return { runId, datasetId: model.datasetId, modelId: model.id, artifactPrefix: model.artifactPrefix, params: model.params };
 }
 
 const MODEL_NAME_SUFFIX: Record<string, string> = { sweep: ' (sweep winner)', pipeline: ' (pipeline)' };
@@ -507,7 +493,7 @@ export async function finalizeCandidate(
 ): Promise<{ model: ModelRow; metrics: BinaryMetrics; promotion: PromotionDecision }> {
   const { manifest } = await loadManifest({ db: deps.db as Pick<Database, 'datasets' | 'images'>, blobs: deps.blobs }, candidate.datasetId);
   const registered = await deps.db.models.get(candidate.modelId);
-  const metrics = registered ? binaryMetricsSchema.parse(registered.metrics) : await evaluateStoredCandidate(deps, candidate, manifest, options.emit);
+  const metrics = registered ? registered.metrics : await evaluateStoredCandidate(deps, candidate, manifest, options.emit);
   options.emit?.({ type: 'stage', runId: candidate.runId, stage: 'promoting' });
   const { model, promotion } = await registerAndPromote(
     deps,
@@ -517,8 +503,8 @@ export async function finalizeCandidate(
       architecture: candidate.params.architecture,
       datasetId: candidate.datasetId,
       runId: candidate.runId,
-      params: { ...candidate.params },
-      metrics: { ...metrics },
+      params: candidate.params,
+      metrics,
       artifactPrefix: candidate.artifactPrefix,
     },
     metrics,

@@ -29,7 +29,7 @@ export async function startTraining(app: ServiceApp, jobs: JobQueue, submission:
   if (!(await app.db.datasets.get(datasetId))) throw new NotFoundError('dataset version', datasetId);
   const runId = newId('run');
   const jobId = trainingJobId(runId);
-  const pending = await app.db.runs.create({ id: runId, datasetId, params: { ...params }, codeVersion: app.codeVersion, owner: thisProcessOwner(), jobId });
+  const pending = await app.db.runs.create({ id: runId, datasetId, params, codeVersion: app.codeVersion, owner: thisProcessOwner(), jobId });
   try {
     // One attempt: a deterministic failure must not train three times behind the run the caller follows. A worker
     // that dies mid-run still hands the job on (stalled-job recovery), which opens a new run.

@@ -6,7 +6,8 @@ import { buildDatasetVersion } from '../datasets/versions.js';
 import { CatdogError, NotFoundError } from '../errors.js';
 import { enqueueJob, type JobInfo, type JobQueue, type JobState } from '../jobs/index.js';
 import { candidateSummarySchema, finalizeCandidateJob, finalizeCandidateResultSchema, trainCandidateJob } from './jobs.js';
-import { datasetParams, resolveTrainingParams, type TrainingOverrides, type TrainingParams } from './params.js';
+import type { TrainingParams } from '../db/index.js';
+import { datasetParams, resolveTrainingParams, type TrainingOverrides } from './params.js';
 
 /** Training parameters a sweep may vary; the rest come from the config and the dataset version. */
 const gridSchema = z

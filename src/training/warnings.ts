@@ -1,4 +1,5 @@
-import type { RunRow } from '../db/index.js';
+import { evaluatedRunMetrics, type RunRow } from '../db/index.js';
+import type { BinaryMetrics } from '../ml/index.js';
 import { degenerateVerdict } from '../registry/degenerate.js';
 
 /** Something wrong with what a run produced although the run itself succeeded. */
@@ -11,12 +12,17 @@ export interface RunWarning {
   reason: string;
 }
 
+/** The warnings of a model's test results: one that answers one class for every test photo is useless. */
+export function modelWarnings(metrics: Pick<BinaryMetrics, 'confusionMatrix'>): RunWarning[] {
+  const degenerate = degenerateVerdict(metrics);
+  return degenerate ? [{ code: 'degenerate_model', summary: degenerate.summary, reason: degenerate.reason }] : [];
+}
+
 /**
  * The warnings of a run's outcome: a succeeded run whose model answers one class for every test photo produced a
  * useless model (registered but never promoted automatically), which a plain "succeeded" hides.
  */
 export function runWarnings(run: Pick<RunRow, 'status' | 'metrics'>): RunWarning[] {
-  if (run.status !== 'succeeded') return [];
-  const degenerate = degenerateVerdict(run.metrics);
-  return degenerate ? [{ code: 'degenerate_model', summary: degenerate.summary, reason: degenerate.reason }] : [];
+  const evaluated = run.status === 'succeeded' ? evaluatedRunMetrics(run.metrics) : undefined;
+  return evaluated === undefined ? [] : modelWarnings(evaluated);
 }

@@ -130,7 +130,7 @@ describe.skipIf(skipBrowser)('the Models page in Chromium', () => {
         const row = page.locator(`#comparison tr[data-compared-model="${model.id}"]`);
         expect(await row.locator('td').nth(1).textContent()).toBe(`${(evaluation!.metrics.accuracy * 100).toFixed(1)}%`);
         // Scored on v2's photos, not the ones each model's registry row was measured on.
-        expect(evaluation!.metrics.count).not.toBe((model.metrics as { count: number }).count);
+        expect(evaluation!.metrics.count).not.toBe(model.metrics.count);
       }
       expect(await page.locator('#comparison .confusion').count()).toBe(2);
       const cells = await page.locator('#comparison .confusion').first().locator('[role="cell"]').allTextContents();
@@ -158,8 +158,8 @@ describe.skipIf(skipBrowser)('the Models page in Chromium', () => {
   it('keeps Promote and the TF.js download in view at 1366 px, and asks before promoting a worse model, naming the drop', async () => {
     // The transfer model serves; the CNN (one epoch on 32-pixel photos) scores below it or answers one class only.
     await app.db.models.promote(transfer.id, { reason: 'test: the better model serves', actor: 'test' });
-    const cnnMetrics = cnn.metrics as { accuracy: number };
-    const transferMetrics = transfer.metrics as { accuracy: number };
+    const { metrics: cnnMetrics } = cnn;
+    const { metrics: transferMetrics } = transfer;
     const { page, errors } = await openModels('admin', 'desktop');
     const row = page.locator(`tr[data-model-id="${cnn.id}"]`);
     const table = await page.locator('#models table').boundingBox();

@@ -3,11 +3,12 @@ import { importFolder } from '../datasets/import-folder.js';
 import { buildDatasetJob, importJob } from '../datasets/jobs.js';
 import { buildDatasetVersion } from '../datasets/versions.js';
 import type { ModelRow, RunRow } from '../db/index.js';
+import { CatdogError } from '../errors.js';
 import { handlerFor, type JobContext, type JobHandler, type JobQueue } from '../jobs/index.js';
 import { pipelineJobHandlers } from '../pipeline/jobs.js';
 import { modelIdForJob, openAttemptRun, settleEarlierAttempts } from '../training/attempts.js';
-import { candidateSummarySchema, finalizeCandidateJob, retrainJob, trainCandidateJob, trainJob, type CandidateSummary, type FinalizeCandidateResult } from '../training/jobs.js';
-import { datasetParams, parseTrainingParams } from '../training/params.js';
+import { finalizeCandidateJob, retrainJob, trainCandidateJob, trainJob, type CandidateSummary, type FinalizeCandidateResult } from '../training/jobs.js';
+import { datasetParams } from '../training/params.js';
 import { retrain } from '../training/retraining.js';
 import { finalizeCandidate, storedCandidateOf, trainCandidate, trainOnDataset, type TrainingEvent } from '../training/run-training.js';
 
@@ -63,11 +64,14 @@ function trainResult(runId: string, model: ModelRow, promotion: { promoted: bool
 
 /** The candidate an earlier attempt of the same job stored, as its run recorded it. */
 async function recordedCandidate(app: AppContext, run: RunRow): Promise<CandidateSummary> {
-  const metrics = candidateSummarySchema.pick({ validation: true }).extend({ candidate: candidateSummarySchema.pick({ modelId: true, artifactPrefix: true }) }).parse(run.metrics);
+  const { metrics } = run;
+  if (!metrics || !('candidate' in metrics)) {
+    throw new CatdogError('no_recorded_candidate', `run ${run.id} succeeded without recording the candidate it stored; start the sweep again`, 409, { id: run.id });
+  }
   return {
     runId: run.id,
     datasetId: run.datasetId,
-    params: parseTrainingParams(run.params, `run ${run.id}`),
+    params: run.params,
     modelId: metrics.candidate.modelId,
     artifactPrefix: metrics.candidate.artifactPrefix,
     validation: metrics.validation,

@@ -20,20 +20,17 @@ export function registerModelsCommands(program: Command, globals: () => GlobalOp
         const [all, current] = await Promise.all([app.db.models.list(), app.db.models.current()]);
         if (options.json) return printJson(all.map((model) => ({ ...model, serving: model.id === current?.id })));
         printTable(
-          all.map((model) => {
-            const metrics = model.metrics as { accuracy?: number; f1?: number; rocAuc?: number };
-            return {
+          all.map((model) => ({
               serving: model.id === current?.id ? '*' : '',
               version: model.version,
               id: model.id,
               architecture: model.architecture,
               dataset: model.datasetId,
-              accuracy: metrics.accuracy === undefined ? '' : percent(metrics.accuracy),
-              f1: metrics.f1?.toFixed(3) ?? '',
-              rocAuc: metrics.rocAuc?.toFixed(3) ?? '',
+              accuracy: percent(model.metrics.accuracy),
+              f1: model.metrics.f1.toFixed(3),
+              rocAuc: Number.isNaN(model.metrics.rocAuc) ? '' : model.metrics.rocAuc.toFixed(3),
               created: model.createdAt,
-            };
-          }),
+            })),
         );
       });
     });

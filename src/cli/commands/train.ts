@@ -3,7 +3,7 @@ import { buildDatasetVersion } from '../../datasets/versions.js';
 import { CatdogError } from '../../errors.js';
 import { trainOnDataset, type TrainingEvent } from '../../training/run-training.js';
 import { datasetParams, resolveTrainingParams, type TrainingOverrides } from '../../training/params.js';
-import { runWarnings } from '../../training/warnings.js';
+import { modelWarnings } from '../../training/warnings.js';
 import { percent, printJson, withApp, type GlobalOptions } from '../app-runner.js';
 import { createProgress, formatDuration } from '../progress.js';
 import { printImportReport, runImport } from './dataset.js';
@@ -98,7 +98,7 @@ export function registerTrainCommand(program: Command, globals: () => GlobalOpti
           const params = resolveTrainingParams(app.config, { architecture, epochs, imageSize, learningRate, batchSize });
           const outcome = await trainOnDataset(app, { datasetId: dataset.id, params, onEvent: trainingEventPrinter(), actor: 'cli' });
           const m = outcome.metrics;
-          const warnings = runWarnings({ status: 'succeeded', metrics: { ...m } });
+          const warnings = modelWarnings(m);
           if (options.json) {
             printJson({ runId: outcome.runId, modelId: outcome.model.id, modelVersion: outcome.model.version, metrics: m, promotion: outcome.promotion, bestEpoch: outcome.bestEpoch, durationMs: outcome.durationMs, warnings });
             return;

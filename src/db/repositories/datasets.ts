@@ -1,8 +1,9 @@
 import type { Kysely, Selectable } from 'kysely';
 import { CatdogError } from '../../errors.js';
-import { datasetParamsSchema, type DatasetParams } from '../documents/dataset-version.js';
+import { datasetParamsDocument, splitCountsDocument } from '../documents/dataset-version.js';
+import type { DocumentLocation } from '../documents/index.js';
 import type { DatasetVersionsTable, Schema } from '../schema.js';
-import { nextNumber, nowIso, parseJson, toJson, toNumber, withConflictRetry } from '../support.js';
+import { nextNumber, nowIso, toNumber, withConflictRetry } from '../support.js';
 import type { DatasetItemRow, DatasetVersionRow, ImageLabel, NewDatasetVersion, Page, Split } from '../types.js';
 
 export interface DatasetItemFilter {
@@ -16,26 +17,16 @@ export interface DatasetItemFilter {
 /** 4 values a row: far below the bound-parameter limits of MySQL (65,535) and SQLite (32,766). */
 const itemsPerInsert = 1000;
 
-function storedParams(row: Pick<Selectable<DatasetVersionsTable>, 'id' | 'params'>): DatasetParams {
-  const parsed = datasetParamsSchema.safeParse(parseJson(row.params));
-  if (parsed.success) return parsed.data;
-  throw new CatdogError(
-    'stored_document_invalid',
-    `dataset version v${row.id} has parameters this catdog cannot read (${parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).join('; ')}); ` +
-      'run `catdog db migrate` with this version of catdog, or restore the row from a backup.',
-    500,
-    { datasetId: row.id },
-  );
-}
+const column = (name: 'params' | 'counts', rowId: number): DocumentLocation => ({ table: 'dataset_versions', column: name, rowId });
 
 function toDatasetVersion(row: Selectable<DatasetVersionsTable>): DatasetVersionRow {
   return {
     id: row.id,
     createdAt: row.created_at,
-    params: storedParams(row),
+    params: datasetParamsDocument.read(row.params, column('params', row.id)),
     manifestKey: row.manifest_key,
     imageCount: row.image_count,
-    counts: parseJson(row.counts),
+    counts: splitCountsDocument.read(row.counts, column('counts', row.id)),
   };
 }
 
@@ -48,10 +39,10 @@ export function datasetsRepository(db: Kysely<Schema>) {
         const row = {
           id,
           created_at: nowIso(),
-          params: toJson(version.params),
+          params: datasetParamsDocument.write(version.params, column('params', id)),
           manifest_key: typeof version.manifestKey === 'function' ? version.manifestKey(id) : version.manifestKey,
           image_count: version.items.length,
-          counts: toJson(version.counts),
+          counts: splitCountsDocument.write(version.counts, column('counts', id)),
         };
         await trx.insertInto('dataset_versions').values(row).execute();
         for (let start = 0; start < version.items.length; start += itemsPerInsert) {

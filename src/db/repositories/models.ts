@@ -1,8 +1,11 @@
 import type { Kysely, Selectable } from 'kysely';
 import { NotFoundError } from '../../errors.js';
 import type { ModelPromotionsTable, ModelsTable, Schema } from '../schema.js';
-import { newId, nextNumber, nowIso, parseJson, toJson, withConflictRetry } from '../support.js';
+import { modelMetricsDocument, modelParamsDocument } from '../documents/index.js';
+import { newId, nextNumber, nowIso, withConflictRetry } from '../support.js';
 import type { ModelRow, NewModel, PromotionRow } from '../types.js';
+
+const column = (name: 'params' | 'metrics', rowId: string) => ({ table: 'models', column: name, rowId });
 
 function toModel(row: Selectable<ModelsTable>): ModelRow {
   return {
@@ -12,8 +15,8 @@ function toModel(row: Selectable<ModelsTable>): ModelRow {
     architecture: row.architecture,
     datasetId: row.dataset_id,
     runId: row.run_id,
-    params: parseJson(row.params),
-    metrics: parseJson(row.metrics),
+    params: modelParamsDocument.read(row.params, column('params', row.id)),
+    metrics: modelMetricsDocument.read(row.metrics, column('metrics', row.id)),
     artifactPrefix: row.artifact_prefix,
     createdAt: row.created_at,
   };
@@ -75,8 +78,8 @@ export function modelsRepository(db: Kysely<Schema>) {
           architecture: model.architecture,
           dataset_id: model.datasetId,
           run_id: model.runId ?? null,
-          params: toJson(model.params),
-          metrics: toJson(model.metrics),
+          params: modelParamsDocument.write(model.params, column('params', id)),
+          metrics: modelMetricsDocument.write(model.metrics, column('metrics', id)),
           artifact_prefix: model.artifactPrefix,
           created_at: nowIso(),
         };

@@ -1,7 +1,8 @@
 import { sql, type Kysely, type Selectable } from 'kysely';
 import { CatdogError, NotFoundError } from '../../errors.js';
 import type { PredictionsTable, Schema, ValidationsTable } from '../schema.js';
-import { newId, normalizeTime, nowIso, parseJson, toJson, toNumber, withConflictRetry, type Dialect } from '../support.js';
+import { predictionProbabilitiesDocument } from '../documents/index.js';
+import { newId, normalizeTime, nowIso, toNumber, withConflictRetry, type Dialect } from '../support.js';
 import type { Label, NewPrediction, Page, PredictionFilter, PredictionRow, ReviewStrategy, ValidationRow } from '../types.js';
 
 export interface ReviewQueueQuery {
@@ -14,6 +15,8 @@ export interface ReviewQueueQuery {
   limit: number;
 }
 
+const probabilitiesColumn = (rowId: string) => ({ table: 'predictions', column: 'probabilities', rowId });
+
 function toPrediction(row: Selectable<PredictionsTable>): PredictionRow {
   return {
     id: row.id,
@@ -21,7 +24,7 @@ function toPrediction(row: Selectable<PredictionsTable>): PredictionRow {
     modelId: row.model_id,
     label: row.label as Label,
     confidence: row.confidence,
-    probabilities: parseJson(row.probabilities) as Record<string, number>,
+    probabilities: predictionProbabilitiesDocument.read(row.probabilities, probabilitiesColumn(row.id)),
     latencyMs: row.latency_ms,
     createdAt: row.created_at,
     validatedLabel: row.validated_label as Label | null,
@@ -100,13 +103,14 @@ export function predictionsRepository(db: Kysely<Schema>, dialect: Dialect) {
     get,
 
     async create(prediction: NewPrediction): Promise<PredictionRow> {
+      const id = newId('prd');
       const row = {
-        id: newId('prd'),
+        id,
         image_hash: prediction.imageHash,
         model_id: prediction.modelId,
         label: prediction.label,
         confidence: prediction.confidence,
-        probabilities: toJson(prediction.probabilities),
+        probabilities: predictionProbabilitiesDocument.write(prediction.probabilities, probabilitiesColumn(id)),
         latency_ms: prediction.latencyMs,
         created_at: nowIso(),
         validated_label: null,

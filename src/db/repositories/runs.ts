@@ -1,22 +1,25 @@
 import type { Kysely, Selectable } from 'kysely';
 import { CatdogError, NotFoundError } from '../../errors.js';
 import type { Schema, TrainingEpochsTable, TrainingRunsTable } from '../schema.js';
-import { newId, nowIso, parseJson, toJson, toNumber, withConflictRetry, type Dialect } from '../support.js';
+import { runMetricsDocument, trainingParamsDocument } from '../documents/index.js';
+import { newId, nowIso, toNumber, withConflictRetry, type Dialect } from '../support.js';
 import type { EpochRow, NewRun, Page, RunOutcome, RunRow, RunStatus } from '../types.js';
+
+const column = (name: 'params' | 'metrics', rowId: string) => ({ table: 'training_runs', column: name, rowId });
 
 function toRun(row: Selectable<TrainingRunsTable>): RunRow {
   return {
     id: row.id,
     datasetId: row.dataset_id,
     status: row.status as RunStatus,
-    params: parseJson(row.params),
+    params: trainingParamsDocument.read(row.params, column('params', row.id)),
     codeVersion: row.code_version,
     createdAt: row.created_at,
     startedAt: row.started_at,
     finishedAt: row.finished_at,
     durationMs: row.duration_ms,
     error: row.error,
-    metrics: row.metrics === null ? null : parseJson(row.metrics),
+    metrics: row.metrics === null ? null : runMetricsDocument.read(row.metrics, column('metrics', row.id)),
     modelId: row.model_id,
     owner: row.owner,
     jobId: row.job_id,
@@ -69,11 +72,12 @@ export function runsRepository(db: Kysely<Schema>, dialect: Dialect) {
     get,
 
     async create({ id, datasetId, params, codeVersion, owner, jobId }: NewRun): Promise<RunRow> {
+      const runId = id ?? newId('run');
       const row = {
-        id: id ?? newId('run'),
+        id: runId,
         dataset_id: datasetId,
         status: 'queued',
-        params: toJson(params),
+        params: trainingParamsDocument.write(params, column('params', runId)),
         code_version: codeVersion,
         created_at: nowIso(),
         started_at: null,
@@ -102,7 +106,7 @@ export function runsRepository(db: Kysely<Schema>, dialect: Dialect) {
           finished_at: finishedAt,
           duration_ms: Date.parse(finishedAt) - Date.parse(run.startedAt ?? run.createdAt),
           error: error ?? null,
-          metrics: metrics === undefined ? null : toJson(metrics),
+          metrics: metrics === undefined ? null : runMetricsDocument.write(metrics, column('metrics', id)),
           model_id: modelId ?? null,
         };
       });

@@ -1,7 +1,7 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { streamSSE, type SSEStreamingApi } from 'hono/streaming';
-import type { RunRow } from '../../db/index.js';
+import { evaluatedRunMetrics, type RunRow } from '../../db/index.js';
 import { NotFoundError } from '../../errors.js';
 import { cancelTraining, startTraining } from '../../training/service.js';
 import { runWarnings } from '../../training/warnings.js';
@@ -138,14 +138,16 @@ export function trainingRoutes({ app, jobs, closing }: ServerDeps) {
       for (const [index, { totalEpochs: recorded, ...epoch }] of epochs.entries()) {
         if (index < sent) continue;
         // Epochs recorded before migration 0005 lack their total: the head phase's is the best guess.
-        const totalEpochs = recorded ?? (Number(run.params.epochs) || epoch.epoch);
+        const totalEpochs = recorded ?? run.params.epochs;
         const meanEpochMs = epochs.slice(0, index + 1).reduce((sum, each) => sum + each.durationMs, 0) / (index + 1);
         await writeEvent('epoch', { runId, ...epoch, totalEpochs, etaMs: Math.round(meanEpochMs * Math.max(0, totalEpochs - epoch.epoch)) });
       }
       sent = epochs.length;
       if (isFinished(run)) {
-        if (run.status === 'succeeded') await writeEvent('finished', { runId, modelId: run.modelId, metrics: run.metrics, promoted: run.metrics?.promoted === true, promotion: run.metrics?.promotion, warnings: runWarnings(run) });
-        else await writeEvent('failed', { runId, error: run.error ?? run.status, status: run.status });
+        if (run.status === 'succeeded') {
+          const evaluated = evaluatedRunMetrics(run.metrics);
+          await writeEvent('finished', { runId, modelId: run.modelId, metrics: run.metrics, promoted: evaluated?.promoted === true, promotion: evaluated?.promotion, warnings: runWarnings(run) });
+        } else await writeEvent('failed', { runId, error: run.error ?? run.status, status: run.status });
         return;
       }
       if (Date.now() - lastWriteAt > KEEPALIVE_MS) {

@@ -66,7 +66,7 @@ ${versions.length === 0
     ? html`<p class="muted">No version yet: label some photos, then build one below.</p>`
     : html`<table tabindex="0" aria-label="dataset versions"><thead><tr><th>version</th><th>created</th><th>images</th><th>split train/val/test · seed</th><th>train cat/dog</th><th>test cat/dog</th></tr></thead>
 <tbody>${versions.map((version) => {
-        const counts = version.counts as unknown as SplitCounts;
+        const { counts } = version;
         return html`<tr><td>v${version.id}</td><td>${version.createdAt.slice(0, 19).replace('T', ' ')}</td><td>${version.imageCount}</td><td>${version.params.split.train}/${version.params.split.validation}/${version.params.split.test} · ${version.params.seed}</td><td>${counts.train.cat}/${counts.train.dog}</td><td>${counts.test.cat}/${counts.test.dog}</td></tr>`;
       })}</tbody></table>`}
 </section>`;
@@ -180,7 +180,7 @@ ${curationControls(view, { bulk: false })}
     <li><span class="stat" id="count-dog">${library.dog}</span> dogs</li>
     <li><span class="stat" id="count-unlabelled">${library.unlabelled}</span> unlabelled</li>
   </ul>
-  ${latest ? html`<h3>Latest version v${latest.id}</h3>${splitTable(latest.counts as unknown as SplitCounts)}` : ''}
+  ${latest ? html`<h3>Latest version v${latest.id}</h3>${splitTable(latest.counts)}` : ''}
   ${lostManifest ? html`<p class="notice error" id="manifest-missing" role="alert">${lostManifest.message}</p>` : ''}
 </section>
 ${versionsSection(versions)}

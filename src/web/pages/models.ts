@@ -1,7 +1,7 @@
 import { listDatasetVersions } from '../../datasets/catalog.js';
 import type { DatasetVersionRow, ModelRow, PromotionRow } from '../../db/index.js';
 import { DECODE_ID } from '../../images/index.js';
-import type { ConfusionMatrix } from '../../ml/index.js';
+import type { BinaryMetrics } from '../../ml/index.js';
 import { readModelCard, type ModelCard } from '../../registry/artifacts.js';
 import { registryListing } from '../../registry/catalog.js';
 import { MAX_COMPARED_MODELS, type ModelComparison } from '../../registry/comparison.js';
@@ -14,22 +14,14 @@ import { gate, page, percent } from '../layout.js';
 import type { WebUser } from '../user.js';
 import { servingLabel } from './shared.js';
 
-interface StoredMetrics {
-  accuracy?: number;
-  precision?: number;
-  recall?: number;
-  f1?: number;
-  rocAuc?: number;
-  count?: number;
-  confusionMatrix?: ConfusionMatrix;
-}
+/** A score from 0 to 1 with three decimals; ROC AUC is undefined (NaN) on a split of one class. */
+const score = (value: number): string => (Number.isNaN(value) ? '–' : value.toFixed(3));
 
 const HEAT_LEVELS = 10;
 
 /** Rows are the true class, columns the predicted one; each cell's shade is its share of its row. */
-function confusionMatrix(metrics: StoredMetrics): SafeHtml {
+function confusionMatrix(metrics: BinaryMetrics): SafeHtml {
   const confusion = metrics.confusionMatrix;
-  if (!confusion) return html`<p class="muted">No confusion matrix recorded.</p>`;
   const labels = confusion.labels;
   return html`<div class="confusion" role="table" aria-label="confusion matrix">
 <div class="row" role="row"><div class="cell corner" role="columnheader">true ↓ / predicted →</div>
@@ -78,7 +70,7 @@ const METRIC_NAMES: Record<PromotionMetric, string> = { accuracy: 'accuracy', f1
  */
 function promotionWarning(candidate: ModelRow, serving: ModelRow | undefined, metric: PromotionMetric): string | undefined {
   const degenerate = degenerateReason(candidate.metrics);
-  const value = (model: ModelRow) => (model.metrics as StoredMetrics)[metric];
+  const value = (model: ModelRow) => model.metrics[metric];
   const candidateValue = value(candidate);
   const servingValue = serving ? value(serving) : undefined;
   const drop = candidateValue !== undefined && servingValue !== undefined && candidateValue < servingValue
@@ -109,16 +101,16 @@ ${models.length === 0
     : html`<table class="registry">
 <thead><tr><th>version</th><th>model</th><th>dataset</th><th>accuracy</th><th>F1</th><th>ROC AUC</th><th>created</th><th>actions</th></tr></thead>
 <tbody>${models.map((model) => {
-        const metrics = model.metrics as StoredMetrics;
-        const degenerate = degenerateVerdict(model.metrics);
+        const { metrics } = model;
+        const degenerate = degenerateVerdict(metrics);
         const isServing = model.id === servingId;
         return html`<tr data-model-id="${model.id}"${isServing ? html` class="serving"` : ''}>
 <td>v${model.version}</td>
 <td><a href="/models?model=${model.id}"><code>${model.id}</code></a><br><span class="muted">${model.architecture}</span>${degenerate ? html` <span class="flag degenerate" title="${degenerate.reason}">${degenerate.summary}</span>` : ''}</td>
 <td>v${model.datasetId}</td>
 <td>${percent(metrics.accuracy)}</td>
-<td>${metrics.f1?.toFixed(3) ?? '–'}</td>
-<td>${metrics.rocAuc?.toFixed(3) ?? '–'}</td>
+<td>${score(metrics.f1)}</td>
+<td>${score(metrics.rocAuc)}</td>
 <td>${model.createdAt.slice(0, 16).replace('T', ' ')}</td>
 <td class="actions-cell">${isServing ? html`<span class="status succeeded">serving</span>` : promoteButton(model, 'Promote', 'promote')}<br>${exportLinks(model)}</td>
 </tr>`;
@@ -157,8 +149,8 @@ ${scored.length === 0
 <tbody>${scored.map(({ model, evaluation }) => {
         const metrics = evaluation!.metrics;
         return html`<tr data-compared-model="${model.id}"><td>v${model.version} <span class="muted">${model.architecture}</span></td>
-<td>${percent(metrics.accuracy)}</td><td>${percent(metrics.precision)}</td><td>${percent(metrics.recall)}</td><td>${metrics.f1.toFixed(3)}</td>
-<td>${Number.isNaN(metrics.rocAuc) ? '–' : metrics.rocAuc.toFixed(3)}</td>
+<td>${percent(metrics.accuracy)}</td><td>${percent(metrics.precision)}</td><td>${percent(metrics.recall)}</td><td>${score(metrics.f1)}</td>
+<td>${score(metrics.rocAuc)}</td>
 <td>${evaluation!.degenerate ? html`<span class="flag degenerate">${evaluation!.degenerate}</span>` : model.datasetId === comparison.datasetId ? 'its own test split' : html`<span class="muted">trained on v${model.datasetId}</span>`}</td></tr>`;
       })}</tbody></table>
 <div class="charts">${scored.map(({ model, evaluation }) => html`<div class="chart-small"><h4>v${model.version}</h4>${confusionMatrix(evaluation!.metrics)}</div>`)}</div>`}
@@ -199,17 +191,17 @@ function promotionLine(model: ModelRow, promotions: PromotionRow[]): SafeHtml {
 }
 
 function modelDetails(model: ModelRow, card: ModelCard | undefined, promotions: PromotionRow[]): SafeHtml {
-  const metrics = model.metrics as StoredMetrics;
+  const { metrics } = model;
   return html`<section class="card" id="model-details">
 <h2>v${model.version} <code>${model.id}</code></h2>
-<p class="muted">${model.name}; measured on the test split of dataset v${model.datasetId} (${metrics.count ?? '?'} photos)</p>
+<p class="muted">${model.name}; measured on the test split of dataset v${model.datasetId} (${metrics.count} photos)</p>
 ${promotionLine(model, promotions)}
 ${decodeLine(model, card)}
 <ul class="stats">
   <li><span class="stat">${percent(metrics.accuracy)}</span> accuracy</li>
   <li><span class="stat">${percent(metrics.precision)}</span> precision (dog)</li>
   <li><span class="stat">${percent(metrics.recall)}</span> recall (dog)</li>
-  <li><span class="stat">${metrics.f1?.toFixed(3) ?? '–'}</span> F1</li>
+  <li><span class="stat">${score(metrics.f1)}</span> F1</li>
 </ul>
 <div class="charts">
   <div class="chart"><h3>Confusion matrix</h3>${confusionMatrix(metrics)}</div>

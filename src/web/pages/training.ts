@@ -1,5 +1,5 @@
 import { listDatasetVersions } from '../../datasets/catalog.js';
-import type { RunRow } from '../../db/index.js';
+import { evaluatedRunMetrics, type RunRow } from '../../db/index.js';
 import { degenerateReason } from '../../registry/degenerate.js';
 import type { ServerDeps } from '../../server/context.js';
 import { queuedRunCount, recentRuns } from '../../training/history.js';
@@ -10,18 +10,13 @@ import type { WebUser } from '../user.js';
 
 const HISTORY_SIZE = 30;
 
-const metric = (run: RunRow, name: string): number | undefined => {
-  const value = run.metrics?.[name];
-  return typeof value === 'number' ? value : undefined;
-};
-
 /** Whether the run's model went into service, and why not when it did not (degenerate models never do). */
 function promotionCell(run: RunRow): SafeHtml {
-  if (run.status !== 'succeeded') return html``;
-  const degenerate = degenerateReason(run.metrics);
+  const metrics = evaluatedRunMetrics(run.metrics);
+  if (run.status !== 'succeeded' || !metrics) return html``;
+  const degenerate = degenerateReason(metrics);
   if (degenerate) return html`<span class="flag degenerate">not promoted: ${degenerate}</span>`;
-  const promoted = run.metrics?.promoted;
-  return typeof promoted === 'boolean' ? html`${promoted ? 'promoted' : html`<span class="muted">not promoted: did not beat the serving model</span>`}` : html``;
+  return metrics.promoted ? html`promoted` : html`<span class="muted">not promoted: did not beat the serving model</span>`;
 }
 
 /** A succeeded run whose model is useless (degenerate) shows as a warning, not as a plain success. */
@@ -48,11 +43,11 @@ function historyTable(runs: RunRow[]): SafeHtml {
 <td><code>${run.id}</code></td>
 <td>${statusCell(run)}</td>
 <td>v${run.datasetId}</td>
-<td>${String(run.params.architecture ?? '')}</td>
-<td>${String(run.params.epochs ?? '')}</td>
-<td>${String(run.params.learningRate ?? '')}</td>
-<td>${String(run.params.batchSize ?? '')}</td>
-<td>${percent(metric(run, 'accuracy'))}</td>
+<td>${run.params.architecture}</td>
+<td>${String(run.params.epochs)}</td>
+<td>${String(run.params.learningRate)}</td>
+<td>${String(run.params.batchSize)}</td>
+<td>${percent(evaluatedRunMetrics(run.metrics)?.accuracy)}</td>
 <td class="promotion">${promotionCell(run)}</td>
 <td>${run.modelId ? html`<a href="/models?model=${run.modelId}">${run.modelId}</a>` : ''}</td>
 <td>${run.createdAt.slice(0, 19).replace('T', ' ')}</td>

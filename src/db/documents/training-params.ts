@@ -1,0 +1,62 @@
+import { z } from 'zod';
+import { augmentationSchema } from '../../config/schema.js';
+import { storedDocument } from './stored-document.js';
+
+const fineTuneParamsSchema = z.object({
+  enabled: z.boolean(),
+  blocks: z.int().min(1),
+  learningRate: z.number().positive(),
+  epochs: z.int().min(1),
+});
+
+/** Version 1: what runs recorded before the options they lack existed (TTA, the zero-shot vote, backbone size, ensembles). */
+export const trainingParamsV1Schema = z.object({
+  architecture: z.enum(['mobilenet', 'cnn']),
+  imageSize: z.int().min(16),
+  batchSize: z.int().min(1),
+  epochs: z.int().min(1),
+  learningRate: z.number().positive(),
+  earlyStoppingPatience: z.int().min(0),
+  head: z.enum(['logistic', 'mlp']),
+  tta: z.boolean().optional(),
+  zeroShotVote: z.boolean().optional(),
+  backbone: z.string().min(1),
+  backboneImageSize: z.int().nullable().optional(),
+  ensemble: z.array(z.string().min(1)).optional(),
+  fineTune: fineTuneParamsSchema.optional(),
+  seed: z.int(),
+  augmentation: augmentationSchema,
+  promotion: z.object({ metric: z.enum(['accuracy', 'f1', 'rocAuc']), minImprovement: z.number() }),
+});
+
+/**
+ * The parameters a run trains with and records (runs' and trained models' `params`, training jobs' payloads, model
+ * cards). Every option is recorded; only `fineTune` may be absent, for a run without that phase.
+ */
+export const trainingParamsSchema = trainingParamsV1Schema.extend({
+  /** Average P(dog) over each photo and its mirror image. */
+  tta: z.boolean(),
+  /** The head also takes the backbone's ImageNet zero-shot vote. */
+  zeroShotVote: z.boolean(),
+  /** Side of the images the backbones see; null: the backbone's own. */
+  backboneImageSize: z.int().nullable(),
+  /** Further backbones whose features join the backbone's. */
+  ensemble: z.array(z.string().min(1)),
+  /** The second phase training the backbone's top blocks. */
+  fineTune: fineTuneParamsSchema.optional(),
+});
+
+export type TrainingParams = z.infer<typeof trainingParamsSchema>;
+export type FineTuneParams = z.infer<typeof fineTuneParamsSchema>;
+
+/** An option a version-1 run lacks is what training did before the option existed: it was off. */
+export const upgradeTrainingParams = (params: z.infer<typeof trainingParamsV1Schema>): TrainingParams => ({
+  ...params,
+  tta: params.tta ?? false,
+  zeroShotVote: params.zeroShotVote ?? false,
+  backboneImageSize: params.backboneImageSize ?? null,
+  ensemble: params.ensemble ?? [],
+});
+
+/** A training run's `params`. */
+export const trainingParamsDocument = storedDocument('training parameters', trainingParamsV1Schema).next(trainingParamsSchema, upgradeTrainingParams);
