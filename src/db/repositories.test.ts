@@ -262,11 +262,11 @@ describe.each(['sqlite', 'postgres', 'mysql'] as const)('migration 0008 on %s', 
       await db.kysely
         .insertInto('dataset_versions')
         .values([
-          { id: 1, created_at: now, params: JSON.stringify({ imageSize: 224, split, seed: 42, augmentation }), manifest_key: 'datasets/a.json', image_count: 0, counts: '{}' },
-          { id: 2, created_at: now, params: JSON.stringify({ imageSize: 64, split, seed: 7, augmentation }), manifest_key: 'datasets/b.json', image_count: 0, counts: '{}' },
+          { id: 1, created_at: now, params: JSON.stringify({ imageSize: 224, split, seed: 42, augmentation }), manifest_key: 'datasets/a.json', image_count: 0, counts: JSON.stringify(noCounts) },
+          { id: 2, created_at: now, params: JSON.stringify({ imageSize: 64, split, seed: 7, augmentation }), manifest_key: 'datasets/b.json', image_count: 0, counts: JSON.stringify(noCounts) },
         ])
         .execute();
-      const runParams = { architecture: 'cnn', imageSize: 64, seed: 7, augmentation };
+      const runParams: TrainingParams = { ...trainingParams, architecture: 'cnn', imageSize: 64, seed: 7 };
       await db.kysely
         .insertInto('training_runs')
         .values({ id: 'run_before', dataset_id: 2, status: 'succeeded', params: JSON.stringify(runParams), code_version: 'previous', created_at: now })
