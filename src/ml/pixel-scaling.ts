@@ -17,10 +17,19 @@ export interface PixelMap {
   offset: number[];
 }
 
+/** ImageNet channel means and standard deviations of x/255, RGB, as Keras's `torch` preprocessing uses them. */
+const TORCH_RGB_MEANS = [0.485, 0.456, 0.406];
+const TORCH_RGB_DEVIATIONS = [0.229, 0.224, 0.225];
+
 const PIXEL_MAPS: Record<PixelScaling, PixelMap> = {
   'x/127.5-1': { from: [0, 1, 2], scale: [1 / 127.5, 1 / 127.5, 1 / 127.5], offset: [-1, -1, -1] },
   'x/255': { from: [0, 1, 2], scale: [1 / 255, 1 / 255, 1 / 255], offset: [0, 0, 0] },
   caffe: { from: [2, 1, 0], scale: [1, 1, 1], offset: CAFFE_BGR_MEANS.map((mean) => -mean) },
+  torch: {
+    from: [0, 1, 2],
+    scale: TORCH_RGB_DEVIATIONS.map((deviation) => 1 / (255 * deviation)),
+    offset: TORCH_RGB_MEANS.map((mean, c) => -mean / TORCH_RGB_DEVIATIONS[c]!),
+  },
   none: { from: [0, 1, 2], scale: [1, 1, 1], offset: [0, 0, 0] },
 };
 
