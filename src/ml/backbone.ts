@@ -541,6 +541,16 @@ function parseModelJson(bytes: Uint8Array): ModelJson {
     throw new Error('model.json is not valid JSON');
   }
   const candidate = parsed as Partial<ModelJson> | null;
+  if (candidate?.format === 'graph-model') {
+    // A graph model is a frozen TensorFlow graph: no layers to find the pooled features in, fold a scaling into,
+    // export or fine-tune.
+    throw new CatdogError(
+      'backbone_unsupported_format',
+      'this model.json is a TensorFlow.js graph model (format graph-model), which catdog cannot use as a backbone yet: bring the network it was ' +
+        'converted from as a Keras .keras/.h5 file (include_top=False, pooling="avg"), a TF.js layers model or a .tflite file',
+      400,
+    );
+  }
   if (
     typeof candidate?.modelTopology !== 'object' ||
     candidate.modelTopology === null ||
