@@ -26,7 +26,18 @@ export interface AppContext {
   close(): Promise<void>;
 }
 
-export async function openApp(loaded: LoadedConfig, options: { logger?: Logger; onBackboneDownload?: (received: number, total: number | undefined) => void } = {}): Promise<AppContext> {
+export interface OpenAppOptions {
+  logger?: Logger;
+  onBackboneDownload?: (received: number, total: number | undefined) => void;
+  /**
+   * Check every backbone in a child process before loading it here (once per backbone content): what the CLI's
+   * serve, worker and train processes do, so that a backbone that crashes TensorFlow cannot take them down. Off
+   * for in-process callers (tests) that run from the TypeScript sources, since the check runs the built `dist/`.
+   */
+  checkBackbones?: boolean;
+}
+
+export async function openApp(loaded: LoadedConfig, options: OpenAppOptions = {}): Promise<AppContext> {
   const { config } = loaded;
   const logger = options.logger ?? createLogger();
   const db = await openDatabase(databaseUrl(config));
@@ -52,6 +63,7 @@ export async function openApp(loaded: LoadedConfig, options: { logger?: Logger; 
       onDownload: options.onBackboneDownload,
       logger,
       resolution: { backboneDir: config.training.backboneDir, scaling: config.training.backboneScaling },
+      ...(options.checkBackbones ? { check: {} } : {}),
     }),
     codeVersion: codeVersion(),
     cacheDir,

@@ -14,6 +14,7 @@ export async function withApp<T>(options: GlobalOptions, run: (app: AppContext) 
   const progress = createProgress();
   let downloading = false;
   const app = await openApp(loaded, {
+    checkBackbones: true,
     onBackboneDownload: (received, total) => {
       if (!downloading) {
         progress.start('downloading backbone', total ?? 0);

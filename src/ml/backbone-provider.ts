@@ -1,4 +1,5 @@
 import { combineBackbones, loadBackbone, type Backbone, type LoadBackboneOptions } from './backbone.js';
+import { checkBackboneInChildProcess, type BackboneCheckOptions } from './backbone-check.js';
 import { resolveBackbone, type BackboneResolution } from './catalogue.js';
 
 /**
@@ -8,17 +9,25 @@ import { resolveBackbone, type BackboneResolution } from './catalogue.js';
 export class BackboneProvider {
   private readonly loaded = new Map<string, Promise<Backbone>>();
 
-  /** Without `resolution`, catalogue names resolve to their published URLs and every other source takes x/127.5−1. */
-  constructor(private readonly options: LoadBackboneOptions & { resolution?: BackboneResolution }) {}
+  /**
+   * Without `resolution`, catalogue names resolve to their published URLs and every other source takes x/127.5−1.
+   * With `check`, each backbone is first loaded and run in a child process (once per content: the verdict is kept
+   * in the cache), so that one that crashes TensorFlow is refused instead of taking this process down.
+   */
+  constructor(private readonly options: LoadBackboneOptions & { resolution?: BackboneResolution; check?: Omit<BackboneCheckOptions, 'cacheDir'> }) {}
 
   /** The backbone fed `inputSize` px images (absent: its own size, which the zero-shot fallback also uses). */
   async get(nameOrSource: string, inputSize?: number): Promise<Backbone> {
-    const { resolution = { backboneDir: '', scaling: {} }, ...options } = this.options;
+    const { resolution = { backboneDir: '', scaling: {} }, check, ...options } = this.options;
     const { source, scaling } = resolveBackbone(nameOrSource, resolution);
     const declared = scaling ? { scaling } : {};
-    const own = await this.once(nameOrSource, () => loadBackbone(source, { ...options, ...declared }));
+    const load = async (sized: { inputSize?: number }) => {
+      if (check) await checkBackboneInChildProcess(source, { ...declared, ...sized }, { ...check, cacheDir: options.cacheDir, ...(options.onDownload ? { onDownload: options.onDownload } : {}) });
+      return loadBackbone(source, { ...options, ...declared, ...sized });
+    };
+    const own = await this.once(nameOrSource, () => load({}));
     if (inputSize === undefined || inputSize === own.inputSize) return own;
-    return this.once(`${nameOrSource}@${inputSize}px`, () => loadBackbone(source, { ...options, ...declared, inputSize }));
+    return this.once(`${nameOrSource}@${inputSize}px`, () => load({ inputSize }));
   }
 
   /** An ensemble: the backbones of `sources` as one, their features side by side in order (one source: itself). */

@@ -131,4 +131,15 @@ describe.skipIf(skipWithoutShared)('loadBackbone', () => {
       expect((error as Error).message).toContain(source);
     }
   });
+
+  it('refuses a TF.js graph model with what to bring instead', async () => {
+    const folder = await fs.mkdtemp(path.join(cacheDir, 'graph-model-'));
+    // What tensorflowjs_converter writes for a SavedModel: a GraphDef as the topology, no layers.
+    const graphModel = { format: 'graph-model', generatedBy: '2.21.0', convertedBy: 'TensorFlow.js Converter v4.22.0', modelTopology: { node: [{ name: 'input', op: 'Placeholder' }] }, weightsManifest: [{ paths: [], weights: [] }] };
+    await fs.writeFile(path.join(folder, 'model.json'), JSON.stringify(graphModel));
+    await expect(loadBackbone(folder, { cacheDir })).rejects.toMatchObject({
+      code: 'backbone_unsupported_format',
+      message: expect.stringContaining('Keras .keras/.h5 file'),
+    });
+  });
 });

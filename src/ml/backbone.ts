@@ -8,9 +8,10 @@ import { NATIVE_SCALING, type PixelScaling } from './catalogue.js';
 import { foldBatchNormalization } from './fold-batch-norm.js';
 import { type LayersGraph, layersGraph, UnsupportedLayerError } from './graph/from-layers.js';
 import { type DebugLogger, type GraphSession, loadGraphSession } from './graph/session.js';
-import { weightBytes } from './model-io.js';
+import { importKerasModel } from './keras/import.js';
+import { serializeModel, weightBytes } from './model-io.js';
 import { foldPixelMap, pixelMap, samePixelMap, type PixelMap } from './pixel-scaling.js';
-import { isTfliteSource, tfliteModelFiles } from './tflite/index.js';
+import { isTfliteSource, readTflite, tfliteToLayers } from './tflite/index.js';
 import { initTensorflow, type LoadedTensorflow, tensorflow, type Tensorflow } from './tf.js';
 
 /**
@@ -102,24 +103,25 @@ interface ModelJson {
 
 /**
  * Loads a backbone from an `http(s)://` URL (downloaded once into the cache, offline afterwards), a `file://` URL
- * or a path: a TF.js layers model.json (or the folder holding it), or a TFLite `.tflite` file, rebuilt as float
- * layers (`ml/tflite/`).
+ * or a path: a TF.js layers model.json (or the folder holding it), a TFLite `.tflite` file (rebuilt as float
+ * layers, `ml/tflite/`) or a Keras `.keras` / `.h5` full model (`ml/keras/`: Keras applications built with
+ * `include_top=False, pooling='avg'` load as they are).
  */
 export async function loadBackbone(source: string, options: LoadBackboneOptions): Promise<Backbone> {
   const loaded = await initTensorflow();
   const { tf } = loaded;
-  const tflite = isTfliteSource(source);
+  const format = singleFileFormat(source);
   let modelPath: string;
   try {
     modelPath = /^https?:\/\//i.test(source)
-      ? await downloadOnce(source, options, tflite)
+      ? await downloadOnce(source, options, format)
       : await localModelPath(source);
   } catch (error) {
     throw unavailable(source, error);
   }
   let files: ModelFiles & { pixelMap?: PixelMap };
   try {
-    files = tflite ? await tfliteModelFiles(tf, await fs.readFile(modelPath)) : await readModelFiles(modelPath);
+    files = format ? await rebuiltModelFiles(tf, format, await fs.readFile(modelPath), path.basename(modelPath)) : await readModelFiles(modelPath);
   } catch (error) {
     throw unavailable(source, error, `reading ${modelPath}`);
   }
@@ -161,6 +163,24 @@ export async function loadBackbone(source: string, options: LoadBackboneOptions)
     if (inference !== model) inference?.dispose();
     model.dispose();
     throw error;
+  }
+}
+
+/**
+ * sha256 of a backbone's own bytes (its one file, or its model.json and weight shards): what a verdict about the
+ * backbone is kept under. A URL is downloaded into the cache first, once, as `loadBackbone` would.
+ */
+export async function backboneContentHash(source: string, options: Pick<LoadBackboneOptions, 'cacheDir' | 'onDownload'>): Promise<string> {
+  const format = singleFileFormat(source);
+  try {
+    const modelPath = /^https?:\/\//i.test(source) ? await downloadOnce(source, options, format) : await localModelPath(source);
+    const hash = createHash('sha256');
+    if (format) return hash.update(await fs.readFile(modelPath)).digest('hex');
+    const { modelJsonBytes, shards } = await readModelFiles(modelPath);
+    for (const bytes of [modelJsonBytes, ...shards]) hash.update(bytes);
+    return hash.digest('hex');
+  } catch (error) {
+    throw unavailable(source, error);
   }
 }
 
@@ -462,6 +482,35 @@ interface ModelFiles {
   shards: Buffer[];
 }
 
+/** A model kept in one file that the loader rebuilds as TF.js layers: TFLite, or a Keras 3 `.keras` or Keras `.h5` full model. */
+type SingleFileFormat = 'tflite' | 'keras' | 'h5';
+
+function singleFileFormat(source: string): SingleFileFormat | undefined {
+  if (isTfliteSource(source)) return 'tflite';
+  const pathname = source.split(/[?#]/)[0]!;
+  if (/\.keras$/i.test(pathname)) return 'keras';
+  return /\.(h5|hdf5)$/i.test(pathname) ? 'h5' : undefined;
+}
+
+/**
+ * A single-file model as the files of the equivalent TF.js layers model, with the pixel scaling a TFLite file
+ * states. The file's bytes stand for the model.json in the backbone's content id.
+ */
+async function rebuiltModelFiles(tf: Tensorflow, format: SingleFileFormat, bytes: Buffer, fileName: string): Promise<ModelFiles & { pixelMap?: PixelMap }> {
+  const { model, pixelMap } = format === 'tflite' ? tfliteToLayers(tf, readTflite(bytes)) : { model: await importKerasModel(bytes, fileName), pixelMap: undefined };
+  try {
+    const serialized = await serializeModel(model);
+    return {
+      modelJsonBytes: bytes,
+      modelJson: parseModelJson(serialized.modelJson),
+      shards: [Buffer.from(serialized.weights)],
+      ...(pixelMap ? { pixelMap } : {}),
+    };
+  } finally {
+    model.dispose();
+  }
+}
+
 async function readModelFiles(modelJsonPath: string): Promise<ModelFiles> {
   const modelJsonBytes = await fs.readFile(modelJsonPath);
   const modelJson = parseModelJson(modelJsonBytes);
@@ -492,6 +541,16 @@ function parseModelJson(bytes: Uint8Array): ModelJson {
     throw new Error('model.json is not valid JSON');
   }
   const candidate = parsed as Partial<ModelJson> | null;
+  if (candidate?.format === 'graph-model') {
+    // A graph model is a frozen TensorFlow graph: no layers to find the pooled features in, fold a scaling into,
+    // export or fine-tune.
+    throw new CatdogError(
+      'backbone_unsupported_format',
+      'this model.json is a TensorFlow.js graph model (format graph-model), which catdog cannot use as a backbone yet: bring the network it was ' +
+        'converted from as a Keras .keras/.h5 file (include_top=False, pooling="avg"), a TF.js layers model or a .tflite file',
+      400,
+    );
+  }
   if (
     typeof candidate?.modelTopology !== 'object' ||
     candidate.modelTopology === null ||
@@ -549,13 +608,13 @@ function backboneId(source: string, { modelJsonBytes, shards }: ModelFiles): str
   const hash = createHash('sha256').update(modelJsonBytes);
   for (const shard of shards) hash.update(shard);
   const sourcePath = /^https?:\/\//i.test(source) ? new URL(source).pathname : source;
-  const name = isTfliteSource(source)
-    ? path.basename(sourcePath, '.tflite')
+  const name = singleFileFormat(source)
+    ? path.parse(sourcePath).name
     : path.basename(path.dirname(sourcePath.endsWith('.json') ? sourcePath : path.join(sourcePath, 'model.json')));
   return `${name.replace(/[^A-Za-z0-9._-]/g, '_') || 'backbone'}-${hash.digest('hex').slice(0, 12)}`;
 }
 
-/** A local model.json (or its folder) or .tflite file. */
+/** A local model.json (or its folder), or a single-file model. */
 async function localModelPath(source: string): Promise<string> {
   const file = source.startsWith('file://') ? fileURLToPath(source) : path.resolve(source);
   const stat = await fs.stat(file).catch(() => undefined);
@@ -564,13 +623,13 @@ async function localModelPath(source: string): Promise<string> {
 }
 
 /**
- * Downloads a .tflite file, or a model.json and its shards, into the cache unless already there; returns the
- * cached model.tflite or model.json.
+ * Downloads a single-file model (.tflite, .keras, .h5), or a model.json and its shards, into the cache unless already
+ * there; returns the cached model.<format> or model.json.
  */
-async function downloadOnce(url: string, { cacheDir, onDownload }: LoadBackboneOptions, tflite: boolean): Promise<string> {
+async function downloadOnce(url: string, { cacheDir, onDownload }: LoadBackboneOptions, singleFile: SingleFileFormat | undefined): Promise<string> {
   const backbonesDir = path.join(cacheDir, 'backbones');
   const finalDir = path.join(backbonesDir, createHash('sha256').update(url).digest('hex').slice(0, 16));
-  const marker = tflite ? 'model.tflite' : 'model.json';
+  const marker = singleFile ? `model.${singleFile}` : 'model.json';
   const cached = path.join(finalDir, marker);
   if (await exists(cached)) return cached;
 
@@ -578,7 +637,7 @@ async function downloadOnce(url: string, { cacheDir, onDownload }: LoadBackboneO
   const tempDir = path.join(backbonesDir, `.download-${randomUUID()}`);
   await fs.mkdir(tempDir);
   try {
-    if (tflite) {
+    if (singleFile) {
       let received = 0;
       await fs.writeFile(path.join(tempDir, marker), await fetchBytes(url, (chunk) => onDownload?.((received += chunk), undefined)));
       return await publishDownload(tempDir, finalDir, cached);
@@ -635,11 +694,11 @@ function unavailable(source: string, error: unknown, step?: string): CatdogError
   const reason = error instanceof Error ? error.message : String(error);
   const kind = /^https?:\/\//i.test(source)
     ? 'tried to download it'
-    : 'tried to read it as a local path or file:// URL to a TensorFlow.js layers model.json or a TFLite .tflite file';
+    : 'tried to read it as a local path or file:// URL to a TensorFlow.js layers model.json, a TFLite .tflite file or a Keras .keras/.h5 file';
   return new CatdogError(
     'backbone_unavailable',
     `Cannot load the backbone ${source}: ${step ? `${step} failed` : kind}: ${reason}. ` +
-      'Set training.backbone (CATDOG_BACKBONE_URL) to a catalogue name, or to a reachable model.json or .tflite URL or path; offline, point training.backboneDir (CATDOG_BACKBONE_DIR) at local copies of catalogue backbones.',
+      'Set training.backbone (CATDOG_BACKBONE_URL) to a catalogue name, or to a reachable model.json, .tflite, .keras or .h5 URL or path; offline, point training.backboneDir (CATDOG_BACKBONE_DIR) at local copies of catalogue backbones.',
     503,
     { source },
   );

@@ -19,6 +19,19 @@ describe('the backbone catalogue', () => {
     expect(catalogueBackbone('/own/model.json')).toBeUndefined();
   });
 
+  it('asks for the full model of a backbone published as Keras weights only, and finds it under training.backboneDir', () => {
+    const weightsOnly = BACKBONE_CATALOGUE.filter((entry) => entry.kerasApplication);
+    expect(weightsOnly.map((entry) => entry.name)).toEqual(['mobilenet_v2_1.4', 'mobilenet_v3_large', 'mobilenet_v3_large_minimalistic', 'efficientnetv2_b0']);
+    for (const entry of weightsOnly) {
+      expect(entry.url).toMatch(/^https:\/\/storage\.googleapis\.com\/tensorflow\/keras-applications\/.+\.h5$/);
+      expect(entry.urlNotVerified).toBe(true);
+      expect(() => resolveBackbone(entry.name, { backboneDir: '', scaling: {} })).toThrow(
+        expect.objectContaining({ code: 'backbone_needs_full_model', message: expect.stringContaining(`keras.applications.${entry.kerasApplication}.save(`) }),
+      );
+      expect(resolveBackbone(entry.name, { backboneDir: '/models', scaling: {} })).toEqual({ source: `/models/${entry.localPath}`, scaling: entry.scaling });
+    }
+  });
+
   it.skipIf(skipWithoutShared)('finds the local copies ../shared/models holds at their localPath under training.backboneDir', () => {
     const backboneDir = sharedPath('models');
     for (const name of ['mobilenet_v1_0.75', 'mobilenet_v2_1.0', 'efficientnet_lite0']) {

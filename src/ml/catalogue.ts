@@ -1,11 +1,13 @@
 import path from 'node:path';
+import { CatdogError } from '../errors.js';
 
 /**
  * How a backbone wants its RGB 0..255 pixels `x` scaled: `x/127.5-1` (Keras MobileNets, EfficientNet-Lite),
- * `x/255`, `caffe` (BGR order minus the ImageNet channel means: Keras ResNet50, VGG) or `none` (raw 0..255, the
- * model scales inside).
+ * `x/255`, `caffe` (BGR order minus the ImageNet channel means: Keras ResNet50, VGG), `torch` (x/255 minus the
+ * ImageNet channel means, divided by their standard deviations: Keras EfficientNetV2 built without its
+ * preprocessing layers, PyTorch models) or `none` (raw 0..255, the model scales inside).
  */
-export const PIXEL_SCALINGS = ['x/127.5-1', 'x/255', 'caffe', 'none'] as const;
+export const PIXEL_SCALINGS = ['x/127.5-1', 'x/255', 'caffe', 'torch', 'none'] as const;
 export type PixelScaling = (typeof PIXEL_SCALINGS)[number];
 
 /** The scaling every backbone catdog loads takes at its input: others are folded into its first convolution. */
@@ -28,6 +30,14 @@ export interface CatalogueBackbone {
   featureSize: number;
   /** Whether the published file keeps its ImageNet classifier (zero-shot answers and the "neither" check). */
   imagenetHead: boolean;
+  /**
+   * Set when `url` holds weights only (Keras applications publish their `no_top` weights as `.h5` files without
+   * the architecture): the `keras.applications` constructor call (ImageNet weights by default) whose saved full
+   * model catdog loads from `localPath`.
+   */
+  kerasApplication?: string;
+  /** Set when `url` was taken from its publisher's code but never fetched from the machine that added the entry. */
+  urlNotVerified?: true;
 }
 
 const TFJS_MODELS = 'https://storage.googleapis.com/tfjs-models/tfjs';
@@ -43,6 +53,29 @@ const efficientNetLite = (index: number, inputSize: number): CatalogueBackbone =
   scaling: 'x/127.5-1',
   featureSize: 1280,
   imagenetHead: true,
+});
+
+const KERAS_APPLICATIONS = 'https://storage.googleapis.com/tensorflow/keras-applications';
+
+/**
+ * A Keras applications network without its classifier (`include_top=False, pooling='avg'`), pretrained on
+ * ImageNet; `build` is its Keras constructor call with those arguments, `weights` its published `no_top` file.
+ */
+const kerasApplication = (
+  name: string,
+  description: string,
+  { build, weights, scaling, featureSize }: { build: string; weights: string; scaling: PixelScaling; featureSize: number },
+): CatalogueBackbone => ({
+  name,
+  description: `${description}, 224 px (Keras applications ImageNet weights; URL not verified from this machine)`,
+  url: `${KERAS_APPLICATIONS}/${weights}`,
+  localPath: `keras/${name}_224.keras`,
+  inputSize: 224,
+  scaling,
+  featureSize,
+  imagenetHead: false,
+  kerasApplication: build,
+  urlNotVerified: true,
 });
 
 /** Pretrained backbones known by name (`training.backbone`, `training.ensemble`). */
@@ -82,6 +115,30 @@ export const BACKBONE_CATALOGUE: readonly CatalogueBackbone[] = [
   efficientNetLite(2, 260),
   efficientNetLite(3, 280),
   efficientNetLite(4, 300),
+  kerasApplication('mobilenet_v2_1.4', 'MobileNetV2 α=1.4', {
+    build: 'MobileNetV2(alpha=1.4, include_top=False, pooling="avg", input_shape=(224, 224, 3))',
+    weights: 'mobilenet_v2/mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.4_224_no_top.h5',
+    scaling: 'x/127.5-1',
+    featureSize: 1792,
+  }),
+  kerasApplication('mobilenet_v3_large', 'MobileNetV3 Large α=1.0 (hard-swish, squeeze-excite)', {
+    build: 'MobileNetV3Large(include_top=False, pooling="avg", include_preprocessing=False, input_shape=(224, 224, 3))',
+    weights: 'mobilenet_v3/weights_mobilenet_v3_large_224_1.0_float_no_top_v2.h5',
+    scaling: 'x/127.5-1',
+    featureSize: 960,
+  }),
+  kerasApplication('mobilenet_v3_large_minimalistic', 'MobileNetV3 Large minimalistic α=1.0 (ReLU, no squeeze-excite, 3×3 kernels)', {
+    build: 'MobileNetV3Large(minimalistic=True, include_top=False, pooling="avg", include_preprocessing=False, input_shape=(224, 224, 3))',
+    weights: 'mobilenet_v3/weights_mobilenet_v3_large_minimalistic_224_1.0_float_no_top_v2.h5',
+    scaling: 'x/127.5-1',
+    featureSize: 960,
+  }),
+  kerasApplication('efficientnetv2_b0', 'EfficientNetV2-B0', {
+    build: 'EfficientNetV2B0(include_top=False, pooling="avg", include_preprocessing=False, input_shape=(224, 224, 3))',
+    weights: 'efficientnet_v2/efficientnetv2-b0_notop.h5',
+    scaling: 'torch',
+    featureSize: 1280,
+  }),
 ];
 
 export const BACKBONE_NAMES = BACKBONE_CATALOGUE.map((entry) => entry.name);
@@ -103,12 +160,30 @@ export interface BackboneResolution {
   scaling: Readonly<Record<string, PixelScaling>>;
 }
 
-/** A catalogue name → its local copy under `backboneDir` or its published URL; any other source as it is. */
+/**
+ * A catalogue name → its local copy under `backboneDir` or its published URL; any other source as it is. A name
+ * published as weights only needs its local full model: without `backboneDir`, the error says how to make it.
+ */
 export function resolveBackbone(nameOrSource: string, { backboneDir, scaling }: BackboneResolution): ResolvedBackbone {
   const entry = catalogueBackbone(nameOrSource);
   if (!entry) {
     const declared = scaling[nameOrSource];
     return { source: nameOrSource, ...(declared ? { scaling: declared } : {}) };
   }
+  if (backboneDir === '' && entry.kerasApplication) {
+    throw new CatdogError(
+      'backbone_needs_full_model',
+      `backbone ${entry.name} is published as Keras weights without its architecture (${entry.url}), which catdog cannot load alone. ` +
+        `Write its full model once, where Keras can download the weights: ${kerasRecipe(entry.kerasApplication, path.basename(entry.localPath))}; then put the file at ${entry.localPath} ` +
+        'under a folder and set training.backboneDir (CATDOG_BACKBONE_DIR) to that folder, or set training.backbone to the file\'s path.',
+      400,
+      { backbone: entry.name, localPath: entry.localPath },
+    );
+  }
   return { source: backboneDir === '' ? entry.url : path.join(backboneDir, entry.localPath), scaling: entry.scaling };
+}
+
+/** The shell command that saves a Keras application's full model (its weights downloaded by Keras) as `fileName`. */
+export function kerasRecipe(kerasApplication: string, fileName: string): string {
+  return `python -c 'import keras; keras.applications.${kerasApplication}.save("${fileName}")'`;
 }

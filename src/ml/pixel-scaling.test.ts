@@ -45,6 +45,8 @@ describe.skipIf(skipWithoutShared)('declared pixel scaling', () => {
     ['x/255', (value: number) => value / 2 + 127.5],
     // Caffe: BGR minus the channel means; the model's channel c reads the photo's channel 2 − c.
     ['caffe', (_value: number, channel: number, photo: Uint8Array, i: number) => 127.5 * (photo[i - channel + (2 - channel)]! - [103.939, 116.779, 123.68][channel]! + 1)],
+    // Torch: x/255 minus the channel mean, over the channel's standard deviation.
+    ['torch', (value: number, channel: number) => 127.5 * ((value / 255 - [0.485, 0.456, 0.406][channel]!) / [0.229, 0.224, 0.225][channel]! + 1)],
   ] as const)('folds %s into the first convolution: features equal the unscaled model fed the pixels it expects', async (scaling, expected) => {
     const declared = await loadBackbone(smallBackbone, { cacheDir, scaling });
     try {

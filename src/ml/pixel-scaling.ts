@@ -17,10 +17,19 @@ export interface PixelMap {
   offset: number[];
 }
 
+/** ImageNet channel means and standard deviations of x/255, RGB, as Keras's `torch` preprocessing uses them. */
+const TORCH_RGB_MEANS = [0.485, 0.456, 0.406];
+const TORCH_RGB_DEVIATIONS = [0.229, 0.224, 0.225];
+
 const PIXEL_MAPS: Record<PixelScaling, PixelMap> = {
   'x/127.5-1': { from: [0, 1, 2], scale: [1 / 127.5, 1 / 127.5, 1 / 127.5], offset: [-1, -1, -1] },
   'x/255': { from: [0, 1, 2], scale: [1 / 255, 1 / 255, 1 / 255], offset: [0, 0, 0] },
   caffe: { from: [2, 1, 0], scale: [1, 1, 1], offset: CAFFE_BGR_MEANS.map((mean) => -mean) },
+  torch: {
+    from: [0, 1, 2],
+    scale: TORCH_RGB_DEVIATIONS.map((deviation) => 1 / (255 * deviation)),
+    offset: TORCH_RGB_MEANS.map((mean, c) => -mean / TORCH_RGB_DEVIATIONS[c]!),
+  },
   none: { from: [0, 1, 2], scale: [1, 1, 1], offset: [0, 0, 0] },
 };
 
@@ -52,11 +61,23 @@ const FED = { scaled: { scale: 127.5, offset: 127.5 }, raw: { scale: 1, offset: 
  * the convolution's zero padding stands for the value v = 0 instead of the map's zero.
  */
 export function foldPixelMap(model: LayersModel, map: PixelMap, fed: keyof typeof FED, cannotFold: (reason: string) => Error): void {
-  const factor = map.scale.map((scale) => scale * FED[fed].scale);
-  const constant = map.scale.map((scale, c) => scale * FED[fed].offset + map.offset[c]!);
-  if (factor.every((value) => value === 1) && constant.every((value) => value === 0) && map.from.every((from, c) => from === c)) return;
+  const isIdentity = (candidate: PixelMap) =>
+    candidate.from.every((from, c) => from === c) &&
+    candidate.scale.every((scale, c) => Math.abs(scale * FED[fed].scale - 1) < 1e-6 && Math.abs(scale * FED[fed].offset + candidate.offset[c]!) < 1e-6);
+  if (isIdentity(map)) return;
+  const rescaling = leadingRescaling(model, cannotFold);
+  // A leading Rescaling (r·y + o: Keras applications built with their preprocessing) joins the map and becomes the
+  // identity, so that the convolution's zero padding stands for a fed value, as without it (exact when the joined
+  // map is what the convolution is fed anyway: a MobileNetV3 taking raw pixels, fed x/127.5 − 1).
+  const joined = rescaling
+    ? { from: map.from, scale: map.scale.map((scale) => rescaling.scale * scale), offset: map.offset.map((offset) => rescaling.scale * offset + rescaling.offset) }
+    : map;
+  if (rescaling) Object.assign(rescaling.layer, { scale: 1, offset: 0 });
+  if (isIdentity(joined)) return;
+  const factor = joined.scale.map((scale) => scale * FED[fed].scale);
+  const constant = joined.scale.map((scale, c) => scale * FED[fed].offset + joined.offset[c]!);
   const tf = tensorflow();
-  const conv = firstConvolution(model, cannotFold);
+  const conv = firstConvolution(rescaling?.layer ?? (model.inputs[0]!.sourceLayer as Layer), cannotFold);
   const [kernel, bias] = conv.getWeights() as [Tensor, Tensor | undefined];
   const [height, width, inChannels, outChannels] = kernel.shape as [number, number, number, number];
   if (inChannels !== 3) throw cannotFold(`its first convolution ${conv.name} reads ${inChannels} channels, not RGB`);
@@ -68,7 +89,7 @@ export function foldPixelMap(model: LayersModel, map: PixelMap, fed: keyof typeo
       for (let out = 0; out < outChannels; out++) {
         const w = weights[(position * 3 + c) * outChannels + out]!;
         // The model's channel c reads the fed channel from[c].
-        folded[(position * 3 + map.from[c]!) * outChannels + out] = w * factor[c]!;
+        folded[(position * 3 + joined.from[c]!) * outChannels + out] = w * factor[c]!;
         shift[out] = shift[out]! + w * constant[c]!;
       }
     }
@@ -97,12 +118,21 @@ export function foldPixelMap(model: LayersModel, map: PixelMap, fed: keyof typeo
   newKernel.dispose();
 }
 
-/** The first Conv2D, reached from the image input through zero padding only. */
-function firstConvolution(model: LayersModel, cannotFold: (reason: string) => Error): Layer {
-  let layer = onlyConsumer(model.inputs[0]!.sourceLayer as Layer);
+/** The scalar Rescaling the image input feeds first, if any (Keras applications built with their preprocessing). */
+function leadingRescaling(model: LayersModel, cannotFold: (reason: string) => Error): { layer: Layer; scale: number; offset: number } | undefined {
+  const layer = onlyConsumer(model.inputs[0]!.sourceLayer as Layer);
+  if (layer?.getClassName() !== 'Rescaling') return undefined;
+  const { scale, offset = 0 } = layer.getConfig();
+  if (typeof scale !== 'number' || typeof offset !== 'number' || scale === 0) throw cannotFold(`its Rescaling layer ${layer.name} scales per channel or by zero`);
+  return { layer, scale, offset };
+}
+
+/** The first Conv2D after `start` (the image input, or the Rescaling it feeds), reached through zero padding only. */
+function firstConvolution(start: Layer, cannotFold: (reason: string) => Error): Layer {
+  let layer = onlyConsumer(start);
   while (layer?.getClassName() === 'ZeroPadding2D') layer = onlyConsumer(layer);
   if (layer?.getClassName() !== 'Conv2D') {
-    throw cannotFold(`its image input feeds ${layer ? `layer ${layer.name} (${layer.getClassName()})` : 'several layers'}, not one Conv2D (zero padding allowed before it)`);
+    throw cannotFold(`its image input feeds ${layer ? `layer ${layer.name} (${layer.getClassName()})` : 'several layers'}, not one Conv2D (a Rescaling and zero padding allowed before it)`);
   }
   return layer;
 }

@@ -23,7 +23,7 @@ export function registerServeCommand(program: Command, globals: () => GlobalOpti
       // hosts) must follow the address it listens on, whichever way it was given.
       const loaded = loadConfig({ file: globals().config, env: options.host === undefined ? process.env : { ...process.env, CATDOG_HOST: options.host } });
       // Unlike one-shot commands, the app stays open: startServer closes it on SIGTERM / SIGINT.
-      const app = await openApp(loaded);
+      const app = await openApp(loaded, { checkBackbones: true });
       try {
         const configFile = loaded.file;
         // The same CLI, config and environment (with --host as CATDOG_HOST): the worker opens the same database and blob store.

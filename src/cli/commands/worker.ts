@@ -41,7 +41,7 @@ export function registerWorkerCommand(program: Command, globals: () => GlobalOpt
     .option('--concurrency <n>', 'jobs run at the same time (default: jobs.concurrency, 1)', positiveInt)
     .action(async (options: { concurrency?: number }) => {
       const loaded = loadConfig({ file: globals().config });
-      const app = await openApp(loaded);
+      const app = await openApp(loaded, { checkBackbones: true });
       // In-process jobs live in the app database: a worker on it (the server's own worker process) looks for new ones
       // often, since no broker tells it about them.
       const queue = app.config.jobs.kind === 'inline' ? createAppJobQueue(app, { adoptIntervalMs: INLINE_POLL_MS, holdsProcess: true }) : createAppJobQueue(app);

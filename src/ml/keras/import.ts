@@ -4,6 +4,7 @@ import { CatdogError } from '../../errors.js';
 import { type Group, isDataset, isGroup, readHdf5 } from './hdf5.js';
 import { type Json, type JsonObject, arrayAt, invalidModel, isJsonObject, objectAt, parseJson, stringAt } from './json.js';
 import { SUPPORTED_LAYERS, isContainerClass, tfjsDtype, tfjsLayerConfig, unsupportedLayers } from './layers.js';
+import { rewriteForTfjs } from './rewrites.js';
 import { type Layer, type LayersModel, type ModelTopology, type WeightsManifestEntry, initTensorflow, tensorflow } from './tfjs.js';
 import { weightGroups } from './weight-layout.js';
 
@@ -241,7 +242,7 @@ function tfjsSequential(config: JsonObject): JsonObject {
 }
 
 function tfjsFunctional(config: JsonObject): JsonObject {
-  const entries = arrayAt(config.layers, 'model layers').map((entry) => objectAt(entry, 'model layer'));
+  const entries = arrayAt(config.layers, 'model layers').flatMap((entry) => rewriteForTfjs(objectAt(entry, 'model layer')));
   const nameOf = (layer: JsonObject) => layer.name ?? objectAt(layer.config, 'layer config').name ?? null;
   const containers = new Set(entries.filter((layer) => isContainerClass(String(layer.class_name))).map(nameOf));
   // Keras 3 writes each node as an object of call arguments, Keras 2 as a list of inbound tensors.

@@ -109,6 +109,8 @@ const LAYER_SPECS: Record<string, LayerSpec> = {
   Rescaling: { shared: { scale: undefined, offset: 0 }, buildConfig: true },
   // Merge layers (MobileNetV2's residual connections, a backbone ensemble's features side by side).
   Add: { shared: {}, buildConfig: true },
+  // Squeeze-excite gates (MobileNetV3, EfficientNet): activations times per-channel weights, broadcast.
+  Multiply: { shared: {}, buildConfig: true },
   Concatenate: { shared: { axis: -1 }, buildConfig: true },
 };
 
@@ -247,7 +249,8 @@ export function tfjsLayerConfig(className: string, kerasConfig: JsonObject): Jso
   }
   const config: JsonObject = { name, trainable: kerasConfig.trainable ?? true, dtype: tfjsDtype(className, name, kerasConfig.dtype) };
   for (const option of Object.keys(spec.shared)) {
-    const value = kerasConfig[option];
+    // silu is Keras 3's name for swish (x · sigmoid(x)), which tfjs computes alike.
+    const value = option === 'activation' && kerasConfig[option] === 'silu' ? 'swish' : kerasConfig[option];
     if (value === undefined || kerasObjectModule(option)) continue;
     checkActivation(className, name, option, value);
     // Keras 2 saved BatchNormalization's axis as a one-element list; tfjs takes the integer.

@@ -22,7 +22,8 @@ export function* weightGroups(model: JsonObject, prefix = ''): Generator<WeightG
   for (const entry of arrayAt(objectAt(model.config, 'model config').layers, 'model layers')) {
     const layer = objectAt(entry, 'layer entry');
     const className = stringAt(layer.class_name, 'layer class_name');
-    if (sequential && className === 'InputLayer') continue;
+    // Keras saves the weights of layers only: ops called on tensors (`x + 3.0`) are nodes of the model, not layers.
+    if ((sequential && className === 'InputLayer') || String(layer.module ?? '').startsWith('keras.src.ops')) continue;
     const base = kerasSnakeCase(className);
     const count = used.get(base);
     used.set(base, count === undefined ? 0 : count + 1);

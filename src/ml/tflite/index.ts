@@ -1,5 +1,4 @@
-import type { io, LayersModel } from '@tensorflow/tfjs';
-import type { PixelMap } from '../pixel-scaling.js';
+import type { LayersModel } from '@tensorflow/tfjs';
 import type { Tensorflow } from '../tf.js';
 import { readTflite } from './model.js';
 import { tfliteToLayers } from './to-layers.js';
@@ -10,36 +9,6 @@ export { tfliteToLayers, UnsupportedTfliteError, type TfliteNetwork } from './to
 /** A `.tflite` path or URL (TF Hub serves its files at `…?lite-format=tflite`). */
 export function isTfliteSource(source: string): boolean {
   return /\.tflite$/i.test(source.split(/[?#]/)[0]!) || /[?&]lite-format=tflite\b/i.test(source);
-}
-
-/**
- * A TFLite file as the files of the equivalent TF.js layers model (what the backbone loader reads), with the
- * pixel scaling the file states. The bytes stand for the model.json in the backbone's content id.
- */
-export async function tfliteModelFiles(
-  tf: Tensorflow,
-  bytes: Uint8Array,
-): Promise<{ modelJsonBytes: Buffer; modelJson: { modelTopology: object; weightsManifest: { paths: string[]; weights: io.WeightsManifestEntry[] }[] }; shards: Buffer[]; pixelMap?: PixelMap }> {
-  const { model, pixelMap } = tfliteToLayers(tf, readTflite(bytes));
-  try {
-    let artifacts: io.ModelArtifacts | undefined;
-    await model.save(
-      tf.io.withSaveHandler(async (saved) => {
-        artifacts = saved;
-        return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
-      }),
-    );
-    const weightData = artifacts?.weightData;
-    if (!artifacts?.modelTopology || !artifacts.weightSpecs || !(weightData instanceof ArrayBuffer)) throw new Error('the rebuilt layers model did not serialize');
-    return {
-      modelJsonBytes: Buffer.from(bytes),
-      modelJson: { modelTopology: artifacts.modelTopology, weightsManifest: [{ paths: ['weights.bin'], weights: artifacts.weightSpecs }] },
-      shards: [Buffer.from(weightData)],
-      ...(pixelMap ? { pixelMap } : {}),
-    };
-  } finally {
-    model.dispose();
-  }
 }
 
 /**
