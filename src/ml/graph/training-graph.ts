@@ -23,7 +23,7 @@ export interface DropoutMask {
   units: number;
 }
 
-export type TrainingSignature = 'assign' | 'step' | 'read';
+export type TrainingSignature = 'assign' | 'step' | 'read' | 'load' | 'resident_step';
 
 /**
  * A model's training step as one TensorFlow graph holding the weights and Adam's moments as resource variables,
@@ -32,7 +32,10 @@ export type TrainingSignature = 'assign' | 'step' | 'read';
  * - `step`: `x`, `y` ([n, 1] labels) and the dropout masks in, `sums` out ([total loss × n, correct answers], the
  *   loss as tfjs-layers' `trainOnBatch` reports it: mean binary cross-entropy plus the L2 penalties) after one Adam
  *   update of every trainable weight;
- * - `read`: `weight_<i>` out.
+ * - `read`: `weight_<i>` out;
+ * - `load`: `examples_x` and `examples_y` in (every example of a split and its [n, 1] labels), kept in the session;
+ * - `resident_step`: `rows` (int32 row indices of the loaded examples) and the dropout masks in, `sums` out: `step`
+ *   on those rows, so a batch of resident examples crosses into the session as its indices only.
  */
 export interface TrainingGraph {
   nodes: GraphNode[];
@@ -46,6 +49,7 @@ const FLOAT: AttrValue = { type: DataType.float32 };
 const INT: AttrValue = { type: DataType.int32 };
 const X = 'x';
 const Y = 'y';
+const ROWS = 'rows';
 
 /** The graph nodes of one layer call, and how to carry a gradient back through it. */
 interface LayerCall {
@@ -122,8 +126,18 @@ export function trainingGraph(tf: Tensorflow, model: LayersModel, adam: AdamSett
 
   // Forward pass, recording each layer call for the backward pass.
   const inputShape = modelInput.shape.map((size) => size ?? -1);
-  const x = add(X, 'Placeholder', [], { dtype: FLOAT, shape: { shape: inputShape } });
-  const y = add(Y, 'Placeholder', [], { dtype: FLOAT, shape: { shape: [-1, 1] } });
+  // A batch is fed (`step`: x and y), or gathered by row from the examples resident in the session (`resident_step`:
+  // x and y left unfed take their defaults, and a fed x or y cuts off the gather).
+  const residentX = variable('examples/x', inputShape);
+  const residentY = variable('examples/y', [-1, 1]);
+  const examplesX = add('examples_x', 'Placeholder', [], { dtype: FLOAT, shape: { shape: inputShape } });
+  const examplesY = add('examples_y', 'Placeholder', [], { dtype: FLOAT, shape: { shape: [-1, 1] } });
+  const examplesLoaded = add('examples_loaded', 'Identity', [scalar('examples/done', 1), `^${assign('examples/assign_x', residentX.handle, examplesX)}`, `^${assign('examples/assign_y', residentY.handle, examplesY)}`], { T: FLOAT });
+  const rows = add(ROWS, 'Placeholder', [], { dtype: INT, shape: { shape: [-1] } });
+  const gathered = (name: string, resident: { handle: string }) =>
+    add(name, 'ResourceGather', [resident.handle, rows], { dtype: FLOAT, Tindices: INT, batch_dims: { int: 0 }, validate_indices: { bool: true } });
+  const x = add(X, 'PlaceholderWithDefault', [gathered('examples/x_rows', residentX)], { dtype: FLOAT, shape: { shape: inputShape } });
+  const y = add(Y, 'PlaceholderWithDefault', [gathered('examples/y_rows', residentY)], { dtype: FLOAT, shape: { shape: [-1, 1] } });
   const calls: LayerCall[] = [];
   const weightGradients = new Map<number, string[]>();
   const addWeightGradient = (weight: LayerVariable, gradient: string) => {
@@ -477,6 +491,7 @@ export function trainingGraph(tf: Tensorflow, model: LayersModel, adam: AdamSett
 
   const floatTensor = (tensor: string, shape: readonly number[]): SignatureTensor => ({ tensor: `${tensor}:0`, dtype: DataType.float32, shape });
   const weightKey = (i: number) => `weight_${i}`;
+  const dropoutInputs = Object.fromEntries(dropouts.map(({ key, units }) => [key, floatTensor(key, [-1, units])]));
   return {
     nodes,
     dropouts,
@@ -490,7 +505,18 @@ export function trainingGraph(tf: Tensorflow, model: LayersModel, adam: AdamSett
         inputs: {
           [X]: floatTensor(x, inputShape),
           [Y]: floatTensor(y, [-1, 1]),
-          ...Object.fromEntries(dropouts.map(({ key, units }) => [key, floatTensor(key, [-1, units])])),
+          ...dropoutInputs,
+        },
+        outputs: { sums: floatTensor(sums, [2]) },
+      },
+      load: {
+        inputs: { examples_x: floatTensor(examplesX, inputShape), examples_y: floatTensor(examplesY, [-1, 1]) },
+        outputs: { loaded: floatTensor(examplesLoaded, []) },
+      },
+      resident_step: {
+        inputs: {
+          [ROWS]: { tensor: `${rows}:0`, dtype: DataType.int32, shape: [-1] },
+          ...dropoutInputs,
         },
         outputs: { sums: floatTensor(sums, [2]) },
       },
