@@ -2,9 +2,11 @@
 // Figure 3: training throughput (images/s, training steps only, first epoch excluded as warm-up) on in-memory
 // random data: the classic CNN at 128 px batch 32, and the logistic transfer head on 768-d features batch 32.
 // catdog (buildCnn/buildHead + trainBinaryClassifier from dist/, tfjs-node) vs Keras model.fit vs PyTorch. The head
-// trains on catdog's graph path (one TensorFlow session call per step); its eager path (tfjs-layers trainOnBatch,
-// the fallback) runs beside it, so the head rows also give the graph path's gain over the eager one.
+// trains on catdog's graph path with its features resident in the session (loaded once, then one session call per
+// batch of row indices, as `catdog train` does with cached features); its eager path (tfjs-layers trainOnBatch, the
+// fallback) runs beside it, so the head rows also give the graph path's gain over the eager one.
 // Usage: node bench/train-cnn.mjs [--cnnImages 128] [--headImages 4096] [--epochs 2] [--rounds 2]
+// One contender alone: node bench/train-cnn.mjs --side catdog --model head|cnn --images N [--eager 1] [--resident 0]
 import path from 'node:path';
 import { interleaved, loadAverage, options, peersPython, repoRoot, report, requireShared, runMeasured } from './lib.mjs';
 
@@ -12,7 +14,7 @@ const IMAGE_SIZE = 128;
 const FEATURES = 768;
 const BATCH = 32;
 
-async function measureCatdog({ model: kind, images, epochs, eager }) {
+async function measureCatdog({ model: kind, images, epochs, eager, resident }) {
   const { buildCnn, buildHead, initTensorflow, trainBinaryClassifier } = await import(path.join(repoRoot, 'dist', 'ml', 'index.js'));
   const { tf } = await initTensorflow();
   const shape = kind === 'cnn' ? [IMAGE_SIZE, IMAGE_SIZE, 3] : [FEATURES];
@@ -27,6 +29,10 @@ async function measureCatdog({ model: kind, images, epochs, eager }) {
         yield { x: x.slice(start, size), y: y.slice(start, size) };
       }
     },
+    // Cached features are offered resident by catdog's featureBatches (src/training/batches.ts), as here.
+    ...(kind === 'head' && resident === 1 && {
+      resident: () => ({ x: x.slice(0, count).dataSync(), exampleShape: shape, y: y.slice(0, count).dataSync(), order: () => Int32Array.from({ length: count }, (_, i) => i) }),
+    }),
   });
   const model = kind === 'cnn' ? buildCnn(IMAGE_SIZE, 1) : buildHead('logistic', FEATURES, 1);
   const result = await trainBinaryClassifier({
@@ -44,7 +50,7 @@ async function measureCatdog({ model: kind, images, epochs, eager }) {
 }
 
 async function main() {
-  const opts = options({ cnnImages: 128, headImages: 4096, epochs: 2, rounds: 2, side: '', model: 'cnn', images: 0, eager: 0 });
+  const opts = options({ cnnImages: 128, headImages: 4096, epochs: 2, rounds: 2, side: '', model: 'cnn', images: 0, eager: 0, resident: 1 });
   if (opts.side === 'catdog') return measureCatdog(opts);
   requireShared();
   const python = peersPython();

@@ -12,7 +12,7 @@ export interface TrainingPath {
   detail: string;
 }
 
-const GRAPH_DETAIL = 'heads (logistic, MLP, with or without the zero-shot vote) and the CNN as one TensorFlow graph per step; fine-tuned backbone blocks eagerly (tfjs-layers)';
+const GRAPH_DETAIL = 'heads (logistic, MLP, with or without the zero-shot vote), fine-tuned backbone blocks and the CNN as one TensorFlow graph per step';
 
 let probing: Promise<TrainingPath> | undefined;
 

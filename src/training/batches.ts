@@ -14,7 +14,8 @@ function shuffledIndices(count: number, seed: number): number[] {
 
 /**
  * Batches of cached backbone outputs: feature vectors for a head, or activations of shape `exampleShape` for a
- * network holding fine-tuned backbone blocks.
+ * network holding fine-tuned backbone blocks. Feature vectors are also offered resident (one block the graph
+ * trainer keeps in its session); activations are not, as a second copy of them would take hundreds of MB.
  */
 export function featureBatches(
   tf: Tf,
@@ -26,13 +27,14 @@ export function featureBatches(
   exampleShape: readonly number[] = [features[0]?.length ?? 0],
 ): Batches {
   const featureSize = features[0]?.length ?? 0;
+  const order = (epoch: number) => (shuffle ? shuffledIndices(features.length, seed + epoch) : features.map((_, i) => i));
   return {
     count: features.length,
     size: batchSize,
     async *batches(epoch: number) {
-      const order = shuffle ? shuffledIndices(features.length, seed + epoch) : features.map((_, i) => i);
-      for (let start = 0; start < order.length; start += batchSize) {
-        const slice = order.slice(start, start + batchSize);
+      const rows = order(epoch);
+      for (let start = 0; start < rows.length; start += batchSize) {
+        const slice = rows.slice(start, start + batchSize);
         const x = new Float32Array(slice.length * featureSize);
         slice.forEach((index, row) => x.set(features[index]!, row * featureSize));
         yield {
@@ -41,6 +43,13 @@ export function featureBatches(
         };
       }
     },
+    ...(exampleShape.length === 1 && {
+      resident() {
+        const x = new Float32Array(features.length * featureSize);
+        features.forEach((values, row) => x.set(values, row * featureSize));
+        return { x, exampleShape, y: Float32Array.from(labels), order: (epoch: number) => Int32Array.from(order(epoch)) };
+      },
+    }),
   };
 }
 

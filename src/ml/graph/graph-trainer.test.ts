@@ -1,9 +1,10 @@
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import type { LayersModel, NamedTensorMap, Tensor, Variable } from '@tensorflow/tfjs';
+import type { LayersModel, NamedTensorMap, SymbolicTensor, Tensor, Variable } from '@tensorflow/tfjs';
 import type * as TensorflowNode from '@tensorflow/tfjs-node';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { fineTuningNetwork } from '../fine-tune.js';
 import { buildCnn, buildHead } from '../models.js';
 import type { PetLogits } from '../imagenet-head.js';
 import { maxAbsDifference } from '../../../test/support/ml.js';
@@ -142,23 +143,8 @@ describe.skipIf(onWasm)('training as one TensorFlow graph', () => {
     expect(differing / elements).toBeLessThan(0.005);
   });
 
-  it("gives tfjs's own gradients for every weight of convolutions, BatchNorm, pooling and dense layers on random data", async () => {
-    const model = tf.sequential({
-      layers: [
-        tf.layers.rescaling({ inputShape: [9, 9, 3], scale: 1 / 64, offset: -1 }),
-        tf.layers.conv2d({ filters: 4, kernelSize: 3, activation: 'relu', padding: 'same' }),
-        tf.layers.batchNormalization(),
-        tf.layers.maxPooling2d({ poolSize: 2 }),
-        tf.layers.conv2d({ filters: 6, kernelSize: 2, strides: 1, activation: 'relu' }),
-        tf.layers.batchNormalization(),
-        tf.layers.flatten(),
-        tf.layers.dense({ units: 5, activation: 'relu' }),
-        tf.layers.dense({ units: 1, activation: 'sigmoid' }),
-      ],
-    });
-    const x = tf.randomUniform([6, 9, 9, 3], 0, 128, 'float32', 7);
-    const y = tf.tensor2d([0, 1, 1, 0, 1, 0], [6, 1]);
-    // tfjs: the loss trainOnBatch minimises, differentiated by tfjs's tape.
+  /** Every trainable weight's gradient of the training graph against tfjs's tape on the loss trainOnBatch minimises. */
+  async function expectTfjsGradients(model: LayersModel, x: Tensor, y: Tensor) {
     const loss = binaryCrossentropyLoss(tf);
     const { grads } = tf.variableGrads(
       () => tf.mean(loss(y, model.apply(x, { training: true }) as Tensor)) as ReturnType<Tensorflow['scalar']>,
@@ -186,18 +172,92 @@ describe.skipIf(onWasm)('training as one TensorFlow graph', () => {
       const actual = fromGraph[`gradient_${i}`]!.dataSync();
       const reference = grads[(weight.read() as Variable).name]!.dataSync();
       const scale = Math.max(...Array.from(reference, Math.abs));
-      expect(scale).toBeGreaterThan(0);
-      expect(maxAbsDifference(actual, reference) / scale).toBeLessThan(1e-4);
+      expect(scale, weight.name).toBeGreaterThan(0);
+      expect(maxAbsDifference(actual, reference) / scale, weight.name).toBeLessThan(1e-4);
     }
     assign.dispose();
     gradients.dispose();
     tf.dispose([x, y, ...Object.values(grads), ...Object.values(fromGraph)]);
+  }
+
+  it("gives tfjs's own gradients for every weight of convolutions, BatchNorm, pooling and dense layers on random data", async () => {
+    const model = tf.sequential({
+      layers: [
+        tf.layers.rescaling({ inputShape: [9, 9, 3], scale: 1 / 64, offset: -1 }),
+        tf.layers.conv2d({ filters: 4, kernelSize: 3, activation: 'relu', padding: 'same' }),
+        tf.layers.batchNormalization(),
+        tf.layers.maxPooling2d({ poolSize: 2 }),
+        tf.layers.conv2d({ filters: 6, kernelSize: 2, strides: 1, activation: 'relu' }),
+        tf.layers.batchNormalization(),
+        tf.layers.flatten(),
+        tf.layers.dense({ units: 5, activation: 'relu' }),
+        tf.layers.dense({ units: 1, activation: 'sigmoid' }),
+      ],
+    });
+    await expectTfjsGradients(model, tf.randomUniform([6, 9, 9, 3], 0, 128, 'float32', 7), tf.tensor2d([0, 1, 1, 0, 1, 0], [6, 1]));
     model.dispose();
   });
 
-  it('refuses a network it has no training graph for (a depthwise convolution) with an UnsupportedLayerError', async () => {
+  /**
+   * A fine-tuning network as `fineTuningNetwork` builds it from MobileNet-style blocks (Keras's strided block starts
+   * with ZeroPadding2D; ReLU6 as a layer and as an activation; a depthwise convolution with a bias and a depth
+   * multiplier), its BatchNorm frozen with pretrained-like statistics, the head nested as a model; weights from `seed`.
+   */
+  function fineTuningBlocks(seed: number): LayersModel {
+    const activations = tf.input({ shape: [9, 9, 4] });
+    const features = [
+      tf.layers.zeroPadding2d({ padding: [[0, 1], [0, 1]] }),
+      tf.layers.depthwiseConv2d({ kernelSize: 3, strides: 2, useBias: false }),
+      tf.layers.batchNormalization(),
+      tf.layers.reLU({ maxValue: 6 }),
+      tf.layers.conv2d({ filters: 6, kernelSize: 1, useBias: false }),
+      tf.layers.batchNormalization(),
+      tf.layers.activation({ activation: 'relu6' }),
+      tf.layers.depthwiseConv2d({ kernelSize: 3, padding: 'same', depthMultiplier: 2 }),
+      tf.layers.globalAveragePooling2d({}),
+    ].reduce<SymbolicTensor>((input, layer) => layer.apply(input) as SymbolicTensor, activations);
+    const top = tf.model({ inputs: activations, outputs: features });
+    const head = tf.sequential({ layers: [tf.layers.dense({ inputShape: [12], units: 5, activation: 'relu' }), tf.layers.dense({ units: 1, activation: 'sigmoid' })] });
+    const network = fineTuningNetwork(top, head);
+    const statistics = new Set(network.layers.filter((layer) => layer.getClassName() === 'BatchNormalization').flatMap((layer) => layer.weights.slice(2)));
+    network.setWeights(
+      network.weights.map((weight, i) =>
+        tf.tidy(() => {
+          const shape = weight.shape as number[];
+          // Moving variance (the 4th weight of a BatchNorm) positive; scales near 1; kernels large enough that some ReLU6 caps.
+          if (statistics.has(weight)) return weight.name.includes('variance') ? tf.randomUniform(shape, 0.5, 2, 'float32', seed + i) : tf.randomUniform(shape, -0.5, 0.5, 'float32', seed + i);
+          return tf.randomUniform(shape, -1, 1.5, 'float32', seed + i);
+        }),
+      ),
+    );
+    return network;
+  }
+
+  it("gives tfjs's own gradients through fine-tuned MobileNet blocks (padding, depthwise convolutions, frozen BatchNorm, ReLU6, global pooling, a nested head) on random data", async () => {
+    const network = fineTuningBlocks(11);
+    expect(network.layers.map((layer) => layer.getClassName())).toContain('Sequential');
+    await expectTfjsGradients(network, tf.randomUniform([6, 9, 9, 4], -1, 6, 'float32', 7), tf.tensor2d([0, 1, 1, 0, 1, 0], [6, 1]));
+    network.dispose();
+  });
+
+  it('trains fine-tuned blocks as trainOnBatch does, their frozen BatchNorm statistics untouched', async () => {
+    const pixels = tf.randomUniform([72, 9, 9, 4], -1, 6, 'float32', 5);
+    const labels = tf.tidy(() => tf.reshape(tf.cast(tf.greater(tf.mean(tf.slice(pixels, [0, 0, 0, 0], [-1, 4, 9, 1]), [1, 2, 3]), tf.mean(pixels, [1, 2, 3])), 'float32'), [-1, 1]));
+    const { eagerSteps, graphSteps, eagerWeights, graphWeights, initialWeights } = await trainBoth(() => fineTuningBlocks(3), { x: pixels, y: labels }, 12);
+    for (const [i, eager] of eagerSteps.entries()) {
+      expect(graphSteps[i]!.loss).toBeCloseTo(eager.loss, 3);
+      expect(graphSteps[i]!.correct).toBe(Math.round(eager.correct));
+    }
+    const moved = (weights: ArrayLike<number>[]) => weights.map((weight, i) => maxAbsDifference(weight, initialWeights[i]!) > 0);
+    expect(moved(graphWeights)).toEqual(moved(eagerWeights));
+    // The three kernels, the depthwise bias and the head's four weights move; the four weights of each frozen BatchNorm do not.
+    expect(moved(graphWeights).filter(Boolean)).toHaveLength(8);
+    for (const [i, eager] of eagerWeights.entries()) expect(maxAbsDifference(graphWeights[i]!, eager) / Math.max(1, ...Array.from(eager, Math.abs))).toBeLessThan(1e-4);
+  });
+
+  it('refuses a network it has no training graph for (a ReLU capped at 4) with an UnsupportedLayerError', async () => {
     const model = tf.sequential({
-      layers: [tf.layers.depthwiseConv2d({ inputShape: [8, 8, 3], kernelSize: 3 }), tf.layers.flatten(), tf.layers.dense({ units: 1, activation: 'sigmoid' })],
+      layers: [tf.layers.dense({ inputShape: [8], units: 4 }), tf.layers.reLU({ maxValue: 4 }), tf.layers.dense({ units: 1, activation: 'sigmoid' })],
     });
     await expect(loadGraphTrainer(tf, model, { ...ADAM, epsilon: 1e-7 })).rejects.toBeInstanceOf(UnsupportedLayerError);
     model.dispose();

@@ -13,13 +13,17 @@ type SavedModel = Awaited<ReturnType<typeof TensorflowNode.node.loadSavedModel>>
 export interface GraphTrainer {
   /** One Adam step on a batch (`y`: [n] or [n, 1] labels): its loss summed over the examples and its correct answers. */
   step(x: Tensor, y: Tensor): { loss: number; correct: number };
+  /** Keeps `x` (every example of a split) and `y` ([n] or [n, 1] labels) in the session, for `stepOnRows`; the caller keeps its tensors. */
+  loadExamples(x: Tensor, y: Tensor): void;
+  /** `step` on these rows of the loaded examples, which stay in the session: only the indices cross into it. */
+  stepOnRows(rows: Int32Array): { loss: number; correct: number };
   /** Copies the session's weights into the model, which validation, snapshots and saving read. */
   copyWeightsToModel(): void;
   dispose(): void;
 }
 
 const TAGS = ['serve'];
-const SIGNATURES: readonly TrainingSignature[] = ['assign', 'step', 'read'];
+const SIGNATURES: readonly TrainingSignature[] = ['assign', 'step', 'read', 'load', 'resident_step'];
 
 /**
  * Loads `model`'s training graph (`trainingGraph`) into a session of its own, starting from the model's current
@@ -57,21 +61,42 @@ export async function loadGraphTrainer(tf: Tensorflow, model: LayersModel, adam:
 
   tf.dispose(Object.values(run('assign', Object.fromEntries(model.weights.map((weight, i) => [weightKey(i), weight.read()])))));
   const masks = dropoutMasks(tf, graph.dropouts);
+  const asFloat = (tensor: Tensor) => (tensor.dtype === 'float32' ? tensor : tf.cast(tensor, 'float32'));
+  const asLabels = (y: Tensor, count: number) => (y.rank === 2 && y.dtype === 'float32' ? y : tf.tidy(() => tf.cast(tf.reshape(y, [count, 1]), 'float32')));
+  /** Runs `signature` (step or resident_step) on a batch of `batch` examples with its dropout masks. */
+  const runStep = (signature: 'step' | 'resident_step', inputs: NamedTensorMap, batch: number) => {
+    const dropouts = masks.forBatch(batch);
+    try {
+      const { sums } = run(signature, { ...inputs, ...dropouts.tensors });
+      const [loss, correct] = sums!.dataSync();
+      sums!.dispose();
+      return { loss: loss!, correct: correct! };
+    } finally {
+      dropouts.release();
+    }
+  };
+  /** Calls `use` with float32 [n, …] inputs and [n, 1] labels made from `x` and `y`, disposing whichever it made. */
+  const withFloats = <T>(x: Tensor, y: Tensor, use: (inputs: Tensor, labels: Tensor) => T): T => {
+    const inputs = asFloat(x);
+    const labels = asLabels(y, x.shape[0] ?? 0);
+    try {
+      return use(inputs, labels);
+    } finally {
+      if (inputs !== x) inputs.dispose();
+      if (labels !== y) labels.dispose();
+    }
+  };
   return {
-    step(x, y) {
-      const batch = x.shape[0] ?? 0;
-      const inputs = x.dtype === 'float32' ? x : tf.cast(x, 'float32');
-      const labels = y.rank === 2 && y.dtype === 'float32' ? y : tf.tidy(() => tf.cast(tf.reshape(y, [batch, 1]), 'float32'));
-      const dropouts = masks.forBatch(batch);
+    step: (x, y) => withFloats(x, y, (inputs, labels) => runStep('step', { x: inputs, y: labels }, x.shape[0] ?? 0)),
+    loadExamples(x, y) {
+      withFloats(x, y, (inputs, labels) => tf.dispose(Object.values(run('load', { examples_x: inputs, examples_y: labels }))));
+    },
+    stepOnRows(rows) {
+      const indices = tf.tensor1d(rows, 'int32');
       try {
-        const { sums } = run('step', { x: inputs, y: labels, ...dropouts.tensors });
-        const [loss, correct] = sums!.dataSync();
-        sums!.dispose();
-        return { loss: loss!, correct: correct! };
+        return runStep('resident_step', { rows: indices }, rows.length);
       } finally {
-        if (inputs !== x) inputs.dispose();
-        if (labels !== y) labels.dispose();
-        dropouts.release();
+        indices.dispose();
       }
     },
     copyWeightsToModel() {

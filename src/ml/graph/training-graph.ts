@@ -23,7 +23,7 @@ export interface DropoutMask {
   units: number;
 }
 
-export type TrainingSignature = 'assign' | 'step' | 'read';
+export type TrainingSignature = 'assign' | 'step' | 'read' | 'load' | 'resident_step';
 
 /**
  * A model's training step as one TensorFlow graph holding the weights and Adam's moments as resource variables,
@@ -32,7 +32,10 @@ export type TrainingSignature = 'assign' | 'step' | 'read';
  * - `step`: `x`, `y` ([n, 1] labels) and the dropout masks in, `sums` out ([total loss × n, correct answers], the
  *   loss as tfjs-layers' `trainOnBatch` reports it: mean binary cross-entropy plus the L2 penalties) after one Adam
  *   update of every trainable weight;
- * - `read`: `weight_<i>` out.
+ * - `read`: `weight_<i>` out;
+ * - `load`: `examples_x` and `examples_y` in (every example of a split and its [n, 1] labels), kept in the session;
+ * - `resident_step`: `rows` (int32 row indices of the loaded examples) and the dropout masks in, `sums` out: `step`
+ *   on those rows, so a batch of resident examples crosses into the session as its indices only.
  */
 export interface TrainingGraph {
   nodes: GraphNode[];
@@ -46,6 +49,7 @@ const FLOAT: AttrValue = { type: DataType.float32 };
 const INT: AttrValue = { type: DataType.int32 };
 const X = 'x';
 const Y = 'y';
+const ROWS = 'rows';
 
 /** The graph nodes of one layer call, and how to carry a gradient back through it. */
 interface LayerCall {
@@ -62,9 +66,11 @@ interface LayerCall {
  * Builds the training graph of a model ending in one sigmoid unit = P(dog), with tfjs-layers' training semantics:
  * binary cross-entropy on P(dog) clipped to [ε, 1 − ε], its gradient in closed form as `binaryCrossentropyLoss`
  * has it, dropout masks as tfjs draws them, L2 kernel penalties, BatchNormalization's moving statistics, and tfjs's
- * Adam. Layers: Dense and Conv2D (linear, ReLU, sigmoid; softmax where no gradient passes), trainable
- * BatchNormalization (training mode), MaxPooling2D, Flatten, Rescaling, Dropout, Activation, Concatenate (where no
- * gradient passes). Throws UnsupportedLayerError for anything else; the model then trains eagerly.
+ * Adam. Layers: Dense, Conv2D and DepthwiseConv2D (linear, ReLU, ReLU6, sigmoid; softmax where no gradient passes),
+ * BatchNormalization (trainable: training mode; frozen: inference mode, Keras's rule that fine-tuning applies),
+ * MaxPooling2D, GlobalAveragePooling2D, ZeroPadding2D, Flatten, Rescaling, Dropout, Activation, ReLU (uncapped or
+ * capped at 6), Concatenate (where no gradient passes), and a nested model called once (fine-tuning's head), inlined.
+ * Throws UnsupportedLayerError for anything else; the model then trains eagerly.
  */
 export function trainingGraph(tf: Tensorflow, model: LayersModel, adam: AdamSettings): TrainingGraph {
   const [modelInput, ...otherInputs] = model.inputs;
@@ -120,8 +126,18 @@ export function trainingGraph(tf: Tensorflow, model: LayersModel, adam: AdamSett
 
   // Forward pass, recording each layer call for the backward pass.
   const inputShape = modelInput.shape.map((size) => size ?? -1);
-  const x = add(X, 'Placeholder', [], { dtype: FLOAT, shape: { shape: inputShape } });
-  const y = add(Y, 'Placeholder', [], { dtype: FLOAT, shape: { shape: [-1, 1] } });
+  // A batch is fed (`step`: x and y), or gathered by row from the examples resident in the session (`resident_step`:
+  // x and y left unfed take their defaults, and a fed x or y cuts off the gather).
+  const residentX = variable('examples/x', inputShape);
+  const residentY = variable('examples/y', [-1, 1]);
+  const examplesX = add('examples_x', 'Placeholder', [], { dtype: FLOAT, shape: { shape: inputShape } });
+  const examplesY = add('examples_y', 'Placeholder', [], { dtype: FLOAT, shape: { shape: [-1, 1] } });
+  const examplesLoaded = add('examples_loaded', 'Identity', [scalar('examples/done', 1), `^${assign('examples/assign_x', residentX.handle, examplesX)}`, `^${assign('examples/assign_y', residentY.handle, examplesY)}`], { T: FLOAT });
+  const rows = add(ROWS, 'Placeholder', [], { dtype: INT, shape: { shape: [-1] } });
+  const gathered = (name: string, resident: { handle: string }) =>
+    add(name, 'ResourceGather', [resident.handle, rows], { dtype: FLOAT, Tindices: INT, batch_dims: { int: 0 }, validate_indices: { bool: true } });
+  const x = add(X, 'PlaceholderWithDefault', [gathered('examples/x_rows', residentX)], { dtype: FLOAT, shape: { shape: inputShape } });
+  const y = add(Y, 'PlaceholderWithDefault', [gathered('examples/y_rows', residentY)], { dtype: FLOAT, shape: { shape: [-1, 1] } });
   const calls: LayerCall[] = [];
   const weightGradients = new Map<number, string[]>();
   const addWeightGradient = (weight: LayerVariable, gradient: string) => {
@@ -134,29 +150,44 @@ export function trainingGraph(tf: Tensorflow, model: LayersModel, adam: AdamSett
   const dropouts: DropoutMask[] = [];
   const emitted = new Map<SymbolicTensor, { node: string; needsGradient: boolean }>([[modelInput, { node: x, needsGradient: false }]]);
 
-  const emit = (symbolic: SymbolicTensor): { node: string; needsGradient: boolean } => {
+  /** Models nested as layers (fine-tuning's head), inlined: their layers' nodes are named under the model's name. */
+  const inlined = new Set<LayersModel>();
+  const emit = (symbolic: SymbolicTensor, scope = ''): { node: string; needsGradient: boolean } => {
     const known = emitted.get(symbolic);
     if (known) return known;
     const layer = symbolic.sourceLayer as Layer;
     const inbound = layer.inboundNodes[symbolic.nodeIndex];
     if (!inbound) throw new Error(`layer ${layer.name} has no call ${symbolic.nodeIndex}`);
-    if (layer instanceof tf.LayersModel) throw new UnsupportedLayerError(layer.name, layer.getClassName(), 'is a nested model, which the training graph does not inline');
-    const inputs = inbound.inputTensors.map(emit);
-    const name = `${layer.name}${symbolic.nodeIndex > 0 ? `_${symbolic.nodeIndex}` : ''}`.replace(/[^A-Za-z0-9_./-]/g, '_');
+    const inputs = inbound.inputTensors.map((input) => emit(input, scope));
+    if (layer instanceof tf.LayersModel) {
+      const [nestedInput, ...otherNestedInputs] = layer.inputs;
+      const [nestedOutput, ...otherNestedOutputs] = layer.outputs;
+      // A nested model's own tensors stand for every call of it: inlining a second call would reuse the first's nodes.
+      if (inlined.has(layer) || !nestedInput || otherNestedInputs.length > 0 || !nestedOutput || otherNestedOutputs.length > 0) {
+        throw new UnsupportedLayerError(layer.name, layer.getClassName(), 'is a nested model called more than once or with more than one input or output');
+      }
+      inlined.add(layer);
+      emitted.set(nestedInput, inputs[0]!);
+      const result = emit(nestedOutput, `${scope}${layer.name}/`);
+      emitted.set(symbolic, result);
+      return result;
+    }
+    const name = `${scope}${layer.name}${symbolic.nodeIndex > 0 ? `_${symbolic.nodeIndex}` : ''}`.replace(/[^A-Za-z0-9_./-]/g, '_');
     const inputsNeedGradient = inputs.map((input) => input.needsGradient);
     const ownTrainable = layer.weights.some((weight) => trainable.has(weight));
-    const call = layerCall(layer, inputs.map((input) => input.node), inbound.inputTensors[0]!.shape.length, symbolic.shape, inputsNeedGradient, name);
+    const call = layerCall(layer, inputs.map((input) => input.node), inbound.inputTensors[0]!.shape, symbolic.shape, inputsNeedGradient, name);
     const result = { node: call.output, needsGradient: ownTrainable || inputsNeedGradient.some(Boolean) };
     calls.push({ ...call, needsGradient: result.needsGradient, inputsNeedGradient });
     emitted.set(symbolic, result);
     return result;
   };
 
-  const layerCall = (layer: Layer, inputs: string[], inputRank: number, outputShape: (number | null)[], inputsNeedGradient: boolean[], name: string): Omit<LayerCall, 'needsGradient' | 'inputsNeedGradient'> => {
+  const layerCall = (layer: Layer, inputs: string[], inputShape: (number | null)[], outputShape: (number | null)[], inputsNeedGradient: boolean[], name: string): Omit<LayerCall, 'needsGradient' | 'inputsNeedGradient'> => {
     const className = layer.getClassName();
     const config = layer.getConfig() as Record<string, unknown>;
     const unsupported = (detail: string) => new UnsupportedLayerError(layer.name, className, detail);
     const [input] = inputs as [string];
+    const inputRank = inputShape.length;
     const outputRank = outputShape.length;
     const activation = (from: string, kind: unknown): { output: string; gradient(dOutput: string): string } => {
       switch (kind) {
@@ -165,6 +196,11 @@ export function trainingGraph(tf: Tensorflow, model: LayersModel, adam: AdamSett
         case 'relu': {
           const output = unary(`${name}/relu`, 'Relu', from);
           return { output, gradient: (dOutput) => add(`${name}/relu_grad`, 'ReluGrad', [dOutput, output], { T: FLOAT }) };
+        }
+        case 'relu6': {
+          // TensorFlow's Relu6Grad passes the gradient where 0 < x < 6, tfjs's where 0 < x ≤ 6: they differ only at exactly 6.
+          const output = unary(`${name}/relu6`, 'Relu6', from);
+          return { output, gradient: (dOutput) => add(`${name}/relu6_grad`, 'Relu6Grad', [dOutput, from], { T: FLOAT }) };
         }
         case 'sigmoid': {
           const output = unary(`${name}/sigmoid`, 'Sigmoid', from);
@@ -192,7 +228,10 @@ export function trainingGraph(tf: Tensorflow, model: LayersModel, adam: AdamSett
       kernelGradient: (dBiased: string) => string,
       inputGradient: (dBiased: string, kernel: string) => string,
     ): Omit<LayerCall, 'needsGradient' | 'inputsNeedGradient'> => {
-      const { activation: kind, useBias, kernelRegularizer, biasRegularizer, activityRegularizer, kernelConstraint, biasConstraint } = config;
+      const { activation: kind, useBias, biasRegularizer, activityRegularizer, biasConstraint } = config;
+      // DepthwiseConv2D names its kernel's regularizer and constraint after its depthwise kernel.
+      const kernelRegularizer = config.kernelRegularizer ?? config.depthwiseRegularizer;
+      const kernelConstraint = config.kernelConstraint ?? config.depthwiseConstraint;
       if (biasRegularizer || activityRegularizer || kernelConstraint || biasConstraint) throw unsupported('has a bias or activity regularizer or a constraint');
       const [kernel, bias] = layer.weights as [LayerVariable, LayerVariable | undefined];
       const kernelValue = weightVariables[weightIndex.get(kernel)!]!.read;
@@ -227,17 +266,20 @@ export function trainingGraph(tf: Tensorflow, model: LayersModel, adam: AdamSett
           (dBiased) => add(`${name}/kernel_grad`, 'MatMul', [input, dBiased], { T: FLOAT, transpose_a: { bool: true }, transpose_b: { bool: false } }),
           (dBiased, kernel) => add(`${name}/input_grad`, 'MatMul', [dBiased, kernel], { T: FLOAT, transpose_a: { bool: false }, transpose_b: { bool: true } }),
         );
-      case 'Conv2D': {
-        const { strides, padding, dataFormat, dilationRate } = config as { strides: number[]; padding: string; dataFormat: string; dilationRate: number | number[] };
+      case 'Conv2D':
+      case 'DepthwiseConv2D': {
+        const { strides, padding, dataFormat, dilationRate, depthMultiplier } = config as { strides: number[]; padding: string; dataFormat: string; dilationRate: number | number[]; depthMultiplier?: number };
         if (dataFormat !== 'channelsLast') throw unsupported(`has data format ${dataFormat}`);
         if (padding !== 'same' && padding !== 'valid') throw unsupported(`has padding ${padding}`);
         const dilation = typeof dilationRate === 'number' ? [dilationRate, dilationRate] : dilationRate;
         const convolution = { T: FLOAT, strides: { ints: [1, ...strides, 1] }, padding: { string: padding.toUpperCase() }, data_format: { string: 'NHWC' }, dilations: { ints: [1, ...dilation, 1] } };
+        const op = className === 'Conv2D' ? 'Conv2D' : 'DepthwiseConv2dNative';
+        if (op !== 'Conv2D' && typeof depthMultiplier !== 'number') throw unsupported('has no depth multiplier');
         const kernelShape = layer.weights[0]!.shape as number[];
         return withKernel(
-          (kernel) => add(`${name}/conv`, 'Conv2D', [input, kernel], convolution),
-          (dBiased) => add(`${name}/kernel_grad`, 'Conv2DBackpropFilter', [input, ints(`${name}/kernel_shape`, kernelShape), dBiased], convolution),
-          (dBiased, kernel) => add(`${name}/input_grad`, 'Conv2DBackpropInput', [add(`${name}/input_shape`, 'Shape', [input], { T: FLOAT, out_type: INT }), kernel, dBiased], convolution),
+          (kernel) => add(`${name}/conv`, op, [input, kernel], convolution),
+          (dBiased) => add(`${name}/kernel_grad`, `${op}BackpropFilter`, [input, ints(`${name}/kernel_shape`, kernelShape), dBiased], convolution),
+          (dBiased, kernel) => add(`${name}/input_grad`, `${op}BackpropInput`, [add(`${name}/input_shape`, 'Shape', [input], { T: FLOAT, out_type: INT }), kernel, dBiased], convolution),
         );
       }
       case 'BatchNormalization': {
@@ -246,9 +288,16 @@ export function trainingGraph(tf: Tensorflow, model: LayersModel, adam: AdamSett
         if (center !== true || scale !== true) throw unsupported('has no offset or no scale');
         if (betaRegularizer || gammaRegularizer || betaConstraint || gammaConstraint) throw unsupported('has a regularizer or a constraint');
         const [gamma, beta, movingMean, movingVariance] = layer.weights as [LayerVariable, LayerVariable, LayerVariable, LayerVariable];
-        // A frozen BatchNormalization (fine-tuning keeps the backbone's statistics) is not what training mode computes.
-        if (!trainable.has(gamma) || !trainable.has(beta)) throw unsupported('is frozen');
         const variableOf = (weight: LayerVariable) => weightVariables[weightIndex.get(weight)!]!;
+        if (!trainable.has(gamma) && !trainable.has(beta)) {
+          // Frozen, Keras's rule that fine-tuning applies (fine-tune.ts): inference mode, the moving statistics
+          // normalize and stay as they are, so the layer is x × scale + shift per channel.
+          const scaleOf = mul(`${name}/scale`, variableOf(gamma).read, unary(`${name}/inverse_deviation`, 'Rsqrt', addV2(`${name}/variance_epsilon`, variableOf(movingVariance).read, scalar(`${name}/epsilon`, epsilon))));
+          const shift = sub(`${name}/shift`, variableOf(beta).read, mul(`${name}/scaled_mean`, variableOf(movingMean).read, scaleOf));
+          const output = addV2(name, mul(`${name}/scaled`, input, scaleOf), shift);
+          return { inputs, output, backward: (dOutput) => [mul(`${name}/grad`, dOutput, scaleOf)] };
+        }
+        if (!trainable.has(gamma) || !trainable.has(beta)) throw unsupported('trains only one of its scale and offset');
         const batchNorm = { T: FLOAT, U: FLOAT, epsilon: { float: epsilon }, data_format: { string: 'NHWC' }, is_training: { bool: true } };
         const empty = add(`${name}/no_statistics`, 'Const', [], { dtype: FLOAT, value: { tensor: { dtype: DataType.float32, shape: [0], values: new Float32Array(0) } } });
         // Training mode: normalized by the batch's own mean and variance; outputs 1 and 2 are those statistics
@@ -282,6 +331,41 @@ export function trainingGraph(tf: Tensorflow, model: LayersModel, adam: AdamSett
         const pooling = { T: FLOAT, ksize: { ints: [1, ...poolSize, 1] }, strides: { ints: [1, ...(strides ?? poolSize), 1] }, padding: { string: padding.toUpperCase() }, data_format: { string: 'NHWC' } };
         const output = add(name, 'MaxPool', [input], pooling);
         return { inputs, output, backward: (dOutput) => [add(`${name}/grad`, 'MaxPoolGrad', [input, output, dOutput], pooling)] };
+      }
+      case 'ZeroPadding2D': {
+        const { padding, dataFormat } = config as { padding: [[number, number], [number, number]]; dataFormat: string };
+        if (dataFormat !== 'channelsLast') throw unsupported(`has data format ${dataFormat}`);
+        const [[top, bottom], [left, right]] = padding;
+        const output = add(name, 'Pad', [input, ints(`${name}/paddings`, [0, 0, top, bottom, left, right, 0, 0], [4, 2])], { T: FLOAT, Tpaddings: INT });
+        return {
+          inputs,
+          output,
+          backward: (dOutput) => [
+            add(`${name}/grad`, 'Slice', [dOutput, ints(`${name}/grad_begin`, [0, top, left, 0]), add(`${name}/input_shape`, 'Shape', [input], { T: FLOAT, out_type: INT })], { T: FLOAT, Index: INT }),
+          ],
+        };
+      }
+      case 'GlobalAveragePooling2D': {
+        const { dataFormat } = config as { dataFormat: string };
+        const [, height, width, channels] = inputShape;
+        if (dataFormat !== 'channelsLast' || typeof height !== 'number' || typeof width !== 'number' || typeof channels !== 'number') {
+          throw unsupported('pools something else than an NHWC tensor of known height, width and channels');
+        }
+        const output = add(name, 'Mean', [input, ints(`${name}/axes`, [1, 2])], { T: FLOAT, Tidx: INT, keep_dims: { bool: false } });
+        return {
+          inputs,
+          output,
+          backward: (dOutput) => {
+            const perPixel = mul(`${name}/grad_share`, add(`${name}/grad_reshaped`, 'Reshape', [dOutput, ints(`${name}/grad_shape`, [-1, 1, 1, channels])], { T: FLOAT, Tshape: INT }), scalar(`${name}/grad_pixels`, 1 / (height * width)));
+            return [add(`${name}/grad`, 'BroadcastTo', [perPixel, add(`${name}/input_shape`, 'Shape', [input], { T: FLOAT, out_type: INT })], { T: FLOAT, Tidx: INT })];
+          },
+        };
+      }
+      case 'ReLU': {
+        const { maxValue } = config as { maxValue?: number | null };
+        if (maxValue !== null && maxValue !== undefined && maxValue !== 6) throw unsupported(`caps at ${maxValue}, which the training graph does not translate (only 6)`);
+        const activated = activation(input, maxValue === 6 ? 'relu6' : 'relu');
+        return { inputs, output: activated.output, backward: (dOutput) => [activated.gradient(dOutput)] };
       }
       case 'Flatten': {
         const output = add(name, 'Reshape', [input, ints(`${name}/shape`, [-1, outputShape[1] as number])], { T: FLOAT, Tshape: INT });
@@ -407,6 +491,7 @@ export function trainingGraph(tf: Tensorflow, model: LayersModel, adam: AdamSett
 
   const floatTensor = (tensor: string, shape: readonly number[]): SignatureTensor => ({ tensor: `${tensor}:0`, dtype: DataType.float32, shape });
   const weightKey = (i: number) => `weight_${i}`;
+  const dropoutInputs = Object.fromEntries(dropouts.map(({ key, units }) => [key, floatTensor(key, [-1, units])]));
   return {
     nodes,
     dropouts,
@@ -420,7 +505,18 @@ export function trainingGraph(tf: Tensorflow, model: LayersModel, adam: AdamSett
         inputs: {
           [X]: floatTensor(x, inputShape),
           [Y]: floatTensor(y, [-1, 1]),
-          ...Object.fromEntries(dropouts.map(({ key, units }) => [key, floatTensor(key, [-1, units])])),
+          ...dropoutInputs,
+        },
+        outputs: { sums: floatTensor(sums, [2]) },
+      },
+      load: {
+        inputs: { examples_x: floatTensor(examplesX, inputShape), examples_y: floatTensor(examplesY, [-1, 1]) },
+        outputs: { loaded: floatTensor(examplesLoaded, []) },
+      },
+      resident_step: {
+        inputs: {
+          [ROWS]: { tensor: `${rows}:0`, dtype: DataType.int32, shape: [-1] },
+          ...dropoutInputs,
         },
         outputs: { sums: floatTensor(sums, [2]) },
       },
