@@ -146,6 +146,14 @@ const trainingSchema = z
           '(caffe = BGR minus the ImageNet channel means; none = the model scales inside). Absent: x/127.5-1, as Keras MobileNets and EfficientNet-Lite. Catalogue names know their own; a TFLite file states its own in its input quantization, which is checked.',
       ),
     head: z.enum(['logistic', 'mlp']).default('logistic').describe('Classifier on top of the backbone features: logistic regression or a small MLP.'),
+    headL2: z
+      .union([z.literal('cv'), z.number().min(0).max(1)])
+      .default('cv')
+      .describe(
+        'L2 weight on the logistic head\'s weights: cv = chosen by 5-fold cross-validation on the training and validation photos (never the test split) ' +
+          'from a small grid, with the epoch count, then the head is trained once more on all of them; or a fixed weight (0..1) with early stopping on the validation split. ' +
+          'Logistic head only; with the mlp head, training.zeroShotVote or training.fineTune (which needs the validation split) cv means the fixed 1e-4 with early stopping.',
+      ),
     tta: z
       .boolean()
       .default(TRAINING_PRESETS[SCHEMA_PRESET].tta)

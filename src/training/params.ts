@@ -14,6 +14,8 @@ export interface TrainingOverrides {
   earlyStoppingPatience?: number;
 }
 
+const headL2Schema = z.union([z.literal('cv'), z.number().min(0)]);
+
 const fineTuneParamsSchema = z.object({
   enabled: z.boolean(),
   blocks: z.int().min(1),
@@ -33,6 +35,8 @@ export const trainingParamsSchema = z.object({
   learningRate: z.number().positive(),
   earlyStoppingPatience: z.int().min(0),
   head: z.enum(['logistic', 'mlp']),
+  /** The logistic head's L2 weight, or `cv` (chosen by cross-validation); absent in runs recorded before it existed, which used 1e-4. */
+  headL2: headL2Schema.optional(),
   /** Average P(dog) over each photo and its mirror image. */
   tta: z.boolean().optional(),
   /** The head also takes the backbone's ImageNet zero-shot vote. */
@@ -97,6 +101,7 @@ export function resolveTrainingParams(config: CatdogConfig, overrides: TrainingO
     learningRate: training.learningRate,
     earlyStoppingPatience: training.earlyStoppingPatience,
     head: training.head,
+    headL2: training.headL2,
     tta: training.tta,
     zeroShotVote: training.zeroShotVote,
     backbone: training.backbone,

@@ -17,6 +17,7 @@ import {
   trainBinaryClassifier,
   binaryMetrics,
   binaryMetricsSchema,
+  DEFAULT_LOGISTIC_L2,
   type BackboneSplit,
   type Batches,
   type BinaryMetrics,
@@ -38,6 +39,7 @@ import { thisProcessOwner } from '../app/process-owner.js';
 import { CANCELLED_REASON } from '../jobs/index.js';
 import { featuresFor, type FeatureVariant } from '../ml/feature-cache.js';
 import { parseTrainingParams, type FineTuneParams, type TrainingParams } from './params.js';
+import { foldOf, HEAD_L2_GRID, HEAD_SELECTION_FOLDS, selectHeadL2, type HeadSelection } from './head-selection.js';
 
 /** What the fine-tuning phase did, recorded in the run's metrics. */
 export interface FineTuneSummary {
@@ -53,7 +55,7 @@ export interface FineTuneSummary {
   durationMs: number;
 }
 
-export type TrainingStage = 'features' | 'decoding' | 'training' | 'fine-tuning' | 'calibrating' | 'evaluating' | 'saving' | 'promoting';
+export type TrainingStage = 'features' | 'decoding' | 'cross-validating' | 'training' | 'fine-tuning' | 'calibrating' | 'evaluating' | 'saving' | 'promoting';
 
 export type TrainingEvent =
   | { type: 'started'; runId: string; datasetId: number; params: TrainingParams }
@@ -100,6 +102,11 @@ interface Trainable {
   card: Pick<ModelCard, 'imageSize' | 'backbone' | 'ensemble' | 'head' | 'neither' | 'fineTuned'>;
   /** Set when the backbone's top blocks are fine-tuned after the head. */
   fineTuning?: FineTuning;
+  /**
+   * Set when cross-validation chose the head's L2 weight and epoch count: the network then trains on the train and
+   * validation splits together, for that many epochs, and the out-of-fold answers stand in for a validation split.
+   */
+  headSelection?: HeadSelection;
 }
 
 /** The second phase's material: the cut backbone, its pretrained top blocks and batches of cached activations. */
@@ -137,12 +144,16 @@ async function prepareTransfer(deps: TrainingDependencies, manifest: DatasetMani
   // Read before any feature is computed: a backbone without an ImageNet head fails at once, not minutes later.
   const zeroShot = params.zeroShotVote ? petLogits(backbone) : undefined;
   const fineTune = params.fineTune?.enabled ? params.fineTune : undefined;
+  // Fine-tuning stops early on the validation split, so that split must stay out of the head's training; the
+  // cross-validated regressions see the features alone, not the zero-shot vote a head would add to them.
+  const crossValidated = params.head === 'logistic' && params.headL2 === 'cv' && !fineTune && !zeroShot;
   const split = fineTune ? await splitBackbone(backbone, fineTuneSplitLayer(backbone, fineTune.blocks)) : undefined;
   const extractor = split ?? backbone;
   const trainItems = manifest.items.filter((item) => item.split === 'train');
   const validationItems = manifest.items.filter((item) => item.split === 'validation');
+  const learnedItems = crossValidated ? [...trainItems, ...validationItems] : trainItems;
   const variant = anyAugmentation(params.augmentation) ? augmentationVariant(params.augmentation, backbone.inputSize, params.seed) : undefined;
-  const total = trainItems.length * (variant ? 2 : 1) + validationItems.length;
+  const total = trainItems.length + validationItems.length + (variant ? learnedItems.length : 0);
   let offset = 0;
   const progress = ({ done }: { done: number }) => {
     signal?.throwIfAborted();
@@ -155,7 +166,7 @@ async function prepareTransfer(deps: TrainingDependencies, manifest: DatasetMani
   };
   const trainOutputs = await collect(trainItems);
   const validationOutputs = await collect(validationItems);
-  const augmentedOutputs = variant ? await collect(trainItems, variant) : [];
+  const augmentedOutputs = variant ? await collect(learnedItems, variant) : [];
 
   const top = split ? await split.pretrainedTop() : undefined;
   const pooled = (outputs: Float32Array[]) => (top && split ? featuresFromActivations(top, outputs, split.featureShape) : Promise.resolve(outputs));
@@ -165,6 +176,29 @@ async function prepareTransfer(deps: TrainingDependencies, manifest: DatasetMani
   const trainLabels = trainItems.map(labelValue);
   const validationLabels = validationItems.map(labelValue);
   const neither = neitherReference(trainFeatures, trainLabels, validationFeatures.length > 0 ? validationFeatures : trainFeatures);
+  const [primary, ...others] = parts.map((part, index) => ({ id: part.id, source: sources[index]! }));
+  const card = { imageSize: backbone.inputSize, backbone: primary, ...(others.length > 0 ? { ensemble: others } : {}), head: params.head, neither };
+  const headWith = (l2: number) => buildHead(params.head, backbone.featureSize, params.seed, zeroShot, l2);
+
+  if (crossValidated) {
+    const features = [...trainFeatures, ...validationFeatures];
+    const labels = [...trainLabels, ...validationLabels];
+    emit({ type: 'stage', runId, stage: 'cross-validating' });
+    const headSelection = await selectHeadL2(
+      tf,
+      { features, augmented: augmentedFeatures, labels, folds: learnedItems.map((item) => foldOf(item.hash, HEAD_SELECTION_FOLDS)) },
+      { grid: HEAD_L2_GRID, folds: HEAD_SELECTION_FOLDS, epochs: params.epochs, learningRate: params.learningRate, batchSize: params.batchSize, seed: params.seed, signal },
+    );
+    return {
+      network: headWith(headSelection.chosen.l2),
+      input: pooledFeatures(backbone),
+      train: featureBatches(tf, [...features, ...augmentedFeatures], [...labels, ...(variant ? labels : [])], params.batchSize, params.seed, true),
+      // Nothing is held out of the refit: these are photos it trains on, and the out-of-fold figures are the validation ones.
+      validation: featureBatches(tf, features, labels, 256, params.seed, false),
+      card,
+      headSelection,
+    };
+  }
   const allTrainLabels = [...trainLabels, ...(variant ? trainLabels : [])];
 
   /** Training batches and validation batches (the training split itself when there is no validation split). */
@@ -174,12 +208,11 @@ async function prepareTransfer(deps: TrainingDependencies, manifest: DatasetMani
       ? featureBatches(tf, validation, validationLabels, validationBatch, params.seed, false, shape)
       : featureBatches(tf, train, allTrainLabels, validationBatch, params.seed, false, shape),
   });
-  const [primary, ...others] = parts.map((part, index) => ({ id: part.id, source: sources[index]! }));
   return {
-    network: buildHead(params.head, backbone.featureSize, params.seed, zeroShot),
+    network: headWith(typeof params.headL2 === 'number' ? params.headL2 : DEFAULT_LOGISTIC_L2),
     input: pooledFeatures(backbone),
     ...batchesOf([...trainFeatures, ...augmentedFeatures], validationFeatures, 256),
-    card: { imageSize: backbone.inputSize, backbone: primary, ...(others.length > 0 ? { ensemble: others } : {}), head: params.head, neither },
+    card,
     // Activations are large (a 14×14×384 map per image for MobileNet v1 0.75 cut 2 blocks down): smaller batches.
     fineTuning: split && top ? { split, top, ...batchesOf([...trainOutputs, ...augmentedOutputs], validationOutputs, 64, split.featureShape) } : undefined,
   };
@@ -271,7 +304,11 @@ const modelCard = (candidate: Omit<CandidateOutcome, 'epochs' | 'durationMs'>, t
 interface TrainedModel {
   candidate: Omit<CandidateOutcome, 'durationMs'>;
   fineTuned?: FineTuneSummary;
+  headSelection?: HeadSelectionSummary;
 }
+
+/** What cross-validation chose for the head and what each L2 weight scored, recorded in the run's metrics. */
+type HeadSelectionSummary = Omit<HeadSelection, 'outOfFold'>;
 
 /**
  * Runs `work` as the training run `request` names (or a new one): marks it running, reports `started`, and records
@@ -315,15 +352,17 @@ async function trainModel(deps: TrainingDependencies, request: TrainingRequest, 
 
     emit({ type: 'stage', runId, stage: 'training' });
     const recordEpochs = epochRecorder(deps, runId, emit);
+    const { headSelection } = trainable;
+    const headEpochs = headSelection?.chosen.epochs ?? params.epochs;
     const headPhase = await trainBinaryClassifier({
       model: trainable.network,
       train: trainable.train,
       validation: trainable.validation,
-      epochs: params.epochs,
+      epochs: headEpochs,
       learningRate: params.learningRate,
-      earlyStoppingPatience: params.earlyStoppingPatience,
+      earlyStoppingPatience: headSelection ? 0 : params.earlyStoppingPatience,
       signal: request.signal,
-      onEpoch: recordEpochs(0, params.epochs),
+      onEpoch: recordEpochs(0, headEpochs),
     });
     let history = { epochs: headPhase.epochs, bestEpoch: headPhase.bestEpoch };
     let fineTuned: FineTuneSummary | undefined;
@@ -349,18 +388,23 @@ async function trainModel(deps: TrainingDependencies, request: TrainingRequest, 
       modelId: request.modelId ?? newId('mdl'),
       artifactPrefix: '',
       params,
-      validation: { accuracy: best.valAccuracy, loss: best.valLoss, bestEpoch: history.bestEpoch },
+      validation: headSelection
+        ? { accuracy: headSelection.chosen.outOfFoldAccuracy, loss: headSelection.chosen.outOfFoldLoss, bestEpoch: headEpochs }
+        : { accuracy: best.valAccuracy, loss: best.valLoss, bestEpoch: history.bestEpoch },
       epochs: history.epochs,
     };
 
     const card = modelCard(candidate, trainable, deps.codeVersion, { validation: candidate.validation });
     const scoring = classifierFor({ modelId: candidate.modelId, version: null, card, input: trainable.input, network: trainable.network });
     emit({ type: 'stage', runId, stage: 'calibrating' });
-    card.calibration = fitCalibration(await scoreSplit(deps, scoring, manifest, manifest.items.some((item) => item.split === 'validation') ? 'validation' : 'train'));
+    card.calibration = fitCalibration(
+      headSelection?.outOfFold ?? (await scoreSplit(deps, scoring, manifest, manifest.items.some((item) => item.split === 'validation') ? 'validation' : 'train')),
+    );
     emit({ type: 'stage', runId, stage: 'saving' });
     candidate.artifactPrefix = await writeModelFiles(deps.blobs, { ...(await serializeModel(trainable.network)), card });
     await writeReliabilityPng(deps.blobs, candidate.artifactPrefix, card.calibration);
-    return { candidate, ...(fineTuned && { fineTuned }) };
+    const selection: HeadSelectionSummary | undefined = headSelection && { chosen: headSelection.chosen, candidates: headSelection.candidates, durationMs: headSelection.durationMs };
+    return { candidate, ...(fineTuned && { fineTuned }), ...(selection && { headSelection: selection }) };
   } finally {
     trainable?.network.dispose();
     // Once fine-tuning starts, the pretrained top blocks are part of the network; before that they stand alone.
@@ -437,7 +481,7 @@ async function fineTuneBlocks(
 export async function trainOnDataset(deps: TrainingDependencies, request: TrainingRequest): Promise<TrainingOutcome> {
   const started = Date.now();
   return asRun(deps, request, async (runId, emit) => {
-    const { candidate, fineTuned } = await trainModel(deps, request, runId, emit);
+    const { candidate, fineTuned, headSelection } = await trainModel(deps, request, runId, emit);
     // A cancel that came after the last epoch still registers nothing.
     request.signal?.throwIfAborted();
     const { model, metrics, promotion } = await finalizeCandidate(deps, candidate, { actor: request.actor ?? 'training', emit });
@@ -445,7 +489,7 @@ export async function trainOnDataset(deps: TrainingDependencies, request: Traini
     const { bestEpoch } = candidate.validation;
     return {
       value: { runId, model, metrics, promotion, epochs: candidate.epochs, bestEpoch, durationMs: Date.now() - started },
-      outcome: { status: 'succeeded', metrics: { ...metrics, bestEpoch, promoted: promotion.promoted, promotion: promotion.reason, ...(fineTuned && { fineTune: fineTuned }) }, modelId: model.id },
+      outcome: { status: 'succeeded', metrics: { ...metrics, bestEpoch, promoted: promotion.promoted, promotion: promotion.reason, ...(fineTuned && { fineTune: fineTuned }), ...(headSelection && { headSelection }) }, modelId: model.id },
     };
   });
 }
@@ -454,12 +498,12 @@ export async function trainOnDataset(deps: TrainingDependencies, request: Traini
 export async function trainCandidate(deps: TrainingDependencies, request: TrainingRequest): Promise<CandidateOutcome> {
   const started = Date.now();
   return asRun(deps, request, async (runId, emit) => {
-    const { candidate, fineTuned } = await trainModel(deps, request, runId, emit);
+    const { candidate, fineTuned, headSelection } = await trainModel(deps, request, runId, emit);
     return {
       value: { ...candidate, durationMs: Date.now() - started },
       outcome: {
         status: 'succeeded',
-        metrics: { validation: candidate.validation, candidate: { modelId: candidate.modelId, artifactPrefix: candidate.artifactPrefix }, ...(fineTuned && { fineTune: fineTuned }) },
+        metrics: { validation: candidate.validation, candidate: { modelId: candidate.modelId, artifactPrefix: candidate.artifactPrefix }, ...(fineTuned && { fineTune: fineTuned }), ...(headSelection && { headSelection }) },
       },
     };
   });

@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
 import { createTestApp, importKagglePhotos, type TestApp, withOverrides } from '../../test/support/app.js';
 import { kaggleFiles, skipWithoutShared } from '../../test/support/shared.js';
 import { buildDatasetVersion, loadManifest } from '../datasets/versions.js';
@@ -9,6 +10,7 @@ import { loadClassifier } from '../registry/classifier.js';
 import { degenerateReason } from '../registry/degenerate.js';
 import { evaluateOnSplit, predictStored } from '../registry/evaluate.js';
 import { predictUploads } from '../serving/predict.js';
+import { HEAD_L2_GRID } from './head-selection.js';
 import { datasetParams, resolveTrainingParams } from './params.js';
 import { trainOnDataset, type TrainingEvent } from './run-training.js';
 
@@ -36,6 +38,15 @@ describe.skipIf(Boolean(skipWithoutShared))('training runs, registry and promoti
     expect(epochs.length).toBeGreaterThan(0);
     expect(events.filter((event) => event.type === 'epoch')).toHaveLength(epochs.length);
     expect(events.at(-1)).toMatchObject({ type: 'finished', modelId: outcome.model.id });
+
+    // The default head chose its L2 weight and epoch count by cross-validation, trained that many epochs, and says so.
+    expect(events.some((event) => event.type === 'stage' && event.stage === 'cross-validating')).toBe(true);
+    const selection = z
+      .object({ chosen: z.object({ l2: z.number(), epochs: z.int() }), candidates: z.array(z.object({ l2: z.number() })) })
+      .parse(run!.metrics!.headSelection);
+    expect(selection.candidates.map((candidate) => candidate.l2)).toEqual([...HEAD_L2_GRID]);
+    expect(HEAD_L2_GRID).toContain(selection.chosen.l2);
+    expect(outcome.epochs).toHaveLength(selection.chosen.epochs);
 
     expect(outcome.promotion).toMatchObject({ promoted: true, reason: 'first model' });
     expect((await app.db.models.current())?.id).toBe(outcome.model.id);
