@@ -4,26 +4,35 @@
 // own path (features cached by earlier rows are reused, as a later `catdog train` would); its train time therefore
 // counts only the features that row adds: run one row alone (third argument) for its time from an empty cache.
 // Rows: each training.preset, and the three shared backbones side by side. Backbones are catalogue names read from
-// ../shared/models through training.backboneDir.
+// ../shared/models through training.backboneDir. Every row trains with the default head settings (training.headL2 cv:
+// the L2 weight chosen by 5-fold cross-validation on the train and validation splits); a row named "… head L2 1e-4"
+// keeps the old fixed weight with early stopping, for the comparison.
+// The linear probe (bench/peers/linear_probe.py, scikit-learn's LogisticRegressionCV, C by 5-fold CV) is fitted on the
+// very features the row's head learned from (the cached features of the dataset version's train and validation
+// photos, unmirrored) and on all 2,000 photos (issue 16's protocol), and scored on the same held-out photos: the
+// gap between catdog's head and the probe. The probe runs on /usr/bin/python3 with scikit-learn (Debian's python3-sklearn;
+// BENCH_PROBE_PYTHON overrides); without one the rows say so.
 // Usage: node bench/backbone-presets.mjs [perClass=1000] [rows, comma-separated (name substrings); default all]
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { register } from 'node:module';
 import { pathToFileURL } from 'node:url';
+import { spawnSync } from 'node:child_process';
 import { kaggleTrainAndHeldOut, machine, repoRoot, requireShared, sharedDir } from './lib.mjs';
 
 requireShared();
-register(pathToFileURL(path.join(repoRoot, 'src', 'ml', 'typescript-hooks.mjs')).href);
+register(pathToFileURL(path.join(repoRoot, 'test', 'support', 'typescript-hooks.mjs')).href);
 const src = (file) => import(pathToFileURL(path.join(repoRoot, 'src', file)).href);
 const { loadConfig } = await src('config/index.ts');
 const { openApp } = await src('app/context.ts');
 const { createLogger } = await src('app/logger.ts');
 const { importFolder } = await src('datasets/import-folder.ts');
 const { ingestImage } = await src('datasets/ingest.ts');
-const { buildDatasetVersion } = await src('datasets/versions.ts');
+const { buildDatasetVersion, loadManifest } = await src('datasets/versions.ts');
 const { trainOnDataset } = await src('training/run-training.ts');
-const { datasetParams, trainingParams } = await src('training/params.ts');
+const { datasetParams, resolveTrainingParams } = await src('training/params.ts');
+const { featuresFor } = await src('ml/feature-cache.ts');
 const { loadClassifier } = await src('registry/classifier.ts');
 const { predictStored } = await src('registry/evaluate.ts');
 const { binaryMetrics } = await src('ml/index.ts');
@@ -38,6 +47,7 @@ const presetRow = (name) => {
 };
 const rows = [
   ...Object.keys(TRAINING_PRESETS).map(presetRow),
+  { name: 'preset best, head L2 1e-4', training: { ...presetRow('best').training, headL2: 1e-4 } },
   { name: 'v1 0.75 + Lite0 + V2 1.0 @288 + TTA', training: { backbone: 'mobilenet_v2_1.0', ensemble: ['efficientnet_lite0', 'mobilenet_v1_0.75'], backboneImageSize: 288, tta: true } },
 ].filter((row) => !only || only.some((name) => row.name.includes(name)));
 
@@ -59,15 +69,41 @@ try {
     const loadBefore = load();
     let started = Date.now();
     const training = { ...app.config.training, ensemble: [], backboneImageSize: null, tta: false, ...row.training };
-    const outcome = await trainOnDataset(app, { datasetId: version.id, params: trainingParams({ ...app.config, training }, params) });
+    const trainingParams = resolveTrainingParams({ ...app.config, training });
+    const outcome = await trainOnDataset(app, { datasetId: version.id, params: trainingParams });
     const trainSeconds = (Date.now() - started) / 1000;
+    const run = await app.db.runs.get(outcome.runId);
     const classifier = await loadClassifier(app, outcome.model);
     const pDog = await predictStored(app, classifier, hashes);
     classifier.dispose();
     const metrics = binaryMetrics(labels, pDog);
     const wrong = heldOut.filter((item, i) => (pDog[i] >= 0.5 ? 1 : 0) !== item.label).map((item) => item.name);
-    results.push({ row: row.name, heldOutErrors: wrong.length, heldOutAccuracy: metrics.accuracy, testSplitAccuracy: outcome.metrics.accuracy, trainSeconds, epochs: outcome.epochs.length, loadBefore, loadAfter: load(), wrong });
+    const probe = await linearProbe(trainingParams, version.id);
+    results.push({ row: row.name, heldOutErrors: wrong.length, heldOutAccuracy: metrics.accuracy, testSplitAccuracy: outcome.metrics.accuracy, trainSeconds, epochs: outcome.epochs.length, headSelection: run?.metrics?.headSelection ?? null, probe, loadBefore, loadAfter: load(), wrong });
     console.error(JSON.stringify(results.at(-1)));
+  }
+  /** The probe on the row's backbone features (from the feature cache the row filled), on the head's photos and on all of them. */
+  async function linearProbe(trainingParams, datasetId) {
+    const sources = [trainingParams.backbone, ...(trainingParams.ensemble ?? [])];
+    const extractor = await app.backbones.combined(sources, trainingParams.backboneImageSize ?? undefined);
+    const { manifest } = await loadManifest(app, datasetId);
+    const learned = manifest.items.filter((item) => item.split !== 'test');
+    const write = async (name, items) => {
+      const features = await featuresFor(app, extractor, items.map((item) => item.hash));
+      fs.writeFileSync(path.join(work, `${name}.f32`), Buffer.concat(features.map((row) => Buffer.from(row.buffer, row.byteOffset, row.byteLength))));
+      fs.writeFileSync(path.join(work, `${name}.json`), JSON.stringify(items.map((item) => (item.label === 'dog' ? 1 : 0))));
+    };
+    await write('learned', learned);
+    await write('all', manifest.items);
+    await write('held-out', hashes.map((hash, i) => ({ hash, label: labels[i] === 1 ? 'dog' : 'cat' })));
+    const fit = (name) => {
+      const args = [path.join(repoRoot, 'bench', 'peers', 'linear_probe.py'), String(extractor.featureSize), ...['learned' === name ? 'learned' : 'all', 'held-out'].flatMap((file) => [path.join(work, `${file}.f32`), path.join(work, `${file}.json`)])];
+      const result = spawnSync(process.env.BENCH_PROBE_PYTHON ?? '/usr/bin/python3', args, { encoding: 'utf8' });
+      if (result.status !== 0) return { error: result.stderr.trim().split('\n').at(-1) };
+      const { wrong: wrongRows, ...figures } = JSON.parse(result.stdout.trim().split('\n').at(-1));
+      return { ...figures, wrong: wrongRows.map((i) => heldOut[i].name) };
+    };
+    return { sameTrainingPhotos: fit('learned'), allPhotos: fit('all') };
   }
   console.log(JSON.stringify({ figure: 'backbone-presets', machine: machine(), trainPhotos: perClass * 2, heldOutPhotos: heldOut.length, rows: results }));
 } finally {
