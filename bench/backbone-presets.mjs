@@ -12,6 +12,10 @@
 // photos, unmirrored) and on all 2,000 photos (issue 16's protocol), and scored on the same held-out photos: the
 // gap between catdog's head and the probe. The probe runs on /usr/bin/python3 with scikit-learn (Debian's python3-sklearn;
 // BENCH_PROBE_PYTHON overrides); without one the rows say so.
+// Held-out photos are answered through the serving path (pixels → backbones → head, ImageNet head and class
+// centroids), so each row also says how many of them "neither" flags, and how many of bench/non-animal-photos.mjs
+// (made-up non-animal photos and the two kaggle-dev photos that show no animal) it catches, with the default
+// serving.neither settings.
 // Usage: node bench/backbone-presets.mjs [perClass=1000] [rows, comma-separated (name substrings); default all]
 import fs from 'node:fs';
 import os from 'node:os';
@@ -34,7 +38,10 @@ const { trainOnDataset } = await src('training/run-training.ts');
 const { datasetParams, resolveTrainingParams } = await src('training/params.ts');
 const { featuresFor } = await src('ml/feature-cache.ts');
 const { loadClassifier } = await src('registry/classifier.ts');
-const { predictStored } = await src('registry/evaluate.ts');
+const { readModelFiles } = await src('registry/artifacts.ts');
+const { decodeToRgb } = await src('images/index.ts');
+const { neitherReason } = await src('serving/neither.ts');
+const { nonAnimalPhotos } = await import('./non-animal-photos.mjs');
 const { binaryMetrics } = await src('ml/index.ts');
 
 const perClass = Number(process.argv[2] ?? 1000);
@@ -64,6 +71,7 @@ try {
   const params = datasetParams(app.config);
   const { version } = await buildDatasetVersion(app, params);
   const labels = heldOut.map((item) => item.label);
+  const nonAnimals = await nonAnimalPhotos();
   const results = [];
   for (const row of rows) {
     const loadBefore = load();
@@ -74,12 +82,31 @@ try {
     const trainSeconds = (Date.now() - started) / 1000;
     const run = await app.db.runs.get(outcome.runId);
     const classifier = await loadClassifier(app, outcome.model);
-    const pDog = await predictStored(app, classifier, hashes);
+    const { card } = await readModelFiles(app.blobs, outcome.model.artifactPrefix);
+    const answer = async (photos) => {
+      const predictions = [];
+      for (let i = 0; i < photos.length; i += 32) {
+        const pixels = await Promise.all(photos.slice(i, i + 32).map(async (bytes) => (await decodeToRgb(bytes, classifier.inputSize)).data));
+        predictions.push(...(await classifier.predictPixels(pixels)));
+      }
+      return predictions.map((prediction) => ({ pDog: prediction.pDog, neither: neitherReason(prediction, card, app.config.serving.neither) }));
+    };
+    const answers = await answer(heldOut.map(({ file }) => fs.readFileSync(file)));
+    const nonAnimal = await answer(nonAnimals.map(({ bytes }) => bytes));
     classifier.dispose();
+    const pDog = answers.map((item) => item.pDog);
+    const flagged = (list, names) => list.flatMap((item, i) => (item.neither ? [`${names[i]} (${item.neither})`] : []));
+    const neither = {
+      threshold: app.config.serving.neither.threshold,
+      heldOutFlagged: flagged(answers, heldOut.map((item) => item.name)),
+      nonAnimalCaught: `${nonAnimal.filter((item) => item.neither).length} of ${nonAnimal.length}`,
+      nonAnimalMissed: nonAnimals.filter((_, i) => !nonAnimal[i].neither).map((item) => item.name),
+    };
+    neither.heldOutShare = neither.heldOutFlagged.length / heldOut.length;
     const metrics = binaryMetrics(labels, pDog);
     const wrong = heldOut.filter((item, i) => (pDog[i] >= 0.5 ? 1 : 0) !== item.label).map((item) => item.name);
     const probe = await linearProbe(trainingParams, version.id);
-    results.push({ row: row.name, heldOutErrors: wrong.length, heldOutAccuracy: metrics.accuracy, testSplitAccuracy: outcome.metrics.accuracy, trainSeconds, epochs: outcome.epochs.length, headSelection: run?.metrics?.headSelection ?? null, probe, loadBefore, loadAfter: load(), wrong });
+    results.push({ row: row.name, neither, heldOutErrors: wrong.length, heldOutAccuracy: metrics.accuracy, testSplitAccuracy: outcome.metrics.accuracy, trainSeconds, epochs: outcome.epochs.length, headSelection: run?.metrics?.headSelection ?? null, probe, loadBefore, loadAfter: load(), wrong });
     console.error(JSON.stringify(results.at(-1)));
   }
   /** The probe on the row's backbone features (from the feature cache the row filled), on the head's photos and on all of them. */
