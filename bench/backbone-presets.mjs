@@ -6,7 +6,7 @@
 // Rows: each training.preset, and the three shared backbones side by side. Backbones are catalogue names read from
 // ../shared/models through training.backboneDir. Every row trains with the default head settings (training.headL2 cv:
 // the L2 weight chosen by 5-fold cross-validation on the train and validation splits); a row named "… head L2 1e-4"
-// keeps the old fixed weight with early stopping, for the comparison.
+// keeps the old fixed weight with early stopping, for the comparison. Rows are picked by name substring.
 // The linear probe (bench/peers/linear_probe.py, scikit-learn's LogisticRegressionCV, C by 5-fold CV) is fitted on the
 // very features the row's head learned from (the cached features of the dataset version's train and validation
 // photos, unmirrored) and on all 2,000 photos (issue 16's protocol), and scored on the same held-out photos: the
@@ -54,7 +54,8 @@ const presetRow = (name) => {
 };
 const rows = [
   ...Object.keys(TRAINING_PRESETS).map(presetRow),
-  { name: 'preset best, head L2 1e-4', training: { ...presetRow('best').training, headL2: 1e-4 } },
+  { name: 'best with the old fixed head L2 1e-4', training: { ...presetRow('best').training, headL2: 1e-4 } },
+  { name: 'V2 1.0 + Lite0 + v1 0.75 @288', training: { backbone: 'mobilenet_v2_1.0', ensemble: ['efficientnet_lite0', 'mobilenet_v1_0.75'], backboneImageSize: 288, tta: false } },
   { name: 'v1 0.75 + Lite0 + V2 1.0 @288 + TTA', training: { backbone: 'mobilenet_v2_1.0', ensemble: ['efficientnet_lite0', 'mobilenet_v1_0.75'], backboneImageSize: 288, tta: true } },
 ].filter((row) => !only || only.some((name) => row.name.includes(name)));
 

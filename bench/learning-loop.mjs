@@ -1,0 +1,118 @@
+#!/usr/bin/env node
+// Issue 16's learning loop from zero-shot: `catdog serve` on embedded defaults (the default preset, or --preset,
+// backbones read from ../shared/models) with automatic retraining on (retraining.enabled, its default threshold of
+// retraining.minNewValidated validations) and no model yet, so it answers zero-shot; `validations` kaggle-dev photos
+// (the lowest-numbered, cats and dogs alternating) are each posted to /api/v1/predictions and validated with their
+// true label through /api/v1/predictions/{id}/validation, as a curator would. When every retraining the validations
+// started has ended, `catdog evaluate` scores the served model and zero-shot on `heldOutPerClass` kaggle-dev photos per
+// class numbered >= 4000, which the loop never saw. The target: a promoted model whose held-out accuracy beats zero-shot's.
+// Runs dist/ (npm run build first).
+// Usage: node bench/learning-loop.mjs [--validations 220] [--heldOutPerClass 200] [--preset fast|balanced|best] [--timeoutSeconds 3600]
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { freePort, loadAverage, machine, options, repoRoot, requireShared, sharedDir, waitFor } from './lib.mjs';
+
+const opts = options({ validations: 220, heldOutPerClass: 200, preset: '', timeoutSeconds: 3600 });
+requireShared();
+const cli = path.join(repoRoot, 'dist', 'cli', 'main.js');
+const dist = (module) => import(path.join(repoRoot, 'dist', module));
+const { databaseUrl, loadConfig } = await dist('config/index.js');
+const { openDatabase } = await dist('db/index.js');
+const { createToken } = await dist('auth/index.js');
+
+const work = fs.mkdtempSync(path.join(os.tmpdir(), 'catdog-bench-loop-'));
+const home = path.join(work, 'home');
+const env = {
+  ...process.env,
+  CATDOG_HOME: home,
+  CATDOG_BACKBONE_DIR: path.join(sharedDir, 'models'),
+  ...(opts.preset && { CATDOG_TRAINING__PRESET: opts.preset }),
+  CATDOG_RETRAINING__ENABLED: 'true',
+  CATDOG_LOG_LEVEL: 'warn',
+  TF_CPP_MIN_LOG_LEVEL: '2',
+};
+const config = loadConfig({ env, cwd: home }).config;
+
+const numbered = (label) =>
+  fs.readdirSync(path.join(sharedDir, 'data', 'kaggle-dev', label)).map((name) => ({ name, label, n: Number(name.split('.')[1]), file: path.join(sharedDir, 'data', 'kaggle-dev', label, name) })).sort((a, b) => a.n - b.n);
+const [cats, dogs] = [numbered('cat'), numbered('dog')];
+const validated = Array.from({ length: opts.validations }, (_, i) => (i % 2 === 0 ? cats : dogs)[Math.floor(i / 2)]);
+const heldOutDir = path.join(work, 'held-out');
+for (const list of [cats, dogs]) {
+  fs.mkdirSync(path.join(heldOutDir, list[0].label), { recursive: true });
+  for (const photo of list.filter((item) => item.n >= 4000).slice(0, opts.heldOutPerClass)) fs.symlinkSync(photo.file, path.join(heldOutDir, photo.label, photo.name));
+}
+
+const evaluate = (model) => {
+  const result = spawnSync(process.execPath, [cli, 'evaluate', '--data', heldOutDir, '--model', model, '--json'], { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  if (result.status !== 0) throw new Error(`catdog evaluate --model ${model} failed with ${result.status}`);
+  const { accuracy, count, modelId } = JSON.parse(result.stdout);
+  return { modelId, accuracy, count };
+};
+
+const started = Date.now();
+const loadBefore = loadAverage();
+let server;
+try {
+  const port = await freePort();
+  const base = `http://127.0.0.1:${port}`;
+  server = spawn(process.execPath, [cli, 'serve', '--port', String(port)], { env, stdio: ['ignore', 'ignore', 'inherit'] });
+  await waitFor(`${base}/api/v1/health`, server);
+  const db = await openDatabase(databaseUrl(config));
+  const token = (await createToken(db, 'curator', 'learning loop').finally(() => db.close())).secret;
+  const headers = { authorization: `Bearer ${token}` };
+  const api = async (method, route, body) => {
+    const response = await fetch(`${base}/api/v1${route}`, { method, headers: { ...headers, ...(body && !(body instanceof FormData) && { 'content-type': 'application/json' }) }, body: body instanceof FormData ? body : body && JSON.stringify(body) });
+    if (!response.ok) throw new Error(`${method} ${route} answered ${response.status}: ${(await response.text()).slice(0, 300)}`);
+    return response.json();
+  };
+
+  let zeroShotRight = 0;
+  for (const photo of validated) {
+    const form = new FormData();
+    form.append('file', new Blob([fs.readFileSync(photo.file)], { type: 'image/jpeg' }), photo.name);
+    const [prediction] = (await api('POST', '/predictions', form)).predictions;
+    if (prediction.label === photo.label) zeroShotRight += 1;
+    await api('POST', `/predictions/${prediction.id}/validation`, { label: photo.label });
+  }
+  process.stderr.write(`learning loop: ${validated.length} validations posted; waiting for retraining…\n`);
+
+  // Retraining is a queue job started by the validations: wait until runs exist and none is queued or running.
+  const deadline = Date.now() + opts.timeoutSeconds * 1000;
+  let runs = [];
+  while (Date.now() < deadline) {
+    runs = (await api('GET', '/training-runs?limit=50')).items;
+    if (runs.length > 0 && runs.every((run) => run.status !== 'queued' && run.status !== 'running')) break;
+    await sleep(5000);
+  }
+  const { servingModelId } = await api('GET', '/health');
+  server.kill('SIGTERM');
+  await new Promise((resolve) => (server.exitCode !== null ? resolve() : server.once('exit', resolve)));
+
+  const zeroShot = evaluate('zero-shot');
+  const served = servingModelId === 'zero-shot' ? undefined : evaluate('current');
+  const outcome = {
+    figure: 'learning-loop',
+    machine: machine(),
+    command: `node bench/learning-loop.mjs${process.argv.slice(2).length > 0 ? ` ${process.argv.slice(2).join(' ')}` : ''}`,
+    preset: config.training.preset,
+    validations: validated.length,
+    retrainingAfter: config.retraining.minNewValidated,
+    zeroShotRightWhileValidating: zeroShotRight,
+    runs: runs.map((run) => ({ id: run.id, status: run.status, testAccuracy: run.metrics?.accuracy, promoted: run.metrics?.promoted, error: run.error ?? undefined })),
+    servingModelId,
+    heldOut: { zeroShot, served },
+    target: { 'a promoted model beats zero-shot on the held-out photos': served !== undefined && served.accuracy > zeroShot.accuracy },
+    loadBefore,
+    loadAfter: loadAverage(),
+    wallSeconds: (Date.now() - started) / 1000,
+  };
+  console.log(JSON.stringify(outcome));
+  if (!outcome.target['a promoted model beats zero-shot on the held-out photos']) process.exitCode = 1;
+} finally {
+  if (server && server.exitCode === null) server.kill('SIGTERM');
+  fs.rmSync(work, { recursive: true, force: true });
+}
