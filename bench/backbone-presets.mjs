@@ -16,15 +16,23 @@
 // centroids), so each row also says how many of them "neither" flags, and how many of bench/non-animal-photos.mjs
 // (made-up non-animal photos and the two kaggle-dev photos that show no animal) it catches, with the default
 // serving.neither settings.
+// Writes docs/bench/backbone-presets.json and the `bench:backbone-presets` section of docs/benchmarks.md;
+// `--render` rewrites that section from the JSON alone.
 // Usage: node bench/backbone-presets.mjs [perClass=1000] [rows, comma-separated (name substrings); default all]
+//        node bench/backbone-presets.mjs --render
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { register } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import { spawnSync } from 'node:child_process';
-import { kaggleTrainAndHeldOut, machine, repoRoot, requireShared, sharedDir } from './lib.mjs';
+import { kaggleTrainAndHeldOut, loadAverage, machine, replaceBenchmarkSection, repoRoot, requireShared, sharedDir } from './lib.mjs';
 
+const jsonFile = path.join(repoRoot, 'docs', 'bench', 'backbone-presets.json');
+if (process.argv[2] === '--render') {
+  replaceBenchmarkSection('backbone-presets', section(JSON.parse(fs.readFileSync(jsonFile, 'utf8'))));
+  process.exit(0);
+}
 requireShared();
 register(pathToFileURL(path.join(repoRoot, 'test', 'support', 'typescript-hooks.mjs')).href);
 const src = (file) => import(pathToFileURL(path.join(repoRoot, 'src', file)).href);
@@ -133,8 +141,40 @@ try {
     };
     return { sameTrainingPhotos: fit('learned'), allPhotos: fit('all') };
   }
-  console.log(JSON.stringify({ figure: 'backbone-presets', machine: machine(), trainPhotos: perClass * 2, heldOutPhotos: heldOut.length, rows: results }));
+  const outcome = {
+    figure: 'backbone-presets',
+    machine: machine(),
+    command: `node bench/backbone-presets.mjs ${process.argv.slice(2).map((arg) => (arg.includes(' ') ? `'${arg}'` : arg)).join(' ')}`.trim(),
+    date: new Date().toISOString(),
+    loadAverageAfter: loadAverage(),
+    trainPhotos: perClass * 2,
+    heldOutPhotos: heldOut.length,
+    nonAnimalPhotos: nonAnimals.length,
+    rows: results,
+  };
+  fs.writeFileSync(jsonFile, `${JSON.stringify(outcome, null, 2)}\n`);
+  replaceBenchmarkSection('backbone-presets', section(outcome));
+  console.log(JSON.stringify(outcome));
 } finally {
   await app.close();
   fs.rmSync(work, { recursive: true, force: true });
+}
+
+/** The table of docs/benchmarks.md's `bench:backbone-presets` section. */
+function section(result) {
+  const probe = (figures) => (figures.error ? `not run (${figures.error})` : `${figures.heldOutErrors} (C = ${Number(figures.C.toPrecision(2))})`);
+  const head = (row) => (row.headSelection ? `L2 ${row.headSelection.chosen.l2}, ${row.headSelection.chosen.epochs} epochs (5-fold CV)` : 'fixed L2 1e-4, early stopping');
+  return [
+    '### Measured by bench/backbone-presets.mjs',
+    '',
+    `\`${result.command}\`, ${result.date.slice(0, 16).replace('T', ' ')} UTC, ${result.machine}; 1-minute load per row in the table (train time is wall time and only comparable at the same load; a row reuses features earlier rows of the same run cached). ` +
+      `Trained on ${result.trainPhotos.toLocaleString('en-US')} kaggle-dev photos (the lowest-numbered per class), scored on the ${result.heldOutPhotos.toLocaleString('en-US')} numbered ≥ 4000 through the serving path. ` +
+      'Probe: scikit-learn LogisticRegressionCV (C by 5-fold CV) on the same cached features, fitted on the photos the head learned from (train + validation splits) and on all of them. ' +
+      `"Neither": held-out cats and dogs it flags (target ≤ 0.5%) and the ${result.nonAnimalPhotos} non-animal photos of bench/non-animal-photos.mjs it catches, at serving.neither's defaults.`,
+    '',
+    '| row | held-out errors | catdog head | probe, same photos · all photos | "neither": held-out flagged · non-animal caught | train s (load) |',
+    '|---|---:|---|---|---|---|',
+    ...result.rows.map((row) =>
+      `| ${row.row} | **${row.heldOutErrors}** (${(row.heldOutAccuracy * 100).toFixed(2)}%) | ${head(row)} | ${probe(row.probe.sameTrainingPhotos)} · ${probe(row.probe.allPhotos)} | ${row.neither.heldOutFlagged.length} (${(row.neither.heldOutShare * 100).toFixed(2)}%) · ${row.neither.nonAnimalCaught} | ${row.trainSeconds.toFixed(0)} (${row.loadBefore}–${row.loadAfter}) |`),
+  ].join('\n');
 }

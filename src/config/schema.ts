@@ -152,7 +152,7 @@ const trainingSchema = z
       .describe(
         'L2 weight on the logistic head\'s weights: cv = chosen by 5-fold cross-validation on the training and validation photos (never the test split) ' +
           'from a small grid, with the epoch count, then the head is trained once more on all of them; or a fixed weight (0..1) with early stopping on the validation split. ' +
-          'Logistic head only; with the mlp head, training.zeroShotVote or training.fineTune (which needs the validation split) cv means the fixed 1e-4 with early stopping.',
+          'Logistic head only; with the mlp head, training.zeroShotVote, training.fineTune (which needs the validation split) or fewer than 10 photos, cv means the fixed 1e-4 with early stopping.',
       ),
     tta: z
       .boolean()

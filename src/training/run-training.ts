@@ -144,13 +144,14 @@ async function prepareTransfer(deps: TrainingDependencies, manifest: DatasetMani
   // Read before any feature is computed: a backbone without an ImageNet head fails at once, not minutes later.
   const zeroShot = params.zeroShotVote ? petLogits(backbone) : undefined;
   const fineTune = params.fineTune?.enabled ? params.fineTune : undefined;
-  // Fine-tuning stops early on the validation split, so that split must stay out of the head's training; the
-  // cross-validated regressions see the features alone, not the zero-shot vote a head would add to them.
-  const crossValidated = params.head === 'logistic' && params.headL2 === 'cv' && !fineTune && !zeroShot;
   const split = fineTune ? await splitBackbone(backbone, fineTuneSplitLayer(backbone, fineTune.blocks)) : undefined;
   const extractor = split ?? backbone;
   const trainItems = manifest.items.filter((item) => item.split === 'train');
   const validationItems = manifest.items.filter((item) => item.split === 'validation');
+  // Fine-tuning stops early on the validation split, so that split must stay out of the head's training; the
+  // cross-validated regressions see the features alone, not the zero-shot vote a head would add to them; and a
+  // fold needs photos to hold out.
+  const crossValidated = params.head === 'logistic' && params.headL2 === 'cv' && !fineTune && !zeroShot && trainItems.length + validationItems.length >= 2 * HEAD_SELECTION_FOLDS;
   const learnedItems = crossValidated ? [...trainItems, ...validationItems] : trainItems;
   const variant = anyAugmentation(params.augmentation) ? augmentationVariant(params.augmentation, backbone.inputSize, params.seed) : undefined;
   const total = trainItems.length + validationItems.length + (variant ? learnedItems.length : 0);
