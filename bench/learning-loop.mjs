@@ -13,7 +13,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { freePort, loadAverage, machine, options, repoRoot, requireShared, sharedDir, waitFor } from './lib.mjs';
+import { catdogEnv, freePort, loadAverage, machine, options, repoRoot, requireShared, sharedDir, waitFor } from './lib.mjs';
 
 const opts = options({ validations: 220, heldOutPerClass: 200, preset: '', timeoutSeconds: 3600 });
 requireShared();
@@ -25,15 +25,7 @@ const { createToken } = await dist('auth/index.js');
 
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'catdog-bench-loop-'));
 const home = path.join(work, 'home');
-const env = {
-  ...process.env,
-  CATDOG_HOME: home,
-  CATDOG_BACKBONE_DIR: path.join(sharedDir, 'models'),
-  ...(opts.preset && { CATDOG_TRAINING__PRESET: opts.preset }),
-  CATDOG_RETRAINING__ENABLED: 'true',
-  CATDOG_LOG_LEVEL: 'warn',
-  TF_CPP_MIN_LOG_LEVEL: '2',
-};
+const env = catdogEnv(home, opts.preset, { CATDOG_RETRAINING__ENABLED: 'true' });
 const config = loadConfig({ env, cwd: home }).config;
 
 const numbered = (label) =>

@@ -9,6 +9,22 @@ import { fileURLToPath } from 'node:url';
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const sharedDir = path.resolve(process.env.CATDOG_SHARED ?? path.join(repoRoot, '..', 'shared'));
 
+/**
+ * The environment of a catdog process on embedded defaults in `home`, its backbones read by catalogue name from
+ * ../shared/models, with training.preset `preset` ('' = the default one) and `extra` settings.
+ */
+export function catdogEnv(home, preset, extra = {}) {
+  return {
+    ...process.env,
+    CATDOG_HOME: home,
+    CATDOG_BACKBONE_DIR: path.join(sharedDir, 'models'),
+    ...(preset && { CATDOG_TRAINING__PRESET: preset }),
+    CATDOG_LOG_LEVEL: 'warn',
+    TF_CPP_MIN_LOG_LEVEL: '2',
+    ...extra,
+  };
+}
+
 export function requireShared() {
   if (!fs.existsSync(path.join(sharedDir, 'README.md'))) {
     console.error(`bench: ../shared not found at ${sharedDir}; set CATDOG_SHARED`);

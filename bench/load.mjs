@@ -24,6 +24,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
+  catdogEnv,
   closedLoopLoad,
   freePort,
   kagglePhotoFolder,
@@ -98,14 +99,7 @@ async function scrape(base, token) {
 
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'catdog-bench-load-'));
 const home = path.join(work, 'home');
-const env = {
-  ...process.env,
-  CATDOG_HOME: home,
-  CATDOG_BACKBONE_DIR: path.join(sharedDir, 'models'),
-  ...(opts.preset && { CATDOG_TRAINING__PRESET: opts.preset }),
-  CATDOG_LOG_LEVEL: 'warn',
-  TF_CPP_MIN_LOG_LEVEL: '2',
-};
+const env = catdogEnv(home, opts.preset);
 const started = Date.now();
 const loadBefore = loadAverage();
 let server;
