@@ -20,7 +20,7 @@ export {
 } from './backbone.js';
 export { featuresFromActivations, fineTuneSplitLayer, fineTuningNetwork, splitBackbone, type BackboneSplit } from './fine-tune.js';
 export { imagenetAnimalMass, zeroShotPDog } from './zero-shot.js';
-export { petLogits, type PetLogits } from './imagenet-head.js';
+export { animalMassesOfFeatures, petLogits, type PetLogits } from './imagenet-head.js';
 export { buildCnn, buildHead, DEFAULT_LOGISTIC_L2, type HeadKind } from './models.js';
 export {
   predictPDog,

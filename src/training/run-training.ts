@@ -18,6 +18,8 @@ import {
   binaryMetrics,
   binaryMetricsSchema,
   DEFAULT_LOGISTIC_L2,
+  animalMassesOfFeatures,
+  type Backbone,
   type BackboneSplit,
   type Batches,
   type BinaryMetrics,
@@ -124,10 +126,21 @@ interface FineTuning {
 const FAR_DISTANCE_QUANTILE = 0.999;
 const FAR_DISTANCE_MARGIN = 1.5;
 
-function neitherReference(trainFeatures: Float32Array[], trainLabels: number[], heldOutFeatures: Float32Array[]): NeitherReference {
+/**
+ * The share of the training and validation photos, all cats and dogs, that the learned ImageNet-mass threshold may
+ * call "neither": half of the 0.5% issue 16 allows on photos the model never saw, as a margin for them.
+ */
+const NEITHER_ANIMAL_LOSS = 0.0025;
+
+function neitherReference(backbone: Backbone, trainFeatures: Float32Array[], trainLabels: number[], heldOutFeatures: Float32Array[]): NeitherReference {
   const centroids = classCentroids(trainFeatures, trainLabels);
   const distances = heldOutFeatures.map((vector) => nearestCentroidDistance(vector, centroids));
-  return { centroids, farDistance: quantile(distances, FAR_DISTANCE_QUANTILE) * FAR_DISTANCE_MARGIN };
+  const masses = animalMassesOfFeatures(backbone, heldOutFeatures === trainFeatures ? trainFeatures : [...trainFeatures, ...heldOutFeatures])?.sort((a, b) => a - b);
+  return {
+    centroids,
+    farDistance: quantile(distances, FAR_DISTANCE_QUANTILE) * FAR_DISTANCE_MARGIN,
+    ...(masses && { animalMassThreshold: masses[Math.floor(NEITHER_ANIMAL_LOSS * masses.length)]! }),
+  };
 }
 
 /**
@@ -176,7 +189,7 @@ async function prepareTransfer(deps: TrainingDependencies, manifest: DatasetMani
   const augmentedFeatures = await pooled(augmentedOutputs);
   const trainLabels = trainItems.map(labelValue);
   const validationLabels = validationItems.map(labelValue);
-  const neither = neitherReference(trainFeatures, trainLabels, validationFeatures.length > 0 ? validationFeatures : trainFeatures);
+  const neither = neitherReference(backbone, trainFeatures, trainLabels, validationFeatures.length > 0 ? validationFeatures : trainFeatures);
   const [primary, ...others] = parts.map((part, index) => ({ id: part.id, source: sources[index]! }));
   const card = { imageSize: backbone.inputSize, backbone: primary, ...(others.length > 0 ? { ensemble: others } : {}), head: params.head, neither };
   const headWith = (l2: number) => buildHead(params.head, backbone.featureSize, params.seed, zeroShot, l2);
