@@ -375,7 +375,10 @@ const servingSchema = z
         // MobileNet v1 0.75 puts ≥ 0.012 on cats + dogs for 400 of 400 held-out Kaggle photos, < 0.01 for 16 of 19 scikit-image samples that are neither.
         threshold: fraction(1)
           .default(0.01)
-          .describe('Below this share of its probability on cat and dog classes, the backbone\'s ImageNet head calls a photo "neither" (0..1; `catdog models neither-threshold` suggests one from validated predictions).'),
+          .describe(
+            'Below this share of its probability on cat and dog classes, the backbone\'s ImageNet head calls a photo "neither" (0..1; `catdog models neither-threshold` suggests one from validated predictions). ' +
+              'For zero-shot answers and models trained before it was learned: a trained model carries its own, from its training photos, since each backbone\'s classifier spreads its probability differently.',
+          ),
         farFromClasses: z
           .boolean()
           .default(true)
