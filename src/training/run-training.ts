@@ -131,11 +131,17 @@ const FAR_DISTANCE_MARGIN = 1.5;
  * call "neither": half of the 0.5% issue 16 allows on photos the model never saw, as a margin for them.
  */
 const NEITHER_ANIMAL_LOSS = 0.0025;
+/**
+ * Fewer photos than this leave the threshold to one or two of them (on 72 photos, the smallest mass flagged 4 of 80
+ * held-out photos): such a model keeps serving.neither.threshold.
+ */
+const NEITHER_THRESHOLD_MIN_PHOTOS = 3 / NEITHER_ANIMAL_LOSS;
 
 function neitherReference(backbone: Backbone, trainFeatures: Float32Array[], trainLabels: number[], heldOutFeatures: Float32Array[]): NeitherReference {
   const centroids = classCentroids(trainFeatures, trainLabels);
   const distances = heldOutFeatures.map((vector) => nearestCentroidDistance(vector, centroids));
-  const masses = animalMassesOfFeatures(backbone, heldOutFeatures === trainFeatures ? trainFeatures : [...trainFeatures, ...heldOutFeatures])?.sort((a, b) => a - b);
+  const photos = heldOutFeatures === trainFeatures ? trainFeatures : [...trainFeatures, ...heldOutFeatures];
+  const masses = photos.length >= NEITHER_THRESHOLD_MIN_PHOTOS ? animalMassesOfFeatures(backbone, photos)?.sort((a, b) => a - b) : undefined;
   return {
     centroids,
     farDistance: quantile(distances, FAR_DISTANCE_QUANTILE) * FAR_DISTANCE_MARGIN,
