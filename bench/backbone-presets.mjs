@@ -15,7 +15,7 @@
 // Held-out photos are answered through the serving path (pixels → backbones → head, ImageNet head and class
 // centroids), so each row also says how many of them "neither" flags, and how many of bench/non-animal-photos.mjs
 // (made-up non-animal photos and the two kaggle-dev photos that show no animal) it catches, with the default
-// serving.neither settings.
+// serving.neither settings and the threshold each model learned.
 // Writes docs/bench/backbone-presets.json and the `bench:backbone-presets` section of docs/benchmarks.md;
 // `--render` rewrites that section from the JSON alone.
 // Usage: node bench/backbone-presets.mjs [perClass=1000] [rows, comma-separated (name substrings); default all]
@@ -170,7 +170,7 @@ function section(result) {
     `\`${result.command}\`, ${result.date.slice(0, 16).replace('T', ' ')} UTC, ${result.machine}; 1-minute load per row in the table (train time is wall time and only comparable at the same load; a row reuses features earlier rows of the same run cached). ` +
       `Trained on ${result.trainPhotos.toLocaleString('en-US')} kaggle-dev photos (the lowest-numbered per class), scored on the ${result.heldOutPhotos.toLocaleString('en-US')} numbered ≥ 4000 through the serving path. ` +
       'Probe: scikit-learn LogisticRegressionCV (C by 5-fold CV) on the same cached features, fitted on the photos the head learned from (train + validation splits) and on all of them. ' +
-      `"Neither": held-out cats and dogs it flags (target ≤ 0.5%) and the ${result.nonAnimalPhotos} non-animal photos of bench/non-animal-photos.mjs it catches, at serving.neither's defaults.`,
+      `"Neither": held-out cats and dogs it flags (target ≤ 0.5%) and the ${result.nonAnimalPhotos} non-animal photos of bench/non-animal-photos.mjs it catches (serving.neither's defaults; a model trained on 1,200 photos or more uses the ImageNet-mass threshold it learned from them).`,
     '',
     '| row | held-out errors | catdog head | probe, same photos · all photos | "neither": held-out flagged · non-animal caught | train s (load) |',
     '|---|---:|---|---|---|---|',
