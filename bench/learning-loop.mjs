@@ -57,9 +57,17 @@ try {
   const token = (await createToken(db, 'curator', 'learning loop').finally(() => db.close())).secret;
   const headers = { authorization: `Bearer ${token}` };
   const api = async (method, route, body) => {
-    const response = await fetch(`${base}/api/v1${route}`, { method, headers: { ...headers, ...(body && !(body instanceof FormData) && { 'content-type': 'application/json' }) }, body: body instanceof FormData ? body : body && JSON.stringify(body) });
-    if (!response.ok) throw new Error(`${method} ${route} answered ${response.status}: ${(await response.text()).slice(0, 300)}`);
-    return response.json();
+    for (;;) {
+      const response = await fetch(`${base}/api/v1${route}`, { method, headers: { ...headers, ...(body && !(body instanceof FormData) && { 'content-type': 'application/json' }) }, body: body instanceof FormData ? body : body && JSON.stringify(body) });
+      // One curator's token is rate limited (server.rateLimit) like anyone's: wait as the answer says, as a client would.
+      if (response.status === 429) {
+        await response.arrayBuffer();
+        await sleep(Number(response.headers.get('retry-after') ?? 1) * 1000);
+        continue;
+      }
+      if (!response.ok) throw new Error(`${method} ${route} answered ${response.status}: ${(await response.text()).slice(0, 300)}`);
+      return response.json();
+    }
   };
 
   let zeroShotRight = 0;
@@ -105,6 +113,10 @@ try {
   console.log(JSON.stringify(outcome));
   if (!outcome.target['a promoted model beats zero-shot on the held-out photos']) process.exitCode = 1;
 } finally {
-  if (server && server.exitCode === null) server.kill('SIGTERM');
+  // Its worker may still be reading the blob folder: remove it only once the server and its worker have stopped.
+  if (server && server.exitCode === null) {
+    server.kill('SIGTERM');
+    await new Promise((resolve) => (server.exitCode !== null ? resolve() : server.once('exit', resolve)));
+  }
   fs.rmSync(work, { recursive: true, force: true });
 }
