@@ -14,6 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
+  catdogEnv,
   fullResPhotos,
   loadAverage,
   machine,
@@ -23,7 +24,6 @@ import {
   replaceBenchmarkSection,
   repoRoot,
   requireShared,
-  serveEnv,
   startServe,
 } from './lib.mjs';
 
@@ -61,7 +61,7 @@ const loadBefore = loadAverage();
 let server;
 let outcome;
 try {
-  server = await startServe(serveEnv(path.join(work, 'home')), ['large requests']);
+  server = await startServe(catdogEnv(path.join(work, 'home')), ['large requests']);
   const { base, servingModelId, tokens: [token] } = server;
   const pid = server.server.pid;
   const idleAtStart = statusMiB(pid, 'VmRSS');

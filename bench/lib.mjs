@@ -9,6 +9,22 @@ import { fileURLToPath } from 'node:url';
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const sharedDir = path.resolve(process.env.CATDOG_SHARED ?? path.join(repoRoot, '..', 'shared'));
 
+/**
+ * The environment of a catdog process on embedded defaults in `home`, its backbones read by catalogue name from
+ * ../shared/models, with training.preset `preset` ('' = the default one) and `extra` settings.
+ */
+export function catdogEnv(home, preset, extra = {}) {
+  return {
+    ...process.env,
+    CATDOG_HOME: home,
+    CATDOG_BACKBONE_DIR: path.join(sharedDir, 'models'),
+    ...(preset && { CATDOG_TRAINING__PRESET: preset }),
+    CATDOG_LOG_LEVEL: 'warn',
+    TF_CPP_MIN_LOG_LEVEL: '2',
+    ...extra,
+  };
+}
+
 export function requireShared() {
   if (!fs.existsSync(path.join(sharedDir, 'README.md'))) {
     console.error(`bench: ../shared not found at ${sharedDir}; set CATDOG_SHARED`);
@@ -205,19 +221,8 @@ export function replaceBenchmarkSection(id, body) {
   fs.writeFileSync(markdownFile, markdown);
 }
 
-/** The environment of a `catdog` process on embedded defaults over `home`, serving with MobileNet v1 0.75 from shared/. */
-export function serveEnv(home) {
-  return {
-    ...process.env,
-    CATDOG_HOME: home,
-    CATDOG_BACKBONE_URL: path.join(sharedDir, 'models', 'mobilenet_v1_0.75_224', 'model.json'),
-    CATDOG_LOG_LEVEL: 'warn',
-    TF_CPP_MIN_LOG_LEVEL: '2',
-  };
-}
-
 /**
- * `catdog serve` (dist/) with `env` (see `serveEnv`) on a free port, once its health check answers, with one viewer
+ * `catdog serve` (dist/) with `env` (see `catdogEnv`) on a free port, once its health check answers, with one viewer
  * token per name in `tokenNames` made on its database. `stop()` SIGTERMs it and waits for its exit.
  */
 export async function startServe(env, tokenNames) {

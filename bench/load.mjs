@@ -15,13 +15,17 @@
 // the result is the ratio of the clients' p99 latencies beside the attacker and alone (the slower run alone), target
 // ≤ 2, with what the attacker's requests got (2xx, refused, 429). Writes docs/bench/load-attack.json and the
 // `bench:load-attack` section instead.
-// Usage: node bench/load.mjs [--seconds 60] [--warmup 60] [--clients 50] [--trainPerClass 50] [--sampleEvery 5] [--attackers 0]
+// Backbones are catalogue names read from ../shared/models (training.backboneDir): the default preset's, or those of
+// `--preset NAME`. The attack-free run also measures the preset's backbone alone (bench/backbone-throughput.mjs,
+// batch 32, decode excluded) in the same run, before the server starts, and reports the ratio issue 16 sets (≥ 0.8).
+// Usage: node bench/load.mjs [--seconds 60] [--warmup 60] [--clients 50] [--trainPerClass 50] [--sampleEvery 5] [--attackers 0] [--preset fast|balanced|best]
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
+  catdogEnv,
   closedLoopLoad,
   fullResPhotos,
   kagglePhotoFolder,
@@ -36,12 +40,12 @@ import {
   replaceBenchmarkSection,
   repoRoot,
   requireShared,
+  runJson,
   runMeasured,
-  serveEnv,
   startServe,
 } from './lib.mjs';
 
-const opts = options({ seconds: 60, warmup: 60, clients: 50, trainPerClass: 50, sampleEvery: 5, attackers: 0 });
+const opts = options({ seconds: 60, warmup: 60, clients: 50, trainPerClass: 50, sampleEvery: 5, attackers: 0, preset: '' });
 requireShared();
 const python = opts.attackers > 0 ? undefined : peersPython();
 const cli = path.join(repoRoot, 'dist', 'cli', 'main.js');
@@ -83,11 +87,15 @@ async function scrape(base, token) {
 
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'catdog-bench-load-'));
 const home = path.join(work, 'home');
-const env = serveEnv(home);
+const env = catdogEnv(home, opts.preset);
 const started = Date.now();
 const loadBefore = loadAverage();
 let server;
 let outcome;
+const preset = loadConfig({ env: { ...env, CATDOG_HOME: home }, cwd: home }).config.training.preset;
+const backboneAlone = opts.attackers > 0
+  ? undefined
+  : runJson(process.execPath, [path.join(repoRoot, 'bench', 'backbone-throughput.mjs'), '--preset', preset, '--seconds', '20']);
 try {
   let trained;
   if (opts.trainPerClass > 0) {
@@ -153,7 +161,7 @@ try {
       title: `8. Load: ${opts.clients} concurrent clients for ${opts.seconds} s`,
       machine: machine(),
       unit: 'MiB (RSS) / count (tensors)',
-      what: `${opts.clients} keep-alive clients (fetch loops), each with its own viewer token, posting the ${bodies.length} kaggle-fullres-sample photos in turn to \`catdog serve\` on embedded defaults (${trained ? `a model trained on ${opts.trainPerClass} kaggle-dev photos per class, promoted` : 'zero-shot MobileNet v1 0.75'}); ${opts.warmup} s warm-up (after one request of ${FULL_BATCH} photos, the largest model call), then ${opts.seconds} s measured, continuously (no pause between them), /metrics scraped every ${opts.sampleEvery} s`,
+      what: `${opts.clients} keep-alive clients (fetch loops), each with its own viewer token, posting the ${bodies.length} kaggle-fullres-sample photos in turn to \`catdog serve\` on embedded defaults (preset \`${preset}\`: ${trained ? `a model trained on ${opts.trainPerClass} kaggle-dev photos per class, promoted` : 'zero-shot'}); ${opts.warmup} s warm-up (after one request of ${FULL_BATCH} photos, the largest model call), then ${opts.seconds} s measured, continuously (no pause between them), /metrics scraped every ${opts.sampleEvery} s`,
       command: `node bench/load.mjs${process.argv.slice(2).length > 0 ? ` ${process.argv.slice(2).join(' ')}` : ''}`,
       servingModelId,
       trained,
@@ -164,6 +172,9 @@ try {
       failureSamples: measured.failureSamples,
       measuredSeconds: measured.measuredSeconds,
       answeredPerSecond: measured.answered / measured.measuredSeconds,
+      preset,
+      backboneAlone: { photosPerSecond: backboneAlone.photosPerSecond, batch: backboneAlone.batch, inputSize: backboneAlone.inputSize, backbones: backboneAlone.backbones },
+      photosPerSecondVsBackbone: measured.answered / measured.measuredSeconds / backboneAlone.photosPerSecond,
       latencyMs: { p50: measured.p50, p99: measured.p99, mean: measured.mean, max: measured.max },
       rssMiB: {
         warmUpEnd: warm.rssMiB,
@@ -224,6 +235,7 @@ if (outcome.figure === 'load-attack') {
     'tf tensors constant after warm-up': outcome.tensors.min === outcome.tensors.max,
     'RSS growth under 10%': outcome.rssMiB.growthPercent < 10,
     'more than one photo per model call': outcome.meanBatchSize > 1,
+    "photos/s at least 0.8× the backbone's own at batch 32": outcome.photosPerSecondVsBackbone >= 0.8,
   };
   const jsonFile = path.join(benchDocs, 'load.json');
   fs.writeFileSync(jsonFile, `${JSON.stringify(outcome, null, 2)}\n`);
@@ -348,6 +360,7 @@ function section(result) {
     `| latency p50 / p99 / max | ${number(result.latencyMs.p50)} / ${number(result.latencyMs.p99)} / ${number(result.latencyMs.max)} ms | recorded |`,
     `| server RSS at warm-up end → end (both under load) | ${number(result.rssMiB.warmUpEnd)} → ${number(result.rssMiB.end)} MiB (${result.rssMiB.growthPercent >= 0 ? '+' : ''}${number(result.rssMiB.growthPercent, 1)}%); idle after ${number(result.rssMiB.idleAfter)}, peak ${number(result.rssMiB.peak)} MiB | growth < 10%: ${met('RSS growth under 10%')} |`,
     `| \`tf.memory().numTensors\` after warm-up | ${result.tensors.min === result.tensors.max ? result.tensors.min : `${result.tensors.min}–${result.tensors.max}`} in every scrape from the warm-up's end on (idle after: ${result.tensors.idleAfter}) | constant: ${met('tf tensors constant after warm-up')} |`,
+    `| photos/s answered vs preset \`${result.preset}\`'s backbone alone (${result.backboneAlone.backbones.join(' + ')} at ${result.backboneAlone.inputSize} px, batch ${result.backboneAlone.batch}, decode excluded, same run: ${number(result.backboneAlone.photosPerSecond, 1)}/s) | ${number(result.photosPerSecondVsBackbone, 2)}× | ≥ 0.8× (issue 16): ${met("photos/s at least 0.8× the backbone's own at batch 32")} |`,
     `| photos per model call (micro-batching) | ${number(result.meanBatchSize, 2)} on average over ${number(result.modelCalls)} calls (calls by photos per call: ${batches}) | > 1: ${met('more than one photo per model call')} |`,
     '',
     `![${result.title}](bench/load.png)`,

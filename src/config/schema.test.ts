@@ -36,6 +36,7 @@ describe('configSchema', () => {
         backboneDir: '',
         backboneScaling: {},
         head: 'logistic',
+        headL2: 'cv',
         tta: false,
         zeroShotVote: false,
         backboneImageSize: null,

@@ -146,6 +146,14 @@ const trainingSchema = z
           '(caffe = BGR minus the ImageNet channel means; none = the model scales inside). Absent: x/127.5-1, as Keras MobileNets and EfficientNet-Lite. Catalogue names know their own; a TFLite file states its own in its input quantization, which is checked.',
       ),
     head: z.enum(['logistic', 'mlp']).default('logistic').describe('Classifier on top of the backbone features: logistic regression or a small MLP.'),
+    headL2: z
+      .union([z.literal('cv'), z.number().min(0).max(1)])
+      .default('cv')
+      .describe(
+        'L2 weight on the logistic head\'s weights: cv = chosen by 5-fold cross-validation on the training and validation photos (never the test split) ' +
+          'from a small grid, with the epoch count, then the head is trained once more on all of them; or a fixed weight (0..1) with early stopping on the validation split. ' +
+          'Logistic head only; with the mlp head, training.zeroShotVote, training.fineTune (which needs the validation split) or fewer than 10 photos, cv means the fixed 1e-4 with early stopping.',
+      ),
     tta: z
       .boolean()
       .default(TRAINING_PRESETS[SCHEMA_PRESET].tta)
@@ -381,7 +389,10 @@ const servingSchema = z
         // MobileNet v1 0.75 puts ≥ 0.012 on cats + dogs for 400 of 400 held-out Kaggle photos, < 0.01 for 16 of 19 scikit-image samples that are neither.
         threshold: fraction(1)
           .default(0.01)
-          .describe('Below this share of its probability on cat and dog classes, the backbone\'s ImageNet head calls a photo "neither" (0..1; `catdog models neither-threshold` suggests one from validated predictions).'),
+          .describe(
+            'Below this share of its probability on cat and dog classes, the backbone\'s ImageNet head calls a photo "neither" (0..1; `catdog models neither-threshold` suggests one from validated predictions). ' +
+              'For zero-shot answers and models trained before it was learned: a trained model carries its own, from its training photos, since each backbone\'s classifier spreads its probability differently.',
+          ),
         farFromClasses: z
           .boolean()
           .default(true)

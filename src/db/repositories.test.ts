@@ -118,6 +118,7 @@ const trainingParams: TrainingParams = {
   learningRate: 0.001,
   earlyStoppingPatience: 3,
   head: 'logistic',
+  headL2: 'cv',
   tta: false,
   zeroShotVote: false,
   backbone: 'mobilenet_v2_100_224',

@@ -1,7 +1,8 @@
 import type { LayersModel } from '@tensorflow/tfjs';
 import { CatdogError } from '../errors.js';
 import type { Backbone } from './backbone.js';
-import { PET_CLASSES } from './zero-shot.js';
+import { tensorflow } from './tf.js';
+import { imagenetAnimalMass, PET_CLASSES } from './zero-shot.js';
 
 type Layer = LayersModel['layers'][number];
 
@@ -57,6 +58,35 @@ export function petLogits(backbone: Backbone): PetLogits {
     cats: PET_CLASSES.cats.length,
     dogs: PET_CLASSES.dogs.length,
   };
+}
+
+/**
+ * What `imagenetAnimalMass` says of each photo, computed from `backbone`'s pooled features (for an ensemble, the
+ * part whose classifier its `imagenet` answers with) through that classifier's linear layer and softmax, without
+ * running the backbone again. Undefined where there is no classifier, or it is not one linear layer on the features.
+ */
+export function animalMassesOfFeatures(backbone: Backbone, features: readonly Float32Array[]): number[] | undefined {
+  const parts = backbone.parts ? (backbone.parts as Backbone[]) : [backbone];
+  const owner = parts.find((part) => part.imagenet);
+  if (!owner || features.length === 0) return undefined;
+  let layer: { kernel: Float32Array; bias: Float32Array };
+  try {
+    layer = linearImagenetLayer(owner);
+  } catch (error) {
+    if (error instanceof CatdogError) return undefined;
+    throw error;
+  }
+  const offset = parts.slice(0, parts.indexOf(owner)).reduce((sum, part) => sum + part.featureSize, 0);
+  const tf = tensorflow();
+  const classes = layer.bias.length;
+  const ownFeatures = new Float32Array(features.length * owner.featureSize);
+  features.forEach((row, i) => ownFeatures.set(row.subarray(offset, offset + owner.featureSize), i * owner.featureSize));
+  const probabilities = tf.tidy(() =>
+    tf.softmax(tf.add(tf.matMul(tf.tensor2d(ownFeatures, [features.length, owner.featureSize]), tf.tensor2d(layer.kernel, [owner.featureSize, classes])), tf.tensor1d(layer.bias))),
+  );
+  const values = probabilities.dataSync() as Float32Array;
+  probabilities.dispose();
+  return features.map((_, i) => imagenetAnimalMass(values.subarray(i * classes, (i + 1) * classes)));
 }
 
 /** The one Dense or 1×1 Conv2D between the backbone's pooled features and its softmax output, as `[features, 1000]`. */

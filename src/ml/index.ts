@@ -7,7 +7,7 @@ export {
   type Tensorflow as Tf,
 } from './tf.js';
 // The tfjs types callers pass in and get back, so no module outside ml/ needs the tfjs packages.
-export type { LayersModel, Tensor, Tensor1D, Tensor2D, Tensor4D } from '@tensorflow/tfjs';
+export type { LayersModel, Scalar, Tensor, Tensor1D, Tensor2D, Tensor4D } from '@tensorflow/tfjs';
 export {
   combineBackbones,
   extractFeatures,
@@ -20,8 +20,8 @@ export {
 } from './backbone.js';
 export { featuresFromActivations, fineTuneSplitLayer, fineTuningNetwork, splitBackbone, type BackboneSplit } from './fine-tune.js';
 export { imagenetAnimalMass, zeroShotPDog } from './zero-shot.js';
-export { petLogits, type PetLogits } from './imagenet-head.js';
-export { buildCnn, buildHead, type HeadKind } from './models.js';
+export { animalMassesOfFeatures, petLogits, type PetLogits } from './imagenet-head.js';
+export { buildCnn, buildHead, DEFAULT_LOGISTIC_L2, type HeadKind } from './models.js';
 export {
   predictPDog,
   trainBinaryClassifier,

@@ -5,8 +5,8 @@ import { tensorflow } from './tf.js';
 /** Classifier heads on backbone features; both end in one sigmoid unit = P(dog). */
 export type HeadKind = 'logistic' | 'mlp';
 
-/** Weight decay that keeps the logistic head from chasing a few hundred training photos. */
-const LOGISTIC_L2 = 1e-4;
+/** Weight decay that keeps the logistic head from chasing a few hundred training photos, where none is chosen for it. */
+export const DEFAULT_LOGISTIC_L2 = 1e-4;
 
 /**
  * Seeds for every random choice a network makes (initial weights, dropout masks): one run seed gives each
@@ -20,10 +20,11 @@ function layerSeeds(seed: number): () => number {
 /**
  * An untrained head taking `featureSize` backbone features, initialised from `seed`. With `zeroShot` (the cat and
  * dog rows of the backbone's own ImageNet classifier) the head also takes the backbone's zero-shot vote, computed
- * inside the network by frozen layers, so serving, fine-tuning and exports see the same network. Needs
+ * inside the network by frozen layers, so serving, fine-tuning and exports see the same network. `logisticL2` weighs
+ * the logistic head's L2 penalty (the mlp head has none). Needs
  * `initTensorflow()` to have been awaited.
  */
-export function buildHead(kind: HeadKind, featureSize: number, seed: number, zeroShot?: PetLogits): LayersModel {
+export function buildHead(kind: HeadKind, featureSize: number, seed: number, zeroShot?: PetLogits, logisticL2 = DEFAULT_LOGISTIC_L2): LayersModel {
   const tf = tensorflow();
   const nextSeed = layerSeeds(seed);
   const kernelInitializer = () => tf.initializers.glorotUniform({ seed: nextSeed() });
@@ -36,7 +37,7 @@ export function buildHead(kind: HeadKind, featureSize: number, seed: number, zer
             units: 1,
             activation: 'sigmoid',
             kernelInitializer: kernelInitializer(),
-            kernelRegularizer: tf.regularizers.l2({ l2: LOGISTIC_L2 }),
+            kernelRegularizer: tf.regularizers.l2({ l2: logisticL2 }),
           }),
         ]
       : [

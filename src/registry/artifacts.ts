@@ -52,6 +52,11 @@ export interface NeitherReference {
   centroids: ClassCentroids;
   /** A photo farther than this (cosine distance) from both centroids is "neither". */
   farDistance: number;
+  /**
+   * Below this ImageNet cat-and-dog mass a photo is "neither", learned from the model's own training photos (each
+   * backbone's classifier spreads its probability differently); absent: serving.neither.threshold.
+   */
+  animalMassThreshold?: number;
 }
 
 export interface ModelFiles {

@@ -22,6 +22,10 @@ describe('neitherReason', () => {
     expect(neitherReason({ pDog: 0.9, animalMass: 0.5, centroidDistance: 0.29 }, card, settings)).toBeUndefined();
     expect(neitherReason({ pDog: 0.9, animalMass: 0.5, centroidDistance: 0.9 }, card, { ...settings, farFromClasses: false })).toBeUndefined();
     expect(neitherReason({ pDog: 0.9, animalMass: 0.005 }, null, { ...settings, enabled: false })).toBeUndefined();
+    // A model's own threshold, learned from its training photos, replaces the configured one.
+    const learned = { neither: { ...card.neither, animalMassThreshold: 0.05 } };
+    expect(neitherReason({ pDog: 0.9, animalMass: 0.03, centroidDistance: 0.1 }, learned, settings)).toBe('imagenet_mass');
+    expect(neitherReason({ pDog: 0.9, animalMass: 0.03, centroidDistance: 0.1 }, card, settings)).toBeUndefined();
     // A model without centroids (trained before they existed) is judged on the ImageNet mass only.
     expect(neitherReason({ pDog: 0.9, animalMass: 0.5, centroidDistance: 5 }, null, settings)).toBeUndefined();
   });

@@ -16,7 +16,8 @@ export type NeitherSettings = CatdogConfig['serving']['neither'];
 /** Why a prediction is "neither" a cat nor a dog, or undefined when it is one of them. */
 export function neitherReason(prediction: Prediction, card: Pick<ModelCard, 'neither'> | null, settings: NeitherSettings): NeitherReason | undefined {
   if (!settings.enabled) return undefined;
-  if (prediction.animalMass !== undefined && prediction.animalMass < settings.threshold) return 'imagenet_mass';
+  const threshold = card?.neither?.animalMassThreshold ?? settings.threshold;
+  if (prediction.animalMass !== undefined && prediction.animalMass < threshold) return 'imagenet_mass';
   const farDistance = card?.neither?.farDistance;
   if (settings.farFromClasses && farDistance !== undefined && prediction.centroidDistance !== undefined && prediction.centroidDistance > farDistance) {
     return 'far_from_classes';

@@ -2,7 +2,7 @@ import { seededRandom } from '../images/index.js';
 import type { Batches, Tf } from '../ml/index.js';
 
 /** Fisher–Yates with a seeded generator: every epoch sees a different order, every run the same orders. */
-function shuffledIndices(count: number, seed: number): number[] {
+export function shuffledIndices(count: number, seed: number): number[] {
   const order = Array.from({ length: count }, (_, i) => i);
   const random = seededRandom(seed);
   for (let i = count - 1; i > 0; i -= 1) {

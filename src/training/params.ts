@@ -47,6 +47,7 @@ export function resolveTrainingParams(config: CatdogConfig, overrides: TrainingO
     learningRate: training.learningRate,
     earlyStoppingPatience: training.earlyStoppingPatience,
     head: training.head,
+    headL2: training.headL2,
     tta: training.tta,
     zeroShotVote: training.zeroShotVote,
     backbone: training.backbone,

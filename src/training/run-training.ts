@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { newId, type Database, type FineTuneParams, type FineTuneSummary, type ModelRow, type RunOutcome, type TrainingParams, type ValidationSummary } from '../db/index.js';
+import { newId, type Database, type FineTuneParams, type FineTuneSummary, type HeadSelectionSummary, type ModelRow, type RunOutcome, type TrainingParams, type ValidationSummary } from '../db/index.js';
 import { imageBlobKey } from '../storage/index.js';
 import { loadManifest, type DatasetManifest, type ManifestEntry } from '../datasets/versions.js';
 import { augment, DECODE_ID, decodeToRgb, seededRandom, type AugmentationConfig } from '../images/index.js';
@@ -16,6 +16,9 @@ import {
   splitBackbone,
   trainBinaryClassifier,
   binaryMetrics,
+  DEFAULT_LOGISTIC_L2,
+  animalMassesOfFeatures,
+  type Backbone,
   type BackboneSplit,
   type Batches,
   type BatchProgress,
@@ -38,8 +41,9 @@ import { thisProcessOwner } from '../app/process-owner.js';
 import { CatdogError } from '../errors.js';
 import { CANCELLED_REASON, JobCancelledError } from '../jobs/index.js';
 import { featuresFor, type FeatureVariant } from '../ml/feature-cache.js';
+import { foldOf, HEAD_L2_GRID, HEAD_SELECTION_FOLDS, selectHeadL2, type HeadSelection } from './head-selection.js';
 
-export type TrainingStage = 'features' | 'decoding' | 'training' | 'fine-tuning' | 'calibrating' | 'evaluating' | 'saving' | 'promoting';
+export type TrainingStage = 'features' | 'decoding' | 'cross-validating' | 'training' | 'fine-tuning' | 'calibrating' | 'evaluating' | 'saving' | 'promoting';
 
 export type TrainingEvent =
   | { type: 'started'; runId: string; datasetId: number; params: TrainingParams }
@@ -87,6 +91,11 @@ interface Trainable {
   card: Pick<ModelCard, 'imageSize' | 'backbone' | 'ensemble' | 'head' | 'neither' | 'fineTuned'>;
   /** Set when the backbone's top blocks are fine-tuned after the head. */
   fineTuning?: FineTuning;
+  /**
+   * Set when cross-validation chose the head's L2 weight and epoch count: the network then trains on the train and
+   * validation splits together, for that many epochs, and the out-of-fold answers stand in for a validation split.
+   */
+  headSelection?: HeadSelection;
 }
 
 /** The second phase's material: the cut backbone, its pretrained top blocks and batches of cached activations. */
@@ -104,10 +113,27 @@ interface FineTuning {
 const FAR_DISTANCE_QUANTILE = 0.999;
 const FAR_DISTANCE_MARGIN = 1.5;
 
-function neitherReference(trainFeatures: Float32Array[], trainLabels: number[], heldOutFeatures: Float32Array[]): NeitherReference {
+/**
+ * The share of the training and validation photos, all cats and dogs, that the learned ImageNet-mass threshold may
+ * call "neither": half of the 0.5% issue 16 allows on photos the model never saw, as a margin for them.
+ */
+const NEITHER_ANIMAL_LOSS = 0.0025;
+/**
+ * Fewer photos than this leave the threshold to one or two of them (on 72 photos, the smallest mass flagged 4 of 80
+ * held-out photos): such a model keeps serving.neither.threshold.
+ */
+const NEITHER_THRESHOLD_MIN_PHOTOS = 3 / NEITHER_ANIMAL_LOSS;
+
+function neitherReference(backbone: Backbone, trainFeatures: Float32Array[], trainLabels: number[], heldOutFeatures: Float32Array[]): NeitherReference {
   const centroids = classCentroids(trainFeatures, trainLabels);
   const distances = heldOutFeatures.map((vector) => nearestCentroidDistance(vector, centroids));
-  return { centroids, farDistance: quantile(distances, FAR_DISTANCE_QUANTILE) * FAR_DISTANCE_MARGIN };
+  const photos = heldOutFeatures === trainFeatures ? trainFeatures : [...trainFeatures, ...heldOutFeatures];
+  const masses = photos.length >= NEITHER_THRESHOLD_MIN_PHOTOS ? animalMassesOfFeatures(backbone, photos)?.sort((a, b) => a - b) : undefined;
+  return {
+    centroids,
+    farDistance: quantile(distances, FAR_DISTANCE_QUANTILE) * FAR_DISTANCE_MARGIN,
+    ...(masses && { animalMassThreshold: masses[Math.floor(NEITHER_ANIMAL_LOSS * masses.length)]! }),
+  };
 }
 
 /**
@@ -128,8 +154,13 @@ async function prepareTransfer(deps: TrainingDependencies, manifest: DatasetMani
   const extractor = split ?? backbone;
   const trainItems = manifest.items.filter((item) => item.split === 'train');
   const validationItems = manifest.items.filter((item) => item.split === 'validation');
+  // Fine-tuning stops early on the validation split, so that split must stay out of the head's training; the
+  // cross-validated regressions see the features alone, not the zero-shot vote a head would add to them; and a
+  // fold needs photos to hold out.
+  const crossValidated = params.head === 'logistic' && params.headL2 === 'cv' && !fineTune && !zeroShot && trainItems.length + validationItems.length >= 2 * HEAD_SELECTION_FOLDS;
+  const learnedItems = crossValidated ? [...trainItems, ...validationItems] : trainItems;
   const variant = anyAugmentation(params.augmentation) ? augmentationVariant(params.augmentation, backbone.inputSize, params.seed) : undefined;
-  const total = trainItems.length * (variant ? 2 : 1) + validationItems.length;
+  const total = trainItems.length + validationItems.length + (variant ? learnedItems.length : 0);
   let offset = 0;
   const progress = ({ done }: { done: number }) => {
     signal?.throwIfAborted();
@@ -142,7 +173,7 @@ async function prepareTransfer(deps: TrainingDependencies, manifest: DatasetMani
   };
   const trainOutputs = await collect(trainItems);
   const validationOutputs = await collect(validationItems);
-  const augmentedOutputs = variant ? await collect(trainItems, variant) : [];
+  const augmentedOutputs = variant ? await collect(learnedItems, variant) : [];
 
   const top = split ? await split.pretrainedTop() : undefined;
   const pooled = (outputs: Float32Array[]) => (top && split ? featuresFromActivations(top, outputs, split.featureShape) : Promise.resolve(outputs));
@@ -151,7 +182,30 @@ async function prepareTransfer(deps: TrainingDependencies, manifest: DatasetMani
   const augmentedFeatures = await pooled(augmentedOutputs);
   const trainLabels = trainItems.map(labelValue);
   const validationLabels = validationItems.map(labelValue);
-  const neither = neitherReference(trainFeatures, trainLabels, validationFeatures.length > 0 ? validationFeatures : trainFeatures);
+  const neither = neitherReference(backbone, trainFeatures, trainLabels, validationFeatures.length > 0 ? validationFeatures : trainFeatures);
+  const [primary, ...others] = parts.map((part, index) => ({ id: part.id, source: sources[index]! }));
+  const card = { imageSize: backbone.inputSize, backbone: primary, ...(others.length > 0 ? { ensemble: others } : {}), head: params.head, neither };
+  const headWith = (l2: number) => buildHead(params.head, backbone.featureSize, params.seed, zeroShot, l2);
+
+  if (crossValidated) {
+    const features = [...trainFeatures, ...validationFeatures];
+    const labels = [...trainLabels, ...validationLabels];
+    emit({ type: 'stage', runId, stage: 'cross-validating' });
+    const headSelection = await selectHeadL2(
+      tf,
+      { features, augmented: augmentedFeatures, labels, folds: learnedItems.map((item) => foldOf(item.hash, HEAD_SELECTION_FOLDS)) },
+      { grid: HEAD_L2_GRID, folds: HEAD_SELECTION_FOLDS, epochs: params.epochs, learningRate: params.learningRate, batchSize: params.batchSize, seed: params.seed, signal },
+    );
+    return {
+      network: headWith(headSelection.chosen.l2),
+      input: pooledFeatures(backbone),
+      train: featureBatches(tf, [...features, ...augmentedFeatures], [...labels, ...(variant ? labels : [])], params.batchSize, params.seed, true),
+      // Nothing is held out of the refit: these are photos it trains on, and the out-of-fold figures are the validation ones.
+      validation: featureBatches(tf, features, labels, 256, params.seed, false),
+      card,
+      headSelection,
+    };
+  }
   const allTrainLabels = [...trainLabels, ...(variant ? trainLabels : [])];
 
   /** Training batches and validation batches (the training split itself when there is no validation split). */
@@ -161,12 +215,11 @@ async function prepareTransfer(deps: TrainingDependencies, manifest: DatasetMani
       ? featureBatches(tf, validation, validationLabels, validationBatch, params.seed, false, shape)
       : featureBatches(tf, train, allTrainLabels, validationBatch, params.seed, false, shape),
   });
-  const [primary, ...others] = parts.map((part, index) => ({ id: part.id, source: sources[index]! }));
   return {
-    network: buildHead(params.head, backbone.featureSize, params.seed, zeroShot),
+    network: headWith(typeof params.headL2 === 'number' ? params.headL2 : DEFAULT_LOGISTIC_L2),
     input: pooledFeatures(backbone),
     ...batchesOf([...trainFeatures, ...augmentedFeatures], validationFeatures, 256),
-    card: { imageSize: backbone.inputSize, backbone: primary, ...(others.length > 0 ? { ensemble: others } : {}), head: params.head, neither },
+    card,
     // Activations are large (a 14×14×384 map per image for MobileNet v1 0.75 cut 2 blocks down): smaller batches.
     fineTuning: split && top ? { split, top, ...batchesOf([...trainOutputs, ...augmentedOutputs], validationOutputs, 64, split.featureShape) } : undefined,
   };
@@ -257,6 +310,7 @@ const modelCard = (candidate: Omit<CandidateOutcome, 'epochs' | 'durationMs'>, t
 interface TrainedModel {
   candidate: Omit<CandidateOutcome, 'durationMs'>;
   fineTuned?: FineTuneSummary;
+  headSelection?: HeadSelectionSummary;
 }
 
 /**
@@ -313,15 +367,17 @@ async function trainModel(deps: TrainingDependencies, request: TrainingRequest, 
 
     emit({ type: 'stage', runId, stage: 'training' });
     const phaseReporter = progressRecorder(deps, runId, emit);
+    const { headSelection } = trainable;
+    const headEpochs = headSelection?.chosen.epochs ?? params.epochs;
     const headPhase = await trainBinaryClassifier({
       model: trainable.network,
       train: trainable.train,
       validation: trainable.validation,
-      epochs: params.epochs,
+      epochs: headEpochs,
       learningRate: params.learningRate,
-      earlyStoppingPatience: params.earlyStoppingPatience,
+      earlyStoppingPatience: headSelection ? 0 : params.earlyStoppingPatience,
       signal: request.signal,
-      ...phaseReporter(0, params.epochs),
+      ...phaseReporter(0, headEpochs),
     });
     let history = { epochs: headPhase.epochs, bestEpoch: headPhase.bestEpoch };
     let fineTuned: FineTuneSummary | undefined;
@@ -347,18 +403,23 @@ async function trainModel(deps: TrainingDependencies, request: TrainingRequest, 
       modelId: request.modelId ?? newId('mdl'),
       artifactPrefix: '',
       params,
-      validation: { accuracy: best.valAccuracy, loss: best.valLoss, bestEpoch: history.bestEpoch },
+      validation: headSelection
+        ? { accuracy: headSelection.chosen.outOfFoldAccuracy, loss: headSelection.chosen.outOfFoldLoss, bestEpoch: headEpochs }
+        : { accuracy: best.valAccuracy, loss: best.valLoss, bestEpoch: history.bestEpoch },
       epochs: history.epochs,
     };
 
     const card = modelCard(candidate, trainable, deps.codeVersion, { validation: candidate.validation });
     const scoring = classifierFor({ modelId: candidate.modelId, version: null, card, input: trainable.input, network: trainable.network });
     emit({ type: 'stage', runId, stage: 'calibrating' });
-    card.calibration = fitCalibration(await scoreSplit(deps, scoring, manifest, manifest.items.some((item) => item.split === 'validation') ? 'validation' : 'train'));
+    card.calibration = fitCalibration(
+      headSelection?.outOfFold ?? (await scoreSplit(deps, scoring, manifest, manifest.items.some((item) => item.split === 'validation') ? 'validation' : 'train')),
+    );
     emit({ type: 'stage', runId, stage: 'saving' });
     candidate.artifactPrefix = await writeModelFiles(deps.blobs, { ...(await serializeModel(trainable.network)), card });
     await writeReliabilityPng(deps.blobs, candidate.artifactPrefix, card.calibration);
-    return { candidate, ...(fineTuned && { fineTuned }) };
+    const selection: HeadSelectionSummary | undefined = headSelection && { chosen: headSelection.chosen, candidates: headSelection.candidates, durationMs: headSelection.durationMs };
+    return { candidate, ...(fineTuned && { fineTuned }), ...(selection && { headSelection: selection }) };
   } finally {
     trainable?.network.dispose();
     // Once fine-tuning starts, the pretrained top blocks are part of the network; before that they stand alone.
@@ -439,7 +500,7 @@ async function fineTuneBlocks(
 export async function trainOnDataset(deps: TrainingDependencies, request: TrainingRequest): Promise<TrainingOutcome> {
   const started = Date.now();
   return asRun(deps, request, async (runId, emit) => {
-    const { candidate, fineTuned } = await trainModel(deps, request, runId, emit);
+    const { candidate, fineTuned, headSelection } = await trainModel(deps, request, runId, emit);
     // A cancel that came after the last epoch still registers nothing.
     request.signal?.throwIfAborted();
     const { model, metrics, promotion } = await finalizeCandidate(deps, candidate, { actor: request.actor ?? 'training', emit });
@@ -447,7 +508,7 @@ export async function trainOnDataset(deps: TrainingDependencies, request: Traini
     const { bestEpoch } = candidate.validation;
     return {
       value: { runId, model, metrics, promotion, epochs: candidate.epochs, bestEpoch, durationMs: Date.now() - started },
-      outcome: { status: 'succeeded', metrics: { ...metrics, bestEpoch, promoted: promotion.promoted, promotion: promotion.reason, ...(fineTuned && { fineTune: fineTuned }) }, modelId: model.id },
+      outcome: { status: 'succeeded', metrics: { ...metrics, bestEpoch, promoted: promotion.promoted, promotion: promotion.reason, ...(fineTuned && { fineTune: fineTuned }), ...(headSelection && { headSelection }) }, modelId: model.id },
     };
   });
 }
@@ -456,12 +517,12 @@ export async function trainOnDataset(deps: TrainingDependencies, request: Traini
 export async function trainCandidate(deps: TrainingDependencies, request: TrainingRequest): Promise<CandidateOutcome> {
   const started = Date.now();
   return asRun(deps, request, async (runId, emit) => {
-    const { candidate, fineTuned } = await trainModel(deps, request, runId, emit);
+    const { candidate, fineTuned, headSelection } = await trainModel(deps, request, runId, emit);
     return {
       value: { ...candidate, durationMs: Date.now() - started },
       outcome: {
         status: 'succeeded',
-        metrics: { validation: candidate.validation, candidate: { modelId: candidate.modelId, artifactPrefix: candidate.artifactPrefix }, ...(fineTuned && { fineTune: fineTuned }) },
+        metrics: { validation: candidate.validation, candidate: { modelId: candidate.modelId, artifactPrefix: candidate.artifactPrefix }, ...(fineTuned && { fineTune: fineTuned }), ...(headSelection && { headSelection }) },
       },
     };
   });

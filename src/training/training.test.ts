@@ -4,11 +4,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestApp, importKagglePhotos, type TestApp, withOverrides } from '../../test/support/app.js';
 import { kaggleFiles, skipWithoutShared } from '../../test/support/shared.js';
 import { buildDatasetVersion, loadManifest } from '../datasets/versions.js';
+import { evaluatedRunMetrics } from '../db/index.js';
 import { decodeToRgb } from '../images/index.js';
 import { loadClassifier } from '../registry/classifier.js';
 import { degenerateReason } from '../registry/degenerate.js';
 import { evaluateOnSplit, predictStored } from '../registry/evaluate.js';
 import { predictUploads } from '../serving/predict.js';
+import { HEAD_L2_GRID } from './head-selection.js';
 import { datasetParams, resolveTrainingParams } from './params.js';
 import { trainOnDataset, type TrainingEvent } from './run-training.js';
 
@@ -36,6 +38,14 @@ describe.skipIf(Boolean(skipWithoutShared))('training runs, registry and promoti
     expect(epochs.length).toBeGreaterThan(0);
     expect(events.filter((event) => event.type === 'epoch')).toHaveLength(epochs.length);
     expect(events.at(-1)).toMatchObject({ type: 'finished', modelId: outcome.model.id });
+
+    // The default head chose its L2 weight and epoch count by cross-validation, trained that many epochs, and says so.
+    expect(events.some((event) => event.type === 'stage' && event.stage === 'cross-validating')).toBe(true);
+    const selection = evaluatedRunMetrics(run!.metrics)?.headSelection;
+    if (selection === undefined) throw new Error(`the run recorded no head selection: ${JSON.stringify(run?.metrics)}`);
+    expect(selection.candidates.map((candidate) => candidate.l2)).toEqual([...HEAD_L2_GRID]);
+    expect(HEAD_L2_GRID).toContain(selection.chosen.l2);
+    expect(outcome.epochs).toHaveLength(selection.chosen.epochs);
 
     expect(outcome.promotion).toMatchObject({ promoted: true, reason: 'first model' });
     expect((await app.db.models.current())?.id).toBe(outcome.model.id);

@@ -4,7 +4,7 @@ import { createTestApp, importKagglePhotos, type TestApp, withOverrides } from '
 import { kerasPredict, skipWithoutPython } from '../../test/support/python.js';
 import { kaggleFiles, sharedPath, skipWithoutShared } from '../../test/support/shared.js';
 import { buildDatasetVersion } from '../datasets/versions.js';
-import { buildHead, deserializeModel, initTensorflow, petLogits, zeroShotPDog, type LayersModel, type Tensor } from '../ml/index.js';
+import { animalMassesOfFeatures, buildHead, deserializeModel, imagenetAnimalMass, initTensorflow, petLogits, zeroShotPDog, type LayersModel, type Tensor } from '../ml/index.js';
 import { maxAbsDifference, rgbPixels } from '../../test/support/ml.js';
 import { loadClassifier } from '../registry/classifier.js';
 import { exportModel } from '../registry/export.js';
@@ -50,6 +50,23 @@ describe.skipIf(Boolean(skipWithoutShared))('a head that also takes the backbone
     } finally {
       tf.dispose([features, imagenet!]);
       head.dispose();
+    }
+  });
+
+  it('reads the ImageNet cat-and-dog mass from pooled features as the classifier gives it, in an ensemble too', async () => {
+    const trunkSource = sharedPath('models', 'mobilenet_v2_0.35_trunk_tm', 'model.json');
+    // The part with the classifier comes second, so its features sit after the trunk's.
+    const ensemble = await app.backbones.combined([trunkSource, app.config.training.backbone]);
+    const { features, imagenet } = ensemble.featuresAndImagenet(batch as never);
+    try {
+      const rows = (features.arraySync() as number[][]).map((row) => Float32Array.from(row));
+      const expected = (imagenet!.arraySync() as number[][]).map((row) => imagenetAnimalMass(row));
+      expect(maxAbsDifference(animalMassesOfFeatures(ensemble, rows)!, expected)).toBeLessThan(1e-4);
+      // Real cats and dogs: the classifier puts much of its probability on them.
+      expect(Math.max(...expected)).toBeGreaterThan(0.2);
+      expect(animalMassesOfFeatures(await app.backbones.get(trunkSource), rows)).toBeUndefined();
+    } finally {
+      tf.dispose([features, imagenet!]);
     }
   });
 

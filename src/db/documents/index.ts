@@ -8,6 +8,7 @@ export {
   type CandidateRunMetrics,
   type EvaluatedRunMetrics,
   type FineTuneSummary,
+  type HeadSelectionSummary,
   type RunMetrics,
   type ValidationSummary,
 } from './runs.js';

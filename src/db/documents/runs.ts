@@ -16,6 +16,11 @@ const fineTuneSummarySchema = z.object({
   durationMs: z.number(),
 });
 
+const headCandidateSchema = z.object({ l2: z.number(), epochs: z.int(), outOfFoldLoss: storedFigure, outOfFoldAccuracy: storedFigure });
+
+/** What cross-validation chose for the logistic head (L2 weight, epochs) and what each weight scored. */
+const headSelectionSummarySchema = z.object({ chosen: headCandidateSchema, candidates: z.array(headCandidateSchema), durationMs: z.number() });
+
 /** Validation-split figures of a run's best epoch: what a sweep compares candidates on. */
 export const validationSummarySchema = z.object({ accuracy: storedFigure, loss: storedFigure, bestEpoch: z.int() });
 
@@ -26,6 +31,7 @@ const evaluatedRunMetricsSchema = binaryMetricsSchema.extend({
   /** Why it was or was not promoted; runs recorded before the reason was kept have none. */
   promotion: z.string().optional(),
   fineTune: fineTuneSummarySchema.optional(),
+  headSelection: headSelectionSummarySchema.optional(),
 });
 
 /** A sweep's or a pipeline step's run: its stored model, not yet evaluated on the test split nor registered. */
@@ -33,9 +39,11 @@ const candidateRunMetricsSchema = z.object({
   validation: validationSummarySchema,
   candidate: z.object({ modelId: z.string().min(1), artifactPrefix: z.string().min(1) }),
   fineTune: fineTuneSummarySchema.optional(),
+  headSelection: headSelectionSummarySchema.optional(),
 });
 
 export type FineTuneSummary = z.infer<typeof fineTuneSummarySchema>;
+export type HeadSelectionSummary = z.infer<typeof headSelectionSummarySchema>;
 export type ValidationSummary = z.infer<typeof validationSummarySchema>;
 export type EvaluatedRunMetrics = z.infer<typeof evaluatedRunMetricsSchema>;
 export type CandidateRunMetrics = z.infer<typeof candidateRunMetricsSchema>;

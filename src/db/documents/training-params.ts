@@ -1,6 +1,10 @@
 import { z } from 'zod';
 import { augmentationSchema } from '../../config/schema.js';
+import { DEFAULT_LOGISTIC_L2 } from '../../ml/models.js';
 import { storedDocument } from './stored-document.js';
+
+/** The logistic head's L2 weight, or `cv`: chosen by cross-validation on the training photos. */
+const headL2Schema = z.union([z.literal('cv'), z.number().min(0)]);
 
 const fineTuneParamsSchema = z.object({
   enabled: z.boolean(),
@@ -18,6 +22,7 @@ export const trainingParamsV1Schema = z.object({
   learningRate: z.number().positive(),
   earlyStoppingPatience: z.int().min(0),
   head: z.enum(['logistic', 'mlp']),
+  headL2: headL2Schema.optional(),
   tta: z.boolean().optional(),
   zeroShotVote: z.boolean().optional(),
   backbone: z.string().min(1),
@@ -34,6 +39,7 @@ export const trainingParamsV1Schema = z.object({
  * cards). Every option is recorded; only `fineTune` may be absent, for a run without that phase.
  */
 export const trainingParamsSchema = trainingParamsV1Schema.extend({
+  headL2: headL2Schema,
   /** Average P(dog) over each photo and its mirror image. */
   tta: z.boolean(),
   /** The head also takes the backbone's ImageNet zero-shot vote. */
@@ -49,9 +55,10 @@ export const trainingParamsSchema = trainingParamsV1Schema.extend({
 export type TrainingParams = z.infer<typeof trainingParamsSchema>;
 export type FineTuneParams = z.infer<typeof fineTuneParamsSchema>;
 
-/** An option a version-1 run lacks is what training did before the option existed: it was off. */
+/** An option a version-1 run lacks is what training did before the option existed: it was off, the head's L2 fixed. */
 export const upgradeTrainingParams = (params: z.infer<typeof trainingParamsV1Schema>): TrainingParams => ({
   ...params,
+  headL2: params.headL2 ?? DEFAULT_LOGISTIC_L2,
   tta: params.tta ?? false,
   zeroShotVote: params.zeroShotVote ?? false,
   backboneImageSize: params.backboneImageSize ?? null,
