@@ -49,6 +49,7 @@ const opts = options({ seconds: 60, warmup: 60, clients: 50, trainPerClass: 50, 
 requireShared();
 const python = opts.attackers > 0 ? undefined : peersPython();
 const cli = path.join(repoRoot, 'dist', 'cli', 'main.js');
+const { loadConfig } = await import(path.join(repoRoot, 'dist', 'config', 'index.js'));
 
 /** The batcher's default cap (`maxBatch` in src/serving/batcher.ts): the largest model call the server makes. */
 const FULL_BATCH = 32;

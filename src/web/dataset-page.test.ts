@@ -3,7 +3,7 @@ import type { Browser } from 'playwright-core';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { importKagglePhotos } from '../../test/support/app.js';
-import { collectPageErrors, expectNoAxeViolations, launchChromium, signIn, skipBrowser, VIEWPORTS } from '../../test/support/browser.js';
+import { collectPageErrors, expectNoAxeViolations, fitsViewportWidth, launchChromium, signIn, skipBrowser, VIEWPORTS } from '../../test/support/browser.js';
 import { startTestServer, type TestServer } from '../../test/support/server.js';
 
 /** The side in pixels of the first augmented sample the page shows. */
@@ -48,6 +48,21 @@ describe.skipIf(skipBrowser)('the Dataset page in Chromium', () => {
     expect(await t.app.db.datasets.list()).toHaveLength(1);
 
     await expectNoAxeViolations(page, 'the Dataset page');
+    expect(errors).toEqual([]);
+  });
+
+  it('shows a viewer the build disabled with the role it needs, and lets them preview what training sees (phone, viewer)', async () => {
+    const page = await browser.newPage({ viewport: VIEWPORTS.phone });
+    const errors = collectPageErrors(page);
+    await signIn(page, t.server.url, t.tokens.viewer, '/dataset');
+    const build = page.locator('#build-form button[type="submit"]');
+    expect(await build.isDisabled()).toBe(true);
+    expect(await build.getAttribute('title')).toBe('needs the curator role (you have viewer)');
+    await page.fill('#training-images-form input[name="imageSize"]', '40');
+    await page.locator('#training-images-form input[name="imageSize"]').dispatchEvent('change');
+    await expect.poll(() => page.locator('#preview img').first().getAttribute('src').then(firstSampleWidth), { timeout: 30_000 }).toBe(40);
+    expect(await fitsViewportWidth(page)).toBe(true);
+    await expectNoAxeViolations(page, 'the Dataset page as a viewer on a phone');
     expect(errors).toEqual([]);
   });
 });
