@@ -8,7 +8,7 @@ import { CatdogError } from '../errors.js';
 import type { BinaryMetrics } from '../ml/index.js';
 import { loadClassifier } from '../registry/classifier.js';
 import { evaluateOnSplit } from '../registry/evaluate.js';
-import { trainingParamsSchema } from '../db/index.js';
+import { trainingParamsPayloadSchema } from '../db/index.js';
 import { resolveTrainingParams } from '../training/params.js';
 import { finalizeCandidate, trainCandidate } from '../training/run-training.js';
 import { catdogComponents } from './catdog-pipeline.js';
@@ -37,7 +37,7 @@ const modelArtifactSchema = z.object({
   artifactPrefix: z.string().min(1),
   runId: z.string().min(1),
   datasetId: z.int().positive(),
-  params: trainingParamsSchema,
+  params: trainingParamsPayloadSchema,
 });
 /** KFP metrics are numbers; a NaN (ROC AUC on one class) is written as JSON null. */
 const metricsArtifactSchema = z.record(z.string(), z.number().nullable());

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { defineJob } from '../jobs/index.js';
-import { trainingParamsSchema, validationSummarySchema } from '../db/index.js';
+import { trainingParamsPayloadSchema, validationSummarySchema } from '../db/index.js';
 import type { CandidateOutcome } from './run-training.js';
 
 /** A training the server (API, web UI) started: its run was recorded as queued when it was asked for. */
@@ -9,7 +9,7 @@ export const trainJob = defineJob(
   z.object({
     runId: z.string().min(1),
     datasetId: z.int().min(1),
-    params: trainingParamsSchema,
+    params: trainingParamsPayloadSchema,
   }),
 );
 
@@ -18,7 +18,7 @@ export const trainCandidateJob = defineJob(
   'train-candidate',
   z.object({
     datasetId: z.int().min(1),
-    params: trainingParamsSchema,
+    params: trainingParamsPayloadSchema,
   }),
 );
 
@@ -27,7 +27,7 @@ const storedCandidateSchema = z.object({
   datasetId: z.int().min(1),
   modelId: z.string().min(1),
   artifactPrefix: z.string().min(1),
-  params: trainingParamsSchema,
+  params: trainingParamsPayloadSchema,
 });
 
 /** A sweep's winner: evaluated on the test split, registered, promoted if better. */

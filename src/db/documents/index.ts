@@ -1,5 +1,5 @@
 export { StoredDocumentError, type DocumentLocation, type StoredDocument } from './stored-document.js';
-export { trainingParamsDocument, trainingParamsSchema, type FineTuneParams, type TrainingParams } from './training-params.js';
+export { trainingParamsDocument, trainingParamsPayloadSchema, trainingParamsSchema, type FineTuneParams, type TrainingParams } from './training-params.js';
 export { importedModelParamsSchema, modelMetricsDocument, modelParamsDocument, type ImportedModelParams, type ModelParams } from './models.js';
 export {
   evaluatedRunMetrics,

@@ -67,3 +67,10 @@ export const upgradeTrainingParams = (params: z.infer<typeof trainingParamsV1Sch
 
 /** A training run's `params`. */
 export const trainingParamsDocument = storedDocument('training parameters', trainingParamsV1Schema).next(trainingParamsSchema, upgradeTrainingParams);
+
+/**
+ * Training parameters in a job payload or a pipeline step's input: written by whichever catdog queued them, maybe the
+ * release before this one, so every version is taken and upgraded to the newest (payloads carry no version marker;
+ * the newest shape also reads as version 1 with every option present, which the upgrade keeps).
+ */
+export const trainingParamsPayloadSchema = trainingParamsV1Schema.transform(upgradeTrainingParams);
