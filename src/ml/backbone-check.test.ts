@@ -13,11 +13,12 @@ const skipReason = skipWithoutShared || (fs.existsSync(checkProcess) ? '' : `${c
 /** A child process that starts TensorFlow and loads a backbone, on a shared two-core machine. */
 const CHILD_MS = 120_000;
 
-/** The environment of a check process that dies of SIGFPE before it answers (test/support/raise-sigfpe.mjs). */
-const crashingEnv = (extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv => ({
+/** The environment of a check process that dies of `signal` before it answers (test/support/raise-signal.mjs). */
+const crashingEnv = (extra: NodeJS.ProcessEnv = {}, signal = 'SIGFPE'): NodeJS.ProcessEnv => ({
   ...process.env,
   ...extra,
-  NODE_OPTIONS: `--import=${path.join(repoRoot, 'test', 'support', 'raise-sigfpe.mjs')}`,
+  RAISE_SIGNAL: signal,
+  NODE_OPTIONS: `--import=${path.join(repoRoot, 'test', 'support', 'raise-signal.mjs')}`,
 });
 
 describe.skipIf(skipReason)('checking a backbone in a child process before loading it', () => {
@@ -62,6 +63,22 @@ describe.skipIf(skipReason)('checking a backbone in a child process before loadi
       expect(performance.now() - started).toBeLessThan(5_000);
       // With oneDNN switched off as the message says, the backbone is checked again, and passes.
       await checkBackboneInChildProcess(smallBackbone, otherSize, { cacheDir, photoPath, env: { ...process.env, TF_ENABLE_ONEDNN_OPTS: '0' } });
+    },
+    CHILD_MS,
+  );
+
+  it(
+    'does not hold a check stopped from outside (SIGTERM) against the backbone: no verdict is kept, the next check runs',
+    async () => {
+      const stopped = { inputSize: 96 };
+      const before = verdicts().length;
+      await expect(checkBackboneInChildProcess(smallBackbone, stopped, { cacheDir, photoPath, env: crashingEnv({}, 'SIGTERM') })).rejects.toMatchObject({
+        code: 'backbone_check_interrupted',
+        details: { source: smallBackbone, signal: 'SIGTERM' },
+      });
+      expect(verdicts()).toHaveLength(before);
+      await checkBackboneInChildProcess(smallBackbone, stopped, { cacheDir, photoPath });
+      expect(verdicts()).toHaveLength(before + 1);
     },
     CHILD_MS,
   );

@@ -93,6 +93,11 @@ export async function checkBackboneInChildProcess(
   const outcome = await runCheckProcess(request, env, options.timeoutMs ?? DEFAULT_TIMEOUT_MS);
   const checkedAt = new Date().toISOString();
   if ('signal' in outcome) {
+    // Only a fault of the backbone's own is remembered: a check stopped from outside (Ctrl-C, a service manager's
+    // SIGTERM, the OOM killer's SIGKILL) says nothing about the backbone, and runs again next time.
+    if (!CRASH_SIGNALS.has(outcome.signal)) {
+      throw new CatdogError('backbone_check_interrupted', `the check of backbone ${source} was stopped by ${outcome.signal} before it finished; start again to check it`, 503, { source, signal: outcome.signal });
+    }
     await writeVerdict(verdictFile, { verdict: 'crashed', signal: outcome.signal, checkedAt });
     throw new BackboneCrashedError(source, outcome.signal);
   }
@@ -102,6 +107,9 @@ export async function checkBackboneInChildProcess(
 }
 
 type CheckOutcome = { answer: BackboneCheckAnswer } | { signal: string };
+
+/** The signals a process gets from its own faults: a TensorFlow kernel that divides by zero, reads out of bounds, aborts. */
+const CRASH_SIGNALS = new Set(['SIGFPE', 'SIGSEGV', 'SIGILL', 'SIGBUS', 'SIGABRT', 'SIGTRAP']);
 
 function runCheckProcess(request: BackboneCheckRequest, env: NodeJS.ProcessEnv, timeoutMs: number): Promise<CheckOutcome> {
   return new Promise((resolve, reject) => {
