@@ -1,5 +1,5 @@
 import { sql, type ColumnDataType, type Expression, type Kysely, type Migration } from 'kysely';
-import { datasetParamsSchema } from './documents/dataset-version.js';
+import { z } from 'zod';
 import type { Dialect } from './support.js';
 
 /**
@@ -273,11 +273,19 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
       // (MySQL has no transactional DDL, so Kysely runs it outside a transaction) is finished by the next. No `down`: the
       // dropped settings are gone.
       async up(db) {
+        // The params as this migration knows them, whatever later versions of the document make of them.
+        const splitAndSeed = z.object({ split: z.object({ train: z.number(), validation: z.number(), test: z.number() }), seed: z.int() });
         // The table as this migration knows it, whatever later migrations make of it.
         const versions: Kysely<{ dataset_versions: { id: number; params: string } }> = db;
         const rows = await versions.selectFrom('dataset_versions').select(['id', 'params']).execute();
         for (const row of rows) {
-          const parsed = datasetParamsSchema.safeParse(JSON.parse(row.params));
+          let stored: unknown;
+          try {
+            stored = JSON.parse(row.params);
+          } catch (error) {
+            throw new Error(`dataset version v${row.id}: its params are not JSON: ${(error as Error).message}`);
+          }
+          const parsed = splitAndSeed.safeParse(stored);
           if (!parsed.success) throw new Error(`dataset version v${row.id}: its params have no valid split and seed: ${parsed.error.message}`);
           await versions.updateTable('dataset_versions').set({ params: JSON.stringify(parsed.data) }).where('id', '=', row.id).execute();
         }

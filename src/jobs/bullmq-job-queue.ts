@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { Job, Queue, QueueEvents, UnrecoverableError, WaitingError, Worker, type JobType } from 'bullmq';
+import type { Logger } from '../app/logger.js';
 import { CatdogError, NotFoundError } from '../errors.js';
+import { HeldLocks } from './held-locks.js';
 import {
   assertValidEnqueueOptions,
   CANCELLED_REASON,
@@ -44,6 +46,7 @@ export interface BullMqJobQueueOptions {
   closeTimeoutMs?: number;
   /** How often a worker checks whether one of its active jobs was cancelled; default 250 ms. */
   cancelPollMs?: number;
+  logger?: Pick<Logger, 'warn'>;
 }
 
 interface Connection {
@@ -119,7 +122,7 @@ export class BullMqJobQueue implements JobQueue {
   private workerClient: Redis | undefined;
   private cancelPoll: NodeJS.Timeout | undefined;
   private readonly activeHere = new Set<string>();
-  private readonly lockRenewals = new Set<NodeJS.Timeout>();
+  private readonly locks: HeldLocks;
   private closing: Promise<void> | undefined;
   private readonly listeners = new Set<(job: JobInfo) => void>();
   private readonly waiters = new Map<string, Set<() => void>>();
@@ -127,6 +130,7 @@ export class BullMqJobQueue implements JobQueue {
 
   constructor(private readonly options: BullMqJobQueueOptions) {
     this.prefix = options.prefix ?? 'catdog';
+    this.locks = new HeldLocks(options.logger);
   }
 
   private key(name: string): string {
@@ -484,18 +488,12 @@ export class BullMqJobQueue implements JobQueue {
       const key = this.key(`lock:${name}`);
       const token = randomUUID();
       if ((await redis.set(key, token, 'PX', ttlMs, 'NX')) !== 'OK') return undefined;
-      const renewal = setInterval(() => {
-        void redis.eval(RENEW_LOCK_SCRIPT, 1, key, token, ttlMs).catch(() => {});
-      }, Math.max(1, Math.floor(ttlMs / 3)));
-      renewal.unref();
-      this.lockRenewals.add(renewal);
-      return {
+      return this.locks.hold(name, ttlMs, {
+        renew: async () => (await redis.eval(RENEW_LOCK_SCRIPT, 1, key, token, ttlMs)) === 1,
         release: async () => {
-          clearInterval(renewal);
-          this.lockRenewals.delete(renewal);
           await redis.eval(RELEASE_LOCK_SCRIPT, 1, key, token);
         },
-      };
+      });
     });
   }
 
@@ -510,7 +508,6 @@ export class BullMqJobQueue implements JobQueue {
 
   private async shutDown(): Promise<void> {
     clearInterval(this.cancelPoll);
-    for (const renewal of this.lockRenewals) clearInterval(renewal);
     const worker = this.worker;
     if (worker !== undefined) {
       const closeTimeoutMs = this.options.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS;
@@ -523,11 +520,13 @@ export class BullMqJobQueue implements JobQueue {
           // A handler that ignores its signal: without this connection its lock is no longer renewed, so once the lock
           // lapses (lockDurationMs) another worker's stalled check puts the job back in the queue.
           this.workerClient?.disconnect();
+          this.locks.stopRenewing();
           return this.closeConnection();
         }
       }
       await this.workerClient?.quit();
     }
+    await this.locks.releaseAll();
     await this.closeConnection();
   }
 

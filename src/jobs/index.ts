@@ -23,6 +23,7 @@ export function createJobQueue(config: JobQueueConfig, inline: InlineJobQueueOpt
     ? new InlineJobQueue(inline)
     : new BullMqJobQueue({
         redisUrl: config.redisUrl,
+        ...(inline.logger !== undefined && { logger: inline.logger }),
         queueName: config.queueName,
         ...(config.lockDurationMs !== undefined && { lockDurationMs: config.lockDurationMs }),
         ...(config.stalledIntervalMs !== undefined && { stalledIntervalMs: config.stalledIntervalMs }),

@@ -3,6 +3,7 @@ import type { Logger } from '../app/logger.js';
 import type { JobCondition, JobRow } from '../db/index.js';
 import { CatdogError, NotFoundError } from '../errors.js';
 import { ownerIsGone, thisProcessOwner } from '../app/process-owner.js';
+import { HeldLocks } from './held-locks.js';
 import {
   assertValidEnqueueOptions,
   CANCELLED_REASON,
@@ -83,7 +84,7 @@ export class InlineJobQueue implements JobQueue {
   private closing: Promise<void> | undefined;
   private adoptTimer: NodeJS.Timeout | undefined;
   private adopting: Promise<void> | undefined;
-  private readonly lockRenewals = new Set<NodeJS.Timeout>();
+  private readonly locks: HeldLocks;
   private readonly keepFinished: number;
   private readonly closeTimeoutMs: number;
   private readonly adoptIntervalMs: number;
@@ -96,6 +97,7 @@ export class InlineJobQueue implements JobQueue {
     this.closeTimeoutMs = options.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS;
     this.adoptIntervalMs = options.adoptIntervalMs ?? DEFAULT_ADOPT_INTERVAL_MS;
     this.logger = options.logger;
+    this.locks = new HeldLocks(options.logger);
     this.holdsProcess = options.holdsProcess ?? false;
   }
 
@@ -190,18 +192,10 @@ export class InlineJobQueue implements JobQueue {
   async tryLock(name: string, ttlMs: number): Promise<JobLock | undefined> {
     const holder = `${this.owner}:${randomUUID()}`;
     if (!(await this.store.tryLock(name, holder, ttlMs))) return undefined;
-    const renewal = setInterval(() => {
-      void this.store.renewLock(name, holder, ttlMs).catch((error: unknown) => this.logger?.warn({ err: error, lock: name }, 'could not renew a job lock'));
-    }, Math.max(1, Math.floor(ttlMs / 3)));
-    renewal.unref();
-    this.lockRenewals.add(renewal);
-    return {
-      release: async () => {
-        clearInterval(renewal);
-        this.lockRenewals.delete(renewal);
-        await this.store.releaseLock(name, holder);
-      },
-    };
+    return this.locks.hold(name, ttlMs, {
+      renew: () => this.store.renewLock(name, holder, ttlMs),
+      release: () => this.store.releaseLock(name, holder),
+    });
   }
 
   isLocked(name: string): Promise<boolean> {
@@ -216,7 +210,6 @@ export class InlineJobQueue implements JobQueue {
   private async shutDown(): Promise<void> {
     this.closed = true;
     clearInterval(this.adoptTimer);
-    for (const renewal of this.lockRenewals) clearInterval(renewal);
     for (const timer of this.retryTimers.values()) clearTimeout(timer);
     this.retryTimers.clear();
     this.ready.length = 0;
@@ -226,6 +219,9 @@ export class InlineJobQueue implements JobQueue {
       for (const { controller } of this.running.values()) controller.abort(SHUTDOWN_REASON);
       await settlesWithin(Promise.allSettled([...this.runs]), this.closeTimeoutMs);
     }
+    // A lock still guards the work of a handler that ignored its signal: it lapses with this process instead.
+    if (this.running.size > 0) this.locks.stopRenewing();
+    else await this.locks.releaseAll();
     await this.adopting?.catch(() => {});
     await this.store.releaseWaiting(this.owner).catch((error: unknown) => {
       // Still held by this process, they are taken as abandoned once it has ended.
