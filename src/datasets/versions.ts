@@ -30,7 +30,6 @@ const manifestSchema = z.object({
 export type ManifestEntry = z.infer<typeof manifestEntrySchema>;
 export type DatasetManifest = z.infer<typeof manifestSchema>;
 
-
 export interface DatasetDependencies {
   db: Pick<Database, 'images' | 'datasets'>;
   blobs: BlobStore;

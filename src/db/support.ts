@@ -11,7 +11,6 @@ export function newId(prefix: 'run' | 'mdl' | 'prd' | 'val'): string {
   return `${prefix}_${randomBytes(8).toString('hex')}`;
 }
 
-
 /** PostgreSQL returns bigint aggregates as strings and MySQL returns SUM as a decimal string. */
 export const toNumber = (value: string | number | bigint | null | undefined): number => Number(value ?? 0);
 

@@ -313,10 +313,6 @@ interface TrainedModel {
   headSelection?: HeadSelectionSummary;
 }
 
-/**
- * Runs `work` as the training run `request` names (or a new one): marks it running, reports `started`, and records
- * how it ended — failed, or cancelled when the request's signal aborted it.
- */
 /** A run cancelled between its job's pick-up and its start ends the job cancelled, not failed. */
 async function markRunning(deps: TrainingDependencies, runId: string): Promise<void> {
   try {
@@ -329,6 +325,10 @@ async function markRunning(deps: TrainingDependencies, runId: string): Promise<v
   }
 }
 
+/**
+ * Runs `work` as the training run `request` names (or a new one): marks it running, reports `started`, and records
+ * how it ended — failed, or cancelled when the request's signal aborted it.
+ */
 async function asRun<T>(
   deps: TrainingDependencies,
   request: TrainingRequest,

@@ -21,16 +21,16 @@ export function registerModelsCommands(program: Command, globals: () => GlobalOp
         if (options.json) return printJson(all.map((model) => ({ ...model, serving: model.id === current?.id })));
         printTable(
           all.map((model) => ({
-              serving: model.id === current?.id ? '*' : '',
-              version: model.version,
-              id: model.id,
-              architecture: model.architecture,
-              dataset: model.datasetId,
-              accuracy: percent(model.metrics.accuracy),
-              f1: model.metrics.f1.toFixed(3),
-              rocAuc: Number.isNaN(model.metrics.rocAuc) ? '' : model.metrics.rocAuc.toFixed(3),
-              created: model.createdAt,
-            })),
+            serving: model.id === current?.id ? '*' : '',
+            version: model.version,
+            id: model.id,
+            architecture: model.architecture,
+            dataset: model.datasetId,
+            accuracy: percent(model.metrics.accuracy),
+            f1: model.metrics.f1.toFixed(3),
+            rocAuc: Number.isNaN(model.metrics.rocAuc) ? '' : model.metrics.rocAuc.toFixed(3),
+            created: model.createdAt,
+          })),
         );
       });
     });
