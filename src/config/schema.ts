@@ -391,7 +391,7 @@ const servingSchema = z
           .default(0.01)
           .describe(
             'Below this share of its probability on cat and dog classes, the backbone\'s ImageNet head calls a photo "neither" (0..1; `catdog models neither-threshold` suggests one from validated predictions). ' +
-              'For zero-shot answers and models trained before it was learned: a trained model carries its own, from its training photos, since each backbone\'s classifier spreads its probability differently.',
+              'Used for zero-shot answers, models trained before thresholds were learned and models trained on fewer than 1,200 photos; a model trained on more carries its own, learned from its training photos (each backbone\'s classifier spreads its probability differently), and this value does not change how it serves.',
           ),
         farFromClasses: z
           .boolean()
