@@ -59,7 +59,11 @@ export interface TrainOptions {
   /** Ends in one sigmoid unit = P(dog); compiled here with Adam and binary cross-entropy. */
   model: LayersModel;
   train: Batches;
-  validation: Batches;
+  /**
+   * Judges each epoch and keeps the best. Absent for a refit whose epoch count was chosen beforehand (by
+   * cross-validation): every epoch runs, the last one's weights are kept, and epochs have no validation figures (NaN).
+   */
+  validation?: Batches;
   epochs: number;
   learningRate: number;
   /** Stop after this many epochs without a lower validation loss; 0 never stops early. */
@@ -110,7 +114,7 @@ export async function trainBinaryClassifier(options: TrainOptions): Promise<Trai
   const { tf, backend } = await initTensorflow();
   if (backend === 'tensorflow') useNativeReluGradient(tf);
   for (const [name, batches] of [['training', train], ['validation', validation]] as const) {
-    if (batches.count === 0) {
+    if (batches !== undefined && batches.count === 0) {
       throw new CatdogError('dataset_too_small', `The ${name} split is empty: add images or change the split ratios`);
     }
   }
@@ -134,7 +138,7 @@ export async function trainBinaryClassifier(options: TrainOptions): Promise<Trai
       const trained = await trainEpoch(epoch, onBatch && ((batch) => onBatch({ epoch, batch, batchCount })));
       graphTrainer?.copyWeightsToModel();
       const trainingMs = performance.now() - started;
-      const validated = await evaluate(tf, model, validation.batches(epoch), signal);
+      const validated = validation === undefined ? { loss: Number.NaN, accuracy: Number.NaN } : await evaluate(tf, model, validation.batches(epoch), signal);
       const stats: EpochStats = {
         epoch,
         loss: trained.loss,
@@ -145,6 +149,10 @@ export async function trainBinaryClassifier(options: TrainOptions): Promise<Trai
         imagesPerSecond: trained.count / (trainingMs / 1000),
       };
       history.push(stats);
+      if (validation === undefined) {
+        await onEpoch?.(stats);
+        continue;
+      }
       if (!best || stats.valLoss < best.valLoss) {
         tf.dispose(best?.weights);
         best = { epoch, valLoss: stats.valLoss, weights: snapshot() };
@@ -155,6 +163,7 @@ export async function trainBinaryClassifier(options: TrainOptions): Promise<Trai
         return { epochs: history, bestEpoch: best.epoch, stoppedEarly: true };
       }
     }
+    if (validation === undefined) return { epochs: history, bestEpoch: epochs, stoppedEarly: false };
     if (best) model.setWeights(best.weights);
     return { epochs: history, bestEpoch: best?.epoch ?? 0, stoppedEarly: false };
   } finally {

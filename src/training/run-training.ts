@@ -87,7 +87,8 @@ interface Trainable {
   /** What a transfer model's network is fed; null for the CNN, which takes pixels. */
   input: NetworkInput | null;
   train: Batches;
-  validation: Batches;
+  /** Absent for a cross-validated head: its refit trains on every photo it may learn from, for the epochs chosen. */
+  validation?: Batches;
   card: Pick<ModelCard, 'imageSize' | 'backbone' | 'ensemble' | 'head' | 'neither' | 'fineTuned'>;
   /** Set when the backbone's top blocks are fine-tuned after the head. */
   fineTuning?: FineTuning;
@@ -200,8 +201,6 @@ async function prepareTransfer(deps: TrainingDependencies, manifest: DatasetMani
       network: headWith(headSelection.chosen.l2),
       input: pooledFeatures(backbone),
       train: featureBatches(tf, [...features, ...augmentedFeatures], [...labels, ...(variant ? labels : [])], params.batchSize, params.seed, true),
-      // Nothing is held out of the refit: these are photos it trains on, and the out-of-fold figures are the validation ones.
-      validation: featureBatches(tf, features, labels, 256, params.seed, false),
       card,
       headSelection,
     };
@@ -372,7 +371,7 @@ async function trainModel(deps: TrainingDependencies, request: TrainingRequest, 
     const headPhase = await trainBinaryClassifier({
       model: trainable.network,
       train: trainable.train,
-      validation: trainable.validation,
+      ...(trainable.validation && { validation: trainable.validation }),
       epochs: headEpochs,
       learningRate: params.learningRate,
       earlyStoppingPatience: headSelection ? 0 : params.earlyStoppingPatience,

@@ -49,8 +49,9 @@ export function trainingEventPrinter(): (event: TrainingEvent) => void {
         progress.update(s.epoch, {
           loss: s.loss.toFixed(4),
           acc: percent(s.accuracy),
-          val_loss: s.valLoss.toFixed(4),
-          val_acc: percent(s.valAccuracy),
+          // A cross-validated head's refit validates nothing: its figures came from the folds, before it.
+          val_loss: Number.isNaN(s.valLoss) ? '–' : s.valLoss.toFixed(4),
+          val_acc: Number.isNaN(s.valAccuracy) ? '–' : percent(s.valAccuracy),
           'img/s': s.imagesPerSecond.toFixed(0),
         });
         break;

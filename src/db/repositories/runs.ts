@@ -26,6 +26,8 @@ function toRun(row: Selectable<TrainingRunsTable>): RunRow {
   };
 }
 
+const figureOrNull = (value: number | null): number | null => (value === null || Number.isNaN(value) ? null : value);
+
 function toEpoch(row: Selectable<TrainingEpochsTable>): EpochRow {
   return {
     epoch: row.epoch,
@@ -118,10 +120,12 @@ export function runsRepository(db: Kysely<Schema>, dialect: Dialect) {
         .values({
           run_id: runId,
           epoch: epoch.epoch,
-          loss: epoch.loss,
-          accuracy: epoch.accuracy,
-          val_loss: epoch.valLoss,
-          val_accuracy: epoch.valAccuracy,
+          loss: figureOrNull(epoch.loss),
+          accuracy: figureOrNull(epoch.accuracy),
+          // An epoch nothing validated (a cross-validated head's refit) or that diverged has NaN figures, which MySQL
+          // cannot store: none recorded.
+          val_loss: figureOrNull(epoch.valLoss),
+          val_accuracy: figureOrNull(epoch.valAccuracy),
           // Integer milliseconds: PostgreSQL and MySQL refuse a fraction in an integer column, SQLite keeps it.
           duration_ms: Math.round(epoch.durationMs),
           total_epochs: epoch.totalEpochs ?? null,
