@@ -23,11 +23,21 @@ const BACKFILL_BATCH = 200;
  * Computes the perceptual hash of up to `limit` photos that have none (stored before migration 0007, whose blobs
  * are read again); returns how many still have none. Each Dataset health view does one batch.
  */
-export async function backfillPerceptualHashes(deps: HealthDependencies, limit = BACKFILL_BATCH): Promise<number> {
-  const { hashes, total } = await deps.db.images.withoutPerceptualHash(limit);
-  for (const hash of hashes) await deps.db.images.setPerceptualHash(hash, await perceptualHash(await deps.blobs.get(imageBlobKey(hash))));
-  return total - hashes.length;
+export function backfillPerceptualHashes(deps: HealthDependencies, limit = BACKFILL_BATCH): Promise<number> {
+  // Health is a viewer's read: requests arriving together share one backfill instead of hashing the same photos each.
+  const running = backfilling.get(deps.db);
+  if (running !== undefined) return running;
+  const backfill = (async () => {
+    const { hashes, total } = await deps.db.images.withoutPerceptualHash(limit);
+    for (const hash of hashes) await deps.db.images.setPerceptualHash(hash, await perceptualHash(await deps.blobs.get(imageBlobKey(hash))));
+    return total - hashes.length;
+  })().finally(() => backfilling.delete(deps.db));
+  backfilling.set(deps.db, backfill);
+  return backfill;
 }
+
+/** The backfill running on each database. */
+const backfilling = new WeakMap<object, Promise<number>>();
 
 /** Near-duplicate groups of the data set's photos (within NEAR_DUPLICATE_DISTANCE bits), conflicting ones first. */
 export async function duplicateGroups(deps: Pick<HealthDependencies, 'db'>): Promise<DuplicateGroup[]> {
