@@ -52,6 +52,9 @@ export async function settleEarlierAttempts(app: LedgerApp, jobId: string, attem
   return undefined;
 }
 
+/** What ends the job of a run that was cancelled while its worker was picking it up: cancelled, not failed. */
+export const cancelledBeforeItStarted = (runId: string): JobCancelledError => new JobCancelledError(`training run ${runId} was cancelled before it started`);
+
 /**
  * This attempt's run, listed under the job before any training starts: the run recorded as queued when the training
  * was asked for (the API answered with its id), on the first attempt while it still waits; a new run otherwise.
@@ -59,7 +62,7 @@ export async function settleEarlierAttempts(app: LedgerApp, jobId: string, attem
 export async function openAttemptRun(app: LedgerApp, jobId: string, datasetId: number, params: TrainingParams, queuedRunId?: string): Promise<RunRow> {
   const queued = queuedRunId === undefined ? undefined : await app.db.runs.get(queuedRunId);
   // Cancelled while this worker was picking the job up: the run the caller follows has ended, train nothing.
-  if (queued?.status === 'cancelled') throw new JobCancelledError(`training run ${queued.id} was cancelled before it started`);
+  if (queued?.status === 'cancelled') throw cancelledBeforeItStarted(queued.id);
   const run = queued?.status === 'queued' ? queued : await app.db.runs.create({ datasetId, params, codeVersion: app.codeVersion, owner: thisProcessOwner(), jobId });
   const ledger = await readLedger(app, jobId);
   if (!ledger.runIds.includes(run.id)) ledger.runIds.push(run.id);

@@ -39,7 +39,8 @@ import type { BlobStore } from '../storage/index.js';
 import { featureBatches, pixelBatches } from './batches.js';
 import { thisProcessOwner } from '../app/process-owner.js';
 import { CatdogError } from '../errors.js';
-import { CANCELLED_REASON, JobCancelledError } from '../jobs/index.js';
+import { CANCELLED_REASON } from '../jobs/index.js';
+import { cancelledBeforeItStarted } from './attempts.js';
 import { featuresFor, type FeatureVariant } from '../ml/feature-cache.js';
 import { foldOf, HEAD_L2_GRID, HEAD_SELECTION_FOLDS, selectHeadL2, type HeadSelection } from './head-selection.js';
 
@@ -318,7 +319,7 @@ async function markRunning(deps: TrainingDependencies, runId: string): Promise<v
     await deps.db.runs.markRunning(runId, thisProcessOwner());
   } catch (error) {
     if (error instanceof CatdogError && error.code === 'run_state_conflict' && (await deps.db.runs.get(runId))?.status === 'cancelled') {
-      throw new JobCancelledError(`training run ${runId} was cancelled before it started`);
+      throw cancelledBeforeItStarted(runId);
     }
     throw error;
   }
