@@ -357,7 +357,7 @@ const serverSchema = z
           .min(0)
           .default(50)
           .describe(
-            'Requests each uploaded photo refused as unusable (image_too_complex, image_too_many_pixels, image_corrupt, …) counts as besides its request, down to burst requests in debt: a client sending only refused files gets about one answered per refusedImageCost requests of the rate (one every 2.5 s at the defaults), while an honest client\'s one bad photo spends a quarter of the default burst. 0: refusals count as ordinary requests.',
+            'Requests each uploaded photo refused as unusable (image_too_complex, image_too_many_pixels, image_corrupt, …) counts as besides its request, for viewers and anonymous callers (curators and admins are not penalised), down to burst requests in debt: a client sending only refused files gets about one answered per refusedImageCost requests of the rate (one every 2.5 s at the defaults), while an honest client\'s one bad photo spends a quarter of the default burst. 0: refusals count as ordinary requests.',
           ),
       })
       .prefault({})

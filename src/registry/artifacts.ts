@@ -1,3 +1,5 @@
+import { z } from 'zod';
+import { CatdogError } from '../errors.js';
 import type { ClassCentroids } from '../ml/centroids.js';
 import type { BlobStore } from '../storage/index.js';
 import type { ModelCalibration } from './calibration.js';
@@ -83,7 +85,60 @@ export async function writeModelCard(blobs: BlobStore, prefix: string, card: Mod
   await blobs.put(`${prefix}catdog.json`, encode(card));
 }
 
-const parseCard = (bytes: Uint8Array): ModelCard => JSON.parse(new TextDecoder().decode(bytes)) as ModelCard;
+const backboneReferenceSchema = z.object({ id: z.string().min(1), source: z.string().min(1) });
+/** JSON has no NaN: a figure that was NaN when written comes back as null. */
+const figure = z.number().nullable().transform((value) => value ?? Number.NaN);
+
+/** The card as stored: checked on every read, as serving trusts its numbers (temperature, neither thresholds). */
+const modelCardSchema: z.ZodType<ModelCard, unknown> = z.object({
+  format: z.literal('catdog-model/1'),
+  modelId: z.string().min(1),
+  architecture: z.enum(['mobilenet', 'cnn', 'imported']),
+  labels: z.tuple([z.literal('cat'), z.literal('dog')]),
+  output: z.literal('sigmoid-p-dog'),
+  imageSize: z.int().min(1),
+  backbone: backboneReferenceSchema.optional(),
+  ensemble: z.array(backboneReferenceSchema).optional(),
+  fineTuned: z.object({ blocks: z.int().min(1), layer: z.string().min(1) }).optional(),
+  head: z.enum(['logistic', 'mlp']).optional(),
+  tta: z.boolean().optional(),
+  decodeId: z.string().optional(),
+  calibration: z
+    .object({
+      temperature: z.number().positive(),
+      eceValidation: figure,
+      eceTest: figure.optional(),
+      reliability: z.array(z.object({ lower: z.number(), upper: z.number(), confidence: z.number(), accuracy: z.number(), count: z.int().min(0) })).optional(),
+    })
+    .optional(),
+  neither: z
+    .object({
+      centroids: z.object({ cat: z.array(z.number()), dog: z.array(z.number()) }),
+      farDistance: z.number(),
+      animalMassThreshold: z.number().min(0).max(1).optional(),
+    })
+    .optional(),
+  datasetId: z.int(),
+  runId: z.string().nullable(),
+  params: z.record(z.string(), z.unknown()),
+  metrics: z.record(z.string(), z.unknown()),
+  codeVersion: z.string(),
+  createdAt: z.string(),
+});
+
+function parseCard(bytes: Uint8Array, key: string): ModelCard {
+  let json: unknown;
+  try {
+    json = JSON.parse(new TextDecoder().decode(bytes));
+  } catch (error) {
+    throw new CatdogError('model_card_invalid', `${key} is not JSON (${(error as Error).message}): restore the model's files or import it again`, 500, { key });
+  }
+  const parsed = modelCardSchema.safeParse(json);
+  if (!parsed.success) {
+    throw new CatdogError('model_card_invalid', `${key} is not a catdog model card: ${z.prettifyError(parsed.error)}. Restore the model's files or import it again`, 500, { key });
+  }
+  return parsed.data;
+}
 
 export async function readModelFiles(blobs: BlobStore, prefix: string): Promise<ModelFiles> {
   const [modelJson, weights, card] = await Promise.all([
@@ -91,11 +146,11 @@ export async function readModelFiles(blobs: BlobStore, prefix: string): Promise<
     blobs.get(`${prefix}weights.bin`),
     blobs.get(`${prefix}catdog.json`),
   ]);
-  return { modelJson, weights, card: parseCard(card) };
+  return { modelJson, weights, card: parseCard(card, `${prefix}catdog.json`) };
 }
 
 /** The card without the weights, or undefined when the model's files are gone. */
 export async function readModelCard(blobs: BlobStore, prefix: string): Promise<ModelCard | undefined> {
   const bytes = await blobs.getOrUndefined(`${prefix}catdog.json`);
-  return bytes && parseCard(bytes);
+  return bytes && parseCard(bytes, `${prefix}catdog.json`);
 }
