@@ -13,27 +13,11 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { register } from 'node:module';
-import { pathToFileURL } from 'node:url';
-import { kaggleTrainAndHeldOut, machine, repoRoot, requireShared, sharedDir } from './lib.mjs';
+import { catdogSources, kaggleTrainAndHeldOut, machine, repoRoot, requireShared, sharedDir } from './lib.mjs';
 
 requireShared();
-register(pathToFileURL(path.join(repoRoot, 'test', 'support', 'typescript-hooks.mjs')).href);
-const src = (file) => import(pathToFileURL(path.join(repoRoot, 'src', file)).href);
-const { loadConfig } = await src('config/index.ts');
-const { openApp } = await src('app/context.ts');
-const { createLogger } = await src('app/logger.ts');
-const { importFolder } = await src('datasets/import-folder.ts');
-const { ingestImage } = await src('datasets/ingest.ts');
-const { buildDatasetVersion } = await src('datasets/versions.ts');
-const { trainOnDataset } = await src('training/run-training.ts');
-const { datasetParams, trainingParams } = await src('training/params.ts');
-const { loadClassifier } = await src('registry/classifier.ts');
+const { src, loadConfig, openApp, createLogger, importFolder, ingestImage, buildDatasetVersion, trainOnDataset, datasetParams, resolveTrainingParams, loadClassifier, readModelFiles, binaryMetrics, expectedCalibrationError, decodeToRgb, neitherReason } = await catdogSources();
 const { predictStored } = await src('registry/evaluate.ts');
-const { readModelFiles } = await src('registry/artifacts.ts');
-const { binaryMetrics, expectedCalibrationError } = await src('ml/index.ts');
-const { decodeToRgb } = await src('images/index.ts');
-const { neitherReason } = await src('serving/neither.ts');
 
 const perClass = Number(process.argv[2] ?? 1000);
 const heldOutFrom = Number(process.env.BENCH_HELD_OUT_FROM ?? 4000);
@@ -118,7 +102,7 @@ try {
       fineTune: variant.fineTune ?? app.config.training.fineTune,
     };
     const config = { ...app.config, training };
-    const outcome = await trainOnDataset({ ...app, blobs }, { datasetId: version.id, params: trainingParams(config, params) });
+    const outcome = await trainOnDataset({ ...app, blobs }, { datasetId: version.id, params: resolveTrainingParams(config) });
     const trainComputed = computed;
     const trainSeconds = (Date.now() - started) / 1000;
     started = Date.now();

@@ -23,10 +23,8 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { register } from 'node:module';
-import { pathToFileURL } from 'node:url';
 import { spawnSync } from 'node:child_process';
-import { kaggleTrainAndHeldOut, loadAverage, machine, replaceBenchmarkSection, repoRoot, requireShared, sharedDir } from './lib.mjs';
+import { catdogSources, kaggleTrainAndHeldOut, loadAverage, machine, replaceBenchmarkSection, repoRoot, requireShared, sharedDir } from './lib.mjs';
 
 const jsonFile = path.join(repoRoot, 'docs', 'bench', 'backbone-presets.json');
 if (process.argv[2] === '--render') {
@@ -34,28 +32,14 @@ if (process.argv[2] === '--render') {
   process.exit(0);
 }
 requireShared();
-register(pathToFileURL(path.join(repoRoot, 'test', 'support', 'typescript-hooks.mjs')).href);
-const src = (file) => import(pathToFileURL(path.join(repoRoot, 'src', file)).href);
-const { loadConfig } = await src('config/index.ts');
-const { openApp } = await src('app/context.ts');
-const { createLogger } = await src('app/logger.ts');
-const { importFolder } = await src('datasets/import-folder.ts');
-const { ingestImage } = await src('datasets/ingest.ts');
-const { buildDatasetVersion, loadManifest } = await src('datasets/versions.ts');
-const { trainOnDataset } = await src('training/run-training.ts');
-const { datasetParams, resolveTrainingParams } = await src('training/params.ts');
+const { src, loadConfig, openApp, createLogger, importFolder, ingestImage, buildDatasetVersion, loadManifest, trainOnDataset, datasetParams, resolveTrainingParams, loadClassifier, readModelFiles, decodeToRgb, neitherReason, binaryMetrics } = await catdogSources();
 const { featuresFor } = await src('ml/feature-cache.ts');
-const { loadClassifier } = await src('registry/classifier.ts');
-const { readModelFiles } = await src('registry/artifacts.ts');
-const { decodeToRgb } = await src('images/index.ts');
-const { neitherReason } = await src('serving/neither.ts');
+const { TRAINING_PRESETS } = await src('config/presets.ts');
 const { nonAnimalPhotos } = await import('./non-animal-photos.mjs');
-const { binaryMetrics } = await src('ml/index.ts');
 
 const perClass = Number(process.argv[2] ?? 1000);
 const only = process.argv[3]?.split(',');
 const heldOutFrom = 4000;
-const { TRAINING_PRESETS } = await src('config/presets.ts');
 const presetRow = (name) => {
   const { summary: _summary, ...training } = TRAINING_PRESETS[name];
   return { name: `preset ${name}`, training };

@@ -4,7 +4,8 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { register } from 'node:module';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const sharedDir = path.resolve(process.env.CATDOG_SHARED ?? path.join(repoRoot, '..', 'shared'));
@@ -348,4 +349,35 @@ export function kaggleTrainAndHeldOut(work, perClass, heldOutFrom) {
     for (const { name, n } of numbered) if (n >= heldOutFrom) heldOut.push({ file: path.join(source, name), name, label: label === 'dog' ? 1 : 0 });
   }
   return { trainDir, heldOut };
+}
+
+/**
+ * catdog's TypeScript sources imported in this process (no build), through the type-stripping hooks the tests use:
+ * for benches that drive the training path as the product runs it. Only the modules the accuracy benches share.
+ */
+export async function catdogSources() {
+  register(pathToFileURL(path.join(repoRoot, 'test', 'support', 'typescript-hooks.mjs')).href);
+  const src = (file) => import(pathToFileURL(path.join(repoRoot, 'src', file)).href);
+  const [config, context, logger, folders, ingest, versions, training, params, classifier, artifacts, images, neither, ml] = await Promise.all(
+    ['config/index.ts', 'app/context.ts', 'app/logger.ts', 'datasets/import-folder.ts', 'datasets/ingest.ts', 'datasets/versions.ts', 'training/run-training.ts', 'training/params.ts', 'registry/classifier.ts', 'registry/artifacts.ts', 'images/index.ts', 'serving/neither.ts', 'ml/index.ts'].map(src),
+  );
+  return {
+    src,
+    loadConfig: config.loadConfig,
+    openApp: context.openApp,
+    createLogger: logger.createLogger,
+    importFolder: folders.importFolder,
+    ingestImage: ingest.ingestImage,
+    buildDatasetVersion: versions.buildDatasetVersion,
+    loadManifest: versions.loadManifest,
+    trainOnDataset: training.trainOnDataset,
+    datasetParams: params.datasetParams,
+    resolveTrainingParams: params.resolveTrainingParams,
+    loadClassifier: classifier.loadClassifier,
+    readModelFiles: artifacts.readModelFiles,
+    decodeToRgb: images.decodeToRgb,
+    neitherReason: neither.neitherReason,
+    binaryMetrics: ml.binaryMetrics,
+    expectedCalibrationError: ml.expectedCalibrationError,
+  };
 }
