@@ -88,6 +88,12 @@ describe('loadConfig sources and precedence', () => {
     expect(() => loadConfig({ cwd: dir, env: {} })).toThrow(/training\.backboneScaling.*x\/127\.5-1.*x\/255.*caffe.*none/s);
   });
 
+  it('reads a key of several forms from the environment as the form its text is (training.headL2: cv or a number)', () => {
+    expect(loadConfig({ env: { CATDOG_TRAINING__HEAD_L2: '0.0001' }, cwd: '/nonexistent' }).config.training.headL2).toBe(0.0001);
+    expect(loadConfig({ env: { CATDOG_TRAINING__HEAD_L2: 'cv' }, cwd: '/nonexistent' }).config.training.headL2).toBe('cv');
+    expect(() => loadConfig({ env: { CATDOG_TRAINING__HEAD_L2: 'often' }, cwd: '/nonexistent' })).toThrow(/training\.headL2 = "often"/);
+  });
+
   it('reads ./config.json, lets it win over defaults and the environment win over it', () => {
     const file = writeConfig({ training: { epochs: 7, batchSize: 8 }, server: { port: 9000 } });
     const loaded = loadConfig({ cwd: dir, env: { CATDOG_TRAINING__EPOCHS: '3' } });

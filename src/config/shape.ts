@@ -79,6 +79,14 @@ export function coerceEnvValue(leaf: Schema, text: string): unknown {
   if (inner instanceof z.ZodNumber) {
     return trimmed !== '' && Number.isFinite(Number(trimmed)) ? Number(trimmed) : text;
   }
+  // One of several forms ('cv' or a number): the first form the text reads as.
+  if (inner instanceof z.ZodUnion) {
+    for (const option of inner.options as readonly Schema[]) {
+      const value = coerceEnvValue(option, text);
+      if (z.safeParse(option, value).success) return value;
+    }
+    return text;
+  }
   // A list in one variable: comma-separated (CATDOG_SERVER__ALLOWED_HOSTS=catdog.example.org,catdog.lan).
   if (inner instanceof z.ZodArray) return trimmed === '' ? [] : trimmed.split(',').map((item) => item.trim());
   if (inner instanceof z.ZodBoolean) {

@@ -179,11 +179,12 @@ describe.skipIf(skipWithoutShared)('cancelling a pipeline-step job', () => {
   let app: TestApp;
   let photos: string;
   let pair: QueuePair | undefined;
-  // Far more epochs than could ever finish, and no early stopping: only the cancel can end this training.
+  // Far more epochs than could ever finish, and no early stopping: only the cancel can end this training. A fixed
+  // head weight: cross-validating one would first try every weight for that many epochs, before any epoch is logged.
   const endless = { epochs: 1_000_000, batchSize: 8 };
 
   beforeAll(async () => {
-    app = await createTestApp({ CATDOG_TRAINING__EARLY_STOPPING_PATIENCE: '0' });
+    app = await createTestApp({ CATDOG_TRAINING__EARLY_STOPPING_PATIENCE: '0', CATDOG_TRAINING__HEAD_L2: '0.0001' });
     photos = linkedPhotos(12);
   });
   afterEach(async () => {

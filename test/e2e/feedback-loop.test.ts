@@ -144,6 +144,12 @@ describe.skipIf(skipBrowser).each([
     const run = await waitForRun(server.url, started.id, auth());
     expect(run.status, JSON.stringify(run)).toBe('succeeded');
     firstModelId = run.modelId!;
+    // The server learns of a promotion made by another process on its next look at the database, then loads the model.
+    const servingModel = async () => ((await (await fetch(`${server.url}/api/v1/health`)).json()) as { servingModelId?: string }).servingModelId;
+    for (const deadline = Date.now() + 60_000; (await servingModel()) !== firstModelId; ) {
+      if (Date.now() > deadline) throw new Error(`the server still serves ${await servingModel()} a minute after ${firstModelId} was promoted`);
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
     browser = await launchChromium();
     page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
     page.on('console', (message) => {
