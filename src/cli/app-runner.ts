@@ -43,11 +43,14 @@ export function printTable<Row extends object>(rows: readonly Row[]): void {
   }
   const columns = Object.keys(rows[0]!);
   const cell = (value: unknown) => (value === null || value === undefined ? '' : String(value));
-  const field = (row: Row, column: string): unknown => (Object.entries(row).find(([key]) => key === column) ?? [])[1];
-  const widths = columns.map((column) => Math.max(column.length, ...rows.map((row) => cell(field(row, column)).length)));
+  const cells = rows.map((row) => {
+    const fields = new Map(Object.entries(row));
+    return columns.map((column) => cell(fields.get(column)));
+  });
+  const widths = columns.map((column, i) => Math.max(column.length, ...cells.map((values) => values[i]!.length)));
   const line = (values: string[]) => values.map((value, i) => value.padEnd(widths[i]!)).join('  ').trimEnd();
   process.stdout.write(`${line(columns)}\n${line(widths.map((w) => '-'.repeat(w)))}\n`);
-  for (const row of rows) process.stdout.write(`${line(columns.map((column) => cell(field(row, column))))}\n`);
+  for (const values of cells) process.stdout.write(`${line(values)}\n`);
 }
 
 export const percent = (value: number): string => `${(value * 100).toFixed(1)}%`;
