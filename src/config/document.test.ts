@@ -5,7 +5,6 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { CatdogError } from '../errors.js';
 import { configJsonSchema, defaultConfigDocument, formatConfigShow, initConfig } from './document.js';
 import { builtInDefaults, loadConfig } from './load.js';
-import { configSchema } from './schema.js';
 
 let dir: string;
 beforeEach(() => {

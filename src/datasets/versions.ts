@@ -4,7 +4,7 @@ import { datasetParamsSchema, type Database, type DatasetParams, type DatasetVer
 import { CatdogError, NotFoundError } from '../errors.js';
 import type { BlobStore } from '../storage/index.js';
 import { LABELS, type Label } from './labels.js';
-import { splitOf, type Split } from './split.js';
+import { splitOf } from './split.js';
 
 export type { DatasetParams, SplitCounts } from '../db/index.js';
 

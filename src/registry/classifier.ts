@@ -16,7 +16,6 @@ import {
   type NetworkInput,
   type Tensor2D,
 } from '../ml/index.js';
-import { resolveBackbone, type BackboneResolution } from '../ml/catalogue.js';
 import type { BlobStore } from '../storage/index.js';
 import { readModelFiles, type BackboneReference, type ModelCard } from './artifacts.js';
 

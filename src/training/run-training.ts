@@ -29,7 +29,7 @@ import {
   type TrainResult,
 } from '../ml/index.js';
 import { classCentroids, nearestCentroidDistance, quantile } from '../ml/centroids.js';
-import { readModelFiles, writeModelCard, writeModelFiles, type Architecture, type ModelCard, type NeitherReference } from '../registry/artifacts.js';
+import { readModelFiles, writeModelCard, writeModelFiles, type ModelCard, type NeitherReference } from '../registry/artifacts.js';
 import { fitCalibration, withTestReliability, writeReliabilityPng } from '../registry/calibration.js';
 import type { BackboneProvider } from '../ml/backbone-provider.js';
 import { classifierFor, loadClassifier } from '../registry/classifier.js';

@@ -1,5 +1,4 @@
 import type { Kysely, Selectable } from 'kysely';
-import { CatdogError } from '../../errors.js';
 import { datasetParamsDocument, splitCountsDocument } from '../documents/dataset-version.js';
 import type { DocumentLocation } from '../documents/index.js';
 import type { DatasetVersionsTable, Schema } from '../schema.js';

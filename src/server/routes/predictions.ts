@@ -7,7 +7,7 @@ import { NotFoundError } from '../../errors.js';
 import { routeGroup, type ServerDeps } from '../context.js';
 import { modelVersions, presentPrediction, presentPredictionResult } from '../present.js';
 import { clientKey, countRefusedImages } from '../security.js';
-import { errorResponse, FeedbackLabelSchema, jsonContent, LabelSchema, pagingQuery, PredictionSchema, RefusedFileSchema, ReviewItemSchema, UploadedFiles } from '../schemas.js';
+import { errorResponse, FeedbackLabelSchema, jsonContent, pagingQuery, PredictionSchema, RefusedFileSchema, ReviewItemSchema, UploadedFiles } from '../schemas.js';
 import { namingFile, readUploads } from '../uploads.js';
 
 const IdParam = z.object({ id: z.string().min(1).openapi({ param: { name: 'id', in: 'path' }, example: 'prd_0123456789abcdef' }) });

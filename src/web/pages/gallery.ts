@@ -1,7 +1,7 @@
 import type { Split } from '../../datasets/split.js';
 import type { WebUser } from '../user.js';
 import { galleryPage, type GalleryPage, type GalleryQuery } from '../../datasets/curation.js';
-import type { ImageLabel, ImageRow } from '../../db/index.js';
+import type { ImageRow } from '../../db/index.js';
 import type { ServerDeps } from '../../server/context.js';
 import { imageUrl, thumbnailUrl } from '../../server/present.js';
 import { scoringStatus } from '../../serving/scores.js';
