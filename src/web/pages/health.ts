@@ -78,7 +78,7 @@ export interface HealthForm {
 const versionNumber = (text: string | undefined) => (text && /^\d+$/.test(text) ? Number(text) : undefined);
 
 export async function healthPage(deps: ServerDeps, view: CurationView, form: HealthForm): Promise<SafeHtml> {
-  // The first groups only (the lists of changes show fewer thumbnails than that): fixing those comes first.
+  // One page is all the view shows: the first groups (fix those first), and fewer thumbnails than that of each list of changes.
   const [{ balance, notHashed, nearDuplicates, sinceLatest: pending, versionIds: ids, comparison }, { modelId }] = await Promise.all([
     datasetHealth(deps.app, { from: versionNumber(form.from), to: versionNumber(form.to) }, { limit: GROUPS_SHOWN, offset: 0 }),
     deps.models.classifier(),
