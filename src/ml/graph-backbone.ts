@@ -166,10 +166,13 @@ async function forwardPasses(
 }
 
 /** Every pass through tfjs's GraphModel executor, op by op, the pixel scaling computed before it. */
-async function graphModelPasses(tf: Tensorflow, model: GraphModelJson, { weights, input, map, outputs }: GraphPlan, reason: string): Promise<ForwardPasses> {
+async function graphModelPasses(tf: Tensorflow, model: GraphModelJson, { weights, input, inputSize, map, outputs }: GraphPlan, reason: string): Promise<ForwardPasses> {
+  // tfjs checks what it is fed against the input's declared shape: declared at the side fed.
+  const shape = { shape: { dim: [-1, inputSize, inputSize, 3].map((size) => ({ size: String(size) })) } };
+  const node = model.modelTopology.node.map((graphNode) => (graphNode.name === input.name ? { ...graphNode, attr: { ...graphNode.attr, shape } } : graphNode));
   const handler: io.IOHandler = {
     load: async () => ({
-      modelTopology: model.modelTopology,
+      modelTopology: { ...model.modelTopology, node },
       weightSpecs: [...weights].map(([name, tensor]) => ({ name, shape: [...tensor.shape], dtype: tensor.dtype === DataType.int32 ? 'int32' : 'float32' })),
       weightData: concatenated([...weights.values()].map((tensor) => tensor.values)),
       format: 'graph-model',

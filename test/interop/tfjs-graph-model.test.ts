@@ -106,6 +106,25 @@ describe.skipIf(Boolean(skipReason))('a TF.js graph model as the backbone: featu
     }
   });
 
+  it('takes larger images where training.backboneImageSize says so, in the session and through tfjs alike', async () => {
+    const larger = 96;
+    const decoded = await Promise.all(photos.slice(0, 2).map(async (photo) => (await decodeToRgb(fs.readFileSync(photo), larger)).data));
+    const images = () => tf.tensor4d(Float32Array.from(decoded.flatMap((image) => [...image])), [2, larger, larger, 3]);
+    const session = await loadBackbone(modelJson, { cacheDir: folder, scaling: 'x/255', outputs: declared(), inputSize: larger });
+    const parsed = graphModelJsonSchema.parse(JSON.parse(fs.readFileSync(modelJson, 'utf8')));
+    const shard = fs.readFileSync(path.join(folder, 'graph-model', 'group1-shard1of1.bin'));
+    const eager = await loadGraphBackbone({ tf, backend: 'wasm' }, parsed, [shard], { source: modelJson, id: 'eager', cacheDir: folder, scaling: 'x/255', outputs: declared(), inputSize: larger });
+    try {
+      expect(session).toMatchObject({ inputSize: larger, id: expect.stringMatching(/-96px-features_output$/) });
+      const [fromSession, fromTfjs] = [session, eager].map((backbone) => tf.tidy(() => backbone.features(images()).arraySync()));
+      expect(fromSession![0]).toHaveLength(24);
+      expect(maxAbsDifference(fromSession!.flat(), fromTfjs!.flat())).toBeLessThan(TOLERANCE);
+    } finally {
+      session.dispose();
+      eager.dispose();
+    }
+  });
+
   it('names the candidate nodes when it cannot tell which output is the features, and refuses a node it lacks', async () => {
     await expect(loadBackbone(modelJson, { cacheDir: folder, scaling: 'x/255' })).rejects.toThrow(
       expect.objectContaining({ code: 'backbone_output_ambiguous', message: expect.stringMatching(/2 outputs.*training\.backboneOutputs.*features_output.*imagenet_output/s) }),
