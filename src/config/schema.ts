@@ -121,7 +121,7 @@ const trainingSchema = z
       .default(TRAINING_PRESETS[SCHEMA_PRESET].backbone)
       .describe(
         `The pretrained backbone: a catalogue name (${BACKBONE_NAMES.join(', ')}; downloaded once from its published URL, or read from training.backboneDir), ` +
-          'or a TensorFlow.js layers model.json or TFLite .tflite file: http(s) URL (downloaded once and cached), file:// URL or path. Default: from training.preset. Env: CATDOG_BACKBONE_URL.',
+          'or a TensorFlow.js layers or graph model.json (a graph model names its output nodes in training.backboneOutputs), TFLite .tflite or Keras .keras/.h5 file: http(s) URL (downloaded once and cached), file:// URL or path. Default: from training.preset. Env: CATDOG_BACKBONE_URL.',
       ),
     ensemble: z
       .array(z.string().min(1))

@@ -126,7 +126,8 @@ interface ModelJson {
 
 /**
  * Loads a backbone from an `http(s)://` URL (downloaded once into the cache, offline afterwards), a `file://` URL
- * or a path: a TF.js layers model.json (or the folder holding it), a TFLite `.tflite` file (rebuilt as float
+ * or a path: a TF.js layers or graph model.json (or the folder holding it; a graph model runs as its graph,
+ * `ml/graph-backbone.ts`), a TFLite `.tflite` file (rebuilt as float
  * layers, `ml/tflite/`) or a Keras `.keras` / `.h5` full model (`ml/keras/`: Keras applications built with
  * `include_top=False, pooling='avg'` load as they are).
  */
@@ -210,7 +211,11 @@ async function graphBackbone(loaded: LoadedTensorflow, files: ModelFiles, source
     ...(options.inputSize === undefined ? [] : [`${options.inputSize}px`]),
     ...(options.outputs?.features ? [idPart(options.outputs.features)] : []),
   ].join('-');
-  return loadGraphBackbone(loaded, parsed.data, files.shards, { ...options, source, id });
+  try {
+    return await loadGraphBackbone(loaded, parsed.data, files.shards, { ...options, source, id });
+  } catch (error) {
+    throw unavailable(source, error, 'loading the TF.js graph model');
+  }
 }
 
 /**
@@ -708,7 +713,7 @@ function unavailable(source: string, error: unknown, step?: string): CatdogError
   const reason = error instanceof Error ? error.message : String(error);
   const kind = /^https?:\/\//i.test(source)
     ? 'tried to download it'
-    : 'tried to read it as a local path or file:// URL to a TensorFlow.js layers model.json, a TFLite .tflite file or a Keras .keras/.h5 file';
+    : 'tried to read it as a local path or file:// URL to a TensorFlow.js layers or graph model.json, a TFLite .tflite file or a Keras .keras/.h5 file';
   return new CatdogError(
     'backbone_unavailable',
     `Cannot load the backbone ${source}: ${step ? `${step} failed` : kind}: ${reason}. ` +

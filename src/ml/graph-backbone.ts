@@ -44,7 +44,7 @@ export async function loadGraphBackbone(loaded: LoadedTensorflow, model: GraphMo
   const inputSize = imageSide(input, options.inputSize, source);
   const outputs = outputNodes(model, options.outputs, source);
   const map = pixelMap(options.scaling ?? NATIVE_SCALING);
-  const weights = decodedWeights(tf, model, shards);
+  const weights = decodedWeights(tf, model, shards, source);
   const passes = await forwardPasses(loaded, model, { weights, input, inputSize, map, outputs }, options);
   try {
     const featureSize = probe(tf, passes, inputSize, outputs, source);
@@ -112,14 +112,16 @@ function outputNodes(model: GraphModelJson, declared: BackboneOutputNames | unde
 }
 
 /** Every weight by its Const node's name, as the converter's manifest names them (quantized weights dequantized). */
-function decodedWeights(tf: Tensorflow, model: GraphModelJson, shards: readonly Buffer[]): Map<string, ConstTensor> {
+function decodedWeights(tf: Tensorflow, model: GraphModelJson, shards: readonly Buffer[], source: string): Map<string, ConstTensor> {
   const specs = model.weightsManifest.flatMap((group) => group.weights) as io.WeightsManifestEntry[];
   const joined = Buffer.concat(shards);
   const tensors = tf.io.decodeWeights(joined.buffer.slice(joined.byteOffset, joined.byteOffset + joined.byteLength) as ArrayBuffer, specs);
   const weights = new Map<string, ConstTensor>();
   try {
     for (const [name, tensor] of Object.entries(tensors)) {
-      if (tensor.dtype !== 'float32' && tensor.dtype !== 'int32') throw new CatdogError('backbone_unavailable', `weight ${name} is ${tensor.dtype}; catdog takes float32 and int32 weights`, 400);
+      if (tensor.dtype !== 'float32' && tensor.dtype !== 'int32') {
+        throw new CatdogError('backbone_unavailable', `backbone ${source}'s weight ${name} is ${tensor.dtype}; catdog takes graph models whose constants are float32 or int32 (quantized ones dequantize to float32)`, 400, { source });
+      }
       const values = tensor.dataSync();
       weights.set(name, tensor.dtype === 'float32'
         ? { dtype: DataType.float32, shape: tensor.shape, values: Float32Array.from(values) }
