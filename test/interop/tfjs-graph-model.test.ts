@@ -166,7 +166,8 @@ describe.skipIf(Boolean(skipReason))('a TF.js graph model as the backbone: featu
       const outcome = await trainOnDataset(deps, { datasetId, params: resolveTrainingParams(config) });
       expect(outcome.metrics.count).toBeGreaterThan(0);
 
-      const fresh = new BackboneProvider({ cacheDir: fs.mkdtempSync(path.join(os.tmpdir(), 'catdog-graph-serve-')), resolution });
+      // Another process's provider: a cache of its own, so nothing loaded or written by the training is reused.
+      const fresh = new BackboneProvider({ cacheDir: path.join(app.home, 'serving-cache'), resolution });
       const classifier = await loadClassifier({ blobs: app.blobs, backbones: fresh }, outcome.model);
       try {
         expect(classifier.inputSize).toBe(SIZE);
