@@ -26,6 +26,39 @@ export function catdogEnv(home, preset, extra = {}) {
   };
 }
 
+/**
+ * The backbone of training.preset `preset` ('' = the default one) as catdog loads it for training and serving: its
+ * catalogue backbones read from ../shared/models through catdog's BackboneProvider, at the preset's input size, an
+ * ensemble's features side by side. Runs dist/ (npm run build first). `close()` releases the app; the backbone's
+ * cached graphs stay in the bench home (test-output/bench-peers/home), so later runs skip rebuilding them.
+ */
+export async function presetBackbone(preset) {
+  const dist = (module) => import(path.join(repoRoot, 'dist', module));
+  const [{ loadConfig }, { openApp }, { createLogger }] = await Promise.all([dist('config/index.js'), dist('app/context.js'), dist('app/logger.js')]);
+  const home = path.join(repoRoot, 'test-output', 'bench-peers', 'home');
+  const app = await openApp(loadConfig({ env: catdogEnv(home, preset), cwd: home }), { logger: createLogger('warn') });
+  const { training } = app.config;
+  const sources = [training.backbone, ...training.ensemble];
+  const backbone = await app.backbones.combined(sources, training.backboneImageSize ?? undefined);
+  return {
+    backbone,
+    preset: training.preset,
+    sources,
+    /** What the figures say they measured, e.g. "preset best: mobilenet_v2_1.0 + efficientnet_lite0 at 288 px, 2560-d". */
+    subject: `preset ${training.preset}: ${sources.join(' + ')} at ${backbone.inputSize} px, ${backbone.featureSize}-d`,
+    close: () => app.close(),
+  };
+}
+
+/**
+ * The Keras peers' backbone for training.preset `preset`: catdog's own backbone of that preset exported by its Keras
+ * exporter (bench/peer-backbone.mjs, in a child process so this one loads no TensorFlow), with the check that Keras
+ * computes the same features from it. Returns that script's JSON (`kerasFile`, `subject`, `maxAbsDiff`, …).
+ */
+export function kerasPeerBackbone(preset) {
+  return runJson(process.execPath, [path.join(repoRoot, 'bench', 'peer-backbone.mjs'), '--preset', preset]);
+}
+
 export function requireShared() {
   if (!fs.existsSync(path.join(sharedDir, 'README.md'))) {
     console.error(`bench: ../shared not found at ${sharedDir}; set CATDOG_SHARED`);
