@@ -240,10 +240,11 @@ export function plotFigure(python, jsonFile, pngFile) {
 }
 
 /**
- * Rewrites the block between `<!-- bench:<id> -->` and `<!-- /bench:<id> -->` of docs/benchmarks.md with `body`
- * (appends it when the markers are missing); the rest of the file is kept as it is.
+ * Rewrites the block between `<!-- bench:<id> -->` and `<!-- /bench:<id> -->` of docs/benchmarks.md with `body`; when
+ * the markers are missing, puts the block right after the section `after` (when that exists), else at the end. The
+ * rest of the file is kept as it is.
  */
-export function replaceBenchmarkSection(id, body) {
+export function replaceBenchmarkSection(id, body, { after } = {}) {
   const markdownFile = path.join(repoRoot, 'docs', 'benchmarks.md');
   const start = `<!-- bench:${id} -->`;
   const end = `<!-- /bench:${id} -->`;
@@ -251,7 +252,12 @@ export function replaceBenchmarkSection(id, body) {
   let markdown = fs.existsSync(markdownFile) ? fs.readFileSync(markdownFile, 'utf8') : '# Benchmarks\n';
   const from = markdown.indexOf(start);
   const to = markdown.indexOf(end);
-  markdown = from >= 0 && to > from ? markdown.slice(0, from) + block + markdown.slice(to + end.length) : `${markdown.trimEnd()}\n\n${block}\n`;
+  const afterEnd = after === undefined ? -1 : markdown.indexOf(`<!-- /bench:${after} -->`);
+  if (from >= 0 && to > from) markdown = markdown.slice(0, from) + block + markdown.slice(to + end.length);
+  else if (afterEnd >= 0) {
+    const at = afterEnd + `<!-- /bench:${after} -->`.length;
+    markdown = `${markdown.slice(0, at)}\n\n${block}${markdown.slice(at)}`;
+  } else markdown = `${markdown.trimEnd()}\n\n${block}\n`;
   fs.writeFileSync(markdownFile, markdown);
 }
 
