@@ -1,17 +1,20 @@
 #!/usr/bin/env node
-// Figure 4: end to end, photos on disk to a trained and evaluated model. `catdog train --data` (import, decode,
-// MobileNet v1 0.75 features, logistic head, test-split evaluation, registry and promotion) vs a minimal Keras
-// script doing the same job (bench/peers/keras_end_to_end.py) on the same photos and the same split.
+// Figure 4: end to end, photos on disk to a trained and evaluated model, for a training.preset (default: the config
+// default preset). `catdog train --data` with that preset, its backbones read from ../shared/models (import, decode,
+// the preset's features, logistic head, test-split evaluation, registry and promotion) vs a minimal Keras script doing
+// the same job (bench/peers/keras_end_to_end.py) on the same photos and the same split, with catdog's own Keras export
+// of the preset's backbone (bench/peer-backbone.mjs: the same weights and input size, checked feature for feature).
 // Photos: the first `perClass` per class of kaggle-dev, as symlinks in a temp folder (never copies).
-// Usage: node bench/end-to-end.mjs [--perClass 1000] [--rounds 2]
+// Usage: node bench/end-to-end.mjs [--preset <default preset>] [--perClass 1000] [--rounds 2]
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { interleaved, kagglePhotoFolder, loadAverage, options, peerPython, repoRoot, report, requireShared, runMeasured, sharedDir } from './lib.mjs';
+import { catdogEnv, interleaved, kagglePhotoFolder, kerasPeerBackbone, loadAverage, options, peerPython, repoRoot, report, requireShared, runMeasured } from './lib.mjs';
 
-const opts = options({ perClass: 1000, rounds: 2 });
+const opts = options({ preset: '', perClass: 1000, rounds: 2 });
 requireShared();
 const python = peerPython();
+const peer = kerasPeerBackbone(opts.preset);
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'catdog-bench-e2e-'));
 const dataDir = kagglePhotoFolder(path.join(work, 'photos'), opts.perClass);
 
@@ -29,12 +32,12 @@ try {
       // A fresh home each time: nothing imported or cached by an earlier round.
       const home = path.join(work, `home-${round++}`);
       const result = runMeasured(process.execPath, [path.join(repoRoot, 'dist', 'cli', 'main.js'), 'train', '--data', dataDir, '--json'], {
-        env: { CATDOG_HOME: home, CATDOG_BACKBONE_URL: path.join(sharedDir, 'models', 'mobilenet_v1_0.75_224', 'model.json') },
+        env: catdogEnv(home, peer.preset),
       });
       return { testAccuracy: result.metrics.accuracy, peakRssMiB: result.peakRssMiB };
     }),
     'Keras script': timed(() => {
-      const result = runMeasured(python, [path.join(repoRoot, 'bench', 'peers', 'keras_end_to_end.py'), dataDir]);
+      const result = runMeasured(python, [path.join(repoRoot, 'bench', 'peers', 'keras_end_to_end.py'), dataDir, peer.kerasFile]);
       return { testAccuracy: result.testAccuracy, peakRssMiB: result.peakRssMiB };
     }),
   }, opts.rounds, { lowerIsBetter: true });
@@ -42,8 +45,14 @@ try {
   fs.rmSync(work, { recursive: true, force: true });
 }
 report('end-to-end', {
+  preset: peer.preset,
+  subject: peer.subject,
   unit: 'seconds (wall, lower is better)',
-  what: `${opts.perClass * 2} kaggle-dev photos from disk to an evaluated model (same photos, same hash split), best of ${opts.rounds} interleaved round(s)`,
+  what:
+    `${opts.perClass * 2} kaggle-dev photos from disk to an evaluated model (same photos, same hash split), best of ${opts.rounds} interleaved round(s); ` +
+    `backbone: ${peer.subject}${peer.backbones.length > 1 ? ' (features concatenated)' : ''}, for the Keras script catdog's own Keras export of it, whose features differ from catdog's by at most ${peer.maxAbsDiff.toExponential(1)}; ` +
+    "catdog's head as configured by default, the Keras script's a fixed L2 1e-4 with early stopping",
+  peerMaxAbsDiff: peer.maxAbsDiff,
   loadBefore,
   loadAfter: loadAverage(),
   rows: Object.entries(medians).map(([impl, result]) => ({

@@ -26,6 +26,39 @@ export function catdogEnv(home, preset, extra = {}) {
   };
 }
 
+/**
+ * The backbone of training.preset `preset` ('' = the default one) as catdog loads it for training and serving: its
+ * catalogue backbones read from ../shared/models through catdog's BackboneProvider, at the preset's input size, an
+ * ensemble's features side by side. Runs dist/ (npm run build first). `close()` releases the app; the backbone's
+ * cached graphs stay in the bench home (test-output/bench-peers/home), so later runs skip rebuilding them.
+ */
+export async function presetBackbone(preset) {
+  const dist = (module) => import(path.join(repoRoot, 'dist', module));
+  const [{ loadConfig }, { openApp }, { createLogger }] = await Promise.all([dist('config/index.js'), dist('app/context.js'), dist('app/logger.js')]);
+  const home = path.join(repoRoot, 'test-output', 'bench-peers', 'home');
+  const app = await openApp(loadConfig({ env: catdogEnv(home, preset), cwd: home }), { logger: createLogger('warn') });
+  const { training } = app.config;
+  const sources = [training.backbone, ...training.ensemble];
+  const backbone = await app.backbones.combined(sources, training.backboneImageSize ?? undefined);
+  return {
+    backbone,
+    preset: training.preset,
+    sources,
+    /** What the figures say they measured, e.g. "preset best: mobilenet_v2_1.0 + efficientnet_lite0 at 288 px, 2560-d". */
+    subject: `preset ${training.preset}: ${sources.join(' + ')} at ${backbone.inputSize} px, ${backbone.featureSize}-d`,
+    close: () => app.close(),
+  };
+}
+
+/**
+ * The Keras peers' backbone for training.preset `preset`: catdog's own backbone of that preset exported by its Keras
+ * exporter (bench/peer-backbone.mjs, in a child process so this one loads no TensorFlow), with the check that Keras
+ * computes the same features from it. Returns that script's JSON (`kerasFile`, `subject`, `maxAbsDiff`, …).
+ */
+export function kerasPeerBackbone(preset) {
+  return runJson(process.execPath, [path.join(repoRoot, 'bench', 'peer-backbone.mjs'), '--preset', preset]);
+}
+
 export function requireShared() {
   if (!fs.existsSync(path.join(sharedDir, 'README.md'))) {
     console.error(`bench: ../shared not found at ${sharedDir}; set CATDOG_SHARED`);
@@ -207,10 +240,11 @@ export function plotFigure(python, jsonFile, pngFile) {
 }
 
 /**
- * Rewrites the block between `<!-- bench:<id> -->` and `<!-- /bench:<id> -->` of docs/benchmarks.md with `body`
- * (appends it when the markers are missing); the rest of the file is kept as it is.
+ * Rewrites the block between `<!-- bench:<id> -->` and `<!-- /bench:<id> -->` of docs/benchmarks.md with `body`; when
+ * the markers are missing, puts the block right after the section `after` (when that exists), else at the end. The
+ * rest of the file is kept as it is.
  */
-export function replaceBenchmarkSection(id, body) {
+export function replaceBenchmarkSection(id, body, { after } = {}) {
   const markdownFile = path.join(repoRoot, 'docs', 'benchmarks.md');
   const start = `<!-- bench:${id} -->`;
   const end = `<!-- /bench:${id} -->`;
@@ -218,7 +252,12 @@ export function replaceBenchmarkSection(id, body) {
   let markdown = fs.existsSync(markdownFile) ? fs.readFileSync(markdownFile, 'utf8') : '# Benchmarks\n';
   const from = markdown.indexOf(start);
   const to = markdown.indexOf(end);
-  markdown = from >= 0 && to > from ? markdown.slice(0, from) + block + markdown.slice(to + end.length) : `${markdown.trimEnd()}\n\n${block}\n`;
+  const afterEnd = after === undefined ? -1 : markdown.indexOf(`<!-- /bench:${after} -->`);
+  if (from >= 0 && to > from) markdown = markdown.slice(0, from) + block + markdown.slice(to + end.length);
+  else if (afterEnd >= 0) {
+    const at = afterEnd + `<!-- /bench:${after} -->`.length;
+    markdown = `${markdown.slice(0, at)}\n\n${block}${markdown.slice(at)}`;
+  } else markdown = `${markdown.trimEnd()}\n\n${block}\n`;
   fs.writeFileSync(markdownFile, markdown);
 }
 

@@ -2,12 +2,12 @@
 // Where figure 4's time goes: `catdog train --data` and the Keras script of bench/peers/keras_end_to_end.py on the
 // same photos, each cut into stages. catdog's stages are the lines its CLI prints on stderr when piped (one per stage
 // and per tenth of a stage's progress), timestamped here as they arrive; the script reports its own stage times.
-// Usage: node bench/profile-end-to-end.mjs [--perClass 1000]
+// Usage: node bench/profile-end-to-end.mjs [--preset <default preset>] [--perClass 1000]
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { kagglePhotoFolder, loadAverage, options, peerPython, repoRoot, requireShared, runMeasured, sharedDir } from './lib.mjs';
+import { catdogEnv, kagglePhotoFolder, kerasPeerBackbone, loadAverage, options, peerPython, repoRoot, requireShared, runMeasured } from './lib.mjs';
 
 /**
  * The stage a CLI line starts: a progress line names its own ("features: 320/3180", "saving…"); the import report
@@ -20,11 +20,11 @@ function stageOf(line) {
 }
 
 /** Runs catdog's CLI; resolves to its stages in order, each with the seconds from its first line to the next stage's. */
-function profileCatdog(dataDir, home) {
+function profileCatdog(dataDir, home, preset) {
   return new Promise((resolve, reject) => {
     const started = performance.now();
     const child = spawn(process.execPath, [path.join(repoRoot, 'dist', 'cli', 'main.js'), 'train', '--data', dataDir, '--json'], {
-      env: { ...process.env, TF_CPP_MIN_LOG_LEVEL: '2', CATDOG_HOME: home, CATDOG_BACKBONE_URL: path.join(sharedDir, 'models', 'mobilenet_v1_0.75_224', 'model.json') },
+      env: catdogEnv(home, preset, { CATDOG_LOG_LEVEL: 'info' }),
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const marks = [{ stage: 'start-up (node, modules, database, config)', at: 0 }];
@@ -51,15 +51,16 @@ function profileCatdog(dataDir, home) {
   });
 }
 
-const opts = options({ perClass: 1000 });
+const opts = options({ preset: '', perClass: 1000 });
 requireShared();
+const peer = kerasPeerBackbone(opts.preset);
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'catdog-profile-e2e-'));
 try {
   const dataDir = kagglePhotoFolder(path.join(work, 'photos'), opts.perClass);
   const loadBefore = loadAverage();
-  const catdog = await profileCatdog(dataDir, path.join(work, 'home'));
-  const keras = runMeasured(peerPython(), [path.join(repoRoot, 'bench', 'peers', 'keras_end_to_end.py'), dataDir]);
-  console.log(JSON.stringify({ loadBefore, loadAfter: loadAverage(), catdog, keras }, null, 1));
+  const catdog = await profileCatdog(dataDir, path.join(work, 'home'), peer.preset);
+  const keras = runMeasured(peerPython(), [path.join(repoRoot, 'bench', 'peers', 'keras_end_to_end.py'), dataDir, peer.kerasFile]);
+  console.log(JSON.stringify({ subject: peer.subject, loadBefore, loadAfter: loadAverage(), catdog, keras }, null, 1));
 } finally {
   fs.rmSync(work, { recursive: true, force: true });
 }

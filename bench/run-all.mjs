@@ -2,7 +2,10 @@
 // Runs every figure of the benchmark suite against the Python stack, one after another, and writes
 // docs/bench/<figure>.json + .png and the figure's section of docs/benchmarks.md (between its markers; the rest of
 // the file, such as the foundation figures, is left as it is). `npm run bench` builds first.
-// Usage: node bench/run-all.mjs [--only preprocess,features,train,end-to-end,serving] [--quick]
+// Figures 2 and 4 measure a training.preset's backbones (`--preset`, default: the config default preset): the default
+// preset's go to their sections `features` and `end-to-end`, another preset's to `features-<preset>` and
+// `end-to-end-<preset>` (placed after the default's the first time), so each preset keeps its own row set.
+// Usage: node bench/run-all.mjs [--only preprocess,features,train,end-to-end,serving] [--quick] [--preset <name>]
 import fs from 'node:fs';
 import path from 'node:path';
 import { peersPython, plotFigure, replaceBenchmarkSection, repoRoot, runMeasured } from './lib.mjs';
@@ -13,9 +16,9 @@ import { peersPython, plotFigure, replaceBenchmarkSection, repoRoot, runMeasured
  */
 const FIGURES = [
   { id: 'preprocess', title: '1. Preprocessing: full-size JPEG to a normalised 224 or 128 px tensor', script: 'preprocess.mjs', args: [], quick: ['--images', '20', '--passes', '1', '--rounds', '1'] },
-  { id: 'features', title: '2. Feature extraction: MobileNet v1 0.75, 768-d', script: 'features.mjs', args: [], quick: ['--images', '32', '--rounds', '1'] },
+  { id: 'features', title: '2. Feature extraction', script: 'features.mjs', args: [], quick: ['--images', '32', '--rounds', '1'], takesPreset: true },
   { id: 'train', title: '3. Training throughput: CNN 128 px and logistic head, batch 32', script: 'train-cnn.mjs', args: ['--cnnImages', '96', '--epochs', '1'], quick: ['--cnnImages', '64', '--headImages', '640', '--epochs', '1', '--rounds', '1'] },
-  { id: 'end-to-end', title: '4. End to end: 2,000 photos on disk to an evaluated model', script: 'end-to-end.mjs', args: [], quick: ['--perClass', '40'] },
+  { id: 'end-to-end', title: '4. End to end: 2,000 photos on disk to an evaluated model', script: 'end-to-end.mjs', args: [], quick: ['--perClass', '40'], takesPreset: true },
   { id: 'serving', title: '5. Serving: HTTP predictions on one core', script: 'serving.mjs', args: [], quick: ['--seconds', '3'] },
   { id: 'batching', title: '7. Speed work: micro-batching of concurrent predictions', script: 'batching.mjs', args: [], quick: ['--concurrency', '4', '--rounds', '1'] },
 ];
@@ -24,16 +27,19 @@ const argv = process.argv.slice(2);
 const quick = argv.includes('--quick');
 const onlyIndex = argv.indexOf('--only');
 const only = onlyIndex >= 0 ? new Set(argv[onlyIndex + 1].split(',')) : undefined;
+const presetIndex = argv.indexOf('--preset');
+const preset = presetIndex >= 0 ? argv[presetIndex + 1] : '';
+const { DEFAULT_PRESET } = await import(path.join(repoRoot, 'dist', 'config', 'presets.js'));
 const benchDocs = path.join(repoRoot, 'docs', 'bench');
 fs.mkdirSync(benchDocs, { recursive: true });
 const python = peersPython();
 
 
-function writeFigure(id, result) {
+function writeFigure(id, result, placement = {}) {
   const jsonFile = path.join(benchDocs, `${id}.json`);
   fs.writeFileSync(jsonFile, `${JSON.stringify(result, null, 2)}\n`);
   plotFigure(python, jsonFile, path.join(benchDocs, `${id}.png`));
-  replaceBenchmarkSection(id, section(id, result));
+  replaceBenchmarkSection(id, section(id, result), placement);
 }
 
 /** Figure 6: the peak RSS every contender reached in the figures above, gathered from their JSON results. */
@@ -91,12 +97,16 @@ function section(id, result) {
 for (const figure of FIGURES.filter((f) => !only || only.has(f.id))) {
   process.stderr.write(`bench: ${figure.id}…\n`);
   const started = Date.now();
-  const result = { ...runMeasured(process.execPath, [path.join(repoRoot, 'bench', figure.script), ...(quick ? figure.quick : figure.args)]), title: figure.title };
+  const args = [...(quick ? figure.quick : figure.args), ...(figure.takesPreset && preset ? ['--preset', preset] : [])];
+  const result = runMeasured(process.execPath, [path.join(repoRoot, 'bench', figure.script), ...args]);
+  result.title = result.subject ? `${figure.title}, ${result.subject}` : figure.title;
   delete result.peakRssMiB; // the orchestrator's own; each row carries its contender's
   result.wallSeconds = (Date.now() - started) / 1000;
   result.date = new Date().toISOString();
   result.quick = quick;
-  writeFigure(figure.id, result);
-  process.stderr.write(`bench: ${figure.id} done in ${result.wallSeconds.toFixed(0)} s\n`);
+  const ownSection = figure.takesPreset && result.preset !== DEFAULT_PRESET;
+  const id = ownSection ? `${figure.id}-${result.preset}` : figure.id;
+  writeFigure(id, result, ownSection ? { after: figure.id } : {});
+  process.stderr.write(`bench: ${id} done in ${result.wallSeconds.toFixed(0)} s\n`);
 }
 writeMemoryFigure();

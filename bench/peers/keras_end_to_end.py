@@ -1,8 +1,11 @@
 """Peer for bench/end-to-end.mjs: the job `catdog train --data DIR` does, as a minimal Keras script.
 
-Load the photos of DIR/cat and DIR/dog (Pillow, squashed to 224x224 like catdog), split them exactly as catdog does
-(sha256 of "42:" + the photo's sha256, 10% test / 20% validation / 70% train), MobileNet v1 0.75 features (the
-shared tfjs weights), a logistic head (L2 1e-4, Adam 1e-3, batch 32, up to 20 epochs, early stopping with
+  keras_end_to_end.py DIR MODEL
+
+Load the photos of DIR/cat and DIR/dog (Pillow, squashed to the backbone's input size like catdog), split them
+exactly as catdog does (sha256 of "42:" + the photo's sha256, 10% test / 20% validation / 70% train), the features of
+MODEL (the .keras file bench/peer-backbone.mjs writes: catdog's own Keras export of the preset's backbone, the same
+weights, the scaling inside), a logistic head (L2 1e-4, Adam 1e-3, batch 32, up to 20 epochs, early stopping with
 patience 3 restoring the best epoch), accuracy on the test split. No augmentation, no database, no registry.
 Prints one JSON line: {"seconds": wall time from start, "testAccuracy": …, "photos": n, "stages": {stage: seconds}}.
 """
@@ -20,7 +23,6 @@ import numpy as np
 from PIL import Image, ImageOps
 
 import keras
-from tfjs_mobilenet import mobilenet
 
 stages = {}
 mark = started
@@ -45,23 +47,23 @@ def split_of(image_hash):
     return "test" if uniform < TEST else "validation" if uniform < TEST + VALIDATION else "train"
 
 
-def load(folder):
+def load(folder, side):
     pixels, labels, splits = [], [], []
     for label, name in enumerate(("cat", "dog")):
         directory = os.path.join(folder, name)
         for file in sorted(os.listdir(directory)):
             data = open(os.path.join(directory, file), "rb").read()
-            image = ImageOps.exif_transpose(Image.open(io.BytesIO(data))).convert("RGB").resize((224, 224), Image.BILINEAR)
+            image = ImageOps.exif_transpose(Image.open(io.BytesIO(data))).convert("RGB").resize((side, side), Image.BILINEAR)
             pixels.append(np.asarray(image, dtype=np.uint8))
             labels.append(label)
             splits.append(split_of(hashlib.sha256(data).hexdigest()))
     return np.stack(pixels), np.array(labels, dtype="float32"), np.array(splits)
 
 
-pixels, labels, splits = load(sys.argv[1])
-stage_done("read, decode, hash, split")
-backbone = mobilenet(include_top=False, pooling="avg")
+backbone = keras.saving.load_model(sys.argv[2])
 stage_done("backbone load")
+pixels, labels, splits = load(sys.argv[1], backbone.input_shape[1])
+stage_done("read, decode, hash, split")
 features = backbone.predict(pixels.astype("float32"), batch_size=32, verbose=0)
 stage_done("features")
 part = {name: splits == name for name in ("train", "validation", "test")}

@@ -5,7 +5,8 @@ import { unzipSync } from 'fflate';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runPython, skipWithoutPython } from '../../../test/support/python.js';
-import { kaggleFiles, skipWithoutShared, smallBackbone } from '../../../test/support/shared.js';
+import { kaggleFiles, sharedPath, skipWithoutShared, smallBackbone } from '../../../test/support/shared.js';
+import { combineBackbones, loadBackbone } from '../backbone.js';
 import { exportKeras } from './export.js';
 import { readHdf5, isDataset, isGroup, type Group } from './hdf5.js';
 import { type LayersModel, initTensorflow } from './tfjs.js';
@@ -218,5 +219,25 @@ describe.skipIf(skipReason)(`exportKeras, loaded by Python Keras 3.15${skipReaso
     const scaled = pixels.map((value) => value / 127.5 - 1);
     expectClose(kerasRun.predictions, tfjsPredictions(transfer, scaled, size));
     await expectSameFileAsKeras(keras, kerasRun);
+  });
+
+  it("exports an ensemble's feature model at another input size: Keras computes catdog's concatenated features", async () => {
+    // What bench/peer-backbone.mjs gives the Keras peers: two backbones (BatchNorm and DepthwiseConv2D in one,
+    // residual Adds and ReLU6 in the other, rebuilt from TFLite) as nested models on one input, resized, concatenated.
+    const size = 160;
+    const options = { cacheDir: workDir, inputSize: size };
+    const parts = [await loadBackbone(smallBackbone, options), await loadBackbone(sharedPath('models', 'efficientnet_lite0_224', 'model.json'), options)];
+    try {
+      const ensemble = combineBackbones(parts);
+      const pixels = await photoBatch(size);
+      const keras = await exportKeras(ensemble.featureModel, { preprocessing: 'mobilenet' });
+      const kerasRun = await kerasPredictions(keras, pixels, size, 'ensemble');
+      const features = tf.tidy(() => Array.from(ensemble.features(tf.tensor4d(pixels, [8, size, size, 3])).dataSync()));
+      expect(features).toHaveLength(8 * (256 + 1280));
+      expectClose(kerasRun.predictions, features);
+      await expectSameFileAsKeras(keras, kerasRun);
+    } finally {
+      for (const part of parts) part.dispose();
+    }
   });
 });
