@@ -3,7 +3,7 @@
 // augmentation and dropout masks trained once through the graph step (one TensorFlow session call per batch) and once
 // through tfjs-layers' trainOnBatch (the eager fallback), each keeping its best epoch by validation loss as `catdog
 // train` does, then scored on held-out kaggle-dev photos that neither saw. Target: per seed, the two held-out
-// accuracies within 0.3 points. The paths consume the same random numbers (src/ml/graph/graph-trainer.test.ts checks
+// accuracies within 0.3 points. The paths consume the same random numbers (src/ml/training-paths.test.ts checks
 // it) and each is bit-for-bit reproducible, but they round differently (FusedBatchNorm against tfjs's composite ops),
 // and Adam turns a rounding difference into a ±learning-rate step wherever a gradient is near 0. So a third run per
 // seed is the control: the graph path again from the same weights but one weight element one float step (ulp) away,
