@@ -137,7 +137,7 @@ replaceBenchmarkSection(
     '| --- | --- | --- | --- | --- | --- | --- |',
     ...runs.map((row) => `| ${row.seed} | ${row.path} | ${percent(row.heldOutAccuracy)} (${row.correct}/${heldOut.labels.length}) | ${row.bestEpoch} | ${row.bestValAccuracy === undefined ? '–' : percent(row.bestValAccuracy)} | ${percent(row.lastTrainAccuracy)} | ${row.seconds.toFixed(0)} |`),
     '',
-    '| seed | graph − eager, points | photos answered differently | graph − control (1 ulp), points | photos answered differently |',
+    '| seed | graph against eager, points apart | photos answered differently | graph against control (1 ulp), points apart | photos answered differently |',
     '| --- | --- | --- | --- | --- |',
     ...perSeed.map(({ seed, paths, control }) => `| ${seed} | ${points(paths.points / 100)} | ${paths.differentAnswers} of ${heldOut.labels.length} | ${points(control.points / 100)} | ${control.differentAnswers} of ${heldOut.labels.length} |`),
     '',
