@@ -4,30 +4,12 @@ import { describe, expect, it } from 'vitest';
 import { kaggleFiles, skipWithoutShared, smallBackbone } from '../../test/support/shared.js';
 import { extractFeatures, loadBackbone } from './backbone.js';
 import { buildHead, type HeadKind } from './models.js';
-import { maxAbsDifference, rgbPixels } from '../../test/support/ml.js';
-import { type Batches, binaryCrossentropyLoss, predictPDog, trainBinaryClassifier } from './train.js';
-import { initTensorflow, type Tensorflow } from './tf.js';
+import { fixedOrderBatches, maxAbsDifference, rgbPixels } from '../../test/support/ml.js';
+import { binaryCrossentropyLoss, predictPDog, trainBinaryClassifier } from './train.js';
+import { initTensorflow } from './tf.js';
 import { trainingPath } from './training-path.js';
 
 const onWasm = process.env.CATDOG_BACKEND === 'wasm';
-
-/** In-memory feature batches, reshuffled every epoch with a fixed rule so runs repeat. */
-function featureBatches(tf: Tensorflow, features: Float32Array[], labels: number[], size: number): Batches {
-  const width = features[0]!.length;
-  return {
-    count: features.length,
-    size,
-    async *batches(epoch) {
-      const order = features.map((_, i) => i).sort((a, b) => ((a * 7919 + epoch * 104729) % 1009) - ((b * 7919 + epoch * 104729) % 1009));
-      for (let start = 0; start < order.length; start += size) {
-        const rows = order.slice(start, start + size);
-        const x = new Float32Array(rows.length * width);
-        rows.forEach((row, i) => x.set(features[row]!, i * width));
-        yield { x: tf.tensor2d(x, [rows.length, width]), y: tf.tensor1d(rows.map((row) => labels[row]!)) };
-      }
-    },
-  };
-}
 
 /** Two-feature points whose label is the sign of the first feature, or its opposite when `flipped`. */
 function signDataset(count: number, flipped: boolean): { features: Float32Array[]; labels: number[] } {
@@ -47,8 +29,8 @@ describe('trainBinaryClassifier', () => {
     const predictionsByEpoch: Float32Array[] = [];
     const result = await trainBinaryClassifier({
       model,
-      train: featureBatches(tf, train.features, train.labels, 16),
-      validation: featureBatches(tf, validation.features, validation.labels, 16),
+      train: fixedOrderBatches(tf, train.features, train.labels, 16),
+      validation: fixedOrderBatches(tf, validation.features, validation.labels, 16),
       epochs: 30,
       learningRate: 0.1,
       earlyStoppingPatience: 2,
@@ -85,8 +67,8 @@ describe('trainBinaryClassifier', () => {
     await trainBinaryClassifier({
       model,
       // 64 examples in batches of 24: 24, 24 and 16.
-      train: featureBatches(tf, train.features, train.labels, 24),
-      validation: featureBatches(tf, validation.features, validation.labels, 8),
+      train: fixedOrderBatches(tf, train.features, train.labels, 24),
+      validation: fixedOrderBatches(tf, validation.features, validation.labels, 8),
       epochs: 2,
       learningRate: 0.1,
       earlyStoppingPatience: 0,
@@ -104,8 +86,8 @@ describe('trainBinaryClassifier', () => {
       const model = buildHead('mlp', 2, seed);
       await trainBinaryClassifier({
         model,
-        train: featureBatches(tf, data.features, data.labels, 16),
-        validation: featureBatches(tf, data.features, data.labels, 16),
+        train: fixedOrderBatches(tf, data.features, data.labels, 16),
+        validation: fixedOrderBatches(tf, data.features, data.labels, 16),
         epochs: 3,
         learningRate: 0.01,
         earlyStoppingPatience: 0,
@@ -127,8 +109,8 @@ describe('trainBinaryClassifier', () => {
     const controller = new AbortController();
     const training = trainBinaryClassifier({
       model,
-      train: featureBatches(tf, data.features, data.labels, 8),
-      validation: featureBatches(tf, data.features, data.labels, 8),
+      train: fixedOrderBatches(tf, data.features, data.labels, 8),
+      validation: fixedOrderBatches(tf, data.features, data.labels, 8),
       epochs: 50,
       learningRate: 0.01,
       earlyStoppingPatience: 50,
@@ -159,8 +141,8 @@ describe('trainBinaryClassifier', () => {
       const head = buildHead(kind, 256, 7);
       const result = await trainBinaryClassifier({
         model: head,
-        train: featureBatches(tf, [...trainCats, ...trainDogs], [...trainCats.map(() => 0), ...trainDogs.map(() => 1)], 16),
-        validation: featureBatches(tf, [...valCats, ...valDogs], [...valCats.map(() => 0), ...valDogs.map(() => 1)], 16),
+        train: fixedOrderBatches(tf, [...trainCats, ...trainDogs], [...trainCats.map(() => 0), ...trainDogs.map(() => 1)], 16),
+        validation: fixedOrderBatches(tf, [...valCats, ...valDogs], [...valCats.map(() => 0), ...valDogs.map(() => 1)], 16),
         epochs: 8,
         learningRate: 0.01,
         earlyStoppingPatience: 3,
@@ -236,7 +218,7 @@ describe('binaryCrossentropyLoss', () => {
     const features = Array.from({ length: 96 }, (_, i) => Float32Array.from({ length: 8 }, (_, j) => Math.sin(i * 1.3 + j * 0.7) * (j + 1) * 3));
     const dogs = features.map((f) => Number(f[0]! + f[3]! > 0));
     const epochs = 6;
-    const batches = featureBatches(tf, features, dogs, 16);
+    const batches = fixedOrderBatches(tf, features, dogs, 16);
     const model = buildHead('logistic', 8, 5);
     const initial = model.getWeights().map((w) => Array.from(w.dataSync()));
     let trained: number[][] = [];

@@ -1,5 +1,6 @@
 import sharp from 'sharp';
 import { expect } from 'vitest';
+import type { Batches } from '../../src/ml/train.js';
 import type { Tensorflow } from '../../src/ml/tf.js';
 
 /** Real photos as the RGB HWC bytes the ml layer takes, squashed to `size` like the product does. */
@@ -45,4 +46,25 @@ export function maxAbsDifference(a: ArrayLike<number>, b: ArrayLike<number>): nu
   let worst = 0;
   for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i]! - b[i]!));
   return worst;
+}
+
+/**
+ * In-memory batches of `examples` (one `Float32Array` each, of shape `exampleShape`) and their 0/1 labels (as [n]),
+ * reshuffled every epoch by a fixed rule, so runs repeat.
+ */
+export function fixedOrderBatches(tf: Tensorflow, examples: readonly Float32Array[], labels: readonly number[], size: number, exampleShape = [examples[0]!.length]): Batches {
+  const width = examples[0]!.length;
+  return {
+    count: examples.length,
+    size,
+    async *batches(epoch) {
+      const order = examples.map((_, i) => i).sort((a, b) => ((a * 7919 + epoch * 104729) % 1009) - ((b * 7919 + epoch * 104729) % 1009));
+      for (let start = 0; start < order.length; start += size) {
+        const rows = order.slice(start, start + size);
+        const x = new Float32Array(rows.length * width);
+        rows.forEach((row, i) => x.set(examples[row]!, i * width));
+        yield { x: tf.tensor(x, [rows.length, ...exampleShape]), y: tf.tensor1d(rows.map((row) => labels[row]!)) };
+      }
+    },
+  };
 }
