@@ -28,6 +28,7 @@ try {
   const folder = path.join(repoRoot, 'test-output', 'bench-peers');
   fs.mkdirSync(folder, { recursive: true });
   const kerasFile = path.join(folder, `${backbone.id}.keras`);
+  if (!backbone.featureModel) throw new Error(`preset ${opts.preset}'s backbone ${backbone.id} has no layers (a TF.js graph model): the Keras peer cannot load the same weights`);
   fs.writeFileSync(kerasFile, await exportKeras(backbone.featureModel, { preprocessing: 'mobilenet' }));
 
   const side = backbone.inputSize;

@@ -25,8 +25,12 @@ export class BackboneProvider {
       if (check) await checkBackboneInChildProcess(source, { ...declared, ...sized }, { ...check, cacheDir: options.cacheDir, ...(options.onDownload ? { onDownload: options.onDownload } : {}) });
       return loadBackbone(source, { ...options, ...declared, ...sized });
     };
-    const own = await this.once(nameOrSource, () => load({}));
-    if (inputSize === undefined || inputSize === own.inputSize) return own;
+    if (inputSize === undefined) return this.once(nameOrSource, () => load({}));
+    // Loaded at its own size already (the zero-shot fallback, an earlier model): that one serves. Otherwise the
+    // backbone is loaded at the size asked for only: loading its own size first to compare cost a fresh training
+    // of a 288 px preset a whole extra graph build and backbone check per backbone.
+    const own = await this.loaded.get(nameOrSource)?.catch(() => undefined);
+    if (own?.inputSize === inputSize) return own;
     return this.once(`${nameOrSource}@${inputSize}px`, () => load({ inputSize }));
   }
 

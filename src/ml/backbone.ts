@@ -8,7 +8,7 @@ import { CatdogError } from '../errors.js';
 import { NATIVE_SCALING, type PixelScaling } from './catalogue.js';
 import { foldBatchNormalization } from './fold-batch-norm.js';
 import { loadGraphBackbone } from './graph-backbone.js';
-import { graphModelJsonSchema } from './graph/from-graph-model.js';
+import { graphModelInput, graphModelJsonSchema } from './graph/from-graph-model.js';
 import { type LayersGraph, layersGraph, UnsupportedLayerError } from './graph/from-layers.js';
 import type { DebugLogger } from './graph/session.js';
 import { type ForwardPasses, loadGraphPasses, messageOf } from './forward-passes.js';
@@ -208,7 +208,9 @@ async function graphBackbone(loaded: LoadedTensorflow, files: ModelFiles, source
   const id = [
     backboneId(source, files),
     ...(options.scaling && options.scaling !== NATIVE_SCALING ? [scalingTag(options.scaling)] : []),
-    ...(options.inputSize === undefined ? [] : [`${options.inputSize}px`]),
+    // As for a layers model, only a side other than the graph's own names another backbone: training (which may
+    // leave the side unset) and serving (which asks for the model card's side) must agree on the id.
+    ...(options.inputSize === undefined || options.inputSize === graphModelInput(parsed.data, source).shape[1] ? [] : [`${options.inputSize}px`]),
     ...(options.outputs?.features ? [idPart(options.outputs.features)] : []),
   ].join('-');
   try {

@@ -230,7 +230,7 @@ describe.skipIf(skipReason)(`exportKeras, loaded by Python Keras 3.15${skipReaso
     try {
       const ensemble = combineBackbones(parts);
       const pixels = await photoBatch(size);
-      const keras = await exportKeras(ensemble.featureModel, { preprocessing: 'mobilenet' });
+      const keras = await exportKeras(ensemble.featureModel!, { preprocessing: 'mobilenet' });
       const kerasRun = await kerasPredictions(keras, pixels, size, 'ensemble');
       const features = tf.tidy(() => Array.from(ensemble.features(tf.tensor4d(pixels, [8, size, size, 3])).dataSync()));
       expect(features).toHaveLength(8 * (256 + 1280));
