@@ -27,6 +27,24 @@ describe.skipIf(skipWithoutShared)('BackboneProvider with catalogue names', () =
     }
   });
 
+  it('loads a backbone (here by path) asked for at another size at that size only, and serves its own size from the one already loaded', async () => {
+    const provider = new BackboneProvider({ cacheDir, resolution: { backboneDir: sharedPath('models'), scaling: {} } });
+    const sized = await provider.get(sharedPath('models', 'mobilenet_v1_0.25_224', 'model.json'), 160);
+    // One frozen graph built, the 160 px one: its own size was not loaded first.
+    expect((await fs.readdir(path.join(cacheDir, 'graphs'))).filter((name) => name.startsWith('mobilenet_v1_0.25'))).toEqual([expect.stringMatching(/-160px-/)]);
+    const own = await provider.get(sharedPath('models', 'mobilenet_v1_0.25_224', 'model.json'));
+    try {
+      expect(sized.inputSize).toBe(160);
+      expect(sized.id).toMatch(/-160px$/);
+      expect(own.inputSize).toBe(224);
+      expect(await provider.get(sharedPath('models', 'mobilenet_v1_0.25_224', 'model.json'), 224)).toBe(own);
+      expect(await provider.get(sharedPath('models', 'mobilenet_v1_0.25_224', 'model.json'), 160)).toBe(sized);
+    } finally {
+      sized.dispose();
+      own.dispose();
+    }
+  });
+
   it('says where it looked when a named backbone is neither in backboneDir nor downloadable', async () => {
     const provider = new BackboneProvider({ cacheDir, resolution: { backboneDir: path.join(cacheDir, 'empty'), scaling: {} } });
     await expect(provider.get('efficientnet_lite2')).rejects.toThrow(/efficientnet_lite2_260\/model\.json does not exist.*training\.backboneDir/);
