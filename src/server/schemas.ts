@@ -103,7 +103,7 @@ export const DatasetHealthSchema = z
     balance: z.object({ cat: z.number().int(), dog: z.number().int(), unlabelled: z.number().int().openapi({ description: 'Photos without a label (waiting for review, or neither)' }) }),
     nearDuplicates: z.object({
       maxDistance: z.number().int().openapi({ description: 'Photos whose 64-bit perceptual hashes are at most this many bits apart are grouped' }),
-      notHashed: z.number().int().openapi({ description: 'Photos stored before perceptual hashes were kept and not hashed yet; every request hashes another batch' }),
+      notHashed: z.number().int().openapi({ description: 'Photos not hashed yet (imported from a folder, or stored before perceptual hashes were kept); every request hashes another batch' }),
       groups: z.array(
         z.object({
           distance: z.number().int().openapi({ description: 'The largest distance in bits between a member and the first one (0: the same picture as other bytes)' }),
