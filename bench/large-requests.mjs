@@ -61,8 +61,8 @@ const loadBefore = loadAverage();
 let server;
 let outcome;
 try {
-  server = await startServe(catdogEnv(path.join(work, 'home')), ['large requests']);
-  const { base, servingModelId, tokens: [token] } = server;
+  server = await startServe(catdogEnv(path.join(work, 'home')), { tokens: { 'large requests': 'viewer' } });
+  const { base, servingModelId, tokens: { 'large requests': token } } = server;
   const pid = server.server.pid;
   const idleAtStart = statusMiB(pid, 'VmRSS');
   await predict(base, token, photosFrom(0, FULL_BATCH));

@@ -8,20 +8,17 @@
 // class numbered >= 4000, which the loop never saw. The target: a promoted model whose held-out accuracy beats zero-shot's.
 // Runs dist/ (npm run build first).
 // Usage: node bench/learning-loop.mjs [--validations 220] [--heldOutPerClass 200] [--preset fast|balanced|best] [--timeoutSeconds 3600]
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { catdogEnv, freePort, loadAverage, machine, options, replaceBenchmarkSection, repoRoot, requireShared, sharedDir, waitFor } from './lib.mjs';
+import { catdogEnv, loadAverage, machine, options, replaceBenchmarkSection, repoRoot, requireShared, sharedDir, startServe } from './lib.mjs';
 
 const opts = options({ validations: 220, heldOutPerClass: 200, preset: '', timeoutSeconds: 3600 });
 requireShared();
 const cli = path.join(repoRoot, 'dist', 'cli', 'main.js');
-const dist = (module) => import(path.join(repoRoot, 'dist', module));
-const { databaseUrl, loadConfig } = await dist('config/index.js');
-const { openDatabase } = await dist('db/index.js');
-const { createToken } = await dist('auth/index.js');
+const { loadConfig } = await import(path.join(repoRoot, 'dist', 'config', 'index.js'));
 
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'catdog-bench-loop-'));
 const home = path.join(work, 'home');
@@ -49,12 +46,8 @@ const started = Date.now();
 const loadBefore = loadAverage();
 let server;
 try {
-  const port = await freePort();
-  const base = `http://127.0.0.1:${port}`;
-  server = spawn(process.execPath, [cli, 'serve', '--port', String(port)], { env, stdio: ['ignore', 'ignore', 'inherit'] });
-  await waitFor(`${base}/api/v1/health`, server);
-  const db = await openDatabase(databaseUrl(config));
-  const token = (await createToken(db, 'curator', 'learning loop').finally(() => db.close())).secret;
+  server = await startServe(env, { tokens: { 'learning loop': 'curator' } });
+  const { base, tokens: { 'learning loop': token } } = server;
   const headers = { authorization: `Bearer ${token}` };
   const api = async (method, route, body) => {
     for (;;) {
@@ -89,8 +82,7 @@ try {
     await sleep(5000);
   }
   const { servingModelId } = await api('GET', '/health');
-  server.kill('SIGTERM');
-  await new Promise((resolve) => (server.exitCode !== null ? resolve() : server.once('exit', resolve)));
+  await server.stop();
 
   const zeroShot = evaluate('zero-shot');
   const served = servingModelId === 'zero-shot' ? undefined : evaluate('current');
@@ -133,9 +125,6 @@ Target (a promoted model beats zero-shot): **${outcome.target['a promoted model 
   if (!outcome.target['a promoted model beats zero-shot on the held-out photos']) process.exitCode = 1;
 } finally {
   // Its worker may still be reading the blob folder: remove it only once the server and its worker have stopped.
-  if (server && server.exitCode === null) {
-    server.kill('SIGTERM');
-    await new Promise((resolve) => (server.exitCode !== null ? resolve() : server.once('exit', resolve)));
-  }
+  await server?.stop();
   fs.rmSync(work, { recursive: true, force: true });
 }

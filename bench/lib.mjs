@@ -222,27 +222,39 @@ export function replaceBenchmarkSection(id, body) {
   fs.writeFileSync(markdownFile, markdown);
 }
 
+/** SIGTERMs `child` (a server this bench started) unless it has exited, and waits for its exit. */
+export async function stopProcess(child) {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  child.kill('SIGTERM');
+  await new Promise((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve() : child.once('exit', resolve)));
+}
+
 /**
- * `catdog serve` (dist/) with `env` (see `catdogEnv`) on a free port, once its health check answers, with one viewer
- * token per name in `tokenNames` made on its database. `stop()` SIGTERMs it and waits for its exit.
+ * `catdog serve` (dist/) with `env` (see `catdogEnv`) in its CATDOG_HOME on a free port, once its health check
+ * answers. `tokens` maps a token's name to its role ('viewer', 'curator' or 'admin'): each is made on the server's
+ * database and returned as name → bearer secret. `cpus` (e.g. '0') pins the server with taskset. `stop()` SIGTERMs
+ * it and waits for its exit (its worker child stops with it).
  */
-export async function startServe(env, tokenNames) {
+export async function startServe(env, { tokens = {}, cpus } = {}) {
   const dist = (module) => import(path.join(repoRoot, 'dist', module));
-  const [{ databaseUrl, loadConfig }, { openDatabase }, { createToken }] = await Promise.all([dist('config/index.js'), dist('db/index.js'), dist('auth/index.js')]);
+  const [{ databaseUrl, loadConfig }, { openDatabase }, { createToken, parseRole }] = await Promise.all([dist('config/index.js'), dist('db/index.js'), dist('auth/index.js')]);
+  // A misspelt role fails here, before a server is started for nothing.
+  const roles = Object.entries(tokens).map(([name, role]) => [name, parseRole(role)]);
+  const home = env.CATDOG_HOME;
+  fs.mkdirSync(home, { recursive: true });
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
-  const server = spawn(process.execPath, [path.join(repoRoot, 'dist', 'cli', 'main.js'), 'serve', '--port', String(port)], { env, stdio: ['ignore', 'ignore', 'inherit'] });
-  const stop = async () => {
-    if (server.exitCode !== null) return;
-    server.kill('SIGTERM');
-    await new Promise((resolve) => (server.exitCode !== null ? resolve() : server.once('exit', resolve)));
-  };
+  const serve = [path.join(repoRoot, 'dist', 'cli', 'main.js'), 'serve', '--port', String(port)];
+  const [command, args] = cpus === undefined ? [process.execPath, serve] : ['taskset', ['-c', cpus, process.execPath, ...serve]];
+  const server = spawn(command, args, { env, cwd: home, stdio: ['ignore', 'ignore', 'inherit'] });
+  const stop = () => stopProcess(server);
   try {
     await waitFor(`${base}/api/v1/health`, server);
     const { servingModelId } = await (await fetch(`${base}/api/v1/health`)).json();
-    const db = await openDatabase(databaseUrl(loadConfig({ env: { CATDOG_HOME: env.CATDOG_HOME }, cwd: env.CATDOG_HOME }).config));
-    const tokens = await Promise.all(tokenNames.map(async (name) => (await createToken(db, 'viewer', name)).secret)).finally(() => db.close());
-    return { base, server, servingModelId, tokens, stop };
+    // The config the server read (same environment and folder), so the tokens land in its database.
+    const db = await openDatabase(databaseUrl(loadConfig({ env, cwd: home }).config));
+    const secrets = await Promise.all(roles.map(async ([name, role]) => [name, (await createToken(db, role, name)).secret])).finally(() => db.close());
+    return { base, server, servingModelId, tokens: Object.fromEntries(secrets), stop };
   } catch (error) {
     await stop();
     throw error;

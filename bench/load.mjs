@@ -106,11 +106,13 @@ try {
     trained = { modelId: result.modelId, testAccuracy: result.metrics.accuracy, testPhotos: result.metrics.count };
   }
 
-  const tokenNames = ['load monitor', 'load attacker', ...Array.from({ length: opts.clients }, (_, i) => `load client ${i + 1}`)];
-  server = await startServe(env, tokenNames);
+  const clientNames = Array.from({ length: opts.clients }, (_, i) => `load client ${i + 1}`);
+  const tokenNames = ['load monitor', 'load attacker', ...clientNames];
+  server = await startServe(env, { tokens: Object.fromEntries(tokenNames.map((name) => [name, 'viewer'])) });
   const { base, servingModelId } = server;
   if (trained && servingModelId !== trained.modelId) throw new Error(`serving ${servingModelId}, not the trained ${trained.modelId}`);
-  const [monitor, attackerToken, ...clientTokens] = server.tokens;
+  const { 'load monitor': monitor, 'load attacker': attackerToken } = server.tokens;
+  const clientTokens = clientNames.map((name) => server.tokens[name]);
 
   // The warm-up starts with one full-size model call, so the memory such a call takes is held before the measured
   // window rather than taken whenever enough requests first coincide in it.

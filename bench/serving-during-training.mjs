@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { loadAverage, machine, ratio, replaceBenchmarkSection, repoRoot, requireShared, sharedDir } from './lib.mjs';
+import { loadAverage, machine, ratio, replaceBenchmarkSection, repoRoot, requireShared, sharedDir, startServe } from './lib.mjs';
 
 requireShared();
 const perClass = Number(process.argv[2] ?? 150);
@@ -73,16 +73,9 @@ for (const label of ['cat', 'dog']) {
 }
 await run(['dataset', 'import', folder]);
 await run(['dataset', 'build']);
-const token = JSON.parse(await run(['token', 'create', '--role', 'admin', '--json'])).secret;
-const server = spawn(process.execPath, [cli, 'serve', '--port', '0'], { env, cwd: home, stdio: ['ignore', 'pipe', 'inherit'] });
-const url = await new Promise((resolve) => {
-  let out = '';
-  server.stdout.on('data', (chunk) => {
-    out += chunk;
-    const match = /catdog listening on (http:\/\/\S+)/.exec(out);
-    if (match) resolve(match[1]);
-  });
-});
+// Admin: it starts the training run it measures.
+const server = await startServe(env, { tokens: { admin: 'admin' } });
+const { base: url, tokens: { admin: token } } = server;
 try {
   const photo = photos('cat', 1, 4000)[0];
   const loadBefore = loadAverage();
@@ -145,7 +138,6 @@ ${machine()}.`,
       `${result.ratios.predictionP50DuringVsIdle.toFixed(2)}x idle (target <= 2x)`,
   );
 } finally {
-  server.kill('SIGTERM');
-  await new Promise((resolve) => server.once('exit', resolve));
+  await server.stop();
   fs.rmSync(home, { recursive: true, force: true });
 }

@@ -5,11 +5,11 @@
 // Each server is pinned to core 0 (`taskset -c 0`) and the load generator (a fetch loop in this process) to
 // core 1. Loopback only, bounded duration per level. Peak RSS: the server's VmHWM.
 // Usage: node bench/serving.mjs [--seconds 10] [--rounds 1]
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { closedLoopLoad, freePort, interleavedAsync, loadAverage, options, peakRssMiB, peersPython, repoRoot, report, requireShared, sharedDir, waitFor } from './lib.mjs';
+import { closedLoopLoad, freePort, interleavedAsync, loadAverage, options, peakRssMiB, peersPython, repoRoot, report, requireShared, sharedDir, startServe, stopProcess, waitFor } from './lib.mjs';
 
 const LEVELS = [1, 8, 32];
 const opts = options({ seconds: 10, rounds: 1 });
@@ -25,15 +25,9 @@ const body = Buffer.concat([
   Buffer.from(`\r\n--${boundary}--\r\n`),
 ]);
 
-/** A viewer token in `home`, when this catdog has API tokens (predictions need the viewer role). */
-function catdogToken(home, env) {
-  const cli = path.join(repoRoot, 'dist', 'cli', 'main.js');
-  const created = spawnSync(process.execPath, [cli, 'token', 'create', '--role', 'viewer', '--name', 'bench', '--json'], { env, encoding: 'utf8' });
-  return created.status === 0 ? JSON.parse(created.stdout).secret : undefined;
-}
-
+/** Each server started in `home`, pinned to core 0, once its health check answers. */
 const servers = {
-  'catdog serve': async (port, home) => {
+  'catdog serve': async (home) => {
     const env = {
       ...process.env,
       CATDOG_HOME: home,
@@ -42,27 +36,25 @@ const servers = {
       CATDOG_SERVER__RATE_LIMIT__REQUESTS_PER_MINUTE: '0',
       TF_CPP_MIN_LOG_LEVEL: '2',
     };
-    const token = catdogToken(home, env);
-    return {
-      child: spawn('taskset', ['-c', '0', process.execPath, path.join(repoRoot, 'dist', 'cli', 'main.js'), 'serve', '--port', String(port)], {
-        env,
-        stdio: ['ignore', 'ignore', 'inherit'],
-      }),
-      health: `http://127.0.0.1:${port}/api/v1/health`,
-      predict: `http://127.0.0.1:${port}/api/v1/predictions`,
-      headers: token ? { authorization: `Bearer ${token}` } : {},
-    };
+    // Predictions need the viewer role.
+    const { base, server, tokens, stop } = await startServe(env, { tokens: { bench: 'viewer' }, cpus: '0' });
+    return { pid: server.pid, predict: `${base}/api/v1/predictions`, headers: { authorization: `Bearer ${tokens.bench}` }, stop };
   },
-  'Flask + Keras': async (port) => ({
-    child: spawn('taskset', ['-c', '0', python, path.join(repoRoot, 'bench', 'peers', 'flask_server.py'), String(port)], {
+  'Flask + Keras': async () => {
+    const port = await freePort();
+    const child = spawn('taskset', ['-c', '0', python, path.join(repoRoot, 'bench', 'peers', 'flask_server.py'), String(port)], {
       cwd: path.join(repoRoot, 'bench', 'peers'),
       env: { ...process.env, TF_CPP_MIN_LOG_LEVEL: '2' },
       stdio: ['ignore', 'ignore', 'inherit'],
-    }),
-    health: `http://127.0.0.1:${port}/health`,
-    predict: `http://127.0.0.1:${port}/predict`,
-    headers: {},
-  }),
+    });
+    try {
+      await waitFor(`http://127.0.0.1:${port}/health`, child);
+    } catch (error) {
+      await stopProcess(child);
+      throw error;
+    }
+    return { pid: child.pid, predict: `http://127.0.0.1:${port}/predict`, headers: {}, stop: () => stopProcess(child) };
+  },
 };
 
 /** `connections` clients, each posting the photo again as soon as its previous answer arrives, for `seconds`. */
@@ -74,10 +66,9 @@ async function load({ predict: url, headers }, connections, seconds) {
 
 async function measure(name) {
   const home = fs.mkdtempSync(path.join(os.tmpdir(), 'catdog-bench-serve-'));
-  const port = await freePort();
-  const server = await servers[name](port, home);
+  let server;
   try {
-    await waitFor(server.health, server.child);
+    server = await servers[name](home);
     // Warm-up: the first predictions load the model and build TensorFlow's kernels.
     const warm = await load(server, 2, 3);
     if (warm.errors > 0) {
@@ -95,10 +86,9 @@ async function measure(name) {
         errors: result.errors,
       });
     }
-    return { levels, peakRssMiB: peakRssMiB(server.child.pid) };
+    return { levels, peakRssMiB: peakRssMiB(server.pid) };
   } finally {
-    server.child.kill('SIGTERM');
-    await new Promise((resolve) => (server.child.exitCode !== null ? resolve() : server.child.once('exit', resolve)));
+    await server?.stop();
     fs.rmSync(home, { recursive: true, force: true });
   }
 }

@@ -63,7 +63,7 @@ export async function openApp(loaded: LoadedConfig, options: OpenAppOptions = {}
       cacheDir,
       onDownload: options.onBackboneDownload,
       logger,
-      resolution: { backboneDir: config.training.backboneDir, scaling: config.training.backboneScaling },
+      resolution: { backboneDir: config.training.backboneDir, scaling: config.training.backboneScaling, outputs: config.training.backboneOutputs },
       ...(options.checkBackbones ? { check: {} } : {}),
     }),
     codeVersion: codeVersion(),

@@ -71,16 +71,28 @@ describe('loadConfig sources and precedence', () => {
     expect(cnn.sources['training.backbone']).toEqual({ kind: 'default' });
   });
 
-  it('keeps catalogue names as names and resolves backbone paths, backboneDir and backboneScaling keys alike', () => {
+  it('keeps catalogue names as names and resolves backbone paths, backboneDir, backboneScaling and backboneOutputs keys alike', () => {
     writeConfig({
-      training: { backbone: 'efficientnet_lite0', ensemble: ['own/model.json'], backboneDir: 'models', backboneScaling: { 'own/model.json': 'x/255' } },
+      training: {
+        backbone: 'efficientnet_lite0',
+        ensemble: ['own/model.json'],
+        backboneDir: 'models',
+        backboneScaling: { 'own/model.json': 'x/255' },
+        backboneOutputs: { 'own/model.json': { features: 'pool/Mean' } },
+      },
     });
     const { config } = loadConfig({ cwd: dir, env: {} });
     expect(config.training.backbone).toBe('efficientnet_lite0');
     expect(config.training.ensemble).toEqual([path.join(dir, 'own/model.json')]);
     expect(config.training.backboneDir).toBe(path.join(dir, 'models'));
     expect(config.training.backboneScaling).toEqual({ [path.join(dir, 'own/model.json')]: 'x/255' });
+    expect(config.training.backboneOutputs).toEqual({ [path.join(dir, 'own/model.json')]: { features: 'pool/Mean' } });
     expect(loadConfig({ cwd: dir, env: { CATDOG_BACKBONE_DIR: '/srv/models' } }).config.training.backboneDir).toBe('/srv/models');
+  });
+
+  it('refuses a backboneOutputs entry with a key other than features and imagenet', () => {
+    writeConfig({ training: { backboneOutputs: { 'own/model.json': { feature: 'pool/Mean' } } } });
+    expect(() => loadConfig({ cwd: dir, env: {} })).toThrow(/training\.backboneOutputs/);
   });
 
   it('names the allowed scalings when a declared one is unknown', () => {
@@ -287,7 +299,7 @@ describe('ConfigError messages', () => {
   it('rejects an env var naming no key, with the allowed keys', () => {
     const message = configProblem(() => loadConfig({ cwd: dir, env: { CATDOG_TRAINING__EPOCH: '5' } }));
     expect(message).toContain('environment variable CATDOG_TRAINING__EPOCH names no configuration key: training has no key "EPOCH"');
-    expect(message).toContain('allowed keys of training: architecture, preset, backbone, ensemble, backboneDir, backboneScaling, head');
+    expect(message).toContain('allowed keys of training: architecture, preset, backbone, ensemble, backboneDir, backboneScaling, backboneOutputs, head');
     expect(configProblem(() => loadConfig({ cwd: dir, env: { CATDOG_VERBOSE: '1' } }))).toContain('the top level has no key "VERBOSE"');
     expect(configProblem(() => loadConfig({ cwd: dir, env: { CATDOG_SERVER: 'x' } }))).toContain(
       'CATDOG_SERVER names the section server, not a key; set one of CATDOG_SERVER__HOST, CATDOG_SERVER__PORT, CATDOG_SERVER__ANONYMOUS_VIEWER',

@@ -271,6 +271,9 @@ function resolvePaths(config: Omit<CatdogConfig, '$schema'>, baseOf: (key: strin
       backboneScaling: Object.fromEntries(
         Object.entries(config.training.backboneScaling).map(([source, scaling]) => [backboneSource(source, (value) => resolve('training.backboneScaling', value)), scaling]),
       ),
+      backboneOutputs: Object.fromEntries(
+        Object.entries(config.training.backboneOutputs).map(([source, outputs]) => [backboneSource(source, (value) => resolve('training.backboneOutputs', value)), outputs]),
+      ),
     },
     database: {
       url: sqlitePath !== undefined && sqlitePath !== ':memory:' ? `sqlite:${resolve('database.url', sqlitePath)}` : config.database.url,

@@ -35,6 +35,7 @@ describe('configSchema', () => {
         ensemble: [],
         backboneDir: '',
         backboneScaling: {},
+        backboneOutputs: {},
         head: 'logistic',
         headL2: 'cv',
         tta: false,

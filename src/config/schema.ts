@@ -121,7 +121,7 @@ const trainingSchema = z
       .default(TRAINING_PRESETS[SCHEMA_PRESET].backbone)
       .describe(
         `The pretrained backbone: a catalogue name (${BACKBONE_NAMES.join(', ')}; downloaded once from its published URL, or read from training.backboneDir), ` +
-          'or a TensorFlow.js layers model.json or TFLite .tflite file: http(s) URL (downloaded once and cached), file:// URL or path. Default: from training.preset. Env: CATDOG_BACKBONE_URL.',
+          'or a TensorFlow.js layers or graph model.json (a graph model names its output nodes in training.backboneOutputs), TFLite .tflite or Keras .keras/.h5 file: http(s) URL (downloaded once and cached), file:// URL or path. Default: from training.preset. Env: CATDOG_BACKBONE_URL.',
       ),
     ensemble: z
       .array(z.string().min(1))
@@ -144,6 +144,14 @@ const trainingSchema = z
       .describe(
         `How backbones given by URL or path want their RGB 0..255 pixels x scaled, keyed by that URL or path: ${PIXEL_SCALINGS.join(', ')} ` +
           '(caffe = BGR minus the ImageNet channel means; none = the model scales inside). Absent: x/127.5-1, as Keras MobileNets and EfficientNet-Lite. Catalogue names know their own; a TFLite file states its own in its input quantization, which is checked.',
+      ),
+    backboneOutputs: z
+      .record(z.string().min(1), z.strictObject({ features: z.string().min(1).optional(), imagenet: z.string().min(1).optional() }))
+      .default({})
+      .describe(
+        'Output nodes of backbones that are TF.js graph models (model.json format graph-model), keyed by their URL or path like training.backboneScaling: ' +
+          '{"features": node of the pooled [batch, n] features, "imagenet": node of its 1000 ImageNet class probabilities, if it has them}. ' +
+          'Absent: the graph\'s single output is its features, and it has no ImageNet classifier (zero-shot answers and the vote unavailable, "neither" from feature distance only).',
       ),
     head: z.enum(['logistic', 'mlp']).default('logistic').describe('Classifier on top of the backbone features: logistic regression or a small MLP.'),
     headL2: z

@@ -49,26 +49,65 @@ export function backfillPerceptualHashes(deps: HealthDependencies, limit = BACKF
 /** The backfill running on each database. */
 const backfilling = new WeakMap<object, Promise<number>>();
 
-/** Near-duplicate groups of the data set's photos (within NEAR_DUPLICATE_DISTANCE bits), conflicting ones first. */
-export async function duplicateGroups(deps: Pick<HealthDependencies, 'db'>): Promise<DuplicateGroup[]> {
-  const groups = nearDuplicateGroups(await deps.db.images.perceptualHashes(), NEAR_DUPLICATE_DISTANCE);
-  const rows = new Map((await deps.db.images.getMany(groups.flat().map((member) => member.hash))).map((row) => [row.hash, row]));
-  return groups
+/** A window of a health list, as `limit`/`offset` page the API's other lists. */
+export interface HealthPage {
+  limit: number;
+  offset: number;
+}
+
+export interface DuplicateGroups {
+  /** Every group found, and how many of them have conflicting labels. */
+  total: number;
+  conflicting: number;
+  /** The groups of the page asked for. */
+  groups: DuplicateGroup[];
+}
+
+/**
+ * Near-duplicate groups of the data set's photos (within NEAR_DUPLICATE_DISTANCE bits), conflicting ones first, then
+ * the largest: the page asked for, with the photo rows of its members only.
+ */
+export async function duplicateGroups(deps: Pick<HealthDependencies, 'db'>, page: HealthPage): Promise<DuplicateGroups> {
+  const ranked = nearDuplicateGroups(await deps.db.images.perceptualHashes(), NEAR_DUPLICATE_DISTANCE)
     .map((members) => {
       const labels = new Set(members.map((member) => member.label).filter((label) => label !== null));
-      return {
-        distance: Math.max(...members.map((member) => hammingDistance(members[0]!.perceptualHash, member.perceptualHash))),
-        conflicting: labels.size > 1,
-        members: members.flatMap((member) => rows.get(member.hash) ?? []),
-      };
+      return { members, conflicting: labels.size > 1 };
     })
     .sort((a, b) => Number(b.conflicting) - Number(a.conflicting) || b.members.length - a.members.length);
+  const shown = ranked.slice(page.offset, page.offset + page.limit);
+  const rows = new Map((await deps.db.images.getMany(shown.flatMap((group) => group.members.map((member) => member.hash)))).map((row) => [row.hash, row]));
+  return {
+    total: ranked.length,
+    conflicting: ranked.filter((group) => group.conflicting).length,
+    groups: shown.map(({ members, conflicting }) => ({
+      distance: Math.max(...members.map((member) => hammingDistance(members[0]!.perceptualHash, member.perceptualHash))),
+      conflicting,
+      members: members.flatMap((member) => rows.get(member.hash) ?? []),
+    })),
+  };
 }
 
 export interface VersionDifference {
   added: { hash: string; label: ImageLabel }[];
   removed: { hash: string; label: ImageLabel }[];
   relabelled: { hash: string; from: ImageLabel; to: ImageLabel }[];
+}
+
+/** How many photos each list of a difference holds in all, whatever page of it is shown. */
+export type ChangeCounts = Record<keyof VersionDifference, number>;
+
+/** A difference's counts and the page asked for of each of its lists. */
+export interface PagedDifference {
+  counts: ChangeCounts;
+  changes: VersionDifference;
+}
+
+function pageOf(changes: VersionDifference, page: HealthPage): PagedDifference {
+  const window = <T>(items: T[]) => items.slice(page.offset, page.offset + page.limit);
+  return {
+    counts: { added: changes.added.length, removed: changes.removed.length, relabelled: changes.relabelled.length },
+    changes: { added: window(changes.added), removed: window(changes.removed), relabelled: window(changes.relabelled) },
+  };
 }
 
 function difference(before: ReadonlyMap<string, ImageLabel>, after: ReadonlyMap<string, ImageLabel>): VersionDifference {
@@ -114,30 +153,32 @@ export interface DatasetHealth {
   balance: { cat: number; dog: number; unlabelled: number };
   /** Photos still without a perceptual hash (folder imports, photos stored before they were kept): each look hashes one more batch. */
   notHashed: number;
-  groups: DuplicateGroup[];
+  nearDuplicates: DuplicateGroups;
   /** Against the latest version; undefined when none is built. */
-  sinceLatest: { versionId: number; changes: VersionDifference } | undefined;
+  sinceLatest: ({ versionId: number } & PagedDifference) | undefined;
   /** Every version's id, newest first. */
   versionIds: number[];
   /** Between the versions asked for, by default the two newest; undefined when fewer than two are built or one asked for is not. */
-  comparison: { from: number; to: number; changes: VersionDifference } | undefined;
+  comparison: ({ from: number; to: number } & PagedDifference) | undefined;
 }
 
 /**
  * Everything the Dataset health view and its API show: class balance, near-duplicate groups (hashing a batch of
  * photos stored before perceptual hashes were kept), what changed since the latest version, and the difference
- * between two versions (none when a version asked for does not exist).
+ * between two versions (none when a version asked for does not exist). Every list (the groups and each list of
+ * changes) holds the same `page` of itself, next to its full count.
  */
-export async function datasetHealth(deps: HealthDependencies, versions: { from?: number; to?: number } = {}): Promise<DatasetHealth> {
+export async function datasetHealth(deps: HealthDependencies, versions: { from?: number; to?: number }, page: HealthPage): Promise<DatasetHealth> {
   const notHashed = await backfillPerceptualHashes(deps);
-  const [balance, groups, sinceLatest, built] = await Promise.all([classBalance(deps), duplicateGroups(deps), changesSinceLatestVersion(deps), listVersions(deps)]);
+  const [balance, nearDuplicates, pending, built] = await Promise.all([classBalance(deps), duplicateGroups(deps, page), changesSinceLatestVersion(deps), listVersions(deps)]);
   const versionIds = built.map((version) => version.id);
   const to = versions.to ?? versionIds[0];
   const from = versions.from ?? versionIds[1];
   const known = (id: number | undefined): id is number => id !== undefined && versionIds.includes(id);
-  const comparison = known(from) && known(to) ? { from, to, changes: await compareVersions(deps, from, to) } : undefined;
-  return { balance, notHashed, groups, sinceLatest, versionIds, comparison };
+  const comparison = known(from) && known(to) ? { from, to, ...pageOf(await compareVersions(deps, from, to), page) } : undefined;
+  const sinceLatest = pending && { versionId: pending.versionId, ...pageOf(pending.changes, page) };
+  return { balance, notHashed, nearDuplicates, sinceLatest, versionIds, comparison };
 }
 
-/** How many labels changed in `changes`: what "N new labels since vN" counts. */
-export const changedLabelCount = (changes: VersionDifference): number => changes.added.length + changes.removed.length + changes.relabelled.length;
+/** How many labels changed: what "N new labels since vN" counts. */
+export const changedLabelCount = (counts: ChangeCounts): number => counts.added + counts.removed + counts.relabelled;

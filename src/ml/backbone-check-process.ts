@@ -36,6 +36,7 @@ async function check(): Promise<BackboneCheckAnswer> {
     cacheDir: request.cacheDir,
     ...(request.scaling ? { scaling: request.scaling } : {}),
     ...(request.inputSize === undefined ? {} : { inputSize: request.inputSize }),
+    ...(request.outputs ? { outputs: request.outputs } : {}),
   });
   const size = backbone.inputSize;
   const pixels = request.photoPath ? (await decodeToRgb(await fs.readFile(request.photoPath), size)).data : gradient(size);

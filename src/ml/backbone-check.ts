@@ -5,7 +5,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { CatdogError } from '../errors.js';
-import { backboneContentHash } from './backbone.js';
+import { backboneContentHash, type BackboneOutputNames } from './backbone.js';
 import { PIXEL_SCALINGS, type PixelScaling } from './catalogue.js';
 
 /** What the check process is asked to load and run, on its stdin. */
@@ -14,6 +14,7 @@ export const backboneCheckRequestSchema = z.strictObject({
   cacheDir: z.string().min(1),
   scaling: z.enum(PIXEL_SCALINGS).optional(),
   inputSize: z.int().positive().optional(),
+  outputs: z.strictObject({ features: z.string().min(1).optional(), imagenet: z.string().min(1).optional() }).optional(),
   /** An encoded photo the forward pass runs on; absent: a colour gradient of the backbone's input size. */
   photoPath: z.string().min(1).optional(),
 });
@@ -69,13 +70,13 @@ export class BackboneCrashedError extends CatdogError {
  */
 export async function checkBackboneInChildProcess(
   source: string,
-  { scaling, inputSize }: { scaling?: PixelScaling; inputSize?: number },
+  { scaling, inputSize, outputs }: { scaling?: PixelScaling; inputSize?: number; outputs?: BackboneOutputNames },
   options: BackboneCheckOptions,
 ): Promise<void> {
   const env = options.env ?? process.env;
   const contentHash = await backboneContentHash(source, options);
   const key = createHash('sha256')
-    .update(JSON.stringify([contentHash, inputSize ?? null, scaling ?? null, env.TF_ENABLE_ONEDNN_OPTS ?? null]))
+    .update(JSON.stringify([contentHash, inputSize ?? null, scaling ?? null, env.TF_ENABLE_ONEDNN_OPTS ?? null, ...(outputs ? [outputs] : [])]))
     .digest('hex')
     .slice(0, 32);
   const verdictFile = path.join(options.cacheDir, 'backbone-checks', `${key}.json`);
@@ -88,6 +89,7 @@ export async function checkBackboneInChildProcess(
     cacheDir: options.cacheDir,
     ...(scaling ? { scaling } : {}),
     ...(inputSize === undefined ? {} : { inputSize }),
+    ...(outputs ? { outputs } : {}),
     ...(options.photoPath ? { photoPath: options.photoPath } : {}),
   };
   const outcome = await runCheckProcess(request, env, options.timeoutMs ?? DEFAULT_TIMEOUT_MS);

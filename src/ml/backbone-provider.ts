@@ -19,8 +19,8 @@ export class BackboneProvider {
   /** The backbone fed `inputSize` px images (absent: its own size, which the zero-shot fallback also uses). */
   async get(nameOrSource: string, inputSize?: number): Promise<Backbone> {
     const { resolution = { backboneDir: '', scaling: {} }, check, ...options } = this.options;
-    const { source, scaling } = resolveBackbone(nameOrSource, resolution);
-    const declared = scaling ? { scaling } : {};
+    const { source, scaling, outputs } = resolveBackbone(nameOrSource, resolution);
+    const declared = { ...(scaling ? { scaling } : {}), ...(outputs ? { outputs } : {}) };
     const load = async (sized: { inputSize?: number }) => {
       if (check) await checkBackboneInChildProcess(source, { ...declared, ...sized }, { ...check, cacheDir: options.cacheDir, ...(options.onDownload ? { onDownload: options.onDownload } : {}) });
       return loadBackbone(source, { ...options, ...declared, ...sized });

@@ -132,14 +132,28 @@ describe.skipIf(skipWithoutShared)('loadBackbone', () => {
     }
   });
 
-  it('refuses a TF.js graph model with what to bring instead', async () => {
+  it('refuses a TF.js graph model that takes no image batch, naming its input', async () => {
     const folder = await fs.mkdtemp(path.join(cacheDir, 'graph-model-'));
-    // What tensorflowjs_converter writes for a SavedModel: a GraphDef as the topology, no layers.
-    const graphModel = { format: 'graph-model', generatedBy: '2.21.0', convertedBy: 'TensorFlow.js Converter v4.22.0', modelTopology: { node: [{ name: 'input', op: 'Placeholder' }] }, weightsManifest: [{ paths: [], weights: [] }] };
+    // What tensorflowjs_converter writes for a SavedModel: a GraphDef as the topology, no layers; here fed a vector.
+    const vectorInput = { shape: { shape: { dim: [{ size: '-1' }, { size: '16' }] } }, dtype: { type: 'DT_FLOAT' } };
+    const graphModel = {
+      format: 'graph-model',
+      generatedBy: '2.21.0',
+      convertedBy: 'TensorFlow.js Converter v4.22.0',
+      modelTopology: { node: [{ name: 'embedding', op: 'Placeholder', attr: vectorInput }, { name: 'output', op: 'Identity', input: ['embedding'], attr: { T: { type: 'DT_FLOAT' } } }] },
+      weightsManifest: [{ paths: [], weights: [] }],
+    };
     await fs.writeFile(path.join(folder, 'model.json'), JSON.stringify(graphModel));
     await expect(loadBackbone(folder, { cacheDir })).rejects.toMatchObject({
-      code: 'backbone_unsupported_format',
-      message: expect.stringContaining('Keras .keras/.h5 file'),
+      code: 'backbone_unavailable',
+      message: expect.stringContaining('takes [-1,16] at its input embedding, not a batch of RGB images'),
+    });
+  });
+
+  it('refuses declared output nodes for a layers model, which finds its own features', async () => {
+    await expect(loadBackbone(smallBackbone, { cacheDir, outputs: { features: 'global_average_pooling2d_1' } })).rejects.toMatchObject({
+      code: 'backbone_unavailable',
+      message: expect.stringContaining('not a TF.js graph model, so it takes no declared output nodes'),
     });
   });
 });

@@ -3,11 +3,15 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { io, LayersModel, SymbolicTensor, Tensor, Tensor2D, Tensor4D } from '@tensorflow/tfjs';
+import { z } from 'zod';
 import { CatdogError } from '../errors.js';
 import { NATIVE_SCALING, type PixelScaling } from './catalogue.js';
 import { foldBatchNormalization } from './fold-batch-norm.js';
+import { loadGraphBackbone } from './graph-backbone.js';
+import { graphModelJsonSchema } from './graph/from-graph-model.js';
 import { type LayersGraph, layersGraph, UnsupportedLayerError } from './graph/from-layers.js';
-import { type DebugLogger, type GraphSession, loadGraphSession } from './graph/session.js';
+import type { DebugLogger } from './graph/session.js';
+import { type ForwardPasses, loadGraphPasses, messageOf } from './forward-passes.js';
 import { importKerasModel } from './keras/import.js';
 import { serializeModel, weightBytes } from './model-io.js';
 import { foldPixelMap, pixelMap, samePixelMap, type PixelMap } from './pixel-scaling.js';
@@ -30,7 +34,7 @@ export interface FeatureExtractor {
   /** RGB float32 0..255, NHWC at `inputSize` → `[batch, ...featureShape]`; the `x/127.5 − 1` scaling happens inside. */
   features(rgb: Tensor4D): Tensor;
   /** Set when the output is these extractors' feature vectors concatenated: the cache keeps each part's own. */
-  parts?: FeatureExtractor[];
+  parts?: readonly FeatureExtractor[];
 }
 
 /**
@@ -43,12 +47,17 @@ export interface NetworkInput extends FeatureExtractor {
    * and the ImageNet probabilities when the backbone has that head.
    */
   forward(rgb: Tensor4D): { input: Tensor; features: Tensor2D; imagenet?: Tensor2D };
-  /** Scaled pixels (x/127.5 − 1) → the network's input, as one layers model: what exports put before the network. */
-  model: LayersModel;
+  /**
+   * Scaled pixels (x/127.5 − 1) → the network's input, as one layers model: what exports put before the network.
+   * Absent on a TF.js graph model backbone, which has no layers to compose.
+   */
+  model?: LayersModel;
 }
 
 /** A pretrained image network used as a frozen feature extractor (and, when it has one, an ImageNet classifier). */
 export interface Backbone extends FeatureExtractor {
+  /** An ensemble's backbones, in the order of their features. */
+  parts?: readonly Backbone[];
   /** `<model folder name>-<first 12 hex of sha256(model.json + weights)>`: changes whenever the weights do. */
   id: string;
   source: string;
@@ -57,10 +66,13 @@ export interface Backbone extends FeatureExtractor {
   imagenet?(rgb: Tensor4D): Tensor2D;
   /** Features and ImageNet probabilities from one forward pass. */
   featuresAndImagenet(rgb: Tensor4D): { features: Tensor2D; imagenet?: Tensor2D };
-  /** The whole loaded model, for export and fine-tuning. */
-  layersModel: LayersModel;
-  /** The trunk alone (input already scaled x/127.5 − 1 → features), to compose a model that runs without catdog. */
-  featureModel: LayersModel;
+  /** The whole loaded model, for export and fine-tuning; absent for a TF.js graph model, which has no layers. */
+  layersModel?: LayersModel;
+  /**
+   * The trunk alone (input already scaled x/127.5 − 1 → features), to compose a model that runs without catdog;
+   * absent for a TF.js graph model (and an ensemble with one).
+   */
+  featureModel?: LayersModel;
   /** How `features`, `featuresAndImagenet` and `imagenet` run; absent for an ensemble, whose parts each say. */
   forwardPass?: ForwardPass;
   dispose(): void;
@@ -89,6 +101,17 @@ export interface LoadBackboneOptions {
    * `-<scaling>`.
    */
   scaling?: PixelScaling;
+  /** A TF.js graph model's output nodes; declared for another kind of model, it is refused. */
+  outputs?: BackboneOutputNames;
+}
+
+/**
+ * Nodes of a TF.js graph model (`node` or `node:index`): its pooled features, and its 1000 ImageNet class
+ * probabilities if it has them (`training.backboneOutputs`). A layers model's are found in its layers.
+ */
+export interface BackboneOutputNames {
+  features?: string;
+  imagenet?: string;
 }
 
 const IMAGENET_CLASSES = 1000;
@@ -103,7 +126,8 @@ interface ModelJson {
 
 /**
  * Loads a backbone from an `http(s)://` URL (downloaded once into the cache, offline afterwards), a `file://` URL
- * or a path: a TF.js layers model.json (or the folder holding it), a TFLite `.tflite` file (rebuilt as float
+ * or a path: a TF.js layers or graph model.json (or the folder holding it; a graph model runs as its graph,
+ * `ml/graph-backbone.ts`), a TFLite `.tflite` file (rebuilt as float
  * layers, `ml/tflite/`) or a Keras `.keras` / `.h5` full model (`ml/keras/`: Keras applications built with
  * `include_top=False, pooling='avg'` load as they are).
  */
@@ -124,6 +148,15 @@ export async function loadBackbone(source: string, options: LoadBackboneOptions)
     files = format ? await rebuiltModelFiles(tf, format, await fs.readFile(modelPath), path.basename(modelPath)) : await readModelFiles(modelPath);
   } catch (error) {
     throw unavailable(source, error, `reading ${modelPath}`);
+  }
+  if (files.modelJson.format === GRAPH_MODEL_FORMAT) return graphBackbone(loaded, files, source, options);
+  if (options.outputs) {
+    throw new CatdogError(
+      'backbone_unavailable',
+      `backbone ${source} is not a TF.js graph model, so it takes no declared output nodes: catdog finds a layers model's pooled features itself; remove its entry from training.backboneOutputs`,
+      400,
+      { source },
+    );
   }
   const resized = options.inputSize === undefined ? undefined : withInputSize(files.modelJson, options.inputSize, source);
   let model: LayersModel;
@@ -166,6 +199,25 @@ export async function loadBackbone(source: string, options: LoadBackboneOptions)
   }
 }
 
+const GRAPH_MODEL_FORMAT = 'graph-model';
+
+/** A TF.js graph model's files as a backbone; its declared outputs name its id too, since they choose its features. */
+async function graphBackbone(loaded: LoadedTensorflow, files: ModelFiles, source: string, options: LoadBackboneOptions): Promise<Backbone> {
+  const parsed = graphModelJsonSchema.safeParse(files.modelJson);
+  if (!parsed.success) throw unavailable(source, new Error(`its model.json is not a TF.js graph model: ${z.prettifyError(parsed.error)}`));
+  const id = [
+    backboneId(source, files),
+    ...(options.scaling && options.scaling !== NATIVE_SCALING ? [scalingTag(options.scaling)] : []),
+    ...(options.inputSize === undefined ? [] : [`${options.inputSize}px`]),
+    ...(options.outputs?.features ? [idPart(options.outputs.features)] : []),
+  ].join('-');
+  try {
+    return await loadGraphBackbone(loaded, parsed.data, files.shards, { ...options, source, id });
+  } catch (error) {
+    throw unavailable(source, error, 'loading the TF.js graph model');
+  }
+}
+
 /**
  * sha256 of a backbone's own bytes (its one file, or its model.json and weight shards): what a verdict about the
  * backbone is kept under. A URL is downloaded into the cache first, once, as `loadBackbone` would.
@@ -202,11 +254,7 @@ export function combineBackbones(parts: readonly Backbone[]): Backbone {
     );
   }
   const withImagenet = parts.find((part) => part.imagenet);
-  const scaledPixels = tf.input({ shape: [first.inputSize, first.inputSize, 3], name: 'scaled_pixels' });
-  const trunks = parts.map((part, index) =>
-    tf.model({ name: `backbone_${index + 1}`, inputs: part.featureModel.inputs, outputs: part.featureModel.outputs }).apply(scaledPixels) as SymbolicTensor,
-  );
-  const featureModel = tf.model({ name: 'ensemble', inputs: scaledPixels, outputs: tf.layers.concatenate({ name: 'ensemble_features' }).apply(trunks) as SymbolicTensor });
+  const featureModel = ensembleTrunk(tf, parts, first.inputSize);
   const featureSize = parts.reduce((sum, part) => sum + part.featureSize, 0);
   const features = (rgb: Tensor4D): Tensor2D => tf.tidy(() => tf.concat(parts.map((part) => part.features(rgb)), 1));
   return {
@@ -225,10 +273,18 @@ export function combineBackbones(parts: readonly Backbone[]): Backbone {
       own.dispose();
       return { features: joined, ...(imagenet ? { imagenet } : {}) };
     },
-    layersModel: featureModel,
-    featureModel,
+    ...(featureModel ? { layersModel: featureModel, featureModel } : {}),
     dispose: () => {},
   };
+}
+
+/** The parts' trunks side by side as one layers model; none when a part (a TF.js graph model) has no layers. */
+function ensembleTrunk(tf: Tensorflow, parts: readonly Backbone[], inputSize: number): LayersModel | undefined {
+  const trunks = parts.map((part) => part.featureModel);
+  if (!trunks.every((trunk) => trunk !== undefined)) return undefined;
+  const scaledPixels = tf.input({ shape: [inputSize, inputSize, 3], name: 'scaled_pixels' });
+  const applied = trunks.map((trunk, index) => tf.model({ name: `backbone_${index + 1}`, inputs: trunk.inputs, outputs: trunk.outputs }).apply(scaledPixels) as SymbolicTensor);
+  return tf.model({ name: 'ensemble', inputs: scaledPixels, outputs: tf.layers.concatenate({ name: 'ensemble_features' }).apply(applied) as SymbolicTensor });
 }
 
 /** The backbone's pooled features as a network's input (a head on the frozen backbone). */
@@ -239,7 +295,7 @@ export function pooledFeatures(backbone: Backbone): NetworkInput {
       const { features, imagenet } = backbone.featuresAndImagenet(rgb);
       return { input: features, features, imagenet };
     },
-    model: backbone.featureModel,
+    ...(backbone.featureModel ? { model: backbone.featureModel } : {}),
   };
 }
 
@@ -320,12 +376,6 @@ function backboneOutputs(tf: Tensorflow, { model, inference }: { model: LayersMo
   };
 }
 
-/** The backbone's inference: its forward passes, how they run, and a dispose for what they hold. */
-interface ForwardPasses extends Pick<Backbone, 'features' | 'featuresAndImagenet' | 'imagenet'> {
-  forwardPass: ForwardPass;
-  dispose(): void;
-}
-
 /**
  * The forward passes of `inference` (`model` with BatchNorm folded, or `model` itself) as one TensorFlow graph
  * when native TensorFlow runs it, else eagerly. The passes own `inference` when it is a copy.
@@ -347,38 +397,15 @@ async function forwardPasses(
   } catch (error) {
     return eager(error instanceof UnsupportedLayerError ? `its ${error.message}` : `building its TensorFlow graph failed: ${messageOf(error)}`);
   }
-  let session: GraphSession<GraphSignature, GraphOutput>;
+  let passes: ForwardPasses;
   try {
-    session = await loadGraphSession<GraphSignature, GraphOutput>(tf, graph, outputs.imagenet ? IMAGENET_SIGNATURES : FEATURE_SIGNATURES, { cacheDir, name: id, logger });
+    passes = await loadGraphPasses(tf, graph, outputs.imagenet !== undefined, { cacheDir, id, logger });
   } catch (error) {
     return eager(`its TensorFlow graph could not be written or loaded: ${messageOf(error)}`);
   }
   // The session holds its own copy of the weights.
   disposeCopy();
-  return graphPasses(session, outputs.imagenet !== undefined);
-}
-
-const messageOf = (error: unknown): string => (error instanceof Error ? error.message : String(error));
-
-type GraphSignature = 'features' | 'features_and_imagenet' | 'imagenet';
-type GraphOutput = 'features' | 'imagenet';
-const FEATURE_SIGNATURES = { features: ['features'] } as const;
-const IMAGENET_SIGNATURES = { ...FEATURE_SIGNATURES, features_and_imagenet: ['features', 'imagenet'], imagenet: ['imagenet'] } as const;
-
-function graphPasses(session: GraphSession<GraphSignature, GraphOutput>, withImagenet: boolean): ForwardPasses {
-  const features = (rgb: Tensor4D) => session.run('features', rgb).features as Tensor2D;
-  return {
-    forwardPass: { kind: 'graph', folder: session.folder },
-    features,
-    featuresAndImagenet: withImagenet
-      ? (rgb) => {
-          const { features: featureTensor, imagenet } = session.run('features_and_imagenet', rgb);
-          return { features: featureTensor as Tensor2D, imagenet: imagenet as Tensor2D };
-        }
-      : (rgb) => ({ features: features(rgb) }),
-    ...(withImagenet ? { imagenet: (rgb: Tensor4D) => session.run('imagenet', rgb).imagenet as Tensor2D } : {}),
-    dispose: () => session.dispose(),
-  };
+  return passes;
 }
 
 /** Every pass through the tfjs layers of `inference`, op by op. */
@@ -541,22 +568,12 @@ function parseModelJson(bytes: Uint8Array): ModelJson {
     throw new Error('model.json is not valid JSON');
   }
   const candidate = parsed as Partial<ModelJson> | null;
-  if (candidate?.format === 'graph-model') {
-    // A graph model is a frozen TensorFlow graph: no layers to find the pooled features in, fold a scaling into,
-    // export or fine-tune.
-    throw new CatdogError(
-      'backbone_unsupported_format',
-      'this model.json is a TensorFlow.js graph model (format graph-model), which catdog cannot use as a backbone yet: bring the network it was ' +
-        'converted from as a Keras .keras/.h5 file (include_top=False, pooling="avg"), a TF.js layers model or a .tflite file',
-      400,
-    );
-  }
   if (
     typeof candidate?.modelTopology !== 'object' ||
     candidate.modelTopology === null ||
     !Array.isArray(candidate.weightsManifest)
   ) {
-    throw new Error('model.json is not a TensorFlow.js layers model (no modelTopology or weightsManifest)');
+    throw new Error('model.json is not a TensorFlow.js layers or graph model (no modelTopology or weightsManifest)');
   }
   return candidate as ModelJson;
 }
@@ -603,6 +620,8 @@ function cannotFold(source: string, scaling: string, reason: string): CatdogErro
 
 /** `x/255` → `x255`: a scaling as an id part, in the characters ids keep. */
 const scalingTag = (scaling: PixelScaling): string => scaling.replace(/[^A-Za-z0-9.]/g, '');
+/** A graph node's name as an id part: `model/pool/Mean:0` → `model_pool_Mean_0`. */
+const idPart = (node: string): string => node.replace(/[^A-Za-z0-9.]/g, '_');
 
 function backboneId(source: string, { modelJsonBytes, shards }: ModelFiles): string {
   const hash = createHash('sha256').update(modelJsonBytes);
@@ -694,7 +713,7 @@ function unavailable(source: string, error: unknown, step?: string): CatdogError
   const reason = error instanceof Error ? error.message : String(error);
   const kind = /^https?:\/\//i.test(source)
     ? 'tried to download it'
-    : 'tried to read it as a local path or file:// URL to a TensorFlow.js layers model.json, a TFLite .tflite file or a Keras .keras/.h5 file';
+    : 'tried to read it as a local path or file:// URL to a TensorFlow.js layers or graph model.json, a TFLite .tflite file or a Keras .keras/.h5 file';
   return new CatdogError(
     'backbone_unavailable',
     `Cannot load the backbone ${source}: ${step ? `${step} failed` : kind}: ${reason}. ` +

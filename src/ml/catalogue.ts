@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { CatdogError } from '../errors.js';
+import type { BackboneOutputNames } from './backbone.js';
 
 /**
  * How a backbone wants its RGB 0..255 pixels `x` scaled: `x/127.5-1` (Keras MobileNets, EfficientNet-Lite),
@@ -151,6 +152,8 @@ export function catalogueBackbone(name: string): CatalogueBackbone | undefined {
 export interface ResolvedBackbone {
   source: string;
   scaling?: PixelScaling;
+  /** A TF.js graph model's declared output nodes. */
+  outputs?: BackboneOutputNames;
 }
 
 export interface BackboneResolution {
@@ -158,17 +161,20 @@ export interface BackboneResolution {
   backboneDir: string;
   /** Declared scaling of backbones given by URL or path; absent: what a TFLite file states, else `x/127.5-1`. */
   scaling: Readonly<Record<string, PixelScaling>>;
+  /** Declared output nodes of TF.js graph models given by URL or path (absent: none declared). */
+  outputs?: Readonly<Record<string, BackboneOutputNames>>;
 }
 
 /**
  * A catalogue name → its local copy under `backboneDir` or its published URL; any other source as it is. A name
  * published as weights only needs its local full model: without `backboneDir`, the error says how to make it.
  */
-export function resolveBackbone(nameOrSource: string, { backboneDir, scaling }: BackboneResolution): ResolvedBackbone {
+export function resolveBackbone(nameOrSource: string, { backboneDir, scaling, outputs }: BackboneResolution): ResolvedBackbone {
   const entry = catalogueBackbone(nameOrSource);
   if (!entry) {
     const declared = scaling[nameOrSource];
-    return { source: nameOrSource, ...(declared ? { scaling: declared } : {}) };
+    const nodes = outputs?.[nameOrSource];
+    return { source: nameOrSource, ...(declared ? { scaling: declared } : {}), ...(nodes ? { outputs: nodes } : {}) };
   }
   if (backboneDir === '' && entry.kerasApplication) {
     throw new CatdogError(

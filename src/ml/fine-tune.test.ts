@@ -84,8 +84,8 @@ describe.skipIf(skipWithoutShared)('fine-tuning the top blocks of a MobileNet v1
   });
 
   it('trains the top blocks and the head, keeps BatchNorm statistics and every pretrained weight, and saves what it trained', async () => {
-    const pretrained = Object.fromEntries([...TOP_BLOCKS, ...FROZEN_STATISTICS].map((layer) => [layer, weightsOf(backbone.layersModel, layer)]));
-    const bottomKernel = weightsOf(backbone.layersModel, 'conv_pw_11');
+    const pretrained = Object.fromEntries([...TOP_BLOCKS, ...FROZEN_STATISTICS].map((layer) => [layer, weightsOf(backbone.layersModel!, layer)]));
+    const bottomKernel = weightsOf(backbone.layersModel!, 'conv_pw_11');
     const top = await split.pretrainedTop();
     const network = fineTuningNetwork(top, buildHead('logistic', backbone.featureSize, 7));
     try {
@@ -111,8 +111,8 @@ describe.skipIf(skipWithoutShared)('fine-tuning the top blocks of a MobileNet v1
         expect(network.getLayer(layer).trainable).toBe(false);
       }
       // The copy trained its own variables: the shared backbone (every model and the zero-shot fallback) is as loaded.
-      for (const layer of TOP_BLOCKS) expect(maxAbsDifference(weightsOf(backbone.layersModel, layer)[0]!, pretrained[layer]![0]!)).toBe(0);
-      expect(maxAbsDifference(weightsOf(backbone.layersModel, 'conv_pw_11')[0]!, bottomKernel[0]!)).toBe(0);
+      for (const layer of TOP_BLOCKS) expect(maxAbsDifference(weightsOf(backbone.layersModel!, layer)[0]!, pretrained[layer]![0]!)).toBe(0);
+      expect(maxAbsDifference(weightsOf(backbone.layersModel!, 'conv_pw_11')[0]!, bottomKernel[0]!)).toBe(0);
       const again = await extractFeatures(split, photos.slice(0, 2), 2);
       again.forEach((values, i) => expect(maxAbsDifference(values, activations[i]!)).toBe(0));
 

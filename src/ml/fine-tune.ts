@@ -47,12 +47,19 @@ const unsplittable = (backbone: Backbone, reason: string): CatdogError =>
     { backbone: backbone.id },
   );
 
+/** The backbone's layers, which a TF.js graph model has not. */
+function backboneLayers(backbone: Backbone): { model: LayersModel; featureModel: LayersModel } {
+  const { layersModel, featureModel } = backbone;
+  if (!layersModel || !featureModel) throw unsplittable(backbone, 'it is a TF.js graph model (or an ensemble with one), which has no layers to unfreeze');
+  return { model: layersModel, featureModel };
+}
+
 /**
  * The layer below the last `blocks` depthwise-separable blocks: the input of the block's DepthwiseConv2D, or of
  * the ZeroPadding2D that a strided block of Keras's MobileNet starts with.
  */
 export function fineTuneSplitLayer(backbone: Backbone, blocks: number): string {
-  const depthwise = backbone.layersModel.layers.filter((layer) => layer.getClassName() === 'DepthwiseConv2D');
+  const depthwise = backboneLayers(backbone).model.layers.filter((layer) => layer.getClassName() === 'DepthwiseConv2D');
   if (depthwise.length < blocks) {
     throw unsplittable(backbone, `it has ${depthwise.length} depthwise-separable blocks, fewer than training.fineTune.blocks = ${blocks}`);
   }
@@ -92,11 +99,11 @@ export function splitBackbone(backbone: Backbone, layerName: string): Promise<Ba
 
 async function buildSplit(backbone: Backbone, layerName: string): Promise<BackboneSplit> {
   const tf = tensorflow();
-  const model = backbone.layersModel;
+  const { model, featureModel } = backboneLayers(backbone);
   const splitLayer = model.layers.find((layer) => layer.name === layerName);
   if (!splitLayer) throw unsplittable(backbone, `it has no layer ${layerName}`);
   const activations = single(splitLayer.output);
-  const featureTensor = backbone.featureModel.outputs[0]!;
+  const featureTensor = featureModel.outputs[0]!;
   const above = layersAbove(backbone, splitLayer, featureTensor.sourceLayer as Layer);
   const featureShape = activations.shape.slice(1);
   if (featureShape.length !== 3 || featureShape.some((dimension) => typeof dimension !== 'number')) {

@@ -38,7 +38,7 @@ const noLinearHead = (backbone: Backbone, reason: string): CatdogError =>
  * Reshape → Dropout → 1×1 Conv2D → softmax: the convolution is a linear map of the features, read here.
  */
 export function petLogits(backbone: Backbone): PetLogits {
-  const parts = backbone.parts ? (backbone.parts as Backbone[]) : [backbone];
+  const parts = backbone.parts ?? [backbone];
   const owner = parts.find((part) => part.imagenet);
   if (!owner) throw noLinearHead(backbone, 'it has no ImageNet classifier');
   const offset = parts.slice(0, parts.indexOf(owner)).reduce((sum, part) => sum + part.featureSize, 0);
@@ -66,7 +66,7 @@ export function petLogits(backbone: Backbone): PetLogits {
  * running the backbone again. Undefined where there is no classifier, or it is not one linear layer on the features.
  */
 export function animalMassesOfFeatures(backbone: Backbone, features: readonly Float32Array[]): number[] | undefined {
-  const parts = backbone.parts ? (backbone.parts as Backbone[]) : [backbone];
+  const parts = backbone.parts ?? [backbone];
   const owner = parts.find((part) => part.imagenet);
   if (!owner || features.length === 0) return undefined;
   let layer: { kernel: Float32Array; bias: Float32Array };
@@ -91,8 +91,9 @@ export function animalMassesOfFeatures(backbone: Backbone, features: readonly Fl
 
 /** The one Dense or 1×1 Conv2D between the backbone's pooled features and its softmax output, as `[features, 1000]`. */
 function linearImagenetLayer(backbone: Backbone): { kernel: Float32Array; bias: Float32Array } {
-  const model = backbone.layersModel;
-  const featureLayer = backbone.featureModel.outputs[0]!.sourceLayer as Layer;
+  const { layersModel: model, featureModel } = backbone;
+  if (!model || !featureModel) throw noLinearHead(backbone, 'it is a TF.js graph model, whose classifier is a graph output rather than a layer whose weights catdog can read');
+  const featureLayer = featureModel.outputs[0]!.sourceLayer as Layer;
   let linear: Layer | undefined;
   for (let layer = model.outputs[0]!.sourceLayer as Layer; layer !== featureLayer; layer = inbound(backbone, layer)) {
     const className = layer.getClassName();

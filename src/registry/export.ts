@@ -82,6 +82,14 @@ async function pixelNetwork(classifier: Classifier): Promise<LayersModel> {
   if (!network) throw new Error(`model ${classifier.modelId} has no network to export`);
   foldTemperature(network, card?.calibration?.temperature ?? 1);
   if (!input) return network;
+  if (!input.model) {
+    throw new CatdogError(
+      'export_unavailable',
+      `model ${classifier.modelId} reads the features of backbone ${input.id}, a TF.js graph model (or an ensemble with one), which has no layers to compose ` +
+        'with its head into one TF.js layers or Keras model; serve it with catdog (catdog serve, catdog predict), or train it on a layers, .keras/.h5 or .tflite backbone to export it',
+      409,
+    );
+  }
   const { tf } = await initTensorflow();
   const size = input.inputSize;
   const pixels = tf.input({ shape: [size, size, 3], name: 'pixels' });

@@ -17,11 +17,13 @@ interface Difference {
   relabelled: { hash: string; from: string; to: string }[];
 }
 
+type Counts = Record<keyof Difference, number>;
+
 interface HealthJson {
   balance: { cat: number; dog: number; unlabelled: number };
-  nearDuplicates: { maxDistance: number; notHashed: number; groups: { distance: number; conflicting: boolean; members: Member[] }[] };
-  sinceLatestVersion: { versionId: number; newLabels: number; summary: string; changes: Difference } | null;
-  versionDifference: { from: number; to: number; changes: Difference } | null;
+  nearDuplicates: { maxDistance: number; notHashed: number; total: number; conflicting: number; groups: { distance: number; conflicting: boolean; members: Member[] }[] };
+  sinceLatestVersion: { versionId: number; newLabels: number; summary: string; counts: Counts; changes: Difference } | null;
+  versionDifference: { from: number; to: number; counts: Counts; changes: Difference } | null;
 }
 
 const PER_CLASS = 8;
@@ -111,7 +113,7 @@ describe.skipIf(skipWithoutShared)('GET /api/v1/datasets/health', () => {
     };
 
     const pending = (await health()).body;
-    expect(pending.sinceLatestVersion).toEqual({ versionId: v1, newLabels: 3, summary: `3 new labels since v${v1}`, changes: expected });
+    expect(pending.sinceLatestVersion).toEqual({ versionId: v1, newLabels: 3, summary: `3 new labels since v${v1}`, counts: { added: 1, removed: 1, relabelled: 1 }, changes: expected });
     // One version only: nothing to compare yet.
     expect(pending.versionDifference).toBeNull();
     // The deleted copy left the data set, and with it the conflict.
@@ -133,6 +135,54 @@ describe.skipIf(skipWithoutShared)('GET /api/v1/datasets/health', () => {
     });
   });
 
+  it('pages every list by limit and offset beside its full count, the last page shorter and past it empty', async () => {
+    // Full-size copies of cat.3 to cat.5 labelled dog: three more groups, all conflicting, and three photos added
+    // since the latest version; the cat.2 pair, which agrees, ranks last.
+    const conflicting = await upload([3, 4, 5].map((n) => path.join(kaggleFullRes, 'cat', `cat.${n}.jpg`)), 'dog');
+    const pairs = [[hashOf.get('cat.2.jpg')!, fullSizeCat2], ...[3, 4, 5].map((n, i) => [hashOf.get(`cat.${n}.jpg`)!, conflicting[i]!.hash])].map((pair) => pair.sort().join());
+    const pairOf = (group: HealthJson['nearDuplicates']['groups'][number]) => group.members.map((member) => member.hash).sort().join();
+
+    const first = await health('?limit=2');
+    expect(first.status).toBe(200);
+    expect(first.body.nearDuplicates).toMatchObject({ total: 4, conflicting: 3 });
+    expect(first.body.nearDuplicates.groups.map((group) => group.conflicting)).toEqual([true, true]);
+    expect(first.body.sinceLatestVersion!.counts).toEqual({ added: 3, removed: 0, relabelled: 0 });
+    expect(first.body.sinceLatestVersion!.newLabels).toBe(3);
+    expect(first.body.sinceLatestVersion!.changes.added).toHaveLength(2);
+
+    const last = await health('?limit=2&offset=2');
+    expect(last.body.nearDuplicates).toMatchObject({ total: 4, conflicting: 3 });
+    expect(last.body.nearDuplicates.groups.map((group) => group.conflicting)).toEqual([true, false]);
+    expect(last.body.sinceLatestVersion!.changes.added).toHaveLength(1);
+    // The two pages together are every group and every added photo, once.
+    expect([...first.body.nearDuplicates.groups, ...last.body.nearDuplicates.groups].map(pairOf).sort()).toEqual([...pairs].sort());
+    const addedHashes = [...first.body.sinceLatestVersion!.changes.added, ...last.body.sinceLatestVersion!.changes.added].map((item) => item.hash).sort();
+    expect(addedHashes).toEqual(conflicting.map((item) => item.hash).sort());
+
+    const past = await health('?limit=2&offset=4');
+    expect(past.status).toBe(200);
+    expect(past.body.nearDuplicates).toMatchObject({ total: 4, conflicting: 3, groups: [] });
+    expect(past.body.sinceLatestVersion).toMatchObject({ newLabels: 3, counts: { added: 3, removed: 0, relabelled: 0 }, changes: { added: [], removed: [], relabelled: [] } });
+
+    // The difference between the two versions (one photo in each list) pages the same way.
+    const difference = (await health('?limit=1&offset=1')).body.versionDifference!;
+    expect(difference.counts).toEqual({ added: 1, removed: 1, relabelled: 1 });
+    expect(difference.changes).toEqual({ added: [], removed: [], relabelled: [] });
+    expect((await health('?limit=1')).body.versionDifference!.changes.relabelled).toHaveLength(1);
+
+    // Without limit and offset, the default page (50) holds all four groups; the largest page asked for is 200.
+    expect((await health()).body.nearDuplicates.groups).toHaveLength(4);
+    expect((await health('?limit=200')).body.nearDuplicates.groups).toHaveLength(4);
+  });
+
+  it('refuses a page size or offset out of range with 400 invalid_request naming the parameter', async () => {
+    for (const [query, parameter] of [['?limit=0', 'limit'], ['?limit=201', 'limit'], ['?limit=ten', 'limit'], ['?limit=2.5', 'limit'], ['?offset=-1', 'offset']] as const) {
+      const { status, body } = await health(query);
+      expect(status, query).toBe(400);
+      expect(body.error, query).toMatchObject({ code: 'invalid_request', message: expect.stringContaining(parameter) });
+    }
+  });
+
   it('answers 404 for an unknown version, 400 for one that is not a number, 401 without a token', async () => {
     const unknown = await health('?from=999');
     expect(unknown.status).toBe(404);
@@ -144,12 +194,14 @@ describe.skipIf(skipWithoutShared)('GET /api/v1/datasets/health', () => {
 
   it('is described in the OpenAPI document as a viewer read', async () => {
     const document = (await (await fetch(t.url('/api/openapi.json'))).json()) as {
-      paths: Record<string, { get?: { 'x-catdog-role'?: string; parameters?: { name: string }[] } }>;
+      paths: Record<string, { get?: { 'x-catdog-role'?: string; parameters?: { name: string; schema?: Record<string, unknown> }[] } }>;
       components: { schemas: Record<string, { properties?: Record<string, unknown> }> };
     };
     const operation = document.paths['/api/v1/datasets/health']?.get;
     expect(operation?.['x-catdog-role']).toBe('viewer');
-    expect(operation?.parameters?.map((parameter) => parameter.name).sort()).toEqual(['from', 'to']);
+    expect(operation?.parameters?.map((parameter) => parameter.name).sort()).toEqual(['from', 'limit', 'offset', 'to']);
+    const limit = operation?.parameters?.find((parameter) => parameter.name === 'limit');
+    expect(limit?.schema).toMatchObject({ default: 50, minimum: 1, maximum: 200 });
     expect(Object.keys(document.components.schemas.DatasetHealth?.properties ?? {}).sort()).toEqual(['balance', 'nearDuplicates', 'sinceLatestVersion', 'versionDifference']);
   });
 });

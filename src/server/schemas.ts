@@ -98,31 +98,38 @@ export const VersionDifferenceSchema = z
   })
   .openapi('VersionDifference');
 
+const ChangeCountsSchema = z
+  .object({ added: z.number().int(), removed: z.number().int(), relabelled: z.number().int() })
+  .openapi({ description: 'How many photos each list of changes holds in all; `changes` holds the page asked for of each' });
+
 export const DatasetHealthSchema = z
   .object({
     balance: z.object({ cat: z.number().int(), dog: z.number().int(), unlabelled: z.number().int().openapi({ description: 'Photos without a label (waiting for review, or neither)' }) }),
     nearDuplicates: z.object({
       maxDistance: z.number().int().openapi({ description: 'Photos whose 64-bit perceptual hashes are at most this many bits apart are grouped' }),
       notHashed: z.number().int().openapi({ description: 'Photos not hashed yet (imported from a folder, or stored before perceptual hashes were kept); every request hashes another batch' }),
+      total: z.number().int().openapi({ description: 'Groups found in all' }),
+      conflicting: z.number().int().openapi({ description: 'Groups found in all whose members are labelled cat and dog' }),
       groups: z.array(
         z.object({
           distance: z.number().int().openapi({ description: 'The largest distance in bits between a member and the first one (0: the same picture as other bytes)' }),
           conflicting: z.boolean().openapi({ description: 'Members labelled cat and dog' }),
           members: z.array(ImageSchema),
         }),
-      ).openapi({ description: 'Conflicting groups first, then the largest' }),
+      ).openapi({ description: 'The page asked for (limit, offset) of the groups, conflicting groups first, then the largest' }),
     }),
     sinceLatestVersion: z
       .object({
         versionId: z.number().int(),
         newLabels: z.number().int().openapi({ description: 'Photos added, removed or relabelled since that version: what the next build would change' }),
         summary: z.string().openapi({ example: '12 new labels since v3' }),
+        counts: ChangeCountsSchema,
         changes: VersionDifferenceSchema,
       })
       .nullable()
       .openapi({ description: 'Null while no version is built' }),
     versionDifference: z
-      .object({ from: z.number().int(), to: z.number().int(), changes: VersionDifferenceSchema })
+      .object({ from: z.number().int(), to: z.number().int(), counts: ChangeCountsSchema, changes: VersionDifferenceSchema })
       .nullable()
       .openapi({ description: 'Between ?from= and ?to= (default: the two newest versions); null while fewer than two are built' }),
   })

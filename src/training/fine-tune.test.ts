@@ -89,7 +89,7 @@ describe.skipIf(Boolean(skipWithoutShared))('fine-tuning the backbone in a train
       const network = classifier.network!;
       for (const layer of TOP_LAYERS) {
         const [stored] = network.getLayer(layer).getWeights();
-        const [pretrained] = backbone.layersModel.getLayer(layer).getWeights();
+        const [pretrained] = backbone.layersModel!.getLayer(layer).getWeights();
         expect(maxAbsDifference(stored!.dataSync(), pretrained!.dataSync()), layer).toBeGreaterThan(1e-5);
       }
       // The registered test metrics are what the stored model scores on the version's test split.
@@ -106,7 +106,7 @@ describe.skipIf(Boolean(skipWithoutShared))('fine-tuning the backbone in a train
       // Putting the pretrained blocks back changes the answers: serving ran the fine-tuned ones.
       const pixels = await Promise.all(uploads.map(async (upload) => (await decodeToRgb(upload.bytes, classifier.inputSize)).data));
       const tuned = (await classifier.predictPixels(pixels)).map((prediction) => prediction.pDog);
-      for (const layer of TOP_LAYERS) network.getLayer(layer).setWeights(backbone.layersModel.getLayer(layer).getWeights());
+      for (const layer of TOP_LAYERS) network.getLayer(layer).setWeights(backbone.layersModel!.getLayer(layer).getWeights());
       const pretrained = (await classifier.predictPixels(pixels)).map((prediction) => prediction.pDog);
       expect(maxAbsDifference(tuned, pretrained)).toBeGreaterThan(1e-4);
       served.forEach((prediction, i) => expect(prediction.probabilities.dog).toBeCloseTo(tuned[i]!, 5));

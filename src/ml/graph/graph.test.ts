@@ -23,7 +23,7 @@ describe.skipIf(skipWithoutShared || onWasm)('backbones as one TensorFlow graph'
 
   /** The loaded (not folded) model run eagerly by tfjs: the reference the graph must reproduce. */
   const eager = (tensor: SymbolicTensor | SymbolicTensor[], backbone: Backbone, rgb: Tensor4D): Tensor =>
-    tf.tidy(() => tf.model({ inputs: backbone.layersModel.inputs, outputs: tensor }).predict(tf.sub(tf.div(rgb, 127.5), 1)) as Tensor);
+    tf.tidy(() => tf.model({ inputs: backbone.layersModel!.inputs, outputs: tensor }).predict(tf.sub(tf.div(rgb, 127.5), 1)) as Tensor);
   const values = (tensor: Tensor) => {
     const data = tensor.dataSync();
     tensor.dispose();
@@ -49,11 +49,11 @@ describe.skipIf(skipWithoutShared || onWasm)('backbones as one TensorFlow graph'
       expect((await fs.readdir(folder)).sort()).toEqual(['saved_model.pb']);
 
       const features = values(backbone.features(photos));
-      const reference = values(eager(backbone.featureModel.outputs, backbone, photos));
+      const reference = values(eager(backbone.featureModel!.outputs, backbone, photos));
       expect(features).toHaveLength(6 * 768);
       expect(maxAbsDifference(features, reference)).toBeLessThan(1e-4);
       const probabilities = values(backbone.imagenet!(photos));
-      expect(maxAbsDifference(probabilities, values(eager(backbone.layersModel.outputs, backbone, photos)))).toBeLessThan(1e-4);
+      expect(maxAbsDifference(probabilities, values(eager(backbone.layersModel!.outputs, backbone, photos)))).toBeLessThan(1e-4);
 
       const onePass = backbone.featuresAndImagenet(photos);
       expect(maxAbsDifference(values(onePass.features), features)).toBeLessThan(1e-6);
@@ -77,7 +77,7 @@ describe.skipIf(skipWithoutShared || onWasm)('backbones as one TensorFlow graph'
       expect(trunk.imagenet).toBeUndefined();
       const features = values(trunk.features(photos));
       expect(features).toHaveLength(6 * 1280);
-      expect(maxAbsDifference(features, values(eager(trunk.featureModel.outputs, trunk, photos)))).toBeLessThan(1e-4);
+      expect(maxAbsDifference(features, values(eager(trunk.featureModel!.outputs, trunk, photos)))).toBeLessThan(1e-4);
       const { features: onePass, imagenet } = trunk.featuresAndImagenet(photos);
       expect(imagenet).toBeUndefined();
       expect(maxAbsDifference(values(onePass), features)).toBeLessThan(1e-6);

@@ -45,6 +45,20 @@ export class ProtoWriter {
     return this.bytes(field, packed.finish());
   }
 
+  /** A packed repeated `float` field. */
+  packedFloats(field: number, values: readonly number[]): this {
+    const bytes = new Uint8Array(values.length * 4);
+    const view = new DataView(bytes.buffer);
+    values.forEach((value, i) => view.setFloat32(i * 4, value, true));
+    return this.bytes(field, bytes);
+  }
+
+  /** Bytes that are already fields of this message, appended as they are. */
+  raw(encoded: Uint8Array): this {
+    this.chunks.push(encoded);
+    return this;
+  }
+
   /** One entry of a `map<string, Message>` field: a message with the key as field 1 and the value as field 2. */
   mapEntry(field: number, key: string, value: ProtoWriter): this {
     return this.message(field, new ProtoWriter().string(1, key).message(2, value));

@@ -27,7 +27,9 @@ export type AttrValue =
   | { float: number }
   | { bool: boolean }
   | { string: string }
-  | { tensor: ConstTensor };
+  | { tensor: ConstTensor }
+  /** An AttrValue message encoded already (a TF.js graph model's attributes, copied as they are). */
+  | { encoded: Uint8Array };
 
 export interface GraphNode {
   name: string;
@@ -87,6 +89,7 @@ function nodeDef({ name, op, inputs, attrs }: GraphNode): ProtoWriter {
 
 function attrValue(value: AttrValue): ProtoWriter {
   const attr = new ProtoWriter();
+  if ('encoded' in value) return attr.raw(value.encoded);
   if ('type' in value) return attr.varint(6, value.type);
   if ('shape' in value) return attr.message(7, tensorShape(value.shape));
   if ('ints' in value) return attr.message(1, new ProtoWriter().packedVarints(3, value.ints));

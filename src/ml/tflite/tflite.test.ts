@@ -59,8 +59,8 @@ describe.skipIf(skipWithoutShared)('TFLite backbones', () => {
     expect(rebuilt.forwardPass?.kind).toBe('graph');
     expect(rebuilt.featureSize).toBe(1280);
     // Weighted layers in the same order: the rebuilt model keeps its ImageNet or Model Maker classifier at the end.
-    const ours = rebuilt.layersModel.layers.flatMap((layer) => layer.getWeights());
-    const theirs = shared.layersModel.layers.flatMap((layer) => layer.getWeights());
+    const ours = rebuilt.layersModel!.layers.flatMap((layer) => layer.getWeights());
+    const theirs = shared.layersModel!.layers.flatMap((layer) => layer.getWeights());
     expect(ours.length).toBe(theirs.length + 2);
     theirs.forEach((weight, index) => {
       expect(ours[index]!.shape).toEqual(weight.shape);

@@ -7,7 +7,7 @@ import { suspiciousLabels } from '../../training/suspicious.js';
 import { routeGroup, type ServerDeps } from '../context.js';
 import { augmentedSamples, datasetParamsFrom, trainingImageSettingsFrom } from '../dataset-tools.js';
 import { presentDataset, presentImage, presentSuspiciousImage } from '../present.js';
-import { BuildDatasetSchema, DatasetHealthSchema, DatasetSchema, errorResponse, jsonContent, SuspiciousImageSchema } from '../schemas.js';
+import { BuildDatasetSchema, DatasetHealthSchema, DatasetSchema, errorResponse, jsonContent, pagingQuery, SuspiciousImageSchema } from '../schemas.js';
 
 const IdParam = z.object({ id: z.coerce.number().int().positive().openapi({ param: { name: 'id', in: 'path' }, example: 1 }) });
 
@@ -62,15 +62,18 @@ const datasetHealthRoute = createRoute({
   'x-catdog-role': 'viewer',
   tags: ['datasets'],
   summary: 'Dataset health: class balance, near-duplicate groups (conflicting labels flagged), what changed since the latest version, and the difference between two versions',
+  description:
+    'Every list (the near-duplicate groups and each list of changes) holds the same page of itself, `limit` items from `offset`, beside its full count (`nearDuplicates.total`, `counts`): the next page is at `offset + limit` while any count is larger.',
   request: {
     query: z.object({
       from: versionQuery('The older version of the difference (default: the second newest)'),
       to: versionQuery('The newer version of the difference (default: the newest)'),
+      ...pagingQuery,
     }),
   },
   responses: {
-    200: jsonContent(DatasetHealthSchema, 'The health of the labelled photos'),
-    400: errorResponse('from or to is not a version number'),
+    200: jsonContent(DatasetHealthSchema, 'The health of the labelled photos, a page of each list'),
+    400: errorResponse('from or to is not a version number, or limit or offset is out of range (invalid_request)'),
     404: errorResponse('No such version (from or to)'),
   },
 });
@@ -139,20 +142,23 @@ export function datasetRoutes({ app }: ServerDeps) {
 
   // Before /datasets/{id}, which would take "health" for an id.
   routes.openapi(datasetHealthRoute, async (c) => {
-    const { from, to } = c.req.valid('query');
+    const { from, to, limit, offset } = c.req.valid('query');
     for (const id of [from, to]) if (id !== undefined) await findVersion(id);
-    const health = await datasetHealth(app, { from, to });
+    const health = await datasetHealth(app, { from, to }, { limit, offset });
     const since = health.sinceLatest;
+    const { total, conflicting, groups } = health.nearDuplicates;
     return c.json(
       {
         balance: health.balance,
         nearDuplicates: {
           maxDistance: NEAR_DUPLICATE_DISTANCE,
           notHashed: health.notHashed,
-          groups: health.groups.map((group) => ({ distance: group.distance, conflicting: group.conflicting, members: group.members.map(presentImage) })),
+          total,
+          conflicting,
+          groups: groups.map((group) => ({ distance: group.distance, conflicting: group.conflicting, members: group.members.map(presentImage) })),
         },
         sinceLatestVersion: since
-          ? { versionId: since.versionId, newLabels: changedLabelCount(since.changes), summary: `${changedLabelCount(since.changes)} new labels since v${since.versionId}`, changes: since.changes }
+          ? { versionId: since.versionId, newLabels: changedLabelCount(since.counts), summary: `${changedLabelCount(since.counts)} new labels since v${since.versionId}`, counts: since.counts, changes: since.changes }
           : null,
         versionDifference: health.comparison ?? null,
       },

@@ -1,4 +1,4 @@
-import { changedLabelCount, datasetHealth, type DatasetHealth, type VersionDifference } from '../../datasets/health.js';
+import { changedLabelCount, datasetHealth, type ChangeCounts, type DatasetHealth, type PagedDifference } from '../../datasets/health.js';
 import { NEAR_DUPLICATE_DISTANCE } from '../../images/index.js';
 import type { ServerDeps } from '../../server/context.js';
 import { thumbnailUrl } from '../../server/present.js';
@@ -26,11 +26,11 @@ ${labelled > 0 && minority / labelled < 0.4 ? html`<p class="notice error" id="i
 </section>`;
 }
 
-function differenceCounts(changes: VersionDifference): SafeHtml {
+function differenceCounts(counts: ChangeCounts): SafeHtml {
   return html`<ul class="stats difference">
-<li><span class="stat" data-kind="added">${changes.added.length}</span> added</li>
-<li><span class="stat" data-kind="removed">${changes.removed.length}</span> removed</li>
-<li><span class="stat" data-kind="relabelled">${changes.relabelled.length}</span> relabelled</li>
+<li><span class="stat" data-kind="added">${counts.added}</span> added</li>
+<li><span class="stat" data-kind="removed">${counts.removed}</span> removed</li>
+<li><span class="stat" data-kind="relabelled">${counts.relabelled}</span> relabelled</li>
 </ul>`;
 }
 
@@ -41,17 +41,17 @@ const thumbnails = (hashes: readonly { hash: string; label: string }[]) =>
 
 function changesSection(pending: DatasetHealth['sinceLatest'], view: CurationView): SafeHtml {
   if (!pending) return html`<section class="card" id="changes"><h2>Since the latest version</h2><p class="muted">No version is built yet.</p></section>`;
-  const { versionId, changes } = pending;
-  const total = changedLabelCount(changes);
+  const { versionId, counts } = pending;
+  const total = changedLabelCount(counts);
   return html`<section class="card" id="changes">
 <h2>Since the latest version</h2>
 ${total === 0
     ? html`<p class="muted" id="changes-summary">No label changed since v${versionId}.</p>`
-    : html`<p class="notice ok" id="changes-summary">${total} new labels since v${versionId}${view.canCurate ? html` — <a href="/dataset#build-form">build a version</a>, then <a href="/training">retrain</a>` : html` (a curator can build a version and retrain)`}.</p>${differenceCounts(changes)}`}
+    : html`<p class="notice ok" id="changes-summary">${total} new labels since v${versionId}${view.canCurate ? html` — <a href="/dataset#build-form">build a version</a>, then <a href="/training">retrain</a>` : html` (a curator can build a version and retrain)`}.</p>${differenceCounts(counts)}`}
 </section>`;
 }
 
-function versionDifferenceSection(versions: readonly number[], from: number | undefined, to: number | undefined, changes: VersionDifference | undefined): SafeHtml {
+function versionDifferenceSection(versions: readonly number[], from: number | undefined, to: number | undefined, difference: PagedDifference | undefined): SafeHtml {
   if (versions.length < 2) return html`<section class="card" id="version-difference"><h2>Difference between two versions</h2><p class="muted">Two versions are needed; ${versions.length === 0 ? 'none is' : 'only one is'} built.</p></section>`;
   const options = (chosen: number | undefined) => versions.map((id) => html`<option value="${id}"${id === chosen ? html` selected` : ''}>v${id}</option>`);
   return html`<section class="card" id="version-difference">
@@ -61,11 +61,11 @@ function versionDifferenceSection(versions: readonly number[], from: number | un
   <label>to <select name="to">${options(to)}</select></label>
   <button type="submit" class="secondary">Compare</button>
 </form>
-${changes
-    ? html`${differenceCounts(changes)}
-<h3>Added</h3>${thumbnails(changes.added)}
-<h3>Removed</h3>${thumbnails(changes.removed)}
-<h3>Relabelled</h3>${thumbnails(changes.relabelled.map(({ hash, to: label }) => ({ hash, label })))}`
+${difference
+    ? html`${differenceCounts(difference.counts)}
+<h3>Added</h3>${thumbnails(difference.changes.added)}
+<h3>Removed</h3>${thumbnails(difference.changes.removed)}
+<h3>Relabelled</h3>${thumbnails(difference.changes.relabelled.map(({ hash, to: label }) => ({ hash, label })))}`
     : ''}
 </section>`;
 }
@@ -78,11 +78,11 @@ export interface HealthForm {
 const versionNumber = (text: string | undefined) => (text && /^\d+$/.test(text) ? Number(text) : undefined);
 
 export async function healthPage(deps: ServerDeps, view: CurationView, form: HealthForm): Promise<SafeHtml> {
-  const [{ balance, notHashed, groups, sinceLatest: pending, versionIds: ids, comparison }, { modelId }] = await Promise.all([
-    datasetHealth(deps.app, { from: versionNumber(form.from), to: versionNumber(form.to) }),
+  // One page is all the view shows: the first groups (fix those first), and fewer thumbnails than that of each list of changes.
+  const [{ balance, notHashed, nearDuplicates, sinceLatest: pending, versionIds: ids, comparison }, { modelId }] = await Promise.all([
+    datasetHealth(deps.app, { from: versionNumber(form.from), to: versionNumber(form.to) }, { limit: GROUPS_SHOWN, offset: 0 }),
     deps.models.classifier(),
   ]);
-  const conflicting = groups.filter((group) => group.conflicting).length;
   return page({
     user: view.user,
     title: 'Dataset health',
@@ -96,16 +96,16 @@ ${changesSection(pending, view)}
   <h2>Near-duplicates</h2>
   <p class="muted">Photos whose perceptual hashes (64-bit dHash) are at most ${NEAR_DUPLICATE_DISTANCE} bits apart: the same picture resized, re-encoded or lightly edited. Distance 0 is the same picture stored as different bytes.
   ${notHashed > 0 ? html` <strong id="not-hashed">${notHashed} photos are not hashed yet: reload to hash the next ones.</strong>` : ''}</p>
-  <p id="duplicate-summary"><span id="group-count">${groups.length}</span> groups, <span id="conflict-count">${conflicting}</span> with conflicting labels.</p>
+  <p id="duplicate-summary"><span id="group-count">${nearDuplicates.total}</span> groups, <span id="conflict-count">${nearDuplicates.conflicting}</span> with conflicting labels.</p>
   ${curationControls(view, { bulk: true })}
-  <ol class="duplicate-groups">${groups.slice(0, GROUPS_SHOWN).map(
+  <ol class="duplicate-groups">${nearDuplicates.groups.map(
     (group) => html`<li class="duplicate-group${group.conflicting ? ' conflicting' : ''}">
 <p>${group.conflicting ? html`<strong class="conflict">conflicting labels</strong> · ` : ''}${group.members.length} photos · ${group.distance === 0 ? 'identical hash' : `${group.distance} bit${group.distance === 1 ? '' : 's'} apart`}</p>
 <ul class="thumbnails">${group.members.map((member) => photoTile(member, view, modelId))}</ul>
 </li>`,
   )}</ol>
-  ${groups.length > GROUPS_SHOWN ? html`<p class="muted">${groups.length - GROUPS_SHOWN} more groups: fix these first.</p>` : ''}
+  ${nearDuplicates.total > GROUPS_SHOWN ? html`<p class="muted">${nearDuplicates.total - GROUPS_SHOWN} more groups: fix these first.</p>` : ''}
 </section>
-${versionDifferenceSection(ids, comparison?.from, comparison?.to, comparison?.changes)}`,
+${versionDifferenceSection(ids, comparison?.from, comparison?.to, comparison)}`,
   });
 }
