@@ -31,8 +31,9 @@ export interface OpenAppOptions {
   onBackboneDownload?: (received: number, total: number | undefined) => void;
   /**
    * Check every backbone in a child process before loading it here (once per backbone content): what the CLI's
-   * serve, worker and train processes do, so that a backbone that crashes TensorFlow cannot take them down. Off
-   * for in-process callers (tests) that run from the TypeScript sources, since the check runs the built `dist/`.
+   * serve and worker processes do, so that a backbone that crashes TensorFlow cannot take them down. Off for
+   * foreground commands (`withApp`: only the command itself would die) and for in-process callers (tests) that run
+   * from the TypeScript sources, since the check runs the built `dist/`.
    */
   checkBackbones?: boolean;
 }

@@ -7,14 +7,18 @@ export interface GlobalOptions {
   verbose?: boolean;
 }
 
-/** Opens the app for one command and always closes it, so a command never leaves the database open. */
+/**
+ * Opens the app for one command and always closes it, so a command never leaves the database open. Backbones load
+ * unchecked: a backbone that kills TensorFlow kills only this foreground command, which the user sees, while the
+ * child-process check (`checkBackbones`) would cost every fresh home a second TensorFlow start; `serve` and
+ * `worker`, which other users depend on, check.
+ */
 export async function withApp<T>(options: GlobalOptions, run: (app: AppContext) => Promise<T>, adjust?: (config: CatdogConfig) => CatdogConfig): Promise<T> {
   const loaded = loadConfig({ file: options.config });
   if (adjust) loaded.config = adjust(loaded.config);
   const progress = createProgress();
   let downloading = false;
   const app = await openApp(loaded, {
-    checkBackbones: true,
     onBackboneDownload: (received, total) => {
       if (!downloading) {
         progress.start('downloading backbone', total ?? 0);

@@ -4,6 +4,8 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createTestApp, type TestApp } from '../../test/support/app.js';
 import { kaggleFiles, skipWithoutShared } from '../../test/support/shared.js';
+import { perceptualHash } from '../images/index.js';
+import { backfillPerceptualHashes } from './health.js';
 import { importFolder } from './import-folder.js';
 import { datasetParams } from '../training/params.js';
 import { buildDatasetVersion, loadManifest, type DatasetParams } from './versions.js';
@@ -68,6 +70,19 @@ describe.skipIf(Boolean(skipWithoutShared))('dataset import and versions', () =>
     fs.rmSync(conflicting, { recursive: true, force: true });
     expect(conflict.skipped).toEqual([expect.objectContaining({ code: 'label_conflict', reason: expect.stringMatching(/already stored as cat/) })]);
     expect(await app.db.images.countByLabel()).toMatchObject({ cat: 3, dog: 2 });
+  });
+
+  it('leaves a folder import\'s perceptual hashes to the health backfill, which computes them as ingest would', async () => {
+    const cats = kaggleFiles('cat', 3);
+    cats.forEach((file, i) => copy(file, 'cat', `${i}.jpg`));
+    await importFolder(ingestDeps(), folder);
+    expect((await app.db.images.list({ limit: 10, offset: 0 })).items.map((image) => image.perceptualHash)).toEqual([null, null, null]);
+
+    expect(await backfillPerceptualHashes({ db: app.db, blobs: app.blobs }, 2)).toBe(1);
+    expect(await backfillPerceptualHashes({ db: app.db, blobs: app.blobs })).toBe(0);
+    const stored = new Map((await app.db.images.perceptualHashes()).map((row) => [row.hash, row.perceptualHash]));
+    const expected = await Promise.all(cats.map(async (file) => perceptualHash(fs.readFileSync(file))));
+    expect([...stored.values()].sort()).toEqual(expected.sort());
   });
 
   it('numbers immutable versions, reuses an identical one, and never moves images between splits as data grows', async () => {

@@ -79,7 +79,7 @@ export async function importFolder(
       return;
     }
     try {
-      const { image, inserted } = await ingestImage(deps, { bytes, label, source: `import:${file}`, originalName: path.basename(file) });
+      const { image, inserted } = await ingestImage(deps, { bytes, label, source: `import:${file}`, originalName: path.basename(file), deferPerceptualHash: true });
       if (inserted) {
         report.imported += 1;
         report.byLabel[label] += 1;

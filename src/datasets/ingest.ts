@@ -17,6 +17,11 @@ export interface IngestRequest {
   label: 'cat' | 'dog' | null;
   source: string;
   originalName?: string;
+  /**
+   * Leave the perceptual hash to the Dataset health view's backfill (`backfillPerceptualHashes`): a folder import
+   * does, since its own decode costs more CPU than all of the photo's checks together (over half of a photo's import).
+   */
+  deferPerceptualHash?: boolean;
 }
 
 export interface IngestResult {
@@ -52,7 +57,7 @@ export async function storeInspectedImage(deps: Omit<IngestDependencies, 'limits
   }
   const key = imageBlobKey(hash);
   const [nearDuplicateKey] = await Promise.all([
-    perceptualHash(request.bytes),
+    request.deferPerceptualHash ? null : perceptualHash(request.bytes),
     deps.blobs.has(key).then((stored) => (stored ? undefined : deps.blobs.put(key, request.bytes))),
   ]);
   return deps.db.images.insertIfAbsent({

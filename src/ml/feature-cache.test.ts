@@ -35,4 +35,28 @@ describe.skipIf(skipWithoutShared)('the feature cache', () => {
     expect(await featuresFor({ blobs: again.store }, meanColour, [hash])).toEqual([features]);
     expect(again.written).toEqual([]);
   });
+
+  it('gives every photo its own features across overlapping chunks, and fails when a write fails', async () => {
+    const { tf } = await initTensorflow();
+    const meanColour: FeatureExtractor = { id: 'mean-colour-chunks', inputSize: 32, featureShape: [3], featureSize: 3, features: (rgb) => tf.mean(rgb, [1, 2]) };
+    const files = [...kaggleFiles('cat', 3), ...kaggleFiles('dog', 2)];
+    const blobs = new LocalBlobStore(fs.mkdtempSync(path.join(root, 'chunks-')));
+    const hashes = await Promise.all(files.map(async (file) => {
+      const bytes = new Uint8Array(fs.readFileSync(file));
+      await blobs.put(imageBlobKey(sha256Hex(bytes)), bytes);
+      return sha256Hex(bytes);
+    }));
+    // Chunks of 2: the third chunk decodes while the second one's features are computed and the first's written.
+    const chunked = await featuresFor({ blobs }, meanColour, hashes, { batchSize: 2 });
+    const oneByOne = await Promise.all(files.map(async (file) => {
+      const pixels = (await decodeToRgb(new Uint8Array(fs.readFileSync(file)), 32)).data;
+      return [0, 1, 2].map((channel) => pixels.filter((_, i) => i % 3 === channel).reduce((sum, value) => sum + value, 0) / (32 * 32));
+    }));
+    chunked.forEach((features, photo) => [0, 1, 2].forEach((channel) => expect(features[channel]).toBeCloseTo(oneByOne[photo]![channel]!, 3)));
+    expect(new Set((await blobs.list('features/mean-colour-chunks/')).map((key) => key.split('/').at(-1)))).toEqual(new Set(hashes.map((hash) => `${hash}.f32`)));
+
+    const failing = { ...recordingBlobs(blobs).store, put: () => Promise.reject(new Error('disk full')) };
+    const other: FeatureExtractor = { ...meanColour, id: 'mean-colour-failing' };
+    await expect(featuresFor({ blobs: failing }, other, hashes, { batchSize: 2 })).rejects.toThrow('disk full');
+  });
 });

@@ -87,24 +87,35 @@ async function cachedFeatures(deps: { blobs: BlobStore }, extractor: FeatureExtr
   options.onProgress?.({ done: cachedCount, total: hashes.length, cached: cachedCount });
 
   const chunkSize = options.batchSize ?? 32;
-  for (let start = 0; start < missing.length; start += chunkSize) {
-    const chunk = missing.slice(start, start + chunkSize);
-    const pixels = await Promise.all(
-      chunk.map(async (index) => {
+  const decodeChunk = (start: number) =>
+    Promise.all(
+      missing.slice(start, start + chunkSize).map(async (index) => {
         const hash = hashes[index]!;
         const rgb = await decodeToRgb(await deps.blobs.get(imageBlobKey(hash)), extractor.inputSize);
         return options.variant ? options.variant.transform(rgb.data, hash) : rgb.data;
       }),
     );
+  // The next chunk decodes on libuv's pool and this chunk's features are written while the backbone runs: the three
+  // overlap instead of taking turns. Writes are awaited at the end; a failed one fails the call there.
+  const writes: Promise<void>[] = [];
+  let writeFailure: { error: unknown } | undefined;
+  let decoding = missing.length > 0 ? decodeChunk(0) : undefined;
+  for (let start = 0; start < missing.length; start += chunkSize) {
+    const pixels = await decoding!;
+    decoding = start + chunkSize < missing.length ? decodeChunk(start + chunkSize) : undefined;
+    // Awaited in the next turn of the loop; until then a failure must not count as unhandled.
+    decoding?.catch(() => undefined);
+    const chunk = missing.slice(start, start + chunkSize);
     const features = await extractFeatures(extractor, pixels, chunkSize);
-    await Promise.all(
-      chunk.map(async (index, position) => {
-        const vector = features[position]!;
-        result[index] = vector;
-        await deps.blobs.put(featureKey(extractor.id, variantKey, hashes[index]!), new Uint8Array(vector.buffer, vector.byteOffset, vector.byteLength));
-      }),
-    );
+    chunk.forEach((index, position) => {
+      const vector = features[position]!;
+      result[index] = vector;
+      const write = deps.blobs.put(featureKey(extractor.id, variantKey, hashes[index]!), new Uint8Array(vector.buffer, vector.byteOffset, vector.byteLength));
+      writes.push(write.catch((error: unknown) => void (writeFailure ??= { error })));
+    });
     options.onProgress?.({ done: cachedCount + Math.min(start + chunkSize, missing.length), total: hashes.length, cached: cachedCount });
   }
+  await Promise.all(writes);
+  if (writeFailure) throw writeFailure.error;
   return result;
 }

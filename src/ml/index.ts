@@ -32,7 +32,8 @@ export {
   type TrainOptions,
   type TrainResult,
 } from './train.js';
-export { trainingPath, type TrainingPath } from './training-path.js';
+export { adamSettings, trainingPath, type TrainingPath } from './training-path.js';
+export { columnRegressions, type ColumnRegressions, type ColumnRegressionSettings } from './column-regressions.js';
 export { binaryMetrics, rocAuc, rocCurve, type BinaryMetrics, type ConfusionMatrix, type RocPoint } from './metrics.js';
 export { deserializeModel, serializeModel, weightBytes, type SerializedModel } from './model-io.js';
 export {

@@ -107,7 +107,7 @@ export const DatasetHealthSchema = z
     balance: z.object({ cat: z.number().int(), dog: z.number().int(), unlabelled: z.number().int().openapi({ description: 'Photos without a label (waiting for review, or neither)' }) }),
     nearDuplicates: z.object({
       maxDistance: z.number().int().openapi({ description: 'Photos whose 64-bit perceptual hashes are at most this many bits apart are grouped' }),
-      notHashed: z.number().int().openapi({ description: 'Photos stored before perceptual hashes were kept and not hashed yet; every request hashes another batch' }),
+      notHashed: z.number().int().openapi({ description: 'Photos not hashed yet (imported from a folder, or stored before perceptual hashes were kept); every request hashes another batch' }),
       total: z.number().int().openapi({ description: 'Groups found in all' }),
       conflicting: z.number().int().openapi({ description: 'Groups found in all whose members are labelled cat and dog' }),
       groups: z.array(

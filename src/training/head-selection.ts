@@ -1,4 +1,4 @@
-import type { Scalar, Tf } from '../ml/index.js';
+import { adamSettings, columnRegressions, type Tf } from '../ml/index.js';
 import { shuffledIndices } from './batches.js';
 
 /**
@@ -75,45 +75,40 @@ export async function selectHeadL2(tf: Tf, material: CrossValidationMaterial, op
 
   // Glorot-uniform as the head's one-unit Dense layer draws it (fan-out 1), for every column.
   const limit = Math.sqrt(6 / (featureSize + 1));
-  const weights = tf.variable(tf.randomUniform([featureSize, columns], -limit, limit, 'float32', options.seed));
-  const bias = tf.variable(tf.zeros([columns]));
-  const l2 = tf.tensor1d(Array.from({ length: columns }, (_, column) => columnL2(column)));
-  const optimizer = tf.train.adam(options.learningRate, 0.9, 0.999, tf.backend().epsilon());
-  const allFeatures = tf.tensor2d(concatenated(features), [features.length, featureSize]);
+  const l2 = Array.from({ length: columns }, (_, column) => columnL2(column));
+  const learnsOf = (row: number) => Array.from({ length: columns }, (_, column) => (folds[rowPhoto(row)] === columnFold(column) ? 0 : 1));
+  const initial = { weights: tf.randomUniform([featureSize, columns], -limit, limit, 'float32', options.seed), bias: tf.zeros([columns]) };
+  const adam = adamSettings(tf, options.learningRate);
+  const regressions = await columnRegressions(tf, { ...initial, l2, adam }).finally(() => tf.dispose([initial.weights, initial.bias]));
   // answers[column][epoch][photo]: P(dog) of the photos of the column's fold.
   const answers: Float32Array[][] = Array.from({ length: columns }, () => []);
+  const photoRows = Int32Array.from(features, (_, photo) => photo);
   try {
+    const [x, y, learns] = [
+      tf.tensor2d(concatenated(rows), [rows.length, featureSize]),
+      tf.tensor2d(rows.map((_, row) => labels[rowPhoto(row)]!), [rows.length, 1]),
+      tf.tensor2d(rows.flatMap((_, row) => learnsOf(row)), [rows.length, columns]),
+    ];
+    try {
+      regressions.load(x, y, learns);
+    } finally {
+      tf.dispose([x, y, learns]);
+    }
     for (let epoch = 1; epoch <= epochs; epoch++) {
       const order = shuffledIndices(rows.length, options.seed + epoch);
       for (let start = 0; start < order.length; start += batchSize) {
         options.signal?.throwIfAborted();
-        const batch = order.slice(start, start + batchSize);
-        const x = tf.tensor2d(concatenated(batch.map((row) => rows[row]!)), [batch.length, featureSize]);
-        const y = tf.tensor2d(batch.map((row) => labels[rowPhoto(row)]!), [batch.length, 1]);
-        const learns = tf.tensor2d(batch.flatMap((row) => Array.from({ length: columns }, (_, column) => (folds[rowPhoto(row)] === columnFold(column) ? 0 : 1))), [batch.length, columns]);
-        try {
-          const loss = optimizer.minimize(() => {
-            const logits = tf.add(tf.matMul(x, weights), bias);
-            const perRow = tf.sub(tf.softplus(logits), tf.mul(y, logits));
-            const meanPerColumn = tf.div(tf.sum(tf.mul(perRow, learns), 0), tf.maximum(tf.sum(learns, 0), 1));
-            return tf.sum<Scalar>(tf.add(meanPerColumn, tf.mul(l2, tf.sum(tf.square(weights), 0))));
-          }, false, [weights, bias]);
-          loss?.dispose();
-        } finally {
-          tf.dispose([x, y, learns]);
-        }
-        await new Promise((resolve) => setImmediate(resolve));
+        regressions.step(Int32Array.from(order.slice(start, start + batchSize)));
+        // Other work (a cancel, the progress line) gets the event loop between a few steps, not after every one.
+        if ((start / batchSize) % YIELD_EVERY_STEPS === 0) await new Promise((resolve) => setImmediate(resolve));
       }
-      const pDog = tf.tidy(() => tf.sigmoid(tf.add(tf.matMul(allFeatures, weights), bias)));
-      const values = (await pDog.data()) as Float32Array;
-      pDog.dispose();
+      const values = await regressions.pDog(photoRows);
       for (let column = 0; column < columns; column++) {
         answers[column]!.push(Float32Array.from(features, (_, photo) => values[photo * columns + column]!));
       }
     }
   } finally {
-    tf.dispose([weights, bias, l2, allFeatures]);
-    optimizer.dispose();
+    regressions.dispose();
   }
 
   const outOfFoldAt = (l2Index: number, epochIndex: number) =>
@@ -135,6 +130,9 @@ export async function selectHeadL2(tf: Tf, material: CrossValidationMaterial, op
     durationMs: Date.now() - started,
   };
 }
+
+/** Steps between turns of the event loop: about a millisecond of graph steps, so a cancel is still seen at once. */
+const YIELD_EVERY_STEPS = 8;
 
 const EPSILON = 1e-7;
 

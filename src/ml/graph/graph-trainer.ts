@@ -4,7 +4,7 @@ import path from 'node:path';
 import type { LayersModel, NamedTensorMap, Tensor } from '@tensorflow/tfjs';
 import type * as TensorflowNode from '@tensorflow/tfjs-node';
 import type { Tensorflow } from '../tf.js';
-import { encodeSavedModel } from './saved-model.js';
+import { encodeSavedModel, type GraphNode, type Signature } from './saved-model.js';
 import { type AdamSettings, type DropoutMask, type TrainingSignature, trainingGraph } from './training-graph.js';
 
 type SavedModel = Awaited<ReturnType<typeof TensorflowNode.node.loadSavedModel>>;
@@ -22,8 +22,52 @@ export interface GraphTrainer {
   dispose(): void;
 }
 
-const TAGS = ['serve'];
 const SIGNATURES: readonly TrainingSignature[] = ['assign', 'step', 'read', 'load', 'resident_step'];
+
+const TAGS = ['serve'];
+
+/** Signatures of one graph loaded into a TensorFlow session of its own, which holds the graph's variables. */
+export interface GraphSignatures<Name extends string> {
+  run(signature: Name, inputs: NamedTensorMap): NamedTensorMap;
+  dispose(): void;
+}
+
+/** Loads `nodes` with `signatures` into a session of its own (native TensorFlow only), each of `names` callable. */
+export async function loadGraphSignatures<Name extends string>(
+  tf: Tensorflow,
+  nodes: readonly GraphNode[],
+  signatures: Readonly<Record<Name, Signature>>,
+  names: readonly Name[],
+): Promise<GraphSignatures<Name>> {
+  const { node } = tf as unknown as typeof TensorflowNode;
+  if (!node?.loadSavedModel) throw new Error('the TensorFlow backend in use cannot load SavedModels (tfjs-node can)');
+  const bytes = encodeSavedModel({ nodes, tags: TAGS, signatures });
+  // tfjs-node gives every load of one folder the same session, and the variables live in the session: each graph
+  // loads from a folder of its own, which is not needed once loaded.
+  const folder = await fs.mkdtemp(path.join(os.tmpdir(), 'catdog-training-graph-'));
+  const loaded = new Map<Name, SavedModel>();
+  const dispose = () => {
+    for (const savedModel of loaded.values()) savedModel.dispose();
+    loaded.clear();
+  };
+  try {
+    await fs.writeFile(path.join(folder, 'saved_model.pb'), bytes);
+    for (const name of names) loaded.set(name, await node.loadSavedModel(folder, TAGS, name));
+  } catch (error) {
+    dispose();
+    throw error;
+  } finally {
+    await fs.rm(folder, { recursive: true, force: true });
+  }
+  return {
+    run(signature, inputs) {
+      const savedModel = loaded.get(signature);
+      if (!savedModel) throw new Error('the graph session was disposed');
+      return savedModel.predict(inputs) as NamedTensorMap;
+    },
+    dispose,
+  };
+}
 
 /**
  * Loads `model`'s training graph (`trainingGraph`) into a session of its own, starting from the model's current
@@ -31,32 +75,10 @@ const SIGNATURES: readonly TrainingSignature[] = ['assign', 'step', 'read', 'loa
  * does not translate.
  */
 export async function loadGraphTrainer(tf: Tensorflow, model: LayersModel, adam: AdamSettings): Promise<GraphTrainer> {
-  const { node } = tf as unknown as typeof TensorflowNode;
-  if (!node?.loadSavedModel) throw new Error('the TensorFlow backend in use cannot load SavedModels (tfjs-node can)');
   const graph = trainingGraph(tf, model, adam);
-  const bytes = encodeSavedModel({ nodes: graph.nodes, tags: TAGS, signatures: graph.signatures });
-  // tfjs-node gives every load of one folder the same session, and the variables live in the session: each trainer
-  // loads from a folder of its own, which is not needed once loaded.
-  const folder = await fs.mkdtemp(path.join(os.tmpdir(), 'catdog-training-graph-'));
-  const loaded = new Map<TrainingSignature, SavedModel>();
-  const disposeSessions = () => {
-    for (const savedModel of loaded.values()) savedModel.dispose();
-    loaded.clear();
-  };
-  try {
-    await fs.writeFile(path.join(folder, 'saved_model.pb'), bytes);
-    for (const signature of SIGNATURES) loaded.set(signature, await node.loadSavedModel(folder, TAGS, signature));
-  } catch (error) {
-    disposeSessions();
-    throw error;
-  } finally {
-    await fs.rm(folder, { recursive: true, force: true });
-  }
-  const run = (signature: TrainingSignature, inputs: NamedTensorMap): NamedTensorMap => {
-    const savedModel = loaded.get(signature);
-    if (!savedModel) throw new Error('the graph trainer was disposed');
-    return savedModel.predict(inputs) as NamedTensorMap;
-  };
+  const session = await loadGraphSignatures(tf, graph.nodes, graph.signatures, SIGNATURES);
+  const run = session.run;
+  const disposeSessions = session.dispose;
   const weightKey = (i: number) => `weight_${i}`;
 
   tf.dispose(Object.values(run('assign', Object.fromEntries(model.weights.map((weight, i) => [weightKey(i), weight.read()])))));

@@ -1,18 +1,13 @@
 import type { LayersModel, SymbolicTensor } from '@tensorflow/tfjs';
 import type { Tensorflow } from '../tf.js';
 import { UnsupportedLayerError } from './from-layers.js';
-import { type AttrValue, DataType, type GraphNode, type Signature, type SignatureTensor } from './saved-model.js';
+import { adam as adamSteps, type AdamSettings, FLOAT, graphBuilder, INT } from './graph-builder.js';
+import { DataType, type GraphNode, type Signature, type SignatureTensor } from './saved-model.js';
 
 type Layer = LayersModel['layers'][number];
 type LayerVariable = LayersModel['weights'][number];
 
-/** tfjs's Adam: the same hyper-parameters give the same updates. */
-export interface AdamSettings {
-  learningRate: number;
-  beta1: number;
-  beta2: number;
-  epsilon: number;
-}
+export type { AdamSettings } from './graph-builder.js';
 
 /** A Dropout layer's mask, an input of every step: `floor(uniform[0, 1) + 1 − rate) / (1 − rate)`, [batch, units]. */
 export interface DropoutMask {
@@ -45,8 +40,6 @@ export interface TrainingGraph {
   gradients: (string | undefined)[];
 }
 
-const FLOAT: AttrValue = { type: DataType.float32 };
-const INT: AttrValue = { type: DataType.int32 };
 const X = 'x';
 const Y = 'y';
 const ROWS = 'rows';
@@ -81,48 +74,16 @@ export function trainingGraph(tf: Tensorflow, model: LayersModel, adam: AdamSett
   if (modelOutput.shape.length !== 2 || modelOutput.shape[1] !== 1) {
     throw new UnsupportedLayerError(model.name, model.getClassName(), `outputs ${JSON.stringify(modelOutput.shape)}, not one P(dog) per example`);
   }
-  const nodes: GraphNode[] = [];
-  const add = (name: string, op: string, inputs: string[], attrs: Record<string, AttrValue> = {}): string => {
-    nodes.push({ name, op, inputs, attrs });
-    return name;
-  };
-  const scalar = (name: string, value: number) =>
-    add(name, 'Const', [], { dtype: FLOAT, value: { tensor: { dtype: DataType.float32, shape: [], values: Float32Array.of(value) } } });
-  const ints = (name: string, values: number[], shape = [values.length]) =>
-    add(name, 'Const', [], { dtype: INT, value: { tensor: { dtype: DataType.int32, shape, values: Int32Array.from(values) } } });
-  const binary = (op: string) => (name: string, a: string, b: string) => add(name, op, [a, b], { T: FLOAT });
-  const [mul, sub, addV2, div] = ['Mul', 'Sub', 'AddV2', 'RealDiv'].map(binary) as [ReturnType<typeof binary>, ReturnType<typeof binary>, ReturnType<typeof binary>, ReturnType<typeof binary>];
-  const unary = (name: string, op: string, input: string) => add(name, op, [input], { T: FLOAT });
-  const sum = (name: string, input: string, axes: number[]) =>
-    add(name, 'Sum', [input, ints(`${name}/axes`, axes)], { T: FLOAT, Tidx: INT, keep_dims: { bool: false } });
+  const graph = graphBuilder();
+  const { nodes, add, scalar, ints, mul, sub, addV2, div, unary, sum, variable, assign } = graph;
 
   // Variables: every weight (trainable or not), and Adam's moments of the trainable ones.
   const weights = model.weights;
   const trainable = new Set<LayerVariable>(model.trainableWeights);
-  const variable = (name: string, shape: readonly number[]) => {
-    const handle = add(name, 'VarHandleOp', [], { dtype: FLOAT, shape: { shape }, shared_name: { string: name }, container: { string: '' } });
-    return { handle, read: add(`${name}/read`, 'ReadVariableOp', [handle], { dtype: FLOAT }) };
-  };
-  const assign = (name: string, handle: string, value: string) => add(name, 'AssignVariableOp', [handle, value], { dtype: FLOAT });
   const weightIndex = new Map<LayerVariable, number>(weights.map((weight, i) => [weight, i]));
   const weightVariables = weights.map((weight, i) => variable(`weights/${i}`, weight.shape.map((size) => size ?? -1)));
   const initial = weights.map((weight, i) => add(`initial/${i}`, 'Placeholder', [], { dtype: FLOAT, shape: { shape: weight.shape.map((size) => size ?? -1) } }));
-  const accumulatedBeta1 = variable('adam/beta1_power', []);
-  const accumulatedBeta2 = variable('adam/beta2_power', []);
-  const moments = weights.map((weight, i) =>
-    trainable.has(weight) ? { m: variable(`adam/m/${i}`, weight.shape.map((size) => size ?? -1)), v: variable(`adam/v/${i}`, weight.shape.map((size) => size ?? -1)) } : undefined,
-  );
-  const assignments = [
-    ...weightVariables.map((variable, i) => assign(`assign/weights/${i}`, variable.handle, initial[i]!)),
-    ...moments.flatMap((moment, i) => {
-      if (!moment) return [];
-      const zeros = add(`assign/zeros/${i}`, 'ZerosLike', [initial[i]!], { T: FLOAT });
-      return [assign(`assign/adam/m/${i}`, moment.m.handle, zeros), assign(`assign/adam/v/${i}`, moment.v.handle, zeros)];
-    }),
-    assign('assign/adam/beta1_power', accumulatedBeta1.handle, scalar('assign/beta1', adam.beta1)),
-    assign('assign/adam/beta2_power', accumulatedBeta2.handle, scalar('assign/beta2', adam.beta2)),
-  ];
-  const assigned = add('assigned', 'Identity', [scalar('assign/done', 1), ...assignments.map((node) => `^${node}`)], { T: FLOAT });
+  const weightAssignments = weightVariables.map((variable, i) => assign(`assign/weights/${i}`, variable.handle, initial[i]!));
 
   // Forward pass, recording each layer call for the backward pass.
   const inputShape = modelInput.shape.map((size) => size ?? -1);
@@ -449,44 +410,24 @@ export function trainingGraph(tf: Tensorflow, model: LayersModel, adam: AdamSett
     });
   }
 
-  // Adam, as tfjs's AdamOptimizer applies it.
-  const oneMinusBeta1Power = sub('adam/one_minus_beta1_power', one, accumulatedBeta1.read);
-  const oneMinusBeta2Power = sub('adam/one_minus_beta2_power', one, accumulatedBeta2.read);
-  const constants = {
-    beta1: scalar('adam/beta1', adam.beta1),
-    oneMinusBeta1: scalar('adam/one_minus_beta1', 1 - adam.beta1),
-    beta2: scalar('adam/beta2', adam.beta2),
-    oneMinusBeta2: scalar('adam/one_minus_beta2', 1 - adam.beta2),
-    epsilon: scalar('adam/epsilon', adam.epsilon),
-    negativeLearningRate: scalar('adam/negative_learning_rate', -adam.learningRate),
-  };
   const gradients = weights.map((_, i) => {
     const contributions = weightGradients.get(i);
     if (!contributions) return undefined;
     return contributions.length === 1 ? contributions[0]! : add(`gradients/${i}`, 'AddN', contributions, { T: FLOAT, N: { int: contributions.length } });
   });
-  const updates = [...statisticsUpdates];
-  moments.forEach((moment, i) => {
-    const gradient = gradients[i];
-    if (!moment || !gradient) return;
-    const at = (suffix: string) => `adam/${i}/${suffix}`;
-    const m = addV2(at('m'), mul(at('m_decayed'), moment.m.read, constants.beta1), mul(at('m_step'), gradient, constants.oneMinusBeta1));
-    const v = addV2(at('v'), mul(at('v_decayed'), moment.v.read, constants.beta2), mul(at('v_step'), unary(at('squared'), 'Square', gradient), constants.oneMinusBeta2));
-    const mCorrected = div(at('m_corrected'), m, oneMinusBeta1Power);
-    const vCorrected = div(at('v_corrected'), v, oneMinusBeta2Power);
-    const change = mul(at('change'), div(at('ratio'), mCorrected, addV2(at('denominator'), unary(at('sqrt'), 'Sqrt', vCorrected), constants.epsilon)), constants.negativeLearningRate);
-    updates.push(
-      assign(at('assign_m'), moment.m.handle, m),
-      assign(at('assign_v'), moment.v.handle, v),
-      assign(at('assign_weight'), weightVariables[i]!.handle, addV2(at('weight'), change, weightVariables[i]!.read)),
-    );
-  });
-  // Every update reads a variable through its one ReadVariableOp, which runs before the variable's assignment:
-  // the step computes from the weights and powers it started with, as tfjs's Adam does.
-  updates.push(
-    assign('adam/assign_beta1_power', accumulatedBeta1.handle, mul('adam/next_beta1_power', accumulatedBeta1.read, constants.beta1)),
-    assign('adam/assign_beta2_power', accumulatedBeta2.handle, mul('adam/next_beta2_power', accumulatedBeta2.read, constants.beta2)),
+  const optimizer = adamSteps(
+    graph,
+    adam,
+    weights.map((weight, i) => ({
+      key: String(i),
+      variable: weightVariables[i]!,
+      shape: weight.shape.map((size) => size ?? -1),
+      gradient: trainable.has(weight) ? gradients[i] : undefined,
+      initial: initial[i]!,
+    })),
   );
+  const assigned = graph.after('assigned', scalar('assign/done', 1), [...weightAssignments, ...optimizer.reset]);
+  const updates = [...statisticsUpdates, ...optimizer.updates];
   const sums = add('sums', 'Pack', [lossSum, correct, ...updates.map((node) => `^${node}`)], { T: FLOAT, N: { int: 2 }, axis: { int: 0 } });
 
   const floatTensor = (tensor: string, shape: readonly number[]): SignatureTensor => ({ tensor: `${tensor}:0`, dtype: DataType.float32, shape });

@@ -95,7 +95,7 @@ ${changesSection(pending, view)}
 <section class="card" id="duplicates">
   <h2>Near-duplicates</h2>
   <p class="muted">Photos whose perceptual hashes (64-bit dHash) are at most ${NEAR_DUPLICATE_DISTANCE} bits apart: the same picture resized, re-encoded or lightly edited. Distance 0 is the same picture stored as different bytes.
-  ${notHashed > 0 ? html` <strong id="not-hashed">${notHashed} photos stored earlier are not hashed yet: reload to hash the next ones.</strong>` : ''}</p>
+  ${notHashed > 0 ? html` <strong id="not-hashed">${notHashed} photos are not hashed yet: reload to hash the next ones.</strong>` : ''}</p>
   <p id="duplicate-summary"><span id="group-count">${nearDuplicates.total}</span> groups, <span id="conflict-count">${nearDuplicates.conflicting}</span> with conflicting labels.</p>
   ${curationControls(view, { bulk: true })}
   <ol class="duplicate-groups">${nearDuplicates.groups.map(
