@@ -64,6 +64,14 @@ describe('loadConfig sources and precedence', () => {
     expect(best.config.training.backbone).toBe(path.join(dir, 'models/v1/model.json'));
     expect(best.config.training.ensemble).toEqual(TRAINING_PRESETS.best.ensemble);
 
+    // A backbone named without a preset stands alone at its own size, whatever the default preset adds.
+    writeConfig({});
+    const alone = loadConfig({ cwd: dir, env: { CATDOG_BACKBONE_URL: 'models/v1/model.json' } });
+    expect(alone.config.training.ensemble).toEqual([]);
+    expect(alone.config.training.backboneImageSize).toBeNull();
+    expect(alone.config.training.tta).toBe(false);
+    expect(alone.sources['training.ensemble']).toEqual({ kind: 'default' });
+
     writeConfig({ training: { architecture: 'cnn' } });
     const cnn = loadConfig({ cwd: dir, env: {} });
     expect(cnn.config.training.ensemble).toEqual([]);

@@ -47,3 +47,6 @@ export const PRESET_KEYS = ['backbone', 'ensemble', 'backboneImageSize', 'tta'] 
 
 /** What a cnn, which has no backbone, gets for the preset's keys that it would otherwise contradict. */
 export const WITHOUT_BACKBONE = { ensemble: [], backboneImageSize: null, tta: false } as const;
+
+/** What a backbone named without a preset gets for the other preset keys: itself alone, at its own size. */
+export const BACKBONE_ALONE = WITHOUT_BACKBONE;

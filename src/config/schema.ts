@@ -113,7 +113,8 @@ const trainingSchema = z
         `Named backbone settings, so that nobody needs backbone names: ${Object.entries(TRAINING_PRESETS)
           .map(([name, preset]) => `${name} = ${preset.summary}`)
           .join('; ')} (held-out errors, training time and serving speed of each in docs/benchmarks.md). ` +
-          'It sets training.backbone, training.ensemble, training.backboneImageSize and training.tta wherever the config file or environment does not.',
+          'It sets training.backbone, training.ensemble, training.backboneImageSize and training.tta wherever the config file or environment does not; ' +
+            'a training.backbone set without a preset stands alone at its own size.',
       ),
     backbone: z
       .string()
