@@ -3,7 +3,8 @@
 // score every kaggle-dev photo numbered >= 4000 (held out). Each row is a whole training run through the product's
 // own path (features cached by earlier rows are reused, as a later `catdog train` would); its train time therefore
 // counts only the features that row adds: run one row alone (third argument) for its time from an empty cache.
-// Rows: each training.preset, and the three shared backbones side by side. Backbones are catalogue names read from
+// Rows: each training.preset, `best` with TTA and with each training photo's extra copy always mirrored (as issue 16's
+// probe learned), and the pair `best` was before. Backbones are catalogue names read from
 // ../shared/models through training.backboneDir. Every row trains with the default head settings (training.headL2 cv:
 // the L2 weight chosen by 5-fold cross-validation on the train and validation splits); a row named "… head L2 1e-4"
 // keeps the old fixed weight with early stopping, for the comparison. Rows are picked by name substring.
@@ -47,8 +48,11 @@ const presetRow = (name) => {
 const rows = [
   ...Object.keys(TRAINING_PRESETS).map(presetRow),
   { name: 'best with the old fixed head L2 1e-4', training: { ...presetRow('best').training, headL2: 1e-4 } },
-  { name: 'V2 1.0 + Lite0 + v1 0.75 @288', training: { backbone: 'mobilenet_v2_1.0', ensemble: ['efficientnet_lite0', 'mobilenet_v1_0.75'], backboneImageSize: 288, tta: false } },
-  { name: 'v1 0.75 + Lite0 + V2 1.0 @288 + TTA', training: { backbone: 'mobilenet_v2_1.0', ensemble: ['efficientnet_lite0', 'mobilenet_v1_0.75'], backboneImageSize: 288, tta: true } },
+  { name: 'V2 1.0 + Lite0 @288 (best before MobileNet v1 0.75 joined)', training: { backbone: 'mobilenet_v2_1.0', ensemble: ['efficientnet_lite0'], backboneImageSize: 288, tta: false } },
+  { name: 'best + TTA', training: { ...presetRow('best').training, tta: true } },
+  // Issue 16's probe learned from each photo and its mirror image; the default augmentation mirrors a photo's extra
+  // copy with probability 0.5, so half the extra copies repeat their photo unchanged.
+  { name: 'best with every extra copy mirrored', training: presetRow('best').training, horizontalFlip: { enabled: true, probability: 1 } },
 ].filter((row) => !only || only.some((name) => row.name.includes(name)));
 
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'catdog-bench-presets-'));
@@ -70,7 +74,8 @@ try {
     const loadBefore = load();
     let started = Date.now();
     const training = { ...app.config.training, ensemble: [], backboneImageSize: null, tta: false, ...row.training };
-    const trainingParams = resolveTrainingParams({ ...app.config, training });
+    const augmentation = { ...app.config.dataset.augmentation, ...(row.horizontalFlip && { horizontalFlip: row.horizontalFlip }) };
+    const trainingParams = resolveTrainingParams({ ...app.config, training, dataset: { ...app.config.dataset, augmentation } });
     const outcome = await trainOnDataset(app, { datasetId: version.id, params: trainingParams });
     const trainSeconds = (Date.now() - started) / 1000;
     const run = await app.db.runs.get(outcome.runId);

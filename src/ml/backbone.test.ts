@@ -7,7 +7,7 @@ import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { kaggleFiles, sharedPath, skipWithoutShared, smallBackbone } from '../../test/support/shared.js';
 import { CatdogError } from '../errors.js';
-import { type Backbone, extractFeatures, loadBackbone } from './backbone.js';
+import { type Backbone, extractFeatures, loadBackbone, poolImagenetProbabilities } from './backbone.js';
 import { maxAbsDifference, rgbPixels } from '../../test/support/ml.js';
 import { initTensorflow, type Tensorflow } from './tf.js';
 
@@ -155,5 +155,23 @@ describe.skipIf(skipWithoutShared)('loadBackbone', () => {
       code: 'backbone_unavailable',
       message: expect.stringContaining('not a TF.js graph model, so it takes no declared output nodes'),
     });
+  });
+});
+
+describe('poolImagenetProbabilities', () => {
+  it('answers with the normalised geometric mean of the classifiers, one classifier as it is, and a 0 as 0, not NaN', async () => {
+    const { tf } = await initTensorflow();
+    const sure = tf.tensor2d([[0.9, 0.09, 0.01], [0, 0.5, 0.5]]);
+    const spread = tf.tensor2d([[0.4, 0.3, 0.3], [0.5, 0.25, 0.25]]);
+    try {
+      expect(poolImagenetProbabilities([sure])).toBe(sure);
+      const pooled = poolImagenetProbabilities([sure, spread]);
+      const geometric = [[Math.sqrt(0.36), Math.sqrt(0.027), Math.sqrt(0.003)], [0, Math.sqrt(0.125), Math.sqrt(0.125)]];
+      const expected = geometric.flatMap((row) => row.map((value) => value / row.reduce((sum, other) => sum + other, 0)));
+      expect(maxAbsDifference(pooled.dataSync(), expected)).toBeLessThan(1e-6);
+      pooled.dispose();
+    } finally {
+      tf.dispose([sure, spread]);
+    }
   });
 });

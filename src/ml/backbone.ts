@@ -239,9 +239,9 @@ export async function backboneContentHash(source: string, options: Pick<LoadBack
 }
 
 /**
- * Several backbones as one (an ensemble): their pooled features side by side in the given order, the ImageNet
- * head of the first that has one. They see the same pixels, so they must take the same input size. The parts
- * stay owned by whoever loaded them.
+ * Several backbones as one (an ensemble): their pooled features side by side in the given order, and one ImageNet
+ * answer pooled from the classifiers of every part that has one (`poolImagenetProbabilities`). They see the same
+ * pixels, so they must take the same input size. The parts stay owned by whoever loaded them.
  */
 export function combineBackbones(parts: readonly Backbone[]): Backbone {
   const tf = tensorflow();
@@ -255,10 +255,15 @@ export function combineBackbones(parts: readonly Backbone[]): Backbone {
       400,
     );
   }
-  const withImagenet = parts.find((part) => part.imagenet);
+  const classifiers = parts.filter((part) => part.imagenet);
   const featureModel = ensembleTrunk(tf, parts, first.inputSize);
   const featureSize = parts.reduce((sum, part) => sum + part.featureSize, 0);
   const features = (rgb: Tensor4D): Tensor2D => tf.tidy(() => tf.concat(parts.map((part) => part.features(rgb)), 1));
+  const pooledImagenet = (answers: Tensor2D[]): Tensor2D => {
+    const pooled = poolImagenetProbabilities(answers);
+    if (answers.length > 1) tf.dispose(answers);
+    return pooled;
+  };
   return {
     id: parts.map((part) => part.id).join('+'),
     source: parts.map((part) => part.source).join(' + '),
@@ -267,13 +272,13 @@ export function combineBackbones(parts: readonly Backbone[]): Backbone {
     featureSize,
     parts: [...parts],
     features,
-    ...(withImagenet ? { imagenet: (rgb: Tensor4D) => withImagenet.imagenet!(rgb) } : {}),
+    ...(classifiers.length > 0 ? { imagenet: (rgb: Tensor4D) => pooledImagenet(classifiers.map((part) => part.imagenet!(rgb))) } : {}),
     featuresAndImagenet(rgb) {
-      if (!withImagenet) return { features: features(rgb) };
-      const { features: own, imagenet } = withImagenet.featuresAndImagenet(rgb);
-      const joined = tf.tidy(() => tf.concat(parts.map((part) => (part === withImagenet ? own : part.features(rgb))), 1));
-      own.dispose();
-      return { features: joined, ...(imagenet ? { imagenet } : {}) };
+      if (classifiers.length === 0) return { features: features(rgb) };
+      const passes = parts.map((part) => (part.imagenet ? part.featuresAndImagenet(rgb) : { features: part.features(rgb) }));
+      const joined = tf.concat(passes.map((pass) => pass.features), 1);
+      tf.dispose(passes.map((pass) => pass.features));
+      return { features: joined, imagenet: pooledImagenet(passes.flatMap((pass) => (pass.imagenet ? [pass.imagenet] : []))) };
     },
     ...(featureModel ? { layersModel: featureModel, featureModel } : {}),
     dispose: () => {},
@@ -288,6 +293,23 @@ function ensembleTrunk(tf: Tensorflow, parts: readonly Backbone[], inputSize: nu
   const applied = trunks.map((trunk, index) => tf.model({ name: `backbone_${index + 1}`, inputs: trunk.inputs, outputs: trunk.outputs }).apply(scaledPixels) as SymbolicTensor);
   return tf.model({ name: 'ensemble', inputs: scaledPixels, outputs: tf.layers.concatenate({ name: 'ensemble_features' }).apply(applied) as SymbolicTensor });
 }
+
+/**
+ * One ImageNet answer from several classifiers' probabilities (`[batch, classes]` each): their normalised geometric
+ * mean, the softmax of their mean log-probability (log-linear pooling). A class is likely only where every
+ * classifier finds it likely, so a photo that one classifier confidently sees as no cat or dog keeps a low cat-and-dog
+ * mass even where another spreads its probability thinly. One classifier's answer is returned as it is.
+ */
+export function poolImagenetProbabilities(answers: readonly Tensor2D[]): Tensor2D {
+  const [only, ...others] = answers;
+  if (!only) throw new Error('pooling needs at least one ImageNet answer');
+  if (others.length === 0) return only;
+  const tf = tensorflow();
+  // Float32 softmax rounds a probability far below the largest to 0; its log would be −∞ for every pool it enters.
+  return tf.tidy(() => tf.softmax(tf.mean(tf.stack(answers.map((answer) => tf.log(tf.maximum(answer, SMALLEST_PROBABILITY)))), 0)) as Tensor2D);
+}
+
+const SMALLEST_PROBABILITY = 1e-30;
 
 /** The backbone's pooled features as a network's input (a head on the frozen backbone). */
 export function pooledFeatures(backbone: Backbone): NetworkInput {

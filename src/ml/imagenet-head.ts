@@ -11,7 +11,7 @@ type Layer = LayersModel['layers'][number];
  * `logits = features · kernel + bias`, one column per class of `PET_CLASSES` (cats first, then dogs).
  */
 export interface PetLogits {
-  /** Row-major `[featureSize, cats + dogs]`; an ensemble's rows for the other backbones' features are zero. */
+  /** Row-major `[featureSize, cats + dogs]`; an ensemble's rows for the features of parts without a classifier are zero. */
   kernel: Float32Array;
   bias: Float32Array;
   featureSize: number;
@@ -34,21 +34,16 @@ const noLinearHead = (backbone: Backbone, reason: string): CatdogError =>
 
 /**
  * The cat and dog logits of the ImageNet classifier on top of `backbone`'s pooled features (for an ensemble, of
- * the first part that has one, as its `imagenet` answers). Keras's MobileNets end in GlobalAveragePooling →
+ * the classifiers of its parts pooled as its `imagenet` answers). Keras's MobileNets end in GlobalAveragePooling →
  * Reshape → Dropout → 1×1 Conv2D → softmax: the convolution is a linear map of the features, read here.
  */
 export function petLogits(backbone: Backbone): PetLogits {
-  const parts = backbone.parts ?? [backbone];
-  const owner = parts.find((part) => part.imagenet);
-  if (!owner) throw noLinearHead(backbone, 'it has no ImageNet classifier');
-  const offset = parts.slice(0, parts.indexOf(owner)).reduce((sum, part) => sum + part.featureSize, 0);
-  const { kernel: full, bias: fullBias } = linearImagenetLayer(owner);
+  const { kernel: full, bias: fullBias, classes: imagenetClasses } = imagenetLayer(backbone);
   const classes = [...PET_CLASSES.cats, ...PET_CLASSES.dogs];
-  const imagenetClasses = full.length / owner.featureSize;
   const kernel = new Float32Array(backbone.featureSize * classes.length);
-  for (let row = 0; row < owner.featureSize; row++) {
+  for (let row = 0; row < backbone.featureSize; row++) {
     classes.forEach((imagenetClass, column) => {
-      kernel[(offset + row) * classes.length + column] = full[row * imagenetClasses + imagenetClass]!;
+      kernel[row * classes.length + column] = full[row * imagenetClasses + imagenetClass]!;
     });
   }
   return {
@@ -61,32 +56,63 @@ export function petLogits(backbone: Backbone): PetLogits {
 }
 
 /**
- * What `imagenetAnimalMass` says of each photo, computed from `backbone`'s pooled features (for an ensemble, the
- * part whose classifier its `imagenet` answers with) through that classifier's linear layer and softmax, without
- * running the backbone again. Undefined where there is no classifier, or it is not one linear layer on the features.
+ * What `imagenetAnimalMass` says of each photo, computed from `backbone`'s pooled features (for an ensemble, of
+ * the pooled classifiers its `imagenet` answers with) through the linear layer and softmax, without running the
+ * backbone again. Undefined where there is no classifier, or one is not a linear layer on the features.
  */
 export function animalMassesOfFeatures(backbone: Backbone, features: readonly Float32Array[]): number[] | undefined {
-  const parts = backbone.parts ?? [backbone];
-  const owner = parts.find((part) => part.imagenet);
-  if (!owner || features.length === 0) return undefined;
-  let layer: { kernel: Float32Array; bias: Float32Array };
+  if (features.length === 0) return undefined;
+  let layer: ImagenetLayer;
   try {
-    layer = linearImagenetLayer(owner);
+    layer = imagenetLayer(backbone);
   } catch (error) {
     if (error instanceof CatdogError) return undefined;
     throw error;
   }
-  const offset = parts.slice(0, parts.indexOf(owner)).reduce((sum, part) => sum + part.featureSize, 0);
   const tf = tensorflow();
-  const classes = layer.bias.length;
-  const ownFeatures = new Float32Array(features.length * owner.featureSize);
-  features.forEach((row, i) => ownFeatures.set(row.subarray(offset, offset + owner.featureSize), i * owner.featureSize));
+  const flat = new Float32Array(features.length * backbone.featureSize);
+  features.forEach((row, i) => flat.set(row, i * backbone.featureSize));
   const probabilities = tf.tidy(() =>
-    tf.softmax(tf.add(tf.matMul(tf.tensor2d(ownFeatures, [features.length, owner.featureSize]), tf.tensor2d(layer.kernel, [owner.featureSize, classes])), tf.tensor1d(layer.bias))),
+    tf.softmax(tf.add(tf.matMul(tf.tensor2d(flat, [features.length, backbone.featureSize]), tf.tensor2d(layer.kernel, [backbone.featureSize, layer.classes])), tf.tensor1d(layer.bias))),
   );
   const values = probabilities.dataSync() as Float32Array;
   probabilities.dispose();
-  return features.map((_, i) => imagenetAnimalMass(values.subarray(i * classes, (i + 1) * classes)));
+  return features.map((_, i) => imagenetAnimalMass(values.subarray(i * layer.classes, (i + 1) * layer.classes)));
+}
+
+/** An ImageNet classifier as one linear map of a backbone's whole pooled feature vector: `[featureSize, classes]`. */
+interface ImagenetLayer {
+  kernel: Float32Array;
+  bias: Float32Array;
+  classes: number;
+}
+
+/**
+ * The linear ImageNet classifier of `backbone`. For an ensemble, that of every part that has one, pooled as
+ * `poolImagenetProbabilities` pools their answers: the softmax of the mean of the parts' log-probabilities is the
+ * softmax of the mean of their logits (each row's log-normaliser drops out), so the pool is again one linear layer,
+ * each part's kernel divided by their number in that part's rows, zero in the rows of parts without a classifier.
+ */
+function imagenetLayer(backbone: Backbone): ImagenetLayer {
+  const parts = backbone.parts ?? [backbone];
+  const owners = parts.filter((part) => part.imagenet);
+  if (owners.length === 0) throw noLinearHead(backbone, 'it has no ImageNet classifier');
+  const layers = owners.map((owner) => ({ owner, ...linearImagenetLayer(owner) }));
+  const classes = layers[0]!.bias.length;
+  const odd = layers.find((layer) => layer.bias.length !== classes);
+  if (odd) throw noLinearHead(backbone, `the classifier of ${odd.owner.source} has ${odd.bias.length} classes where ${layers[0]!.owner.source}'s has ${classes}`);
+  const kernel = new Float32Array(backbone.featureSize * classes);
+  const bias = new Float32Array(classes);
+  for (const { owner, kernel: own, bias: ownBias } of layers) {
+    const offset = parts.slice(0, parts.indexOf(owner)).reduce((sum, part) => sum + part.featureSize, 0);
+    own.forEach((weight, i) => {
+      kernel[offset * classes + i] = weight / layers.length;
+    });
+    ownBias.forEach((weight, i) => {
+      bias[i]! += weight / layers.length;
+    });
+  }
+  return { kernel, bias, classes };
 }
 
 /** The one Dense or 1×1 Conv2D between the backbone's pooled features and its softmax output, as `[features, 1000]`. */

@@ -2,7 +2,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestApp, importKagglePhotos, type TestApp, withOverrides } from '../../test/support/app.js';
 import { kerasPredict, skipWithoutPython } from '../../test/support/python.js';
-import { kaggleFiles, sharedPath, skipWithoutShared } from '../../test/support/shared.js';
+import { defaultBackbone, kaggleFiles, sharedPath, skipWithoutShared } from '../../test/support/shared.js';
 import { buildDatasetVersion } from '../datasets/versions.js';
 import { animalMassesOfFeatures, buildHead, deserializeModel, imagenetAnimalMass, initTensorflow, petLogits, zeroShotPDog, type LayersModel, type Tensor } from '../ml/index.js';
 import { maxAbsDifference, rgbPixels } from '../../test/support/ml.js';
@@ -67,6 +67,48 @@ describe.skipIf(Boolean(skipWithoutShared))('a head that also takes the backbone
       expect(animalMassesOfFeatures(await app.backbones.get(trunkSource), rows)).toBeUndefined();
     } finally {
       tf.dispose([features, imagenet!]);
+    }
+  });
+
+  it('pools the classifiers of every ensemble part that has one, served and read from features alike', async () => {
+    const trunkSource = sharedPath('models', 'mobilenet_v2_0.35_trunk_tm', 'model.json');
+    const sources = [app.config.training.backbone, trunkSource, defaultBackbone];
+    const [small, , large] = await Promise.all(sources.map((source) => app.backbones.get(source)));
+    const ensemble = await app.backbones.combined(sources);
+    const { features, imagenet } = ensemble.featuresAndImagenet(batch as never);
+    const own = [small!, large!].map((part) => part.imagenet!(batch as never));
+    try {
+      const [smallRows, largeRows] = own.map((answer) => answer.arraySync() as number[][]);
+      // The normalised geometric mean of the two classifiers' probabilities, computed here by hand.
+      const expected = smallRows!.map((row, i) => {
+        const geometric = row.map((p, c) => Math.sqrt(p * largeRows![i]![c]!));
+        const sum = geometric.reduce((total, value) => total + value, 0);
+        return geometric.map((value) => value / sum);
+      });
+      const pooled = imagenet!.arraySync() as number[][];
+      expect(maxAbsDifference(pooled.flat(), expected.flat())).toBeLessThan(1e-5);
+      const pooledOnly = ensemble.imagenet!(batch as never);
+      expect(maxAbsDifference(pooledOnly.dataSync(), imagenet!.dataSync())).toBeLessThan(1e-6);
+      pooledOnly.dispose();
+
+      const masses = pooled.map((row) => imagenetAnimalMass(row));
+      const rows = (features.arraySync() as number[][]).map((row) => Float32Array.from(row));
+      expect(maxAbsDifference(animalMassesOfFeatures(ensemble, rows)!, masses)).toBeLessThan(1e-4);
+      // Neither part's own answer: the pool differs from each by more than float rounding.
+      for (const partRows of [smallRows!, largeRows!]) expect(maxAbsDifference(masses, partRows.map((row) => imagenetAnimalMass(row)))).toBeGreaterThan(1e-3);
+
+      const logits = petLogits(ensemble);
+      const votes = rows.map((row) => {
+        const pet = Array.from(logits.bias, (bias, column) => row.reduce((sum, value, feature) => sum + value * logits.kernel[feature * logits.bias.length + column]!, bias));
+        const top = Math.max(...pet);
+        const weights = pet.map((logit) => Math.exp(logit - top));
+        const cat = weights.slice(0, logits.cats).reduce((sum, value) => sum + value, 0) / logits.cats;
+        const dog = weights.slice(logits.cats).reduce((sum, value) => sum + value, 0) / logits.dogs;
+        return dog / (cat + dog);
+      });
+      expect(maxAbsDifference(votes, pooled.map((row) => zeroShotPDog(row)))).toBeLessThan(1e-4);
+    } finally {
+      tf.dispose([features, imagenet!, ...own]);
     }
   });
 
