@@ -54,6 +54,12 @@ export interface Classifier {
   /** The trained part: the head of a transfer model (with its fine-tuned blocks, if any) or the whole CNN (fed pixels). */
   readonly network: LayersModel | null;
   predictPixels(images: readonly Uint8Array[]): Promise<Prediction[]>;
+  /**
+   * Says that `images` photos are being decoded for `predictPixels`, so that a model call about to start may wait
+   * for them and answer them in the same call (a batching classifier does; others need not). The returned function
+   * withdraws the announcement: call it once, just before `predictPixels` or when the photos will not come.
+   */
+  announce?(images: number): () => void;
   dispose(): void;
 }
 

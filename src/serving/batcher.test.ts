@@ -73,6 +73,37 @@ describe.skipIf(skipWithoutShared)('batchPredictions', () => {
     expect(alone.map((answer) => answer.pDog >= 0.5)).toEqual([false, false, false, true, true, true, false, false, false, true, true, true, false]);
   });
 
+  it('holds a call back for photos announced while they decode, and not for withdrawn ones', async () => {
+    // A long linger bound (a hundred times the last call), so what ends a wait here is the photos, not the clock.
+    const batched = batchPredictions(model, { lingerShare: 100 });
+    // A first call, so the batcher knows how long one takes.
+    await batched.predictPixels([photos[0]!]);
+    modelCalls.length = 0;
+
+    // Three requests announced at once; their "decodes" end one after another while the first one's call waits.
+    const decodeMs = [0, 30, 60];
+    const answers = await Promise.all(
+      decodeMs.map(async (ms, i) => {
+        const arrived = batched.announce!(2);
+        await new Promise((resolve) => setTimeout(resolve, ms));
+        arrived();
+        return batched.predictPixels([photos[2 * i]!, photos[2 * i + 1]!]);
+      }),
+    );
+    expect(modelCalls, 'one call for the three requests').toEqual([6]);
+    expect(answers.flat().map((answer) => answer.pDog >= 0.5)).toEqual([false, false, false, true, true, true]);
+
+    // An announcement withdrawn without photos (a decode that failed) releases the waiting call at once.
+    modelCalls.length = 0;
+    const withdrawn = batched.announce!(5);
+    const started = performance.now();
+    const answered = batched.predictPixels([photos[3]!]);
+    setTimeout(withdrawn, 20);
+    await answered;
+    expect(modelCalls).toEqual([1]);
+    expect(performance.now() - started, 'the wait ended at the withdrawal, not at the bound').toBeLessThan(500);
+  });
+
   it('rejects every request of a failed call and keeps serving afterwards', async () => {
     const batched = batchPredictions(model);
     // One pixel too many does not fit the batch tensor: the model call throws.

@@ -73,10 +73,16 @@ interface DecodedUpload {
 export async function predictUploads(deps: PredictDependencies, uploads: readonly PhotoUpload[], source = 'upload'): Promise<PredictionResult[]> {
   const started = performance.now();
   const classifier = await deps.models.classifier();
-  // One decode per photo validates it for storage and gives the model its pixels.
-  const decoded = await Promise.all(
-    uploads.map(async (upload) => ({ upload, decoded: await inspectAndDecodeToRgb(upload.bytes, deps.limits, classifier.inputSize, deps.turn) })),
-  );
+  const arrived = classifier.announce?.(uploads.length);
+  let decoded: DecodedUpload[];
+  try {
+    // One decode per photo validates it for storage and gives the model its pixels.
+    decoded = await Promise.all(
+      uploads.map(async (upload) => ({ upload, decoded: await inspectAndDecodeToRgb(upload.bytes, deps.limits, classifier.inputSize, deps.turn) })),
+    );
+  } finally {
+    arrived?.();
+  }
   return classifyDecoded(deps, classifier, decoded, started, source);
 }
 
@@ -91,7 +97,14 @@ export async function predictEachUpload(
 ): Promise<{ predictions: PredictionResult[]; refused: RefusedUpload[] }> {
   const started = performance.now();
   const classifier = await deps.models.classifier();
-  const settled = await Promise.allSettled(uploads.map((upload) => inspectAndDecodeToRgb(upload.bytes, deps.limits, classifier.inputSize, deps.turn)));
+  const arrived = classifier.announce?.(uploads.length);
+  let settled: PromiseSettledResult<DecodedUpload['decoded']>[];
+  try {
+    settled = await Promise.allSettled(uploads.map((upload) => inspectAndDecodeToRgb(upload.bytes, deps.limits, classifier.inputSize, deps.turn)));
+  } finally {
+    // Withdrawn in the same turn as the model is asked, so a lingering call sees the photos arrive, not vanish.
+    arrived?.();
+  }
   const accepted: DecodedUpload[] = [];
   const refused: RefusedUpload[] = [];
   settled.forEach((outcome, index) => {

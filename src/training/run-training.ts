@@ -78,7 +78,14 @@ const anyAugmentation = (config: AugmentationConfig): boolean => Object.values(c
 /** Per-image seed, so an image's augmented variant is the same whichever batch or run computes it. */
 const imageSeed = (hash: string, seed: number): number => (Number.parseInt(hash.slice(0, 8), 16) ^ seed) >>> 0;
 
-function augmentationVariant(config: AugmentationConfig, imageSize: number, seed: number): FeatureVariant {
+/**
+ * The one augmented copy a backbone's cached features keep per photo. An enabled flip always mirrors it: the copy is
+ * drawn once, not each epoch as the cnn's are, so a flip probability of 0.5 made half the copies repeat their photo
+ * (issue 16's probe learned from every photo's mirror image; through catdog's head, preset best went from 19 held-out
+ * errors to 16 once every copy was mirrored, docs/benchmarks.md).
+ */
+function augmentationVariant(augmentation: AugmentationConfig, imageSize: number, seed: number): FeatureVariant {
+  const config = augmentation.horizontalFlip.enabled ? { ...augmentation, horizontalFlip: { ...augmentation.horizontalFlip, probability: 1 } } : augmentation;
   const key = `aug-${createHash('sha256').update(JSON.stringify({ config, seed })).digest('hex').slice(0, 12)}`;
   return { key, transform: (pixels, hash) => augment(pixels, imageSize, config, seededRandom(imageSeed(hash, seed))) };
 }
