@@ -38,10 +38,10 @@ export const TRAINING_PRESETS = {
 
 export type TrainingPresetName = keyof typeof TRAINING_PRESETS;
 
-// `best` measured 20 held-out errors to `fast`'s ~36 (docs/benchmarks.md), but its backbones' published URLs could not
-// be fetched from where it was measured, and its serving throughput is not measured yet: until both are, a new
-// installation gets the backbone whose URL is known to serve it, and `best` is one setting away.
-export const DEFAULT_PRESET: TrainingPresetName = 'fast';
+// The best measured trade-off (docs/benchmarks.md, "Backbones and presets"): `best` makes 16 held-out errors to
+// `fast`'s 40, serves at 0.89× its backbones' own batch-32 speed and catches more non-animal photos; `fast` answers
+// about six times as many photos per second and stays one setting away.
+export const DEFAULT_PRESET: TrainingPresetName = 'best';
 
 /** The keys a preset sets. */
 export const PRESET_KEYS = ['backbone', 'ensemble', 'backboneImageSize', 'tta'] as const;

@@ -6,7 +6,7 @@ import { BACKBONE_CATALOGUE, catalogueBackbone, resolveBackbone } from './catalo
 describe('the backbone catalogue', () => {
   it('resolves a name to its published URL without training.backboneDir, with the scaling it declares', () => {
     expect(resolveBackbone('mobilenet_v2_1.0', { backboneDir: '', scaling: {} })).toEqual({
-      source: 'https://github.com/google-coral/test_data/raw/master/tf2_mobilenet_v2_1.0_224_ptq.tflite',
+      source: 'https://raw.githubusercontent.com/google-coral/test_data/master/tf2_mobilenet_v2_1.0_224_ptq.tflite',
       scaling: 'x/127.5-1',
     });
     for (const entry of BACKBONE_CATALOGUE) expect(entry.url).toMatch(/^https:\/\//);

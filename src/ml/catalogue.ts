@@ -42,7 +42,8 @@ export interface CatalogueBackbone {
 }
 
 const TFJS_MODELS = 'https://storage.googleapis.com/tfjs-models/tfjs';
-const CORAL_TEST_DATA = 'https://github.com/google-coral/test_data/raw/master';
+// The raw-file host other projects download Coral's test models from (github.com/…/raw/… redirects there).
+const CORAL_TEST_DATA = 'https://raw.githubusercontent.com/google-coral/test_data/master';
 const TFHUB_LITE = 'https://tfhub.dev/tensorflow/lite-model/efficientnet';
 
 const efficientNetLite = (index: number, inputSize: number): CatalogueBackbone => ({
