@@ -81,7 +81,13 @@ try {
     if (runs.length > 0 && runs.every((run) => run.status !== 'queued' && run.status !== 'running')) break;
     await sleep(5000);
   }
-  const { servingModelId } = await api('GET', '/health');
+  // The server learns of a promotion by polling the database: give it the time to load the promoted model.
+  let { servingModelId } = await api('GET', '/health');
+  const promotedBy = Date.now() + 60_000;
+  while (servingModelId === 'zero-shot' && runs.some((run) => run.metrics?.promoted) && Date.now() < promotedBy) {
+    await sleep(1000);
+    ({ servingModelId } = await api('GET', '/health'));
+  }
   await server.stop();
 
   const zeroShot = evaluate('zero-shot');
