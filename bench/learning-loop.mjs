@@ -88,6 +88,10 @@ try {
     await sleep(1000);
     ({ servingModelId } = await api('GET', '/health'));
   }
+  if (servingModelId === 'zero-shot' && runs.some((run) => run.metrics?.promoted)) {
+    await server.stop();
+    throw new Error('a retraining promoted a model, but catdog serve still answered zero-shot 60 s later: the server did not load the promotion');
+  }
   await server.stop();
 
   const zeroShot = evaluate('zero-shot');

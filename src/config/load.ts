@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { ConfigError, describeIssue, dottedKey, showValue } from './errors.js';
 import { catalogueBackbone } from '../ml/catalogue.js';
-import { BACKBONE_ALONE, DEFAULT_PRESET, PRESET_KEYS, TRAINING_PRESETS, WITHOUT_BACKBONE, type TrainingPresetName } from './presets.js';
+import { DEFAULT_PRESET, NO_PRESET_EXTRAS, PRESET_KEYS, TRAINING_PRESETS, type TrainingPresetName } from './presets.js';
 import { configSchema, isUrl, type CatdogConfig } from './schema.js';
 import { childSchema, coerceEnvValue, isPlainObject, isSection, sectionKeys } from './shape.js';
 
@@ -117,13 +117,13 @@ export function builtInDefaults(): CatdogConfig {
 function applyPreset(input: PlainObject): { name: TrainingPresetName; keys: string[] } | undefined {
   const training = isPlainObject(input.training) ? input.training : {};
   if (training.architecture === 'cnn') {
-    input.training = { ...structuredClone(WITHOUT_BACKBONE), ...training };
+    input.training = { ...structuredClone(NO_PRESET_EXTRAS), ...training };
     return undefined;
   }
   // Naming a backbone without naming a preset means that backbone, alone at its own size: the default preset's
   // other backbones, side or TTA would otherwise join it unasked.
   if ('backbone' in training && !('preset' in training)) {
-    input.training = { ...structuredClone(BACKBONE_ALONE), ...training };
+    input.training = { ...structuredClone(NO_PRESET_EXTRAS), ...training };
     return undefined;
   }
   const name = training.preset ?? DEFAULT_PRESET;

@@ -46,8 +46,8 @@ export const DEFAULT_PRESET: TrainingPresetName = 'best';
 /** The keys a preset sets. */
 export const PRESET_KEYS = ['backbone', 'ensemble', 'backboneImageSize', 'tta'] as const;
 
-/** What a cnn, which has no backbone, gets for the preset's keys that it would otherwise contradict. */
-export const WITHOUT_BACKBONE = { ensemble: [], backboneImageSize: null, tta: false } as const;
-
-/** What a backbone named without a preset gets for the other preset keys: itself alone, at its own size. */
-export const BACKBONE_ALONE = WITHOUT_BACKBONE;
+/**
+ * The preset keys' values when no preset applies: a cnn (which has no backbone, and would otherwise contradict them)
+ * and a backbone named without a preset (itself alone, at its own size).
+ */
+export const NO_PRESET_EXTRAS = { ensemble: [], backboneImageSize: null, tta: false } as const;

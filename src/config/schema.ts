@@ -63,7 +63,11 @@ const splitSchema = z
 export const augmentationSchema = z
   .strictObject({
     horizontalFlip: toggle('horizontal flips', true, {
-      probability: fraction(1).default(0.5).describe('Probability that an image is mirrored (0..1).'),
+      probability: fraction(1)
+        .default(0.5)
+        .describe(
+          "Probability that the cnn's image is mirrored in an epoch (0..1). A backbone's head learns from one cached copy per photo, drawn once: with flips on, that copy is always the mirror image.",
+        ),
     }),
     rotation: toggle('rotations', false, {
       maxDegrees: fraction(180).default(15).describe('Largest rotation in degrees, either way (0..180).'),

@@ -5,6 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createTestApp, type TestApp } from '../../test/support/app.js';
 import { kaggleFiles, skipWithoutShared } from '../../test/support/shared.js';
 import { perceptualHash } from '../images/index.js';
+import { imageBlobKey } from '../storage/index.js';
 import { backfillPerceptualHashes } from './health.js';
 import { importFolder } from './import-folder.js';
 import { datasetParams } from '../training/params.js';
@@ -83,6 +84,19 @@ describe.skipIf(Boolean(skipWithoutShared))('dataset import and versions', () =>
     const stored = new Map((await app.db.images.perceptualHashes()).map((row) => [row.hash, row.perceptualHash]));
     const expected = await Promise.all(cats.map(async (file) => perceptualHash(fs.readFileSync(file))));
     expect([...stored.values()].sort()).toEqual(expected.sort());
+  });
+
+  it('backfills every other photo when one photo\'s blob cannot be read, and tries that one again next time', async () => {
+    kaggleFiles('cat', 3).forEach((file, i) => copy(file, 'cat', `${i}.jpg`));
+    await importFolder(ingestDeps(), folder);
+    const [lost] = (await app.db.images.list({ limit: 10, offset: 0 })).items;
+    await app.blobs.delete(imageBlobKey(lost!.hash));
+
+    expect(await backfillPerceptualHashes({ db: app.db, blobs: app.blobs })).toBe(1);
+    expect(await backfillPerceptualHashes({ db: app.db, blobs: app.blobs })).toBe(1);
+    const stored = await app.db.images.perceptualHashes();
+    expect(stored.map((row) => row.hash).sort()).not.toContain(lost!.hash);
+    expect(stored).toHaveLength(2);
   });
 
   it('numbers immutable versions, reuses an identical one, and never moves images between splits as data grows', async () => {

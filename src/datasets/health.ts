@@ -33,14 +33,20 @@ export function backfillPerceptualHashes(deps: HealthDependencies, limit = BACKF
   const backfill = (async () => {
     const { hashes, total } = await deps.db.images.withoutPerceptualHash(limit);
     let next = 0;
+    let hashed = 0;
     const worker = async () => {
       while (next < hashes.length) {
         const hash = hashes[next++]!;
-        await deps.db.images.setPerceptualHash(hash, await perceptualHash(await deps.blobs.get(imageBlobKey(hash))));
+        // A photo whose blob cannot be read or decoded now stays unhashed (and outside the near-duplicate groups)
+        // instead of failing every health view: the next view tries it again.
+        const value = await deps.blobs.get(imageBlobKey(hash)).then(perceptualHash).catch(() => undefined);
+        if (value === undefined) continue;
+        await deps.db.images.setPerceptualHash(hash, value);
+        hashed += 1;
       }
     };
     await Promise.all(Array.from({ length: BACKFILL_CONCURRENCY }, worker));
-    return total - hashes.length;
+    return total - hashed;
   })().finally(() => backfilling.delete(deps.db));
   backfilling.set(deps.db, backfill);
   return backfill;

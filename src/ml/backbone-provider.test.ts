@@ -39,6 +39,11 @@ describe.skipIf(skipWithoutShared)('BackboneProvider with catalogue names', () =
       expect(own.inputSize).toBe(224);
       expect(await provider.get(sharedPath('models', 'mobilenet_v1_0.25_224', 'model.json'), 224)).toBe(own);
       expect(await provider.get(sharedPath('models', 'mobilenet_v1_0.25_224', 'model.json'), 160)).toBe(sized);
+      // The other order: asked for at its own size first, then without a size, it is loaded once.
+      const other = new BackboneProvider({ cacheDir, resolution: { backboneDir: sharedPath('models'), scaling: {} } });
+      const atOwnSize = await other.get(sharedPath('models', 'mobilenet_v1_0.25_224', 'model.json'), 224);
+      expect(await other.get(sharedPath('models', 'mobilenet_v1_0.25_224', 'model.json'))).toBe(atOwnSize);
+      atOwnSize.dispose();
     } finally {
       sized.dispose();
       own.dispose();

@@ -31,7 +31,11 @@ export class BackboneProvider {
     // of a 288 px preset a whole extra graph build and backbone check per backbone.
     const own = await this.loaded.get(nameOrSource)?.catch(() => undefined);
     if (own?.inputSize === inputSize) return own;
-    return this.once(`${nameOrSource}@${inputSize}px`, () => load({ inputSize }));
+    const sized = await this.once(`${nameOrSource}@${inputSize}px`, () => load({ inputSize }));
+    // The size asked for was the backbone's own (its id names no other side): a later request without a size (the
+    // zero-shot fallback) gets this one instead of a second copy.
+    if (!sized.id.split('-').includes(`${inputSize}px`) && !this.loaded.has(nameOrSource)) this.loaded.set(nameOrSource, Promise.resolve(sized));
+    return sized;
   }
 
   /** An ensemble: the backbones of `sources` as one, their features side by side in order (one source: itself). */

@@ -212,6 +212,8 @@ async function graphBackbone(loaded: LoadedTensorflow, files: ModelFiles, source
     // leave the side unset) and serving (which asks for the model card's side) must agree on the id.
     ...(options.inputSize === undefined || options.inputSize === graphModelInput(parsed.data, source).shape[1] ? [] : [`${options.inputSize}px`]),
     ...(options.outputs?.features ? [idPart(options.outputs.features)] : []),
+    // The ImageNet output decides zero-shot answers and "neither": another node is another backbone to a model card.
+    ...(options.outputs?.imagenet ? [idPart(options.outputs.imagenet)] : []),
   ].join('-');
   try {
     return await loadGraphBackbone(loaded, parsed.data, files.shards, { ...options, source, id });

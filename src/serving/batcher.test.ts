@@ -74,8 +74,11 @@ describe.skipIf(skipWithoutShared)('batchPredictions', () => {
   });
 
   it('holds a call back for photos announced while they decode, and not for withdrawn ones', async () => {
-    // A long linger bound (a hundred times the last call), so what ends a wait here is the photos, not the clock.
-    const batched = batchPredictions(model, { lingerShare: 100 });
+    // A long linger bound (a hundred times the last call, up to the cap), so what ends a wait here is the photos,
+    // not the clock; each model call's start is noted, so a wait is told apart from the call that follows it.
+    const callStarts: number[] = [];
+    const batched = batchPredictions({ ...model, predictPixels: (images) => (callStarts.push(performance.now()), model.predictPixels(images)) }, { lingerShare: 100 });
+    const lastCallStart = () => callStarts[callStarts.length - 1]!;
     // A first call, so the batcher knows how long one takes.
     await batched.predictPixels([photos[0]!]);
     modelCalls.length = 0;
@@ -101,7 +104,22 @@ describe.skipIf(skipWithoutShared)('batchPredictions', () => {
     setTimeout(withdrawn, 20);
     await answered;
     expect(modelCalls).toEqual([1]);
-    expect(performance.now() - started, 'the wait ended at the withdrawal, not at the bound').toBeLessThan(500);
+    expect(lastCallStart() - started, 'the wait ended at the withdrawal, not at the bound').toBeLessThan(200);
+
+    // Never withdrawn (a client that stalls mid-upload): the call goes at the bound, and an announcement larger
+    // than the room left in the batch holds nothing back at all.
+    const stalled = batched.announce!(1);
+    const atBound = performance.now();
+    await batched.predictPixels([photos[0]!]);
+    const waited = lastCallStart() - atBound;
+    expect(waited, 'released by the 250 ms cap').toBeGreaterThanOrEqual(240);
+    expect(waited).toBeLessThan(1_500);
+    stalled();
+    const tooLarge = batched.announce!(40);
+    const unheld = performance.now();
+    await batched.predictPixels([photos[0]!]);
+    expect(lastCallStart() - unheld, 'not held for 40 photos that cannot fit').toBeLessThan(200);
+    tooLarge();
   });
 
   it('rejects every request of a failed call and keeps serving afterwards', async () => {

@@ -15,6 +15,9 @@ export const DEFAULT_MAX_BATCH = 32;
  */
 export const DEFAULT_LINGER_SHARE = 0.5;
 
+/** Whatever the previous call took (a first call at 288 px through three backbones is slow), no call waits longer. */
+const MAX_LINGER_MS = 250;
+
 export interface BatchingOptions {
   /** Most images in one model call (default DEFAULT_MAX_BATCH), however many a request carries. */
   maxBatch?: number;
@@ -33,19 +36,25 @@ export interface BatchingOptions {
  * image at once, held by the native allocator afterwards) grows with its batch, so no request may choose it.
  *
  * Photos announced (`announce`) while still being decoded hold a call back until they arrive, the batch is full
- * or half the previous call's time has passed. Without that, under load the decodes (which share the cores with
+ * or half the previous call's time (at most MAX_LINGER_MS) has passed; an announcement too large for the room left
+ * holds nothing back. Without that, under load the decodes (which share the cores with
  * the model) trickled in two at a time, and every call ran the backbones on two photos: for a three-backbone
  * preset, half the photos per second the backbones give at full batches.
  */
 export function batchPredictions(classifier: Classifier, { maxBatch = DEFAULT_MAX_BATCH, lingerShare = DEFAULT_LINGER_SHARE, onModelCall }: BatchingOptions = {}): Classifier {
   const waiting: Waiting[] = [];
   let draining = false;
-  let announced = 0;
+  /** The photo counts of the announcements not yet withdrawn. */
+  const announced: number[] = [];
   let lastCallMs = 0;
   /** Wakes a call that lingers for announced photos; set only while one does. */
   let wake: (() => void) | undefined;
   const waitingImages = () => waiting.reduce((sum, request) => sum + request.images.length, 0);
-  const lingering = () => announced > 0 && waitingImages() < maxBatch;
+  // Only an announcement that would still fit in this call is worth waiting for: a large upload joins a later one.
+  const lingering = () => {
+    const room = maxBatch - waitingImages();
+    return announced.some((images) => images <= room);
+  };
 
   /** Waits while announced photos are on their way and the batch is not full, at most `limitMs`. */
   const linger = async (limitMs: number): Promise<void> => {
@@ -78,7 +87,7 @@ export function batchPredictions(classifier: Classifier, { maxBatch = DEFAULT_MA
 
   const drain = async (): Promise<void> => {
     while (waiting.length > 0) {
-      if (lastCallMs > 0) await linger(lastCallMs * lingerShare);
+      if (lastCallMs > 0) await linger(Math.min(lastCallMs * lingerShare, MAX_LINGER_MS));
       const batch = takeBatch();
       const images = batch.flatMap((request) => request.images);
       onModelCall?.(images.length);
@@ -114,12 +123,12 @@ export function batchPredictions(classifier: Classifier, { maxBatch = DEFAULT_MA
       return (await Promise.all(parts)).flat();
     },
     announce(images) {
-      announced += images;
+      announced.push(images);
       let withdrawn = false;
       return () => {
         if (withdrawn) return;
         withdrawn = true;
-        announced -= images;
+        announced.splice(announced.indexOf(images), 1);
         wake?.();
       };
     },

@@ -1,5 +1,5 @@
 import type { CatdogConfig } from '../config/index.js';
-import { ConfigError, effectiveImageSize, trainingConflicts, WITHOUT_BACKBONE } from '../config/index.js';
+import { ConfigError, effectiveImageSize, trainingConflicts, NO_PRESET_EXTRAS } from '../config/index.js';
 import type { TrainingParams } from '../db/index.js';
 import type { DatasetParams } from '../datasets/versions.js';
 
@@ -29,7 +29,7 @@ export function resolveTrainingParams(config: CatdogConfig, overrides: TrainingO
   const toCnn = overrides.architecture === 'cnn' && config.training.architecture !== 'cnn';
   const training = {
     ...config.training,
-    ...(toCnn ? { ...WITHOUT_BACKBONE, ensemble: [] } : {}),
+    ...(toCnn ? { ...NO_PRESET_EXTRAS, ensemble: [] } : {}),
     architecture: overrides.architecture ?? config.training.architecture,
     epochs: overrides.epochs ?? config.training.epochs,
     learningRate: overrides.learningRate ?? config.training.learningRate,
