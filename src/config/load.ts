@@ -102,9 +102,12 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
   return { config: resolvePaths(config, baseOf), sources, ...(file ? { file } : {}) };
 }
 
-/** The configuration with no file and no environment: the schema's defaults with training.preset's applied. */
-export function builtInDefaults(): CatdogConfig {
-  const input: PlainObject = {};
+/**
+ * The configuration with no file and no environment: the schema's defaults with training.preset's applied (`preset`,
+ * or the default one).
+ */
+export function builtInDefaults(preset?: TrainingPresetName): CatdogConfig {
+  const input: PlainObject = preset === undefined ? {} : { training: { preset } };
   applyPreset(input);
   return configSchema.parse(input);
 }

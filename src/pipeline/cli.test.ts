@@ -140,7 +140,9 @@ describe.skipIf(skipWithoutShared)('catdog component / pipeline commands (built 
       expect(result.stdout).toContain('run kfp-run-42 (nightly)');
       expect(received.url).toBe('/pipeline/apis/v2beta1/runs');
       expect(received.body.display_name).toBe('nightly');
-      expect(received.body.pipeline_spec).toEqual(compileToKfp(catdogPipeline(), { image: configSchema.parse({}).pipeline.image }));
+      // The CLI tests' preset (test/support/cli.ts) is not the default one, so the steps are told it.
+      const env = [{ name: 'CATDOG_TRAINING__PRESET', value: 'fast' }];
+      expect(received.body.pipeline_spec).toEqual(compileToKfp(catdogPipeline(), { image: configSchema.parse({}).pipeline.image, env }));
       expect(received.body.runtime_config.parameters).toEqual({ epochs: 5, learningRate: 0.01, source: '/data/photos' });
 
       const withSecret = await catdog(home, ['pipeline', 'submit', '--target', 'kubeflow', '--secret', goldenSecret], { ...goldenConfigEnv, CATDOG_PIPELINE__KUBEFLOWURL: url });

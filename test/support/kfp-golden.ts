@@ -11,6 +11,8 @@ export const goldenConfigEnv: Record<string, string> = {
   CATDOG_STORAGE__BUCKET: 'catdog-blobs',
   CATDOG_STORAGE__ENDPOINT: 'http://minio.catdog.svc:9000',
   CATDOG_STORAGE__FORCE_PATH_STYLE: 'true',
+  // The preset the CLI tests train with (test/support/cli.ts), so the compiled spec is the same from both.
+  CATDOG_TRAINING__PRESET: 'fast',
   CATDOG_TRAINING__HEAD: 'mlp',
   CATDOG_IMAGES__MAX_BYTES: '10485760',
 };

@@ -137,6 +137,8 @@ describe('compiled steps get catdog\'s configuration', () => {
     for (const label of executors) {
       expect(spec.deploymentSpec.executors[label]?.container?.env).toEqual([
         { name: 'CATDOG_IMAGES__MAX_BYTES', value: '10485760' },
+        // Not the default preset: passed, and what it sets (its backbone, side, ensemble) follows from it.
+        { name: 'CATDOG_TRAINING__PRESET', value: 'fast' },
         { name: 'CATDOG_TRAINING__HEAD', value: 'mlp' },
         { name: 'CATDOG_STORAGE__KIND', value: 's3' },
         { name: 'CATDOG_STORAGE__BUCKET', value: 'catdog-blobs' },
@@ -187,9 +189,14 @@ describe('compiled steps get catdog\'s configuration', () => {
       CATDOG_SERVER__PORT: '9000',
     });
     const { env, secrets, notPassed } = stepEnvironment(local);
-    expect(env).toEqual([{ name: 'CATDOG_TRAINING__EPOCHS', value: '7' }]);
+    // A backbone named without a preset stands alone at its own size: the side goes as a variable, the (empty)
+    // ensemble cannot, and is said so beside the backbone file itself.
+    expect(env).toEqual([
+      { name: 'CATDOG_TRAINING__BACKBONE_IMAGE_SIZE', value: 'null' },
+      { name: 'CATDOG_TRAINING__EPOCHS', value: '7' },
+    ]);
     expect(secrets).toEqual([]);
-    expect(notPassed.map((entry) => entry.key)).toEqual(['training.backbone', 'database.url', 'storage.path']);
+    expect(notPassed.map((entry) => entry.key)).toEqual(['training.backbone', 'training.ensemble', 'database.url', 'storage.path']);
     expect(notPassed.find((entry) => entry.key === 'database.url')?.reason).toContain('pass --secret NAME');
     expect(toYaml(compileToKfp(catdogPipeline(local), { image, env }))).not.toContain(goldenDatabasePassword);
 

@@ -83,7 +83,10 @@ function notPassedReason(key: string, value: Leaf, secretName: string | undefine
  * file or an environment variable), and with `secretName` the Secret-backed database URL and S3 credentials.
  */
 export function stepEnvironment(config: CatdogConfig, secretName?: string): StepEnvironment {
-  const defaults = stepLeaves(builtInDefaults());
+  // What the config's preset sets follows from passing the preset itself (when it is not the default one): a step
+  // loads it as this machine did.
+  const defaults = stepLeaves(builtInDefaults(config.training.preset));
+  defaults.set('training.preset', builtInDefaults().training.preset);
   const env: ContainerEnvVar[] = [];
   const notPassed: StepEnvironment['notPassed'] = [];
   for (const [key, value] of stepLeaves(config)) {
