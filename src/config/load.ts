@@ -119,13 +119,9 @@ export function builtInDefaults(preset?: TrainingPresetName): CatdogConfig {
  */
 function applyPreset(input: PlainObject): { name: TrainingPresetName; keys: string[] } | undefined {
   const training = isPlainObject(input.training) ? input.training : {};
-  if (training.architecture === 'cnn') {
-    input.training = { ...structuredClone(NO_PRESET_EXTRAS), ...training };
-    return undefined;
-  }
-  // Naming a backbone without naming a preset means that backbone, alone at its own size: the default preset's
-  // other backbones, side or TTA would otherwise join it unasked.
-  if ('backbone' in training && !('preset' in training)) {
+  // A cnn has no backbone for a preset to add to; a backbone named without a preset means that backbone alone at its
+  // own size, where the default preset's other backbones, side or TTA would otherwise join it unasked.
+  if (training.architecture === 'cnn' || ('backbone' in training && !('preset' in training))) {
     input.training = { ...structuredClone(NO_PRESET_EXTRAS), ...training };
     return undefined;
   }
