@@ -335,31 +335,52 @@ export async function extractFeatures(
   batchSize = 32,
   onProgress?: (done: number, total: number) => void,
 ): Promise<Float32Array[]> {
-  const { tf } = await initTensorflow();
-  const { inputSize, featureSize } = backbone;
-  const pixelsPerImage = inputSize * inputSize * 3;
   const features: Float32Array[] = [];
   for (let start = 0; start < images.length; start += batchSize) {
     const batch = images.slice(start, start + batchSize);
-    const input = new Float32Array(batch.length * pixelsPerImage);
-    batch.forEach((image, i) => {
-      if (image.length !== pixelsPerImage) {
-        throw new Error(
-          `image ${start + i} has ${image.length} bytes; the backbone needs ${inputSize}×${inputSize} RGB (${pixelsPerImage})`,
-        );
-      }
-      input.set(image, i * pixelsPerImage);
-    });
-    const output = tf.tidy(() => backbone.features(tf.tensor4d(input, [batch.length, inputSize, inputSize, 3])));
-    try {
-      const values = await output.data<'float32'>();
-      for (let i = 0; i < batch.length; i++) features.push(values.slice(i * featureSize, (i + 1) * featureSize));
-    } finally {
-      output.dispose();
-    }
+    const [batchFeatures] = await extractFeaturesOfBatch([backbone], batch, start);
+    features.push(...batchFeatures!);
     onProgress?.(start + batch.length, images.length);
   }
   return features;
+}
+
+/**
+ * Each extractor's features of one batch of images (all extractors take the same input size), from one input
+ * tensor: an ensemble's parts or a photo's views need not copy the same pixels into TensorFlow once each.
+ * `firstIndex` numbers the images in errors.
+ */
+export async function extractFeaturesOfBatch(extractors: readonly FeatureExtractor[], images: readonly Uint8Array[], firstIndex = 0): Promise<Float32Array[][]> {
+  const { tf } = await initTensorflow();
+  const [first] = extractors;
+  if (!first) return [];
+  const { inputSize } = first;
+  const odd = extractors.find((extractor) => extractor.inputSize !== inputSize);
+  if (odd) throw new Error(`extractors of one batch must take the same input size: ${first.id} takes ${inputSize} px, ${odd.id} ${odd.inputSize} px`);
+  const pixelsPerImage = inputSize * inputSize * 3;
+  const input = new Float32Array(images.length * pixelsPerImage);
+  images.forEach((image, i) => {
+    if (image.length !== pixelsPerImage) {
+      throw new Error(`image ${firstIndex + i} has ${image.length} bytes; the backbone needs ${inputSize}×${inputSize} RGB (${pixelsPerImage})`);
+    }
+    input.set(image, i * pixelsPerImage);
+  });
+  const x = tf.tensor4d(input, [images.length, inputSize, inputSize, 3]);
+  try {
+    const result: Float32Array[][] = [];
+    for (const extractor of extractors) {
+      const output = tf.tidy(() => extractor.features(x));
+      try {
+        const values = await output.data<'float32'>();
+        result.push(images.map((_, i) => values.slice(i * extractor.featureSize, (i + 1) * extractor.featureSize)));
+      } finally {
+        output.dispose();
+      }
+    }
+    return result;
+  } finally {
+    x.dispose();
+  }
 }
 
 /** What a backbone computes, found in the loaded model and in its BatchNorm-folded copy. */

@@ -6,7 +6,7 @@ import { recordingBlobs } from '../../test/support/blobs.js';
 import { kaggleFiles, skipWithoutShared } from '../../test/support/shared.js';
 import { DECODE_ID, decodeToRgb, sha256Hex } from '../images/index.js';
 import { imageBlobKey, LocalBlobStore } from '../storage/index.js';
-import { featuresFor } from './feature-cache.js';
+import { featuresFor, featuresForRequests, mirroredVariant } from './feature-cache.js';
 import { initTensorflow, type FeatureExtractor } from './index.js';
 
 describe.skipIf(skipWithoutShared)('the feature cache', () => {
@@ -58,5 +58,58 @@ describe.skipIf(skipWithoutShared)('the feature cache', () => {
     const failing = { ...recordingBlobs(blobs).store, put: () => Promise.reject(new Error('disk full')) };
     const other: FeatureExtractor = { ...meanColour, id: 'mean-colour-failing' };
     await expect(featuresFor({ blobs: failing }, other, hashes, { batchSize: 2 })).rejects.toThrow('disk full');
+  });
+
+  it('reads and decodes each photo once for all of an ensemble\'s parts and views, and runs only the parts not cached', async () => {
+    const { tf } = await initTensorflow();
+    const channelMeans: FeatureExtractor = { id: 'channel-means', inputSize: 32, featureShape: [3], featureSize: 3, features: (rgb) => tf.mean(rgb, [1, 2]) };
+    // The mean of the left half's red channel: it tells a photo from its mirror image, which channel means cannot.
+    const leftRed: FeatureExtractor = { id: 'left-red', inputSize: 32, featureShape: [1], featureSize: 1, features: (rgb) => tf.mean(rgb.slice([0, 0, 0, 0], [-1, -1, 16, 1]), [1, 2, 3]).reshape([-1, 1]) };
+    const ensemble: FeatureExtractor = { id: 'ensemble', inputSize: 32, featureShape: [4], featureSize: 4, features: () => { throw new Error('the cache runs the parts'); }, parts: [channelMeans, leftRed] };
+    const files = [...kaggleFiles('cat', 3), ...kaggleFiles('dog', 2)];
+    const blobs = new LocalBlobStore(fs.mkdtempSync(path.join(root, 'shared-decode-')));
+    const hashes = await Promise.all(files.map(async (file) => {
+      const bytes = new Uint8Array(fs.readFileSync(file));
+      await blobs.put(imageBlobKey(sha256Hex(bytes)), bytes);
+      return sha256Hex(bytes);
+    }));
+    const recorded = recordingBlobs(blobs);
+    const progress: number[] = [];
+    const [plain, mirrored] = await featuresForRequests({ blobs: recorded.store }, ensemble, [{ hashes }, { hashes: hashes.slice(0, 3), variant: mirroredVariant }], {
+      batchSize: 2,
+      onProgress: ({ done, total }) => progress.push(done / total),
+    });
+    const photoReads = recorded.read.filter((key) => !key.startsWith('features/'));
+    expect(photoReads.sort()).toEqual(hashes.map((hash) => imageBlobKey(hash)).sort());
+    expect(recorded.written).toHaveLength(hashes.length * 2 + 3 * 2);
+    expect(progress.at(-1)).toBe(1);
+
+    for (const [photo, file] of files.entries()) {
+      const pixels = (await decodeToRgb(new Uint8Array(fs.readFileSync(file)), 32)).data;
+      const flipped = mirroredVariant.transform(pixels, hashes[photo]!);
+      const expected = async (rgb: Uint8Array) => {
+        const x = tf.tensor4d(Float32Array.from(rgb), [1, 32, 32, 3]);
+        const values = [...(await channelMeans.features(x).data()), ...(await leftRed.features(x).data())];
+        x.dispose();
+        return values;
+      };
+      const wanted = await expected(pixels);
+      wanted.forEach((value, i) => expect(plain![photo]![i]).toBeCloseTo(value, 3));
+      if (photo < 3) {
+        expect(mirrored![photo]![3]).toBeCloseTo((await expected(flipped))[3]!, 3);
+        expect(mirrored![photo]![3]).not.toBeCloseTo(plain![photo]![3]!, 1);
+      }
+    }
+
+    // A part added later runs alone on the photos; the cached part is read, not computed again.
+    const blueOnly: FeatureExtractor = { id: 'blue-only', inputSize: 32, featureShape: [1], featureSize: 1, features: (rgb) => tf.mean(rgb.slice([0, 0, 0, 2], [-1, -1, -1, 1]), [1, 2, 3]).reshape([-1, 1]) };
+    const grown = recordingBlobs(blobs);
+    const [withBlue] = await featuresForRequests({ blobs: grown.store }, { ...ensemble, id: 'grown', featureShape: [5], featureSize: 5, parts: [channelMeans, leftRed, blueOnly] }, [{ hashes }]);
+    expect(grown.written.every((key) => key.startsWith('features/blue-only/'))).toBe(true);
+    expect(grown.written).toHaveLength(hashes.length);
+    withBlue!.forEach((features, photo) => {
+      expect([...features.slice(0, 4)]).toEqual([...plain![photo]!]);
+      expect(features[4]).toBeCloseTo(features[2]!, 3);
+    });
   });
 });

@@ -5,7 +5,7 @@ import type { Split } from '../datasets/split.js';
 import { decodeToRgb } from '../images/index.js';
 import { binaryMetrics, initTensorflow, predictPDog, type BinaryMetrics } from '../ml/index.js';
 import type { BlobStore } from '../storage/index.js';
-import { featuresFor, mirroredVariant } from '../ml/feature-cache.js';
+import { featuresForRequests, mirroredVariant } from '../ml/feature-cache.js';
 import type { BackboneProvider } from '../ml/backbone-provider.js';
 import { combineViews, loadClassifier, type Classifier } from './classifier.js';
 
@@ -34,8 +34,9 @@ export async function predictStored(deps: { blobs: BlobStore }, classifier: Clas
     };
     for (let start = 0; start < hashes.length; start += CACHED_CHUNK) {
       const chunk = hashes.slice(start, start + CACHED_CHUNK);
-      const views = [await networkOn(await featuresFor(deps, input, chunk))];
-      if (card?.tta) views.push(await networkOn(await featuresFor(deps, input, chunk, { variant: mirroredVariant })));
+      const inputs = await featuresForRequests(deps, input, [{ hashes: chunk }, ...(card?.tta ? [{ hashes: chunk, variant: mirroredVariant }] : [])]);
+      const views: ArrayLike<number>[] = [];
+      for (const viewInputs of inputs) views.push(await networkOn(viewInputs));
       result.push(...combineViews(card, views));
     }
     return result;

@@ -41,7 +41,7 @@ import { thisProcessOwner } from '../app/process-owner.js';
 import { CatdogError } from '../errors.js';
 import { CANCELLED_REASON } from '../jobs/index.js';
 import { cancelledBeforeItStarted } from './attempts.js';
-import { featuresFor, type FeatureVariant } from '../ml/feature-cache.js';
+import { featuresForRequests, type FeatureVariant } from '../ml/feature-cache.js';
 import { foldOf, HEAD_L2_GRID, HEAD_SELECTION_FOLDS, selectHeadL2, type HeadSelection } from './head-selection.js';
 
 export type TrainingStage = 'features' | 'decoding' | 'cross-validating' | 'training' | 'fine-tuning' | 'calibrating' | 'evaluating' | 'saving' | 'promoting';
@@ -169,20 +169,18 @@ async function prepareTransfer(deps: TrainingDependencies, manifest: DatasetMani
   const crossValidated = params.head === 'logistic' && params.headL2 === 'cv' && !fineTune && !zeroShot && trainItems.length + validationItems.length >= 2 * HEAD_SELECTION_FOLDS;
   const learnedItems = crossValidated ? [...trainItems, ...validationItems] : trainItems;
   const variant = anyAugmentation(params.augmentation) ? augmentationVariant(params.augmentation, backbone.inputSize, params.seed) : undefined;
-  const total = trainItems.length + validationItems.length + (variant ? learnedItems.length : 0);
-  let offset = 0;
-  const progress = ({ done }: { done: number }) => {
-    signal?.throwIfAborted();
-    emit({ type: 'stage', runId, stage: 'features', done: offset + done, total });
-  };
-  const collect = async (items: ManifestEntry[], featureVariant?: FeatureVariant) => {
-    const outputs = await featuresFor(deps, extractor, items.map((item) => item.hash), { variant: featureVariant, onProgress: progress });
-    offset += items.length;
-    return outputs;
-  };
-  const trainOutputs = await collect(trainItems);
-  const validationOutputs = await collect(validationItems);
-  const augmentedOutputs = variant ? await collect(learnedItems, variant) : [];
+  const hashesOf = (items: ManifestEntry[]) => items.map((item) => item.hash);
+  const [trainOutputs = [], validationOutputs = [], augmentedOutputs = []] = await featuresForRequests(
+    deps,
+    extractor,
+    [{ hashes: hashesOf(trainItems) }, { hashes: hashesOf(validationItems) }, ...(variant ? [{ hashes: hashesOf(learnedItems), variant }] : [])],
+    {
+      onProgress: ({ done, total }) => {
+        signal?.throwIfAborted();
+        emit({ type: 'stage', runId, stage: 'features', done, total });
+      },
+    },
+  );
 
   const top = split ? await split.pretrainedTop() : undefined;
   const pooled = (outputs: Float32Array[]) => (top && split ? featuresFromActivations(top, outputs, split.featureShape) : Promise.resolve(outputs));
