@@ -60,7 +60,14 @@ export function augment(
   return new Uint8Array(out.buffer);
 }
 
-function copyMaybeMirrored(source: Uint8Array, target: Uint8ClampedArray, size: number, mirror: boolean): void {
+/** A square RGB image mirrored left to right. */
+export function mirrorRgb(pixels: Uint8Array): Uint8Array {
+  const mirrored = new Uint8Array(pixels.length);
+  copyMaybeMirrored(pixels, mirrored, Math.round(Math.sqrt(pixels.length / 3)), true);
+  return mirrored;
+}
+
+function copyMaybeMirrored(source: Uint8Array, target: Uint8Array | Uint8ClampedArray, size: number, mirror: boolean): void {
   if (!mirror) {
     target.set(source);
     return;

@@ -1,4 +1,4 @@
-export { augment, type AugmentationConfig } from './augment.js';
+export { augment, mirrorRgb, type AugmentationConfig } from './augment.js';
 export { DecodeSlots } from './decode-slots.js';
 export {
   DECODE_ID,

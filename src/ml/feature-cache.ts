@@ -1,4 +1,4 @@
-import { DECODE_ID, decodeToRgb } from '../images/index.js';
+import { DECODE_ID, decodeToRgb, mirrorRgb } from '../images/index.js';
 import { imageBlobKey, type BlobStore } from '../storage/index.js';
 import { extractFeaturesOfBatch, type FeatureExtractor } from './backbone.js';
 
@@ -9,20 +9,7 @@ export interface FeatureVariant {
 }
 
 /** The photo mirrored left to right: test-time augmentation averages P(dog) over it and the original. */
-export const mirroredVariant: FeatureVariant = {
-  key: 'mirrored',
-  transform(pixels) {
-    const size = Math.round(Math.sqrt(pixels.length / 3));
-    const mirrored = new Uint8Array(pixels.length);
-    for (let row = 0; row < size; row++) {
-      for (let x = 0; x < size; x++) {
-        const from = (row * size + x) * 3;
-        mirrored.set(pixels.subarray(from, from + 3), (row * size + size - 1 - x) * 3);
-      }
-    }
-    return mirrored;
-  },
-};
+export const mirroredVariant: FeatureVariant = { key: 'mirrored', transform: (pixels) => mirrorRgb(pixels) };
 
 export interface FeatureProgress {
   done: number;
