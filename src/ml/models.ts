@@ -1,4 +1,5 @@
-import type { LayersModel, SymbolicTensor } from '@tensorflow/tfjs';
+import type { layers, LayersModel, SymbolicTensor } from '@tensorflow/tfjs';
+import { nextDropoutSeed } from './graph/training-graph.js';
 import type { PetLogits } from './imagenet-head.js';
 import { tensorflow } from './tf.js';
 
@@ -15,6 +16,23 @@ export const DEFAULT_LOGISTIC_L2 = 1e-4;
 function layerSeeds(seed: number): () => number {
   let next = seed >>> 0;
   return () => (next = (next + 0x9e3779b9) >>> 0);
+}
+
+/**
+ * A dropout layer whose mask changes every training step and still follows from `seed`: each training call draws with
+ * the layer's seed, then moves it on (`nextDropoutSeed`, which the graph path follows too). tfjs's own seeded layer
+ * keeps its seed, so it dropped the same units of every batch of one size.
+ */
+function steppedDropout(rate: number, seed: number): ReturnType<typeof layers.dropout> {
+  const layer = tensorflow().layers.dropout({ rate, seed });
+  const call = layer.call.bind(layer);
+  layer.call = (inputs, kwargs) => {
+    const output = call(inputs, kwargs);
+    // The layer reads `seed` when it is called; tfjs declares the field private, so it is set by name.
+    if (kwargs['training'] === true) Reflect.set(layer, 'seed', nextDropoutSeed(Number(layer.getConfig()['seed'])));
+    return output;
+  };
+  return layer;
 }
 
 /**
@@ -42,7 +60,7 @@ export function buildHead(kind: HeadKind, featureSize: number, seed: number, zer
         ]
       : [
           tf.layers.dense({ inputShape, units: 128, activation: 'relu', kernelInitializer: kernelInitializer() }),
-          tf.layers.dropout({ rate: 0.3, seed: nextSeed() }),
+          steppedDropout(0.3, nextSeed()),
           tf.layers.dense({ units: 1, activation: 'sigmoid', kernelInitializer: kernelInitializer() }),
         ];
   if (!zeroShot) return tf.sequential({ name: `${kind}_head`, layers: trained([featureSize]) });
@@ -104,9 +122,9 @@ export function buildCnn(imageSize: number, seed: number): LayersModel {
       ...convBlock(128),
       tf.layers.flatten(),
       tf.layers.dense({ units: 128, activation: 'relu', kernelInitializer: kernelInitializer() }),
-      tf.layers.dropout({ rate: 0.5, seed: nextSeed() }),
+      steppedDropout(0.5, nextSeed()),
       tf.layers.dense({ units: 64, activation: 'relu', kernelInitializer: kernelInitializer() }),
-      tf.layers.dropout({ rate: 0.5, seed: nextSeed() }),
+      steppedDropout(0.5, nextSeed()),
       tf.layers.dense({ units: 1, activation: 'sigmoid', kernelInitializer: kernelInitializer() }),
     ],
   });

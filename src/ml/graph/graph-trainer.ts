@@ -5,7 +5,7 @@ import type { LayersModel, NamedTensorMap, Tensor } from '@tensorflow/tfjs';
 import type * as TensorflowNode from '@tensorflow/tfjs-node';
 import type { Tensorflow } from '../tf.js';
 import { encodeSavedModel, type GraphNode, type Signature } from './saved-model.js';
-import { type AdamSettings, type DropoutMask, type TrainingSignature, trainingGraph } from './training-graph.js';
+import { type AdamSettings, type DropoutMask, nextDropoutSeed, type TrainingSignature, trainingGraph } from './training-graph.js';
 
 type SavedModel = Awaited<ReturnType<typeof TensorflowNode.node.loadSavedModel>>;
 
@@ -130,43 +130,28 @@ export async function loadGraphTrainer(tf: Tensorflow, model: LayersModel, adam:
         tf.dispose(values);
       }
     },
-    dispose() {
-      disposeSessions();
-      masks.dispose();
-    },
+    dispose: disposeSessions,
   };
 }
 
 /**
- * The dropout masks of a step, drawn exactly as tfjs's `dropout` draws them. With a seed tfjs draws from a new
- * generator seeded alike on every call, so a seeded layer's mask is the same for every batch of one size: it is
- * drawn once per size and kept.
+ * The dropout masks of a step, drawn exactly as tfjs's `dropout` draws them: an unseeded layer's from fresh random
+ * numbers, a seeded layer's from its seed, which moves on each step as the eager path's layers move theirs
+ * (`nextDropoutSeed`).
  */
 function dropoutMasks(tf: Tensorflow, dropouts: readonly DropoutMask[]) {
-  const kept = new Map<string, Tensor>();
-  const draw = ({ rate, seed, units }: DropoutMask, batch: number): Tensor =>
-    tf.tidy(() => {
-      const keep = 1 - rate;
-      return tf.div(tf.floor(tf.add(tf.randomUniform([batch, units], 0, 1, 'float32', seed), keep)), keep);
-    });
+  const seeds = new Map(dropouts.map((dropout) => [dropout.key, dropout.seed]));
   return {
     forBatch(batch: number) {
-      const fresh: Tensor[] = [];
       const tensors = Object.fromEntries(
-        dropouts.map((dropout) => {
-          if (dropout.seed === undefined) {
-            const mask = draw(dropout, batch);
-            fresh.push(mask);
-            return [dropout.key, mask];
-          }
-          const id = `${dropout.key}/${batch}`;
-          const mask = kept.get(id) ?? draw(dropout, batch);
-          kept.set(id, mask);
-          return [dropout.key, mask];
+        dropouts.map(({ key, rate, units }) => {
+          const seed = seeds.get(key);
+          if (seed !== undefined) seeds.set(key, nextDropoutSeed(seed));
+          const keep = 1 - rate;
+          return [key, tf.tidy(() => tf.div(tf.floor(tf.add(tf.randomUniform([batch, units], 0, 1, 'float32', seed), keep)), keep))];
         }),
       );
-      return { tensors, release: () => tf.dispose(fresh) };
+      return { tensors, release: () => tf.dispose(Object.values(tensors)) };
     },
-    dispose: () => tf.dispose([...kept.values()]),
   };
 }

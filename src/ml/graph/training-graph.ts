@@ -10,6 +10,19 @@ type LayerVariable = LayersModel['weights'][number];
 export type { AdamSettings } from './graph-builder.js';
 
 /** A Dropout layer's mask, an input of every step: `floor(uniform[0, 1) + 1 − rate) / (1 − rate)`, [batch, units]. */
+/**
+ * The seed of a seeded dropout layer's next training step after one drawn with `seed`. tfjs draws a seeded mask from a
+ * generator seeded alike on every call, so a layer keeping one seed drops the same units of every batch of one size;
+ * both training paths move the seed on each step instead. murmur3's finaliser: a network's layers take neighbouring
+ * seeds, which must not lead into each other's streams.
+ */
+export function nextDropoutSeed(seed: number): number {
+  let mixed = (seed + 0x6d2b79f5) >>> 0;
+  mixed = Math.imul(mixed ^ (mixed >>> 16), 0x85ebca6b) >>> 0;
+  mixed = Math.imul(mixed ^ (mixed >>> 13), 0xc2b2ae35) >>> 0;
+  return (mixed ^ (mixed >>> 16)) >>> 0;
+}
+
 export interface DropoutMask {
   /** The step signature's input key. */
   key: string;
