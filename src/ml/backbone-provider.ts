@@ -1,6 +1,15 @@
 import { combineBackbones, loadBackbone, type Backbone, type LoadBackboneOptions } from './backbone.js';
 import { checkBackboneInChildProcess, type BackboneCheckOptions } from './backbone-check.js';
-import { resolveBackbone, type BackboneResolution } from './catalogue.js';
+import { catalogueBackbone, resolveBackbone, type BackboneResolution, type ResolvedBackbone } from './catalogue.js';
+
+/** What a model card records of a backbone given by URL or path: the scaling and output nodes it was trained with. */
+export type DeclaredBackbone = Omit<ResolvedBackbone, 'source'>;
+
+/**
+ * A backbone to load: its catalogue name, URL or path, alone or with what a model card recorded of it. The config's
+ * own entries for the source win; the recorded ones serve where the config has none (another process, another install).
+ */
+export type BackboneRequest = string | ({ source: string } & DeclaredBackbone);
 
 /**
  * Loads each backbone once per process: several models and the zero-shot fallback share it. Sources are catalogue
@@ -17,31 +26,48 @@ export class BackboneProvider {
   constructor(private readonly options: LoadBackboneOptions & { resolution?: BackboneResolution; check?: Omit<BackboneCheckOptions, 'cacheDir'> }) {}
 
   /** The backbone fed `inputSize` px images (absent: its own size, which the zero-shot fallback also uses). */
-  async get(nameOrSource: string, inputSize?: number): Promise<Backbone> {
+  async get(request: BackboneRequest, inputSize?: number): Promise<Backbone> {
     const { resolution = { backboneDir: '', scaling: {} }, check, ...options } = this.options;
-    const { source, scaling, outputs } = resolveBackbone(nameOrSource, resolution);
+    const nameOrSource = typeof request === 'string' ? request : request.source;
+    const resolved = resolveBackbone(nameOrSource, resolution);
+    const recorded: DeclaredBackbone = typeof request === 'string' ? {} : request;
+    const scaling = resolved.scaling ?? recorded.scaling;
+    const outputs = resolved.outputs ?? recorded.outputs;
     const declared = { ...(scaling ? { scaling } : {}), ...(outputs ? { outputs } : {}) };
     const load = async (sized: { inputSize?: number }) => {
-      if (check) await checkBackboneInChildProcess(source, { ...declared, ...sized }, { ...check, cacheDir: options.cacheDir, ...(options.onDownload ? { onDownload: options.onDownload } : {}) });
-      return loadBackbone(source, { ...options, ...declared, ...sized });
+      if (check) await checkBackboneInChildProcess(resolved.source, { ...declared, ...sized }, { ...check, cacheDir: options.cacheDir, ...(options.onDownload ? { onDownload: options.onDownload } : {}) });
+      return loadBackbone(resolved.source, { ...options, ...declared, ...sized });
     };
-    if (inputSize === undefined) return this.once(nameOrSource, () => load({}));
+    // Two cards may record other declarations for one source: each gets the backbone they describe.
+    const name = resolved.scaling === scaling && resolved.outputs === outputs ? nameOrSource : `${nameOrSource} ${JSON.stringify(declared)}`;
+    if (inputSize === undefined) return this.once(name, () => load({}));
     // Loaded at its own size already (the zero-shot fallback, an earlier model): that one serves. Otherwise the
     // backbone is loaded at the size asked for only: loading its own size first to compare cost a fresh training
     // of a 288 px preset a whole extra graph build and backbone check per backbone.
-    const own = await this.loaded.get(nameOrSource)?.catch(() => undefined);
+    const own = await this.loaded.get(name)?.catch(() => undefined);
     if (own?.inputSize === inputSize) return own;
-    const sized = await this.once(`${nameOrSource}@${inputSize}px`, () => load({ inputSize }));
+    const sized = await this.once(`${name}@${inputSize}px`, () => load({ inputSize }));
     // The size asked for was the backbone's own (its id names no other side): a later request without a size (the
     // zero-shot fallback) gets this one instead of a second copy.
-    if (!sized.id.split('-').includes(`${inputSize}px`) && !this.loaded.has(nameOrSource)) this.loaded.set(nameOrSource, Promise.resolve(sized));
+    if (!sized.id.split('-').includes(`${inputSize}px`) && !this.loaded.has(name)) this.loaded.set(name, Promise.resolve(sized));
     return sized;
   }
 
-  /** An ensemble: the backbones of `sources` as one, their features side by side in order (one source: itself). */
-  combined(sources: readonly string[], inputSize?: number): Promise<Backbone> {
-    if (sources.length === 1) return this.get(sources[0]!, inputSize);
-    return this.once(JSON.stringify([sources, inputSize]), async () => combineBackbones(await Promise.all(sources.map((source) => this.get(source, inputSize)))));
+  /** An ensemble: the backbones of `requests` as one, their features side by side in order (one source: itself). */
+  combined(requests: readonly BackboneRequest[], inputSize?: number): Promise<Backbone> {
+    if (requests.length === 1) return this.get(requests[0]!, inputSize);
+    return this.once(JSON.stringify([requests, inputSize]), async () => combineBackbones(await Promise.all(requests.map((request) => this.get(request, inputSize)))));
+  }
+
+  /**
+   * What the config declares of a backbone given by URL or path, for its models' cards: a process without those
+   * entries still loads it as trained. A catalogue name knows its own and records nothing.
+   */
+  declared(nameOrSource: string): DeclaredBackbone {
+    const { resolution } = this.options;
+    if (!resolution || catalogueBackbone(nameOrSource)) return {};
+    const { scaling, outputs } = resolveBackbone(nameOrSource, resolution);
+    return { ...(scaling ? { scaling } : {}), ...(outputs ? { outputs } : {}) };
   }
 
   private once(key: string, load: () => Promise<Backbone>): Promise<Backbone> {

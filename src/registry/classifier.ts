@@ -120,7 +120,7 @@ export async function loadClassifier(
 async function networkInput(backbones: BackboneProvider, modelId: string, card: ModelCard, primary: BackboneReference): Promise<NetworkInput> {
   const references = [primary, ...(card.ensemble ?? [])];
   for (const reference of references) {
-    const backbone = await backbones.get(reference.source, card.imageSize);
+    const backbone = await backbones.get(reference, card.imageSize);
     if (backbone.id !== reference.id) {
       throw new CatdogError(
         'backbone_mismatch',
@@ -129,7 +129,7 @@ async function networkInput(backbones: BackboneProvider, modelId: string, card: 
       );
     }
   }
-  const backbone = await backbones.combined(references.map((reference) => reference.source), card.imageSize);
+  const backbone = await backbones.combined(references, card.imageSize);
   return card.fineTuned ? await splitBackbone(backbone, card.fineTuned.layer) : pooledFeatures(backbone);
 }
 

@@ -190,7 +190,7 @@ async function prepareTransfer(deps: TrainingDependencies, manifest: DatasetMani
   const trainLabels = trainItems.map(labelValue);
   const validationLabels = validationItems.map(labelValue);
   const neither = neitherReference(backbone, trainFeatures, trainLabels, validationFeatures.length > 0 ? validationFeatures : trainFeatures);
-  const [primary, ...others] = parts.map((part, index) => ({ id: part.id, source: sources[index]! }));
+  const [primary, ...others] = parts.map((part, index) => ({ id: part.id, source: sources[index]!, ...deps.backbones.declared(sources[index]!) }));
   const card = { imageSize: backbone.inputSize, backbone: primary, ...(others.length > 0 ? { ensemble: others } : {}), head: params.head, neither };
   const headWith = (l2: number) => buildHead(params.head, backbone.featureSize, params.seed, zeroShot, l2);
 

@@ -12,6 +12,7 @@ import { loadGraphBackbone } from '../../src/ml/graph-backbone.js';
 import { graphModelJsonSchema } from '../../src/ml/graph/from-graph-model.js';
 import { animalMassesOfFeatures, petLogits } from '../../src/ml/imagenet-head.js';
 import { initTensorflow } from '../../src/ml/tf.js';
+import { readModelFiles } from '../../src/registry/artifacts.js';
 import { loadClassifier } from '../../src/registry/classifier.js';
 import { exportModel } from '../../src/registry/export.js';
 import { datasetParams, resolveTrainingParams } from '../../src/training/params.js';
@@ -156,7 +157,7 @@ describe.skipIf(Boolean(skipReason))('a TF.js graph model as the backbone: featu
     }, SLOW_TEST_MS);
     afterAll(async () => app?.dispose());
 
-    it('trains a head through trainOnDataset, serves it from another process, and refuses to export it as one network', async () => {
+    it('trains a head through trainOnDataset, serves it from a process whose config does not declare it, and refuses to export it as one network', async () => {
       const resolution = { backboneDir: '', scaling: { [modelJson]: 'x/255' as const }, outputs: { [modelJson]: declared() } };
       const backbones = new BackboneProvider({ cacheDir: path.join(app.home, 'cache'), resolution });
       const deps = { ...app, backbones };
@@ -166,8 +167,11 @@ describe.skipIf(Boolean(skipReason))('a TF.js graph model as the backbone: featu
       const outcome = await trainOnDataset(deps, { datasetId, params: resolveTrainingParams(config) });
       expect(outcome.metrics.count).toBeGreaterThan(0);
 
-      // Another process's provider: a cache of its own, so nothing loaded or written by the training is reused.
-      const fresh = new BackboneProvider({ cacheDir: path.join(app.home, 'serving-cache'), resolution });
+      // Another process's provider with a config that says nothing of this backbone (a cache of its own, so nothing
+      // loaded or written by the training is reused): the model's card recorded its scaling and output nodes.
+      const { card } = await readModelFiles(app.blobs, outcome.model.artifactPrefix);
+      expect(card.backbone).toMatchObject({ source: modelJson, scaling: 'x/255', outputs: declared() });
+      const fresh = new BackboneProvider({ cacheDir: path.join(app.home, 'serving-cache') });
       const classifier = await loadClassifier({ blobs: app.blobs, backbones: fresh }, outcome.model);
       try {
         expect(classifier.inputSize).toBe(SIZE);
