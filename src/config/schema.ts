@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { z } from 'zod';
-import { BACKBONE_NAMES, PIXEL_SCALINGS } from '../ml/catalogue.js';
+import { BACKBONE_NAMES, backboneOutputNamesSchema, PIXEL_SCALINGS } from '../ml/catalogue.js';
 import { DEFAULT_PRESET, TRAINING_PRESETS } from './presets.js';
 
 /**
@@ -151,7 +151,7 @@ const trainingSchema = z
           '(caffe = BGR minus the ImageNet channel means; none = the model scales inside). Absent: x/127.5-1, as Keras MobileNets and EfficientNet-Lite. Catalogue names know their own; a TFLite file states its own in its input quantization, which is checked.',
       ),
     backboneOutputs: z
-      .record(z.string().min(1), z.strictObject({ features: z.string().min(1).optional(), imagenet: z.string().min(1).optional() }))
+      .record(z.string().min(1), backboneOutputNamesSchema)
       .default({})
       .describe(
         'Output nodes of backbones that are TF.js graph models (model.json format graph-model), keyed by their URL or path like training.backboneScaling: ' +

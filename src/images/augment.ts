@@ -62,8 +62,10 @@ export function augment(
 
 /** A square RGB image mirrored left to right. */
 export function mirrorRgb(pixels: Uint8Array): Uint8Array {
+  const size = Math.round(Math.sqrt(pixels.length / 3));
+  if (pixels.length !== size * size * 3) throw new RangeError(`expected a square RGB image, got ${pixels.length} bytes`);
   const mirrored = new Uint8Array(pixels.length);
-  copyMaybeMirrored(pixels, mirrored, Math.round(Math.sqrt(pixels.length / 3)), true);
+  copyMaybeMirrored(pixels, mirrored, size, true);
   return mirrored;
 }
 

@@ -5,8 +5,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { CatdogError } from '../errors.js';
-import { backboneContentHash, type BackboneOutputNames } from './backbone.js';
-import { PIXEL_SCALINGS, type PixelScaling } from './catalogue.js';
+import { backboneContentHash } from './backbone.js';
+import { type BackboneOutputNames, backboneOutputNamesSchema, PIXEL_SCALINGS, type PixelScaling } from './catalogue.js';
 
 /** What the check process is asked to load and run, on its stdin. */
 export const backboneCheckRequestSchema = z.strictObject({
@@ -14,7 +14,7 @@ export const backboneCheckRequestSchema = z.strictObject({
   cacheDir: z.string().min(1),
   scaling: z.enum(PIXEL_SCALINGS).optional(),
   inputSize: z.int().positive().optional(),
-  outputs: z.strictObject({ features: z.string().min(1).optional(), imagenet: z.string().min(1).optional() }).optional(),
+  outputs: backboneOutputNamesSchema.optional(),
   /** An encoded photo the forward pass runs on; absent: a colour gradient of the backbone's input size. */
   photoPath: z.string().min(1).optional(),
 });

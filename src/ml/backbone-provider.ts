@@ -6,10 +6,26 @@ import { catalogueBackbone, resolveBackbone, type BackboneResolution, type Resol
 export type DeclaredBackbone = Omit<ResolvedBackbone, 'source'>;
 
 /**
- * A backbone to load: its catalogue name, URL or path, alone or with what a model card recorded of it. The config's
- * own entries for the source win; the recorded ones serve where the config has none (another process, another install).
+ * A backbone to load: its catalogue name, URL or path, alone or with what a model card recorded of it. The card's
+ * record wins, as the model was trained so; the config's entries serve where it has none (a card written before cards
+ * recorded them, a training run).
  */
 export type BackboneRequest = string | ({ source: string } & DeclaredBackbone);
+
+const declaredOf = ({ scaling, outputs }: DeclaredBackbone): DeclaredBackbone => ({ ...(scaling ? { scaling } : {}), ...(outputs ? { outputs } : {}) });
+
+/**
+ * Where a request's backbone comes from and how it is declared, and the name a provider keeps it under: its own,
+ * unless a card declares it otherwise than the config does (then two models may need two loads of one file).
+ */
+function resolveRequest(request: BackboneRequest, resolution: BackboneResolution = { backboneDir: '', scaling: {} }): { name: string; source: string; declared: DeclaredBackbone } {
+  const nameOrSource = typeof request === 'string' ? request : request.source;
+  const resolved = resolveBackbone(nameOrSource, resolution);
+  const fromConfig = declaredOf(resolved);
+  const declared = typeof request === 'string' ? fromConfig : { ...fromConfig, ...declaredOf(request) };
+  const same = JSON.stringify(declared) === JSON.stringify(fromConfig);
+  return { name: same ? nameOrSource : `${nameOrSource} ${JSON.stringify(declared)}`, source: resolved.source, declared };
+}
 
 /**
  * Loads each backbone once per process: several models and the zero-shot fallback share it. Sources are catalogue
@@ -27,19 +43,12 @@ export class BackboneProvider {
 
   /** The backbone fed `inputSize` px images (absent: its own size, which the zero-shot fallback also uses). */
   async get(request: BackboneRequest, inputSize?: number): Promise<Backbone> {
-    const { resolution = { backboneDir: '', scaling: {} }, check, ...options } = this.options;
-    const nameOrSource = typeof request === 'string' ? request : request.source;
-    const resolved = resolveBackbone(nameOrSource, resolution);
-    const recorded: DeclaredBackbone = typeof request === 'string' ? {} : request;
-    const scaling = resolved.scaling ?? recorded.scaling;
-    const outputs = resolved.outputs ?? recorded.outputs;
-    const declared = { ...(scaling ? { scaling } : {}), ...(outputs ? { outputs } : {}) };
+    const { check, resolution, ...options } = this.options;
+    const { name, source, declared } = resolveRequest(request, resolution);
     const load = async (sized: { inputSize?: number }) => {
-      if (check) await checkBackboneInChildProcess(resolved.source, { ...declared, ...sized }, { ...check, cacheDir: options.cacheDir, ...(options.onDownload ? { onDownload: options.onDownload } : {}) });
-      return loadBackbone(resolved.source, { ...options, ...declared, ...sized });
+      if (check) await checkBackboneInChildProcess(source, { ...declared, ...sized }, { ...check, cacheDir: options.cacheDir, ...(options.onDownload ? { onDownload: options.onDownload } : {}) });
+      return loadBackbone(source, { ...options, ...declared, ...sized });
     };
-    // Two cards may record other declarations for one source: each gets the backbone they describe.
-    const name = resolved.scaling === scaling && resolved.outputs === outputs ? nameOrSource : `${nameOrSource} ${JSON.stringify(declared)}`;
     if (inputSize === undefined) return this.once(name, () => load({}));
     // Loaded at its own size already (the zero-shot fallback, an earlier model): that one serves. Otherwise the
     // backbone is loaded at the size asked for only: loading its own size first to compare cost a fresh training
@@ -56,7 +65,8 @@ export class BackboneProvider {
   /** An ensemble: the backbones of `requests` as one, their features side by side in order (one source: itself). */
   combined(requests: readonly BackboneRequest[], inputSize?: number): Promise<Backbone> {
     if (requests.length === 1) return this.get(requests[0]!, inputSize);
-    return this.once(JSON.stringify([requests, inputSize]), async () => combineBackbones(await Promise.all(requests.map((request) => this.get(request, inputSize)))));
+    const key = JSON.stringify([requests.map((request) => resolveRequest(request, this.options.resolution).name), inputSize]);
+    return this.once(key, async () => combineBackbones(await Promise.all(requests.map((request) => this.get(request, inputSize)))));
   }
 
   /**
@@ -66,8 +76,7 @@ export class BackboneProvider {
   declared(nameOrSource: string): DeclaredBackbone {
     const { resolution } = this.options;
     if (!resolution || catalogueBackbone(nameOrSource)) return {};
-    const { scaling, outputs } = resolveBackbone(nameOrSource, resolution);
-    return { ...(scaling ? { scaling } : {}), ...(outputs ? { outputs } : {}) };
+    return declaredOf(resolveBackbone(nameOrSource, resolution));
   }
 
   private once(key: string, load: () => Promise<Backbone>): Promise<Backbone> {

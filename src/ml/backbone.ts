@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import type { io, LayersModel, SymbolicTensor, Tensor, Tensor2D, Tensor4D } from '@tensorflow/tfjs';
 import { z } from 'zod';
 import { CatdogError } from '../errors.js';
-import { NATIVE_SCALING, type PixelScaling } from './catalogue.js';
+import { type BackboneOutputNames, NATIVE_SCALING, type PixelScaling } from './catalogue.js';
 import { foldBatchNormalization } from './fold-batch-norm.js';
 import { loadGraphBackbone } from './graph-backbone.js';
 import { graphModelInput, graphModelJsonSchema } from './graph/from-graph-model.js';
@@ -109,11 +109,6 @@ export interface LoadBackboneOptions {
  * Nodes of a TF.js graph model (`node` or `node:index`): its pooled features, and its 1000 ImageNet class
  * probabilities if it has them (`training.backboneOutputs`). A layers model's are found in its layers.
  */
-export interface BackboneOutputNames {
-  features?: string;
-  imagenet?: string;
-}
-
 const IMAGENET_CLASSES = 1000;
 
 interface ModelJson {

@@ -1,6 +1,10 @@
 import path from 'node:path';
+import { z } from 'zod';
 import { CatdogError } from '../errors.js';
-import type { BackboneOutputNames } from './backbone.js';
+
+/** A TF.js graph model's declared output nodes (`training.backboneOutputs`, a model card's record of them). */
+export const backboneOutputNamesSchema = z.strictObject({ features: z.string().min(1).optional(), imagenet: z.string().min(1).optional() });
+export type BackboneOutputNames = z.infer<typeof backboneOutputNamesSchema>;
 
 /**
  * How a backbone wants its RGB 0..255 pixels `x` scaled: `x/127.5-1` (Keras MobileNets, EfficientNet-Lite),

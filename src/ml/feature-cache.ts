@@ -5,6 +5,7 @@ import { extractFeaturesOfBatch, type FeatureExtractor } from './backbone.js';
 /** A deterministic pixel transform whose features are cached under its own key (e.g. a seeded augmentation). */
 export interface FeatureVariant {
   key: string;
+  /** New pixels from `pixels`, which it must leave as they are: the photo's other views are made from them too. */
   transform(pixels: Uint8Array, imageHash: string): Uint8Array;
 }
 
@@ -56,6 +57,7 @@ const cachedParts = (extractor: FeatureExtractor): readonly FeatureExtractor[] =
  * `featuresFor` of several requests at once, in their order. A photo missing from any part's or view's cache is read
  * and decoded once, each view made from those pixels and each part run on each view: an ensemble of three backbones
  * with a mirrored copy per photo would otherwise decode it six times, which took a tenth of the CPU of a training run.
+ * Each part's vector goes straight into the answers that want it, so nothing else holds the features.
  * Progress counts the requests' photos, a photo done when all its parts are.
  */
 export async function featuresForRequests(
@@ -65,39 +67,54 @@ export async function featuresForRequests(
   options: Omit<FeatureOptions, 'variant'> = {},
 ): Promise<Float32Array[][]> {
   const parts = cachedParts(extractor);
-  const variants = new Map(requests.map((request) => [request.variant?.key ?? 'plain', request.variant]));
-  // One lookup per cache key, however many requests name it.
-  const found = new Map<string, Promise<Float32Array | undefined>>();
-  const lookup = (part: FeatureExtractor, variantKey: string, hash: string) => {
-    const key = featureKey(part.id, variantKey, hash);
-    const value = found.get(key) ?? deps.blobs.getOrUndefined(key).then((bytes) => (bytes?.byteLength === part.featureSize * 4 ? toFloat32(bytes) : undefined));
-    found.set(key, value);
-    return value;
+  const offsets = parts.map((_, part) => parts.slice(0, part).reduce((sum, { featureSize }) => sum + featureSize, 0));
+  const answers = requests.map((request) => new Array<Float32Array>(request.hashes.length));
+  /** Each cache key's vector: its length, and every (request, photo, offset in the joined vector) it belongs to. */
+  const wanting = new Map<string, { featureSize: number; slots: { request: number; image: number; offset: number }[] }>();
+  requests.forEach((request, index) =>
+    parts.forEach((part, partIndex) =>
+      request.hashes.forEach((hash, image) => {
+        const key = featureKey(part.id, request.variant?.key ?? 'plain', hash);
+        const entry = wanting.get(key) ?? { featureSize: part.featureSize, slots: [] };
+        entry.slots.push({ request: index, image, offset: offsets[partIndex]! });
+        wanting.set(key, entry);
+      }),
+    ),
+  );
+  const place = (key: string, vector: Float32Array) => {
+    for (const { request, image, offset } of wanting.get(key)!.slots) {
+      if (parts.length === 1) answers[request]![image] = vector;
+      else (answers[request]![image] ??= new Float32Array(extractor.featureSize)).set(vector, offset);
+    }
   };
-  const cached = await Promise.all(requests.map((request) => {
-    const variantKey = request.variant?.key ?? 'plain';
-    return Promise.all(parts.map((part) => Promise.all(request.hashes.map((hash) => lookup(part, variantKey, hash)))));
-  }));
-  // What each photo still needs, photos in the order the requests name them (variant key → parts),
-  // and how many of the requests' photos wait for each photo's decode.
+  const uncached = new Set<string>();
+  await Promise.all(
+    [...wanting].map(async ([key, { featureSize }]) => {
+      const bytes = await deps.blobs.getOrUndefined(key);
+      if (bytes?.byteLength === featureSize * 4) place(key, toFloat32(bytes));
+      else uncached.add(key);
+    }),
+  );
+  // What each photo still needs, photos in the order the requests name them (variant key → parts), and how many of
+  // the requests' photos wait for each photo's decode.
+  const variants = new Map(requests.map((request) => [request.variant?.key ?? 'plain', request.variant]));
   const missing = new Map<string, Map<string, Set<number>>>();
   const waitingOn = new Map<string, number>();
-  requests.forEach((request, index) => {
+  for (const request of requests) {
     const variantKey = request.variant?.key ?? 'plain';
-    request.hashes.forEach((hash, image) => {
-      const uncached = parts.flatMap((_, part) => (cached[index]![part]![image] ? [] : [part]));
-      if (uncached.length === 0) return;
+    for (const hash of request.hashes) {
+      const needed = parts.flatMap((part, index) => (uncached.has(featureKey(part.id, variantKey, hash)) ? [index] : []));
+      if (needed.length === 0) continue;
       const needs = missing.get(hash) ?? new Map<string, Set<number>>();
-      missing.set(hash, needs.set(variantKey, new Set([...(needs.get(variantKey) ?? []), ...uncached])));
+      missing.set(hash, needs.set(variantKey, new Set([...(needs.get(variantKey) ?? []), ...needed])));
       waitingOn.set(hash, (waitingOn.get(hash) ?? 0) + 1);
-    });
-  });
+    }
+  }
   const total = requests.reduce((sum, request) => sum + request.hashes.length, 0);
   const cachedCount = total - [...waitingOn.values()].reduce((sum, count) => sum + count, 0);
   let done = cachedCount;
   options.onProgress?.({ done, total, cached: cachedCount });
 
-  const computed = new Map<string, Float32Array>();
   const hashes = [...missing.keys()];
   const chunkSize = options.batchSize ?? 32;
   const decodeChunk = (start: number) =>
@@ -114,26 +131,28 @@ export async function featuresForRequests(
     decoding?.catch(() => undefined);
     const chunk = hashes.slice(start, start + chunkSize);
     for (const [variantKey, variant] of variants) {
-      const needing = chunk.flatMap((hash, position) => (missing.get(hash)!.has(variantKey) ? [position] : []));
-      if (needing.length === 0) continue;
-      const views = needing.map((position) => (variant ? variant.transform(pixels[position]!, chunk[position]!) : pixels[position]!));
+      const views = new Map(
+        chunk.flatMap((hash, position) => (missing.get(hash)!.has(variantKey) ? [[position, variant ? variant.transform(pixels[position]!, hash) : pixels[position]!] as const] : [])),
+      );
       // Parts needing the same photos share one batch; a part cached for some of them (one added to an ensemble) runs on its own.
-      const partsByPhotos = new Map<string, { positions: number[]; parts: number[] }>();
+      const groups = new Map<string, { positions: number[]; parts: number[] }>();
       parts.forEach((_, part) => {
-        const positions = needing.filter((position) => missing.get(chunk[position]!)!.get(variantKey)!.has(part));
-        const group = partsByPhotos.get(positions.join()) ?? { positions, parts: [] };
-        if (positions.length > 0) partsByPhotos.set(positions.join(), { positions, parts: [...group.parts, part] });
+        const positions = [...views.keys()].filter((position) => missing.get(chunk[position]!)!.get(variantKey)!.has(part));
+        if (positions.length === 0) return;
+        const group = groups.get(positions.join()) ?? { positions, parts: [] };
+        groups.set(positions.join(), { ...group, parts: [...group.parts, part] });
       });
-      for (const group of partsByPhotos.values()) {
-        const batch = group.positions.map((position) => views[needing.indexOf(position)]!);
-        const outputs = await extractFeaturesOfBatch(group.parts.map((part) => parts[part]!), batch);
-        group.parts.forEach((part, output) => group.positions.forEach((position, i) => {
-          const vector = outputs[output]![i]!;
-          const key = featureKey(parts[part]!.id, variantKey, chunk[position]!);
-          computed.set(key, vector);
-          const write = deps.blobs.put(key, new Uint8Array(vector.buffer, vector.byteOffset, vector.byteLength));
-          writes.push(write.catch((error: unknown) => void (writeFailure ??= { error })));
-        }));
+      for (const group of groups.values()) {
+        const outputs = await extractFeaturesOfBatch(group.parts.map((part) => parts[part]!), group.positions.map((position) => views.get(position)!));
+        group.parts.forEach((part, output) =>
+          group.positions.forEach((position, i) => {
+            const vector = outputs[output]![i]!;
+            const key = featureKey(parts[part]!.id, variantKey, chunk[position]!);
+            place(key, vector);
+            const write = deps.blobs.put(key, new Uint8Array(vector.buffer, vector.byteOffset, vector.byteLength));
+            writes.push(write.catch((error: unknown) => void (writeFailure ??= { error })));
+          }),
+        );
       }
     }
     done += chunk.reduce((sum, hash) => sum + waitingOn.get(hash)!, 0);
@@ -141,19 +160,5 @@ export async function featuresForRequests(
   }
   await Promise.all(writes);
   if (writeFailure) throw writeFailure.error;
-
-  return requests.map((request, index) => {
-    const variantKey = request.variant?.key ?? 'plain';
-    const ofParts = parts.map((part, partIndex) => request.hashes.map((hash, image) => cached[index]![partIndex]![image] ?? computed.get(featureKey(part.id, variantKey, hash))!));
-    if (parts.length === 1) return ofParts[0]!;
-    return request.hashes.map((_, image) => {
-      const joined = new Float32Array(extractor.featureSize);
-      let offset = 0;
-      for (const features of ofParts) {
-        joined.set(features[image]!, offset);
-        offset += features[image]!.length;
-      }
-      return joined;
-    });
-  });
+  return answers;
 }

@@ -1,5 +1,5 @@
 import type { layers, LayersModel, SymbolicTensor } from '@tensorflow/tfjs';
-import { nextDropoutSeed } from './graph/training-graph.js';
+import { takeDropoutSeed } from './dropout-seed.js';
 import type { PetLogits } from './imagenet-head.js';
 import { tensorflow } from './tf.js';
 
@@ -20,18 +20,20 @@ function layerSeeds(seed: number): () => number {
 
 /**
  * A dropout layer whose mask changes every training step and still follows from `seed`: each training call draws with
- * the layer's seed, then moves it on (`nextDropoutSeed`, which the graph path follows too). tfjs's own seeded layer
- * keeps its seed, so it dropped the same units of every batch of one size.
+ * the seed the layer holds, then moves it on (`takeDropoutSeed`, as the graph path does). Saved files keep `seed`, so
+ * they do not depend on how many steps trained the model or on which path.
  */
 function steppedDropout(rate: number, seed: number): ReturnType<typeof layers.dropout> {
   const layer = tensorflow().layers.dropout({ rate, seed });
   const call = layer.call.bind(layer);
+  const getConfig = layer.getConfig.bind(layer);
   layer.call = (inputs, kwargs) => {
+    // tfjs draws with the seed the layer holds when called; only then does it move on.
     const output = call(inputs, kwargs);
-    // The layer reads `seed` when it is called; tfjs declares the field private, so it is set by name.
-    if (kwargs['training'] === true) Reflect.set(layer, 'seed', nextDropoutSeed(Number(layer.getConfig()['seed'])));
+    if (kwargs['training'] === true) takeDropoutSeed(layer);
     return output;
   };
+  layer.getConfig = () => ({ ...getConfig(), seed });
   return layer;
 }
 

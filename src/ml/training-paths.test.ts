@@ -35,8 +35,9 @@ describe.skipIf(onWasm || skipWithoutShared)('graph and eager training paths on 
       const model = build();
       const { epochs } = await trainBinaryClassifier({ model, train: train(), epochs: 3, learningRate, earlyStoppingPatience: 0, eager });
       const weights = model.getWeights().map((weight) => weight.dataSync().slice());
+      const dropoutSeeds = model.layers.filter((layer) => layer.getClassName() === 'Dropout').map((layer) => Reflect.get(layer, 'seed') as unknown);
       model.dispose();
-      return { losses: epochs.map((epoch) => epoch.loss), correct: epochs.map((epoch) => Math.round(epoch.accuracy * labels.length)), weights };
+      return { losses: epochs.map((epoch) => epoch.loss), correct: epochs.map((epoch) => Math.round(epoch.accuracy * labels.length)), weights, dropoutSeeds };
     };
     const initial = build();
     const initialWeights = initial.getWeights().map((weight) => weight.dataSync().slice());
@@ -57,10 +58,15 @@ describe.skipIf(onWasm || skipWithoutShared)('graph and eager training paths on 
     return differing / elements;
   }
 
-  /** Every epoch's loss within float rounding (1e-5 relative; measured: 2e-6 for the CNN, 1e-7 for the head) and the same answers. */
-  function expectSameEpochs(graph: { losses: number[]; correct: number[] }, eager: { losses: number[]; correct: number[] }) {
+  /**
+   * Every epoch's loss within float rounding (1e-5 relative; measured: 2e-6 for the CNN, 1e-7 for the head), the same
+   * answers, and every dropout layer's seed moved on alike, so a later phase (fine-tuning) goes on with one sequence.
+   */
+  function expectSameEpochs(graph: { losses: number[]; correct: number[]; dropoutSeeds: unknown[] }, eager: { losses: number[]; correct: number[]; dropoutSeeds: unknown[] }) {
     graph.losses.forEach((loss, i) => expect(Math.abs(loss - eager.losses[i]!) / eager.losses[i]!).toBeLessThan(1e-5));
     expect(graph.correct).toEqual(eager.correct);
+    expect(graph.dropoutSeeds.length).toBeGreaterThan(0);
+    expect(graph.dropoutSeeds).toEqual(eager.dropoutSeeds);
   }
 
   it('the CNN: the same loss and answers every epoch, and the weights moved alike', async () => {

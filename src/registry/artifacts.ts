@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { CatdogError } from '../errors.js';
 import type { DeclaredBackbone } from '../ml/backbone-provider.js';
-import { PIXEL_SCALINGS } from '../ml/catalogue.js';
+import { backboneOutputNamesSchema, PIXEL_SCALINGS } from '../ml/catalogue.js';
 import type { ClassCentroids } from '../ml/centroids.js';
 import type { BlobStore } from '../storage/index.js';
 import type { ModelCalibration } from './calibration.js';
@@ -91,7 +91,7 @@ const backboneReferenceSchema = z.object({
   id: z.string().min(1),
   source: z.string().min(1),
   scaling: z.enum(PIXEL_SCALINGS).optional(),
-  outputs: z.object({ features: z.string().min(1).optional(), imagenet: z.string().min(1).optional() }).optional(),
+  outputs: backboneOutputNamesSchema.optional(),
 });
 /** JSON has no NaN: a figure that was NaN when written comes back as null. */
 const figure = z.number().nullable().transform((value) => value ?? Number.NaN);

@@ -63,7 +63,7 @@ describe.skipIf(skipWithoutShared)('feature batches resident in the training gra
         model,
         train: offered,
         validation: featureBatches(tf, features.slice(64), labels.slice(64), 16, 5, false),
-        epochs: 4,
+        epochs: 8,
         learningRate: 1e-3,
         earlyStoppingPatience: 0,
       });

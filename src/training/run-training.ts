@@ -170,7 +170,7 @@ async function prepareTransfer(deps: TrainingDependencies, manifest: DatasetMani
   const learnedItems = crossValidated ? [...trainItems, ...validationItems] : trainItems;
   const variant = anyAugmentation(params.augmentation) ? augmentationVariant(params.augmentation, backbone.inputSize, params.seed) : undefined;
   const hashesOf = (items: ManifestEntry[]) => items.map((item) => item.hash);
-  const [trainOutputs = [], validationOutputs = [], augmentedOutputs = []] = await featuresForRequests(
+  const outputs = await featuresForRequests(
     deps,
     extractor,
     [{ hashes: hashesOf(trainItems) }, { hashes: hashesOf(validationItems) }, ...(variant ? [{ hashes: hashesOf(learnedItems), variant }] : [])],
@@ -181,6 +181,9 @@ async function prepareTransfer(deps: TrainingDependencies, manifest: DatasetMani
       },
     },
   );
+  // One answer per request, in order.
+  const [trainOutputs, validationOutputs] = [outputs[0]!, outputs[1]!];
+  const augmentedOutputs = outputs[2] ?? [];
 
   const top = split ? await split.pretrainedTop() : undefined;
   const pooled = (outputs: Float32Array[]) => (top && split ? featuresFromActivations(top, outputs, split.featureShape) : Promise.resolve(outputs));

@@ -185,6 +185,10 @@ describe.skipIf(Boolean(skipReason))('a TF.js graph model as the backbone: featu
       } finally {
         classifier.dispose();
       }
+      // A config declaring the file otherwise (another scaling) still serves the model as it was trained.
+      const otherwise = new BackboneProvider({ cacheDir: path.join(app.home, 'other-cache'), resolution: { backboneDir: '', scaling: { [modelJson]: 'x/127.5-1' } } });
+      const asTrained = await loadClassifier({ blobs: app.blobs, backbones: otherwise }, outcome.model);
+      asTrained.dispose();
       for (const format of ['tfjs', 'keras'] as const) {
         await expect(exportModel(deps, outcome.model.id, format)).rejects.toThrow(
           expect.objectContaining({ code: 'export_unavailable', message: expect.stringContaining('TF.js graph model') }),

@@ -5,7 +5,8 @@ import type { LayersModel, NamedTensorMap, Tensor } from '@tensorflow/tfjs';
 import type * as TensorflowNode from '@tensorflow/tfjs-node';
 import type { Tensorflow } from '../tf.js';
 import { encodeSavedModel, type GraphNode, type Signature } from './saved-model.js';
-import { type AdamSettings, type DropoutMask, nextDropoutSeed, type TrainingSignature, trainingGraph } from './training-graph.js';
+import { takeDropoutSeed } from '../dropout-seed.js';
+import { type AdamSettings, type DropoutMask, type TrainingSignature, trainingGraph } from './training-graph.js';
 
 type SavedModel = Awaited<ReturnType<typeof TensorflowNode.node.loadSavedModel>>;
 
@@ -136,17 +137,14 @@ export async function loadGraphTrainer(tf: Tensorflow, model: LayersModel, adam:
 
 /**
  * The dropout masks of a step, drawn exactly as tfjs's `dropout` draws them: an unseeded layer's from fresh random
- * numbers, a seeded layer's from its seed, which moves on each step as the eager path's layers move theirs
- * (`nextDropoutSeed`).
+ * numbers, a seeded layer's from the seed it holds for this step, which then moves on as on the eager path.
  */
 function dropoutMasks(tf: Tensorflow, dropouts: readonly DropoutMask[]) {
-  const seeds = new Map(dropouts.map((dropout) => [dropout.key, dropout.seed]));
   return {
     forBatch(batch: number) {
       const tensors = Object.fromEntries(
-        dropouts.map(({ key, rate, units }) => {
-          const seed = seeds.get(key);
-          if (seed !== undefined) seeds.set(key, nextDropoutSeed(seed));
+        dropouts.map(({ key, rate, layer, units }) => {
+          const seed = takeDropoutSeed(layer);
           const keep = 1 - rate;
           return [key, tf.tidy(() => tf.div(tf.floor(tf.add(tf.randomUniform([batch, units], 0, 1, 'float32', seed), keep)), keep))];
         }),

@@ -10,24 +10,12 @@ type LayerVariable = LayersModel['weights'][number];
 export type { AdamSettings } from './graph-builder.js';
 
 /** A Dropout layer's mask, an input of every step: `floor(uniform[0, 1) + 1 − rate) / (1 − rate)`, [batch, units]. */
-/**
- * The seed of a seeded dropout layer's next training step after one drawn with `seed`. tfjs draws a seeded mask from a
- * generator seeded alike on every call, so a layer keeping one seed drops the same units of every batch of one size;
- * both training paths move the seed on each step instead. murmur3's finaliser: a network's layers take neighbouring
- * seeds, which must not lead into each other's streams.
- */
-export function nextDropoutSeed(seed: number): number {
-  let mixed = (seed + 0x6d2b79f5) >>> 0;
-  mixed = Math.imul(mixed ^ (mixed >>> 16), 0x85ebca6b) >>> 0;
-  mixed = Math.imul(mixed ^ (mixed >>> 13), 0xc2b2ae35) >>> 0;
-  return (mixed ^ (mixed >>> 16)) >>> 0;
-}
-
 export interface DropoutMask {
   /** The step signature's input key. */
   key: string;
   rate: number;
-  seed: number | undefined;
+  /** The layer, whose seed each step's mask is drawn with (`takeDropoutSeed`). */
+  layer: object;
   units: number;
 }
 
@@ -356,13 +344,13 @@ export function trainingGraph(tf: Tensorflow, model: LayersModel, adam: AdamSett
         return { inputs, output, backward: (dOutput) => [mul(`${name}/grad`, dOutput, scalar(`${name}/grad_factor`, factor))] };
       }
       case 'Dropout': {
-        const { rate, noiseShape, seed } = config as { rate: number; noiseShape?: unknown; seed?: number };
+        const { rate, noiseShape } = config as { rate: number; noiseShape?: unknown };
         if (noiseShape) throw unsupported('has a noise shape');
         if (rate === 0) return { inputs, output: input, backward: (dOutput) => [dOutput] };
         const units = layer.outputShape.at(-1);
         if (layer.outputShape.length !== 2 || typeof units !== 'number') throw unsupported('drops out something else than a [batch, units] tensor');
         const key = `dropout_${dropouts.length}`;
-        dropouts.push({ key, rate, seed: seed ?? undefined, units });
+        dropouts.push({ key, rate, layer, units });
         const mask = add(key, 'Placeholder', [], { dtype: FLOAT, shape: { shape: [-1, units] } });
         return { inputs, output: mul(name, input, mask), backward: (dOutput) => [mul(`${name}/grad`, dOutput, mask)] };
       }
