@@ -65,7 +65,8 @@ function writeMemoryFigure() {
   });
 }
 
-const shortImpl = (impl) => (impl.startsWith('catdog') ? 'catdog' : impl);
+/** 'catdog train' → 'catdog'; a configured variant keeps what tells it apart ('catdog, no mirrored views'). */
+const shortImpl = (impl) => (impl.startsWith('catdog') ? impl.replace(/^catdog[^,]*/, 'catdog') : impl);
 
 const number = (value) => (value === null || value === undefined ? '–' : value >= 100 ? value.toFixed(0) : value >= 10 ? value.toFixed(1) : value.toFixed(2));
 
