@@ -13,6 +13,18 @@ describe.skipIf(skipWithoutShared)('the feature cache', () => {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'catdog-features-'));
   afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
 
+  /** Three cats and two dogs of kaggle-dev, stored in a blob store of their own under `root`. */
+  async function storedPhotos(folderPrefix: string) {
+    const files = [...kaggleFiles('cat', 3), ...kaggleFiles('dog', 2)];
+    const blobs = new LocalBlobStore(fs.mkdtempSync(path.join(root, folderPrefix)));
+    const hashes = await Promise.all(files.map(async (file) => {
+      const bytes = new Uint8Array(fs.readFileSync(file));
+      await blobs.put(imageBlobKey(sha256Hex(bytes)), bytes);
+      return sha256Hex(bytes);
+    }));
+    return { files, blobs, hashes };
+  }
+
   it('keys features by the decode that made their pixels, so features of other pixels are never reused', async () => {
     const { tf } = await initTensorflow();
     // Mean R, G and B of the decoded photo: a real extractor's contract without a network.
@@ -39,13 +51,7 @@ describe.skipIf(skipWithoutShared)('the feature cache', () => {
   it('gives every photo its own features across overlapping chunks, and fails when a write fails', async () => {
     const { tf } = await initTensorflow();
     const meanColour: FeatureExtractor = { id: 'mean-colour-chunks', inputSize: 32, featureShape: [3], featureSize: 3, features: (rgb) => tf.mean(rgb, [1, 2]) };
-    const files = [...kaggleFiles('cat', 3), ...kaggleFiles('dog', 2)];
-    const blobs = new LocalBlobStore(fs.mkdtempSync(path.join(root, 'chunks-')));
-    const hashes = await Promise.all(files.map(async (file) => {
-      const bytes = new Uint8Array(fs.readFileSync(file));
-      await blobs.put(imageBlobKey(sha256Hex(bytes)), bytes);
-      return sha256Hex(bytes);
-    }));
+    const { files, blobs, hashes } = await storedPhotos('chunks-');
     // Chunks of 2: the third chunk decodes while the second one's features are computed and the first's written.
     const chunked = await featuresFor({ blobs }, meanColour, hashes, { batchSize: 2 });
     const oneByOne = await Promise.all(files.map(async (file) => {
@@ -66,13 +72,7 @@ describe.skipIf(skipWithoutShared)('the feature cache', () => {
     // The mean of the left half's red channel: it tells a photo from its mirror image, which channel means cannot.
     const leftRed: FeatureExtractor = { id: 'left-red', inputSize: 32, featureShape: [1], featureSize: 1, features: (rgb) => tf.mean(rgb.slice([0, 0, 0, 0], [-1, -1, 16, 1]), [1, 2, 3]).reshape([-1, 1]) };
     const ensemble: FeatureExtractor = { id: 'ensemble', inputSize: 32, featureShape: [4], featureSize: 4, features: () => { throw new Error('the cache runs the parts'); }, parts: [channelMeans, leftRed] };
-    const files = [...kaggleFiles('cat', 3), ...kaggleFiles('dog', 2)];
-    const blobs = new LocalBlobStore(fs.mkdtempSync(path.join(root, 'shared-decode-')));
-    const hashes = await Promise.all(files.map(async (file) => {
-      const bytes = new Uint8Array(fs.readFileSync(file));
-      await blobs.put(imageBlobKey(sha256Hex(bytes)), bytes);
-      return sha256Hex(bytes);
-    }));
+    const { files, blobs, hashes } = await storedPhotos('shared-decode-');
     /** What the parts give for a photo's pixels, left to right or mirrored (tf.reverse, not the code under test). */
     const expected = async (file: string, mirrored: boolean) => {
       const pixels = (await decodeToRgb(new Uint8Array(fs.readFileSync(file)), 32)).data;
