@@ -134,7 +134,7 @@ describe.skipIf(skipBrowser)('the Training page in Chromium', () => {
     expect(await fitsViewportWidth(page)).toBe(true);
     // The history row of the run says it runs (it was queued when the page started it).
     const runId = (await page.locator('#live').getAttribute('data-follow-run'))!;
-    await expect.poll(() => page.locator(`tr[data-run-id="${runId}"] .status`).textContent()).toMatch(/^(running|succeeded)$/);
+    await expect.poll(() => page.locator(`tr[data-run-id="${runId}"] .status`).textContent(), { timeout: 10_000 }).toMatch(/^(running|succeeded)$/);
     await expect.poll(() => status.textContent(), { timeout: 180_000 }).toContain('finished');
     const samples = await page.evaluate(() => (globalThis as unknown as { progressSamples: { text: string; value: number; hidden: boolean }[] }).progressSamples);
     const firstEpochEnd = samples.findIndex((sample) => /: epoch 1\/1,/.test(sample.text));
