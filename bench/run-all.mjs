@@ -65,8 +65,8 @@ function writeMemoryFigure() {
   });
 }
 
-/** 'catdog train' → 'catdog'; a configured variant keeps what tells it apart ('catdog, no mirrored views'). */
-const shortImpl = (impl) => (impl.startsWith('catdog train, ') ? impl.replace('catdog train', 'catdog') : impl.startsWith('catdog') ? 'catdog' : impl);
+/** 'catdog train' → 'catdog'; other names tell catdog's variants apart ('catdog, no mirrored views', 'catdog eager step …'). */
+const shortImpl = (impl) => (impl.startsWith('catdog train') ? impl.replace('catdog train', 'catdog') : impl);
 
 const number = (value) => (value === null || value === undefined ? '–' : value >= 100 ? value.toFixed(0) : value >= 10 ? value.toFixed(1) : value.toFixed(2));
 

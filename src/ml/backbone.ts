@@ -105,10 +105,6 @@ export interface LoadBackboneOptions {
   outputs?: BackboneOutputNames;
 }
 
-/**
- * Nodes of a TF.js graph model (`node` or `node:index`): its pooled features, and its 1000 ImageNet class
- * probabilities if it has them (`training.backboneOutputs`). A layers model's are found in its layers.
- */
 const IMAGENET_CLASSES = 1000;
 
 interface ModelJson {

@@ -2,7 +2,11 @@ import path from 'node:path';
 import { z } from 'zod';
 import { CatdogError } from '../errors.js';
 
-/** A TF.js graph model's declared output nodes (`training.backboneOutputs`, a model card's record of them). */
+/**
+ * Nodes of a TF.js graph model (`node` or `node:index`): its pooled features, and its 1000 ImageNet class
+ * probabilities if it has them (`training.backboneOutputs`, a model card's record of them). A layers model's are
+ * found in its layers.
+ */
 export const backboneOutputNamesSchema = z.strictObject({ features: z.string().min(1).optional(), imagenet: z.string().min(1).optional() });
 export type BackboneOutputNames = z.infer<typeof backboneOutputNamesSchema>;
 

@@ -1,8 +1,7 @@
 import type { GraphModel, io, Tensor, Tensor2D, Tensor4D } from '@tensorflow/tfjs';
 import { CatdogError } from '../errors.js';
 import type { Backbone } from './backbone.js';
-import type { BackboneOutputNames } from './catalogue.js';
-import { NATIVE_SCALING, type PixelScaling } from './catalogue.js';
+import { type BackboneOutputNames, NATIVE_SCALING, type PixelScaling } from './catalogue.js';
 import { type ForwardPasses, loadGraphPasses, messageOf } from './forward-passes.js';
 import {
   type GraphModelInput,

@@ -181,7 +181,7 @@ async function prepareTransfer(deps: TrainingDependencies, manifest: DatasetMani
       },
     },
   );
-  // One answer per request, in order.
+  // The third request, and so its answer, exists only with a variant.
   const [trainOutputs, validationOutputs] = [outputs[0]!, outputs[1]!];
   const augmentedOutputs = outputs[2] ?? [];
 

@@ -28,10 +28,10 @@ function statusCell(run: RunRow): SafeHtml {
 
 /** The history table; the page refreshes it when a run is queued or a followed run ends. */
 export function historySection(runs: RunRow[]): SafeHtml {
-  // A change while a refresh is in flight refreshes again after it: htmx's default drops the newer request, so a run's
-  // "started" refresh was lost to the one its submit sent, and the row said queued until the run ended. The panel
-  // stays (its content is swapped), so the queued request still has it to fill.
-  return html`<div id="history" hx-get="/training/history" hx-trigger="catdog:runs-changed from:body" hx-sync="this:queue last" hx-select="#history > *" hx-swap="innerHTML">${historyTable(runs)}</div>`;
+  // The panel stays and its content is swapped: htmx sends a refresh asked for while one is in flight after that one's
+  // swap, and drops it if the swap replaced the panel, so a run's "started" refresh was lost and its row said queued
+  // until the run ended. Its controls (the compare boxes) inherit none of this.
+  return html`<div id="history" hx-get="/training/history" hx-trigger="catdog:runs-changed from:body" hx-select="#history > *" hx-swap="innerHTML" hx-disinherit="*">${historyTable(runs)}</div>`;
 }
 
 export const trainingHistory = async ({ app }: ServerDeps): Promise<SafeHtml> => historySection(await recentRuns(app, HISTORY_SIZE));
