@@ -57,7 +57,8 @@ const cachedParts = (extractor: FeatureExtractor): readonly FeatureExtractor[] =
  * `featuresFor` of several requests at once, in their order. A photo missing from any part's or view's cache is read
  * and decoded once, each view made from those pixels and each part run on each view: an ensemble of three backbones
  * with a mirrored copy per photo would otherwise decode it six times, which took a tenth of the CPU of a training run.
- * Each part's vector goes straight into the answers that want it, so nothing else holds the features.
+ * Each part's vector goes straight into the answers that want it, so nothing else holds the features; answers naming
+ * one photo twice (a photo in two requests) may share one array, so callers read them and never write.
  * Progress counts the requests' photos, a photo done when all its parts are.
  */
 export async function featuresForRequests(
