@@ -76,7 +76,7 @@ export class BackboneProvider {
   declared(nameOrSource: string): DeclaredBackbone {
     const { resolution } = this.options;
     if (!resolution || catalogueBackbone(nameOrSource)) return {};
-    return declaredOf(resolveBackbone(nameOrSource, resolution));
+    return resolveRequest(nameOrSource, resolution).declared;
   }
 
   private once(key: string, load: () => Promise<Backbone>): Promise<Backbone> {

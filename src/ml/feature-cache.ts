@@ -19,6 +19,9 @@ export interface FeatureProgress {
 }
 
 /** The decode's id is part of the key: features of pixels decoded another way (another resize filter) are not these. */
+/** The cache's name for a request's view: its variant's key, or `plain` for the photo as stored. */
+const variantKeyOf = (request: FeatureRequest): string => request.variant?.key ?? 'plain';
+
 const featureKey = (extractorId: string, variant: string, hash: string): string =>
   `features/${extractorId}/${DECODE_ID}/${variant}/${hash}.f32`;
 
@@ -75,7 +78,7 @@ export async function featuresForRequests(
   requests.forEach((request, index) =>
     parts.forEach((part, partIndex) =>
       request.hashes.forEach((hash, image) => {
-        const key = featureKey(part.id, request.variant?.key ?? 'plain', hash);
+        const key = featureKey(part.id, variantKeyOf(request), hash);
         const entry = wanting.get(key) ?? { featureSize: part.featureSize, slots: [] };
         entry.slots.push({ request: index, image, offset: offsets[partIndex]! });
         wanting.set(key, entry);
@@ -98,11 +101,11 @@ export async function featuresForRequests(
   );
   // What each photo still needs, photos in the order the requests name them (variant key → parts), and how many of
   // the requests' photos wait for each photo's decode.
-  const variants = new Map(requests.map((request) => [request.variant?.key ?? 'plain', request.variant]));
+  const variants = new Map(requests.map((request) => [variantKeyOf(request), request.variant]));
   const missing = new Map<string, Map<string, Set<number>>>();
   const waitingOn = new Map<string, number>();
   for (const request of requests) {
-    const variantKey = request.variant?.key ?? 'plain';
+    const variantKey = variantKeyOf(request);
     for (const hash of request.hashes) {
       const needed = parts.flatMap((part, index) => (uncached.has(featureKey(part.id, variantKey, hash)) ? [index] : []));
       if (needed.length === 0) continue;

@@ -26,15 +26,16 @@ function statusCell(run: RunRow): SafeHtml {
   return html`<span class="status ${run.status}">${run.status}</span>${run.error ? html` <span class="muted">${run.error}</span>` : ''}`;
 }
 
-/** The history table; the page refreshes it when a run is queued or a followed run ends. */
+/** The history panel; the page refreshes its table when a run is queued, starts or a followed run ends. */
 export function historySection(runs: RunRow[]): SafeHtml {
-  // The panel stays and its content is swapped: htmx sends a refresh asked for while one is in flight after that one's
-  // swap, and drops it if the swap replaced the panel, so a run's "started" refresh was lost and its row said queued
-  // until the run ended. Its controls (the compare boxes) inherit none of this.
-  return html`<div id="history" hx-get="/training/history" hx-trigger="catdog:runs-changed from:body" hx-select="#history > *" hx-swap="innerHTML" hx-disinherit="*">${historyTable(runs)}</div>`;
+  // The panel stays and only its table is swapped: htmx sends a refresh asked for while one is in flight after that
+  // one's swap, and drops it if the swap replaced the panel, so a run's "started" refresh was lost and its row said
+  // queued until the run ended. Its controls (the compare boxes) inherit none of this.
+  return html`<div id="history" hx-get="/training/history" hx-trigger="catdog:runs-changed from:body" hx-swap="innerHTML" hx-disinherit="*">${historyTable(runs)}</div>`;
 }
 
-export const trainingHistory = async ({ app }: ServerDeps): Promise<SafeHtml> => historySection(await recentRuns(app, HISTORY_SIZE));
+/** The history table alone, what the panel's refresh swaps in. */
+export const trainingHistory = async ({ app }: ServerDeps): Promise<SafeHtml> => historyTable(await recentRuns(app, HISTORY_SIZE));
 
 function historyTable(runs: RunRow[]): SafeHtml {
   if (runs.length === 0) return html`<p class="muted">No training run yet.</p>`;
